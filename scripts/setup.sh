@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs teddy's build and test dependencies from Debian 12's archive (idempotent).
+set -euo pipefail
+PKGS=(build-essential cmake ninja-build pkg-config git ca-certificates
+      libopenblas-openmp-dev libcli11-dev nlohmann-json3-dev libtomlplusplus-dev
+      libxxhash-dev libpcre2-dev libgtest-dev libgmock-dev libbenchmark-dev
+      openmpi-bin libopenmpi-dev python3 python3-torch python3-numpy nodejs npm)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "teddy setup: installing ${missing[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi

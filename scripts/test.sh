@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The README's test command: install dependencies, build from scratch, run the suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+BUILD_DIR=${BUILD_DIR:-build} scripts/build.sh
+cd "${BUILD_DIR:-build}"
+# Tests use both cores through OpenMP; run them one at a time.
+OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} ctest --output-on-failure --timeout 900 "$@"

@@ -1,0 +1,13 @@
+#pragma once
+// Each subcommand lives in its own file and registers itself on the app.
+// The returned callback runs after parsing; its return value is the exit code.
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace teddy::cli {
+
+using Run = std::function<int()>;
+// Each register_* adds a subcommand to `app` and stores its runner in `run`.
+// (one line per subcommand file; keep in the order of main.cpp)
+
+}  // namespace teddy::cli

@@ -1,0 +1,41 @@
+#include "teddy/core/buffer.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string>
+
+#include "teddy/core/error.h"
+
+namespace teddy {
+
+void AlignedBuffer::Free::operator()(std::byte* p) const { std::free(p); }
+
+AlignedBuffer::AlignedBuffer(size_t bytes) { resize(bytes); }
+
+void AlignedBuffer::resize(size_t bytes) {
+  ptr_.reset();
+  bytes_ = 0;
+  if (bytes == 0) return;
+  void* p = std::aligned_alloc(kAlignBytes, align_up(bytes, kAlignBytes));
+  if (!p) throw Error("out of memory allocating " + std::to_string(bytes) + " bytes");
+  ptr_.reset(static_cast<std::byte*>(p));
+  bytes_ = bytes;
+  zero();
+}
+
+void AlignedBuffer::zero() {
+  if (bytes_ == 0) return;
+  // Parallel first touch: pages land near the threads that use them.
+  std::byte* p = ptr_.get();
+  const size_t n = bytes_;
+#pragma omp parallel for if (n > (1u << 22)) schedule(static)
+  for (size_t i = 0; i < n; i += (1u << 16)) std::memset(p + i, 0, (n - i < (1u << 16)) ? n - i : (1u << 16));
+}
+
+void Arena::overflow() const {
+  throw Error("arena overflow: " + std::to_string(used_) + " bytes requested, " +
+              std::to_string(buf_.bytes()) + " allocated (the counting pass and the real pass differ)");
+}
+
+}  // namespace teddy

@@ -1,0 +1,19 @@
+#pragma once
+// Backend-neutral kernel interface. Each device namespace implements the same
+// op list (ops.inc): kernels::ref (plain loops, double accumulation: the source
+// of truth), kernels::cpu (OpenMP + OpenBLAS: the fast path) and, later,
+// kernels::cuda. A kernel's files share its name across backends and tests:
+// kernels/ref/rmsnorm.cpp, kernels/cpu/rmsnorm.cpp, tests/kernels/test_rmsnorm.cpp.
+#include <cstdint>
+
+namespace teddy::kernels {
+
+namespace ref {
+#include "teddy/kernels/ops.inc"
+}  // namespace ref
+
+namespace cpu {
+#include "teddy/kernels/ops.inc"
+}  // namespace cpu
+
+}  // namespace teddy::kernels

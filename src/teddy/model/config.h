@@ -1,0 +1,48 @@
+#pragma once
+// Model configuration: one struct for both families (GPT-2 and LLaMA).
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace teddy {
+
+enum class Family { gpt2, llama };
+std::string_view family_name(Family f);
+Family family_from_name(std::string_view name);  // throws ConfigError
+
+struct ModelConfig {
+  Family family = Family::gpt2;
+  int vocab_size = 50257;         // real vocabulary (tokens the tokenizer emits)
+  int padded_vocab_size = 50304;  // rows of the embedding / lm head; multiple of 64 for fast GEMMs
+  int max_seq_len = 1024;         // learned positions (GPT-2) / RoPE cache length
+  int n_layer = 12;
+  int n_head = 12;
+  int n_kv_head = 12;             // GQA: divides n_head (GPT-2: == n_head)
+  int d_model = 768;
+  int d_ff = 3072;                // MLP hidden width (GPT-2: 4*d_model; LLaMA: SwiGLU hidden)
+  float norm_eps = 1e-5f;
+  float rope_theta = 10000.0f;    // LLaMA only
+  // Family-derived switches, set by for_family(); explicit so tests can see them.
+  bool tie_embeddings = true;     // GPT-2 true, LLaMA false
+  bool bias = true;               // GPT-2 true, LLaMA false
+
+  int head_dim() const { return d_model / n_head; }
+  int qkv_dim() const { return (n_head + 2 * n_kv_head) * head_dim(); }
+
+  // Checks every rule and throws ConfigError naming the field and the rule,
+  // e.g. "n_head: must divide d_model (d_model=768, n_head=7)".
+  void validate() const;
+
+  // Sets tie_embeddings/bias (and d_ff if 0) for the family.
+  static ModelConfig for_family(Family f);
+  // Round vocab_size up to a multiple of `multiple` (64 by default).
+  static int pad_vocab(int vocab_size, int multiple = 64);
+
+  // Named presets: "gpt2-124M", "gpt2-d6" (6L/6H/384, the W2 benchmark model),
+  // "llama-134M", and small ones for tests and demos (see presets()).
+  static ModelConfig preset(std::string_view name);  // throws ConfigError listing known names
+  static std::vector<std::string> preset_names();
+};
+
+}  // namespace teddy

@@ -1,0 +1,28 @@
+#pragma once
+// Autoregressive generation with a KV cache (and a no-cache path that recomputes
+// the whole prefix each step, used to test the cache).
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "teddy/model/model.h"
+
+namespace teddy {
+
+struct SamplingOptions {
+  float temperature = 1.0f;  // 0 means greedy (argmax)
+  int top_k = 0;             // 0: off
+  float top_p = 1.0f;        // 1: off
+  uint64_t seed = 1234;
+  std::vector<int32_t> stop_tokens;  // generation ends after emitting one of these
+};
+
+// Returns the generated tokens (without the prompt). on_token, if set, is called for
+// each new token as it is produced and may return false to stop early.
+std::vector<int32_t> generate(Model& model, std::span<const int32_t> prompt, int max_new_tokens,
+                              const SamplingOptions& opts,
+                              const std::function<bool(int32_t)>& on_token = {},
+                              bool use_kv_cache = true);
+
+}  // namespace teddy

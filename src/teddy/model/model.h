@@ -1,0 +1,102 @@
+#pragma once
+// A decoder-only transformer (GPT-2 or LLaMA family) with explicit forward and
+// backward over contiguous buffers: one for parameters, one for their gradients
+// (same layout), one activation arena sized once per (B, T).
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "teddy/core/buffer.h"
+#include "teddy/model/config.h"
+
+namespace teddy {
+
+constexpr int32_t kIgnoreIndex = -100;  // PyTorch's default ignore_index
+
+// One named tensor inside the flat parameter buffer.
+struct ParamInfo {
+  std::string name;           // e.g. "layers.3.attn.qkv.weight"
+  std::vector<int64_t> shape; // PyTorch order, e.g. {out, in} for linear weights
+  size_t offset = 0;          // in floats, from the start of the flat buffer (64-byte aligned)
+  size_t numel = 0;
+  bool decay = true;          // weight decay group: false for norms, biases (see docs)
+  int layer = -1;             // transformer block index, -1 for embeddings / final norm / head
+};
+
+// Order: embeddings, then each block's tensors contiguously (block 0, 1, ...), then
+// final norm and (untied) lm head. Per-block contiguity lets ZeRO-3 gather a layer and
+// pipeline stages own a range.
+struct ParamLayout {
+  std::vector<ParamInfo> params;
+  size_t total = 0;  // floats in the flat buffer, including alignment padding
+  const ParamInfo& find(std::string_view name) const;  // throws Error if absent
+  size_t count() const;  // parameters proper (sum of numel, no padding)
+};
+ParamLayout make_param_layout(const ModelConfig& cfg);
+
+// Inputs of one micro-batch. tokens, targets (B,T); targets may be nullptr (no loss).
+// targets[i] == kIgnoreIndex carries no loss. pos (B,T) or nullptr: positions 0..T-1
+// per row. seg (B,T) or nullptr: document ids for packed sequences (attention stays
+// inside a document).
+struct Batch {
+  const int32_t* tokens = nullptr;
+  const int32_t* targets = nullptr;
+  const int32_t* pos = nullptr;
+  const int32_t* seg = nullptr;
+  int B = 0, T = 0;
+};
+
+struct LossSum {
+  double sum = 0.0;    // sum of per-token losses over non-ignored targets
+  int64_t count = 0;   // number of non-ignored targets
+  double mean() const { return count ? sum / static_cast<double>(count) : 0.0; }
+};
+
+class Model {
+ public:
+  explicit Model(const ModelConfig& cfg);  // validates cfg, allocates params and grads (zeros)
+  ~Model();
+  Model(Model&&) noexcept;
+  Model& operator=(Model&&) noexcept;
+
+  const ModelConfig& config() const { return cfg_; }
+  const ParamLayout& layout() const { return layout_; }
+  float* params() { return params_.as<float>(); }
+  const float* params() const { return params_.as<float>(); }
+  float* grads() { return grads_.as<float>(); }
+  const float* grads() const { return grads_.as<float>(); }
+  size_t flat_size() const { return layout_.total; }
+  float* param(std::string_view name);  // view into the flat buffer
+  float* grad(std::string_view name);
+
+  // GPT-2 init: normal(0, 0.02), residual output projections (attn.proj, mlp.down)
+  // scaled by 1/sqrt(2*n_layer), biases 0, norm weights 1. Deterministic in seed.
+  void init_weights(uint64_t seed);
+
+  // Forward only. If logits_out != nullptr it receives (B,T,padded_vocab) logits.
+  LossSum forward(const Batch& batch, float* logits_out = nullptr);
+  // Forward + backward; parameter gradients ADD into grads() (call zero_grad() first
+  // for a new step). Each non-ignored target's loss gradient is scaled by dloss, so
+  // with dloss = 1 / (non-ignored targets in the whole global batch) the accumulated
+  // gradient over micro-batches equals the big-batch mean-loss gradient.
+  LossSum forward_backward(const Batch& batch, float dloss);
+  void zero_grad();
+
+  // Bytes held, for memory reports.
+  size_t param_bytes() const;
+  size_t grad_bytes() const;
+  size_t activation_bytes() const;  // current arena capacity
+
+  struct Impl;  // activation arena, scratch, per-(B,T) state
+
+ private:
+  ModelConfig cfg_;
+  ParamLayout layout_;
+  AlignedBuffer params_, grads_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace teddy
