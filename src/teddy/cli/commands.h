@@ -9,5 +9,8 @@ namespace teddy::cli {
 using Run = std::function<int()>;
 // Each register_* adds a subcommand to `app` and stores its runner in `run`.
 // (one line per subcommand file; keep in the order of main.cpp)
+void register_data(CLI::App& app, Run& run);
+void register_plan(CLI::App& app, Run& run);
+void register_bench(CLI::App& app, Run& run);
 
 }  // namespace teddy::cli

@@ -11,6 +11,9 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "teddy 0.1.0");
   teddy::cli::Run run;
   // one line per subcommand (see commands.h)
+  teddy::cli::register_data(app, run);
+  teddy::cli::register_plan(app, run);
+  teddy::cli::register_bench(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

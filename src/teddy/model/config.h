@@ -34,13 +34,20 @@ struct ModelConfig {
   // e.g. "n_head: must divide d_model (d_model=768, n_head=7)".
   void validate() const;
 
-  // Sets tie_embeddings/bias (and d_ff if 0) for the family.
+  // Sets tie_embeddings/bias (and d_ff if 0) for the family. for_family(f) is the
+  // default config (GPT-2 124M sizes) with set_family(f) applied; only the family
+  // switches change, so set the sizes yourself (or start from a preset).
   static ModelConfig for_family(Family f);
+  // d_ff when 0: GPT-2 4*d_model; LLaMA 8*d_model/3 rounded up to a multiple of 8.
+  void set_family(Family f);
   // Round vocab_size up to a multiple of `multiple` (64 by default).
   static int pad_vocab(int vocab_size, int multiple = 64);
 
-  // Named presets: "gpt2-124M", "gpt2-d6" (6L/6H/384, the W2 benchmark model),
-  // "llama-134M", and small ones for tests and demos (see presets()).
+  // Named presets: "gpt2-124M", "gpt2-350M", "gpt2-d6" (6L/6H/384, the W2 benchmark
+  // model), "llama-134M", "llama-1B" (Llama-3.2-1B shape, tied, for planning), and
+  // small ones for demos ("gpt2-mini", "llama-mini": 4 layers, 128 wide, T 256) and
+  // tests ("gpt2-tiny", "llama-tiny": 2 layers, 32 wide, T 64, vocab 512).
+  // To use another tokenizer, set vocab_size and padded_vocab_size = pad_vocab(vocab_size).
   static ModelConfig preset(std::string_view name);  // throws ConfigError listing known names
   static std::vector<std::string> preset_names();
 };

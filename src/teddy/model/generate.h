@@ -19,7 +19,13 @@ struct SamplingOptions {
 };
 
 // Returns the generated tokens (without the prompt). on_token, if set, is called for
-// each new token as it is produced and may return false to stop early.
+// each new token as it is produced and may return false to stop early. A stop token
+// ends generation and is included in the result. The context is bounded: generation
+// also stops once prompt + generated tokens reach max_seq_len, so at most
+// max_seq_len - prompt.size() tokens come back. Throws Error on an empty prompt, a
+// prompt longer than max_seq_len or ids outside the vocabulary; ConfigError on bad
+// sampling options. Greedy picks the lowest id among equal maxima; padded vocabulary
+// ids are never produced.
 std::vector<int32_t> generate(Model& model, std::span<const int32_t> prompt, int max_new_tokens,
                               const SamplingOptions& opts,
                               const std::function<bool(int32_t)>& on_token = {},

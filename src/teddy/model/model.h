@@ -89,6 +89,12 @@ class Model {
   size_t param_bytes() const;
   size_t grad_bytes() const;
   size_t activation_bytes() const;  // current arena capacity
+  // Arena bytes a model of `cfg` takes for one (B, T) micro-batch (forward_backward),
+  // from the same counting pass the model runs; allocates nothing.
+  static size_t activation_bytes_for(const ModelConfig& cfg, int B, int T);
+  // Sizes the activation arena for B*T rows now (it otherwise grows on the first call
+  // with more rows than before; it never shrinks).
+  void reserve_activations(int B, int T);
 
   struct Impl;  // activation arena, scratch, per-(B,T) state
 
@@ -97,6 +103,8 @@ class Model {
   ParamLayout layout_;
   AlignedBuffer params_, grads_;
   std::unique_ptr<Impl> impl_;
+
+  void run_trunk(const Batch& batch);  // embeddings, blocks, final norm
 };
 
 }  // namespace teddy

@@ -1,0 +1,50 @@
+#pragma once
+// `teddy bench train`: times full training steps (forward, backward, AdamW with
+// clipping) after warm-up, in the spirit of llama-bench, and reports the median
+// step against the sgemm ceiling measured in the same run.
+#include <map>
+#include <string>
+#include <vector>
+
+#include "teddy/model/config.h"
+
+namespace teddy {
+
+struct TrainBenchWorkload {
+  std::string name;   // "W1", "W1b", "W2" or "custom"
+  std::string model;  // preset name
+  int batch = 4;
+  int seq = 64;
+};
+
+struct TrainBenchOptions {
+  std::vector<TrainBenchWorkload> workloads;  // empty: the three standard ones
+  int threads = 2;
+  int warmup = 2;
+  int steps = 5;             // timed steps; the median is reported
+  bool profile = true;       // per-kernel breakdown from one extra profiled step
+  double sgemm_seconds = 2;  // time budget for the ceiling measurement
+};
+
+struct TrainBenchResult {
+  TrainBenchWorkload workload;
+  int threads = 0;
+  size_t params = 0;
+  double flops_per_token = 0;  // 6*N + 12*L*C*T
+  double ms_per_step = 0;      // median
+  double ms_min = 0, ms_max = 0;
+  double tokens_per_s = 0;
+  double gflops_per_s = 0;
+  double mfu = 0;              // gflops_per_s / sgemm_gflops
+  double sgemm_gflops = 0;
+  size_t peak_rss_bytes = 0;
+  size_t param_bytes = 0, grad_bytes = 0, optimizer_bytes = 0, activation_bytes = 0;
+  // Seconds per step by kernel (from the profiled step), and GEMM share of the step.
+  std::map<std::string, double> kernel_seconds;
+  double gemm_seconds = 0, other_seconds = 0;
+};
+
+std::vector<TrainBenchWorkload> standard_train_workloads();
+std::vector<TrainBenchResult> run_train_bench(const TrainBenchOptions& opts);
+
+}  // namespace teddy

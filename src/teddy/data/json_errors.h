@@ -1,0 +1,12 @@
+#pragma once
+// Parse JSON from a tokenizer file, turning nlohmann's byte offset into a line
+// and column: FormatError "<path>:<line>:<col>: invalid JSON: <reason>".
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+namespace teddy {
+
+nlohmann::json parse_json_or_throw(std::string_view content, const std::string& path);
+
+}  // namespace teddy

@@ -1,0 +1,32 @@
+#pragma once
+// Deterministic parameter-gradient reduction for the row-wise norms' backward.
+// Rows are cut into a fixed number of blocks that does not depend on the thread
+// count; each block sums its rows into its own partial (k vectors of C floats), and
+// the partials are then added in block order. So dweight/dbias are bitwise the same
+// for any OMP_NUM_THREADS and on every run.
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+
+namespace teddy::kernels::cpu {
+
+struct NormBlocks {
+  static constexpr int kMaxBlocks = 64;  // divides the usual thread counts (1, 2, 4, ... 64)
+
+  int n_blocks;
+  int rows_per_block;
+  // Per-call scratch of n_blocks * k * C floats (<= 64 * 2 * 768 * 4 B = 384 KiB at
+  // GPT-2 124M): one heap allocation per backward call, left uninitialised (each block
+  // zeroes its own partial), tiny next to the N * C traffic of the kernel.
+  std::unique_ptr<float[]> partial;
+
+  NormBlocks(int N, int C, int k)
+      : n_blocks(std::max(1, std::min(N, kMaxBlocks))),
+        rows_per_block((N + n_blocks - 1) / n_blocks),
+        partial(std::make_unique_for_overwrite<float[]>(static_cast<size_t>(n_blocks) * k * C)) {}
+
+  int row_begin(int b, int N) const { return std::min(N, b * rows_per_block); }
+  int row_end(int b, int N) const { return std::min(N, (b + 1) * rows_per_block); }
+};
+
+}  // namespace teddy::kernels::cpu

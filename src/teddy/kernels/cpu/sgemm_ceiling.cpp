@@ -1,0 +1,125 @@
+// The sgemm ceiling measurement (method in sgemm_ceiling.h).
+#include "teddy/kernels/cpu/sgemm_ceiling.h"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+
+#include "teddy/core/buffer.h"
+#include "teddy/core/error.h"
+
+namespace teddy::kernels::cpu {
+
+namespace {
+
+constexpr int kMinCalls = 2;
+constexpr int kMaxCalls = 50;
+
+// Sets OpenMP's and OpenBLAS's thread counts for its lifetime.
+class ThreadCountScope {
+ public:
+  explicit ThreadCountScope(int threads)
+      : omp_prev_(omp_get_max_threads()), blas_prev_(openblas_get_num_threads()) {
+    const int n = threads > 0 ? threads : omp_prev_;
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+    threads_ = n;
+  }
+  ~ThreadCountScope() {
+    omp_set_num_threads(omp_prev_);
+    openblas_set_num_threads(blas_prev_);
+  }
+  ThreadCountScope(const ThreadCountScope&) = delete;
+  ThreadCountScope& operator=(const ThreadCountScope&) = delete;
+  int threads() const { return threads_; }
+
+ private:
+  int omp_prev_, blas_prev_, threads_ = 0;
+};
+
+// Small values in [-0.5, 0.5), deterministic, no zeros or denormals in products.
+void fill(float* x, size_t n, uint32_t seed) {
+  uint32_t s = seed * 2654435761u + 1u;
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t h = (static_cast<uint32_t>(i) ^ s) * 2246822519u;
+    x[i] = static_cast<float>((h >> 8) & 0xffff) / 65536.0f - 0.5f + 1e-3f;
+  }
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+SgemmCeiling measure_sgemm_ceiling(int threads, double seconds_budget) {
+  TEDDY_CHECK(seconds_budget > 0.0, "measure_sgemm_ceiling: seconds_budget must be positive");
+  ThreadCountScope scope(threads);
+
+  SgemmCeiling result;
+  result.threads = scope.threads();
+  result.shapes = {
+      {"fc forward", 1024, 3072, 768, false, true},
+      {"proj forward", 1024, 768, 3072, false, true},
+      {"fc dinp", 1024, 768, 3072, false, false},
+      {"fc dweight", 3072, 768, 1024, true, false},
+      {"lm head chunk", 256, 50304, 768, false, true},
+  };
+
+  // One allocation for the largest operands, reused by every shape.
+  size_t max_a = 0, max_b = 0, max_c = 0;
+  for (const auto& s : result.shapes) {
+    max_a = std::max(max_a, static_cast<size_t>(s.M) * s.K);
+    max_b = std::max(max_b, static_cast<size_t>(s.K) * s.N);
+    max_c = std::max(max_c, static_cast<size_t>(s.M) * s.N);
+  }
+  AlignedBuffer a(max_a * sizeof(float)), b(max_b * sizeof(float)), c(max_c * sizeof(float));
+  fill(a.as<float>(), max_a, 1);
+  fill(b.as<float>(), max_b, 2);
+
+  const double per_shape_budget = seconds_budget / static_cast<double>(result.shapes.size());
+  double total_flops = 0.0, sum_best = 0.0, sum_median = 0.0;
+  std::vector<double> times;
+  times.reserve(kMaxCalls);
+  for (auto& s : result.shapes) {
+    // Row-major operand strides: A is (M,K) or, transposed, stored (K,M); B likewise.
+    const int lda = s.trans_a ? s.M : s.K;
+    const int ldb = s.trans_b ? s.K : s.N;
+    auto call = [&] {
+      cblas_sgemm(CblasRowMajor, s.trans_a ? CblasTrans : CblasNoTrans, s.trans_b ? CblasTrans : CblasNoTrans,
+                  s.M, s.N, s.K, 1.0f, a.as<float>(), lda, b.as<float>(), ldb, 0.0f, c.as<float>(), s.N);
+    };
+    const auto shape_start = std::chrono::steady_clock::now();  // the warm-up counts against the budget
+    call();  // warm-up: thread pool start-up, page faults on c
+    times.clear();
+    while (static_cast<int>(times.size()) < kMaxCalls &&
+           (static_cast<int>(times.size()) < kMinCalls || seconds_since(shape_start) < per_shape_budget)) {
+      const auto t0 = std::chrono::steady_clock::now();
+      call();
+      times.push_back(seconds_since(t0));
+    }
+    std::sort(times.begin(), times.end());
+    const double flops = 2.0 * s.M * s.N * s.K;
+    s.calls = static_cast<int>(times.size());
+    s.best_s = times.front();
+    s.median_s = times[times.size() / 2];
+    s.best_gflops = flops / s.best_s * 1e-9;
+    s.median_gflops = flops / s.median_s * 1e-9;
+    total_flops += flops;
+    sum_best += s.best_s;
+    sum_median += s.median_s;
+  }
+  result.gflops = total_flops / sum_best * 1e-9;
+  result.median_gflops = total_flops / sum_median * 1e-9;
+  return result;
+}
+
+double measure_sgemm_gflops(int threads, double seconds_budget) {
+  return measure_sgemm_ceiling(threads, seconds_budget).gflops;
+}
+
+}  // namespace teddy::kernels::cpu

@@ -1,0 +1,13 @@
+#include "teddy/kernels/ref/gelu.h"
+
+#include "teddy/kernels/kernels.h"
+
+namespace teddy::kernels::ref {
+
+void gelu_forward(float* out, const float* inp, int64_t n) { gelu_forward_t<float>(out, inp, n); }
+
+void gelu_backward(float* dinp, const float* dout, const float* inp, int64_t n) {
+  gelu_backward_t<float>(dinp, dout, inp, n);
+}
+
+}  // namespace teddy::kernels::ref

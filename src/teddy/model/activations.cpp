@@ -1,0 +1,102 @@
+// Where tensors live: parameter offsets by role, and the activation arena's views.
+#include <algorithm>
+#include <string>
+
+#include "teddy/model/model_impl.h"
+
+namespace teddy::model_detail {
+
+namespace {
+
+size_t offset_or_absent(const ParamLayout& layout, const std::string& name) {
+  for (const ParamInfo& p : layout.params)
+    if (p.name == name) return p.offset;
+  return kAbsent;
+}
+
+}  // namespace
+
+ParamOffsets resolve_offsets(const ModelConfig& cfg, const ParamLayout& layout) {
+  ParamOffsets o;
+  o.tok_emb = layout.find("tok_emb.weight").offset;
+  o.pos_emb = offset_or_absent(layout, "pos_emb.weight");
+  o.final_w = layout.find("final_norm.weight").offset;
+  o.final_b = offset_or_absent(layout, "final_norm.bias");
+  o.lm_head = cfg.tie_embeddings ? o.tok_emb : layout.find("lm_head.weight").offset;
+  o.layers.resize(cfg.n_layer);
+  for (int i = 0; i < cfg.n_layer; ++i) {
+    const std::string p = "layers." + std::to_string(i) + ".";
+    LayerOffsets& l = o.layers[i];
+    l.norm1_w = layout.find(p + "norm1.weight").offset;
+    l.norm1_b = offset_or_absent(layout, p + "norm1.bias");
+    l.qkv_w = layout.find(p + "attn.qkv.weight").offset;
+    l.qkv_b = offset_or_absent(layout, p + "attn.qkv.bias");
+    l.proj_w = layout.find(p + "attn.proj.weight").offset;
+    l.proj_b = offset_or_absent(layout, p + "attn.proj.bias");
+    l.norm2_w = layout.find(p + "norm2.weight").offset;
+    l.norm2_b = offset_or_absent(layout, p + "norm2.bias");
+    l.up_w = layout.find(p + "mlp.up.weight").offset;
+    l.up_b = offset_or_absent(layout, p + "mlp.up.bias");
+    l.down_w = layout.find(p + "mlp.down.weight").offset;
+    l.down_b = offset_or_absent(layout, p + "mlp.down.bias");
+  }
+  return o;
+}
+
+LayerTensors resolve_layer(float* base, const LayerOffsets& o) {
+  return LayerTensors{at(base, o.norm1_w), at(base, o.norm1_b), at(base, o.qkv_w),  at(base, o.qkv_b),
+                      at(base, o.proj_w),  at(base, o.proj_b),  at(base, o.norm2_w), at(base, o.norm2_b),
+                      at(base, o.up_w),    at(base, o.up_b),    at(base, o.down_w),  at(base, o.down_b)};
+}
+
+int classifier_chunk_rows(const ModelConfig& cfg, int rows) {
+  // Bound one logits chunk to ~16M floats (64 MiB) and at most 1024 rows; at least 64
+  // rows so the dW GEMM keeps a useful inner dimension.
+  constexpr size_t kMaxFloats = size_t{1} << 24;
+  size_t r = kMaxFloats / static_cast<size_t>(cfg.padded_vocab_size);
+  r = std::clamp<size_t>(r / 64 * 64, 64, 1024);
+  return static_cast<int>(std::min<size_t>(r, static_cast<size_t>(rows)));
+}
+
+void carve_activations(Arena& arena, const ModelConfig& cfg, int rows, Activations& a) {
+  const size_t N = static_cast<size_t>(rows), C = cfg.d_model, F = cfg.d_ff;
+  const size_t QKV = cfg.qkv_dim(), NH = cfg.n_head;
+  const size_t up = cfg.family == Family::gpt2 ? F : 2 * F;
+  const bool layernorm = cfg.family == Family::gpt2;
+  a.rows = rows;
+  a.cls_rows = classifier_chunk_rows(cfg, rows);
+  a.pos = arena.take<int32_t>(N);
+  a.resid.assign(cfg.n_layer + 1, nullptr);
+  a.layers.assign(cfg.n_layer, LayerActs{});
+  a.resid[0] = arena.take<float>(N * C);
+  for (int l = 0; l < cfg.n_layer; ++l) {
+    LayerActs& x = a.layers[l];
+    x.ln1 = arena.take<float>(N * C);
+    x.mean1 = layernorm ? arena.take<float>(N) : nullptr;
+    x.rstd1 = arena.take<float>(N);
+    x.qkv = arena.take<float>(N * QKV);
+    x.att = arena.take<float>(N * C);
+    x.lse = arena.take<float>(N * NH);
+    x.h = arena.take<float>(N * C);
+    x.ln2 = arena.take<float>(N * C);
+    x.mean2 = layernorm ? arena.take<float>(N) : nullptr;
+    x.rstd2 = arena.take<float>(N);
+    x.up = arena.take<float>(N * up);
+    a.resid[l + 1] = arena.take<float>(N * C);
+  }
+  a.act = arena.take<float>(N * F);
+  a.lnf = arena.take<float>(N * C);
+  a.meanf = layernorm ? arena.take<float>(N) : nullptr;
+  a.rstdf = arena.take<float>(N);
+  a.logits = arena.take<float>(static_cast<size_t>(a.cls_rows) * cfg.padded_vocab_size);
+  a.losses = arena.take<float>(N);
+  a.dx = arena.take<float>(N * C);
+  a.dln = arena.take<float>(N * C);
+  a.datt = arena.take<float>(N * C);
+  a.dqkv = arena.take<float>(N * QKV);
+  a.dqkv_rot = layernorm ? nullptr : arena.take<float>(N * QKV);
+  a.dact = arena.take<float>(N * F);
+  a.dup = arena.take<float>(N * up);
+}
+
+}  // namespace teddy::model_detail

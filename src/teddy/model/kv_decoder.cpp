@@ -1,0 +1,107 @@
+#include "teddy/model/kv_decoder.h"
+
+#include <omp.h>
+
+#include <cstring>
+#include <string>
+
+#include "teddy/core/error.h"
+#include "teddy/kernels/kernels.h"
+#include "teddy/model/kv_attention.h"
+
+namespace teddy {
+
+namespace k = kernels::cpu;
+using namespace model_detail;
+
+KvDecoder::KvDecoder(Model& model, int capacity, int max_rows)
+    : model_(model), off_(resolve_offsets(model.config(), model.layout())), cap_(capacity), max_rows_(max_rows) {
+  const ModelConfig& cfg = model.config();
+  if (capacity <= 0 || capacity > cfg.max_seq_len)
+    throw Error("kv cache: capacity must be in [1, max_seq_len=" + std::to_string(cfg.max_seq_len) + "] (got " +
+                std::to_string(capacity) + ")");
+  if (max_rows <= 0 || max_rows > capacity)
+    throw Error("kv cache: max_rows must be in [1, capacity] (got " + std::to_string(max_rows) + ")");
+  n_threads_ = omp_get_max_threads();
+  const size_t kv = static_cast<size_t>(cfg.n_kv_head) * cfg.head_dim();
+  cache_.resize(static_cast<size_t>(cfg.n_layer) * 2 * cap_ * kv * sizeof(float));
+  carve(scratch_);  // counting pass
+  scratch_.allocate_counted();
+  carve(scratch_);
+}
+
+void KvDecoder::carve(Arena& a) {
+  a.reset();
+  const ModelConfig& cfg = model_.config();
+  const size_t R = max_rows_, C = cfg.d_model, F = cfg.d_ff;
+  const size_t up = cfg.family == Family::gpt2 ? F : 2 * F;
+  pos_ = a.take<int32_t>(R);
+  x_ = a.take<float>(R * C);
+  ln_ = a.take<float>(R * C);
+  mean_ = a.take<float>(R);
+  rstd_ = a.take<float>(R);
+  qkv_ = a.take<float>(R * cfg.qkv_dim());
+  att_ = a.take<float>(R * C);
+  tmp_ = a.take<float>(R * C);
+  up_ = a.take<float>(R * up);
+  act_ = a.take<float>(R * F);
+  logits_ = a.take<float>(cfg.padded_vocab_size);
+  scores_ = a.take<float>(static_cast<size_t>(n_threads_) * cap_);
+}
+
+const float* KvDecoder::feed(const int32_t* tokens, int n) {
+  const ModelConfig& cfg = model_.config();
+  if (n <= 0 || n > max_rows_)
+    throw Error("kv cache: feed takes 1.." + std::to_string(max_rows_) + " tokens (got " + std::to_string(n) + ")");
+  if (len_ + n > cap_)
+    throw Error("kv cache: full (" + std::to_string(cap_) + " positions; " + std::to_string(len_ + n) + " needed)");
+  for (int i = 0; i < n; ++i) {
+    if (tokens[i] < 0 || tokens[i] >= cfg.vocab_size)
+      throw Error("kv cache: token " + std::to_string(tokens[i]) + " outside [0, " + std::to_string(cfg.vocab_size) + ")");
+    pos_[i] = len_ + i;
+  }
+  const BlockShape s = block_shape(cfg, 1, n);
+  const size_t kvw = static_cast<size_t>(s.NKV) * s.HS;   // one cached row
+  const size_t qk = static_cast<size_t>(s.NH) * s.HS;     // k offset in a qkv row
+  const int64_t NC = static_cast<int64_t>(n) * s.C;
+  const int up_cols = s.gpt2 ? s.F : 2 * s.F;
+  float* P = model_.params();
+  k::encoder_forward(x_, tokens, pos_, P + off_.tok_emb, at(P, off_.pos_emb), n, s.C);  // (n, C)
+  for (int l = 0; l < cfg.n_layer; ++l) {
+    const LayerTensors w = resolve_layer(P, off_.layers[l]);
+    float* kc = cache_.as<float>() + static_cast<size_t>(l) * 2 * cap_ * kvw;  // (cap, NKV*HS)
+    float* vc = kc + static_cast<size_t>(cap_) * kvw;
+    norm_forward(s, ln_, mean_, rstd_, x_, w.norm1_w, w.norm1_b);
+    k::linear_forward(qkv_, ln_, w.qkv_w, w.qkv_b, n, s.C, s.QKV);  // (n, QKV)
+    if (!s.gpt2) {
+      k::rope_forward(qkv_, qkv_, pos_, n, s.QKV, s.NH, s.HS, s.theta);
+      k::rope_forward(qkv_ + qk, qkv_ + qk, pos_, n, s.QKV, s.NKV, s.HS, s.theta);
+    }
+    for (int i = 0; i < n; ++i) {
+      const float* row = qkv_ + static_cast<size_t>(i) * s.QKV;
+      std::memcpy(kc + static_cast<size_t>(len_ + i) * kvw, row + qk, kvw * sizeof(float));
+      std::memcpy(vc + static_cast<size_t>(len_ + i) * kvw, row + qk + kvw, kvw * sizeof(float));
+    }
+    kv_attention_forward(att_, qkv_, s.QKV, kc, vc, static_cast<int>(kvw), n, len_, s.NH, s.NKV, s.HS, scores_, cap_,
+                         n_threads_);
+    k::linear_forward(tmp_, att_, w.proj_w, w.proj_b, n, s.C, s.C);
+    k::accumulate(x_, tmp_, NC);
+    norm_forward(s, ln_, mean_, rstd_, x_, w.norm2_w, w.norm2_b);
+    k::linear_forward(up_, ln_, w.up_w, w.up_b, n, s.C, up_cols);
+    if (s.gpt2)
+      k::gelu_forward(act_, up_, static_cast<int64_t>(n) * s.F);
+    else
+      k::swiglu_forward(act_, up_, n, s.F);
+    k::linear_forward(tmp_, act_, w.down_w, w.down_b, n, s.F, s.C);
+    k::accumulate(x_, tmp_, NC);
+  }
+  len_ += n;
+  // Only the last row's logits are needed.
+  const BlockShape s1 = block_shape(cfg, 1, 1);
+  const float* last = x_ + static_cast<size_t>(n - 1) * s.C;
+  norm_forward(s1, ln_, mean_, rstd_, last, at(P, off_.final_w), at(P, off_.final_b));
+  k::linear_forward(logits_, ln_, P + off_.lm_head, nullptr, 1, s.C, cfg.padded_vocab_size);
+  return logits_;
+}
+
+}  // namespace teddy

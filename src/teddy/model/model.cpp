@@ -1,0 +1,184 @@
+// The model: flat parameter and gradient buffers, an activation arena sized per
+// B*T, and forward / backward through embeddings, blocks, final norm and the
+// chunked classifier (full (B,T,Vp) logits are never held during training).
+#include "teddy/model/model.h"
+
+#include <string>
+
+#include "teddy/core/error.h"
+#include "teddy/kernels/kernels.h"
+#include "teddy/model/model_impl.h"
+
+namespace teddy {
+
+namespace k = kernels::cpu;
+using namespace model_detail;
+
+struct Model::Impl {
+  ParamOffsets off;
+  Arena arena;
+  Activations acts;  // views into arena for up to acts.rows rows
+};
+
+Model::Model(const ModelConfig& cfg) : cfg_(cfg) {
+  cfg_.validate();
+  layout_ = make_param_layout(cfg_);
+  params_.resize(layout_.total * sizeof(float));
+  grads_.resize(layout_.total * sizeof(float));
+  impl_ = std::make_unique<Impl>();
+  impl_->off = resolve_offsets(cfg_, layout_);
+}
+
+Model::~Model() = default;
+Model::Model(Model&&) noexcept = default;
+Model& Model::operator=(Model&&) noexcept = default;
+
+float* Model::param(std::string_view name) { return params() + layout_.find(name).offset; }
+float* Model::grad(std::string_view name) { return grads() + layout_.find(name).offset; }
+
+void Model::zero_grad() { zero_floats(grads(), layout_.total); }
+
+size_t Model::param_bytes() const { return params_.bytes(); }
+size_t Model::grad_bytes() const { return grads_.bytes(); }
+size_t Model::activation_bytes() const { return impl_->arena.capacity(); }
+
+size_t Model::activation_bytes_for(const ModelConfig& cfg, int B, int T) {
+  cfg.validate();
+  Arena counter;
+  Activations a;
+  carve_activations(counter, cfg, B * T, a);
+  return counter.peak();
+}
+
+void Model::reserve_activations(int B, int T) {
+  if (B <= 0 || T <= 0) throw Error("reserve_activations: B and T must be positive");
+  const int64_t rows = static_cast<int64_t>(B) * T;
+  if (rows > INT32_MAX) throw Error("reserve_activations: B*T must fit in int32");
+  if (impl_->arena.allocated() && rows <= impl_->acts.rows) return;
+  // Counting pass, then one allocation, then the same views for real.
+  Arena arena;
+  Activations a;
+  carve_activations(arena, cfg_, static_cast<int>(rows), a);
+  arena.allocate_counted();
+  carve_activations(arena, cfg_, static_cast<int>(rows), a);
+  impl_->arena = std::move(arena);
+  impl_->acts = std::move(a);
+}
+
+namespace {
+
+void check_batch(const ModelConfig& cfg, const Batch& b) {
+  if (b.B <= 0 || b.T <= 0)
+    throw Error("batch: B and T must be positive (got B=" + std::to_string(b.B) + ", T=" + std::to_string(b.T) + ")");
+  if (!b.tokens) throw Error("batch: tokens is null");
+  if (!b.pos && b.T > cfg.max_seq_len)
+    throw Error("batch: T=" + std::to_string(b.T) + " exceeds max_seq_len=" + std::to_string(cfg.max_seq_len));
+  const int64_t n = static_cast<int64_t>(b.B) * b.T;
+  int64_t bad_tok = -1, bad_tgt = -1, bad_pos = -1;
+  // Out-of-range ids would read outside the embedding table: refuse them up front.
+#pragma omp parallel for schedule(static) reduction(max : bad_tok, bad_tgt, bad_pos) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) {
+    if (b.tokens[i] < 0 || b.tokens[i] >= cfg.vocab_size) bad_tok = std::max(bad_tok, i);
+    if (b.targets && b.targets[i] != kIgnoreIndex && (b.targets[i] < 0 || b.targets[i] >= cfg.vocab_size))
+      bad_tgt = std::max(bad_tgt, i);
+    if (b.pos && (b.pos[i] < 0 || b.pos[i] >= cfg.max_seq_len)) bad_pos = std::max(bad_pos, i);
+  }
+  const std::string V = std::to_string(cfg.vocab_size);
+  if (bad_tok >= 0)
+    throw Error("batch: tokens[" + std::to_string(bad_tok) + "]=" + std::to_string(b.tokens[bad_tok]) +
+                " outside [0, " + V + ")");
+  if (bad_tgt >= 0)
+    throw Error("batch: targets[" + std::to_string(bad_tgt) + "]=" + std::to_string(b.targets[bad_tgt]) +
+                " outside [0, " + V + ") and not the ignore index");
+  if (bad_pos >= 0)
+    throw Error("batch: pos[" + std::to_string(bad_pos) + "]=" + std::to_string(b.pos[bad_pos]) +
+                " outside [0, max_seq_len=" + std::to_string(cfg.max_seq_len) + ")");
+}
+
+int64_t count_targets(const int32_t* targets, int64_t n) {
+  int64_t c = 0;
+#pragma omp parallel for schedule(static) reduction(+ : c) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) c += targets[i] != kIgnoreIndex;
+  return c;
+}
+
+}  // namespace
+
+// Embeddings, every block, final norm: fills the arena's activations for `b`.
+void Model::run_trunk(const Batch& b) {
+  check_batch(cfg_, b);
+  reserve_activations(b.B, b.T);
+  Activations& a = impl_->acts;
+  const ParamOffsets& o = impl_->off;
+  const BlockShape s = block_shape(cfg_, b.B, b.T);
+  float* P = params();
+  if (b.pos) {
+    std::copy(b.pos, b.pos + s.N, a.pos);
+  } else {
+    for (int r = 0; r < b.B; ++r)
+      for (int t = 0; t < b.T; ++t) a.pos[static_cast<size_t>(r) * b.T + t] = t;
+  }
+  k::encoder_forward(a.resid[0], b.tokens, a.pos, at(P, o.tok_emb), at(P, o.pos_emb), s.N, s.C);  // (N, C)
+  for (int l = 0; l < cfg_.n_layer; ++l)
+    block_forward(s, resolve_layer(P, o.layers[l]), a.layers[l], a.act, a.resid[l], a.resid[l + 1], a.pos, b.seg);
+  norm_forward(s, a.lnf, a.meanf, a.rstdf, a.resid[cfg_.n_layer], at(P, o.final_w), at(P, o.final_b));
+}
+
+LossSum Model::forward(const Batch& b, float* logits_out) {
+  run_trunk(b);
+  Activations& a = impl_->acts;
+  const int N = b.B * b.T, C = cfg_.d_model, V = cfg_.vocab_size, Vp = cfg_.padded_vocab_size;
+  const float* W = params() + impl_->off.lm_head;  // (Vp, C)
+  LossSum loss;
+  if (logits_out) {
+    k::linear_forward(logits_out, a.lnf, W, nullptr, N, C, Vp);  // (N, Vp)
+    if (b.targets)
+      loss.sum = k::crossentropy_forward_backward(a.losses, nullptr, logits_out, b.targets, N, V, Vp,
+                                                  kIgnoreIndex, 1.0f);
+  } else if (b.targets) {
+    for (int r0 = 0; r0 < N; r0 += a.cls_rows) {
+      const int R = std::min(a.cls_rows, N - r0);
+      k::linear_forward(a.logits, a.lnf + static_cast<size_t>(r0) * C, W, nullptr, R, C, Vp);  // (R, Vp)
+      loss.sum += k::crossentropy_forward_backward(a.losses + r0, nullptr, a.logits, b.targets + r0, R, V, Vp,
+                                                   kIgnoreIndex, 1.0f);
+    }
+  }
+  if (b.targets) loss.count = count_targets(b.targets, N);
+  return loss;
+}
+
+LossSum Model::forward_backward(const Batch& b, float dloss) {
+  if (!b.targets) throw Error("forward_backward: batch has no targets");
+  run_trunk(b);
+  Activations& a = impl_->acts;
+  const ParamOffsets& o = impl_->off;
+  const BlockShape s = block_shape(cfg_, b.B, b.T);
+  const int N = s.N, C = s.C, V = cfg_.vocab_size, Vp = cfg_.padded_vocab_size;
+  float* P = params();
+  float* G = grads();
+  LossSum loss;
+  // Classifier, chunk by chunk: logits, then dlogits in place, then straight into
+  // dlnf and dW, so only one (R, Vp) chunk is ever alive.
+  zero_floats(a.dln, static_cast<size_t>(N) * C);  // dlnf (N, C)
+  for (int r0 = 0; r0 < N; r0 += a.cls_rows) {
+    const int R = std::min(a.cls_rows, N - r0);
+    const float* x = a.lnf + static_cast<size_t>(r0) * C;
+    k::linear_forward(a.logits, x, P + o.lm_head, nullptr, R, C, Vp);  // (R, Vp)
+    loss.sum += k::crossentropy_forward_backward(a.losses + r0, a.logits, a.logits, b.targets + r0, R, V, Vp,
+                                                 kIgnoreIndex, dloss);
+    k::linear_backward(a.dln + static_cast<size_t>(r0) * C, G + o.lm_head, nullptr, a.logits, x, P + o.lm_head,
+                       R, C, Vp);
+  }
+  loss.count = count_targets(b.targets, N);
+  // Final norm, then the blocks in reverse; dx carries dL/d(residual stream).
+  zero_floats(a.dx, static_cast<size_t>(N) * C);
+  norm_backward(s, a.dx, at(G, o.final_w), at(G, o.final_b), a.dln, a.resid[cfg_.n_layer], at(P, o.final_w),
+                a.meanf, a.rstdf);
+  for (int l = cfg_.n_layer - 1; l >= 0; --l)
+    block_backward(s, resolve_layer(P, o.layers[l]), resolve_layer(G, o.layers[l]), a.layers[l], a, a.resid[l],
+                   a.pos, b.seg);
+  k::encoder_backward(G + o.tok_emb, at(G, o.pos_emb), a.dx, b.tokens, a.pos, N, C);
+  return loss;
+}
+
+}  // namespace teddy

@@ -1,0 +1,103 @@
+#pragma once
+// Private to model/: where each tensor lives (parameter offsets, activation arena
+// views) and the transformer block's forward and backward.
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "teddy/core/buffer.h"
+#include "teddy/model/model.h"
+
+namespace teddy::model_detail {
+
+constexpr size_t kAbsent = static_cast<size_t>(-1);
+
+// Offsets (in floats) of one block's tensors in the flat buffer; kAbsent if the
+// family has no such tensor (biases).
+struct LayerOffsets {
+  size_t norm1_w = kAbsent, norm1_b = kAbsent, qkv_w = kAbsent, qkv_b = kAbsent;
+  size_t proj_w = kAbsent, proj_b = kAbsent, norm2_w = kAbsent, norm2_b = kAbsent;
+  size_t up_w = kAbsent, up_b = kAbsent, down_w = kAbsent, down_b = kAbsent;
+};
+
+struct ParamOffsets {
+  size_t tok_emb = kAbsent, pos_emb = kAbsent, final_w = kAbsent, final_b = kAbsent;
+  size_t lm_head = kAbsent;  // == tok_emb when tied
+  std::vector<LayerOffsets> layers;
+};
+ParamOffsets resolve_offsets(const ModelConfig& cfg, const ParamLayout& layout);
+
+inline float* at(float* base, size_t off) { return off == kAbsent ? nullptr : base + off; }
+
+// One block's tensors resolved against a flat buffer (parameters or gradients).
+struct LayerTensors {
+  float *norm1_w, *norm1_b, *qkv_w, *qkv_b, *proj_w, *proj_b;
+  float *norm2_w, *norm2_b, *up_w, *up_b, *down_w, *down_b;
+};
+LayerTensors resolve_layer(float* base, const LayerOffsets& o);
+
+// What one block saves in forward for its backward. N rows = B*T.
+struct LayerActs {
+  float* ln1;    // (N, C) norm1 output = qkv input
+  float* mean1;  // (N) LayerNorm only
+  float* rstd1;  // (N)
+  float* qkv;    // (N, QKV) after RoPE (LLaMA)
+  float* att;    // (N, C) attention output = proj input
+  float* lse;    // (B, NH, T)
+  float* h;      // (N, C) residual after attention = norm2 input
+  float* ln2;    // (N, C)
+  float* mean2;  // (N)
+  float* rstd2;  // (N)
+  float* up;     // (N, F) GPT-2 / (N, 2F) LLaMA: MLP pre-activation
+};
+
+// Views into the activation arena for up to `rows` rows.
+struct Activations {
+  int rows = 0;      // capacity in rows (B*T)
+  int cls_rows = 0;  // classifier chunk rows
+  int32_t* pos = nullptr;         // (N) positions used (Batch.pos or 0..T-1)
+  std::vector<float*> resid;      // n_layer+1 of (N, C): block inputs, then the last output
+  std::vector<LayerActs> layers;
+  float* act = nullptr;           // (N, F) MLP activation, shared (recomputed in backward)
+  float *lnf = nullptr, *meanf = nullptr, *rstdf = nullptr;  // final norm (N, C), (N), (N)
+  float* logits = nullptr;        // (cls_rows, Vp) one classifier chunk (dlogits in place)
+  float* losses = nullptr;        // (N)
+  // Activation gradients, reused by every block (each op adds, so zeroed before use).
+  float *dx = nullptr;     // (N, C) gradient of the residual stream
+  float *dln = nullptr;    // (N, C) gradient of a norm output
+  float *datt = nullptr;   // (N, C)
+  float *dqkv = nullptr;   // (N, QKV)
+  float *dqkv_rot = nullptr;  // (N, QKV) LLaMA: dqkv before RoPE
+  float *dact = nullptr;   // (N, F)
+  float *dup = nullptr;    // (N, F or 2F)
+};
+// Takes every view from `arena` in a fixed order (a counting pass when the arena is
+// not allocated yet).
+void carve_activations(Arena& arena, const ModelConfig& cfg, int rows, Activations& a);
+int classifier_chunk_rows(const ModelConfig& cfg, int rows);
+
+// Static shape of one block call.
+struct BlockShape {
+  int B, T, N, C, NH, NKV, HS, QKV, F;
+  bool gpt2;
+  float eps, theta;
+};
+BlockShape block_shape(const ModelConfig& cfg, int B, int T);
+
+// x_out = block(x_in), saving into `a`. `act` is the (N, F) shared activation scratch.
+void block_forward(const BlockShape& s, const LayerTensors& w, const LayerActs& a, float* act,
+                   const float* x_in, float* x_out, const int32_t* pos, const int32_t* seg);
+// On entry acts.dx holds dL/dx_out; on exit dL/dx_in. Parameter gradients ADD into g.
+void block_backward(const BlockShape& s, const LayerTensors& w, const LayerTensors& g, const LayerActs& a,
+                    const Activations& acts, const float* x_in, const int32_t* pos, const int32_t* seg);
+
+// LayerNorm (GPT-2) or RMSNorm (LLaMA).
+void norm_forward(const BlockShape& s, float* out, float* mean, float* rstd, const float* inp,
+                  const float* w, const float* b);
+void norm_backward(const BlockShape& s, float* dinp, float* dw, float* db, const float* dout,
+                   const float* inp, const float* w, const float* mean, const float* rstd);
+
+// Parallel memset to 0.
+void zero_floats(float* p, size_t n);
+
+}  // namespace teddy::model_detail

@@ -1,0 +1,136 @@
+// One pre-norm transformer block, forward and backward:
+//   h   = x + proj(attention(rope(qkv(norm1(x)))))
+//   out = h + down(act(up(norm2(h))))      act: GELU (GPT-2) or SwiGLU (LLaMA)
+#include <cstring>
+
+#include "teddy/kernels/kernels.h"
+#include "teddy/model/model_impl.h"
+
+namespace teddy::model_detail {
+
+namespace k = teddy::kernels::cpu;
+
+void zero_floats(float* p, size_t n) {
+  constexpr size_t kBlock = size_t{1} << 14;
+  const size_t blocks = (n + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (blocks > 8)
+  for (size_t i = 0; i < blocks; ++i) {
+    const size_t lo = i * kBlock, len = (n - lo < kBlock) ? n - lo : kBlock;
+    std::memset(p + lo, 0, len * sizeof(float));
+  }
+}
+
+BlockShape block_shape(const ModelConfig& cfg, int B, int T) {
+  BlockShape s;
+  s.B = B;
+  s.T = T;
+  s.N = B * T;
+  s.C = cfg.d_model;
+  s.NH = cfg.n_head;
+  s.NKV = cfg.n_kv_head;
+  s.HS = cfg.head_dim();
+  s.QKV = cfg.qkv_dim();
+  s.F = cfg.d_ff;
+  s.gpt2 = cfg.family == Family::gpt2;
+  s.eps = cfg.norm_eps;
+  s.theta = cfg.rope_theta;
+  return s;
+}
+
+void norm_forward(const BlockShape& s, float* out, float* mean, float* rstd, const float* inp,
+                  const float* w, const float* b) {
+  if (s.gpt2)
+    k::layernorm_forward(out, mean, rstd, inp, w, b, s.N, s.C, s.eps);
+  else
+    k::rmsnorm_forward(out, rstd, inp, w, s.N, s.C, s.eps);
+}
+
+void norm_backward(const BlockShape& s, float* dinp, float* dw, float* db, const float* dout,
+                   const float* inp, const float* w, const float* mean, const float* rstd) {
+  if (s.gpt2)
+    k::layernorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, s.N, s.C);
+  else
+    k::rmsnorm_backward(dinp, dw, dout, inp, w, rstd, s.N, s.C);
+}
+
+namespace {
+
+// MLP activation from the pre-activation `up`: (N, F) <- (N, F) or (N, 2F).
+void mlp_act_forward(const BlockShape& s, float* act, const float* up) {
+  if (s.gpt2)
+    k::gelu_forward(act, up, static_cast<int64_t>(s.N) * s.F);
+  else
+    k::swiglu_forward(act, up, s.N, s.F);
+}
+
+// Rotates the q and k heads of every qkv row in place.
+void rope_qk_forward(const BlockShape& s, float* qkv, const int32_t* pos) {
+  k::rope_forward(qkv, qkv, pos, s.N, s.QKV, s.NH, s.HS, s.theta);
+  float* kp = qkv + static_cast<size_t>(s.NH) * s.HS;
+  k::rope_forward(kp, kp, pos, s.N, s.QKV, s.NKV, s.HS, s.theta);
+}
+
+}  // namespace
+
+void block_forward(const BlockShape& s, const LayerTensors& w, const LayerActs& a, float* act,
+                   const float* x_in, float* x_out, const int32_t* pos, const int32_t* seg) {
+  const int64_t NC = static_cast<int64_t>(s.N) * s.C;
+  const int up_cols = s.gpt2 ? s.F : 2 * s.F;
+  // Attention half.
+  norm_forward(s, a.ln1, a.mean1, a.rstd1, x_in, w.norm1_w, w.norm1_b);          // (N, C)
+  k::linear_forward(a.qkv, a.ln1, w.qkv_w, w.qkv_b, s.N, s.C, s.QKV);             // (N, QKV)
+  if (!s.gpt2) rope_qk_forward(s, a.qkv, pos);
+  k::attention_forward(a.att, a.lse, a.qkv, seg, s.B, s.T, s.NH, s.NKV, s.HS);     // (N, C)
+  k::linear_forward(a.h, a.att, w.proj_w, w.proj_b, s.N, s.C, s.C);                // (N, C)
+  k::accumulate(a.h, x_in, NC);                                                     // h = x + attn
+  // MLP half.
+  norm_forward(s, a.ln2, a.mean2, a.rstd2, a.h, w.norm2_w, w.norm2_b);            // (N, C)
+  k::linear_forward(a.up, a.ln2, w.up_w, w.up_b, s.N, s.C, up_cols);              // (N, F|2F)
+  mlp_act_forward(s, act, a.up);                                                    // (N, F)
+  k::linear_forward(x_out, act, w.down_w, w.down_b, s.N, s.F, s.C);               // (N, C)
+  k::accumulate(x_out, a.h, NC);                                                    // out = h + mlp
+}
+
+void block_backward(const BlockShape& s, const LayerTensors& w, const LayerTensors& g, const LayerActs& a,
+                    const Activations& acts, const float* x_in, const int32_t* pos, const int32_t* seg) {
+  const size_t N = static_cast<size_t>(s.N);
+  const int up_cols = s.gpt2 ? s.F : 2 * s.F;
+  float* dx = acts.dx;  // (N, C): dL/d(out) on entry; the residual passes it through unchanged
+  // MLP half. The activation was not kept: recompute it from the saved pre-activation.
+  mlp_act_forward(s, acts.act, a.up);
+  zero_floats(acts.dact, N * s.F);
+  k::linear_backward(acts.dact, g.down_w, g.down_b, dx, acts.act, w.down_w, s.N, s.F, s.C);
+  zero_floats(acts.dup, N * up_cols);
+  if (s.gpt2)
+    k::gelu_backward(acts.dup, acts.dact, a.up, static_cast<int64_t>(N) * s.F);
+  else
+    k::swiglu_backward(acts.dup, acts.dact, a.up, s.N, s.F);
+  zero_floats(acts.dln, N * s.C);
+  k::linear_backward(acts.dln, g.up_w, g.up_b, acts.dup, a.ln2, w.up_w, s.N, s.C, up_cols);
+  norm_backward(s, dx, g.norm2_w, g.norm2_b, acts.dln, a.h, w.norm2_w, a.mean2, a.rstd2);  // dx = dL/dh
+  // Attention half.
+  zero_floats(acts.datt, N * s.C);
+  k::linear_backward(acts.datt, g.proj_w, g.proj_b, dx, a.att, w.proj_w, s.N, s.C, s.C);
+  zero_floats(acts.dqkv, N * s.QKV);
+  k::attention_backward(acts.dqkv, acts.datt, a.qkv, a.att, a.lse, seg, s.B, s.T, s.NH, s.NKV, s.HS);
+  const float* dqkv = acts.dqkv;
+  if (!s.gpt2) {
+    // RoPE is a rotation: its backward rotates q and k gradients back; v passes through.
+    float* dr = acts.dqkv_rot;
+    const size_t qk = static_cast<size_t>(s.NH + s.NKV) * s.HS, v = static_cast<size_t>(s.NKV) * s.HS;
+    const size_t kq = static_cast<size_t>(s.NH) * s.HS;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < N; ++i) {
+      std::memset(dr + i * s.QKV, 0, qk * sizeof(float));
+      std::memcpy(dr + i * s.QKV + qk, acts.dqkv + i * s.QKV + qk, v * sizeof(float));
+    }
+    k::rope_backward(dr, acts.dqkv, pos, s.N, s.QKV, s.NH, s.HS, s.theta);
+    k::rope_backward(dr + kq, acts.dqkv + kq, pos, s.N, s.QKV, s.NKV, s.HS, s.theta);
+    dqkv = dr;
+  }
+  zero_floats(acts.dln, N * s.C);
+  k::linear_backward(acts.dln, g.qkv_w, g.qkv_b, dqkv, a.ln1, w.qkv_w, s.N, s.C, s.QKV);
+  norm_backward(s, dx, g.norm1_w, g.norm1_b, acts.dln, x_in, w.norm1_w, a.mean1, a.rstd1);  // dx = dL/dx_in
+}
+
+}  // namespace teddy::model_detail

@@ -1,0 +1,155 @@
+// LayerNorm trio: double reference vs finite differences, cpu vs float reference
+// over odd sizes and misaligned pointers, += accumulation, thread-count determinism.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernels/kernel_check.h"
+#include "teddy/kernels/kernels.h"
+#include "teddy/kernels/ref/layernorm.h"
+
+namespace {
+
+using namespace teddy::test;
+namespace kr = teddy::kernels::ref;
+namespace kc = teddy::kernels::cpu;
+
+constexpr float kEps = 1e-5f;
+
+// n floats one element into their storage, so the data is never 16-byte aligned.
+struct Misaligned {
+  std::vector<float> store;
+  explicit Misaligned(const std::vector<float>& v) : store(v.size() + 1) {
+    std::copy(v.begin(), v.end(), store.begin() + 1);
+  }
+  explicit Misaligned(size_t n) : store(n + 1) {}
+  float* p() { return store.data() + 1; }
+  std::vector<float> vec() const { return {store.begin() + 1, store.end()}; }
+};
+
+double max_abs(const std::vector<float>& v) {
+  double m = 0;
+  for (float x : v) m = std::max(m, std::fabs(static_cast<double>(x)));
+  return m;
+}
+
+// |got - want| <= rtol * (|want| + max|want|): relative, with an absolute floor at the
+// tensor's scale (outputs and gradients can cancel to near zero).
+::testing::AssertionResult close_scaled(const std::vector<float>& got, const std::vector<float>& want,
+                                        double rtol) {
+  return all_close(got, want, rtol, rtol * std::max(max_abs(want), 1e-30));
+}
+
+TEST(LayerNorm, ReferenceBackwardMatchesFiniteDifferences) {
+  for (auto [N, C] : {std::pair{2, 5}, std::pair{3, 16}, std::pair{1, 1}}) {
+    SCOPED_TRACE(::testing::Message() << "N=" << N << " C=" << C);
+    auto x = randn<double>(N * C, 1, 1.5, 0.3);
+    auto weight = randn<double>(C, 2, 1.0, 1.0);
+    auto bias = randn<double>(C, 3);
+    const auto w = randn<double>(N * C, 4);  // dL/dout
+    std::vector<double> out(N * C), mean(N), rstd(N);
+    auto loss = [&] {
+      kr::layernorm_forward_t<double>(out.data(), mean.data(), rstd.data(), x.data(), weight.data(),
+                                      bias.data(), N, C, kEps);
+      return dot_loss(out, w);
+    };
+    loss();
+    std::vector<double> dx(N * C), dweight(C), dbias(C);
+    kr::layernorm_backward_t<double>(dx.data(), dweight.data(), dbias.data(), w.data(), x.data(),
+                                     weight.data(), mean.data(), rstd.data(), N, C);
+    EXPECT_TRUE(fd_check(loss, x, dx, "dinp"));
+    EXPECT_TRUE(fd_check(loss, weight, dweight, "dweight"));
+    EXPECT_TRUE(fd_check(loss, bias, dbias, "dbias"));
+  }
+}
+
+TEST(LayerNorm, CpuMatchesReference) {
+  for (int N : {1, 3, 17, 64}) {
+    for (int C : {1, 7, 33, 768}) {
+      SCOPED_TRACE(::testing::Message() << "N=" << N << " C=" << C);
+      const auto x = randn(N * C, 10 + N * 1000 + C, 2.0, 0.5);
+      const auto weight = randn(C, 11, 0.5, 1.0), bias = randn(C, 12, 0.5);
+      const auto dout = randn(N * C, 13);
+      const auto dinp0 = randn(N * C, 14), dweight0 = randn(C, 15), dbias0 = randn(C, 16);
+
+      // Forward.
+      std::vector<float> out_r(N * C), mean_r(N), rstd_r(N);
+      kr::layernorm_forward(out_r.data(), mean_r.data(), rstd_r.data(), x.data(), weight.data(), bias.data(),
+                            N, C, kEps);
+      Misaligned out_c(N * C), mean_c(N), rstd_c(N);
+      Misaligned xm(x), wm(weight), bm(bias);
+      kc::layernorm_forward(out_c.p(), mean_c.p(), rstd_c.p(), xm.p(), wm.p(), bm.p(), N, C, kEps);
+      const double rtol = rtol_for(kEpsF32, C);
+      EXPECT_TRUE(close_scaled(out_c.vec(), out_r, rtol));
+      EXPECT_TRUE(close_scaled(mean_c.vec(), mean_r, rtol));
+      EXPECT_TRUE(close_scaled(rstd_c.vec(), rstd_r, rtol));
+
+      // Backward from the same saved statistics, onto non-zero gradients (+=).
+      std::vector<float> dinp_r = dinp0, dweight_r = dweight0, dbias_r = dbias0;
+      kr::layernorm_backward(dinp_r.data(), dweight_r.data(), dbias_r.data(), dout.data(), x.data(),
+                             weight.data(), mean_r.data(), rstd_r.data(), N, C);
+      Misaligned dinp_c(dinp0), dweight_c(dweight0), dbias_c(dbias0), doutm(dout), meanm(mean_r), rstdm(rstd_r);
+      kc::layernorm_backward(dinp_c.p(), dweight_c.p(), dbias_c.p(), doutm.p(), xm.p(), wm.p(), meanm.p(),
+                             rstdm.p(), N, C);
+      // dinp's terms are rstd * dout * weight before they cancel (all of a row cancels
+      // when C == 1, where rstd = 1/sqrt(eps)); float rounding is relative to that scale.
+      double term_scale = max_abs(dinp_r);
+      for (int i = 0; i < N; ++i)
+        for (int c = 0; c < C; ++c)
+          term_scale = std::max(term_scale, std::fabs(double(rstd_r[i]) * dout[i * C + c] * weight[c]));
+      const double rtol_dinp = rtol_for(kEpsF32, C);
+      EXPECT_TRUE(all_close(dinp_c.vec(), dinp_r, rtol_dinp, rtol_dinp * term_scale));
+      EXPECT_TRUE(close_scaled(dweight_c.vec(), dweight_r, rtol_for(kEpsF32, N)));
+      EXPECT_TRUE(close_scaled(dbias_c.vec(), dbias_r, rtol_for(kEpsF32, N)));
+    }
+  }
+}
+
+TEST(LayerNorm, BackwardAccumulates) {
+  const int N = 17, C = 33;
+  const auto x = randn(N * C, 20), weight = randn(C, 21), dout = randn(N * C, 22);
+  std::vector<float> out(N * C), mean(N), rstd(N);
+  kc::layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), weight.data(), weight.data(), N, C,
+                        kEps);
+  auto run = [&](auto backward, int times) {
+    std::vector<float> dinp(N * C), dweight(C), dbias(C);
+    for (int k = 0; k < times; ++k)
+      backward(dinp.data(), dweight.data(), dbias.data(), dout.data(), x.data(), weight.data(), mean.data(),
+               rstd.data(), N, C);
+    return std::vector<std::vector<float>>{dinp, dweight, dbias};
+  };
+  for (auto backward : {&kr::layernorm_backward, &kc::layernorm_backward}) {
+    const auto once = run(backward, 1), twice = run(backward, 2);
+    for (size_t t = 0; t < once.size(); ++t) {
+      std::vector<float> doubled(once[t]);
+      for (float& v : doubled) v *= 2;
+      EXPECT_TRUE(close_scaled(twice[t], doubled, 4 * kEpsF32)) << "gradient " << t;
+    }
+  }
+}
+
+TEST(LayerNorm, CpuBackwardIsDeterministicAcrossThreadCounts) {
+  const int N = 64, C = 768;
+  const auto x = randn(N * C, 30), weight = randn(C, 31), dout = randn(N * C, 32);
+  std::vector<float> out(N * C), mean(N), rstd(N);
+  kc::layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), weight.data(), weight.data(), N, C,
+                        kEps);
+  const int saved = omp_get_max_threads();
+  std::vector<std::vector<float>> results;
+  for (int threads : {1, 3, 4}) {
+    omp_set_num_threads(threads);
+    std::vector<float> dinp(N * C), dweight(C), dbias(C);
+    kc::layernorm_backward(dinp.data(), dweight.data(), dbias.data(), dout.data(), x.data(), weight.data(),
+                           mean.data(), rstd.data(), N, C);
+    dinp.insert(dinp.end(), dweight.begin(), dweight.end());
+    dinp.insert(dinp.end(), dbias.begin(), dbias.end());
+    results.push_back(dinp);
+  }
+  omp_set_num_threads(saved);
+  EXPECT_EQ(results[0], results[1]);
+  EXPECT_EQ(results[0], results[2]);
+}
+
+}  // namespace

@@ -1,0 +1,158 @@
+// Linear trio: double reference vs finite differences, cpu (sgemm) vs float
+// reference over odd sizes with and without bias and with nullptr gradients,
+// += accumulation, forward overwrite, dbias determinism across thread counts.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <tuple>
+#include <vector>
+
+#include "kernels/kernel_check.h"
+#include "teddy/kernels/kernels.h"
+#include "teddy/kernels/ref/linear.h"
+
+namespace {
+
+using namespace teddy::test;
+namespace kr = teddy::kernels::ref;
+namespace kc = teddy::kernels::cpu;
+
+// n floats one element into their storage, so the data is never 16-byte aligned.
+struct Misaligned {
+  std::vector<float> store;
+  explicit Misaligned(const std::vector<float>& v) : store(v.size() + 1) {
+    std::copy(v.begin(), v.end(), store.begin() + 1);
+  }
+  float* p() { return store.data() + 1; }
+  std::vector<float> vec() const { return {store.begin() + 1, store.end()}; }
+};
+
+double max_abs(const std::vector<float>& v) {
+  double m = 0;
+  for (float x : v) m = std::max(m, std::fabs(static_cast<double>(x)));
+  return m;
+}
+
+// Relative, with an absolute floor at the tensor's scale (dot products cancel).
+::testing::AssertionResult close_scaled(const std::vector<float>& got, const std::vector<float>& want,
+                                        double rtol) {
+  return all_close(got, want, rtol, rtol * std::max(max_abs(want), 1e-30));
+}
+
+TEST(Linear, ReferenceBackwardMatchesFiniteDifferences) {
+  for (auto [N, C, OC] : {std::tuple{3, 5, 4}, std::tuple{1, 1, 1}, std::tuple{4, 7, 9}}) {
+    SCOPED_TRACE(::testing::Message() << "N=" << N << " C=" << C << " OC=" << OC);
+    auto x = randn<double>(N * C, 1);
+    auto weight = randn<double>(OC * C, 2);
+    auto bias = randn<double>(OC, 3);
+    const auto w = randn<double>(N * OC, 4);  // dL/dout
+    std::vector<double> out(N * OC);
+    auto loss = [&] {
+      kr::linear_forward_t<double>(out.data(), x.data(), weight.data(), bias.data(), N, C, OC);
+      return dot_loss(out, w);
+    };
+    std::vector<double> dx(N * C), dweight(OC * C), dbias(OC);
+    kr::linear_backward_t<double>(dx.data(), dweight.data(), dbias.data(), w.data(), x.data(), weight.data(),
+                                  N, C, OC);
+    EXPECT_TRUE(fd_check(loss, x, dx, "dinp"));
+    EXPECT_TRUE(fd_check(loss, weight, dweight, "dweight"));
+    EXPECT_TRUE(fd_check(loss, bias, dbias, "dbias"));
+  }
+}
+
+TEST(Linear, CpuMatchesReference) {
+  const int sizes[] = {1, 3, 17, 65, 130};
+  for (int N : sizes) {
+    for (int C : sizes) {
+      for (int OC : sizes) {
+        for (bool with_bias : {true, false}) {
+          SCOPED_TRACE(::testing::Message() << "N=" << N << " C=" << C << " OC=" << OC << " bias=" << with_bias);
+          const uint64_t seed = 100 + N * 10000 + C * 100 + OC;
+          const auto x = randn(N * C, seed), weight = randn(OC * C, seed + 1, 0.5);
+          const auto bias = randn(OC, seed + 2), dout = randn(N * OC, seed + 3);
+          const auto dinp0 = randn(N * C, seed + 4), dweight0 = randn(OC * C, seed + 5);
+          const auto dbias0 = randn(OC, seed + 6);
+
+          std::vector<float> out_r(N * OC);
+          kr::linear_forward(out_r.data(), x.data(), weight.data(), with_bias ? bias.data() : nullptr, N, C, OC);
+          Misaligned out_c(std::vector<float>(N * OC)), xm(x), wm(weight), bm(bias);
+          kc::linear_forward(out_c.p(), xm.p(), wm.p(), with_bias ? bm.p() : nullptr, N, C, OC);
+          EXPECT_TRUE(close_scaled(out_c.vec(), out_r, rtol_for(kEpsF32, C)));
+
+          // Backward onto non-zero gradients (+=); no bias also means no dbias.
+          std::vector<float> dinp_r = dinp0, dweight_r = dweight0, dbias_r = dbias0;
+          kr::linear_backward(dinp_r.data(), dweight_r.data(), with_bias ? dbias_r.data() : nullptr, dout.data(),
+                              x.data(), weight.data(), N, C, OC);
+          Misaligned dinp_c(dinp0), dweight_c(dweight0), dbias_c(dbias0), doutm(dout);
+          kc::linear_backward(dinp_c.p(), dweight_c.p(), with_bias ? dbias_c.p() : nullptr, doutm.p(), xm.p(),
+                              wm.p(), N, C, OC);
+          EXPECT_TRUE(close_scaled(dinp_c.vec(), dinp_r, rtol_for(kEpsF32, OC)));
+          EXPECT_TRUE(close_scaled(dweight_c.vec(), dweight_r, rtol_for(kEpsF32, N)));
+          EXPECT_TRUE(close_scaled(dbias_c.vec(), dbias_r, rtol_for(kEpsF32, N)));
+          if (!with_bias) {
+            EXPECT_EQ(dbias_c.vec(), dbias0);
+          }
+
+          // nullptr dinp (first layer): the other gradients are unchanged by its absence.
+          Misaligned dweight_c2(dweight0), dbias_c2(dbias0);
+          kc::linear_backward(nullptr, dweight_c2.p(), dbias_c2.p(), doutm.p(), xm.p(), wm.p(), N, C, OC);
+          EXPECT_TRUE(close_scaled(dweight_c2.vec(), dweight_r, rtol_for(kEpsF32, N)));
+          if (with_bias) {
+            EXPECT_TRUE(close_scaled(dbias_c2.vec(), dbias_r, rtol_for(kEpsF32, N)));
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(Linear, BackwardAccumulates) {
+  const int N = 17, C = 33, OC = 65;
+  const auto x = randn(N * C, 20), weight = randn(OC * C, 21), dout = randn(N * OC, 22);
+  auto run = [&](auto backward, int times) {
+    std::vector<float> dinp(N * C), dweight(OC * C), dbias(OC);
+    for (int k = 0; k < times; ++k)
+      backward(dinp.data(), dweight.data(), dbias.data(), dout.data(), x.data(), weight.data(), N, C, OC);
+    return std::vector<std::vector<float>>{dinp, dweight, dbias};
+  };
+  for (auto backward : {&kr::linear_backward, &kc::linear_backward}) {
+    const auto once = run(backward, 1), twice = run(backward, 2);
+    for (size_t t = 0; t < once.size(); ++t) {
+      std::vector<float> doubled(once[t]);
+      for (float& v : doubled) v *= 2;
+      EXPECT_TRUE(close_scaled(twice[t], doubled, 4 * kEpsF32)) << "gradient " << t;
+    }
+  }
+}
+
+TEST(Linear, ForwardOverwritesOutput) {
+  // out starts as NaN: the forward must set it, with or without bias.
+  const int N = 5, C = 9, OC = 7;
+  const auto x = randn(N * C, 40), weight = randn(OC * C, 41), bias = randn(OC, 42);
+  for (const float* b : {bias.data(), static_cast<const float*>(nullptr)}) {
+    std::vector<float> want(N * OC), got(N * OC, std::numeric_limits<float>::quiet_NaN());
+    kr::linear_forward(want.data(), x.data(), weight.data(), b, N, C, OC);
+    kc::linear_forward(got.data(), x.data(), weight.data(), b, N, C, OC);
+    EXPECT_TRUE(close_scaled(got, want, rtol_for(kEpsF32, C)));
+  }
+}
+
+TEST(Linear, CpuDbiasIsDeterministicAcrossThreadCounts) {
+  const int N = 257, C = 3, OC = 1000;
+  const auto x = randn(N * C, 50), weight = randn(OC * C, 51), dout = randn(N * OC, 52);
+  const int saved = omp_get_max_threads();
+  std::vector<std::vector<float>> results;
+  for (int threads : {1, 2, 3}) {
+    omp_set_num_threads(threads);
+    std::vector<float> dbias(OC);
+    kc::linear_backward(nullptr, nullptr, dbias.data(), dout.data(), x.data(), weight.data(), N, C, OC);
+    results.push_back(dbias);
+  }
+  omp_set_num_threads(saved);
+  EXPECT_EQ(results[0], results[1]);
+  EXPECT_EQ(results[0], results[2]);
+}
+
+}  // namespace

@@ -1,0 +1,38 @@
+// The sgemm ceiling measurement: positive, finite, every shape timed at least
+// twice, thread settings restored. No timing assertions beyond "> 0".
+#include <omp.h>
+
+#include <cmath>
+
+#include <gtest/gtest.h>
+
+#include "teddy/core/error.h"
+#include "teddy/kernels/cpu/sgemm_ceiling.h"
+
+namespace {
+
+namespace kc = teddy::kernels::cpu;
+
+TEST(SgemmCeiling, MeasuresEveryShapeAndRestoresThreads) {
+  const int saved = omp_get_max_threads();
+  const auto r = kc::measure_sgemm_ceiling(1, 0.01);  // tiny budget: minimum calls only
+  EXPECT_EQ(omp_get_max_threads(), saved);
+  EXPECT_EQ(r.threads, 1);
+  ASSERT_EQ(r.shapes.size(), 5u);
+  for (const auto& s : r.shapes) {
+    SCOPED_TRACE(s.name);
+    EXPECT_GE(s.calls, 2);
+    EXPECT_GT(s.best_s, 0.0);
+    EXPECT_LE(s.best_s, s.median_s);
+    EXPECT_GE(s.best_gflops, s.median_gflops);
+  }
+  EXPECT_TRUE(std::isfinite(r.gflops));
+  EXPECT_GT(r.gflops, 0.0);
+  EXPECT_GE(r.gflops, r.median_gflops);
+}
+
+TEST(SgemmCeiling, RejectsNonPositiveBudget) {
+  EXPECT_THROW(kc::measure_sgemm_gflops(1, 0.0), teddy::Error);
+}
+
+}  // namespace

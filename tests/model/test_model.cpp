@@ -1,0 +1,354 @@
+// Model forward/backward: loss at init, gradients against finite differences for
+// every tensor, micro-batch accumulation, packed sequences, padding, validation.
+// (The strict, element-by-element check against PyTorch lives in tests/reference.)
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "kernels/kernel_check.h"
+#include "teddy/core/error.h"
+#include "teddy/model/model.h"
+
+namespace teddy {
+namespace {
+
+using test::rel_error;
+
+// Tiny configs with a padded vocabulary (500 real ids, 512 rows).
+ModelConfig tiny(const char* preset) {
+  ModelConfig c = ModelConfig::preset(preset);
+  c.vocab_size = 500;
+  c.padded_vocab_size = ModelConfig::pad_vocab(500);
+  return c;
+}
+ModelConfig llama_tied_bias() {
+  ModelConfig c = tiny("llama-tiny");
+  c.n_head = 4;  // head_dim 8, 4 query heads over 2 kv heads
+  c.n_kv_head = 2;
+  c.tie_embeddings = true;
+  c.bias = true;
+  return c;
+}
+std::vector<ModelConfig> all_configs() { return {tiny("gpt2-tiny"), tiny("llama-tiny"), llama_tied_bias()}; }
+
+std::string label(const ModelConfig& c) {
+  return std::string(family_name(c.family)) + (c.tie_embeddings ? " tied" : " untied") + (c.bias ? " bias" : "") +
+         " NH=" + std::to_string(c.n_head) + " NKV=" + std::to_string(c.n_kv_head);
+}
+
+// Parameters big enough that every gradient is well above float rounding noise:
+// matrices N(0, 1/fan_in), norm weights 1 + N(0, 0.1), biases N(0, 0.1).
+void fill_random(Model& m, uint64_t seed) {
+  for (const ParamInfo& p : m.layout().params) {
+    const bool bias = p.name.size() > 5 && p.name.compare(p.name.size() - 5, 5, ".bias") == 0;
+    const bool norm = !bias && p.name.find("norm") != std::string::npos;
+    const double sd = p.shape.size() == 2 ? 1.0 / std::sqrt(static_cast<double>(p.shape[1])) : 0.1;
+    const std::vector<float> v = test::randn(p.numel, seed++, sd, norm ? 1.0 : 0.0);
+    std::copy(v.begin(), v.end(), m.params() + p.offset);
+  }
+}
+
+struct Data {
+  std::vector<int32_t> tokens, targets;
+  Batch batch(int B, int T, size_t row0 = 0) const {
+    Batch b;
+    b.tokens = tokens.data() + row0 * T;
+    b.targets = targets.data() + row0 * T;
+    b.B = B;
+    b.T = T;
+    return b;
+  }
+};
+Data random_data(const ModelConfig& c, int B, int T, uint64_t seed, int ignore_every = 0) {
+  Data d;
+  d.tokens = test::randint(static_cast<size_t>(B) * T, 0, c.vocab_size, seed);
+  d.targets = test::randint(static_cast<size_t>(B) * T, 0, c.vocab_size, seed + 1);
+  if (ignore_every > 0)
+    for (size_t i = 0; i < d.targets.size(); i += ignore_every) d.targets[i] = kIgnoreIndex;
+  return d;
+}
+
+std::vector<float> grads_of(const Model& m) { return {m.grads(), m.grads() + m.flat_size()}; }
+
+TEST(Model, LossAtInitIsLogVocab) {
+  for (const ModelConfig& c : all_configs()) {
+    SCOPED_TRACE(label(c));
+    Model m(c);
+    m.init_weights(7);
+    const Data d = random_data(c, 4, 32, 3);
+    const LossSum loss = m.forward(d.batch(4, 32));
+    EXPECT_EQ(loss.count, 4 * 32);
+    EXPECT_NEAR(loss.mean(), std::log(500.0), 0.05);
+  }
+}
+
+TEST(Model, InitWeights) {
+  Model a(tiny("gpt2-tiny")), b(tiny("gpt2-tiny")), c(tiny("gpt2-tiny"));
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  a.init_weights(42);
+  omp_set_num_threads(std::max(2, threads));
+  b.init_weights(42);
+  omp_set_num_threads(threads);
+  c.init_weights(43);
+  EXPECT_TRUE(std::equal(a.params(), a.params() + a.flat_size(), b.params()))
+      << "init depends on the thread count";
+  EXPECT_FALSE(std::equal(a.params(), a.params() + a.flat_size(), c.params()));
+  const ModelConfig& cfg = a.config();
+  auto stddev = [](const float* p, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; ++i) s += static_cast<double>(p[i]) * p[i];
+    return std::sqrt(s / n);
+  };
+  const ParamInfo& wte = a.layout().find("tok_emb.weight");
+  const float* w = a.param("tok_emb.weight");
+  EXPECT_NEAR(stddev(w, static_cast<size_t>(cfg.vocab_size) * cfg.d_model), 0.02, 0.001);
+  EXPECT_TRUE(std::all_of(w + static_cast<size_t>(cfg.vocab_size) * cfg.d_model, w + wte.numel,
+                          [](float x) { return x == 0.0f; }))
+      << "padded vocabulary rows must start at 0";
+  const ParamInfo& proj = a.layout().find("layers.1.attn.proj.weight");
+  EXPECT_NEAR(stddev(a.params() + proj.offset, proj.numel), 0.02 / std::sqrt(4.0), 0.0006);
+  const ParamInfo& down = a.layout().find("layers.0.mlp.down.weight");
+  EXPECT_NEAR(stddev(a.params() + down.offset, down.numel), 0.01, 0.0003);
+  for (const ParamInfo& p : a.layout().params) {
+    const float* x = a.params() + p.offset;
+    if (p.name.find(".bias") != std::string::npos)
+      EXPECT_TRUE(std::all_of(x, x + p.numel, [](float v) { return v == 0.0f; })) << p.name;
+    else if (p.name.find("norm") != std::string::npos)
+      EXPECT_TRUE(std::all_of(x, x + p.numel, [](float v) { return v == 1.0f; })) << p.name;
+  }
+}
+
+TEST(Model, ForwardLossEqualsForwardBackwardLossAndLogitsPath) {
+  for (const ModelConfig& c : all_configs()) {
+    SCOPED_TRACE(label(c));
+    Model m(c);
+    fill_random(m, 11);
+    const Data d = random_data(c, 3, 20, 5, 7);
+    const LossSum f = m.forward(d.batch(3, 20));
+    std::vector<float> logits(static_cast<size_t>(3) * 20 * c.padded_vocab_size);
+    const LossSum fl = m.forward(d.batch(3, 20), logits.data());
+    m.zero_grad();
+    const LossSum fb = m.forward_backward(d.batch(3, 20), 1.0f);
+    EXPECT_EQ(f.count, 60 - 9);  // every 7th of 60 targets ignored
+    EXPECT_EQ(fb.count, f.count);
+    EXPECT_EQ(fl.count, f.count);
+    EXPECT_DOUBLE_EQ(fb.sum, f.sum);
+    EXPECT_NEAR(fl.sum, f.sum, 1e-5 * f.sum);
+    // The loss from explicit logits, recomputed here in double.
+    double want = 0;
+    for (int i = 0; i < 60; ++i) {
+      if (d.targets[i] == kIgnoreIndex) continue;
+      const float* row = logits.data() + static_cast<size_t>(i) * c.padded_vocab_size;
+      const double mx = *std::max_element(row, row + c.vocab_size);
+      double s = 0;
+      for (int v = 0; v < c.vocab_size; ++v) s += std::exp(row[v] - mx);
+      want += std::log(s) + mx - row[d.targets[i]];
+    }
+    EXPECT_NEAR(f.sum, want, 1e-5 * want);
+    // Forward only, no targets: no loss.
+    Batch nt = d.batch(3, 20);
+    nt.targets = nullptr;
+    const LossSum none = m.forward(nt, logits.data());
+    EXPECT_EQ(none.count, 0);
+    EXPECT_EQ(none.sum, 0.0);
+  }
+}
+
+// Gradient of the mean loss vs central finite differences, on the largest-gradient
+// entries and a few fixed ones of every tensor. Float forward, so the tolerance is
+// loose; the strict check is the PyTorch contract test.
+TEST(Model, GradientsMatchFiniteDifferences) {
+  for (const ModelConfig& c : all_configs()) {
+    SCOPED_TRACE(label(c));
+    Model m(c);
+    fill_random(m, 100);
+    const int B = 2, T = 9;
+    const Data d = random_data(c, B, T, 21, 5);
+    const Batch b = d.batch(B, T);
+    m.zero_grad();
+    const LossSum base = m.forward_backward(b, 1.0f);
+    const float dloss = 1.0f / static_cast<float>(base.count);
+    m.zero_grad();
+    m.forward_backward(b, dloss);
+    const std::vector<float> g = grads_of(m);
+    for (const ParamInfo& p : m.layout().params) {
+      SCOPED_TRACE(p.name);
+      const float* gp = g.data() + p.offset;
+      float gmax = 0;
+      for (size_t i = 0; i < p.numel; ++i) gmax = std::max(gmax, std::fabs(gp[i]));
+      ASSERT_GT(gmax, 1e-4f) << "gradient vanishes: the check would be vacuous";
+      std::vector<size_t> idx(p.numel);
+      std::iota(idx.begin(), idx.end(), 0);
+      std::partial_sort(idx.begin(), idx.begin() + 2, idx.end(),
+                        [&](size_t x, size_t y) { return std::fabs(gp[x]) > std::fabs(gp[y]); });
+      idx.resize(2);
+      idx.push_back(p.numel / 3);
+      idx.push_back(p.numel - 1);
+      for (size_t i : idx) {
+        float* x = m.params() + p.offset + i;
+        const float x0 = *x;
+        const float h = 1e-2f * std::max(1.0f, std::fabs(x0));
+        *x = x0 + h;
+        const double lp = m.forward(b).mean();
+        const double xp = *x;
+        *x = x0 - h;
+        const double lm = m.forward(b).mean();
+        const double xm = *x;
+        *x = x0;
+        const double fd = (lp - lm) / (xp - xm);
+        EXPECT_NEAR(gp[i], fd, 2e-2 * std::fabs(fd) + 2e-3 * gmax) << "index " << i;
+      }
+    }
+    // Padded vocabulary rows never receive gradient.
+    const std::string head = c.tie_embeddings ? "tok_emb.weight" : "lm_head.weight";
+    const ParamInfo& w = m.layout().find(head);
+    const float* gw = g.data() + w.offset;
+    EXPECT_TRUE(std::all_of(gw + static_cast<size_t>(c.vocab_size) * c.d_model, gw + w.numel,
+                            [](float v) { return v == 0.0f; }));
+  }
+}
+
+// Two micro-batches with dloss = 1 / (all non-ignored targets) accumulate to the
+// gradient of one big batch, even when the ignore mask leaves them uneven.
+TEST(Model, MicroBatchesAccumulateToBigBatch) {
+  for (const ModelConfig& c : all_configs()) {
+    SCOPED_TRACE(label(c));
+    Model m(c);
+    fill_random(m, 5);
+    const int B = 4, T = 16;
+    Data d = random_data(c, B, T, 9);
+    for (int i = 0; i < 2 * T; i += 2) d.targets[i] = kIgnoreIndex;  // rows 0-1: half ignored
+    d.targets[3 * T + 5] = kIgnoreIndex;
+    m.zero_grad();
+    const LossSum big = m.forward_backward(d.batch(B, T), 1.0f / (B * T - T - 1));
+    const std::vector<float> g_big = grads_of(m);
+    m.zero_grad();
+    const LossSum l1 = m.forward_backward(d.batch(2, T, 0), 1.0f / (B * T - T - 1));
+    const LossSum l2 = m.forward_backward(d.batch(2, T, 2), 1.0f / (B * T - T - 1));
+    const std::vector<float> g_acc = grads_of(m);
+    EXPECT_EQ(big.count, B * T - T - 1);
+    EXPECT_EQ(l1.count + l2.count, big.count);
+    EXPECT_EQ(l1.count, T);
+    EXPECT_NEAR(l1.sum + l2.sum, big.sum, 1e-6 * big.sum);
+    EXPECT_LT(rel_error(g_acc.data(), g_big.data(), g_big.size()), 1e-5);
+    // Same inputs twice: bitwise the same gradient (deterministic for a thread count).
+    m.zero_grad();
+    m.forward_backward(d.batch(B, T), 1.0f / (B * T - T - 1));
+    EXPECT_TRUE(std::equal(g_big.begin(), g_big.end(), m.grads()));
+  }
+}
+
+// Two documents packed in one row (seg ids, positions restarting) give the same
+// logits, losses and gradients as each document in its own batch.
+TEST(Model, PackedDocumentsMatchSeparateRuns) {
+  for (const ModelConfig& c : all_configs()) {
+    SCOPED_TRACE(label(c));
+    Model m(c);
+    fill_random(m, 77);
+    const int TA = 10, TB = 6, T = TA + TB, Vp = c.padded_vocab_size;
+    const Data d = random_data(c, 1, T, 31);
+    std::vector<int32_t> pos(T), seg(T);
+    for (int t = 0; t < T; ++t) {
+      pos[t] = t < TA ? t : t - TA;
+      seg[t] = t < TA ? 0 : 1;
+    }
+    Batch packed = d.batch(1, T);
+    packed.pos = pos.data();
+    packed.seg = seg.data();
+    std::vector<float> logits_packed(static_cast<size_t>(T) * Vp), logits_sep(static_cast<size_t>(T) * Vp);
+    const LossSum lp = m.forward(packed, logits_packed.data());
+    Batch a;
+    a.tokens = d.tokens.data();
+    a.targets = d.targets.data();
+    a.B = 1;
+    a.T = TA;
+    Batch b = a;
+    b.tokens += TA;
+    b.targets += TA;
+    b.T = TB;
+    const LossSum la = m.forward(a, logits_sep.data());
+    const LossSum lb = m.forward(b, logits_sep.data() + static_cast<size_t>(TA) * Vp);
+    EXPECT_LT(rel_error(logits_packed.data(), logits_sep.data(), logits_sep.size()), 1e-6);
+    EXPECT_NEAR(lp.sum, la.sum + lb.sum, 1e-5 * lp.sum);
+    m.zero_grad();
+    m.forward_backward(packed, 0.1f);
+    const std::vector<float> g_packed = grads_of(m);
+    m.zero_grad();
+    m.forward_backward(a, 0.1f);
+    m.forward_backward(b, 0.1f);
+    EXPECT_LT(rel_error(g_packed.data(), m.grads(), g_packed.size()), 1e-5);
+  }
+}
+
+// Padded vocabulary rows of the output matrix never reach the loss.
+TEST(Model, PaddedVocabularyIgnored) {
+  for (const ModelConfig& c : all_configs()) {
+    SCOPED_TRACE(label(c));
+    Model m(c);
+    fill_random(m, 3);
+    const Data d = random_data(c, 2, 8, 1);
+    float* w = m.param(c.tie_embeddings ? "tok_emb.weight" : "lm_head.weight");
+    std::fill(w + static_cast<size_t>(c.vocab_size) * c.d_model, w + static_cast<size_t>(c.padded_vocab_size) * c.d_model,
+              0.0f);
+    const double l0 = m.forward(d.batch(2, 8)).sum;
+    std::fill(w + static_cast<size_t>(c.vocab_size) * c.d_model, w + static_cast<size_t>(c.padded_vocab_size) * c.d_model,
+              5.0f);
+    EXPECT_EQ(m.forward(d.batch(2, 8)).sum, l0);
+  }
+}
+
+TEST(Model, ArenaSizedOncePerRowsAndReported) {
+  const ModelConfig c = tiny("llama-tiny");
+  Model m(c);
+  m.init_weights(1);
+  EXPECT_EQ(m.activation_bytes(), 0u);
+  const Data d = random_data(c, 4, 16, 2);
+  m.forward_backward(d.batch(4, 16), 1.0f);
+  const size_t bytes = m.activation_bytes();
+  EXPECT_EQ(bytes, Model::activation_bytes_for(c, 4, 16));
+  m.forward_backward(d.batch(2, 16), 1.0f);  // fewer rows: same arena
+  m.forward(d.batch(1, 16));
+  EXPECT_EQ(m.activation_bytes(), bytes);
+  m.reserve_activations(8, 16);  // more rows: grows
+  EXPECT_EQ(m.activation_bytes(), Model::activation_bytes_for(c, 8, 16));
+  EXPECT_GT(Model::activation_bytes_for(c, 8, 16), bytes);
+}
+
+TEST(Model, RejectsBadBatches) {
+  const ModelConfig c = tiny("gpt2-tiny");
+  Model m(c);
+  Data d = random_data(c, 1, 8, 4);
+  Batch b = d.batch(1, 8);
+  d.tokens[3] = c.vocab_size;  // a padded id is not a token
+  EXPECT_THROW(m.forward(b), Error);
+  d.tokens[3] = -1;
+  EXPECT_THROW(m.forward(b), Error);
+  d.tokens[3] = 0;
+  d.targets[2] = 600;
+  EXPECT_THROW(m.forward(b), Error);
+  d.targets[2] = kIgnoreIndex;
+  EXPECT_NO_THROW(m.forward(b));
+  Batch nt = b;
+  nt.targets = nullptr;
+  EXPECT_THROW(m.forward_backward(nt, 1.0f), Error);
+  std::vector<int32_t> big(static_cast<size_t>(c.max_seq_len) + 1, 0);
+  Batch too_long;
+  too_long.tokens = big.data();
+  too_long.B = 1;
+  too_long.T = c.max_seq_len + 1;
+  EXPECT_THROW(m.forward(too_long), Error);
+  std::vector<int32_t> pos(8, c.max_seq_len);
+  b.pos = pos.data();
+  EXPECT_THROW(m.forward(b), Error);
+  Batch empty;
+  EXPECT_THROW(m.forward(empty), Error);
+}
+
+}  // namespace
+}  // namespace teddy
