@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <ostream>
 #include <random>
 #include <vector>
 
@@ -11,6 +12,11 @@
 #include "teddy/train/train_step.h"
 
 using namespace teddy;
+
+namespace teddy {
+// Readable parameter names in gtest / ctest output.
+void PrintTo(Family f, std::ostream* os) { *os << family_name(f); }
+}  // namespace teddy
 
 namespace {
 

@@ -120,7 +120,7 @@ AttentionBenchResult run_one(const AttentionBenchOptions& o, const std::string& 
 
     // flash: one scratch for both passes; plain: P (B,NH,T,T) kept from forward + (T,T) scratch.
     const size_t work_a =
-        flash ? std::max(kc::attention_flash_forward_scratch_floats(T, NH, NKV, HS),
+        flash ? std::max(kc::attention_flash_forward_scratch_floats(B, T, NH, NKV, HS),
                          kc::attention_flash_backward_scratch_floats(B, T, NH, NKV, HS))
               : static_cast<size_t>(B) * NH * T * T;
     const size_t work_b = flash ? 0 : static_cast<size_t>(T) * T;

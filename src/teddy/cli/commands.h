@@ -12,5 +12,7 @@ using Run = std::function<int()>;
 void register_data(CLI::App& app, Run& run);
 void register_plan(CLI::App& app, Run& run);
 void register_bench(CLI::App& app, Run& run);
+void register_pretrain(CLI::App& app, Run& run);
+void register_generate(CLI::App& app, Run& run);
 
 }  // namespace teddy::cli

@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   teddy::cli::register_data(app, run);
   teddy::cli::register_plan(app, run);
   teddy::cli::register_bench(app, run);
+  teddy::cli::register_pretrain(app, run);
+  teddy::cli::register_generate(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

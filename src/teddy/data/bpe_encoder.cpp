@@ -103,39 +103,65 @@ void BpeEncoder::check_all_bytes() const {
     }
 }
 
+BpeEncoder::Hit BpeEncoder::find_merge(uint32_t left, uint32_t right) const {
+  if (merge_slots_.empty()) return {kNoRank, 0};
+  const uint64_t key = uint64_t{left} << 32 | right;
+  const size_t mask = merge_slots_.size() - 1;
+  for (size_t i = XXH3_64bits(&key, 8) & mask;; i = (i + 1) & mask) {
+    const MergeSlot& s = merge_slots_[i];
+    if (s.key == key) return {s.rank, s.id};
+    if (s.key == UINT64_MAX) return {kNoRank, 0};
+  }
+}
+
+void BpeEncoder::grow_merges() {
+  std::vector<MergeSlot> old = std::move(merge_slots_);
+  merge_slots_.assign(std::max<size_t>(1024, old.size() * 2), MergeSlot{});
+  const size_t mask = merge_slots_.size() - 1;
+  for (const MergeSlot& s : old) {
+    if (s.key == UINT64_MAX) continue;
+    size_t i = XXH3_64bits(&s.key, 8) & mask;
+    while (merge_slots_[i].key != UINT64_MAX) i = (i + 1) & mask;
+    merge_slots_[i] = s;
+  }
+}
+
+void BpeEncoder::add_merge(uint32_t left, uint32_t right, uint32_t rank, uint32_t id) {
+  if (rank == kNoRank) throw Error("bpe: merge has no rank");
+  if (find_merge(left, right).rank != kNoRank) return;  // listed before: the earlier rank stands
+  if ((merge_count_ + 1) * 2 > merge_slots_.size()) grow_merges();
+  const uint64_t key = uint64_t{left} << 32 | right;
+  const size_t mask = merge_slots_.size() - 1;
+  size_t i = XXH3_64bits(&key, 8) & mask;
+  while (merge_slots_[i].key != UINT64_MAX) i = (i + 1) & mask;
+  merge_slots_[i] = {key, rank, id};
+  ++merge_count_;
+}
+
 void BpeEncoder::encode_piece(std::string_view piece, std::vector<uint32_t>& out, Cache* cache) const {
   if (piece.empty()) return;
   if (piece.size() == 1) {
     out.push_back(byte_id_[static_cast<unsigned char>(piece[0])]);
     return;
   }
-  if (piece.size() == 2) {
-    const Hit h = pair_hit_[static_cast<unsigned char>(piece[0]) << 8 | static_cast<unsigned char>(piece[1])];
-    if (h.rank != kNoRank) {
-      out.push_back(h.id);
-    } else {
-      out.push_back(byte_id_[static_cast<unsigned char>(piece[0])]);
-      out.push_back(byte_id_[static_cast<unsigned char>(piece[1])]);
-    }
-    return;
-  }
   if (piece.size() > kShortPiece) {
-    const std::vector<uint32_t> starts = merge_parts(piece, kNoRank);
-    for (size_t k = 0; k + 1 < starts.size(); ++k) {
-      const uint32_t i = starts[k], len = starts[k + 1] - starts[k];
-      out.push_back(len == 1 ? byte_id_[static_cast<unsigned char>(piece[i])] : find(piece.substr(i, len)).id);
-    }
+    const Hit whole = (!pair_rule() || whole_piece_first_) ? find(piece) : Hit{kNoRank, 0};
+    if (whole.rank != kNoRank)
+      out.push_back(whole.id);
+    else
+      merge(piece, out);
     return;
   }
-  // Whole-piece fast path: most words are a single token.
   const uint64_t h = hash_bytes(piece);
-  const Hit whole = find_hashed(piece, h);
-  if (whole.rank != kNoRank) {
-    out.push_back(whole.id);
-    return;
+  if (!pair_rule() || whole_piece_first_) {  // most words are a single token
+    const Hit whole = piece.size() == 2 ? hit_of(piece) : find_hashed(piece, h);
+    if (whole.rank != kNoRank) {
+      out.push_back(whole.id);
+      return;
+    }
   }
   Cache::Entry* e = nullptr;
-  if (cache) {
+  if (cache && piece.size() > 2) {
     e = &cache->entries_[(h ^ (h >> 29)) & (cache->entries_.size() - 1)];
     if (e->hash == h && e->len == piece.size() && std::memcmp(e->text, piece.data(), piece.size()) == 0) {
       out.insert(out.end(), e->ids, e->ids + e->n);
@@ -143,7 +169,7 @@ void BpeEncoder::encode_piece(std::string_view piece, std::vector<uint32_t>& out
     }
   }
   const size_t before = out.size();
-  merge_short(piece, out);
+  merge(piece, out);
   const size_t n = out.size() - before;
   if (e && n <= Cache::kMaxIds) {
     e->hash = h;
@@ -154,31 +180,50 @@ void BpeEncoder::encode_piece(std::string_view piece, std::vector<uint32_t>& out
   }
 }
 
-// tiktoken's byte_pair_merge: part i spans [start[i], start[i+1]); rank[i] is the rank
-// of joining parts i and i+1 (and join_id[i] the id it would make). The minimum,
-// leftmost on ties, joins; the two neighbouring candidates are recomputed.
-void BpeEncoder::merge_short(std::string_view piece, std::vector<uint32_t>& out) const {
-  uint32_t start[kShortPiece + 1], rank[kShortPiece + 1], join_id[kShortPiece + 1], id[kShortPiece + 1];
-  const size_t n = piece.size();
-  for (size_t i = 0; i < n; ++i) {
-    start[i] = static_cast<uint32_t>(i);
-    id[i] = byte_id_[static_cast<unsigned char>(piece[i])];
-    if (i + 1 < n) {
-      const Hit h = pair_hit_[static_cast<unsigned char>(piece[i]) << 8 | static_cast<unsigned char>(piece[i + 1])];
-      rank[i] = h.rank;
-      join_id[i] = h.id;
-    } else {
-      rank[i] = kNoRank;
-    }
+void BpeEncoder::merge(std::string_view piece, std::vector<uint32_t>& out) const {
+  if (pair_rule()) {
+    auto join = [this](uint32_t, uint32_t, uint32_t, uint32_t a, uint32_t b) { return find_merge(a, b); };
+    if (piece.size() <= kShortPiece)
+      merge_short(piece, out, join);
+    else
+      merge_long(piece, out, join);
+  } else {
+    auto join = [this, piece](uint32_t begin, uint32_t, uint32_t end, uint32_t, uint32_t) {
+      return hit_of(piece.substr(begin, end - begin));
+    };
+    if (piece.size() <= kShortPiece)
+      merge_short(piece, out, join);
+    else
+      merge_long(piece, out, join);
   }
-  start[n] = static_cast<uint32_t>(n);
+}
+
+// tiktoken's byte_pair_merge, generalised: part i spans [start[i], start[i+1]) and is
+// token id[i]; rank[i] is the rank of joining parts i and i+1 (join_id[i] the id it
+// makes). The minimum, leftmost on ties, joins; the two neighbouring candidates
+// are recomputed.
+template <class Join>
+void BpeEncoder::merge_short(std::string_view piece, std::vector<uint32_t>& out, Join join) const {
+  uint32_t start[kShortPiece + 1], rank[kShortPiece + 1], join_id[kShortPiece + 1], id[kShortPiece + 1];
+  const uint32_t n = static_cast<uint32_t>(piece.size());
+  for (uint32_t i = 0; i < n; ++i) {
+    start[i] = i;
+    id[i] = byte_id_[static_cast<unsigned char>(piece[i])];
+  }
+  start[n] = n;
+  for (uint32_t i = 0; i + 1 < n; ++i) {
+    const Hit h = join(i, i + 1, i + 2, id[i], id[i + 1]);
+    rank[i] = h.rank;
+    join_id[i] = h.id;
+  }
+  rank[n - 1] = kNoRank;
   size_t m = n;  // number of parts
   auto recompute = [&](size_t i) {  // candidate of joining parts i and i+1
     if (i + 1 >= m) {
       rank[i] = kNoRank;
       return;
     }
-    const Hit h = hit_of(piece.substr(start[i], start[i + 2] - start[i]));
+    const Hit h = join(start[i], start[i + 1], start[i + 2], id[i], id[i + 1]);
     rank[i] = h.rank;
     join_id[i] = h.id;
   };
@@ -202,9 +247,48 @@ void BpeEncoder::merge_short(std::string_view piece, std::vector<uint32_t>& out)
   out.insert(out.end(), id, id + m);
 }
 
-// Same merges as merge_short in O(n log n): a linked list of parts and a min-heap
-// of (rank, start) candidates, stale entries skipped on pop. Ordering by start
+// The same merges in O(n log n): a linked list of parts and a min-heap of
+// (rank, start) candidates, stale entries skipped on pop. Ordering by start
 // reproduces the leftmost-on-ties rule.
+template <class Join>
+void BpeEncoder::merge_long(std::string_view piece, std::vector<uint32_t>& out, Join join) const {
+  const uint32_t n = static_cast<uint32_t>(piece.size());
+  std::vector<uint32_t> next(n + 1), prev(n + 1), rank(n + 1, kNoRank), join_id(n + 1), id(n + 1);
+  for (uint32_t i = 0; i <= n; ++i) {
+    next[i] = i + 1;
+    prev[i] = i - 1;
+    if (i < n) id[i] = byte_id_[static_cast<unsigned char>(piece[i])];
+  }
+  std::vector<bool> alive(n + 1, true);
+  using Entry = std::pair<uint32_t, uint32_t>;  // (rank, start)
+  std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> heap;
+  auto candidate = [&](uint32_t i) {  // joining the part at i with its right neighbour
+    const uint32_t j = next[i];
+    rank[i] = kNoRank;
+    if (j < n) {
+      const Hit h = join(i, j, next[j], id[i], id[j]);
+      rank[i] = h.rank;
+      join_id[i] = h.id;
+    }
+    if (rank[i] != kNoRank) heap.push({rank[i], i});
+  };
+  for (uint32_t i = 0; i + 1 < n; ++i) candidate(i);
+  while (!heap.empty()) {
+    const auto [r, i] = heap.top();
+    heap.pop();
+    if (!alive[i] || rank[i] != r) continue;  // stale
+    const uint32_t j = next[i];
+    alive[j] = false;
+    id[i] = join_id[i];
+    next[i] = next[j];
+    prev[next[j]] = i;
+    candidate(i);
+    if (i > 0) candidate(prev[i]);
+  }
+  for (uint32_t i = 0; i < n; i = next[i]) out.push_back(id[i]);
+}
+
+// Byte rule with a rank limit, for recovering merges (linked list + heap as above).
 std::vector<uint32_t> BpeEncoder::merge_parts(std::string_view piece, uint32_t limit) const {
   const uint32_t n = static_cast<uint32_t>(piece.size());
   std::vector<uint32_t> next(n + 1), prev(n + 1), rank(n + 1, kNoRank);

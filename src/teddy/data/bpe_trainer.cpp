@@ -187,6 +187,7 @@ Tokenizer BpeTrainer::train() {
   v.tokens = std::move(token_bytes);
   v.ranks.resize(v.tokens.size());
   for (uint32_t i = 0; i < v.ranks.size(); ++i) v.ranks[i] = i;
+  for (const BpeMerge& m : merges_) v.merges.emplace_back(m.left, m.right);
   for (const std::string& s : options_.specials) {
     v.specials.emplace_back(s, static_cast<uint32_t>(v.tokens.size()));
     v.tokens.emplace_back();

@@ -9,6 +9,9 @@
 // the words that contain the pair (an index from pair to words), and a lazy
 // max-heap of counts finds the next pair.
 //
+// The tokenizer keeps the merge list, so encoding applies exactly the training
+// merges (Hugging Face's rule; see BpeVocab::merges).
+//
 // Ids: bytes are 0..255 (id = byte value), each merge that makes new bytes takes
 // the next id (256, 257, ...), and the specials follow. A merge whose bytes already
 // are a token (e.g. "ab"+"c" after "a"+"bc") reuses that id, as Hugging Face does.

@@ -39,7 +39,7 @@ struct Tokenizer::Impl {
     }
   }
   std::string_view bytes_of(uint32_t id) const {
-    if (id + 1 >= decode_offset.size()) return {};
+    if (static_cast<size_t>(id) + 1 >= decode_offset.size()) return {};
     return std::string_view(decode_text).substr(decode_offset[id], decode_offset[id + 1] - decode_offset[id]);
   }
   void encode_ordinary(std::string_view text, std::vector<uint32_t>& out) const {
@@ -106,6 +106,19 @@ Tokenizer Tokenizer::from_vocab(BpeVocab vocab) {
     if (vocab.tokens[id].size() > 1) ++m.merges;
   }
   m.bpe.check_all_bytes();
+  for (size_t i = 0; i < vocab.merges.size(); ++i) {
+    const auto [l, r] = vocab.merges[i];
+    const std::string what = "tokenizer: merge " + std::to_string(i) + " (" + std::to_string(l) + ", " + std::to_string(r) + ")";
+    if (l >= vocab.tokens.size() || r >= vocab.tokens.size() || vocab.tokens[l].empty() || vocab.tokens[r].empty())
+      throw Error(what + " names an id that is not a token");
+    const BpeEncoder::Hit made = m.bpe.find(vocab.tokens[l] + vocab.tokens[r]);
+    if (made.rank == kNoRank) throw Error(what + " makes bytes that are not a token");
+    m.bpe.add_merge(l, r, static_cast<uint32_t>(i), made.id);
+  }
+  if (!vocab.merges.empty()) {
+    m.bpe.set_whole_piece_first(vocab.whole_piece_first);
+    m.merges = vocab.merges.size();
+  }
   for (size_t k = 0; k < vocab.specials.size(); ++k) {
     const auto& [text, id] = vocab.specials[k];
     if (text.empty()) throw Error("tokenizer: empty special token (id " + std::to_string(id) + ")");

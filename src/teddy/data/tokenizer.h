@@ -2,7 +2,8 @@
 // Byte-level BPE tokenizer (GPT-2 / tiktoken style). Losslessly encodes any bytes.
 //
 // Encoding = pre-tokenize with the GPT-2 or LLaMA-3 regex (pretokenizer.h), then
-// merge the bytes of each piece by rank (bpe_encoder.h, tiktoken's semantics).
+// merge the bytes of each piece (bpe_encoder.h): by listed merge pairs when the
+// vocabulary has them (Hugging Face, trained), else by token rank (tiktoken).
 // Ids of single bytes, merged tokens and special tokens all live in one id space.
 // See docs/TOKENIZER.md.
 #include <cstdint>
@@ -28,6 +29,13 @@ struct BpeVocab {
   std::vector<uint32_t> ranks;
   // Special tokens (text, id), matched only by encode_with_special.
   std::vector<std::pair<std::string, uint32_t>> specials;
+  // Merge rules (left id, right id), highest priority first. Present (Hugging Face
+  // files, trained tokenizers): BPE applies these pairs, as HF tokenizers does.
+  // Empty (tiktoken files): BPE joins the adjacent parts whose bytes form the
+  // lowest-ranked token, as tiktoken does.
+  std::vector<std::pair<uint32_t, uint32_t>> merges;
+  // With merges: a piece that is a token is emitted whole (HF's ignore_merges).
+  bool whole_piece_first = false;
 };
 
 class Tokenizer {
@@ -74,11 +82,12 @@ class Tokenizer {
 
   PretokenizerKind pattern() const;
   const BpeVocab& vocab() const;
-  size_t merge_count() const;  // mergeable tokens longer than one byte
+  size_t merge_count() const;  // merge rules, or mergeable tokens longer than one byte
 
   void save(const std::string& path) const;  // teddy's own format (atomic write)
   // Other formats, for interchange (atomic writes).
-  void save_tiktoken(const std::string& path) const;   // ranks only; pattern and specials are lost
+  // Ranks only: pattern, specials and merge rules are lost (tiktoken's byte rule applies).
+  void save_tiktoken(const std::string& path) const;
   void save_hf_json(const std::string& path) const;    // Hugging Face tokenizer.json (BPE)
 
   struct Impl;

@@ -32,7 +32,7 @@ TokenizerFileKind detect_tokenizer_file(std::string_view content) {
   const size_t first = content.find_first_not_of(" \t\r\n");
   if (first == std::string_view::npos || content[first] != '{') return TokenizerFileKind::tiktoken;
   // Cheap sniff: our files say so near the top; anything else JSON is Hugging Face's.
-  const std::string_view head = content.substr(0, 256);
+  const std::string_view head = content.substr(0, 4096);
   if (head.find("\"teddy-bpe\"") != std::string_view::npos) return TokenizerFileKind::teddy;
   return TokenizerFileKind::hf_json;
 }
@@ -79,6 +79,22 @@ BpeVocab parse_teddy_tokenizer(std::string_view content, const std::string& path
     for (size_t i = 0; i < v.tokens.size(); ++i)
       if (!v.tokens[i].empty()) v.ranks[i] = static_cast<uint32_t>(i);
   }
+  if (j.contains("merges")) {
+    const auto& merges = j["merges"];
+    if (!merges.is_array()) fail("merges", "expected an array of [left id, right id]");
+    for (size_t i = 0; i < merges.size(); ++i) {
+      const auto& m = merges[i];
+      if (!m.is_array() || m.size() != 2 || !m[0].is_number_unsigned() || !m[1].is_number_unsigned() ||
+          m[0].get<uint64_t>() >= v.tokens.size() || m[1].get<uint64_t>() >= v.tokens.size())
+        fail("merges[" + std::to_string(i) + "]", "expected [left id, right id] with ids below " +
+                                                      std::to_string(v.tokens.size()));
+      v.merges.emplace_back(m[0].get<uint32_t>(), m[1].get<uint32_t>());
+    }
+    if (j.contains("whole_piece_first")) {
+      if (!j["whole_piece_first"].is_boolean()) fail("whole_piece_first", "expected true or false");
+      v.whole_piece_first = j["whole_piece_first"].get<bool>();
+    }
+  }
   if (j.contains("specials")) {
     if (!j["specials"].is_object()) fail("specials", "expected an object {text: id}");
     for (const auto& [text, id] : j["specials"].items()) {
@@ -106,12 +122,18 @@ std::string format_teddy_tokenizer(const BpeVocab& vocab) {
   nlohmann::ordered_json tokens = nlohmann::ordered_json::array();
   for (const std::string& t : vocab.tokens) tokens.push_back(base64_encode(t));
   j["tokens"] = std::move(tokens);
+  if (!vocab.merges.empty()) {
+    nlohmann::ordered_json merges = nlohmann::ordered_json::array();
+    for (const auto& [l, r] : vocab.merges) merges.push_back({l, r});
+    j["merges"] = std::move(merges);
+    j["whole_piece_first"] = vocab.whole_piece_first;
+  }
   if (!rank_is_id) {
     nlohmann::ordered_json ranks = nlohmann::ordered_json::array();
     for (uint32_t r : vocab.ranks) ranks.push_back(r == BpeVocab::kNoRank ? int64_t{-1} : int64_t{r});
     j["ranks"] = std::move(ranks);
   }
-  // One line per field keeps the file diffable without a 50k-line token list.
+  // One line per field keeps the file small and greppable.
   std::string out = "{\n";
   bool first = true;
   for (const auto& [key, value] : j.items()) {

@@ -5,7 +5,9 @@
 //
 //   teddy     JSON {"format": "teddy-bpe", "version": 1, "pattern": "gpt2"|"llama3",
 //             "tokens": [base64 bytes by id, "" for none], "ranks": [by id, -1 for
-//             none] (absent: rank = id), "specials": {"<|endoftext|>": 256}}
+//             none] (absent: rank = id), "specials": {"<|endoftext|>": 256},
+//             "merges": [[left id, right id], ...] and "whole_piece_first" (optional:
+//             the merge rules; absent means tiktoken's byte rule)}
 //   hf        Hugging Face tokenizer.json with a byte-level BPE model
 //   tiktoken  one "<base64 token bytes> <rank>" pair a line; id = rank
 #include <string>

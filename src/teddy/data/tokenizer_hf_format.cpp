@@ -2,10 +2,16 @@
 //
 // Token strings in model.vocab and model.merges are spelled in GPT-2's byte-level
 // alphabet (every byte mapped to a printable code point); we map them back to bytes.
-// Ranks: single bytes get their byte value, the token made by merges[i] gets 256 + i
-// (the earliest merge if several make the same bytes). Tokens no merge makes are
-// kept for decoding but never produced by encoding. All added_tokens become
-// specials (matched only with encode_with_special).
+// Encoding applies model.merges as HF does (and tries whole words first when
+// model.ignore_merges is set). Ranks, for export to tiktoken's format: single bytes
+// get their byte value, the token made by merges[i] gets 256 + i (the earliest
+// merge if several make the same bytes). Tokens no merge makes are kept for
+// decoding but never produced by encoding. All added_tokens become specials
+// (matched only with encode_with_special).
+//
+// Written files list merges as "left right" strings (read by every tokenizers
+// version). A vocabulary without merge rules (from tiktoken) gets the split BPE
+// would use for each token and ignore_merges, as HF's tiktoken converter does.
 #include <array>
 #include <nlohmann/json.hpp>
 #include <unordered_map>
@@ -121,6 +127,10 @@ BpeVocab parse_hf_tokenizer(std::string_view content, const std::string& path) {
   if (!model.contains("merges") || !model["merges"].is_array()) fail("model.merges", "missing (expected an array)");
 
   BpeVocab v;
+  if (model.contains("ignore_merges")) {
+    if (!model["ignore_merges"].is_boolean()) fail("model.ignore_merges", "expected true or false");
+    v.whole_piece_first = model["ignore_merges"].get<bool>();
+  }
   v.pattern = pattern_of(j.contains("pre_tokenizer") ? j["pre_tokenizer"] : nlohmann::json(), path);
   std::unordered_map<std::string, uint32_t> id_of;  // byte-level spelling -> id
   for (const auto& [key, idj] : model["vocab"].items()) {
@@ -160,6 +170,7 @@ BpeVocab parse_hf_tokenizer(std::string_view content, const std::string& path) {
     if (merged == id_of.end()) fail(field, "merged token " + nlohmann::json(a + b).dump() + " is not in model.vocab");
     uint32_t& rank = v.ranks[merged->second];
     if (rank == BpeVocab::kNoRank) rank = static_cast<uint32_t>(256 + i);
+    v.merges.emplace_back(id_of[a], id_of[b]);
   }
   if (j.contains("added_tokens") && !j["added_tokens"].is_null()) {
     const auto& added = j["added_tokens"];
@@ -192,6 +203,9 @@ std::string format_hf_tokenizer(const BpeVocab& vocab, const BpeEncoder& encoder
     if (vocab.tokens[id].size() > 1 && vocab.ranks[id] != BpeVocab::kNoRank) order.emplace_back(vocab.ranks[id], id);
   std::sort(order.begin(), order.end());
   ojson merges = ojson::array();
+  for (const auto& [l, r] : vocab.merges)
+    merges.push_back(to_alphabet(vocab.tokens[l]) + " " + to_alphabet(vocab.tokens[r]));
+  if (!vocab.merges.empty()) order.clear();
   for (const auto& [rank, id] : order) {
     const std::string& t = vocab.tokens[id];
     const std::vector<uint32_t> parts = encoder.merge_parts(t, rank);  // what BPE joins to make t
@@ -234,7 +248,7 @@ std::string format_hf_tokenizer(const BpeVocab& vocab, const BpeEncoder& encoder
                 {"end_of_word_suffix", nullptr},
                 {"fuse_unk", false},
                 {"byte_fallback", false},
-                {"ignore_merges", vocab.pattern == PretokenizerKind::llama3},
+                {"ignore_merges", vocab.merges.empty() || vocab.whole_piece_first},
                 {"vocab", vocab_j},
                 {"merges", merges}};
   return j.dump(2, ' ', false, nlohmann::json::error_handler_t::strict) + "\n";

@@ -140,7 +140,7 @@ std::string format_flops(double flops) {
 
 std::string format_sci(double x) {
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.3g", x);
+  std::snprintf(buf, sizeof buf, "%.2e", x);
   return buf;
 }
 

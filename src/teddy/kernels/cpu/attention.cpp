@@ -74,25 +74,48 @@ TileMask classify(const int32_t* seg_b, SegRange q, SegRange k, int i0, int j0, 
 
 inline bool visible(const int32_t* seg_b, int j, int i) { return j <= i && (!seg_b || seg_b[j] == seg_b[i]); }
 
+// ---- packing -----------------------------------------------------------------
+
+// Row i of one head (row stride `stride`) into a padded row of HSp floats.
+inline void pack_row(float* dst, const float* src, int HS, int HSp, float mul = 1.0f) {
+  for (int c = 0; c < HS; ++c) dst[c] = src[c] * mul;
+  for (int c = HS; c < HSp; ++c) dst[c] = 0.0f;
+}
+
+// x . y, 16 lanes at a time (a scalar loop would be one long dependency chain).
+inline float dot(const float* x, const float* y, int n) {
+  v16 acc{};
+  int c = 0;
+  for (; c + kLanes <= n; c += kLanes) acc = fma(load(x + c), load(y + c), acc);
+  float s = hsum(acc);
+  for (; c < n; ++c) s += x[c] * y[c];
+  return s;
+}
+
+// Rows [j0, j0+n) of one head, transposed into a (HS, kB) tile; columns >= n zeroed.
+void pack_rows_t(float* dst, const float* src, int64_t stride, int j0, int n, int HS) {
+  for (int c = 0; c < HS; ++c) std::fill(dst + c * kB + n, dst + (c + 1) * kB, 0.0f);
+  for (int j = 0; j < n; ++j) {
+    const float* s = src + static_cast<int64_t>(j0 + j) * stride;
+    for (int c = 0; c < HS; ++c) dst[c * kB + j] = s[c];
+  }
+}
+
 // ---- forward ----------------------------------------------------------------
 
 struct FwdTiles {
   float* qt;  // (HSp, kB) Q^T of the query block, pre-scaled by 1/sqrt(HS)
-  float* k;   // (kB, HSp) key block
-  float* v;   // (kB, HSp) value block
   float* st;  // (kB, kB)  S^T then P^T: rows keys, columns queries
   float* o;   // (kB, HSp) unnormalised output
   float* m;   // (kB)      running max per query
   float* l;   // (kB)      running sum per query
 };
 
-size_t fwd_tile_floats(int HSp) { return static_cast<size_t>(4) * kB * HSp + kB * kB + 2 * kB; }
+size_t fwd_tile_floats(int HSp) { return static_cast<size_t>(2) * kB * HSp + kB * kB + 2 * kB; }
 
 FwdTiles carve_fwd(float* p, int HSp) {
   FwdTiles w;
   w.qt = p; p += HSp * kB;
-  w.k = p; p += kB * HSp;
-  w.v = p; p += kB * HSp;
   w.st = p; p += kB * kB;
   w.o = p; p += kB * HSp;
   w.m = p; p += kB;
@@ -100,36 +123,30 @@ FwdTiles carve_fwd(float* p, int HSp) {
   return w;
 }
 
-// Copies rows [j0, j0+n) of one head (row stride R) into a (kB, HSp) tile, zero padded.
-void copy_rows(float* dst, const float* src, int64_t R, int j0, int n, int HS, int HSp, float mul = 1.0f) {
-  for (int j = 0; j < n; ++j) {
-    const float* s = src + static_cast<int64_t>(j0 + j) * R;
-    float* t = dst + static_cast<int64_t>(j) * HSp;
-    for (int c = 0; c < HS; ++c) t[c] = s[c] * mul;
-    for (int c = HS; c < HSp; ++c) t[c] = 0.0f;
-  }
+// kv heads whose K and V are packed at once (a round; rounds are separated by
+// barriers): as many as fit in kFwdPackFloats, and at least enough that their
+// query blocks give every thread a few tasks.
+constexpr int64_t kFwdPackFloats = int64_t{1} << 21;  // 8 MB
+int fwd_groups_per_round(const Dims& d, int threads) {
+  const int64_t busy = (4LL * threads + static_cast<int64_t>(d.G) * d.nblk - 1) / (static_cast<int64_t>(d.G) * d.nblk);
+  const int64_t fit = kFwdPackFloats / (2LL * d.T * d.HSp);
+  return static_cast<int>(std::clamp<int64_t>(std::max(busy, fit), 1, static_cast<int64_t>(d.B) * d.NKV));
 }
 
-// Copies rows [j0, j0+n) of one head transposed into a (HS, kB) tile; columns >= n zeroed.
-void copy_rows_t(float* dst, const float* src, int64_t R, int j0, int n, int HS, float mul = 1.0f) {
-  for (int c = 0; c < HS; ++c) std::fill(dst + c * kB + n, dst + (c + 1) * kB, 0.0f);
-  for (int j = 0; j < n; ++j) {
-    const float* s = src + static_cast<int64_t>(j0 + j) * R;
-    for (int c = 0; c < HS; ++c) dst[c * kB + j] = s[c] * mul;
-  }
-}
-
-// One (b, h, query block): all key blocks up to the diagonal, online softmax.
+// One (b, h, query block) against K, V of its kv head packed as (T, HSp): all key
+// blocks up to the diagonal, online softmax.
 void forward_query_block(const Dims& d, float* out, float* lse, const float* qkv, const int32_t* seg, int b, int h,
-                         int qb, const FwdTiles& w) {
-  const int i0 = qb * kB, nr = std::min(kB, d.T - i0), g = h / d.G, HS = d.HS, HSp = d.HSp;
-  const float* base = qkv + static_cast<int64_t>(b) * d.T * d.R;
-  const float* qp = base + static_cast<int64_t>(h) * HS;
-  const float* kp = base + static_cast<int64_t>(d.NH + g) * HS;
-  const float* vp = base + static_cast<int64_t>(d.NH + d.NKV + g) * HS;
+                         int qb, const float* kp, const float* vp, const FwdTiles& w) {
+  const int i0 = qb * kB, nr = std::min(kB, d.T - i0), HS = d.HS, HSp = d.HSp;
+  const float* qsrc = qkv + static_cast<int64_t>(b) * d.T * d.R + static_cast<int64_t>(h) * HS;
   const int32_t* seg_b = seg ? seg + static_cast<int64_t>(b) * d.T : nullptr;
 
-  copy_rows_t(w.qt, qp, d.R, i0, nr, HS, d.scale);  // scores come out already scaled
+  // Q^T, scaled so the scores come out scaled; columns >= nr zero (their results are dropped).
+  for (int c = 0; c < HSp; ++c) std::fill(w.qt + c * kB, w.qt + (c + 1) * kB, 0.0f);
+  for (int r = 0; r < nr; ++r) {
+    const float* q = qsrc + static_cast<int64_t>(i0 + r) * d.R;
+    for (int c = 0; c < HS; ++c) w.qt[c * kB + r] = q[c] * d.scale;
+  }
   std::fill(w.o, w.o + static_cast<size_t>(kB) * HSp, 0.0f);
   std::fill(w.m, w.m + kB, kNegInf);
   std::fill(w.l, w.l + kB, 0.0f);
@@ -139,9 +156,9 @@ void forward_query_block(const Dims& d, float* out, float* lse, const float* qkv
     const int j0 = kb * kB, nc = std::min(kB, d.T - j0);
     const TileMask tm = classify(seg_b, qs, seg_range(seg_b, j0, nc), i0, j0, nc);
     if (tm == TileMask::dead) continue;
-    copy_rows(w.k, kp, d.R, j0, nc, HS, HSp);
-    copy_rows(w.v, vp, d.R, j0, nc, HS, HSp);
-    gemm<false>(w.st, kB, w.k, HSp, 1, w.qt, kB, nc, kB, HS);  // S^T (nc, kB) = K Q^T
+    const float* k = kp + static_cast<int64_t>(j0) * HSp;
+    const float* v = vp + static_cast<int64_t>(j0) * HSp;
+    gemm<false>(w.st, kB, k, HSp, 1, w.qt, kB, nc, kB, HS);  // S^T (nc, kB) = K Q^T
     if (tm == TileMask::partial) {
       for (int j = 0; j < nc; ++j) {
         float* s = w.st + j * kB;
@@ -172,13 +189,13 @@ void forward_query_block(const Dims& d, float* out, float* lse, const float* qkv
         for (int x = 0; x < HSp; x += kLanes) store(o + x, load(o + x) * a);
       }
     }
-    gemm<true>(w.o, HSp, w.st, 1, kB, w.v, HSp, nr, HSp, nc);  // O += P V
+    gemm<true>(w.o, HSp, w.st, 1, kB, v, HSp, nr, HSp, nc);  // O += P V
   }
 
   float* lse_h = lse + (static_cast<int64_t>(b) * d.NH + h) * d.T;
   for (int r = 0; r < nr; ++r) {
     const int i = i0 + r;
-    const float inv = 1.0f / w.l[r];  // >= 1: a query always sees itself
+    const float inv = 1.0f / w.l[r];  // l >= 1: a query always sees itself
     float* o = out + (static_cast<int64_t>(b) * d.T + i) * d.C + static_cast<int64_t>(h) * HS;
     for (int c = 0; c < HS; ++c) o[c] = w.o[r * HSp + c] * inv;
     lse_h[i] = w.m[r] + std::log(w.l[r]);
@@ -188,8 +205,6 @@ void forward_query_block(const Dims& d, float* out, float* lse, const float* qkv
 // ---- backward ---------------------------------------------------------------
 
 struct BwdTiles {
-  float* q;    // (kB, HSp) query block, pre-scaled
-  float* dO;   // (kB, HSp) dout block
   float* k;    // (kB, HSp) key block
   float* kt;   // (HS, kB)  K^T
   float* vt;   // (HS, kB)  V^T
@@ -197,19 +212,22 @@ struct BwdTiles {
   float* dp;   // (kB, kB)  dP then dS
   float* dk;   // (kB, HSp) dK of the key block (accumulated over query heads and blocks)
   float* dv;   // (kB, HSp) dV likewise
-  float* dq;   // (G, T, HSp) unscaled dQ of one (b, kv head)'s query heads
+  float* dq;   // (G*T, HSp) unscaled dQ of one kv head's query heads
+  // One kv head's query heads packed (row hh*T + i): scaled Q, dO, and D = dO . O.
+  float* q;    // (G*T, HSp)
+  float* dO;   // (G*T, HSp)
+  float* D;    // (G*T)
 };
 
 size_t bwd_tile_floats(const Dims& d) {
-  return static_cast<size_t>(7) * kB * d.HSp + static_cast<size_t>(2) * kB * kB +
-         static_cast<size_t>(d.G) * d.T * d.HSp;
+  const size_t rows = static_cast<size_t>(d.G) * d.T;
+  return static_cast<size_t>(5) * kB * d.HSp + static_cast<size_t>(2) * kB * kB + 3 * rows * d.HSp +
+         align_up(rows, kLanes);
 }
 
 BwdTiles carve_bwd(float* p, const Dims& d) {
-  const size_t t = static_cast<size_t>(kB) * d.HSp;
+  const size_t t = static_cast<size_t>(kB) * d.HSp, rows = static_cast<size_t>(d.G) * d.T;
   BwdTiles w;
-  w.q = p; p += t;
-  w.dO = p; p += t;
   w.k = p; p += t;
   w.kt = p; p += t;
   w.vt = p; p += t;
@@ -217,62 +235,72 @@ BwdTiles carve_bwd(float* p, const Dims& d) {
   w.dv = p; p += t;
   w.s = p; p += kB * kB;
   w.dp = p; p += kB * kB;
-  w.dq = p;
+  w.dq = p; p += rows * d.HSp;
+  w.q = p; p += rows * d.HSp;
+  w.dO = p; p += rows * d.HSp;
+  w.D = p;
   return w;
 }
 
-size_t bwd_shared_floats(int B, int T, int NH) {
-  return align_up(static_cast<size_t>(B) * NH * T, kLanes);  // D terms
+// Packs rows [r0, r1) of (b, g)'s query heads (row r = hh*T + i) into q, dO, D of `w`.
+void pack_queries(const Dims& d, const float* qkv, const float* dout, const float* out, int b, int g, int64_t r0,
+                  int64_t r1, const BwdTiles& w) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const int hh = static_cast<int>(r / d.T), i = static_cast<int>(r % d.T), h = g * d.G + hh;
+    const int64_t row = static_cast<int64_t>(b) * d.T + i;
+    pack_row(w.q + r * d.HSp, qkv + row * d.R + static_cast<int64_t>(h) * d.HS, d.HS, d.HSp, d.scale);
+    const float* dO = dout + row * d.C + static_cast<int64_t>(h) * d.HS;
+    const float* O = out + row * d.C + static_cast<int64_t>(h) * d.HS;
+    pack_row(w.dO + r * d.HSp, dO, d.HS, d.HSp);
+    w.D[r] = dot(dO, O, d.HS);
+  }
 }
 
 // One (b, kv head g, key block kb): dK, dV of the block from every query head of the
-// group and every query block at or below the diagonal; dQ contributions into w.dq.
-void backward_key_block(const Dims& d, float* dqkv, const float* dout, const float* qkv, const float* lse,
-                        const float* Dterm, const int32_t* seg, int b, int g, int kb, const BwdTiles& w) {
+// group and every query block at or below the diagonal, reading the group's packed
+// q, dO, D from `in`; dQ contributions into w.dq.
+void backward_key_block(const Dims& d, float* dqkv, const float* qkv, const float* lse, const int32_t* seg, int b,
+                        int g, int kb, const BwdTiles& in, const BwdTiles& w) {
   const int j0 = kb * kB, nc = std::min(kB, d.T - j0), HS = d.HS, HSp = d.HSp;
   const float* base = qkv + static_cast<int64_t>(b) * d.T * d.R;
-  const float* kp = base + static_cast<int64_t>(d.NH + g) * HS;
-  const float* vp = base + static_cast<int64_t>(d.NH + d.NKV + g) * HS;
+  const float* ksrc = base + static_cast<int64_t>(d.NH + g) * HS;
+  const float* vsrc = base + static_cast<int64_t>(d.NH + d.NKV + g) * HS;
   const int32_t* seg_b = seg ? seg + static_cast<int64_t>(b) * d.T : nullptr;
 
-  copy_rows(w.k, kp, d.R, j0, nc, HS, HSp);
-  copy_rows_t(w.kt, kp, d.R, j0, nc, HS);
-  copy_rows_t(w.vt, vp, d.R, j0, nc, HS);
+  for (int j = 0; j < nc; ++j) pack_row(w.k + j * HSp, ksrc + static_cast<int64_t>(j0 + j) * d.R, HS, HSp);
+  pack_rows_t(w.kt, ksrc, d.R, j0, nc, HS);
+  pack_rows_t(w.vt, vsrc, d.R, j0, nc, HS);
   std::fill(w.dk, w.dk + static_cast<size_t>(kB) * HSp, 0.0f);
   std::fill(w.dv, w.dv + static_cast<size_t>(kB) * HSp, 0.0f);
   const SegRange ks = seg_range(seg_b, j0, nc);
 
   for (int hh = 0; hh < d.G; ++hh) {
-    const int h = g * d.G + hh;
-    const float* qp = base + static_cast<int64_t>(h) * HS;
-    const float* dop = dout + static_cast<int64_t>(b) * d.T * d.C + static_cast<int64_t>(h) * HS;
-    const float* lse_h = lse + (static_cast<int64_t>(b) * d.NH + h) * d.T;
-    const float* D_h = Dterm + (static_cast<int64_t>(b) * d.NH + h) * d.T;
+    const float* lse_h = lse + (static_cast<int64_t>(b) * d.NH + g * d.G + hh) * d.T;
     for (int qb = kb; qb < d.nblk; ++qb) {
       const int i0 = qb * kB, nr = std::min(kB, d.T - i0);
       const TileMask tm = classify(seg_b, seg_range(seg_b, i0, nr), ks, i0, j0, nc);
       if (tm == TileMask::dead) continue;
-      copy_rows(w.q, qp, d.R, i0, nr, HS, HSp, d.scale);
-      copy_rows(w.dO, dop, d.C, i0, nr, HS, HSp);
-      gemm<false>(w.s, kB, w.q, HSp, 1, w.kt, kB, nr, kB, HS);    // S = Q K^T (scaled)
-      gemm<false>(w.dp, kB, w.dO, HSp, 1, w.vt, kB, nr, kB, HS);  // dP = dO V^T
+      const int64_t r0 = static_cast<int64_t>(hh) * d.T + i0;  // packed row of query i0
+      const float* q = in.q + r0 * HSp;
+      const float* dO = in.dO + r0 * HSp;
+      gemm<false>(w.s, kB, q, HSp, 1, w.kt, kB, nr, kB, HS);    // S = Q K^T (scaled)
+      gemm<false>(w.dp, kB, dO, HSp, 1, w.vt, kB, nr, kB, HS);  // dP = dO V^T
       for (int r = 0; r < nr; ++r) {
         const int i = i0 + r;
         float* s = w.s + r * kB;
         float* dp = w.dp + r * kB;
         if (tm == TileMask::partial)
           for (int j = 0; j < nc; ++j) s[j] = visible(seg_b, j0 + j, i) ? s[j] : kNegInf;
-        const v16 L = splat(lse_h[i]), D = splat(D_h[i]);
+        const v16 L = splat(lse_h[i]), D = splat(in.D[r0 + r]);
         for (int c = 0; c < kB; c += kLanes) {  // columns >= nc are never read below
           const v16 p = exp16(load(s + c) - L);
           store(s + c, p);
           store(dp + c, p * (load(dp + c) - D));  // dS = P * (dP - D)
         }
       }
-      gemm<true>(w.dv, HSp, w.s, 1, kB, w.dO, HSp, nc, HSp, nr);  // dV += P^T dO
-      gemm<true>(w.dk, HSp, w.dp, 1, kB, w.q, HSp, nc, HSp, nr);  // dK += dS^T (scale Q)
-      gemm<true>(w.dq + (static_cast<int64_t>(hh) * d.T + i0) * HSp, HSp, w.dp, kB, 1, w.k, HSp, nr, HSp,
-                 nc);  // dQ += dS K (scaled when added to dqkv)
+      gemm<true>(w.dv, HSp, w.s, 1, kB, dO, HSp, nc, HSp, nr);              // dV += P^T dO
+      gemm<true>(w.dk, HSp, w.dp, 1, kB, q, HSp, nc, HSp, nr);              // dK += dS^T (scale Q)
+      gemm<true>(w.dq + r0 * HSp, HSp, w.dp, kB, 1, w.k, HSp, nr, HSp, nc);  // dQ += dS K (scaled later)
     }
   }
 
@@ -287,8 +315,8 @@ void backward_key_block(const Dims& d, float* dqkv, const float* dout, const flo
   }
 }
 
-// dqkv's query rows of (b, g) += scale * sum of the `n` dQ accumulators (in order), rows [r0, r1)
-// of the (G*T) stacked query rows.
+// dqkv's query rows [r0, r1) of (b, g) (row r = hh*T + i) += scale * sum of the
+// `n` dQ accumulators, added in order.
 void add_dq(const Dims& d, float* dqkv, const float* const* dq, int n, int b, int g, int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; ++r) {
     const int hh = static_cast<int>(r / d.T), i = static_cast<int>(r % d.T);
@@ -316,34 +344,56 @@ void check_scratch(const char* what, size_t have, size_t need) {
                 std::to_string(need) + ")");
 }
 
+size_t fwd_shared_floats(const Dims& d, int threads) {
+  return static_cast<size_t>(2) * fwd_groups_per_round(d, threads) * d.T * d.HSp;
+}
+
 }  // namespace
 
-size_t attention_flash_forward_scratch_floats(int T, int NH, int NKV, int HS, int threads) {
-  const Dims d = make_dims(1, T, NH, NKV, HS);
-  return fwd_tile_floats(d.HSp) * static_cast<size_t>(resolve_threads(threads));
+size_t attention_flash_forward_scratch_floats(int B, int T, int NH, int NKV, int HS, int threads) {
+  const Dims d = make_dims(B, T, NH, NKV, HS);
+  const int n = resolve_threads(threads);
+  return fwd_shared_floats(d, n) + fwd_tile_floats(d.HSp) * static_cast<size_t>(n);
 }
 
 size_t attention_flash_backward_scratch_floats(int B, int T, int NH, int NKV, int HS, int threads) {
   const Dims d = make_dims(B, T, NH, NKV, HS);
-  return bwd_shared_floats(B, T, NH) + bwd_tile_floats(d) * static_cast<size_t>(resolve_threads(threads));
+  return bwd_tile_floats(d) * static_cast<size_t>(resolve_threads(threads));
 }
 
 void attention_flash_forward(float* out, float* lse, const float* qkv, const int32_t* seg, int B, int T, int NH,
                              int NKV, int HS, float* scratch, size_t scratch_floats) {
   const Dims d = make_dims(B, T, NH, NKV, HS);
   const int threads = omp_get_max_threads();
-  const size_t per_thread = fwd_tile_floats(d.HSp);
-  check_scratch("attention_flash_forward", scratch_floats, per_thread * threads);
-  const int64_t bh = static_cast<int64_t>(B) * NH, tasks = bh * d.nblk;
+  const size_t shared = fwd_shared_floats(d, threads), per_thread = fwd_tile_floats(d.HSp);
+  check_scratch("attention_flash_forward", scratch_floats, shared + per_thread * threads);
+  const int groups = B * NKV, per_round = fwd_groups_per_round(d, threads);
+  const int64_t plane = static_cast<int64_t>(T) * d.HSp;  // one packed (T, HSp) head
+  float* kpack = scratch;                                 // (per_round, T, HSp)
+  float* vpack = scratch + per_round * plane;             // (per_round, T, HSp)
 #pragma omp parallel num_threads(threads)
   {
-    const FwdTiles w = carve_fwd(scratch + per_thread * omp_get_thread_num(), d.HSp);
-    // Longest query blocks (most key blocks) first, for a short tail.
+    const FwdTiles w = carve_fwd(scratch + shared + per_thread * omp_get_thread_num(), d.HSp);
+    for (int g0 = 0; g0 < groups; g0 += per_round) {
+      const int ng = std::min(per_round, groups - g0);
+      // Pack K and V of this round's kv heads contiguous: every query block re-reads them.
+#pragma omp for schedule(static)
+      for (int64_t r = 0; r < static_cast<int64_t>(ng) * T; ++r) {
+        const int gi = static_cast<int>(r / T), t = static_cast<int>(r % T);
+        const int b = (g0 + gi) / NKV, g = (g0 + gi) % NKV;
+        const float* row = qkv + (static_cast<int64_t>(b) * T + t) * d.R;
+        pack_row(kpack + r * d.HSp, row + static_cast<int64_t>(NH + g) * HS, HS, d.HSp);
+        pack_row(vpack + r * d.HSp, row + static_cast<int64_t>(NH + NKV + g) * HS, HS, d.HSp);
+      }
+      // Tasks (kv head, query head, query block), longest query blocks first for a short tail.
+      const int64_t heads = static_cast<int64_t>(ng) * d.G, tasks = heads * d.nblk;
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < tasks; ++t) {
-      const int qb = d.nblk - 1 - static_cast<int>(t / bh);
-      const int64_t x = t % bh;
-      forward_query_block(d, out, lse, qkv, seg, static_cast<int>(x / NH), static_cast<int>(x % NH), qb, w);
+      for (int64_t t = 0; t < tasks; ++t) {
+        const int qb = d.nblk - 1 - static_cast<int>(t / heads);
+        const int x = static_cast<int>(t % heads), gi = x / d.G;
+        const int b = (g0 + gi) / NKV, h = ((g0 + gi) % NKV) * d.G + x % d.G;
+        forward_query_block(d, out, lse, qkv, seg, b, h, qb, kpack + gi * plane, vpack + gi * plane, w);
+      }
     }
   }
 }
@@ -353,56 +403,46 @@ void attention_flash_backward(float* dqkv, const float* dout, const float* qkv, 
                               float* scratch, size_t scratch_floats, FlashBackwardSplit split) {
   const Dims d = make_dims(B, T, NH, NKV, HS);
   const int threads = omp_get_max_threads();
-  const size_t shared = bwd_shared_floats(B, T, NH), per_thread = bwd_tile_floats(d);
-  check_scratch("attention_flash_backward", scratch_floats, shared + per_thread * threads);
-  float* Dterm = scratch;  // (B, NH, T)
+  const size_t per_thread = bwd_tile_floats(d);
+  check_scratch("attention_flash_backward", scratch_floats, per_thread * threads);
   const bool by_group = use_by_group(d, threads, split);
   const int pairs = B * NKV;
-  const size_t dq_floats = static_cast<size_t>(d.G) * T * d.HSp;
+  const int64_t rows = static_cast<int64_t>(d.G) * T;  // query rows of one kv head
+  const size_t dq_floats = static_cast<size_t>(rows) * d.HSp;
   std::vector<const float*> parts(threads);  // each thread's dQ accumulator
-  for (int t = 0; t < threads; ++t) parts[t] = carve_bwd(scratch + shared + per_thread * t, d).dq;
+  for (int t = 0; t < threads; ++t) parts[t] = carve_bwd(scratch + per_thread * t, d).dq;
+  const BwdTiles shared = carve_bwd(scratch, d);  // by_key_block: thread 0's packed queries serve all
 
 #pragma omp parallel num_threads(threads)
   {
     const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
-    const BwdTiles w = carve_bwd(scratch + shared + per_thread * tid, d);
-
-    // D[b,h,i] = dO . O, one row term per query.
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < static_cast<int64_t>(B) * T; ++r) {
-      const int b = static_cast<int>(r / T), i = static_cast<int>(r % T);
-      for (int h = 0; h < NH; ++h) {
-        const float* o = out + r * d.C + static_cast<int64_t>(h) * HS;
-        const float* dO = dout + r * d.C + static_cast<int64_t>(h) * HS;
-        float s = 0;
-        for (int c = 0; c < HS; ++c) s += o[c] * dO[c];
-        Dterm[(static_cast<int64_t>(b) * NH + h) * T + i] = s;
-      }
-    }
-
+    const BwdTiles w = carve_bwd(scratch + per_thread * tid, d);
     if (by_group) {
 #pragma omp for schedule(dynamic, 1)
       for (int p = 0; p < pairs; ++p) {
         const int b = p / NKV, g = p % NKV;
+        pack_queries(d, qkv, dout, out, b, g, 0, rows, w);
         std::fill(w.dq, w.dq + dq_floats, 0.0f);
-        for (int kb = 0; kb < d.nblk; ++kb) backward_key_block(d, dqkv, dout, qkv, lse, Dterm, seg, b, g, kb, w);
+        for (int kb = 0; kb < d.nblk; ++kb) backward_key_block(d, dqkv, qkv, lse, seg, b, g, kb, w, w);
         const float* dq = w.dq;
-        add_dq(d, dqkv, &dq, 1, b, g, 0, static_cast<int64_t>(d.G) * T);
+        add_dq(d, dqkv, &dq, 1, b, g, 0, rows);
       }
     } else {
+      const int64_t chunk = (rows + nth - 1) / nth;
+      const int64_t r0 = std::min(rows, chunk * tid), r1 = std::min(rows, chunk * (tid + 1));
       for (int p = 0; p < pairs; ++p) {
         const int b = p / NKV, g = p % NKV;
         std::fill(w.dq, w.dq + dq_floats, 0.0f);
+        pack_queries(d, qkv, dout, out, b, g, r0, r1, shared);
+#pragma omp barrier
         // Snake order (0..n-1, n-1..0, ...): early key blocks carry the most query blocks.
         for (int round = 0; round * nth < d.nblk; ++round) {
           const int kb = round * nth + (round % 2 == 0 ? tid : nth - 1 - tid);
-          if (kb < d.nblk) backward_key_block(d, dqkv, dout, qkv, lse, Dterm, seg, b, g, kb, w);
+          if (kb < d.nblk) backward_key_block(d, dqkv, qkv, lse, seg, b, g, kb, shared, w);
         }
 #pragma omp barrier
         // Sum the per-thread dQ partials in thread order: deterministic for a given thread count.
-        const int64_t rows = static_cast<int64_t>(d.G) * T;
-        const int64_t chunk = (rows + nth - 1) / nth;
-        add_dq(d, dqkv, parts.data(), nth, b, g, std::min(rows, chunk * tid), std::min(rows, chunk * (tid + 1)));
+        add_dq(d, dqkv, parts.data(), nth, b, g, r0, r1);
 #pragma omp barrier
       }
     }
@@ -413,7 +453,7 @@ void attention_flash_backward(float* dqkv, const float* dout, const float* qkv, 
 
 void attention_forward(float* out, float* lse, const float* qkv, const int32_t* seg, int B, int T, int NH, int NKV,
                        int HS) {
-  const size_t n = attention_flash_forward_scratch_floats(T, NH, NKV, HS);
+  const size_t n = attention_flash_forward_scratch_floats(B, T, NH, NKV, HS);
   AlignedBuffer scratch(n * sizeof(float));
   attention_flash_forward(out, lse, qkv, seg, B, T, NH, NKV, HS, scratch.as<float>(), n);
 }

@@ -6,8 +6,8 @@
 //
 // Memory (floats, G = NH/NKV query heads per kv head, HSp = HS rounded up to 16):
 //  forward:  per thread a few kFlashBlock x HSp tiles; shared, K and V of the kv
-//            heads in flight packed contiguous: 2 * T * HSp per head (more heads at
-//            once only when T is short, to keep threads busy);
+//            heads in flight packed contiguous, 2 * T * HSp per head, as many heads
+//            as fit in 8 MB (at least one, more if needed to keep threads busy);
 //  backward: per thread the tiles, plus the scaled Q, dO, D = rowsum(dO * O) of one
 //            kv head's query heads packed contiguous and a dQ accumulator:
 //            about 3 * G * T * HSp.

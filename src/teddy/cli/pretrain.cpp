@@ -1,0 +1,74 @@
+// `teddy pretrain`: next-token pretraining on a prepared dataset.
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "teddy/cli/commands.h"
+#include "teddy/cli/progress.h"
+#include "teddy/train/pretrainer.h"
+
+namespace teddy::cli {
+
+void register_pretrain(CLI::App& app, Run& run) {
+  struct Opts {
+    std::string config;
+    std::vector<std::string> overrides;
+    bool resume = false;
+    int64_t print_every = 10;
+  };
+  auto o = std::make_shared<Opts>();
+  CLI::App* sub = app.add_subcommand("pretrain", "Pretrain a model by next-token prediction on a prepared dataset");
+  sub->add_option("--config,-c", o->config, "TOML run config (see configs/pretrain/*.toml); defaults apply to absent keys");
+  sub->add_option("overrides", o->overrides, "Overrides as section.key=value, e.g. train.steps=100 optim.lr=3e-4");
+  sub->add_flag("--resume", o->resume, "Continue from the newest intact checkpoint in run.dir");
+  sub->add_option("--print-every", o->print_every, "When not on a terminal, print progress every N steps")->check(CLI::PositiveNumber);
+  sub->footer(
+      "Config sections and keys: [model] preset family n_layer n_head n_kv_head d_model d_ff max_seq_len\n"
+      "  [data] dataset mix   [train] micro_batch seq_len grad_accum steps tokens seed threads\n"
+      "  [optim] lr min_lr_ratio warmup_steps weight_decay beta1 beta2 eps grad_clip\n"
+      "  [eval] interval batches   [checkpoint] interval keep   [run] dir peak_gflops");
+  sub->callback([o, sub, &run] {
+    (void)sub;
+    run = [o] {
+      PretrainConfig cfg = o->config.empty() ? PretrainConfig::parse("", "<defaults>", o->overrides)
+                                             : PretrainConfig::load(o->config, o->overrides);
+      Pretrainer trainer(std::move(cfg), o->resume);
+      ProgressLine bar(stderr, o->print_every);
+      trainer.run([&](const PretrainEvent& e) {
+        char buf[512];
+        switch (e.kind) {
+          case PretrainEvent::Kind::start:
+            std::printf("%s", e.text.c_str());
+            std::fflush(stdout);
+            break;
+          case PretrainEvent::Kind::step:
+            std::snprintf(buf, sizeof buf, "loss %.4f | lr %.2e | norm %.3f | %s tok/s | MFU %.1f%% | ETA %s",
+                          e.loss, e.lr, e.grad_norm, format_count(e.tokens_per_s).c_str(), 100 * e.mfu,
+                          format_duration(e.eta_s).c_str());
+            bar.update(e.step, e.total_steps, buf);
+            break;
+          case PretrainEvent::Kind::eval:
+            std::snprintf(buf, sizeof buf, "step %lld: validation loss %.4f (%s tokens seen)",
+                          static_cast<long long>(e.step), e.loss, format_count(static_cast<double>(e.tokens_seen)).c_str());
+            bar.message(buf);
+            break;
+          case PretrainEvent::Kind::checkpoint:
+            bar.message("checkpoint: " + e.text);
+            break;
+          case PretrainEvent::Kind::end: {
+            bar.finish();
+            std::printf("done: %s", e.text.c_str());
+            std::printf("tokens seen per source:");
+            for (const auto& [name, n] : e.tokens_per_source) std::printf(" %s=%s", name.c_str(), format_count(static_cast<double>(n)).c_str());
+            std::printf("\n");
+            break;
+          }
+        }
+      });
+      return 0;
+    };
+  });
+}
+
+}  // namespace teddy::cli

@@ -1,0 +1,287 @@
+#include "teddy/train/checkpoint.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "teddy/core/error.h"
+#include "teddy/io/safetensors.h"
+#include "teddy/model/config_json.h"
+
+namespace fs = std::filesystem;
+
+namespace teddy {
+
+namespace {
+
+constexpr const char* kModelFile = "model.safetensors";
+constexpr const char* kOptimizerFile = "optimizer.safetensors";
+constexpr const char* kStateFile = "state.json";
+
+std::string step_dir_name(int64_t step) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "step_%08lld", static_cast<long long>(step));
+  return buf;
+}
+
+void fsync_path(const std::string& path, bool directory) {
+  const int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+  if (fd < 0) throw Error(path + ": cannot open to fsync: " + std::strerror(errno));
+  if (::fsync(fd) != 0 && errno != EINVAL) {
+    const int e = errno;
+    ::close(fd);
+    throw Error(path + ": fsync failed: " + std::strerror(e));
+  }
+  ::close(fd);
+}
+
+void write_durable(const std::string& path, const std::string& content) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) throw Error(path + ": cannot create: " + std::strerror(errno));
+  size_t done = 0;
+  while (done < content.size()) {
+    const ssize_t w = ::write(fd, content.data() + done, content.size() - done);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      const int e = errno;
+      ::close(fd);
+      throw Error(path + ": write failed: " + std::strerror(e));
+    }
+    done += static_cast<size_t>(w);
+  }
+  if (::fsync(fd) != 0) {
+    const int e = errno;
+    ::close(fd);
+    throw Error(path + ": fsync failed: " + std::strerror(e));
+  }
+  ::close(fd);
+}
+
+// XXH3-64 of a whole file, streamed.
+uint64_t file_checksum(const std::string& path, uint64_t* size) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw FormatError(path + ": cannot open");
+  XXH3_state_t* st = XXH3_createState();
+  XXH3_64bits_reset(st);
+  std::vector<char> buf(1 << 20);
+  uint64_t total = 0;
+  while (f) {
+    f.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const auto got = f.gcount();
+    if (got > 0) {
+      XXH3_64bits_update(st, buf.data(), static_cast<size_t>(got));
+      total += static_cast<uint64_t>(got);
+    }
+  }
+  const uint64_t h = XXH3_64bits_digest(st);
+  XXH3_freeState(st);
+  if (size) *size = total;
+  return h;
+}
+
+std::string hex64(uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw FormatError(path + ": missing");
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// First differing field of two model configs, or "".
+std::string config_difference(const ModelConfig& a, const ModelConfig& b) {
+#define TEDDY_CMP(f) \
+  if (a.f != b.f) { std::ostringstream os; os << #f << " (checkpoint " << b.f << ", run " << a.f << ")"; return os.str(); }
+  if (a.family != b.family) return "family (checkpoint " + std::string(family_name(b.family)) + ", run " + std::string(family_name(a.family)) + ")";
+  TEDDY_CMP(vocab_size) TEDDY_CMP(padded_vocab_size) TEDDY_CMP(max_seq_len) TEDDY_CMP(n_layer)
+  TEDDY_CMP(n_head) TEDDY_CMP(n_kv_head) TEDDY_CMP(d_model) TEDDY_CMP(d_ff) TEDDY_CMP(norm_eps)
+  TEDDY_CMP(rope_theta) TEDDY_CMP(tie_embeddings) TEDDY_CMP(bias)
+#undef TEDDY_CMP
+  return "";
+}
+
+}  // namespace
+
+std::string save_checkpoint(const std::string& run_dir, const Model& model, const AdamW& opt,
+                            const CheckpointState& state, int keep_last,
+                            const std::function<void(const std::string&)>& after_file) {
+  const fs::path root = fs::path(run_dir) / "checkpoints";
+  std::error_code ec;
+  fs::create_directories(root, ec);
+  if (ec) throw Error(root.string() + ": cannot create: " + ec.message());
+  const std::string name = step_dir_name(state.step);
+  const fs::path final_dir = root / name;
+  const fs::path tmp_dir = root / (name + ".tmp-" + std::to_string(::getpid()));
+  fs::remove_all(tmp_dir, ec);
+  fs::create_directories(tmp_dir, ec);
+  if (ec) throw Error(tmp_dir.string() + ": cannot create: " + ec.message());
+
+  const ParamLayout& layout = model.layout();
+  const std::string cfg_json = model_config_to_json(model.config());
+  {
+    SafetensorsWriter w;
+    for (const ParamInfo& p : layout.params) w.add_f32(p.name, p.shape, model.params() + p.offset);
+    w.set_metadata("format", "teddy-checkpoint");
+    w.set_metadata("model_config", cfg_json);
+    w.write((tmp_dir / kModelFile).string());
+    if (after_file) after_file(kModelFile);
+  }
+  {
+    SafetensorsWriter w;
+    const int64_t n = static_cast<int64_t>(opt.size());
+    w.add_f32("adamw.m", {n}, opt.m());
+    w.add_f32("adamw.v", {n}, opt.v());
+    w.set_metadata("adamw_t", std::to_string(opt.t()));
+    w.write((tmp_dir / kOptimizerFile).string());
+    if (after_file) after_file(kOptimizerFile);
+  }
+  nlohmann::ordered_json j;
+  j["format"] = "teddy-checkpoint";
+  j["version"] = kCheckpointVersion;
+  j["step"] = state.step;
+  j["tokens_processed"] = state.tokens_processed;
+  j["seed"] = state.seed;
+  j["optimizer_t"] = opt.t();
+  j["model_config"] = nlohmann::json::parse(cfg_json);
+  j["loader_state"] = state.loader_state.empty() ? nlohmann::json() : nlohmann::json::parse(state.loader_state);
+  j["run_config"] = state.run_config;
+  for (const char* f : {kModelFile, kOptimizerFile}) {
+    uint64_t size = 0;
+    const uint64_t h = file_checksum((tmp_dir / f).string(), &size);
+    j["files"][f] = {{"bytes", size}, {"xxh3_64", hex64(h)}};
+  }
+  write_durable((tmp_dir / kStateFile).string(), j.dump(2) + "\n");
+  if (after_file) after_file(kStateFile);
+  fsync_path(tmp_dir.string(), true);
+
+  // Replace an older checkpoint of the same step (a rerun) only after the new one is complete.
+  if (fs::exists(final_dir)) fs::remove_all(final_dir, ec);
+  fs::rename(tmp_dir, final_dir, ec);
+  if (ec) throw Error(final_dir.string() + ": cannot rename checkpoint into place: " + ec.message());
+  fsync_path(root.string(), true);
+
+  if (keep_last > 0) {
+    std::vector<std::string> all = list_checkpoints(run_dir);
+    for (size_t i = static_cast<size_t>(keep_last); i < all.size(); ++i) fs::remove_all(all[i], ec);
+  }
+  return final_dir.string();
+}
+
+std::vector<std::string> list_checkpoints(const std::string& run_dir) {
+  std::vector<std::pair<int64_t, std::string>> found;
+  const fs::path root = fs::path(run_dir) / "checkpoints";
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) return {};
+  for (const auto& e : fs::directory_iterator(root, ec)) {
+    const std::string n = e.path().filename().string();
+    if (!e.is_directory() || n.rfind("step_", 0) != 0 || n.find(".tmp") != std::string::npos) continue;
+    const std::string digits = n.substr(5);
+    if (digits.empty() || !std::all_of(digits.begin(), digits.end(), ::isdigit)) continue;
+    found.emplace_back(std::stoll(digits), e.path().string());
+  }
+  std::sort(found.begin(), found.end(), [](auto& a, auto& b) { return a.first > b.first; });
+  std::vector<std::string> out;
+  for (auto& f : found) out.push_back(f.second);
+  return out;
+}
+
+CheckpointInfo inspect_checkpoint(const std::string& dir) {
+  const std::string state_path = (fs::path(dir) / kStateFile).string();
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_text(state_path));
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(state_path + ": not valid JSON (" + e.what() + ")");
+  }
+  CheckpointInfo info;
+  info.dir = dir;
+  try {
+    if (j.value("format", "") != "teddy-checkpoint") throw FormatError(state_path + ": not a teddy checkpoint (format field)");
+    const int version = j.at("version").get<int>();
+    if (version != kCheckpointVersion)
+      throw FormatError(state_path + ": checkpoint version " + std::to_string(version) + ", this teddy reads " +
+                        std::to_string(kCheckpointVersion));
+    info.state.step = j.at("step").get<int64_t>();
+    info.state.tokens_processed = j.at("tokens_processed").get<int64_t>();
+    info.state.seed = j.at("seed").get<uint64_t>();
+    info.optimizer_t = j.at("optimizer_t").get<int64_t>();
+    info.state.loader_state = j.at("loader_state").is_null() ? "" : j.at("loader_state").dump();
+    info.state.run_config = j.at("run_config").get<std::string>();
+    info.model_config = model_config_from_json(j.at("model_config").dump(), state_path);
+    for (const char* f : {kModelFile, kOptimizerFile}) {
+      const auto& fj = j.at("files").at(f);
+      const std::string path = (fs::path(dir) / f).string();
+      if (!fs::exists(path)) throw FormatError(path + ": missing");
+      uint64_t size = 0;
+      const uint64_t h = file_checksum(path, &size);
+      if (size != fj.at("bytes").get<uint64_t>())
+        throw FormatError(path + ": size " + std::to_string(size) + " bytes, state.json records " +
+                          std::to_string(fj.at("bytes").get<uint64_t>()));
+      if (hex64(h) != fj.at("xxh3_64").get<std::string>())
+        throw FormatError(path + ": checksum mismatch (file " + hex64(h) + ", state.json " +
+                          fj.at("xxh3_64").get<std::string>() + ")");
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(state_path + ": missing or malformed field (" + e.what() + ")");
+  }
+  return info;
+}
+
+std::optional<std::string> latest_intact_checkpoint(const std::string& run_dir, std::vector<std::string>* skipped) {
+  for (const std::string& d : list_checkpoints(run_dir)) {
+    try {
+      inspect_checkpoint(d);
+      return d;
+    } catch (const Error& e) {
+      if (skipped) skipped->push_back(d + ": " + e.what());
+    }
+  }
+  return std::nullopt;
+}
+
+CheckpointInfo load_checkpoint(const std::string& dir, Model& model, AdamW* opt) {
+  CheckpointInfo info = inspect_checkpoint(dir);
+  const std::string diff = config_difference(model.config(), info.model_config);
+  if (!diff.empty()) throw ConfigError(dir + ": checkpoint is from an incompatible model config: " + diff);
+  const SafetensorsFile mf = SafetensorsFile::open((fs::path(dir) / kModelFile).string());
+  for (const ParamInfo& p : model.layout().params) {
+    const SafeTensor* t = mf.find(p.name);
+    if (!t) throw FormatError(mf.path() + ": tensor " + p.name + " missing");
+    if (t->shape != p.shape) throw FormatError(mf.path() + ": tensor " + p.name + " has the wrong shape");
+    mf.copy_f32(p.name, model.params() + p.offset, p.numel);
+  }
+  if (opt) {
+    const SafetensorsFile of = SafetensorsFile::open((fs::path(dir) / kOptimizerFile).string());
+    const std::vector<float> m = of.to_f32("adamw.m"), v = of.to_f32("adamw.v");
+    if (m.size() != opt->size() || v.size() != opt->size())
+      throw FormatError(of.path() + ": optimizer state has " + std::to_string(m.size()) + " floats, expected " +
+                        std::to_string(opt->size()));
+    opt->set_state(info.optimizer_t, m.data(), v.data());
+  }
+  return info;
+}
+
+std::string resolve_checkpoint_path(const std::string& path) {
+  if (fs::exists(fs::path(path) / kStateFile)) return path;
+  std::vector<std::string> skipped;
+  if (auto latest = latest_intact_checkpoint(path, &skipped)) return *latest;
+  std::string msg = path + ": no intact checkpoint found (expected a checkpoint directory with state.json, or a run directory with checkpoints/step_*)";
+  for (const auto& s : skipped) msg += "\n  skipped " + s;
+  throw Error(msg);
+}
+
+}  // namespace teddy

@@ -1,0 +1,65 @@
+#pragma once
+// Checkpoints: <run>/checkpoints/step_<NNNNNNNN>/ holding
+//   model.safetensors      parameters by name (F32), model config in the metadata
+//   optimizer.safetensors  AdamW m and v (flat, the parameters' layout)
+//   state.json             step, optimizer t, data-loader state, run config, and the
+//                          XXH3-64 checksum and size of each file above
+// A checkpoint is written into a temporary sibling directory, every file fsynced,
+// then renamed into place (and the parent fsynced), so a crash at any point leaves
+// either no new checkpoint or a complete one; state.json is written last, so a
+// directory without a valid state.json is never considered intact.
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "teddy/model/model.h"
+#include "teddy/train/adamw.h"
+
+namespace teddy {
+
+inline constexpr int kCheckpointVersion = 1;
+
+struct CheckpointState {
+  int64_t step = 0;               // optimizer steps completed
+  int64_t tokens_processed = 0;   // tokens (B*T*accum) consumed so far
+  uint64_t seed = 0;
+  std::string loader_state;       // DataLoader state as JSON
+  std::string run_config;         // resolved run config (TOML text)
+};
+
+struct CheckpointInfo {
+  std::string dir;
+  CheckpointState state;
+  ModelConfig model_config;
+  int64_t optimizer_t = 0;
+};
+
+// Writes a checkpoint for state.step and then deletes all but the newest `keep_last`
+// (0 keeps all). `after_file` (tests) is called with each file name once it is
+// durable in the temporary directory. Returns the checkpoint directory.
+std::string save_checkpoint(const std::string& run_dir, const Model& model, const AdamW& opt,
+                            const CheckpointState& state, int keep_last,
+                            const std::function<void(const std::string&)>& after_file = {});
+
+// Reads and verifies a checkpoint directory (state.json, sizes and checksums).
+// Throws FormatError naming the file and what is wrong.
+CheckpointInfo inspect_checkpoint(const std::string& dir);
+
+// Checkpoint directories under <run>/checkpoints, newest step first (intact or not).
+std::vector<std::string> list_checkpoints(const std::string& run_dir);
+// The newest checkpoint that passes inspect_checkpoint, or nullopt. Broken ones are
+// reported through `skipped` ("dir: why") when given.
+std::optional<std::string> latest_intact_checkpoint(const std::string& run_dir,
+                                                    std::vector<std::string>* skipped = nullptr);
+
+// Loads parameters (and, if opt != nullptr, the optimizer state) into a model whose
+// config equals the checkpoint's; throws ConfigError naming the first differing
+// field otherwise.
+CheckpointInfo load_checkpoint(const std::string& dir, Model& model, AdamW* opt);
+
+// Accepts a checkpoint directory or a run directory (then: its newest intact checkpoint).
+std::string resolve_checkpoint_path(const std::string& path);
+
+}  // namespace teddy

@@ -1,0 +1,239 @@
+#include "teddy/train/pretrain_config.h"
+
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+#include <toml++/toml.h>
+
+#include "teddy/core/error.h"
+
+namespace teddy {
+
+namespace {
+
+// One settable key: how to read it from a TOML node into the config.
+struct Key {
+  std::function<void(PretrainConfig&, const toml::node&, const std::string& where)> set;
+};
+
+template <class T>
+T get_as(const toml::node& n, const std::string& where, const char* want) {
+  if constexpr (std::is_same_v<T, std::string>) {
+    if (auto v = n.value<std::string>()) return *v;
+  } else if constexpr (std::is_same_v<T, bool>) {
+    if (auto v = n.value<bool>()) return *v;
+  } else if constexpr (std::is_floating_point_v<T>) {
+    if (auto v = n.value<double>()) return static_cast<T>(*v);
+  } else {
+    if (n.is_integer()) return static_cast<T>(*n.value<int64_t>());
+  }
+  throw ConfigError(where + ": expected " + want);
+}
+
+template <class T, class F>
+Key field(F accessor, const char* want) {
+  return Key{[accessor, want](PretrainConfig& c, const toml::node& n, const std::string& where) {
+    accessor(c) = get_as<T>(n, where, want);
+  }};
+}
+
+const std::map<std::string, Key>& keys() {
+  static const std::map<std::string, Key> k = {
+      {"model.preset", field<std::string>([](PretrainConfig& c) -> std::string& { return c.model_preset; }, "a preset name")},
+      {"model.family", Key{[](PretrainConfig& c, const toml::node& n, const std::string& w) {
+         c.model.set_family(family_from_name(get_as<std::string>(n, w, "\"gpt2\" or \"llama\"")));
+       }}},
+      {"model.n_layer", field<int>([](PretrainConfig& c) -> int& { return c.model.n_layer; }, "an integer")},
+      {"model.n_head", field<int>([](PretrainConfig& c) -> int& { return c.model.n_head; }, "an integer")},
+      {"model.n_kv_head", field<int>([](PretrainConfig& c) -> int& { return c.model.n_kv_head; }, "an integer")},
+      {"model.d_model", field<int>([](PretrainConfig& c) -> int& { return c.model.d_model; }, "an integer")},
+      {"model.d_ff", field<int>([](PretrainConfig& c) -> int& { return c.model.d_ff; }, "an integer")},
+      {"model.max_seq_len", field<int>([](PretrainConfig& c) -> int& { return c.model.max_seq_len; }, "an integer")},
+      {"model.norm_eps", field<float>([](PretrainConfig& c) -> float& { return c.model.norm_eps; }, "a number")},
+      {"model.rope_theta", field<float>([](PretrainConfig& c) -> float& { return c.model.rope_theta; }, "a number")},
+      {"data.dataset", field<std::string>([](PretrainConfig& c) -> std::string& { return c.dataset; }, "a directory path")},
+      {"data.mix", field<std::string>([](PretrainConfig& c) -> std::string& { return c.mix; }, "a string like \"prose=0.6,code=0.4\"")},
+      {"train.micro_batch", field<int>([](PretrainConfig& c) -> int& { return c.micro_batch; }, "an integer")},
+      {"train.seq_len", field<int>([](PretrainConfig& c) -> int& { return c.seq_len; }, "an integer")},
+      {"train.grad_accum", field<int>([](PretrainConfig& c) -> int& { return c.grad_accum; }, "an integer")},
+      {"train.steps", field<int64_t>([](PretrainConfig& c) -> int64_t& { return c.steps; }, "an integer")},
+      {"train.tokens", field<int64_t>([](PretrainConfig& c) -> int64_t& { return c.tokens; }, "an integer")},
+      {"train.seed", field<uint64_t>([](PretrainConfig& c) -> uint64_t& { return c.seed; }, "an integer")},
+      {"train.threads", field<int>([](PretrainConfig& c) -> int& { return c.threads; }, "an integer")},
+      {"optim.lr", field<float>([](PretrainConfig& c) -> float& { return c.lr; }, "a number")},
+      {"optim.min_lr_ratio", field<float>([](PretrainConfig& c) -> float& { return c.min_lr_ratio; }, "a number")},
+      {"optim.warmup_steps", field<int64_t>([](PretrainConfig& c) -> int64_t& { return c.warmup_steps; }, "an integer")},
+      {"optim.weight_decay", field<float>([](PretrainConfig& c) -> float& { return c.weight_decay; }, "a number")},
+      {"optim.beta1", field<float>([](PretrainConfig& c) -> float& { return c.beta1; }, "a number")},
+      {"optim.beta2", field<float>([](PretrainConfig& c) -> float& { return c.beta2; }, "a number")},
+      {"optim.eps", field<float>([](PretrainConfig& c) -> float& { return c.eps; }, "a number")},
+      {"optim.grad_clip", field<float>([](PretrainConfig& c) -> float& { return c.grad_clip; }, "a number")},
+      {"eval.interval", field<int64_t>([](PretrainConfig& c) -> int64_t& { return c.eval_interval; }, "an integer")},
+      {"eval.batches", field<int>([](PretrainConfig& c) -> int& { return c.eval_batches; }, "an integer")},
+      {"checkpoint.interval", field<int64_t>([](PretrainConfig& c) -> int64_t& { return c.checkpoint_interval; }, "an integer")},
+      {"checkpoint.keep", field<int>([](PretrainConfig& c) -> int& { return c.keep_checkpoints; }, "an integer")},
+      {"run.dir", field<std::string>([](PretrainConfig& c) -> std::string& { return c.run_dir; }, "a directory path")},
+      {"run.peak_gflops", field<double>([](PretrainConfig& c) -> double& { return c.peak_gflops; }, "a number")},
+  };
+  return k;
+}
+
+std::string known_keys() {
+  std::string s;
+  for (const auto& [k, _] : keys()) s += (s.empty() ? "" : ", ") + k;
+  return s;
+}
+
+// Applies "a.b=value" to the table (value parsed as TOML; else a bare string).
+void apply_override(toml::table& tbl, const std::string& ov) {
+  const auto eq = ov.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw ConfigError("override \"" + ov + "\": expected section.key=value (e.g. train.steps=100)");
+  const std::string key = ov.substr(0, eq), value = ov.substr(eq + 1);
+  const auto dot = key.find('.');
+  if (dot == std::string::npos || key.find('.', dot + 1) != std::string::npos)
+    throw ConfigError("override \"" + ov + "\": key must be section.key (e.g. optim.lr)");
+  const std::string section = key.substr(0, dot), name = key.substr(dot + 1);
+  toml::table* sec = tbl[section].as_table();
+  if (!sec) {
+    tbl.insert_or_assign(section, toml::table{});
+    sec = tbl[section].as_table();
+  }
+  try {
+    toml::table parsed = toml::parse("v = " + value);
+    if (const toml::node* v = parsed.get("v")) {
+      sec->insert_or_assign(name, *v);
+      return;
+    }
+  } catch (const toml::parse_error&) {
+    // not a TOML value: fall through
+  }
+  sec->insert_or_assign(name, value);  // bare word: a string
+}
+
+}  // namespace
+
+int64_t PretrainConfig::total_steps() const {
+  if (tokens > 0) return (tokens + tokens_per_step() - 1) / tokens_per_step();
+  return steps;
+}
+
+PretrainConfig PretrainConfig::parse(const std::string& text, const std::string& source,
+                                     const std::vector<std::string>& overrides) {
+  toml::table tbl;
+  try {
+    tbl = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream os;
+    os << source << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << e.description();
+    throw ConfigError(os.str());
+  }
+  for (const auto& ov : overrides) apply_override(tbl, ov);
+
+  PretrainConfig c;
+  // The preset is the base the other model keys modify, so read it first.
+  if (auto p = tbl["model"]["preset"]) c.model_preset = get_as<std::string>(*p.node(), source + ": model.preset", "a preset name");
+  c.model = ModelConfig::preset(c.model_preset);
+
+  for (auto&& [sec_name, sec_node] : tbl) {
+    const std::string sec(sec_name.str());
+    const toml::table* sec_tbl = sec_node.as_table();
+    if (!sec_tbl) throw ConfigError(source + ": \"" + sec + "\" must be a [section]; known keys: " + known_keys());
+    for (auto&& [k, node] : *sec_tbl) {
+      const std::string full = sec + "." + std::string(k.str());
+      auto it = keys().find(full);
+      if (it == keys().end()) throw ConfigError(source + ": unknown key \"" + full + "\"; known keys: " + known_keys());
+      if (full == "model.preset") continue;
+      it->second.set(c, node, source + ": " + full);
+    }
+  }
+  return c;
+}
+
+PretrainConfig PretrainConfig::load(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream f(path);
+  if (!f) throw ConfigError(path + ": cannot open config file");
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return parse(ss.str(), path, overrides);
+}
+
+void PretrainConfig::finalize(int vocab_size) {
+  model.vocab_size = vocab_size;
+  model.padded_vocab_size = ModelConfig::pad_vocab(vocab_size);
+  validate();
+}
+
+void PretrainConfig::validate() const {
+  auto positive = [](bool ok, const char* key, const std::string& rule) {
+    if (!ok) throw ConfigError(std::string(key) + ": " + rule);
+  };
+  positive(micro_batch >= 1, "train.micro_batch", "must be >= 1 (got " + std::to_string(micro_batch) + ")");
+  positive(seq_len >= 1, "train.seq_len", "must be >= 1 (got " + std::to_string(seq_len) + ")");
+  positive(seq_len <= model.max_seq_len, "train.seq_len",
+           "must be <= model.max_seq_len (" + std::to_string(seq_len) + " > " + std::to_string(model.max_seq_len) + ")");
+  positive(grad_accum >= 1, "train.grad_accum", "must be >= 1 (got " + std::to_string(grad_accum) + ")");
+  positive(steps >= 0 && tokens >= 0, "train.steps", "steps and tokens must be >= 0");
+  positive(total_steps() >= 1, "train.steps", "the run needs at least one step (set train.steps or train.tokens)");
+  positive(threads >= 0, "train.threads", "must be >= 0 (0 = all cores)");
+  positive(std::isfinite(lr) && lr > 0, "optim.lr", "must be a finite number > 0");
+  positive(min_lr_ratio >= 0 && min_lr_ratio <= 1, "optim.min_lr_ratio", "must be in [0, 1]");
+  positive(warmup_steps >= 0 && warmup_steps <= total_steps(), "optim.warmup_steps", "must be in [0, total steps]");
+  positive(weight_decay >= 0, "optim.weight_decay", "must be >= 0");
+  positive(beta1 >= 0 && beta1 < 1, "optim.beta1", "must be in [0, 1)");
+  positive(beta2 >= 0 && beta2 < 1, "optim.beta2", "must be in [0, 1)");
+  positive(eps > 0, "optim.eps", "must be > 0");
+  positive(grad_clip >= 0, "optim.grad_clip", "must be >= 0 (0 disables clipping)");
+  positive(eval_interval >= 0, "eval.interval", "must be >= 0");
+  positive(eval_batches >= 1, "eval.batches", "must be >= 1");
+  positive(checkpoint_interval >= 0, "checkpoint.interval", "must be >= 0");
+  positive(keep_checkpoints >= 0, "checkpoint.keep", "must be >= 0 (0 keeps all)");
+  positive(!run_dir.empty(), "run.dir", "must not be empty");
+  positive(!dataset.empty(), "data.dataset", "must not be empty");
+  positive(peak_gflops >= 0, "run.peak_gflops", "must be >= 0");
+  try {
+    model.validate();
+  } catch (const ConfigError& e) {
+    throw ConfigError(std::string("model.") + e.what());
+  }
+}
+
+std::string PretrainConfig::to_toml() const {
+  toml::table t;
+  t.insert("model", toml::table{{"preset", model_preset},
+                                {"family", std::string(family_name(model.family))},
+                                {"n_layer", model.n_layer},
+                                {"n_head", model.n_head},
+                                {"n_kv_head", model.n_kv_head},
+                                {"d_model", model.d_model},
+                                {"d_ff", model.d_ff},
+                                {"max_seq_len", model.max_seq_len},
+                                {"norm_eps", static_cast<double>(model.norm_eps)},
+                                {"rope_theta", static_cast<double>(model.rope_theta)}});
+  t.insert("data", toml::table{{"dataset", dataset}, {"mix", mix}});
+  t.insert("train", toml::table{{"micro_batch", micro_batch},
+                                {"seq_len", seq_len},
+                                {"grad_accum", grad_accum},
+                                {"steps", total_steps()},
+                                {"tokens", tokens},
+                                {"seed", static_cast<int64_t>(seed)},
+                                {"threads", threads}});
+  t.insert("optim", toml::table{{"lr", static_cast<double>(lr)},
+                                {"min_lr_ratio", static_cast<double>(min_lr_ratio)},
+                                {"warmup_steps", warmup_steps},
+                                {"weight_decay", static_cast<double>(weight_decay)},
+                                {"beta1", static_cast<double>(beta1)},
+                                {"beta2", static_cast<double>(beta2)},
+                                {"eps", static_cast<double>(eps)},
+                                {"grad_clip", static_cast<double>(grad_clip)}});
+  t.insert("eval", toml::table{{"interval", eval_interval}, {"batches", eval_batches}});
+  t.insert("checkpoint", toml::table{{"interval", checkpoint_interval}, {"keep", keep_checkpoints}});
+  t.insert("run", toml::table{{"dir", run_dir}, {"peak_gflops", peak_gflops}});
+  std::ostringstream os;
+  os << t << "\n";
+  return os.str();
+}
+
+}  // namespace teddy

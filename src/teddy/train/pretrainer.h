@@ -1,0 +1,54 @@
+#pragma once
+// The pretraining loop behind `teddy pretrain`: data loader over a prepared dataset
+// and mixture, model, AdamW with warmup + cosine, clipping, gradient accumulation,
+// periodic validation and checkpoints, a JSON-lines metrics file, exact resume.
+// The library reports through a callback; the CLI draws the progress bar.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "teddy/train/pretrain_config.h"
+
+namespace teddy {
+
+struct PretrainEvent {
+  enum class Kind { start, step, eval, checkpoint, end };
+  Kind kind = Kind::step;
+  int64_t step = 0;          // optimizer steps completed
+  int64_t total_steps = 0;
+  double loss = 0;           // step: training loss; eval/end: validation loss
+  double lr = 0, grad_norm = 0;
+  double tokens_per_s = 0, mfu = 0;
+  double elapsed_s = 0, eta_s = 0;
+  int64_t tokens_seen = 0;   // since step 0 (resumed runs included)
+  std::string text;          // start: resolved config and memory report; checkpoint: its path; end: summary
+  std::vector<std::pair<std::string, uint64_t>> tokens_per_source;
+};
+
+struct PretrainMemory {
+  size_t params = 0, grads = 0, optimizer = 0, activations = 0;
+};
+
+class Pretrainer {
+ public:
+  // Loads the dataset and builds the model. With resume, continues from the newest
+  // intact checkpoint in run_dir (and fails if the run config's model differs).
+  Pretrainer(PretrainConfig cfg, bool resume);
+  ~Pretrainer();
+
+  void run(const std::function<void(const PretrainEvent&)>& on_event);
+
+  const PretrainConfig& config() const;
+  const std::vector<double>& step_losses() const;  // training loss of each step run here
+  PretrainMemory memory() const;
+  int64_t start_step() const;  // 0, or the resumed checkpoint's step
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
+
+}  // namespace teddy
