@@ -103,6 +103,32 @@ TEST_F(TiktokenPeer, Cl100kLlama3PatternMixedTextIdsEqualTiktoken) {
 
 TEST_F(TiktokenPeer, Cl100kRandomTextsEqualTiktoken) { compare_random(cl100k(), "cl100k_base", 99); }
 
+TEST_F(TiktokenPeer, Gpt2ThroughHuggingFaceAndTeddyFormatsKeepsIds) {
+  // tiktoken ranks -> tokenizer.json (merges recovered from the ranks) -> load: the
+  // HF rule (listed merge pairs, whole words first) must still give tiktoken's ids.
+  const std::string file = TEDDY_SOURCE_DIR "/tests/data/tokenizer_mixed.txt";
+  const std::string text = test::read_file(file);
+  const std::vector<uint32_t> theirs = parse_ids(node_encode("gpt2", file));
+  const Tokenizer tok = gpt2();
+  const std::string hf = test::temp_dir() + "/gpt2_tokenizer.json";
+  tok.save_hf_json(hf);
+  const std::string hf_text = test::read_file(hf);
+  EXPECT_NE(hf_text.find("\"\u0120the\": 262"), std::string::npos)  // GPT-2's encoder.json spelling of " the"
+      << "byte-level spelling of \" the\" missing";
+  EXPECT_NE(hf_text.find("\"\u0120 t\""), std::string::npos);  // GPT-2's first merge "Ġ t"
+  const Tokenizer from_hf = Tokenizer::load(hf);
+  EXPECT_FALSE(from_hf.vocab().merges.empty());
+  EXPECT_EQ(from_hf.merge_count(), 50000u);
+  EXPECT_EQ(from_hf.eot_id(), 50256u);
+  const std::vector<uint32_t> ours = from_hf.encode(text);
+  EXPECT_EQ(ours, theirs) << describe_mismatch(from_hf, ours, theirs);
+
+  const std::string own = test::temp_dir() + "/gpt2_teddy.json";
+  from_hf.save(own);
+  const Tokenizer from_own = Tokenizer::load(own);
+  EXPECT_EQ(from_own.encode(text), theirs);
+}
+
 TEST_F(TiktokenPeer, Gpt2KnownIds) {
   // Spot checks independent of node: ids of GPT-2's encoder.json.
   const Tokenizer tok = gpt2();

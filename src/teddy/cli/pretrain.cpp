@@ -16,12 +16,14 @@ void register_pretrain(CLI::App& app, Run& run) {
     std::vector<std::string> overrides;
     bool resume = false;
     int64_t print_every = 10;
+    int64_t stop_after = 0;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* sub = app.add_subcommand("pretrain", "Pretrain a model by next-token prediction on a prepared dataset");
   sub->add_option("--config,-c", o->config, "TOML run config (see configs/pretrain/*.toml); defaults apply to absent keys");
   sub->add_option("overrides", o->overrides, "Overrides as section.key=value, e.g. train.steps=100 optim.lr=3e-4");
   sub->add_flag("--resume", o->resume, "Continue from the newest intact checkpoint in run.dir");
+  sub->add_option("--stop-after", o->stop_after, "Stop (with a checkpoint) after this many steps, as if interrupted; resume later with --resume");
   sub->add_option("--print-every", o->print_every, "When not on a terminal, print progress every N steps")->check(CLI::PositiveNumber);
   sub->footer(
       "Config sections and keys: [model] preset family n_layer n_head n_kv_head d_model d_ff max_seq_len\n"
@@ -65,7 +67,7 @@ void register_pretrain(CLI::App& app, Run& run) {
             break;
           }
         }
-      });
+      }, o->stop_after);
       return 0;
     };
   });

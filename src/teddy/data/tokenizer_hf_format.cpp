@@ -195,9 +195,16 @@ BpeVocab parse_hf_tokenizer(std::string_view content, const std::string& path) {
 
 std::string format_hf_tokenizer(const BpeVocab& vocab, const BpeEncoder& encoder) {
   using ojson = nlohmann::ordered_json;
-  ojson vocab_j = ojson::object();
-  for (uint32_t id = 0; id < vocab.tokens.size(); ++id)
-    if (!vocab.tokens[id].empty()) vocab_j[to_alphabet(vocab.tokens[id])] = id;
+  // The vocab object is written by hand: ordered_json finds keys by linear search,
+  // which is quadratic for 50k+ tokens.
+  std::string vocab_text = "{";
+  for (uint32_t id = 0; id < vocab.tokens.size(); ++id) {
+    if (vocab.tokens[id].empty()) continue;
+    if (vocab_text.size() > 1) vocab_text += ",";
+    vocab_text += "\n      " + nlohmann::json(to_alphabet(vocab.tokens[id])).dump() + ": " + std::to_string(id);
+  }
+  vocab_text += "\n    }";
+  constexpr std::string_view kVocabSlot = "\"@@teddy-vocab@@\"";
   std::vector<std::pair<uint32_t, uint32_t>> order;  // (rank, id) of merged tokens
   for (uint32_t id = 0; id < vocab.tokens.size(); ++id)
     if (vocab.tokens[id].size() > 1 && vocab.ranks[id] != BpeVocab::kNoRank) order.emplace_back(vocab.ranks[id], id);
@@ -249,9 +256,11 @@ std::string format_hf_tokenizer(const BpeVocab& vocab, const BpeEncoder& encoder
                 {"fuse_unk", false},
                 {"byte_fallback", false},
                 {"ignore_merges", vocab.merges.empty() || vocab.whole_piece_first},
-                {"vocab", vocab_j},
+                {"vocab", "@@teddy-vocab@@"},
                 {"merges", merges}};
-  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::strict) + "\n";
+  std::string out = j.dump(2, ' ', false, nlohmann::json::error_handler_t::strict) + "\n";
+  out.replace(out.find(kVocabSlot), kVocabSlot.size(), vocab_text);
+  return out;
 }
 
 }  // namespace teddy

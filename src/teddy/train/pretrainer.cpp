@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -157,7 +158,7 @@ PretrainMemory Pretrainer::memory() const {
   return m;
 }
 
-void Pretrainer::run(const std::function<void(const PretrainEvent&)>& on_event) {
+void Pretrainer::run(const std::function<void(const PretrainEvent&)>& on_event, int64_t stop_after) {
   State& s = *s_;
   const PretrainConfig& cfg = s.cfg;
   const int64_t total = cfg.total_steps();
@@ -231,7 +232,8 @@ void Pretrainer::run(const std::function<void(const PretrainEvent&)>& on_event) 
   const int64_t first = s.step;
   double last_val = std::nan("");
   std::vector<Batch> micro(static_cast<size_t>(cfg.grad_accum));
-  while (s.step < total) {
+  const int64_t stop = stop_after > 0 ? std::min(stop_after, total) : total;
+  while (s.step < stop) {
     const auto t0 = std::chrono::steady_clock::now();
     for (int a = 0; a < cfg.grad_accum; ++a) {
       int32_t* tk = s.tokens.data() + static_cast<size_t>(a) * B * T;
@@ -271,7 +273,7 @@ void Pretrainer::run(const std::function<void(const PretrainEvent&)>& on_event) 
     }
     emit(e);
 
-    const bool last = s.step == total;
+    const bool last = s.step == stop;
     if ((cfg.eval_interval > 0 && s.step % cfg.eval_interval == 0) || last) {
       last_val = evaluate();
       PretrainEvent ev;

@@ -39,7 +39,9 @@ class Pretrainer {
   Pretrainer(PretrainConfig cfg, bool resume);
   ~Pretrainer();
 
-  void run(const std::function<void(const PretrainEvent&)>& on_event);
+  // Trains to the configured total; with stop_after > 0, stops (with a checkpoint)
+  // once that many steps are completed, as if interrupted there.
+  void run(const std::function<void(const PretrainEvent&)>& on_event, int64_t stop_after = 0);
 
   const PretrainConfig& config() const;
   const std::vector<double>& step_losses() const;  // training loss of each step run here
