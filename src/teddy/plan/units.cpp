@@ -47,7 +47,7 @@ void check_range(std::string_view flag, double value, double max, bool allow_zer
   if (allow_zero ? value < 0 : value <= 0) fail(flag, allow_zero ? "must be >= 0" : "must be > 0", buf);
   if (value > max) {
     char rule[96];
-    std::snprintf(rule, sizeof rule, "must be at most %g", max);
+    std::snprintf(rule, sizeof rule, "must be at most %.10g", max);
     fail(flag, rule, buf);
   }
 }
@@ -73,7 +73,7 @@ double parse_count(std::string_view flag, std::string_view text, double max) {
   if (v <= 0) fail(flag, "must be > 0", text);
   if (v > max) {
     char rule[96];
-    std::snprintf(rule, sizeof rule, "must be at most %g", max);
+    std::snprintf(rule, sizeof rule, "must be at most %.10g", max);
     fail(flag, rule, text);
   }
   return v;
@@ -103,7 +103,7 @@ double parse_bytes(std::string_view flag, std::string_view text, double max) {
   if (v <= 0) fail(flag, "must be > 0", text);
   if (v > max) {
     char rule[96];
-    std::snprintf(rule, sizeof rule, "must be at most %g bytes", max);
+    std::snprintf(rule, sizeof rule, "must be at most %.10g bytes", max);
     fail(flag, rule, text);
   }
   return v;
