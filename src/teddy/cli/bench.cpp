@@ -1,6 +1,7 @@
 // `teddy bench <what>`: measurement subcommands. Each one is wired by its own
 // add_bench_<what>(bench, run) function; register_bench calls them, so a sibling
 // (`teddy bench train`, ...) is one more function and one more call.
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -9,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "teddy/bench/attention_bench.h"
+#include "teddy/bench/train_bench.h"
 #include "teddy/cli/commands.h"
 #include "teddy/plan/units.h"
 
@@ -78,12 +80,93 @@ void add_bench_attention(CLI::App& bench, Run& run) {
   });
 }
 
+void print_train_result(const TrainBenchResult& r, bool json) {
+  if (json) {
+    nlohmann::ordered_json j;
+    j["workload"] = r.workload.name;
+    j["model"] = r.workload.model;
+    j["batch"] = r.workload.batch;
+    j["seq"] = r.workload.seq;
+    j["threads"] = r.threads;
+    j["params"] = r.params;
+    j["flops_per_token"] = r.flops_per_token;
+    j["ms_per_step"] = r.ms_per_step;
+    j["ms_min"] = r.ms_min;
+    j["ms_max"] = r.ms_max;
+    j["tokens_per_s"] = r.tokens_per_s;
+    j["gflops_per_s"] = r.gflops_per_s;
+    j["mfu"] = r.mfu;
+    j["sgemm_gflops"] = r.sgemm_gflops;
+    j["peak_rss_bytes"] = r.peak_rss_bytes;
+    j["param_bytes"] = r.param_bytes;
+    j["grad_bytes"] = r.grad_bytes;
+    j["optimizer_bytes"] = r.optimizer_bytes;
+    j["activation_bytes"] = r.activation_bytes;
+    if (!r.kernel_seconds.empty()) {
+      j["gemm_ms"] = r.gemm_seconds * 1e3;
+      j["other_ms"] = r.other_seconds * 1e3;
+      for (const auto& [k, v] : r.kernel_seconds) j["kernel_ms"][k] = v * 1e3;
+    }
+    std::printf("%s\n", j.dump().c_str());
+    std::fflush(stdout);
+    return;
+  }
+  std::printf("%-5s %-10s %3d %5d %3d %10.1f %10.0f %9.1f %6.1f%% %9.1f %12s\n", r.workload.name.c_str(),
+              r.workload.model.c_str(), r.workload.batch, r.workload.seq, r.threads, r.ms_per_step, r.tokens_per_s,
+              r.gflops_per_s, 100 * r.mfu, r.sgemm_gflops, plan::format_bytes(static_cast<double>(r.peak_rss_bytes)).c_str());
+  if (!r.kernel_seconds.empty()) {
+    const double step = r.gemm_seconds + r.other_seconds;
+    std::printf("      where the time goes (one profiled step, %.1f ms): GEMM %.1f%%, everything else %.1f%%\n", step * 1e3,
+                100 * r.gemm_seconds / step, 100 * r.other_seconds / step);
+    std::vector<std::pair<double, std::string>> rows;
+    for (const auto& [k, v] : r.kernel_seconds) rows.emplace_back(v, k);
+    std::sort(rows.rbegin(), rows.rend());
+    for (const auto& [v, k] : rows) std::printf("        %-28s %9.2f ms %5.1f%%\n", k.c_str(), v * 1e3, 100 * v / step);
+  }
+  std::fflush(stdout);
+}
+
+void add_bench_train(CLI::App& bench, Run& run) {
+  struct Args {
+    TrainBenchOptions opts;
+    std::string model;
+    int batch = 4, seq = 64;
+    bool json = false;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* cmd = bench.add_subcommand(
+      "train", "Time full training steps (forward, backward, AdamW): ms/step, tokens/s, GFLOP/s, MFU vs the measured sgemm ceiling");
+  cmd->add_option("--model", a->model, "Preset to time (default: the standard workloads W1, W1b, W2)");
+  cmd->add_option("--batch", a->batch, "Micro-batch with --model (default 4)")->check(CLI::PositiveNumber);
+  cmd->add_option("--seq", a->seq, "Sequence length with --model (default 64)")->check(CLI::PositiveNumber);
+  cmd->add_option("--steps", a->opts.steps, "Timed steps; the median is reported (default 5)")->check(CLI::PositiveNumber);
+  cmd->add_option("--warmup", a->opts.warmup, "Untimed steps first (default 2)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--threads", a->opts.threads, "OpenMP/OpenBLAS threads (default 2)")->check(CLI::PositiveNumber);
+  cmd->add_flag("!--no-profile", a->opts.profile, "Skip the per-kernel breakdown step");
+  cmd->add_flag("--json", a->json, "One JSON object per workload");
+  cmd->footer("Standard workloads (fp32): W1 gpt2-124M B=4 T=64; W1b gpt2-124M B=4 T=256; W2 gpt2-d6 (6L/6H/384) B=8 T=256.\n"
+              "FLOPs per token = 6*N + 12*L*C*T (N parameters, L layers, C width, T sequence); MFU = achieved / sgemm ceiling.");
+  cmd->callback([a, &run] {
+    run = [a] {
+      if (!a->model.empty()) a->opts.workloads = {{"custom", a->model, a->batch, a->seq}};
+      if (!a->json) {
+        std::printf("FLOPs per token = 6*N + 12*L*C*T; MFU against the sgemm ceiling measured in this run\n");
+        std::printf("%-5s %-10s %3s %5s %3s %10s %10s %9s %7s %9s %12s\n", "name", "model", "B", "T", "thr", "ms/step",
+                    "tokens/s", "GFLOP/s", "MFU", "sgemm", "peak RSS");
+      }
+      for (const auto& r : run_train_bench(a->opts)) print_train_result(r, a->json);
+      return 0;
+    };
+  });
+}
+
 }  // namespace
 
 void register_bench(CLI::App& app, Run& run) {
   CLI::App* bench = app.add_subcommand("bench", "Measure kernels and training speed");
   bench->require_subcommand(1);
   add_bench_attention(*bench, run);
+  add_bench_train(*bench, run);
 }
 
 }  // namespace teddy::cli

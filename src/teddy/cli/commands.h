@@ -14,5 +14,6 @@ void register_plan(CLI::App& app, Run& run);
 void register_bench(CLI::App& app, Run& run);
 void register_pretrain(CLI::App& app, Run& run);
 void register_generate(CLI::App& app, Run& run);
+void register_tokenizer(CLI::App& app, Run& run);
 
 }  // namespace teddy::cli

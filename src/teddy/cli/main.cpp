@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   teddy::cli::register_bench(app, run);
   teddy::cli::register_pretrain(app, run);
   teddy::cli::register_generate(app, run);
+  teddy::cli::register_tokenizer(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

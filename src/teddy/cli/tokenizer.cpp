@@ -1,8 +1,9 @@
 // `teddy tokenizer train|encode|decode|info|convert`: the command-line face of the
 // byte-level BPE tokenizer (data/tokenizer.h). Text and ids travel on stdin/stdout
 // as raw bytes, so encode/decode round-trip any file.
-#include <chrono>
+#include <cctype>
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <string>

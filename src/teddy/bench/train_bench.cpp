@@ -1,0 +1,112 @@
+#include "teddy/bench/train_bench.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+
+#include "teddy/core/error.h"
+#include "teddy/core/memory_usage.h"
+#include "teddy/core/profiler.h"
+#include "teddy/kernels/cpu/sgemm_ceiling.h"
+#include "teddy/model/model.h"
+#include "teddy/train/adamw.h"
+#include "teddy/train/train_step.h"
+
+namespace teddy {
+
+std::vector<TrainBenchWorkload> standard_train_workloads() {
+  return {{"W1", "gpt2-124M", 4, 64}, {"W1b", "gpt2-124M", 4, 256}, {"W2", "gpt2-d6", 8, 256}};
+}
+
+namespace {
+
+TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o, double sgemm_gflops) {
+  if (w.batch < 1 || w.seq < 1) throw ConfigError("bench train: --batch and --seq must be >= 1");
+  ModelConfig cfg = ModelConfig::preset(w.model);
+  if (w.seq > cfg.max_seq_len)
+    throw ConfigError("bench train: --seq " + std::to_string(w.seq) + " exceeds the model's max_seq_len " +
+                      std::to_string(cfg.max_seq_len));
+  reset_peak_rss();
+  TrainBenchResult r;
+  r.workload = w;
+  r.threads = o.threads;
+  r.sgemm_gflops = sgemm_gflops;
+
+  Model model(cfg);
+  model.init_weights(1234);
+  AdamW opt(model.layout(), AdamWConfig{});
+  model.reserve_activations(w.batch, w.seq);
+
+  // Random tokens: the step's cost does not depend on the data.
+  const size_t n = static_cast<size_t>(w.batch) * w.seq;
+  std::vector<int32_t> tokens(n), targets(n);
+  std::mt19937 rng(42);
+  std::uniform_int_distribution<int32_t> dist(0, cfg.vocab_size - 1);
+  for (size_t i = 0; i < n; ++i) { tokens[i] = dist(rng); targets[i] = dist(rng); }
+  Batch b;
+  b.tokens = tokens.data();
+  b.targets = targets.data();
+  b.B = w.batch;
+  b.T = w.seq;
+  const std::span<const Batch> micro(&b, 1);
+
+  std::vector<double> times;
+  for (int i = 0; i < o.warmup + o.steps; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    train_step(model, opt, micro, 1e-4f, 1.0f);
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (i >= o.warmup) times.push_back(dt);
+  }
+  std::sort(times.begin(), times.end());
+  const double med = times[times.size() / 2];
+  r.ms_per_step = med * 1e3;
+  r.ms_min = times.front() * 1e3;
+  r.ms_max = times.back() * 1e3;
+  r.params = model.layout().count();
+  r.flops_per_token = 6.0 * static_cast<double>(r.params) + 12.0 * cfg.n_layer * cfg.d_model * static_cast<double>(w.seq);
+  r.tokens_per_s = static_cast<double>(n) / med;
+  r.gflops_per_s = r.tokens_per_s * r.flops_per_token / 1e9;
+  r.mfu = sgemm_gflops > 0 ? r.gflops_per_s / sgemm_gflops : 0;
+  r.param_bytes = model.param_bytes();
+  r.grad_bytes = model.grad_bytes();
+  r.optimizer_bytes = 2 * opt.size() * sizeof(float);
+  r.activation_bytes = model.activation_bytes();
+  r.peak_rss_bytes = peak_rss_bytes();
+
+  if (o.profile) {
+    Profiler prof;
+    model.set_profiler(&prof);
+    const auto t0 = std::chrono::steady_clock::now();
+    train_step(model, opt, micro, 1e-4f, 1.0f);
+    const double step_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    model.set_profiler(nullptr);
+    double accounted = 0;
+    for (const auto& [name, e] : prof.entries()) {
+      r.kernel_seconds[name] = e.seconds;
+      accounted += e.seconds;
+      if (e.flops > 0) r.gemm_seconds += e.seconds;
+    }
+    r.kernel_seconds["(unattributed)"] = std::max(0.0, step_s - accounted);
+    r.other_seconds = step_s - r.gemm_seconds;
+  }
+  return r;
+}
+
+}  // namespace
+
+std::vector<TrainBenchResult> run_train_bench(const TrainBenchOptions& opts) {
+  if (opts.threads < 1) throw ConfigError("bench train: --threads must be >= 1");
+  if (opts.steps < 1 || opts.warmup < 0) throw ConfigError("bench train: --steps must be >= 1 and --warmup >= 0");
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(opts.threads);
+  const double ceiling = kernels::cpu::measure_sgemm_gflops(opts.threads, opts.sgemm_seconds);
+  std::vector<TrainBenchResult> out;
+  const auto workloads = opts.workloads.empty() ? standard_train_workloads() : opts.workloads;
+  for (const auto& w : workloads) out.push_back(run_one(w, opts, ceiling));
+  omp_set_num_threads(saved);
+  return out;
+}
+
+}  // namespace teddy
