@@ -132,7 +132,8 @@ TEST(Pretokenizer, IllFormedBytesBecomeTheirOwnPieces) {
 
 TEST(Pretokenizer, HandlesHugeRuns) {
   for (PretokenizerKind k : {PretokenizerKind::gpt2, PretokenizerKind::llama3}) {
-    EXPECT_EQ(split(k, std::string(1 << 20, ' ')).size(), 1u);
+    // Past PCRE2's default match limit of 10 million steps.
+    EXPECT_EQ(split(k, std::string(12 << 20, ' ')).size(), 1u);
     EXPECT_EQ(split(k, std::string(1 << 20, 'a')).size(), 1u);
     EXPECT_EQ(split(k, std::string(1 << 20, ' ') + "x").size(), 2u);
   }

@@ -184,6 +184,18 @@ TEST(TokenizerFile, MalformedHuggingFaceNamesFileAndField) {
   EXPECT_TRUE(contains(msg, path) && contains(msg, "pre_tokenizer")) << msg;
 
   j = good;
+  j["normalizer"] = {{"type", "NFC"}};
+  test::write_file(path, j.dump(2));
+  msg = format_error([&] { Tokenizer::load(path); });
+  EXPECT_TRUE(contains(msg, path) && contains(msg, "normalizer") && contains(msg, "NFC")) << msg;
+
+  j = good;
+  j["pre_tokenizer"]["add_prefix_space"] = true;
+  test::write_file(path, j.dump(2));
+  msg = format_error([&] { Tokenizer::load(path); });
+  EXPECT_TRUE(contains(msg, path) && contains(msg, "add_prefix_space")) << msg;
+
+  j = good;
   j["model"]["type"] = "WordPiece";
   test::write_file(path, j.dump(2));
   msg = format_error([&] { Tokenizer::load(path); });

@@ -49,10 +49,8 @@ class TiktokenPeer : public ::testing::Test {
     return out;
   }
   Tokenizer gpt2() { return Tokenizer::load(dir_ + "/gpt2.tiktoken"); }
-  Tokenizer cl100k() {
-    return Tokenizer::load_tiktoken(dir_ + "/cl100k_base.tiktoken", PretokenizerKind::llama3,
-                                    {{"<|endoftext|>", 100257}});
-  }
+  // load() infers cl100k_base's regex (LLaMA-3's) and specials from its 100256 ranks.
+  Tokenizer cl100k() { return Tokenizer::load(dir_ + "/cl100k_base.tiktoken"); }
   void compare_random(const Tokenizer& tok, const std::string& encoding, uint32_t seed) {
     std::mt19937 rng(seed);
     std::vector<std::string> texts;
@@ -96,6 +94,9 @@ TEST_F(TiktokenPeer, Cl100kLlama3PatternMixedTextIdsEqualTiktoken) {
   const std::string file = TEDDY_SOURCE_DIR "/tests/data/tokenizer_mixed.txt";
   const std::string text = test::read_file(file);
   const Tokenizer tok = cl100k();
+  EXPECT_EQ(tok.pattern(), PretokenizerKind::llama3);
+  EXPECT_EQ(tok.eot_id(), 100257u);
+  EXPECT_EQ(tok.vocab_size(), 100277);
   const std::vector<uint32_t> ours = tok.encode(text);
   const std::vector<uint32_t> theirs = parse_ids(node_encode("cl100k_base", file));
   EXPECT_EQ(ours, theirs) << describe_mismatch(tok, ours, theirs);

@@ -12,6 +12,7 @@
 
 #include "kernels/kernel_check.h"
 #include "teddy/core/error.h"
+#include "teddy/core/profiler.h"
 #include "teddy/model/model.h"
 
 namespace teddy {
@@ -318,6 +319,38 @@ TEST(Model, ArenaSizedOncePerRowsAndReported) {
   m.reserve_activations(8, 16);  // more rows: grows
   EXPECT_EQ(m.activation_bytes(), Model::activation_bytes_for(c, 8, 16));
   EXPECT_GT(Model::activation_bytes_for(c, 8, 16), bytes);
+}
+
+TEST(Model, ProfilerSeesEveryKernel) {
+  for (const ModelConfig& c : all_configs()) {
+    SCOPED_TRACE(label(c));
+    Model m(c);
+    m.init_weights(1);
+    const int B = 2, T = 8, N = B * T, L = c.n_layer, C = c.d_model, F = c.d_ff;
+    const Data d = random_data(c, B, T, 2);
+    Profiler prof;
+    m.set_profiler(&prof);
+    m.forward_backward(d.batch(B, T), 1.0f);
+    m.set_profiler(nullptr);
+    m.forward_backward(d.batch(B, T), 1.0f);  // not recorded
+    const auto& e = prof.entries();
+    const bool gpt2 = c.family == Family::gpt2;
+    for (const char* name : {"encoder_forward", "encoder_backward", "linear_forward", "linear_backward",
+                             "attention_forward", "attention_backward", "classifier_forward", "classifier_backward",
+                             "crossentropy", "residual_forward", "zero_activation_grads"})
+      EXPECT_EQ(e.count(name), 1u) << name;
+    EXPECT_EQ(e.count(gpt2 ? "layernorm_forward" : "rmsnorm_forward"), 1u);
+    EXPECT_EQ(e.count(gpt2 ? "gelu_backward" : "swiglu_backward"), 1u);
+    EXPECT_EQ(e.count("rope_backward"), gpt2 ? 0u : 1u);
+    ASSERT_EQ(e.count("linear_forward"), 1u);
+    EXPECT_EQ(e.at("linear_forward").calls, 4 * L);
+    EXPECT_EQ(e.at("attention_forward").calls, L);
+    const double up = gpt2 ? F : 2.0 * F;
+    const double want = 2.0 * N * L * (C * double(c.qkv_dim()) + C * double(C) + C * up + F * double(C));
+    EXPECT_DOUBLE_EQ(e.at("linear_forward").flops, want);
+    EXPECT_DOUBLE_EQ(e.at("linear_backward").flops, 2 * want);
+    EXPECT_DOUBLE_EQ(e.at("classifier_forward").flops, 2.0 * N * C * c.padded_vocab_size);
+  }
 }
 
 TEST(Model, RejectsBadBatches) {

@@ -106,9 +106,18 @@ SourceInfo prepare_source(const PrepareConfig& cfg, const SourceSpec& spec, cons
     const int n = static_cast<int>(batch.size());
     const int threads = cfg.threads > 0 ? cfg.threads : omp_get_max_threads();
     // Exceptions must not escape an OpenMP region: keep the first one and rethrow.
+    // A big document (a whole-file text source) would serialise the round on one
+    // thread, so it is split inside the tokenizer instead (same ids either way).
+    constexpr size_t kBigDocument = size_t{1} << 20;
+    for (int i = 0; i < n; ++i)
+      if (batch[i].text.size() >= kBigDocument) {
+        encoded[i] = tok.encode_parallel(batch[i].text, threads);
+        encoded[i].push_back(eot);
+      }
     std::exception_ptr err;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
     for (int i = 0; i < n; ++i) {
+      if (batch[i].text.size() >= kBigDocument) continue;
       try {
         encoded[i] = tok.encode(batch[i].text);
         encoded[i].push_back(eot);

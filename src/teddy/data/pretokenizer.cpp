@@ -90,6 +90,9 @@ Pretokenizer::Scratch::Scratch(const Pretokenizer& p) : state(std::make_unique<S
   state->match = pcre2_match_data_create(1, nullptr);
   state->context = pcre2_match_context_create(nullptr);
   if (!state->match || !state->context) throw Error("pretokenizer: out of memory");
+  // PCRE2's default limit (10 million backtracking steps) trips on a run of a few
+  // million spaces; our patterns backtrack at most linearly, so lift it.
+  pcre2_set_match_limit(state->context, UINT32_MAX);
   if (p.code_->jit) {
     state->stack = pcre2_jit_stack_create(kJitStackStart, kJitStackMax, nullptr);
     if (!state->stack) throw Error("pretokenizer: out of memory");

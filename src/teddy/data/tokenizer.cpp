@@ -51,28 +51,59 @@ struct Tokenizer::Impl {
                    BpeEncoder::Cache& cache) const {
     pre.split(text, scratch, [&](std::string_view piece) { bpe.encode_piece(piece, out, &cache); });
   }
-  // Splits at the earliest special occurrence (the longest on ties); between them, ordinary encoding.
-  void encode_special(std::string_view text, std::vector<uint32_t>& out) const {
-    const auto& sp = vocab.specials;
-    Pretokenizer::Scratch scratch(pre);
-    BpeEncoder::Cache cache(text.size());
-    std::vector<size_t> next(sp.size(), 0);  // cached next occurrence of each special at or after pos
-    for (size_t k = 0; k < sp.size(); ++k) next[k] = text.find(sp[k].first);
-    size_t pos = 0;
-    for (;;) {
-      size_t best = std::string_view::npos, best_k = 0;
-      for (size_t k = 0; k < sp.size(); ++k) {
-        if (next[k] != std::string_view::npos && next[k] < pos) next[k] = text.find(sp[k].first, pos);
-        if (next[k] == std::string_view::npos) continue;
-        if (next[k] < best || (next[k] == best && sp[k].first.size() > sp[best_k].first.size())) {
-          best = next[k];
-          best_k = k;
+  // Special-token search: a bit per possible first byte and per possible first two
+  // bytes filters positions cheaply (LLaMA-3 has 256 specials, all starting "<|").
+  std::vector<bool> special_first = std::vector<bool>(256, false);
+  std::vector<bool> special_pair = std::vector<bool>(65536, false);
+  std::vector<std::vector<uint32_t>> special_by_first = std::vector<std::vector<uint32_t>>(256);  // longest first
+
+  void build_special_index() {
+    special_first.assign(256, false);
+    special_pair.assign(65536, false);
+    for (auto& v : special_by_first) v.clear();
+    for (uint32_t k = 0; k < vocab.specials.size(); ++k) {
+      const std::string& s = vocab.specials[k].first;
+      const unsigned char c0 = static_cast<unsigned char>(s[0]);
+      special_first[c0] = true;
+      if (s.size() == 1) {
+        for (int c1 = 0; c1 < 256; ++c1) special_pair[c0 << 8 | c1] = true;
+      } else {
+        special_pair[c0 << 8 | static_cast<unsigned char>(s[1])] = true;
+      }
+      special_by_first[c0].push_back(k);
+    }
+    for (auto& v : special_by_first)
+      std::stable_sort(v.begin(), v.end(), [&](uint32_t a, uint32_t b) {
+        return vocab.specials[a].first.size() > vocab.specials[b].first.size();
+      });
+  }
+  // Earliest special occurrence at or after pos (the longest if several start there):
+  // returns its position and sets k, or npos.
+  size_t find_special(std::string_view text, size_t pos, uint32_t& k) const {
+    for (size_t i = pos; i < text.size(); ++i) {
+      const unsigned char c0 = static_cast<unsigned char>(text[i]);
+      if (!special_first[c0]) continue;
+      const unsigned char c1 = i + 1 < text.size() ? static_cast<unsigned char>(text[i + 1]) : 0;
+      if (i + 1 < text.size() && !special_pair[c0 << 8 | c1]) continue;
+      for (uint32_t cand : special_by_first[c0]) {
+        if (text.substr(i).starts_with(vocab.specials[cand].first)) {
+          k = cand;
+          return i;
         }
       }
-      if (best == std::string_view::npos) break;
-      encode_span(text.substr(pos, best - pos), out, scratch, cache);
-      out.push_back(sp[best_k].second);
-      pos = best + sp[best_k].first.size();
+    }
+    return std::string_view::npos;
+  }
+  // Splits at each special occurrence; between them, ordinary encoding.
+  void encode_special(std::string_view text, std::vector<uint32_t>& out) const {
+    Pretokenizer::Scratch scratch(pre);
+    BpeEncoder::Cache cache(text.size());
+    size_t pos = 0;
+    uint32_t k = 0;
+    for (size_t at; (at = find_special(text, pos, k)) != std::string_view::npos;) {
+      encode_span(text.substr(pos, at - pos), out, scratch, cache);
+      out.push_back(vocab.specials[k].second);
+      pos = at + vocab.specials[k].first.size();
     }
     encode_span(text.substr(pos), out, scratch, cache);
   }
@@ -133,6 +164,7 @@ Tokenizer Tokenizer::from_vocab(BpeVocab vocab) {
   m.pre = Pretokenizer(vocab.pattern);
   m.vocab = std::move(vocab);
   m.build_decode_table();
+  m.build_special_index();
   return t;
 }
 
@@ -291,6 +323,7 @@ uint32_t Tokenizer::add_special(std::string_view text) {
   const uint32_t id = static_cast<uint32_t>(vocab_size());
   impl_->vocab.specials.emplace_back(std::string(text), id);
   impl_->build_decode_table();
+  impl_->build_special_index();
   return id;
 }
 

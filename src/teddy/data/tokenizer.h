@@ -48,8 +48,9 @@ class Tokenizer {
   // Loads teddy's own tokenizer file, a Hugging Face tokenizer.json (BPE) or a tiktoken
   // rank file (detected from the content). Throws FormatError naming file and line/field.
   // A tiktoken file carries no pattern or specials; they are inferred from its size:
-  // 50256 ranks -> gpt2 + <|endoftext|>=50256; 128000 -> llama3 + LLaMA-3.1 specials;
-  // otherwise gpt2 + <|endoftext|> at the next id. Use load_tiktoken to say otherwise.
+  // 50256 ranks -> gpt2 + <|endoftext|>=50256; 100256 -> cl100k_base (llama3 regex,
+  // tiktoken's specials); 128000 -> llama3 + LLaMA-3.1 specials; otherwise gpt2 +
+  // <|endoftext|> at the next id. Use load_tiktoken to say otherwise.
   static Tokenizer load(const std::string& path);
   static Tokenizer load_tiktoken(const std::string& path, PretokenizerKind pattern,
                                  std::vector<std::pair<std::string, uint32_t>> specials);

@@ -87,6 +87,14 @@ PretokenizerKind pattern_of(const nlohmann::json& pre, const std::string& path) 
   };
   if (!pre.is_object()) return fail("missing (expected ByteLevel or a Split with the LLaMA-3 regex)");
   const std::string type = pre.value("type", "");
+  // A prefix space would change every encoding; we do not add one.
+  auto check_byte_level = [&](const nlohmann::json& p) {
+    if (p.is_object() && p.value("type", "") == "ByteLevel" && p.value("add_prefix_space", false))
+      fail("ByteLevel with add_prefix_space is not supported");
+  };
+  check_byte_level(pre);
+  if (pre.contains("pretokenizers") && pre["pretokenizers"].is_array())
+    for (const auto& p : pre["pretokenizers"]) check_byte_level(p);
   if (type == "ByteLevel") {
     if (pre.value("use_regex", true)) return PretokenizerKind::gpt2;
     return fail("ByteLevel without its regex is not supported");
@@ -125,6 +133,13 @@ BpeVocab parse_hf_tokenizer(std::string_view content, const std::string& path) {
     fail("model.type", "only BPE is supported (got " + model["type"].dump() + ")");
   if (!model.contains("vocab") || !model["vocab"].is_object()) fail("model.vocab", "missing (expected {token: id})");
   if (!model.contains("merges") || !model["merges"].is_array()) fail("model.merges", "missing (expected an array)");
+
+  // Normalization (NFC, lowercasing, ...) would change ids for some inputs; refuse
+  // rather than encode differently from the file's owner.
+  if (j.contains("normalizer") && !j["normalizer"].is_null())
+    fail("normalizer", "not supported (only null); got " +
+                           (j["normalizer"].is_object() ? j["normalizer"].value("type", std::string("?"))
+                                                        : j["normalizer"].dump()));
 
   BpeVocab v;
   if (model.contains("ignore_merges")) {

@@ -55,8 +55,9 @@ BpeVocab parse_tiktoken_ranks(std::string_view content, const std::string& path)
   return v;
 }
 
+// cl100k_base (100256 ranks) uses the same regex as LLaMA-3 (128000 ranks).
 PretokenizerKind tiktoken_default_pattern(size_t n_ranks) {
-  return n_ranks == 128000 ? PretokenizerKind::llama3 : PretokenizerKind::gpt2;
+  return n_ranks == 128000 || n_ranks == 100256 ? PretokenizerKind::llama3 : PretokenizerKind::gpt2;
 }
 
 std::vector<std::pair<std::string, uint32_t>> tiktoken_default_specials(size_t n_ranks) {
@@ -71,6 +72,11 @@ std::vector<std::pair<std::string, uint32_t>> tiktoken_default_specials(size_t n
     uint32_t id = 128000;
     for (const char* t : named) s.emplace_back(t, id++);
     for (int r = 3; id < 128256; ++r) s.emplace_back("<|reserved_special_token_" + std::to_string(r) + "|>", id++);
+    return s;
+  }
+  if (n_ranks == 100256) {  // cl100k_base, as tiktoken defines it
+    s = {{"<|endoftext|>", 100257}, {"<|fim_prefix|>", 100258}, {"<|fim_middle|>", 100259},
+         {"<|fim_suffix|>", 100260}, {"<|endofprompt|>", 100276}};
     return s;
   }
   s.emplace_back("<|endoftext|>", static_cast<uint32_t>(n_ranks));  // gpt2: 50256

@@ -18,6 +18,7 @@ struct Model::Impl {
   ParamOffsets off;
   Arena arena;
   Activations acts;  // views into arena for up to acts.rows rows
+  Profiler* prof = nullptr;
 };
 
 Model::Model(const ModelConfig& cfg) : cfg_(cfg) {
@@ -35,6 +36,8 @@ Model& Model::operator=(Model&&) noexcept = default;
 
 float* Model::param(std::string_view name) { return params() + layout_.find(name).offset; }
 float* Model::grad(std::string_view name) { return grads() + layout_.find(name).offset; }
+
+void Model::set_profiler(Profiler* p) { impl_->prof = p; }
 
 void Model::zero_grad() { zero_floats(grads(), layout_.total); }
 
@@ -110,7 +113,7 @@ void Model::run_trunk(const Batch& b) {
   reserve_activations(b.B, b.T);
   Activations& a = impl_->acts;
   const ParamOffsets& o = impl_->off;
-  const BlockShape s = block_shape(cfg_, b.B, b.T);
+  const BlockShape s = block_shape(cfg_, b.B, b.T, impl_->prof);
   float* P = params();
   if (b.pos) {
     std::copy(b.pos, b.pos + s.N, a.pos);
@@ -118,7 +121,9 @@ void Model::run_trunk(const Batch& b) {
     for (int r = 0; r < b.B; ++r)
       for (int t = 0; t < b.T; ++t) a.pos[static_cast<size_t>(r) * b.T + t] = t;
   }
-  k::encoder_forward(a.resid[0], b.tokens, a.pos, at(P, o.tok_emb), at(P, o.pos_emb), s.N, s.C);  // (N, C)
+  timed(s.prof, "encoder_forward", 0, [&] {
+    k::encoder_forward(a.resid[0], b.tokens, a.pos, at(P, o.tok_emb), at(P, o.pos_emb), s.N, s.C);  // (N, C)
+  });
   for (int l = 0; l < cfg_.n_layer; ++l)
     block_forward(s, resolve_layer(P, o.layers[l]), a.layers[l], a.act, a.resid[l], a.resid[l + 1], a.pos, b.seg);
   norm_forward(s, a.lnf, a.meanf, a.rstdf, a.resid[cfg_.n_layer], at(P, o.final_w), at(P, o.final_b));
@@ -129,18 +134,26 @@ LossSum Model::forward(const Batch& b, float* logits_out) {
   Activations& a = impl_->acts;
   const int N = b.B * b.T, C = cfg_.d_model, V = cfg_.vocab_size, Vp = cfg_.padded_vocab_size;
   const float* W = params() + impl_->off.lm_head;  // (Vp, C)
+  Profiler* prof = impl_->prof;
   LossSum loss;
   if (logits_out) {
-    k::linear_forward(logits_out, a.lnf, W, nullptr, N, C, Vp);  // (N, Vp)
+    timed(prof, "classifier_forward", linear_flops(N, C, Vp),
+          [&] { k::linear_forward(logits_out, a.lnf, W, nullptr, N, C, Vp); });  // (N, Vp)
     if (b.targets)
-      loss.sum = k::crossentropy_forward_backward(a.losses, nullptr, logits_out, b.targets, N, V, Vp,
-                                                  kIgnoreIndex, 1.0f);
+      timed(prof, "crossentropy", 0, [&] {
+        loss.sum = k::crossentropy_forward_backward(a.losses, nullptr, logits_out, b.targets, N, V, Vp,
+                                                    kIgnoreIndex, 1.0f);
+      });
   } else if (b.targets) {
     for (int r0 = 0; r0 < N; r0 += a.cls_rows) {
       const int R = std::min(a.cls_rows, N - r0);
-      k::linear_forward(a.logits, a.lnf + static_cast<size_t>(r0) * C, W, nullptr, R, C, Vp);  // (R, Vp)
-      loss.sum += k::crossentropy_forward_backward(a.losses + r0, nullptr, a.logits, b.targets + r0, R, V, Vp,
-                                                   kIgnoreIndex, 1.0f);
+      timed(prof, "classifier_forward", linear_flops(R, C, Vp), [&] {
+        k::linear_forward(a.logits, a.lnf + static_cast<size_t>(r0) * C, W, nullptr, R, C, Vp);  // (R, Vp)
+      });
+      timed(prof, "crossentropy", 0, [&] {
+        loss.sum += k::crossentropy_forward_backward(a.losses + r0, nullptr, a.logits, b.targets + r0, R, V, Vp,
+                                                     kIgnoreIndex, 1.0f);
+      });
     }
   }
   if (b.targets) loss.count = count_targets(b.targets, N);
@@ -152,32 +165,38 @@ LossSum Model::forward_backward(const Batch& b, float dloss) {
   run_trunk(b);
   Activations& a = impl_->acts;
   const ParamOffsets& o = impl_->off;
-  const BlockShape s = block_shape(cfg_, b.B, b.T);
+  const BlockShape s = block_shape(cfg_, b.B, b.T, impl_->prof);
   const int N = s.N, C = s.C, V = cfg_.vocab_size, Vp = cfg_.padded_vocab_size;
   float* P = params();
   float* G = grads();
   LossSum loss;
   // Classifier, chunk by chunk: logits, then dlogits in place, then straight into
   // dlnf and dW, so only one (R, Vp) chunk is ever alive.
-  zero_floats(a.dln, static_cast<size_t>(N) * C);  // dlnf (N, C)
+  timed(s.prof, "zero_activation_grads", 0, [&] { zero_floats(a.dln, static_cast<size_t>(N) * C); });  // dlnf
   for (int r0 = 0; r0 < N; r0 += a.cls_rows) {
     const int R = std::min(a.cls_rows, N - r0);
     const float* x = a.lnf + static_cast<size_t>(r0) * C;
-    k::linear_forward(a.logits, x, P + o.lm_head, nullptr, R, C, Vp);  // (R, Vp)
-    loss.sum += k::crossentropy_forward_backward(a.losses + r0, a.logits, a.logits, b.targets + r0, R, V, Vp,
-                                                 kIgnoreIndex, dloss);
-    k::linear_backward(a.dln + static_cast<size_t>(r0) * C, G + o.lm_head, nullptr, a.logits, x, P + o.lm_head,
-                       R, C, Vp);
+    timed(s.prof, "classifier_forward", linear_flops(R, C, Vp),
+          [&] { k::linear_forward(a.logits, x, P + o.lm_head, nullptr, R, C, Vp); });  // (R, Vp)
+    timed(s.prof, "crossentropy", 0, [&] {
+      loss.sum += k::crossentropy_forward_backward(a.losses + r0, a.logits, a.logits, b.targets + r0, R, V, Vp,
+                                                   kIgnoreIndex, dloss);
+    });
+    timed(s.prof, "classifier_backward", 2 * linear_flops(R, C, Vp), [&] {
+      k::linear_backward(a.dln + static_cast<size_t>(r0) * C, G + o.lm_head, nullptr, a.logits, x, P + o.lm_head,
+                         R, C, Vp);
+    });
   }
   loss.count = count_targets(b.targets, N);
   // Final norm, then the blocks in reverse; dx carries dL/d(residual stream).
-  zero_floats(a.dx, static_cast<size_t>(N) * C);
+  timed(s.prof, "zero_activation_grads", 0, [&] { zero_floats(a.dx, static_cast<size_t>(N) * C); });
   norm_backward(s, a.dx, at(G, o.final_w), at(G, o.final_b), a.dln, a.resid[cfg_.n_layer], at(P, o.final_w),
                 a.meanf, a.rstdf);
   for (int l = cfg_.n_layer - 1; l >= 0; --l)
     block_backward(s, resolve_layer(P, o.layers[l]), resolve_layer(G, o.layers[l]), a.layers[l], a, a.resid[l],
                    a.pos, b.seg);
-  k::encoder_backward(G + o.tok_emb, at(G, o.pos_emb), a.dx, b.tokens, a.pos, N, C);
+  timed(s.prof, "encoder_backward", 0,
+        [&] { k::encoder_backward(G + o.tok_emb, at(G, o.pos_emb), a.dx, b.tokens, a.pos, N, C); });
   return loss;
 }
 

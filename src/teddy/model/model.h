@@ -14,6 +14,8 @@
 
 namespace teddy {
 
+class Profiler;
+
 constexpr int32_t kIgnoreIndex = -100;  // PyTorch's default ignore_index
 
 // One named tensor inside the flat parameter buffer.
@@ -95,6 +97,11 @@ class Model {
   // Sizes the activation arena for B*T rows now (it otherwise grows on the first call
   // with more rows than before; it never shrinks).
   void reserve_activations(int B, int T);
+  // Per-kernel wall-clock accounting into `p` (owned by the caller) for every later
+  // forward / forward_backward; nullptr turns it off. Entries are named after the
+  // kernels (classifier GEMMs apart: "classifier_forward" / "classifier_backward");
+  // GEMM entries carry their FLOPs.
+  void set_profiler(Profiler* p);
 
   struct Impl;  // activation arena, scratch, per-(B,T) state
 

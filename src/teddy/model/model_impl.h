@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "teddy/core/buffer.h"
+#include "teddy/core/profiler.h"
 #include "teddy/model/model.h"
 
 namespace teddy::model_detail {
@@ -76,13 +77,23 @@ struct Activations {
 void carve_activations(Arena& arena, const ModelConfig& cfg, int rows, Activations& a);
 int classifier_chunk_rows(const ModelConfig& cfg, int rows);
 
-// Static shape of one block call.
+// Static shape of one block call, and where its kernel times go (nullptr: nowhere).
 struct BlockShape {
   int B, T, N, C, NH, NKV, HS, QKV, F;
   bool gpt2;
   float eps, theta;
+  Profiler* prof = nullptr;
 };
-BlockShape block_shape(const ModelConfig& cfg, int B, int T);
+
+// Runs f() inside a ProfileScope (one branch when prof is nullptr).
+template <class F>
+void timed(Profiler* prof, const char* name, double flops, F&& f) {
+  ProfileScope scope(prof, name, flops);
+  f();
+}
+// FLOPs of linear_forward (2*N*C*OC); linear_backward does twice that with dinp.
+inline double linear_flops(int N, int C, int OC) { return 2.0 * N * C * OC; }
+BlockShape block_shape(const ModelConfig& cfg, int B, int T, Profiler* prof = nullptr);
 
 // x_out = block(x_in), saving into `a`. `act` is the (N, F) shared activation scratch.
 void block_forward(const BlockShape& s, const LayerTensors& w, const LayerActs& a, float* act,

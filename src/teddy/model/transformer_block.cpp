@@ -20,8 +20,9 @@ void zero_floats(float* p, size_t n) {
   }
 }
 
-BlockShape block_shape(const ModelConfig& cfg, int B, int T) {
+BlockShape block_shape(const ModelConfig& cfg, int B, int T, Profiler* prof) {
   BlockShape s;
+  s.prof = prof;
   s.B = B;
   s.T = T;
   s.N = B * T;
@@ -39,6 +40,7 @@ BlockShape block_shape(const ModelConfig& cfg, int B, int T) {
 
 void norm_forward(const BlockShape& s, float* out, float* mean, float* rstd, const float* inp,
                   const float* w, const float* b) {
+  ProfileScope scope(s.prof, s.gpt2 ? "layernorm_forward" : "rmsnorm_forward");
   if (s.gpt2)
     k::layernorm_forward(out, mean, rstd, inp, w, b, s.N, s.C, s.eps);
   else
@@ -47,6 +49,7 @@ void norm_forward(const BlockShape& s, float* out, float* mean, float* rstd, con
 
 void norm_backward(const BlockShape& s, float* dinp, float* dw, float* db, const float* dout,
                    const float* inp, const float* w, const float* mean, const float* rstd) {
+  ProfileScope scope(s.prof, s.gpt2 ? "layernorm_backward" : "rmsnorm_backward");
   if (s.gpt2)
     k::layernorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, s.N, s.C);
   else
@@ -55,8 +58,30 @@ void norm_backward(const BlockShape& s, float* dinp, float* dw, float* db, const
 
 namespace {
 
+void zero_timed(const BlockShape& s, float* p, size_t n) {
+  ProfileScope scope(s.prof, "zero_activation_grads");
+  zero_floats(p, n);
+}
+
+void linear_fwd(const BlockShape& s, float* out, const float* inp, const float* w, const float* b, int C, int OC) {
+  ProfileScope scope(s.prof, "linear_forward", linear_flops(s.N, C, OC));
+  k::linear_forward(out, inp, w, b, s.N, C, OC);
+}
+
+void linear_bwd(const BlockShape& s, float* dinp, float* dw, float* db, const float* dout, const float* inp,
+                const float* w, int C, int OC) {
+  ProfileScope scope(s.prof, "linear_backward", 2 * linear_flops(s.N, C, OC));
+  k::linear_backward(dinp, dw, db, dout, inp, w, s.N, C, OC);
+}
+
+void residual_timed(const BlockShape& s, float* dst, const float* src) {
+  ProfileScope scope(s.prof, "residual_forward");
+  k::accumulate(dst, src, static_cast<int64_t>(s.N) * s.C);
+}
+
 // MLP activation from the pre-activation `up`: (N, F) <- (N, F) or (N, 2F).
 void mlp_act_forward(const BlockShape& s, float* act, const float* up) {
+  ProfileScope scope(s.prof, s.gpt2 ? "gelu_forward" : "swiglu_forward");
   if (s.gpt2)
     k::gelu_forward(act, up, static_cast<int64_t>(s.N) * s.F);
   else
@@ -65,6 +90,7 @@ void mlp_act_forward(const BlockShape& s, float* act, const float* up) {
 
 // Rotates the q and k heads of every qkv row in place.
 void rope_qk_forward(const BlockShape& s, float* qkv, const int32_t* pos) {
+  ProfileScope scope(s.prof, "rope_forward");
   k::rope_forward(qkv, qkv, pos, s.N, s.QKV, s.NH, s.HS, s.theta);
   float* kp = qkv + static_cast<size_t>(s.NH) * s.HS;
   k::rope_forward(kp, kp, pos, s.N, s.QKV, s.NKV, s.HS, s.theta);
@@ -74,21 +100,22 @@ void rope_qk_forward(const BlockShape& s, float* qkv, const int32_t* pos) {
 
 void block_forward(const BlockShape& s, const LayerTensors& w, const LayerActs& a, float* act,
                    const float* x_in, float* x_out, const int32_t* pos, const int32_t* seg) {
-  const int64_t NC = static_cast<int64_t>(s.N) * s.C;
   const int up_cols = s.gpt2 ? s.F : 2 * s.F;
   // Attention half.
-  norm_forward(s, a.ln1, a.mean1, a.rstd1, x_in, w.norm1_w, w.norm1_b);          // (N, C)
-  k::linear_forward(a.qkv, a.ln1, w.qkv_w, w.qkv_b, s.N, s.C, s.QKV);             // (N, QKV)
+  norm_forward(s, a.ln1, a.mean1, a.rstd1, x_in, w.norm1_w, w.norm1_b);  // (N, C)
+  linear_fwd(s, a.qkv, a.ln1, w.qkv_w, w.qkv_b, s.C, s.QKV);              // (N, QKV)
   if (!s.gpt2) rope_qk_forward(s, a.qkv, pos);
-  k::attention_forward(a.att, a.lse, a.qkv, seg, s.B, s.T, s.NH, s.NKV, s.HS);     // (N, C)
-  k::linear_forward(a.h, a.att, w.proj_w, w.proj_b, s.N, s.C, s.C);                // (N, C)
-  k::accumulate(a.h, x_in, NC);                                                     // h = x + attn
+  timed(s.prof, "attention_forward", 0, [&] {
+    k::attention_forward(a.att, a.lse, a.qkv, seg, s.B, s.T, s.NH, s.NKV, s.HS);  // (N, C)
+  });
+  linear_fwd(s, a.h, a.att, w.proj_w, w.proj_b, s.C, s.C);  // (N, C)
+  residual_timed(s, a.h, x_in);                              // h = x + attn
   // MLP half.
-  norm_forward(s, a.ln2, a.mean2, a.rstd2, a.h, w.norm2_w, w.norm2_b);            // (N, C)
-  k::linear_forward(a.up, a.ln2, w.up_w, w.up_b, s.N, s.C, up_cols);              // (N, F|2F)
-  mlp_act_forward(s, act, a.up);                                                    // (N, F)
-  k::linear_forward(x_out, act, w.down_w, w.down_b, s.N, s.F, s.C);               // (N, C)
-  k::accumulate(x_out, a.h, NC);                                                    // out = h + mlp
+  norm_forward(s, a.ln2, a.mean2, a.rstd2, a.h, w.norm2_w, w.norm2_b);  // (N, C)
+  linear_fwd(s, a.up, a.ln2, w.up_w, w.up_b, s.C, up_cols);             // (N, F|2F)
+  mlp_act_forward(s, act, a.up);                                          // (N, F)
+  linear_fwd(s, x_out, act, w.down_w, w.down_b, s.F, s.C);              // (N, C)
+  residual_timed(s, x_out, a.h);                                          // out = h + mlp
 }
 
 void block_backward(const BlockShape& s, const LayerTensors& w, const LayerTensors& g, const LayerActs& a,
@@ -98,24 +125,29 @@ void block_backward(const BlockShape& s, const LayerTensors& w, const LayerTenso
   float* dx = acts.dx;  // (N, C): dL/d(out) on entry; the residual passes it through unchanged
   // MLP half. The activation was not kept: recompute it from the saved pre-activation.
   mlp_act_forward(s, acts.act, a.up);
-  zero_floats(acts.dact, N * s.F);
-  k::linear_backward(acts.dact, g.down_w, g.down_b, dx, acts.act, w.down_w, s.N, s.F, s.C);
-  zero_floats(acts.dup, N * up_cols);
-  if (s.gpt2)
-    k::gelu_backward(acts.dup, acts.dact, a.up, static_cast<int64_t>(N) * s.F);
-  else
-    k::swiglu_backward(acts.dup, acts.dact, a.up, s.N, s.F);
-  zero_floats(acts.dln, N * s.C);
-  k::linear_backward(acts.dln, g.up_w, g.up_b, acts.dup, a.ln2, w.up_w, s.N, s.C, up_cols);
+  zero_timed(s, acts.dact, N * s.F);
+  linear_bwd(s, acts.dact, g.down_w, g.down_b, dx, acts.act, w.down_w, s.F, s.C);
+  zero_timed(s, acts.dup, N * up_cols);
+  timed(s.prof, s.gpt2 ? "gelu_backward" : "swiglu_backward", 0, [&] {
+    if (s.gpt2)
+      k::gelu_backward(acts.dup, acts.dact, a.up, static_cast<int64_t>(N) * s.F);
+    else
+      k::swiglu_backward(acts.dup, acts.dact, a.up, s.N, s.F);
+  });
+  zero_timed(s, acts.dln, N * s.C);
+  linear_bwd(s, acts.dln, g.up_w, g.up_b, acts.dup, a.ln2, w.up_w, s.C, up_cols);
   norm_backward(s, dx, g.norm2_w, g.norm2_b, acts.dln, a.h, w.norm2_w, a.mean2, a.rstd2);  // dx = dL/dh
   // Attention half.
-  zero_floats(acts.datt, N * s.C);
-  k::linear_backward(acts.datt, g.proj_w, g.proj_b, dx, a.att, w.proj_w, s.N, s.C, s.C);
-  zero_floats(acts.dqkv, N * s.QKV);
-  k::attention_backward(acts.dqkv, acts.datt, a.qkv, a.att, a.lse, seg, s.B, s.T, s.NH, s.NKV, s.HS);
+  zero_timed(s, acts.datt, N * s.C);
+  linear_bwd(s, acts.datt, g.proj_w, g.proj_b, dx, a.att, w.proj_w, s.C, s.C);
+  zero_timed(s, acts.dqkv, N * s.QKV);
+  timed(s.prof, "attention_backward", 0, [&] {
+    k::attention_backward(acts.dqkv, acts.datt, a.qkv, a.att, a.lse, seg, s.B, s.T, s.NH, s.NKV, s.HS);
+  });
   const float* dqkv = acts.dqkv;
   if (!s.gpt2) {
     // RoPE is a rotation: its backward rotates q and k gradients back; v passes through.
+    ProfileScope scope(s.prof, "rope_backward");
     float* dr = acts.dqkv_rot;
     const size_t qk = static_cast<size_t>(s.NH + s.NKV) * s.HS, v = static_cast<size_t>(s.NKV) * s.HS;
     const size_t kq = static_cast<size_t>(s.NH) * s.HS;
@@ -128,8 +160,8 @@ void block_backward(const BlockShape& s, const LayerTensors& w, const LayerTenso
     k::rope_backward(dr + kq, acts.dqkv + kq, pos, s.N, s.QKV, s.NKV, s.HS, s.theta);
     dqkv = dr;
   }
-  zero_floats(acts.dln, N * s.C);
-  k::linear_backward(acts.dln, g.qkv_w, g.qkv_b, dqkv, a.ln1, w.qkv_w, s.N, s.C, s.QKV);
+  zero_timed(s, acts.dln, N * s.C);
+  linear_bwd(s, acts.dln, g.qkv_w, g.qkv_b, dqkv, a.ln1, w.qkv_w, s.C, s.QKV);
   norm_backward(s, dx, g.norm1_w, g.norm1_b, acts.dln, x_in, w.norm1_w, a.mean1, a.rstd1);  // dx = dL/dx_in
 }
 

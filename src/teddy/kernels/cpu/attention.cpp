@@ -338,6 +338,12 @@ bool use_by_group(const Dims& d, int threads, FlashBackwardSplit split) {
   return busy >= 0.9 || d.nblk < 2 * threads;  // few key blocks: spreading them gains nothing
 }
 
+// Tiny problems run on one thread: a parallel region costs more than it saves.
+bool worth_threads(const Dims& d) {
+  const double fma = static_cast<double>(d.B) * d.NH * d.T * d.T * d.HS;  // causal forward, both matmuls
+  return fma >= double{1 << 23};
+}
+
 void check_scratch(const char* what, size_t have, size_t need) {
   if (have < need)
     throw Error(std::string(what) + ": scratch of " + std::to_string(have) + " floats is too small (need " +
@@ -371,7 +377,7 @@ void attention_flash_forward(float* out, float* lse, const float* qkv, const int
   const int64_t plane = static_cast<int64_t>(T) * d.HSp;  // one packed (T, HSp) head
   float* kpack = scratch;                                 // (per_round, T, HSp)
   float* vpack = scratch + per_round * plane;             // (per_round, T, HSp)
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(threads) if (worth_threads(d))
   {
     const FwdTiles w = carve_fwd(scratch + shared + per_thread * omp_get_thread_num(), d.HSp);
     for (int g0 = 0; g0 < groups; g0 += per_round) {
@@ -413,7 +419,7 @@ void attention_flash_backward(float* dqkv, const float* dout, const float* qkv, 
   for (int t = 0; t < threads; ++t) parts[t] = carve_bwd(scratch + per_thread * t, d).dq;
   const BwdTiles shared = carve_bwd(scratch, d);  // by_key_block: thread 0's packed queries serve all
 
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(threads) if (worth_threads(d))
   {
     const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
     const BwdTiles w = carve_bwd(scratch + per_thread * tid, d);

@@ -75,7 +75,7 @@ float exp_prefix(float* s, int n, float sub) {
 // Row-wise masked softmax of S in place; writes lse.
 void softmax_rows(float* P, const Head& x) {
   const int T = x.T;
-#pragma omp parallel for schedule(dynamic, 16)
+#pragma omp parallel for schedule(dynamic, 16) if (T >= 256)
   for (int i = 0; i < T; ++i) {
     float* s = P + static_cast<int64_t>(i) * T;
     const int n = mask_row(s, x.seg, i);
@@ -92,7 +92,7 @@ void softmax_rows(float* P, const Head& x) {
 // P = exp(S - lse) in place, 0 where masked (recompute from the forward's lse).
 void probs_from_lse(float* P, const Head& x, const float* lse) {
   const int T = x.T;
-#pragma omp parallel for schedule(dynamic, 16)
+#pragma omp parallel for schedule(dynamic, 16) if (T >= 256)
   for (int i = 0; i < T; ++i) {
     float* s = P + static_cast<int64_t>(i) * T;
     const int n = mask_row(s, x.seg, i);
@@ -112,7 +112,7 @@ void backward_head(float* dS, const float* P, const Head& x) {
   const int T = x.T;
   // dP = dO V^T
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, x.HS, 1.0f, x.dO, x.C, x.v, x.R, 0.0f, dS, T);
-#pragma omp parallel for schedule(dynamic, 16)
+#pragma omp parallel for schedule(dynamic, 16) if (T >= 256)
   for (int i = 0; i < T; ++i) {
     const float* p = P + static_cast<int64_t>(i) * T;
     float* ds = dS + static_cast<int64_t>(i) * T;

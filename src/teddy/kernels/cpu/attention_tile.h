@@ -66,14 +66,16 @@ inline v16 exp16(v16 x) {
 inline float exp1(float x) { return exp16(splat(x))[0]; }
 
 // C[r, 0:16*NV] (+)= sum_k A(r, k) * B[k, 0:16*NV] for r < MR, with A(r, k) = A[r*ars + k*aks]
-// (strides let A be a transposed tile) and B rows at B + k*ldb.
+// (strides let A be a transposed tile) and B rows at B + k*ldb. With kAcc the K-term
+// sum starts from zero and is added to C once: blocked summation, so a C accumulated
+// over many tiles (dK, dV over every query block) keeps fp32 error low at no cost.
 template <int MR, int NV, bool kAcc>
 inline void gemm_micro(float* C, int ldc, const float* A, int ars, int aks, const float* B, int ldb, int K) {
   v16 acc[MR][NV];
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) acc[r][v] = kAcc ? load(C + r * ldc + v * kLanes) : v16{};
+    for (int v = 0; v < NV; ++v) acc[r][v] = v16{};
   for (int k = 0; k < K; ++k) {
     v16 b[NV];
 #pragma GCC unroll 4
@@ -89,7 +91,10 @@ inline void gemm_micro(float* C, int ldc, const float* A, int ars, int aks, cons
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) store(C + r * ldc + v * kLanes, acc[r][v]);
+    for (int v = 0; v < NV; ++v) {
+      float* c = C + r * ldc + v * kLanes;
+      store(c, kAcc ? load(c) + acc[r][v] : acc[r][v]);
+    }
 }
 
 template <int MR, bool kAcc>
