@@ -76,7 +76,7 @@ inline bool visible(const int32_t* seg_b, int j, int i) { return j <= i && (!seg
 
 // ---- packing -----------------------------------------------------------------
 
-// Row i of one head (row stride `stride`) into a padded row of HSp floats.
+// One row of a head, times mul, into a zero-padded row of HSp floats.
 inline void pack_row(float* dst, const float* src, int HS, int HSp, float mul = 1.0f) {
   for (int c = 0; c < HS; ++c) dst[c] = src[c] * mul;
   for (int c = HS; c < HSp; ++c) dst[c] = 0.0f;
