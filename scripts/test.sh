@@ -6,4 +6,5 @@ scripts/setup.sh
 BUILD_DIR=${BUILD_DIR:-build} scripts/build.sh
 cd "${BUILD_DIR:-build}"
 # Tests use both cores through OpenMP; run them one at a time.
-OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} ctest --output-on-failure --timeout 900 "$@"
+# Passive waiting keeps idle OpenMP threads from spinning against each other.
+OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} ctest --output-on-failure --timeout 900 "$@"

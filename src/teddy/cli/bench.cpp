@@ -71,10 +71,14 @@ void add_bench_attention(CLI::App& bench, Run& run) {
     run = [a] {
       a->opts.plain_max_bytes =
           static_cast<size_t>(plan::parse_bytes("--plain-max-bytes", a->plain_max, 1e18));
-      if (!a->json)
-        std::printf("%-6s %7s %11s %11s %11s %10s %12s\n", "impl", "seq", "fwd ms", "bwd ms", "fwd+bwd ms",
-                    "GFLOP/s", "peak memory");
-      run_attention_bench(a->opts, [&](const AttentionBenchResult& r) { print_attention_result(r, a->json); });
+      bool header = a->json;  // the table header comes with the first row, after the options passed checks
+      run_attention_bench(a->opts, [&](const AttentionBenchResult& r) {
+        if (!header)
+          std::printf("%-6s %7s %11s %11s %11s %10s %12s\n", "impl", "seq", "fwd ms", "bwd ms", "fwd+bwd ms",
+                      "GFLOP/s", "peak memory");
+        header = true;
+        print_attention_result(r, a->json);
+      });
       return 0;
     };
   });

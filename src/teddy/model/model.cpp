@@ -124,8 +124,11 @@ void Model::run_trunk(const Batch& b) {
   timed(s.prof, "encoder_forward", 0, [&] {
     k::encoder_forward(a.resid[0], b.tokens, a.pos, at(P, o.tok_emb), at(P, o.pos_emb), s.N, s.C);  // (N, C)
   });
-  for (int l = 0; l < cfg_.n_layer; ++l)
+  for (int l = 0; l < cfg_.n_layer; ++l) {
+    if (hooks_.before_forward) hooks_.before_forward(l);
     block_forward(s, resolve_layer(P, o.layers[l]), a.layers[l], a.act, a.resid[l], a.resid[l + 1], a.pos, b.seg);
+    if (hooks_.after_forward) hooks_.after_forward(l);
+  }
   norm_forward(s, a.lnf, a.meanf, a.rstdf, a.resid[cfg_.n_layer], at(P, o.final_w), at(P, o.final_b));
 }
 
@@ -192,9 +195,12 @@ LossSum Model::forward_backward(const Batch& b, float dloss) {
   timed(s.prof, "zero_activation_grads", 0, [&] { zero_floats(a.dx, static_cast<size_t>(N) * C); });
   norm_backward(s, a.dx, at(G, o.final_w), at(G, o.final_b), a.dln, a.resid[cfg_.n_layer], at(P, o.final_w),
                 a.meanf, a.rstdf);
-  for (int l = cfg_.n_layer - 1; l >= 0; --l)
+  for (int l = cfg_.n_layer - 1; l >= 0; --l) {
+    if (hooks_.before_backward) hooks_.before_backward(l);
     block_backward(s, resolve_layer(P, o.layers[l]), resolve_layer(G, o.layers[l]), a.layers[l], a, a.resid[l],
                    a.pos, b.seg);
+    if (hooks_.after_backward) hooks_.after_backward(l);
+  }
   timed(s.prof, "encoder_backward", 0,
         [&] { k::encoder_backward(G + o.tok_emb, at(G, o.pos_emb), a.dx, b.tokens, a.pos, N, C); });
   return loss;

@@ -4,6 +4,7 @@
 // (same layout), one activation arena sized once per (B, T).
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -103,6 +104,18 @@ class Model {
   // GEMM entries carry their FLOPs.
   void set_profiler(Profiler* p);
 
+  // Optional per-block callbacks, called with the block index (dist/ uses them:
+  // ZeRO-3 gathers a block's parameters just before its forward and backward; data
+  // parallelism reduces a block's gradients as soon as its backward is done, while
+  // the earlier blocks' backward is still to run). Empty functions are skipped.
+  struct LayerHooks {
+    std::function<void(int)> before_forward;   // block l's parameters are about to be read
+    std::function<void(int)> after_forward;    // block l's forward is done
+    std::function<void(int)> before_backward;  // block l's backward is next (the final norm's and head's grads are complete)
+    std::function<void(int)> after_backward;   // block l's parameter gradients are complete
+  };
+  void set_layer_hooks(LayerHooks hooks) { hooks_ = std::move(hooks); }
+
   struct Impl;  // activation arena, scratch, per-(B,T) state
 
  private:
@@ -110,6 +123,7 @@ class Model {
   ParamLayout layout_;
   AlignedBuffer params_, grads_;
   std::unique_ptr<Impl> impl_;
+  LayerHooks hooks_;
 
   void run_trunk(const Batch& batch);  // embeddings, blocks, final norm
 };

@@ -38,6 +38,8 @@ struct PretrainConfig {
   // [checkpoint]
   int64_t checkpoint_interval = 100;  // steps; 0: only at the end
   int keep_checkpoints = 3;
+  // [dist] (used when launched by mpirun / srun; the world size is the job's)
+  int zero = 0;  // ZeRO stage: 0 data parallel, 1 shard optimizer state, 2 + gradients, 3 + parameters
   // [run]
   std::string run_dir = "runs/pretrain";
   double peak_gflops = 0;  // MFU denominator; 0: measure the sgemm ceiling at start

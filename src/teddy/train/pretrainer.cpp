@@ -32,7 +32,8 @@ struct Pretrainer::State {
   std::unique_ptr<DataLoader> loader;
   std::unique_ptr<ValidationLoader> val;
   std::unique_ptr<Model> model;
-  std::unique_ptr<AdamW> opt;
+  std::unique_ptr<AdamW> opt;          // single process
+  std::shared_ptr<DataParallel> dp;    // data parallel (owns the optimizer), or null
   LrSchedule schedule;
   int64_t step = 0;  // completed optimizer steps
   int64_t tokens_processed = 0;
@@ -79,8 +80,11 @@ std::string human_bytes(double b) {
 
 }  // namespace
 
-Pretrainer::Pretrainer(PretrainConfig cfg, bool resume) : s_(std::make_unique<State>()) {
+Pretrainer::Pretrainer(PretrainConfig cfg, bool resume, std::shared_ptr<DataParallel> dp)
+    : s_(std::make_unique<State>()) {
   State& s = *s_;
+  s.dp = std::move(dp);
+  const bool writer = !s.dp || s.dp->rank() == 0;  // only rank 0 writes run files
   s.manifest = Manifest::load(cfg.dataset);
   cfg.finalize(static_cast<int>(s.manifest.tokenizer.vocab_size));
   s.cfg = cfg;
@@ -90,6 +94,10 @@ Pretrainer::Pretrainer(PretrainConfig cfg, bool resume) : s_(std::make_unique<St
   const Mixture mix = cfg.mix.empty() ? Mixture() : Mixture::parse(cfg.mix);
   LoaderOptions lo;
   lo.seed = cfg.seed;
+  if (s.dp) {
+    lo.rank = s.dp->rank();
+    lo.world = s.dp->world();
+  }
   s.loader = std::make_unique<DataLoader>(cfg.dataset, mix, lo);
   s.val = std::make_unique<ValidationLoader>(cfg.dataset, lo);
 
@@ -103,7 +111,10 @@ Pretrainer::Pretrainer(PretrainConfig cfg, bool resume) : s_(std::make_unique<St
   ac.eps = cfg.eps;
   ac.weight_decay = cfg.weight_decay;
   ac.validate();
-  s.opt = std::make_unique<AdamW>(s.model->layout(), ac);
+  if (s.dp)
+    s.dp->attach(*s.model, ac);
+  else
+    s.opt = std::make_unique<AdamW>(s.model->layout(), ac);
   s.schedule.lr = cfg.lr;
   s.schedule.warmup_steps = cfg.warmup_steps;
   s.schedule.total_steps = cfg.total_steps();
@@ -127,14 +138,15 @@ Pretrainer::Pretrainer(PretrainConfig cfg, bool resume) : s_(std::make_unique<St
       for (auto& sk : skipped) msg += "\n  skipped " + sk;
       throw Error(msg);
     }
-    const CheckpointInfo info = load_checkpoint(*latest, *s.model, s.opt.get());
+    const CheckpointInfo info = s.dp ? s.dp->load_checkpoint(*latest) : load_checkpoint(*latest, *s.model, s.opt.get());
     s.step = info.state.step;
     s.tokens_processed = info.state.tokens_processed;
     if (!info.state.loader_state.empty()) s.loader->restore(LoaderState::from_json(info.state.loader_state));
-    truncate_metrics(s.metrics_path, s.step);
-  } else {
+    if (writer) truncate_metrics(s.metrics_path, s.step);
+  } else if (writer) {
     std::ofstream(s.metrics_path, std::ios::trunc);  // a fresh run starts a fresh metrics file
   }
+  if (!writer) return;
 
   // The run directory carries what `teddy generate` needs: the resolved config and the tokenizer.
   const std::string tok_path = s.manifest.tokenizer.path;
@@ -153,7 +165,7 @@ PretrainMemory Pretrainer::memory() const {
   PretrainMemory m;
   m.params = s_->model->param_bytes();
   m.grads = s_->model->grad_bytes();
-  m.optimizer = 2 * s_->opt->size() * sizeof(float);
+  m.optimizer = s_->opt ? 2 * s_->opt->size() * sizeof(float) : 0;  // data parallel: see DataParallel::report
   m.activations = s_->model->activation_bytes();
   return m;
 }
@@ -165,7 +177,11 @@ void Pretrainer::run(const std::function<void(const PretrainEvent&)>& on_event, 
   const int B = cfg.micro_batch, T = cfg.seq_len;
   const double fpt = flops_per_token(*s.model, T);
   const double peak = cfg.peak_gflops > 0 ? cfg.peak_gflops : kernels::cpu::measure_sgemm_gflops(s.threads, 0.5);
-  std::ofstream metrics(s.metrics_path, std::ios::app);
+  const bool writer = !s.dp || s.dp->rank() == 0;
+  const int world = s.dp ? s.dp->world() : 1;
+  const int64_t tokens_per_step = cfg.tokens_per_step() * world;  // the global batch
+  std::ofstream metrics;
+  if (writer) metrics.open(s.metrics_path, std::ios::app);
 
   auto emit = [&](PretrainEvent e) {
     e.total_steps = total;
@@ -189,6 +205,7 @@ void Pretrainer::run(const std::function<void(const PretrainEvent&)>& on_event, 
        << ", AdamW state " << human_bytes(mem.optimizer) << ", activations " << human_bytes(mem.activations) << "\n";
     os << "# threads " << s.threads << ", sgemm ceiling " << std::lround(peak) << " GFLOP/s"
        << (cfg.peak_gflops > 0 ? " (given)" : " (measured)") << ", FLOPs/token 6N+12LCT = " << fpt << "\n";
+    if (s.dp) os << s.dp->report();
     if (s.step > 0) os << "# resumed from step " << s.step << "\n";
     e.text = os.str();
     emit(e);
@@ -210,6 +227,12 @@ void Pretrainer::run(const std::function<void(const PretrainEvent&)>& on_event, 
       sum.sum += l.sum;
       sum.count += l.count;
     }
+    if (s.dp) {  // every rank evaluated its own windows
+      double v[2] = {sum.sum, static_cast<double>(sum.count)};
+      s.dp->sum(v, 2);
+      sum.sum = v[0];
+      sum.count = static_cast<int64_t>(v[1]);
+    }
     return sum.count ? sum.mean() : std::nan("");
   };
 
@@ -220,7 +243,8 @@ void Pretrainer::run(const std::function<void(const PretrainEvent&)>& on_event, 
     cs.seed = cfg.seed;
     cs.loader_state = s.loader->state().to_json();
     cs.run_config = cfg.to_toml();
-    const std::string dir = save_checkpoint(cfg.run_dir, *s.model, *s.opt, cs, cfg.keep_checkpoints);
+    const std::string dir = s.dp ? s.dp->save_checkpoint(cfg.run_dir, cs, cfg.keep_checkpoints)
+                                 : save_checkpoint(cfg.run_dir, *s.model, *s.opt, cs, cfg.keep_checkpoints);
     PretrainEvent e;
     e.kind = PretrainEvent::Kind::checkpoint;
     e.step = s.step;
@@ -245,14 +269,14 @@ void Pretrainer::run(const std::function<void(const PretrainEvent&)>& on_event, 
       micro[a].T = T;
     }
     const float lr = s.schedule.at(s.step);
-    const StepStats st = train_step(*s.model, *s.opt, micro, lr, cfg.grad_clip);
+    const StepStats st = s.dp ? s.dp->step(micro, lr, cfg.grad_clip) : train_step(*s.model, *s.opt, micro, lr, cfg.grad_clip);
     if (!std::isfinite(st.loss)) throw Error("training diverged: loss is " + std::to_string(st.loss) + " at step " + std::to_string(s.step + 1) + " (lower optim.lr?)");
     ++s.step;
-    s.tokens_processed += cfg.tokens_per_step();
+    s.tokens_processed += tokens_per_step;
     s.losses.push_back(st.loss);
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-    const double tps = cfg.tokens_per_step() / dt;
+    const double tps = static_cast<double>(tokens_per_step) / dt;
 
     PretrainEvent e;
     e.kind = PretrainEvent::Kind::step;
@@ -261,7 +285,7 @@ void Pretrainer::run(const std::function<void(const PretrainEvent&)>& on_event, 
     e.lr = lr;
     e.grad_norm = st.grad_norm;
     e.tokens_per_s = tps;
-    e.mfu = tps * fpt / (peak * 1e9);
+    e.mfu = tps * fpt / (peak * 1e9 * world);  // per-rank peak times ranks
     e.elapsed_s = elapsed;
     e.eta_s = elapsed / static_cast<double>(s.step - first) * static_cast<double>(total - s.step);
     e.tokens_seen = s.tokens_processed;
@@ -269,7 +293,11 @@ void Pretrainer::run(const std::function<void(const PretrainEvent&)>& on_event, 
       nlohmann::ordered_json j{{"step", s.step}, {"loss", st.loss}, {"lr", lr}, {"grad_norm", st.grad_norm},
                                {"tokens", s.tokens_processed}, {"tokens_per_s", tps}, {"mfu", e.mfu},
                                {"step_s", dt}};
-      metrics << j.dump() << "\n" << std::flush;
+      if (s.dp) {
+        j["comm_bytes"] = s.dp->last_step_bytes();  // rank 0's
+        j["comm_s"] = s.dp->last_step_comm_seconds();
+      }
+      if (writer) metrics << j.dump() << "\n" << std::flush;
     }
     emit(e);
 
@@ -281,7 +309,7 @@ void Pretrainer::run(const std::function<void(const PretrainEvent&)>& on_event, 
       ev.step = s.step;
       ev.loss = last_val;
       ev.tokens_seen = s.tokens_processed;
-      metrics << nlohmann::ordered_json{{"step", s.step}, {"val_loss", last_val}}.dump() << "\n" << std::flush;
+      if (writer) metrics << nlohmann::ordered_json{{"step", s.step}, {"val_loss", last_val}}.dump() << "\n" << std::flush;
       emit(ev);
     }
     if ((cfg.checkpoint_interval > 0 && s.step % cfg.checkpoint_interval == 0) || last) checkpoint();
@@ -294,7 +322,7 @@ void Pretrainer::run(const std::function<void(const PretrainEvent&)>& on_event, 
   end.tokens_seen = s.tokens_processed;
   end.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   std::ostringstream os;
-  const double run_tokens = static_cast<double>(s.step - first) * cfg.tokens_per_step();
+  const double run_tokens = static_cast<double>(s.step - first) * static_cast<double>(tokens_per_step);
   os << "steps " << first << " -> " << s.step << ", " << static_cast<int64_t>(run_tokens) << " tokens in "
      << end.elapsed_s << " s (" << (end.elapsed_s > 0 ? run_tokens / end.elapsed_s : 0) << " tokens/s)\n";
   os << "total training FLOPs (6N+12LCT per token): " << run_tokens * fpt << "\n";

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "teddy/train/data_parallel.h"
 #include "teddy/train/pretrain_config.h"
 
 namespace teddy {
@@ -36,7 +37,10 @@ class Pretrainer {
  public:
   // Loads the dataset and builds the model. With resume, continues from the newest
   // intact checkpoint in run_dir (and fails if the run config's model differs).
-  Pretrainer(PretrainConfig cfg, bool resume);
+  // With `dp` (dist/ builds one under mpirun), each rank reads its slice of every
+  // global batch, steps through dp, and only rank 0 writes run files; the global
+  // batch is micro_batch x grad_accum x dp->world().
+  Pretrainer(PretrainConfig cfg, bool resume, std::shared_ptr<DataParallel> dp = nullptr);
   ~Pretrainer();
 
   // Trains to the configured total; with stop_after > 0, stops (with a checkpoint)

@@ -20,6 +20,8 @@
 #include "teddy/kernels/kernels.h"
 #include "teddy/kernels/ref/attention.h"
 
+#pragma GCC diagnostic ignored "-Wpsabi"  // see attention_tile.h
+
 namespace teddy::kernels::cpu {
 namespace {
 

@@ -10,6 +10,8 @@
 #include "teddy/kernels/cpu/attention_tile.h"
 #include "teddy/kernels/ref/attention.h"
 
+#pragma GCC diagnostic ignored "-Wpsabi"  // see attention_tile.h
+
 namespace teddy::kernels::cpu {
 namespace {
 

@@ -9,6 +9,12 @@
 #include <immintrin.h>
 #endif
 
+// 64-byte vectors passed by value: without AVX-512 (TEDDY_NATIVE=OFF) GCC notes the
+// ABI differs from an AVX-512 build. These helpers are inline and internal, so it
+// does not matter.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 namespace teddy::kernels::cpu::tile {
 
 using v16 = float __attribute__((vector_size(64)));
@@ -132,3 +138,5 @@ inline void gemm(float* C, int ldc, const float* A, int ars, int aks, const floa
 }
 
 }  // namespace teddy::kernels::cpu::tile
+
+#pragma GCC diagnostic pop

@@ -1,0 +1,48 @@
+#pragma once
+// The pretraining loop's DataParallel over a Communicator and a ZeroTrainer: the
+// piece `teddy pretrain` builds when launched by mpirun / srun.
+#include <memory>
+
+#include "teddy/dist/communicator.h"
+#include "teddy/dist/parallel_layout.h"
+#include "teddy/dist/zero_trainer.h"
+#include "teddy/train/data_parallel.h"
+
+namespace teddy::dist {
+
+class DataParallelEngine final : public DataParallel {
+ public:
+  // Validates `layout` against comm's world size (ConfigError otherwise).
+  DataParallelEngine(Communicator& comm, ParallelLayout layout, size_t bucket_bytes = size_t{8} << 20);
+  ~DataParallelEngine() override;
+
+  int rank() const override { return layout_.dp_rank(comm_.rank()); }
+  int world() const override { return layout_.dp; }
+  void attach(Model& model, const AdamWConfig& cfg) override;
+  StepStats step(std::span<const Batch> micro_batches, float lr, float max_grad_norm) override;
+  void sum(double* values, size_t n) override { comm_.all_reduce_sum(values, n); }
+  std::string report() override;
+  uint64_t last_step_bytes() const override { return last_bytes_; }
+  double last_step_comm_seconds() const override { return last_seconds_; }
+  std::string save_checkpoint(const std::string& run_dir, const CheckpointState& state, int keep_last) override;
+  CheckpointInfo load_checkpoint(const std::string& dir) override;
+
+  ZeroTrainer& trainer() { return *zt_; }
+  const ParallelLayout& layout() const { return layout_; }
+
+ private:
+  Communicator& comm_;
+  ParallelLayout layout_;
+  size_t bucket_bytes_;
+  Model* model_ = nullptr;
+  AdamWConfig adam_;
+  std::unique_ptr<ZeroTrainer> zt_;
+  uint64_t last_bytes_ = 0;
+  double last_seconds_ = 0;
+
+  void need_attached(const char* what) const;
+  // The optimizer state as whole-buffer m and v on every rank (gathered from the shards).
+  void gather_state(std::vector<float>& m, std::vector<float>& v);
+};
+
+}  // namespace teddy::dist

@@ -1,0 +1,169 @@
+#include "teddy/dist/zero_trainer.h"
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstring>
+
+#include "teddy/core/error.h"
+#include "teddy/kernels/kernels.h"
+#include "teddy/train/grad_clip.h"
+
+namespace teddy::dist {
+
+namespace {
+
+// Completion key of a tensor: its block, -1 for tensors before the first block
+// (embeddings; with tied embeddings their gradient is finished last, by the
+// encoder backward), n_layer for those after the last (final norm, untied head),
+// whose gradients are complete before the first block backward runs.
+int completion_key(const ParamLayout& layout, const ParamInfo& p, int n_layer) {
+  if (p.layer >= 0) return p.layer;
+  size_t first_block = SIZE_MAX;
+  for (const ParamInfo& q : layout.params)
+    if (q.layer >= 0) first_block = std::min(first_block, q.offset);
+  return p.offset < first_block ? -1 : n_layer;
+}
+
+}  // namespace
+
+ZeroTrainer::ZeroTrainer(Model& model, const AdamWConfig& cfg, Communicator& comm, int stage, size_t bucket_bytes)
+    : model_(model), comm_(comm), stage_(stage), shards_(model.flat_size(), comm.size()),
+      own_(shards_.range(comm.rank())) {
+  if (stage < 0 || stage > 2) throw ConfigError("dist.zero: stages 0, 1 and 2 are implemented (got " + std::to_string(stage) + ")");
+  const ParamLayout& layout = model.layout();
+  const size_t n = model.flat_size();
+  const int L = model.config().n_layer;
+  // Buckets from the end of the flat buffer backwards (the order backward completes
+  // them), each at least bucket_bytes unless it is the last, covering [0, n) exactly.
+  const size_t want = std::max<size_t>(bucket_bytes / sizeof(float), 1);
+  size_t hi = n;
+  int key = INT_MAX;
+  for (size_t i = layout.params.size(); i-- > 0;) {
+    const ParamInfo& p = layout.params[i];
+    key = std::min(key, completion_key(layout, p, L));
+    if (hi - p.offset >= want || i == 0) {
+      const size_t lo = i == 0 ? 0 : p.offset;
+      buckets_.push_back({{lo, hi}, key});
+      hi = lo;
+      key = INT_MAX;
+    }
+  }
+  if (stage_ == 0) {
+    full_opt_ = std::make_unique<AdamW>(layout, cfg);
+  } else {
+    shard_opt_ = std::make_unique<ShardedAdamW>(layout, cfg, own_);
+  }
+  if (stage_ == 2) {
+    shard_grads_.resize(std::max<size_t>(own_.size(), 1) * sizeof(float));
+  }
+  Model::LayerHooks h;
+  h.before_backward = [this, L](int l) {
+    if (l == L - 1) flush_through(L);  // final norm / head
+  };
+  h.after_backward = [this](int l) { flush_through(l); };
+  model_.set_layer_hooks(std::move(h));
+}
+
+ZeroTrainer::~ZeroTrainer() { model_.set_layer_hooks({}); }
+
+void ZeroTrainer::flush_through(int key) {
+  if (!reducing_) return;
+  while (next_bucket_ < buckets_.size() && buckets_[next_bucket_].key >= key) reduce_bucket(buckets_[next_bucket_++]);
+}
+
+void ZeroTrainer::reduce_bucket(const Bucket& b) {
+  float* g = model_.grads() + b.r.begin;
+  if (stage_ == 0) {
+    comm_.all_reduce_sum(g, b.r.size());
+    return;
+  }
+  const std::vector<size_t> counts = shards_.counts(b.r);
+  comm_.reduce_scatter_sum(g, counts);
+  if (stage_ == 2) {
+    // Own piece into the shard buffer; the bucket's full-size copy is done with.
+    const size_t lo = std::max(b.r.begin, own_.begin), hi = std::min(b.r.end, own_.end);
+    float* acc = shard_grads_.as<float>();
+    for (size_t i = lo; i < hi; ++i) acc[i - own_.begin] += model_.grads()[i];
+    std::memset(g, 0, b.r.size() * sizeof(float));
+  }
+}
+
+StepStats ZeroTrainer::step(std::span<const Batch> micro, float lr, float max_grad_norm) {
+  if (micro.empty()) throw Error("ZeroTrainer::step: no micro-batches");
+  int64_t total = 0;
+  for (const Batch& b : micro) total += count_targets(b);
+  comm_.all_reduce_sum(&total, 1);
+  const float dloss = total > 0 ? static_cast<float>(1.0 / static_cast<double>(total)) : 0.0f;
+
+  model_.zero_grad();
+  if (stage_ == 2) shard_grads_.zero();
+  double loss[2] = {0, 0};  // sum, count
+  for (size_t i = 0; i < micro.size(); ++i) {
+    reducing_ = stage_ == 2 || i + 1 == micro.size();
+    next_bucket_ = 0;
+    const LossSum s = model_.forward_backward(micro[i], dloss);
+    flush_through(INT_MIN);  // embeddings (and anything left)
+    reducing_ = false;
+    loss[0] += s.sum;
+    loss[1] += static_cast<double>(s.count);
+  }
+  comm_.all_reduce_sum(loss, 2);
+  if (static_cast<int64_t>(loss[1]) != total)
+    throw Error("ZeroTrainer::step: model counted " + std::to_string(static_cast<int64_t>(loss[1])) +
+                " targets, expected " + std::to_string(total));
+
+  StepStats st;
+  st.loss = loss[1] > 0 ? loss[0] / loss[1] : 0.0;
+  st.tokens = total;
+  st.lr = lr;
+  float* P = model_.params();
+  if (stage_ == 0) {
+    st.grad_norm = grad_norm(model_.grads(), model_.flat_size());
+    full_opt_->step(P, model_.grads(), lr, clip_scale(st.grad_norm, max_grad_norm));
+    return st;
+  }
+  const float* g = stage_ == 2 ? shard_grads_.as<float>() : model_.grads() + own_.begin;
+  double ss = kernels::cpu::sum_squares(g, static_cast<int64_t>(own_.size()));
+  comm_.all_reduce_sum(&ss, 1);
+  st.grad_norm = std::sqrt(ss);
+  shard_opt_->step(P, g, lr, clip_scale(st.grad_norm, max_grad_norm));
+  comm_.all_gather(P, shards_.counts({0, model_.flat_size()}));
+  return st;
+}
+
+StateBytes ZeroTrainer::memory() const {
+  StateBytes b;
+  b.params = model_.param_bytes();
+  b.grads = model_.grad_bytes() + (stage_ == 2 ? own_.size() * sizeof(float) : 0);
+  b.optimizer = stage_ == 0 ? 2 * full_opt_->size() * sizeof(float) : shard_opt_->bytes();
+  return b;
+}
+
+StateBytes ZeroTrainer::expected_memory(size_t n, int stage, int world) {
+  const FlatShards s(n, world);
+  const size_t own = s.range(0).size();  // the largest range
+  StateBytes b;
+  b.params = 4 * n;
+  b.grads = stage >= 2 ? 4 * own : 4 * n;
+  b.optimizer = stage >= 1 ? 8 * own : 8 * n;
+  if (stage >= 3) b.params = 4 * own;
+  return b;
+}
+
+int64_t ZeroTrainer::optimizer_t() const { return stage_ == 0 ? full_opt_->t() : shard_opt_->t(); }
+const float* ZeroTrainer::m() const { return stage_ == 0 ? full_opt_->m() : shard_opt_->m(); }
+const float* ZeroTrainer::v() const { return stage_ == 0 ? full_opt_->v() : shard_opt_->v(); }
+Range ZeroTrainer::state_range() const { return stage_ == 0 ? Range{0, model_.flat_size()} : own_; }
+
+void ZeroTrainer::set_state(int64_t t, const float* m_full, const float* v_full) {
+  if (stage_ == 0) {
+    full_opt_->set_state(t, m_full, v_full);
+    return;
+  }
+  std::memcpy(shard_opt_->m(), m_full + own_.begin, own_.size() * sizeof(float));
+  std::memcpy(shard_opt_->v(), v_full + own_.begin, own_.size() * sizeof(float));
+  shard_opt_->set_t(t);
+}
+
+}  // namespace teddy::dist

@@ -1,0 +1,91 @@
+#pragma once
+// Data-parallel training step with ZeRO stages 0-2 over the model's flat buffers.
+//
+//   stage 0  every rank keeps everything; gradients are all-reduced bucket by
+//            bucket, each bucket as soon as the backward has completed it (the
+//            blocks run last to first, so the head's and late blocks' buckets go
+//            while earlier blocks are still in backward).
+//   stage 1  AdamW state (m, v) only for this rank's equal contiguous range of the
+//            flat buffer; gradient buckets are reduce-scattered (on the last
+//            micro-batch); the updated ranges are all-gathered into every rank's
+//            parameters.
+//   stage 2  as 1, and each bucket is reduce-scattered on every micro-batch as soon
+//            as it is complete; the own piece is added into a shard-sized gradient
+//            buffer and the bucket is zeroed for the next micro-batch.
+//
+// Each rank passes its own micro-batches (its slice of the global batch); the loss
+// gradient is scaled by 1 / (non-ignored targets over all ranks), so the summed
+// gradient is the global batch's mean-loss gradient, as in train_step.
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "teddy/dist/communicator.h"
+#include "teddy/dist/flat_shards.h"
+#include "teddy/dist/sharded_adamw.h"
+#include "teddy/model/model.h"
+#include "teddy/train/adamw.h"
+#include "teddy/train/train_step.h"
+
+namespace teddy::dist {
+
+// Bytes of model state this rank holds.
+struct StateBytes {
+  size_t params = 0, grads = 0, optimizer = 0;
+  size_t total() const { return params + grads + optimizer; }
+};
+
+class ZeroTrainer {
+ public:
+  // bucket_bytes: gradient bucket size (4 bytes per float). Installs layer hooks on
+  // `model` (removed by the destructor); model and comm must outlive this.
+  ZeroTrainer(Model& model, const AdamWConfig& cfg, Communicator& comm, int stage,
+              size_t bucket_bytes = size_t{8} << 20);
+  ~ZeroTrainer();
+  ZeroTrainer(const ZeroTrainer&) = delete;
+  ZeroTrainer& operator=(const ZeroTrainer&) = delete;
+
+  StepStats step(std::span<const Batch> micro_batches, float lr, float max_grad_norm);
+
+  int stage() const { return stage_; }
+  const FlatShards& shards() const { return shards_; }
+  Range own() const { return own_; }
+  size_t buckets() const { return buckets_.size(); }
+
+  // Measured: what this rank has allocated for parameters, gradients, optimizer state.
+  StateBytes memory() const;
+  // ZeRO's formula for fp32 training (P 4, G 4, K 8 bytes per element of the flat
+  // buffer, shard sizes as FlatShards computes them).
+  static StateBytes expected_memory(size_t flat_floats, int stage, int world);
+
+  // Optimizer state for checkpoints: the whole buffer (stage 0) or the own range.
+  int64_t optimizer_t() const;
+  const float* m() const;
+  const float* v() const;
+  Range state_range() const;  // [0, n) for stage 0, own() otherwise
+  // Restores from full-buffer m and v (any world size wrote them): this rank keeps its range.
+  void set_state(int64_t t, const float* m_full, const float* v_full);
+
+ private:
+  struct Bucket {
+    Range r;
+    int key = 0;  // completion point: the lowest block index inside (-1: embeddings)
+  };
+  Model& model_;
+  Communicator& comm_;
+  int stage_;
+  FlatShards shards_;
+  Range own_;
+  std::vector<Bucket> buckets_;  // in backward completion order (last block first)
+  std::unique_ptr<AdamW> full_opt_;       // stage 0
+  std::unique_ptr<ShardedAdamW> shard_opt_;  // stages 1, 2
+  AlignedBuffer shard_grads_;             // stage 2
+  size_t next_bucket_ = 0;                // next bucket to reduce in the current backward
+  bool reducing_ = false;                 // the current micro-batch reduces its buckets
+
+  void flush_through(int key);  // reduces every pending bucket whose key >= `key`
+  void reduce_bucket(const Bucket& b);
+};
+
+}  // namespace teddy::dist

@@ -1,0 +1,40 @@
+#pragma once
+// What the pretraining loop needs from a data-parallel engine. dist/ implements it
+// over a communicator (dist::DataParallelEngine); train/ only sees this interface,
+// so the library dependency stays dist -> train. A null engine is the plain
+// single-process run.
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "teddy/model/model.h"
+#include "teddy/train/adamw.h"
+#include "teddy/train/checkpoint.h"
+#include "teddy/train/train_step.h"
+
+namespace teddy {
+
+class DataParallel {
+ public:
+  virtual ~DataParallel() = default;
+  virtual int rank() const = 0;   // data-parallel rank (the loader's slice)
+  virtual int world() const = 0;  // data-parallel size
+  // Builds the (possibly sharded) optimizer for `model`; called once, before any step.
+  virtual void attach(Model& model, const AdamWConfig& cfg) = 0;
+  // One optimizer step over this rank's micro-batches; loss and grad norm are global.
+  virtual StepStats step(std::span<const Batch> micro_batches, float lr, float max_grad_norm) = 0;
+  // In-place sum over ranks (validation loss).
+  virtual void sum(double* values, size_t n) = 0;
+  // Start-up lines: layout, per-rank state bytes against ZeRO's formulas (gathered).
+  virtual std::string report() = 0;
+  // Communication of the last step: bytes this rank sent and seconds inside calls.
+  virtual uint64_t last_step_bytes() const = 0;
+  virtual double last_step_comm_seconds() const = 0;
+  // Checkpoints in the single-process format (every rank calls; the engine decides
+  // who writes), so a run saved with N ranks loads with M ranks or in one process.
+  virtual std::string save_checkpoint(const std::string& run_dir, const CheckpointState& state, int keep_last) = 0;
+  virtual CheckpointInfo load_checkpoint(const std::string& dir) = 0;
+};
+
+}  // namespace teddy

@@ -1,0 +1,254 @@
+#include "teddy/train/sft_config.h"
+
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+#include <toml++/toml.h>
+
+#include "teddy/core/error.h"
+
+namespace teddy {
+
+namespace {
+
+using Setter = std::function<void(SftConfig&, const toml::node&, const std::string& where)>;
+
+template <class T>
+T get_as(const toml::node& n, const std::string& where, const char* want) {
+  if constexpr (std::is_same_v<T, std::string>) {
+    if (auto v = n.value<std::string>()) return *v;
+  } else if constexpr (std::is_same_v<T, bool>) {
+    if (auto v = n.value<bool>()) return *v;
+  } else if constexpr (std::is_floating_point_v<T>) {
+    if (auto v = n.value<double>()) return static_cast<T>(*v);
+  } else {
+    if (n.is_integer()) return static_cast<T>(*n.value<int64_t>());
+  }
+  throw ConfigError(where + ": expected " + want);
+}
+
+template <class T, class F>
+Setter field(F accessor, const char* want) {
+  return [accessor, want](SftConfig& c, const toml::node& n, const std::string& where) {
+    accessor(c) = get_as<T>(n, where, want);
+  };
+}
+
+#define TEDDY_FIELD(T, member, want) field<T>([](SftConfig& c) -> T& { return c.member; }, want)
+
+const std::map<std::string, Setter>& keys() {
+  static const std::map<std::string, Setter> k = {
+      {"model.init", TEDDY_FIELD(std::string, init, "a checkpoint or run directory")},
+      {"model.tokenizer", TEDDY_FIELD(std::string, tokenizer, "a tokenizer file")},
+      {"data.train", TEDDY_FIELD(std::string, train_path, "a JSONL file path")},
+      {"data.val", TEDDY_FIELD(std::string, val_path, "a JSONL file path")},
+      {"data.val_fraction", TEDDY_FIELD(double, val_fraction, "a number")},
+      {"data.format", [](SftConfig& c, const toml::node& n, const std::string& w) {
+         c.format = sft_format_from_name(get_as<std::string>(n, w, "a format name"), w);
+       }},
+      {"data.skip_bad", TEDDY_FIELD(bool, skip_bad, "true or false")},
+      {"data.train_on_inputs", TEDDY_FIELD(bool, train_on_inputs, "true or false")},
+      {"template.name", [](SftConfig&, const toml::node&, const std::string&) {}},  // read first
+      {"template.bos", TEDDY_FIELD(std::string, chat_template.bos, "a string")},
+      {"template.header_prefix", TEDDY_FIELD(std::string, chat_template.header_prefix, "a string")},
+      {"template.header_suffix", TEDDY_FIELD(std::string, chat_template.header_suffix, "a string")},
+      {"template.end_of_turn", TEDDY_FIELD(std::string, chat_template.end_of_turn, "a string")},
+      {"template.separator", TEDDY_FIELD(std::string, chat_template.separator, "a string")},
+      {"template.specials", [](SftConfig& c, const toml::node& n, const std::string& w) {
+         const toml::array* a = n.as_array();
+         if (!a) throw ConfigError(w + ": expected an array of strings");
+         c.chat_template.specials.clear();
+         for (const toml::node& e : *a) c.chat_template.specials.push_back(get_as<std::string>(e, w, "an array of strings"));
+       }},
+      {"train.micro_batch", TEDDY_FIELD(int, micro_batch, "an integer")},
+      {"train.seq_len", TEDDY_FIELD(int, seq_len, "an integer")},
+      {"train.grad_accum", TEDDY_FIELD(int, grad_accum, "an integer")},
+      {"train.steps", TEDDY_FIELD(int64_t, steps, "an integer")},
+      {"train.epochs", TEDDY_FIELD(double, epochs, "a number")},
+      {"train.batching", [](SftConfig& c, const toml::node& n, const std::string& w) {
+         c.batching = sft_batching_from_name(get_as<std::string>(n, w, "\"pack\" or \"pad\""), w);
+       }},
+      {"train.truncation", [](SftConfig& c, const toml::node& n, const std::string& w) {
+         c.truncation = sft_truncation_from_name(get_as<std::string>(n, w, "\"right\", \"left\" or \"drop\""), w);
+       }},
+      {"train.seed", TEDDY_FIELD(uint64_t, seed, "an integer")},
+      {"train.threads", TEDDY_FIELD(int, threads, "an integer")},
+      {"optim.lr", TEDDY_FIELD(float, lr, "a number")},
+      {"optim.min_lr_ratio", TEDDY_FIELD(float, min_lr_ratio, "a number")},
+      {"optim.warmup_steps", TEDDY_FIELD(int64_t, warmup_steps, "an integer")},
+      {"optim.weight_decay", TEDDY_FIELD(float, weight_decay, "a number")},
+      {"optim.beta1", TEDDY_FIELD(float, beta1, "a number")},
+      {"optim.beta2", TEDDY_FIELD(float, beta2, "a number")},
+      {"optim.eps", TEDDY_FIELD(float, eps, "a number")},
+      {"optim.grad_clip", TEDDY_FIELD(float, grad_clip, "a number")},
+      {"eval.interval", TEDDY_FIELD(int64_t, eval_interval, "an integer")},
+      {"eval.batches", TEDDY_FIELD(int, eval_batches, "an integer")},
+      {"checkpoint.interval", TEDDY_FIELD(int64_t, checkpoint_interval, "an integer")},
+      {"checkpoint.keep", TEDDY_FIELD(int, keep_checkpoints, "an integer")},
+      {"run.dir", TEDDY_FIELD(std::string, run_dir, "a directory path")},
+      {"run.peak_gflops", TEDDY_FIELD(double, peak_gflops, "a number")},
+  };
+  return k;
+}
+
+#undef TEDDY_FIELD
+
+std::string known_keys() {
+  std::string s;
+  for (const auto& [k, _] : keys()) s += (s.empty() ? "" : ", ") + k;
+  return s;
+}
+
+// Applies "a.b=value" to the table (value parsed as TOML; else a bare string).
+void apply_override(toml::table& tbl, const std::string& ov) {
+  const auto eq = ov.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw ConfigError("override \"" + ov + "\": expected section.key=value (e.g. train.steps=100)");
+  const std::string key = ov.substr(0, eq), value = ov.substr(eq + 1);
+  const auto dot = key.find('.');
+  if (dot == std::string::npos || key.find('.', dot + 1) != std::string::npos)
+    throw ConfigError("override \"" + ov + "\": key must be section.key (e.g. optim.lr)");
+  const std::string section = key.substr(0, dot), name = key.substr(dot + 1);
+  if (!tbl[section].as_table()) tbl.insert_or_assign(section, toml::table{});
+  toml::table* sec = tbl[section].as_table();
+  try {
+    toml::table parsed = toml::parse("v = " + value);
+    if (const toml::node* v = parsed.get("v")) {
+      sec->insert_or_assign(name, *v);
+      return;
+    }
+  } catch (const toml::parse_error&) {
+    // not a TOML value: a bare word
+  }
+  sec->insert_or_assign(name, value);
+}
+
+}  // namespace
+
+int64_t SftConfig::total_steps(size_t rows_per_epoch) const {
+  if (steps > 0) return steps;
+  const double rows = epochs * static_cast<double>(rows_per_epoch);
+  return std::max<int64_t>(1, static_cast<int64_t>(std::ceil(rows / rows_per_step())));
+}
+
+SftConfig SftConfig::parse(const std::string& text, const std::string& source, const std::vector<std::string>& overrides) {
+  toml::table tbl;
+  try {
+    tbl = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream os;
+    os << source << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << e.description();
+    throw ConfigError(os.str());
+  }
+  for (const auto& ov : overrides) apply_override(tbl, ov);
+
+  SftConfig c;
+  // The template's name picks the base the other template keys modify: read it first.
+  if (auto n = tbl["template"]["name"]) {
+    const std::string where = source + ": template.name";
+    const std::string name = get_as<std::string>(*n.node(), where, "a template name");
+    try {
+      c.chat_template = name == "custom" ? ChatTemplate{} : ChatTemplate::named(name);
+    } catch (const ConfigError& e) {
+      throw ConfigError(source + ": " + e.what());
+    }
+    c.chat_template.name = name;
+  }
+  for (auto&& [sec_name, sec_node] : tbl) {
+    const std::string sec(sec_name.str());
+    const toml::table* sec_tbl = sec_node.as_table();
+    if (!sec_tbl) throw ConfigError(source + ": \"" + sec + "\" must be a [section]; known keys: " + known_keys());
+    for (auto&& [k, node] : *sec_tbl) {
+      const std::string full = sec + "." + std::string(k.str());
+      auto it = keys().find(full);
+      if (it == keys().end()) throw ConfigError(source + ": unknown key \"" + full + "\"; known keys: " + known_keys());
+      it->second(c, node, source + ": " + full);
+    }
+  }
+  return c;
+}
+
+SftConfig SftConfig::load(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream f(path);
+  if (!f) throw ConfigError(path + ": cannot open config file");
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return parse(ss.str(), path, overrides);
+}
+
+void SftConfig::validate() const {
+  auto check = [](bool ok, const char* key, const std::string& rule) {
+    if (!ok) throw ConfigError(std::string(key) + ": " + rule);
+  };
+  check(!init.empty(), "model.init", "must name the checkpoint (or run directory) to finetune");
+  check(!train_path.empty(), "data.train", "must name a JSONL file");
+  check(val_fraction >= 0 && val_fraction < 1, "data.val_fraction", "must be in [0, 1)");
+  check(micro_batch >= 1, "train.micro_batch", "must be >= 1 (got " + std::to_string(micro_batch) + ")");
+  check(seq_len >= 2, "train.seq_len", "must be >= 2 (got " + std::to_string(seq_len) + ")");
+  check(grad_accum >= 1, "train.grad_accum", "must be >= 1 (got " + std::to_string(grad_accum) + ")");
+  check(steps >= 0, "train.steps", "must be >= 0 (0: derived from train.epochs)");
+  check(steps > 0 || (std::isfinite(epochs) && epochs > 0), "train.epochs", "must be > 0 when train.steps = 0");
+  check(threads >= 0, "train.threads", "must be >= 0 (0 = all cores)");
+  check(std::isfinite(lr) && lr > 0, "optim.lr", "must be a finite number > 0");
+  check(min_lr_ratio >= 0 && min_lr_ratio <= 1, "optim.min_lr_ratio", "must be in [0, 1]");
+  check(warmup_steps >= 0, "optim.warmup_steps", "must be >= 0");
+  check(weight_decay >= 0, "optim.weight_decay", "must be >= 0");
+  check(beta1 >= 0 && beta1 < 1, "optim.beta1", "must be in [0, 1)");
+  check(beta2 >= 0 && beta2 < 1, "optim.beta2", "must be in [0, 1)");
+  check(eps > 0, "optim.eps", "must be > 0");
+  check(grad_clip >= 0, "optim.grad_clip", "must be >= 0 (0 disables clipping)");
+  check(eval_interval >= 0, "eval.interval", "must be >= 0");
+  check(eval_batches >= 0, "eval.batches", "must be >= 0 (0: the whole validation split)");
+  check(checkpoint_interval >= 0, "checkpoint.interval", "must be >= 0");
+  check(keep_checkpoints >= 0, "checkpoint.keep", "must be >= 0 (0 keeps all)");
+  check(!run_dir.empty(), "run.dir", "must not be empty");
+  check(peak_gflops >= 0, "run.peak_gflops", "must be >= 0");
+  chat_template.validate();
+}
+
+std::string SftConfig::to_toml(size_t rows_per_epoch) const {
+  toml::table t;
+  t.insert("model", toml::table{{"init", init}, {"tokenizer", tokenizer}});
+  t.insert("data", toml::table{{"train", train_path},
+                               {"val", val_path},
+                               {"val_fraction", val_fraction},
+                               {"format", std::string(sft_format_name(format))},
+                               {"skip_bad", skip_bad},
+                               {"train_on_inputs", train_on_inputs}});
+  toml::array specials;
+  for (const auto& s : chat_template.specials) specials.push_back(s);
+  t.insert("template", toml::table{{"name", chat_template.name},
+                                   {"bos", chat_template.bos},
+                                   {"header_prefix", chat_template.header_prefix},
+                                   {"header_suffix", chat_template.header_suffix},
+                                   {"end_of_turn", chat_template.end_of_turn},
+                                   {"separator", chat_template.separator},
+                                   {"specials", specials}});
+  t.insert("train", toml::table{{"micro_batch", micro_batch},
+                                {"seq_len", seq_len},
+                                {"grad_accum", grad_accum},
+                                {"steps", rows_per_epoch > 0 ? total_steps(rows_per_epoch) : steps},
+                                {"epochs", epochs},
+                                {"batching", std::string(sft_batching_name(batching))},
+                                {"truncation", std::string(sft_truncation_name(truncation))},
+                                {"seed", static_cast<int64_t>(seed)},
+                                {"threads", threads}});
+  t.insert("optim", toml::table{{"lr", static_cast<double>(lr)},
+                                {"min_lr_ratio", static_cast<double>(min_lr_ratio)},
+                                {"warmup_steps", warmup_steps},
+                                {"weight_decay", static_cast<double>(weight_decay)},
+                                {"beta1", static_cast<double>(beta1)},
+                                {"beta2", static_cast<double>(beta2)},
+                                {"eps", static_cast<double>(eps)},
+                                {"grad_clip", static_cast<double>(grad_clip)}});
+  t.insert("eval", toml::table{{"interval", eval_interval}, {"batches", eval_batches}});
+  t.insert("checkpoint", toml::table{{"interval", checkpoint_interval}, {"keep", keep_checkpoints}});
+  t.insert("run", toml::table{{"dir", run_dir}, {"peak_gflops", peak_gflops}});
+  std::ostringstream os;
+  os << t << "\n";
+  return os.str();
+}
+
+}  // namespace teddy

@@ -1,0 +1,210 @@
+// Launched by test_zero.cpp under `mpirun -np W`: trains a small model for N steps
+// with ZeroTrainer (stage S) on W ranks, then rank 0 trains the same model on the
+// same global batches in one process with train_step and compares the losses.
+// Also checks per-rank state bytes against ZeRO's formulas and the bytes sent per
+// step against 2Ψ. Prints one "key value" line per figure; exits 1 on a mismatch.
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "teddy/dist/mpi_communicator.h"
+#include "teddy/dist/zero_trainer.h"
+#include "teddy/model/model.h"
+#include "teddy/train/train_step.h"
+
+using namespace teddy;
+using namespace teddy::dist;
+
+namespace {
+
+struct Args {
+  int stage = 0, steps = 20, accum = 2, B = 2, T = 16;
+  std::string family = "gpt2";
+  size_t bucket_bytes = 4096;
+};
+
+ModelConfig config(const std::string& family) {
+  const Family f = family_from_name(family);
+  ModelConfig c = ModelConfig::for_family(f);
+  c.vocab_size = 61;
+  c.padded_vocab_size = 64;
+  c.max_seq_len = 16;
+  c.n_layer = 3;
+  c.n_head = 2;
+  c.n_kv_head = f == Family::gpt2 ? 2 : 1;
+  c.d_model = 16;
+  c.d_ff = f == Family::gpt2 ? 64 : 24;
+  c.validate();
+  return c;
+}
+
+// Global row g of micro-batch a of step k: a learnable pattern (target = 3*token+1
+// mod V with noise) and a varying number of ignored targets per row, so ranks hold
+// different target counts and the global normalisation matters.
+void fill_row(int k, int a, int g, int T, int V, int32_t* tok, int32_t* tgt) {
+  uint64_t s = 0x9e3779b97f4a7c15ull * static_cast<uint64_t>(k * 1000003 + a * 1009 + g + 1);
+  auto next = [&s] {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return s;
+  };
+  for (int t = 0; t < T; ++t) {
+    tok[t] = static_cast<int32_t>(next() % static_cast<uint64_t>(V));
+    tgt[t] = next() % 8 == 0 ? static_cast<int32_t>(next() % static_cast<uint64_t>(V)) : (3 * tok[t] + 1) % V;
+    if (t < (g * 3 + k) % 5) tgt[t] = kIgnoreIndex;
+  }
+}
+
+struct Micro {
+  std::vector<int32_t> tok, tgt;
+};
+
+// Rows [first, first + rows) of every micro-batch of step k.
+std::vector<Micro> make_step(const Args& a, int k, int first, int rows, int V) {
+  std::vector<Micro> m(static_cast<size_t>(a.accum));
+  for (int i = 0; i < a.accum; ++i) {
+    m[i].tok.resize(static_cast<size_t>(rows) * a.T);
+    m[i].tgt.resize(static_cast<size_t>(rows) * a.T);
+    for (int r = 0; r < rows; ++r)
+      fill_row(k, i, first + r, a.T, V, m[i].tok.data() + static_cast<size_t>(r) * a.T,
+               m[i].tgt.data() + static_cast<size_t>(r) * a.T);
+  }
+  return m;
+}
+
+std::vector<Batch> batches(const std::vector<Micro>& m, int rows, int T) {
+  std::vector<Batch> b(m.size());
+  for (size_t i = 0; i < m.size(); ++i) {
+    b[i].tokens = m[i].tok.data();
+    b[i].targets = m[i].tgt.data();
+    b[i].B = rows;
+    b[i].T = T;
+  }
+  return b;
+}
+
+int run(Communicator& comm, const Args& a) {
+  const int W = comm.size(), rank = comm.rank();
+  const ModelConfig cfg = config(a.family);
+  AdamWConfig ac;
+  ac.lr = 3e-3f;
+  const float clip = 1.0f;
+  bool ok = true;
+
+  Model model(cfg);
+  model.init_weights(1234);
+  std::vector<double> losses;
+  uint64_t step_bytes = 0;
+  {
+    ZeroTrainer zt(model, ac, comm, a.stage, a.bucket_bytes);
+    // Per-rank state bytes, gathered to rank 0 (a sum over a vector with one slot per rank).
+    const StateBytes mem = zt.memory(), want = ZeroTrainer::expected_memory(model.flat_size(), a.stage, W);
+    std::vector<int64_t> all(static_cast<size_t>(3 * W), 0);
+    all[3 * rank] = static_cast<int64_t>(mem.params);
+    all[3 * rank + 1] = static_cast<int64_t>(mem.grads);
+    all[3 * rank + 2] = static_cast<int64_t>(mem.optimizer);
+    comm.all_reduce_sum(all.data(), all.size());
+    if (rank == 0) {
+      std::printf("psi_floats %zu buckets %zu\n", model.flat_size(), zt.buckets());
+      for (int r = 0; r < W; ++r)
+        std::printf("rank %d bytes params %lld grads %lld optimizer %lld (formula %zu %zu %zu)\n", r,
+                    static_cast<long long>(all[3 * r]), static_cast<long long>(all[3 * r + 1]),
+                    static_cast<long long>(all[3 * r + 2]), want.params, want.grads, want.optimizer);
+    }
+    // The formula uses the largest shard (rank 0's); other ranks hold at most that.
+    if (mem.params > want.params || mem.optimizer > want.optimizer || (a.stage < 2 && mem.grads != want.grads)) {
+      std::printf("FAIL rank %d state bytes exceed the ZeRO formula\n", rank);
+      ok = false;
+    }
+    if (rank == 0 && (mem.params != want.params || mem.optimizer != want.optimizer)) {
+      std::printf("FAIL rank 0 state bytes differ from the ZeRO formula\n");
+      ok = false;
+    }
+    for (int k = 0; k < a.steps; ++k) {
+      const auto data = make_step(a, k, rank * a.B, a.B, cfg.vocab_size);
+      const auto b = batches(data, a.B, a.T);
+      comm.reset_stats();
+      const StepStats st = zt.step(b, ac.lr, clip);
+      step_bytes = comm.stats().bytes_sent;
+      losses.push_back(st.loss);
+    }
+  }
+  // Expected bytes per step: the 2Ψ of ZeRO (all-reduce = reduce-scatter + all-gather),
+  // plus stage 2's extra reduce-scatter per extra micro-batch, as ring bytes
+  // (W-1)/W * 4 bytes per element; the scalar all-reduces add < 64 bytes.
+  const double psi = static_cast<double>(model.flat_size());
+  const double rs = (W - 1) * 4.0 * psi / W;
+  const double expect = 2 * rs + (a.stage == 2 ? (a.accum - 1) * rs : 0.0);
+  std::printf("rank %d comm_bytes_per_step %llu expected %.0f (2*psi*4*(W-1)/W = %.0f)\n", rank,
+              static_cast<unsigned long long>(step_bytes), expect, 2 * rs);
+  if (std::fabs(static_cast<double>(step_bytes) - expect) > 64 + 1e-6 * expect) {
+    std::printf("FAIL rank %d comm bytes\n", rank);
+    ok = false;
+  }
+
+  if (rank == 0) {
+    Model ref(cfg);
+    ref.init_weights(1234);
+    AdamW opt(ref.layout(), ac);
+    double worst = 0;
+    for (int k = 0; k < a.steps; ++k) {
+      const auto data = make_step(a, k, 0, W * a.B, cfg.vocab_size);
+      const auto b = batches(data, W * a.B, a.T);
+      const StepStats st = train_step(ref, opt, b, ac.lr, clip);
+      const double d = std::fabs(losses[k] - st.loss) / std::fabs(st.loss);
+      worst = std::max(worst, d);
+      std::printf("step %d loss %.9f single %.9f rel %.3g\n", k + 1, losses[k], st.loss, d);
+    }
+    double num = 0, den = 0;
+    for (size_t i = 0; i < ref.flat_size(); ++i) {
+      const double e = static_cast<double>(model.params()[i]) - ref.params()[i];
+      num += e * e;
+      den += static_cast<double>(ref.params()[i]) * ref.params()[i];
+    }
+    std::printf("worst_loss_rel %.3g params_rel %.3g first_loss %.6f last_loss %.6f\n", worst,
+                std::sqrt(num / den), losses.front(), losses.back());
+    if (!(worst <= 1e-5)) {
+      std::printf("FAIL loss trajectory differs from the single process\n");
+      ok = false;
+    }
+    if (!(losses.back() < losses.front() - 0.1)) {
+      std::printf("FAIL the loss did not go down\n");
+      ok = false;
+    }
+  }
+  int64_t bad = ok ? 0 : 1;
+  comm.all_reduce_sum(&bad, 1);
+  return bad == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string k = argv[i], v = argv[i + 1];
+    if (k == "--stage") a.stage = std::atoi(v.c_str());
+    else if (k == "--steps") a.steps = std::atoi(v.c_str());
+    else if (k == "--accum") a.accum = std::atoi(v.c_str());
+    else if (k == "--family") a.family = v;
+    else if (k == "--bucket-bytes") a.bucket_bytes = static_cast<size_t>(std::atoll(v.c_str()));
+    else {
+      std::fprintf(stderr, "unknown option %s\n", k.c_str());
+      return 2;
+    }
+  }
+  MpiRuntime mpi;
+  auto comm = mpi.world();
+  try {
+    const int rc = run(*comm, a);
+    std::fflush(stdout);
+    return rc;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "rank %d: %s\n", comm->rank(), e.what());
+    comm->abort(1, e.what());
+  }
+}
