@@ -35,8 +35,8 @@ ModelConfig config(const std::string& family) {
   c.n_layer = 3;
   c.n_head = 2;
   c.n_kv_head = f == Family::gpt2 ? 2 : 1;
-  c.d_model = 16;
-  c.d_ff = f == Family::gpt2 ? 64 : 24;
+  c.d_model = 32;  // ~40k floats: shards span several pages, so resident bytes mean something
+  c.d_ff = f == Family::gpt2 ? 128 : 64;
   c.validate();
   return c;
 }
@@ -99,9 +99,21 @@ int run(Communicator& comm, const Args& a) {
   model.init_weights(1234);
   std::vector<double> losses;
   uint64_t step_bytes = 0;
+  size_t outer = 0;
   {
     ZeroTrainer zt(model, ac, comm, a.stage, a.bucket_bytes);
-    // Per-rank state bytes, gathered to rank 0 (a sum over a vector with one slot per rank).
+    outer = zt.outer_floats();
+    auto one_step = [&](int k) {
+      const auto data = make_step(a, k, rank * a.B, a.B, cfg.vocab_size);
+      const auto b = batches(data, a.B, a.T);
+      comm.reset_stats();
+      const StepStats st = zt.step(b, ac.lr, clip);
+      step_bytes = comm.stats().bytes_sent;
+      losses.push_back(st.loss);
+    };
+    one_step(0);
+    // Per-rank state bytes after a step (resident pages), gathered to rank 0 (a sum
+    // over a vector with one slot per rank).
     const StateBytes mem = zt.memory(), want = ZeroTrainer::expected_memory(model.flat_size(), a.stage, W);
     std::vector<int64_t> all(static_cast<size_t>(3 * W), 0);
     all[3 * rank] = static_cast<int64_t>(mem.params);
@@ -115,33 +127,34 @@ int run(Communicator& comm, const Args& a) {
                     static_cast<long long>(all[3 * r]), static_cast<long long>(all[3 * r + 1]),
                     static_cast<long long>(all[3 * r + 2]), want.params, want.grads, want.optimizer);
     }
-    // The formula uses the largest shard (rank 0's); other ranks hold at most that.
-    if (mem.params > want.params || mem.optimizer > want.optimizer || (a.stage < 2 && mem.grads != want.grads)) {
-      std::printf("FAIL rank %d state bytes exceed the ZeRO formula\n", rank);
+    // The formula uses the largest shard (rank 0's); the other ranks hold at most
+    // that. Resident bytes count whole pages: a buffer's own range may share a page
+    // with its neighbours at each end, and the buffer's ends are not page aligned.
+    const double page = 4096, slack = 3 * page;
+    auto near = [&](double got, double formula, double lo_slack) {
+      return got <= formula + slack && got >= formula - lo_slack;
+    };
+    const double lo = rank == 0 ? page : 1e18;  // rank 0 holds the full shard; others may hold less
+    if (!near(mem.params, want.params, a.stage >= 3 ? lo : page) || !near(mem.grads, want.grads, a.stage >= 2 ? lo : page) ||
+        !near(mem.optimizer, want.optimizer, rank == 0 ? 0 : 1e18)) {
+      std::printf("FAIL rank %d state bytes differ from the ZeRO formula\n", rank);
       ok = false;
     }
-    if (rank == 0 && (mem.params != want.params || mem.optimizer != want.optimizer)) {
-      std::printf("FAIL rank 0 state bytes differ from the ZeRO formula\n");
-      ok = false;
-    }
-    for (int k = 0; k < a.steps; ++k) {
-      const auto data = make_step(a, k, rank * a.B, a.B, cfg.vocab_size);
-      const auto b = batches(data, a.B, a.T);
-      comm.reset_stats();
-      const StepStats st = zt.step(b, ac.lr, clip);
-      step_bytes = comm.stats().bytes_sent;
-      losses.push_back(st.loss);
-    }
+    for (int k = 1; k < a.steps; ++k) one_step(k);
+    zt.gather_all_params();  // stage 3 keeps only the own range; the comparison needs all
   }
   // Expected bytes per step: the 2Ψ of ZeRO (all-reduce = reduce-scatter + all-gather),
   // plus stage 2's extra reduce-scatter per extra micro-batch, as ring bytes
   // (W-1)/W * 4 bytes per element; the scalar all-reduces add < 64 bytes.
   const double psi = static_cast<double>(model.flat_size());
   const double rs = (W - 1) * 4.0 * psi / W;
-  const double expect = 2 * rs + (a.stage == 2 ? (a.accum - 1) * rs : 0.0);
+  // Stage 3 per micro-batch: all-gather each block twice and the rest once, reduce-scatter
+  // everything: 3Ψ minus the non-block part; no all-gather after the update.
+  const double expect = a.stage == 3 ? a.accum * (3 * rs - (W - 1) * 4.0 * static_cast<double>(outer) / W)
+                                     : 2 * rs + (a.stage == 2 ? (a.accum - 1) * rs : 0.0);
   std::printf("rank %d comm_bytes_per_step %llu expected %.0f (2*psi*4*(W-1)/W = %.0f)\n", rank,
               static_cast<unsigned long long>(step_bytes), expect, 2 * rs);
-  if (std::fabs(static_cast<double>(step_bytes) - expect) > 64 + 1e-6 * expect) {
+  if (std::fabs(static_cast<double>(step_bytes) - expect) > 256) {  // scalar all-reduces, per-call rounding
     std::printf("FAIL rank %d comm bytes\n", rank);
     ok = false;
   }

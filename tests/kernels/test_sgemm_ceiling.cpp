@@ -19,6 +19,9 @@ TEST(SgemmCeiling, MeasuresEveryShapeAndRestoresThreads) {
   EXPECT_EQ(omp_get_max_threads(), saved);
   EXPECT_EQ(r.threads, 1);
   ASSERT_EQ(r.shapes.size(), 5u);
+  double weights = 0;
+  for (const auto& s : r.shapes) weights += s.weight;
+  EXPECT_NEAR(weights, 1.0, 1e-12);
   for (const auto& s : r.shapes) {
     SCOPED_TRACE(s.name);
     EXPECT_GE(s.calls, 2);

@@ -15,5 +15,6 @@ void register_bench(CLI::App& app, Run& run);
 void register_pretrain(CLI::App& app, Run& run);
 void register_generate(CLI::App& app, Run& run);
 void register_tokenizer(CLI::App& app, Run& run);
+void register_sft(CLI::App& app, Run& run);
 
 }  // namespace teddy::cli

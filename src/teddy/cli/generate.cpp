@@ -10,6 +10,7 @@
 #include "teddy/data/tokenizer.h"
 #include "teddy/model/generate.h"
 #include "teddy/model/model.h"
+#include "teddy/train/chat_model.h"
 #include "teddy/train/checkpoint.h"
 
 namespace fs = std::filesystem;
@@ -24,6 +25,7 @@ void register_generate(CLI::App& app, Run& run) {
     int top_k = 40;
     uint64_t seed = 1234;
     bool stop_at_eot = true;
+    bool chat = false;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* sub = app.add_subcommand("generate", "Generate text from a checkpoint (streams tokens, KV cache)");
@@ -36,33 +38,31 @@ void register_generate(CLI::App& app, Run& run) {
   sub->add_option("--top-p", o->top_p, "Nucleus sampling mass (1: off)")->check(CLI::Range(0.0, 1.0));
   sub->add_option("--seed", o->seed, "Sampling seed");
   sub->add_flag("!--no-stop", o->stop_at_eot, "Do not stop at <|endoftext|>");
+  sub->add_flag("--chat", o->chat, "Send the prompt as a user turn in the chat template (the run's chat_template.json, else chatml) and stop at the end of the reply");
   sub->callback([o, &run] {
     run = [o] {
-      const std::string dir = resolve_checkpoint_path(o->checkpoint);
-      const CheckpointInfo info = inspect_checkpoint(dir);
-      Model model(info.model_config);
-      load_checkpoint(dir, model, nullptr);
-      std::string tok_path = o->tokenizer;
-      if (tok_path.empty()) {
-        tok_path = (fs::path(dir).parent_path().parent_path() / "tokenizer.json").string();
-        if (!fs::exists(tok_path)) throw Error(tok_path + ": no tokenizer next to the checkpoint; pass --tokenizer");
+      ChatModel cm = load_chat_model(o->checkpoint, o->tokenizer, o->chat);
+      Model& model = *cm.model;
+      const Tokenizer& tok = cm.tok;
+      std::vector<int32_t> prompt;
+      if (o->chat) {
+        const ChatTurn user{ChatRole::user, o->prompt};
+        prompt = render_generation_prompt(tok, cm.tmpl, std::span<const ChatTurn>(&user, 1));
+      } else {
+        const std::vector<uint32_t> ids = tok.encode(o->prompt);
+        prompt.assign(ids.begin(), ids.end());
       }
-      const Tokenizer tok = Tokenizer::load(tok_path);
-      if (tok.vocab_size() > info.model_config.vocab_size)
-        throw Error(tok_path + ": tokenizer has " + std::to_string(tok.vocab_size()) + " ids but the model only " +
-                    std::to_string(info.model_config.vocab_size));
-      const std::vector<uint32_t> ids = tok.encode(o->prompt);
-      if (ids.empty()) throw Error("--prompt: the prompt encodes to no tokens");
-      std::vector<int32_t> prompt(ids.begin(), ids.end());
+      if (prompt.empty()) throw Error("--prompt: the prompt encodes to no tokens");
       SamplingOptions so;
       so.temperature = o->temperature;
       so.top_k = o->top_k;
       so.top_p = o->top_p;
       so.seed = o->seed;
-      if (o->stop_at_eot) so.stop_tokens.push_back(static_cast<int32_t>(tok.eot_id()));
-      std::fwrite(o->prompt.data(), 1, o->prompt.size(), stdout);
+      const uint32_t eot = o->chat ? static_cast<uint32_t>(end_of_turn_id(tok, cm.tmpl)) : tok.eot_id();
+      if (o->stop_at_eot) so.stop_tokens.push_back(static_cast<int32_t>(eot));
+      if (o->chat) std::printf("user: %s\nassistant: ", o->prompt.c_str());
+      else std::fwrite(o->prompt.data(), 1, o->prompt.size(), stdout);
       std::fflush(stdout);
-      const uint32_t eot = tok.eot_id();
       generate(model, prompt, o->max_tokens, so, [&](int32_t t) {
         if (static_cast<uint32_t>(t) == eot && o->stop_at_eot) return false;
         const uint32_t u = static_cast<uint32_t>(t);

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   teddy::cli::register_pretrain(app, run);
   teddy::cli::register_generate(app, run);
   teddy::cli::register_tokenizer(app, run);
+  teddy::cli::register_sft(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

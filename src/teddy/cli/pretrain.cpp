@@ -6,6 +6,8 @@
 
 #include "teddy/cli/commands.h"
 #include "teddy/cli/progress.h"
+#include "teddy/dist/data_parallel_engine.h"
+#include "teddy/dist/mpi_communicator.h"
 #include "teddy/train/pretrainer.h"
 
 namespace teddy::cli {
@@ -29,15 +31,28 @@ void register_pretrain(CLI::App& app, Run& run) {
       "Config sections and keys: [model] preset family n_layer n_head n_kv_head d_model d_ff max_seq_len\n"
       "  [data] dataset mix   [train] micro_batch seq_len grad_accum steps tokens seed threads\n"
       "  [optim] lr min_lr_ratio warmup_steps weight_decay beta1 beta2 eps grad_clip\n"
-      "  [eval] interval batches   [checkpoint] interval keep   [run] dir peak_gflops");
+      "  [eval] interval batches   [checkpoint] interval keep   [run] dir peak_gflops\n"
+      "  [dist] zero (0-2; used under mpirun / srun: data parallel over all ranks, see docs/DISTRIBUTED.md)");
   sub->callback([o, sub, &run] {
     (void)sub;
     run = [o] {
       PretrainConfig cfg = o->config.empty() ? PretrainConfig::parse("", "<defaults>", o->overrides)
                                              : PretrainConfig::load(o->config, o->overrides);
-      Pretrainer trainer(std::move(cfg), o->resume);
+      // Under mpirun / srun: data parallel over every rank of the job ([dist] zero).
+      std::unique_ptr<dist::MpiRuntime> mpi;
+      std::unique_ptr<dist::Communicator> comm;
+      std::shared_ptr<DataParallel> dp;
+      if (dist::launched_by_mpi()) {
+        mpi = std::make_unique<dist::MpiRuntime>();
+        comm = mpi->world();
+        dp = std::make_shared<dist::DataParallelEngine>(*comm, dist::ParallelLayout::data_parallel(comm->size(), cfg.zero));
+      }
+      const int rank = comm ? comm->rank() : 0;
+      try {
+      Pretrainer trainer(std::move(cfg), o->resume, dp);
       ProgressLine bar(stderr, o->print_every);
       trainer.run([&](const PretrainEvent& e) {
+        if (rank != 0) return;  // rank 0 logs for the job
         char buf[512];
         switch (e.kind) {
           case PretrainEvent::Kind::start:
@@ -68,6 +83,14 @@ void register_pretrain(CLI::App& app, Run& run) {
           }
         }
       }, o->stop_after);
+      } catch (const std::exception& e) {
+        if (!comm || comm->size() == 1) throw;
+        // One failed rank must not leave the others blocked in a collective: say
+        // which rank failed, then MPI_Abort ends the whole job.
+        std::fprintf(stderr, "teddy: error on rank %d of %d: %s\n", rank, comm->size(), e.what());
+        std::fflush(stderr);
+        comm->abort(1, e.what());
+      }
       return 0;
     };
   });

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "teddy/core/error.h"
+#include "teddy/dist/resident_pages.h"
 #include "teddy/kernels/kernels.h"
 #include "teddy/train/grad_clip.h"
 
@@ -30,7 +31,7 @@ int completion_key(const ParamLayout& layout, const ParamInfo& p, int n_layer) {
 ZeroTrainer::ZeroTrainer(Model& model, const AdamWConfig& cfg, Communicator& comm, int stage, size_t bucket_bytes)
     : model_(model), comm_(comm), stage_(stage), shards_(model.flat_size(), comm.size()),
       own_(shards_.range(comm.rank())) {
-  if (stage < 0 || stage > 2) throw ConfigError("dist.zero: stages 0, 1 and 2 are implemented (got " + std::to_string(stage) + ")");
+  if (stage < 0 || stage > 3) throw ConfigError("dist.zero: must be 0, 1, 2 or 3 (got " + std::to_string(stage) + ")");
   const ParamLayout& layout = model.layout();
   const size_t n = model.flat_size();
   const int L = model.config().n_layer;
@@ -54,18 +55,60 @@ ZeroTrainer::ZeroTrainer(Model& model, const AdamWConfig& cfg, Communicator& com
   } else {
     shard_opt_ = std::make_unique<ShardedAdamW>(layout, cfg, own_);
   }
-  if (stage_ == 2) {
-    shard_grads_.resize(std::max<size_t>(own_.size(), 1) * sizeof(float));
+  blocks_.assign(static_cast<size_t>(L), Range{SIZE_MAX, 0});
+  for (const ParamInfo& p : layout.params) {
+    if (p.layer < 0) continue;
+    Range& r = blocks_[static_cast<size_t>(p.layer)];
+    r.begin = std::min(r.begin, p.offset);
+    r.end = std::max(r.end, p.offset + p.numel);
   }
+  for (size_t l = 1; l < blocks_.size(); ++l) blocks_[l].begin = blocks_[l - 1].end;  // padding goes with the block
+  head_ = {0, L > 0 ? blocks_[0].begin : n};
+  tail_ = {L > 0 ? blocks_.back().end : n, n};
+  if (stage_ >= 2) release_range(model_.grads(), {0, n}, own_);
+  if (stage_ >= 3) release_param_range({0, n});
+
   Model::LayerHooks h;
   h.before_backward = [this, L](int l) {
+    if (stage_ >= 3) gather(blocks_[static_cast<size_t>(l)]);
     if (l == L - 1) flush_through(L);  // final norm / head
   };
-  h.after_backward = [this](int l) { flush_through(l); };
+  h.after_backward = [this](int l) {
+    if (stage_ >= 3) release_param_range(blocks_[static_cast<size_t>(l)]);
+    flush_through(l);
+  };
+  if (stage_ >= 3) {
+    h.on_start = [this] {
+      gather(head_);
+      gather(tail_);
+    };
+    // All of it, not just head and tail: pages shared by two blocks' ranges were
+    // only zeroed when the first of them was released.
+    h.on_end = [this] { release_param_range({0, model_.flat_size()}); };
+    h.before_forward = [this](int l) { gather(blocks_[static_cast<size_t>(l)]); };
+    h.after_forward = [this](int l) { release_param_range(blocks_[static_cast<size_t>(l)]); };
+  }
   model_.set_layer_hooks(std::move(h));
 }
 
 ZeroTrainer::~ZeroTrainer() { model_.set_layer_hooks({}); }
+
+void ZeroTrainer::gather(Range r) {
+  if (r.size() == 0) return;
+  comm_.all_gather(model_.params() + r.begin, shards_.counts(r));
+}
+
+void ZeroTrainer::release_param_range(Range r) { release_range(model_.params(), r, own_); }
+
+void ZeroTrainer::gather_all_params() {
+  if (stage_ >= 3) gather({0, model_.flat_size()});
+}
+
+void ZeroTrainer::release_params() {
+  if (stage_ >= 3) release_param_range({0, model_.flat_size()});
+}
+
+size_t ZeroTrainer::outer_floats() const { return head_.size() + tail_.size(); }
 
 void ZeroTrainer::flush_through(int key) {
   if (!reducing_) return;
@@ -80,13 +123,7 @@ void ZeroTrainer::reduce_bucket(const Bucket& b) {
   }
   const std::vector<size_t> counts = shards_.counts(b.r);
   comm_.reduce_scatter_sum(g, counts);
-  if (stage_ == 2) {
-    // Own piece into the shard buffer; the bucket's full-size copy is done with.
-    const size_t lo = std::max(b.r.begin, own_.begin), hi = std::min(b.r.end, own_.end);
-    float* acc = shard_grads_.as<float>();
-    for (size_t i = lo; i < hi; ++i) acc[i - own_.begin] += model_.grads()[i];
-    std::memset(g, 0, b.r.size() * sizeof(float));
-  }
+  if (stage_ >= 2) release_range(model_.grads(), b.r, own_);  // the rest of the bucket is done with
 }
 
 StepStats ZeroTrainer::step(std::span<const Batch> micro, float lr, float max_grad_norm) {
@@ -96,14 +133,20 @@ StepStats ZeroTrainer::step(std::span<const Batch> micro, float lr, float max_gr
   comm_.all_reduce_sum(&total, 1);
   const float dloss = total > 0 ? static_cast<float>(1.0 / static_cast<double>(total)) : 0.0f;
 
-  model_.zero_grad();
-  if (stage_ == 2) shard_grads_.zero();
+  if (stage_ >= 2) {
+    std::memset(model_.grads() + own_.begin, 0, own_.size() * sizeof(float));
+    release_range(model_.grads(), {0, model_.flat_size()}, own_);
+  } else {
+    model_.zero_grad();
+  }
   double loss[2] = {0, 0};  // sum, count
   for (size_t i = 0; i < micro.size(); ++i) {
-    reducing_ = stage_ == 2 || i + 1 == micro.size();
+    reducing_ = stage_ >= 2 || i + 1 == micro.size();
     next_bucket_ = 0;
     const LossSum s = model_.forward_backward(micro[i], dloss);
     flush_through(INT_MIN);  // embeddings (and anything left)
+    // Pages shared by two buckets were only zeroed when the first was released.
+    if (stage_ >= 2) release_range(model_.grads(), {0, model_.flat_size()}, own_);
     reducing_ = false;
     loss[0] += s.sum;
     loss[1] += static_cast<double>(s.count);
@@ -123,19 +166,19 @@ StepStats ZeroTrainer::step(std::span<const Batch> micro, float lr, float max_gr
     full_opt_->step(P, model_.grads(), lr, clip_scale(st.grad_norm, max_grad_norm));
     return st;
   }
-  const float* g = stage_ == 2 ? shard_grads_.as<float>() : model_.grads() + own_.begin;
+  const float* g = model_.grads() + own_.begin;
   double ss = kernels::cpu::sum_squares(g, static_cast<int64_t>(own_.size()));
   comm_.all_reduce_sum(&ss, 1);
   st.grad_norm = std::sqrt(ss);
   shard_opt_->step(P, g, lr, clip_scale(st.grad_norm, max_grad_norm));
-  comm_.all_gather(P, shards_.counts({0, model_.flat_size()}));
+  if (stage_ <= 2) comm_.all_gather(P, shards_.counts({0, model_.flat_size()}));
   return st;
 }
 
 StateBytes ZeroTrainer::memory() const {
   StateBytes b;
-  b.params = model_.param_bytes();
-  b.grads = model_.grad_bytes() + (stage_ == 2 ? own_.size() * sizeof(float) : 0);
+  b.params = resident_bytes(model_.params(), model_.param_bytes());
+  b.grads = resident_bytes(model_.grads(), model_.grad_bytes());
   b.optimizer = stage_ == 0 ? 2 * full_opt_->size() * sizeof(float) : shard_opt_->bytes();
   return b;
 }

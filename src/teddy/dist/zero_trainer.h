@@ -1,5 +1,5 @@
 #pragma once
-// Data-parallel training step with ZeRO stages 0-2 over the model's flat buffers.
+// Data-parallel training step with ZeRO stages 0-3 over the model's flat buffers.
 //
 //   stage 0  every rank keeps everything; gradients are all-reduced bucket by
 //            bucket, each bucket as soon as the backward has completed it (the
@@ -10,8 +10,16 @@
 //            micro-batch); the updated ranges are all-gathered into every rank's
 //            parameters.
 //   stage 2  as 1, and each bucket is reduce-scattered on every micro-batch as soon
-//            as it is complete; the own piece is added into a shard-sized gradient
-//            buffer and the bucket is zeroed for the next micro-batch.
+//            as it is complete; the pages of the bucket outside this rank's range
+//            are freed (resident_pages.h) and come back as zeros for the next
+//            micro-batch, so only the own range of gradients stays in memory. The
+//            own range accumulates across micro-batches in place: the reduced sum
+//            already there plus every rank's new contribution is the new sum.
+//   stage 3  as 2, and parameters too: only the own range stays resident. Each
+//            block's range is all-gathered just before its forward and again
+//            before its backward, and freed after each; the tensors outside the
+//            blocks (embeddings, final norm, head) are gathered at the start of
+//            forward and freed at its end. No all-gather after the update.
 //
 // Each rank passes its own micro-batches (its slice of the global batch); the loss
 // gradient is scaled by 1 / (non-ignored targets over all ranks), so the summed
@@ -53,11 +61,19 @@ class ZeroTrainer {
   Range own() const { return own_; }
   size_t buckets() const { return buckets_.size(); }
 
-  // Measured: what this rank has allocated for parameters, gradients, optimizer state.
+  // Measured: resident bytes of the parameter and gradient buffers (mincore) and
+  // the optimizer state this rank allocated. Call between steps.
   StateBytes memory() const;
   // ZeRO's formula for fp32 training (P 4, G 4, K 8 bytes per element of the flat
   // buffer, shard sizes as FlatShards computes them).
   static StateBytes expected_memory(size_t flat_floats, int stage, int world);
+  // Stage 3: makes the whole parameter buffer valid (checkpoints), then frees it again.
+  void gather_all_params();
+  void release_params();
+  // Elements all-gathered per forward that are not in any block (stage 3 gathers
+  // them once per micro-batch, the blocks twice): the communication volume per
+  // micro-batch is 3Ψ minus this.
+  size_t outer_floats() const;
 
   // Optimizer state for checkpoints: the whole buffer (stage 0) or the own range.
   int64_t optimizer_t() const;
@@ -80,12 +96,15 @@ class ZeroTrainer {
   std::vector<Bucket> buckets_;  // in backward completion order (last block first)
   std::unique_ptr<AdamW> full_opt_;       // stage 0
   std::unique_ptr<ShardedAdamW> shard_opt_;  // stages 1, 2
-  AlignedBuffer shard_grads_;             // stage 2
+  std::vector<Range> blocks_;             // each block's range of the flat buffer
+  Range head_, tail_;                     // outside the blocks: [0, first block), [last block end, n)
   size_t next_bucket_ = 0;                // next bucket to reduce in the current backward
   bool reducing_ = false;                 // the current micro-batch reduces its buckets
 
   void flush_through(int key);  // reduces every pending bucket whose key >= `key`
   void reduce_bucket(const Bucket& b);
+  void gather(Range r);
+  void release_param_range(Range r);
 };
 
 }  // namespace teddy::dist

@@ -111,6 +111,7 @@ int64_t count_targets(const int32_t* targets, int64_t n) {
 void Model::run_trunk(const Batch& b) {
   check_batch(cfg_, b);
   reserve_activations(b.B, b.T);
+  if (hooks_.on_start) hooks_.on_start();
   Activations& a = impl_->acts;
   const ParamOffsets& o = impl_->off;
   const BlockShape s = block_shape(cfg_, b.B, b.T, impl_->prof);
@@ -160,6 +161,7 @@ LossSum Model::forward(const Batch& b, float* logits_out) {
     }
   }
   if (b.targets) loss.count = count_targets(b.targets, N);
+  if (hooks_.on_end) hooks_.on_end();
   return loss;
 }
 
@@ -203,6 +205,7 @@ LossSum Model::forward_backward(const Batch& b, float dloss) {
   }
   timed(s.prof, "encoder_backward", 0,
         [&] { k::encoder_backward(G + o.tok_emb, at(G, o.pos_emb), a.dx, b.tokens, a.pos, N, C); });
+  if (hooks_.on_end) hooks_.on_end();
   return loss;
 }
 

@@ -109,6 +109,8 @@ class Model {
   // parallelism reduces a block's gradients as soon as its backward is done, while
   // the earlier blocks' backward is still to run). Empty functions are skipped.
   struct LayerHooks {
+    std::function<void()> on_start;  // forward / forward_backward begins (no parameter read yet)
+    std::function<void()> on_end;    // forward / forward_backward is about to return
     std::function<void(int)> before_forward;   // block l's parameters are about to be read
     std::function<void(int)> after_forward;    // block l's forward is done
     std::function<void(int)> before_backward;  // block l's backward is next (the final norm's and head's grads are complete)

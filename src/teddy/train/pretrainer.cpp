@@ -201,8 +201,11 @@ void Pretrainer::run(const std::function<void(const PretrainEvent&)>& on_event, 
     os << "# model: " << family_name(cfg.model.family) << ", " << s.model->layout().count() << " parameters\n";
     os << "# dataset: " << cfg.dataset << " (" << s.manifest.train_tokens() << " train tokens, "
        << s.manifest.val_tokens() << " validation tokens, vocabulary " << cfg.model.vocab_size << ")\n";
-    os << "# memory: params " << human_bytes(mem.params) << ", grads " << human_bytes(mem.grads)
-       << ", AdamW state " << human_bytes(mem.optimizer) << ", activations " << human_bytes(mem.activations) << "\n";
+    if (s.dp)  // the engine reports params, grads and optimizer state per rank
+      os << "# memory: activations " << human_bytes(mem.activations) << " per rank\n";
+    else
+      os << "# memory: params " << human_bytes(mem.params) << ", grads " << human_bytes(mem.grads)
+         << ", AdamW state " << human_bytes(mem.optimizer) << ", activations " << human_bytes(mem.activations) << "\n";
     os << "# threads " << s.threads << ", sgemm ceiling " << std::lround(peak) << " GFLOP/s"
        << (cfg.peak_gflops > 0 ? " (given)" : " (measured)") << ", FLOPs/token 6N+12LCT = " << fpt << "\n";
     if (s.dp) os << s.dp->report();

@@ -246,8 +246,12 @@ std::string SftConfig::to_toml(size_t rows_per_epoch) const {
   t.insert("eval", toml::table{{"interval", eval_interval}, {"batches", eval_batches}});
   t.insert("checkpoint", toml::table{{"interval", checkpoint_interval}, {"keep", keep_checkpoints}});
   t.insert("run", toml::table{{"dir", run_dir}, {"peak_gflops", peak_gflops}});
+  // Escaped "basic" strings only: templates hold newlines, which toml++ would write as a
+  // triple-quoted literal that reads back without its leading newline.
   std::ostringstream os;
-  os << t << "\n";
+  os << toml::toml_formatter{t, toml::toml_formatter::default_flags & ~toml::format_flags::allow_multi_line_strings &
+                                                 ~toml::format_flags::allow_literal_strings}
+     << "\n";
   return os.str();
 }
 

@@ -16,7 +16,7 @@
 #include "teddy/kernels/cpu/sgemm_ceiling.h"
 #include "teddy/train/adamw.h"
 #include "teddy/train/checkpoint.h"
-#include "teddy/train/grow_vocab.h"
+#include "teddy/train/chat_model.h"
 #include "teddy/train/lr_schedule.h"
 #include "teddy/train/sft_batches.h"
 #include "teddy/train/train_step.h"
@@ -73,10 +73,6 @@ std::string human_bytes(double b) {
   return os.str();
 }
 
-std::string run_dir_of(const std::string& checkpoint_dir) {
-  return fs::path(checkpoint_dir).parent_path().parent_path().string();
-}
-
 }  // namespace
 
 SftTrainer::SftTrainer(SftConfig cfg, bool resume) : s_(std::make_unique<State>()) {
@@ -86,23 +82,14 @@ SftTrainer::SftTrainer(SftConfig cfg, bool resume) : s_(std::make_unique<State>(
   omp_set_num_threads(s.threads);
 
   // The base model, its tokenizer, and the template's specials (growing the vocabulary).
-  const std::string init = resolve_checkpoint_path(cfg.init);
-  s.report.init_checkpoint = init;
-  const CheckpointInfo info = inspect_checkpoint(init);
-  const std::string tok_path = !cfg.tokenizer.empty() ? cfg.tokenizer : (fs::path(run_dir_of(init)) / "tokenizer.json").string();
-  if (!fs::exists(tok_path)) throw Error(tok_path + ": no tokenizer next to the init checkpoint; set model.tokenizer");
-  s.tok = Tokenizer::load(tok_path);
-  if (s.tok.vocab_size() > info.model_config.vocab_size)
-    throw Error(tok_path + ": tokenizer has " + std::to_string(s.tok.vocab_size()) + " ids but the model " +
-                init + " only " + std::to_string(info.model_config.vocab_size));
-  s.tmpl = cfg.chat_template;
-  s.report.added_specials = add_template_specials(s.tok, s.tmpl);
-  s.report.base_vocab = info.model_config.vocab_size;
   {
-    Model base(info.model_config);
-    load_checkpoint(init, base, nullptr);
-    const int vocab = std::max(info.model_config.vocab_size, s.tok.vocab_size());
-    s.model = std::make_unique<Model>(vocab > info.model_config.vocab_size ? grow_vocab(base, vocab) : std::move(base));
+    ChatModel cm = load_chat_model(cfg.init, cfg.tokenizer, true, &cfg.chat_template);
+    s.report.init_checkpoint = cm.checkpoint;
+    s.report.added_specials = cm.added_specials;
+    s.report.base_vocab = cm.base_vocab;
+    s.tok = std::move(cm.tok);
+    s.tmpl = cm.tmpl;
+    s.model = std::move(cm.model);
   }
   s.report.vocab = s.model->config().vocab_size;
   if (cfg.seq_len > s.model->config().max_seq_len)

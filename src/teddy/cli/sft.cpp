@@ -1,0 +1,130 @@
+// `teddy sft`: supervised finetuning of a checkpoint on chat / instruction JSONL;
+// `teddy sft eval`: exact-match accuracy of greedy replies against references.
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "teddy/cli/commands.h"
+#include "teddy/cli/progress.h"
+#include "teddy/core/error.h"
+#include "teddy/eval/sft_exact_match.h"
+#include "teddy/train/chat_model.h"
+#include "teddy/train/sft_trainer.h"
+
+namespace teddy::cli {
+
+namespace {
+
+void print_event(const SftEvent& e, ProgressLine& bar) {
+  char buf[512];
+  switch (e.kind) {
+    case SftEvent::Kind::start:
+      std::printf("%s", e.text.c_str());
+      std::fflush(stdout);
+      break;
+    case SftEvent::Kind::step:
+      std::snprintf(buf, sizeof buf, "loss %.4f | lr %.2e | norm %.3f | %s tok/s | MFU %.1f%% | ETA %s", e.loss, e.lr,
+                    e.grad_norm, format_count(e.tokens_per_s).c_str(), 100 * e.mfu, format_duration(e.eta_s).c_str());
+      bar.update(e.step, e.total_steps, buf);
+      break;
+    case SftEvent::Kind::eval:
+      std::snprintf(buf, sizeof buf, "step %lld: validation loss %.4f (%s positions seen)",
+                    static_cast<long long>(e.step), e.loss, format_count(static_cast<double>(e.tokens_seen)).c_str());
+      bar.message(buf);
+      break;
+    case SftEvent::Kind::checkpoint:
+      bar.message("checkpoint: " + e.text);
+      break;
+    case SftEvent::Kind::end:
+      bar.finish();
+      std::printf("done: %s", e.text.c_str());
+      break;
+  }
+}
+
+}  // namespace
+
+void register_sft(CLI::App& app, Run& run) {
+  struct Opts {
+    std::string config;
+    std::vector<std::string> overrides;
+    bool resume = false, skip_bad = false;
+    int64_t print_every = 10, stop_after = 0;
+    // eval
+    std::string checkpoint, tokenizer, data, format = "auto", template_name;
+    int max_tokens = 64, show = 5;
+    size_t limit = 0;
+  };
+  auto o = std::make_shared<Opts>();
+  CLI::App* sub = app.add_subcommand("sft", "Supervised finetuning: teach a checkpoint to answer (chat / instruction JSONL)");
+  sub->add_option("--config,-c", o->config, "TOML run config (see configs/sft/*.toml and docs/SFT.md)");
+  sub->add_option("overrides", o->overrides, "Overrides as section.key=value, e.g. train.steps=100 optim.lr=3e-4");
+  sub->add_flag("--resume", o->resume, "Continue from the newest intact checkpoint in run.dir");
+  sub->add_flag("--skip-bad", o->skip_bad, "Count and skip bad JSONL lines instead of stopping at the first");
+  sub->add_option("--stop-after", o->stop_after, "Stop (with a checkpoint) after this many steps, as if interrupted");
+  sub->add_option("--print-every", o->print_every, "When not on a terminal, print progress every N steps")->check(CLI::PositiveNumber);
+  sub->footer(
+      "Config sections and keys: [model] init tokenizer   [data] train val val_fraction format skip_bad train_on_inputs\n"
+      "  [template] name bos header_prefix header_suffix end_of_turn separator specials\n"
+      "  [train] micro_batch seq_len grad_accum steps epochs batching truncation seed threads\n"
+      "  [optim] lr min_lr_ratio warmup_steps weight_decay beta1 beta2 eps grad_clip\n"
+      "  [eval] interval batches   [checkpoint] interval keep   [run] dir peak_gflops");
+
+  CLI::App* ev = sub->add_subcommand("eval", "Exact-match accuracy: greedy replies to each example's prompt vs its reference answer");
+  ev->add_option("--checkpoint", o->checkpoint, "Checkpoint directory, or a run directory (its newest intact checkpoint)")->required();
+  ev->add_option("--data", o->data, "JSONL examples; the last assistant turn is the reference")->required();
+  ev->add_option("--tokenizer", o->tokenizer, "Tokenizer file (default: tokenizer.json of the checkpoint's run directory)");
+  ev->add_option("--template", o->template_name, "Chat template (default: the run's chat_template.json, else chatml)");
+  ev->add_option("--format", o->format, "auto, messages, prompt_completion or alpaca");
+  ev->add_option("--limit", o->limit, "Evaluate only the first N examples");
+  ev->add_option("--max-tokens,-n", o->max_tokens, "Longest reply")->check(CLI::PositiveNumber);
+  ev->add_option("--show", o->show, "Print the first N replies")->check(CLI::NonNegativeNumber);
+  ev->add_flag("--skip-bad", o->skip_bad, "Count and skip bad JSONL lines");
+
+  ev->callback([o, &run] {
+    run = [o] {
+      const ChatTemplate named = o->template_name.empty() ? ChatTemplate{} : ChatTemplate::named(o->template_name);
+      ChatModel cm = load_chat_model(o->checkpoint, o->tokenizer, true, o->template_name.empty() ? nullptr : &named);
+      SftReadStats rs;
+      const std::vector<SftExample> ex = read_sft_jsonl(o->data, sft_format_from_name(o->format, "--format"), o->skip_bad, &rs);
+      std::printf("checkpoint %s, template %s%s; %zu examples from %s (%llu bad lines skipped)\n", cm.checkpoint.c_str(),
+                  cm.tmpl.name.c_str(), cm.added_specials ? " (its tokens added now: the model never saw them)" : "",
+                  ex.size(), o->data.c_str(), static_cast<unsigned long long>(rs.skipped));
+      ExactMatchOptions opt;
+      opt.max_new_tokens = o->max_tokens;
+      opt.limit = o->limit;
+      ProgressLine bar(stderr, 50);
+      const size_t n = o->limit ? std::min(o->limit, ex.size()) : ex.size();
+      const ExactMatchResult r = sft_exact_match(*cm.model, cm.tok, cm.tmpl, ex, opt, [&](size_t i, const ExactMatchSample& s) {
+        if (static_cast<int>(i) < o->show) {
+          bar.message((s.correct ? "[ok]   " : "[miss] ") + s.prompt + "\n       want: " + s.reference +
+                      "\n       got:  " + s.reply);
+        }
+        bar.update(static_cast<int64_t>(i + 1), static_cast<int64_t>(n), "exact match so far");
+      });
+      bar.finish();
+      for (const auto& [task, ct] : r.by_task)
+        std::printf("  %-16s %5zu / %-5zu %6.1f%%\n", task.empty() ? "(no task)" : task.c_str(), ct.first, ct.second,
+                    ct.second ? 100.0 * ct.first / ct.second : 0.0);
+      std::printf("exact match: %zu / %zu = %.1f%%\n", r.correct, r.total, 100 * r.accuracy());
+      return 0;
+    };
+  });
+
+  sub->callback([o, ev, &run] {
+    if (ev->parsed()) return;  // `teddy sft eval`: its own callback set the runner
+    run = [o] {
+      if (o->config.empty()) throw ConfigError("teddy sft: --config is required (or use `teddy sft eval`)");
+      std::vector<std::string> ovs = o->overrides;
+      if (o->skip_bad) ovs.push_back("data.skip_bad=true");
+      SftTrainer trainer(SftConfig::load(o->config, ovs), o->resume);
+      ProgressLine bar(stderr, o->print_every);
+      trainer.run([&](const SftEvent& e) { print_event(e, bar); }, o->stop_after);
+      return 0;
+    };
+  });
+}
+
+}  // namespace teddy::cli

@@ -1,0 +1,33 @@
+#pragma once
+// Loading a checkpoint for generation or SFT: model, tokenizer and (for chat) the
+// chat template, with the template's special tokens added and the vocabulary grown
+// to match when the checkpoint predates them (a pretrained model about to be
+// finetuned, or evaluated with the template before finetuning).
+#include <memory>
+#include <string>
+
+#include "teddy/data/chat_template.h"
+#include "teddy/data/tokenizer.h"
+#include "teddy/model/model.h"
+
+namespace teddy {
+
+struct ChatModel {
+  std::unique_ptr<Model> model;
+  Tokenizer tok;
+  ChatTemplate tmpl;        // meaningful when loaded with chat
+  std::string checkpoint;   // the checkpoint directory actually loaded
+  int base_vocab = 0;       // the checkpoint's vocabulary
+  int added_specials = 0;   // template tokens the tokenizer lacked
+};
+
+// `checkpoint`: a checkpoint directory or a run directory (its newest intact one).
+// `tokenizer`: a tokenizer file, or "" for tokenizer.json of the checkpoint's run.
+// With chat, the template is *tmpl if given, else the run's chat_template.json if it
+// has one, else the default (chatml); its missing specials are added and the model
+// grown (grow_vocab: new rows = mean of the old). Throws Error if the tokenizer has
+// more ids than the model before that.
+ChatModel load_chat_model(const std::string& checkpoint, const std::string& tokenizer, bool chat,
+                          const ChatTemplate* tmpl = nullptr);
+
+}  // namespace teddy

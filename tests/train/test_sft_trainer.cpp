@@ -1,0 +1,237 @@
+// The SFT loop end to end on a tiny model: vocabulary growth for the template, loss
+// falling, exact resume, exact-match evaluation, bad lines, config errors.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "teddy/core/error.h"
+#include "teddy/eval/sft_exact_match.h"
+#include "teddy/train/adamw.h"
+#include "teddy/train/chat_model.h"
+#include "teddy/train/checkpoint.h"
+#include "teddy/train/sft_trainer.h"
+
+namespace fs = std::filesystem;
+using namespace teddy;
+
+namespace {
+
+// A "pretrained" base: a randomly initialised byte-level gpt2-tiny in a run directory,
+// as `teddy pretrain` leaves it (checkpoint + tokenizer.json).
+std::string make_base(const fs::path& root) {
+  const std::string run = (root / "base").string();
+  ModelConfig c = ModelConfig::preset("gpt2-tiny");
+  c.vocab_size = 257;
+  c.padded_vocab_size = ModelConfig::pad_vocab(257);
+  Model m(c);
+  m.init_weights(9);
+  AdamW opt(m.layout(), AdamWConfig{});
+  CheckpointState st;
+  st.step = 100;
+  save_checkpoint(run, m, opt, st, 0);
+  Tokenizer::bytes().save((fs::path(run) / "tokenizer.json").string());
+  return run;
+}
+
+// A task a tiny model learns in a few dozen steps: the answer is a fixed word picked
+// by the last letter of the prompt's name.
+std::string make_data(const fs::path& root, const std::string& extra_line = "") {
+  const std::string path = (root / "sft.jsonl").string();
+  std::ofstream out(path);
+  const char* names[] = {"anna", "bob", "carl", "dora", "emil", "fay", "gus", "hana", "ivo", "jan"};
+  for (int i = 0; i < 80; ++i) {
+    const std::string name = std::string(names[i % 10]) + std::to_string(i);
+    if (i % 3 == 0)
+      out << R"({"prompt": "greet )" << name << R"(", "completion": "hi"})" << "\n";
+    else if (i % 3 == 1)
+      out << R"({"instruction": "greet )" << name << R"(", "output": "hi"})" << "\n";
+    else
+      out << R"({"messages": [{"role": "user", "content": "greet )" << name
+          << R"("}, {"role": "assistant", "content": "hi"}], "task": "greet"})" << "\n";
+    if (i == 40 && !extra_line.empty()) out << extra_line << "\n";
+  }
+  return path;
+}
+
+SftConfig tiny_config(const std::string& base, const std::string& data, const std::string& run_dir,
+                      std::vector<std::string> ov = {}) {
+  ov.push_back("model.init=" + base);
+  ov.push_back("data.train=" + data);
+  ov.push_back("run.dir=" + run_dir);
+  return SftConfig::parse(R"(
+[data]
+val_fraction = 0.15
+[train]
+micro_batch = 4
+seq_len = 64
+grad_accum = 2
+steps = 24
+seed = 5
+threads = 2
+[optim]
+lr = 1e-2
+warmup_steps = 3
+[eval]
+interval = 8
+[checkpoint]
+interval = 8
+keep = 5
+[run]
+peak_gflops = 100
+)", "test.toml", ov);
+}
+
+class SftTrainerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() /
+            ("teddy_sft_" + std::to_string(::getpid()) + "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+    base_ = make_base(root_);
+  }
+  void TearDown() override { fs::remove_all(root_); }
+  fs::path root_;
+  std::string base_;
+};
+
+std::string read_file(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(f)), {});
+}
+
+}  // namespace
+
+TEST_F(SftTrainerTest, LearnsResumesExactlyAndAnswers) {
+  const std::string data = make_data(root_);
+  const std::string run_a = (root_ / "a").string(), run_b = (root_ / "b").string();
+  std::vector<double> full;
+  {
+    SftTrainer a(tiny_config(base_, data, run_a), false);
+    const SftDataReport& r = a.data_report();
+    EXPECT_EQ(r.added_specials, 2);
+    EXPECT_EQ(r.base_vocab, 257);
+    EXPECT_EQ(r.vocab, 259);
+    EXPECT_EQ(a.model().config().padded_vocab_size, 320);
+    EXPECT_EQ(r.train_read.examples, 80u);
+    EXPECT_EQ(r.train.examples + r.val.examples, 80u);
+    EXPECT_GT(r.val.examples, 4u);
+    EXPECT_EQ(a.total_steps(), 24);
+    int evals = 0;
+    a.run([&](const SftEvent& e) { evals += e.kind == SftEvent::Kind::eval; });
+    EXPECT_EQ(evals, 1 + 3);  // before the first step, then every 8 steps
+    full = a.step_losses();
+  }
+  ASSERT_EQ(full.size(), 24u);
+  for (double l : full) std::cout << l << " ";
+  std::cout << "\n";
+  EXPECT_LT(full.back(), 0.5 * full.front()) << "the SFT loss should fall on this easy task";
+  for (const char* f : {"tokenizer.json", "chat_template.json", "config.toml", "metrics.jsonl"})
+    EXPECT_TRUE(fs::exists(fs::path(run_a) / f)) << f;
+
+  std::vector<double> resumed;
+  {
+    SftTrainer b(tiny_config(base_, data, run_b), false);
+    b.run({}, 12);
+    resumed = b.step_losses();
+  }
+  {
+    SftTrainer b2(tiny_config(base_, data, run_b), true);
+    EXPECT_EQ(b2.start_step(), 12);
+    b2.run({});
+    resumed.insert(resumed.end(), b2.step_losses().begin(), b2.step_losses().end());
+  }
+  ASSERT_EQ(resumed.size(), 24u);
+  for (size_t i = 0; i < 24; ++i) EXPECT_EQ(full[i], resumed[i]) << "step " << i + 1 << " differs after resume";
+  const auto ca = latest_intact_checkpoint(run_a), cb = latest_intact_checkpoint(run_b);
+  ASSERT_TRUE(ca && cb);
+  EXPECT_TRUE(read_file(fs::path(*ca) / "model.safetensors") == read_file(fs::path(*cb) / "model.safetensors"))
+      << "parameters after 24 straight steps differ from 12 + resume 12";
+
+  // Exact match on the held-out examples: none before finetuning, most after.
+  SftReadStats rs;
+  const auto all = read_sft_jsonl(data, SftFormat::auto_detect, false, &rs);
+  const std::vector<SftExample> val = split_sft_examples(all, 0.15).second;
+  ExactMatchOptions eo;
+  eo.max_new_tokens = 8;
+  ChatModel before = load_chat_model(base_, "", true);
+  EXPECT_EQ(before.added_specials, 2);
+  EXPECT_EQ(before.model->config().vocab_size, 259);
+  EXPECT_EQ(sft_exact_match(*before.model, before.tok, before.tmpl, val, eo).correct, 0u);
+  ChatModel after = load_chat_model(run_a, "", true);
+  EXPECT_EQ(after.added_specials, 0);  // the run's tokenizer has them
+  const ExactMatchResult r = sft_exact_match(*after.model, after.tok, after.tmpl, val, eo);
+  EXPECT_EQ(r.total, val.size());
+  EXPECT_GE(r.accuracy(), 0.8) << "first reply: \"" << r.samples[0].reply << "\"";
+}
+
+TEST_F(SftTrainerTest, PaddedBatchingTrainsToo) {
+  const std::string data = make_data(root_);
+  SftTrainer t(tiny_config(base_, data, (root_ / "pad").string(), {"train.batching=pad", "train.steps=12"}), false);
+  t.run({});
+  ASSERT_EQ(t.step_losses().size(), 12u);
+  EXPECT_LT(t.step_losses().back(), t.step_losses().front());
+}
+
+TEST_F(SftTrainerTest, BadLinesStopOrAreSkipped) {
+  const std::string data = make_data(root_, R"({"messages": [{"role": "robot", "content": "x"}]})");
+  try {
+    SftTrainer t(tiny_config(base_, data, (root_ / "r").string()), false);
+    FAIL() << "expected a FormatError";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find(data + ":42: messages[0]: unknown role \"robot\""), std::string::npos) << e.what();
+  }
+  SftTrainer t(tiny_config(base_, data, (root_ / "r").string(), {"data.skip_bad=true"}), false);
+  EXPECT_EQ(t.data_report().train_read.skipped, 1u);
+  EXPECT_EQ(t.data_report().train_read.examples, 80u);
+}
+
+TEST(SftConfig, ErrorsNameTheKey) {
+  auto msg = [](const std::string& toml, std::vector<std::string> ov = {}) -> std::string {
+    try {
+      SftConfig c = SftConfig::parse(toml, "sft.toml", ov);
+      c.validate();
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  const std::string ok = "[model]\ninit = \"runs/x\"\n[data]\ntrain = \"a.jsonl\"\n";
+  EXPECT_EQ(msg(ok), "");
+  EXPECT_NE(msg("[data]\ntrain = \"a.jsonl\"\n").find("model.init"), std::string::npos);
+  EXPECT_NE(msg(ok + "[train]\nbatching = \"stack\"\n").find("train.batching"), std::string::npos);
+  EXPECT_NE(msg(ok + "[train]\ntruncation = \"middle\"\n").find("train.truncation"), std::string::npos);
+  EXPECT_NE(msg(ok, {"data.format=csv"}).find("data.format"), std::string::npos);
+  EXPECT_NE(msg(ok + "[template]\nname = \"vicuna\"\n").find("template.name"), std::string::npos);
+  EXPECT_NE(msg(ok + "[template]\nend_of_turn = \"<|x|>\"\n").find("template.end_of_turn"), std::string::npos);
+  EXPECT_NE(msg(ok + "[train]\nepohcs = 2\n").find("unknown key \"train.epohcs\""), std::string::npos);
+  EXPECT_NE(msg(ok, {"data.val_fraction=1.5"}).find("data.val_fraction"), std::string::npos);
+  // A custom template from the config's strings, and the resolved config round-trips.
+  SftConfig c = SftConfig::parse(ok + "[template]\nname = \"custom\"\nheader_prefix = \"### \"\nheader_suffix = \":\\n\"\n"
+                                      "end_of_turn = \"<|end|>\"\nseparator = \"\\n\"\nspecials = [\"<|end|>\"]\n",
+                                 "sft.toml");
+  c.validate();
+  std::vector<ChatTurn> turns = {{ChatRole::user, "q"}, {ChatRole::assistant, "a"}};
+  EXPECT_EQ(c.chat_template.render_text(turns), "### user:\nq<|end|>\n### assistant:\na<|end|>");
+  SftConfig d = SftConfig::parse(c.to_toml(), "resolved.toml");
+  EXPECT_EQ(d.to_toml(), c.to_toml());
+}
+
+TEST_F(SftTrainerTest, RunErrors) {
+  const std::string data = make_data(root_);
+  // seq_len beyond the model's context (gpt2-tiny: 64).
+  EXPECT_THROW(SftTrainer(tiny_config(base_, data, (root_ / "x").string(), {"train.seq_len=128"}), false), ConfigError);
+  // warmup longer than the run.
+  EXPECT_THROW(SftTrainer(tiny_config(base_, data, (root_ / "x").string(), {"optim.warmup_steps=50"}), false),
+               ConfigError);
+  // No checkpoint to start from.
+  EXPECT_THROW(SftTrainer(tiny_config((root_ / "nothing").string(), data, (root_ / "x").string()), false), Error);
+  // --resume with nothing to resume.
+  EXPECT_THROW(SftTrainer(tiny_config(base_, data, (root_ / "fresh").string()), true), Error);
+}
