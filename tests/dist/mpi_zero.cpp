@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "teddy/core/error.h"
 #include "teddy/dist/mpi_communicator.h"
 #include "teddy/dist/zero_trainer.h"
 #include "teddy/model/model.h"
@@ -24,6 +25,7 @@ struct Args {
   int stage = 0, steps = 20, accum = 2, B = 2, T = 16;
   std::string family = "gpt2";
   size_t bucket_bytes = 4096;
+  int fail_rank = -1, fail_step = -1;  // fault injection: this rank throws at this step
 };
 
 ModelConfig config(const std::string& family) {
@@ -104,6 +106,7 @@ int run(Communicator& comm, const Args& a) {
     ZeroTrainer zt(model, ac, comm, a.stage, a.bucket_bytes);
     outer = zt.outer_floats();
     auto one_step = [&](int k) {
+      if (rank == a.fail_rank && k == a.fail_step) throw Error("injected failure at step " + std::to_string(k));
       const auto data = make_step(a, k, rank * a.B, a.B, cfg.vocab_size);
       const auto b = batches(data, a.B, a.T);
       comm.reset_stats();
@@ -204,6 +207,8 @@ int main(int argc, char** argv) {
     else if (k == "--steps") a.steps = std::atoi(v.c_str());
     else if (k == "--accum") a.accum = std::atoi(v.c_str());
     else if (k == "--family") a.family = v;
+    else if (k == "--fail-rank") a.fail_rank = std::atoi(v.c_str());
+    else if (k == "--fail-step") a.fail_step = std::atoi(v.c_str());
     else if (k == "--bucket-bytes") a.bucket_bytes = static_cast<size_t>(std::atoll(v.c_str()));
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
@@ -217,7 +222,9 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
     return rc;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "rank %d: %s\n", comm->rank(), e.what());
+    // The CLI's pattern: name the failed rank, then end the whole job.
+    std::fprintf(stderr, "teddy: error on rank %d of %d: %s\n", comm->rank(), comm->size(), e.what());
+    std::fflush(stderr);
     comm->abort(1, e.what());
   }
 }

@@ -32,7 +32,7 @@ void register_pretrain(CLI::App& app, Run& run) {
       "  [data] dataset mix   [train] micro_batch seq_len grad_accum steps tokens seed threads\n"
       "  [optim] lr min_lr_ratio warmup_steps weight_decay beta1 beta2 eps grad_clip\n"
       "  [eval] interval batches   [checkpoint] interval keep   [run] dir peak_gflops\n"
-      "  [dist] zero (0-2; used under mpirun / srun: data parallel over all ranks, see docs/DISTRIBUTED.md)");
+      "  [dist] zero (0-3) dp (0: all ranks) (used under mpirun / srun: data parallel over all ranks, see docs/DISTRIBUTED.md)");
   sub->callback([o, sub, &run] {
     (void)sub;
     run = [o] {
@@ -45,7 +45,10 @@ void register_pretrain(CLI::App& app, Run& run) {
       if (dist::launched_by_mpi()) {
         mpi = std::make_unique<dist::MpiRuntime>();
         comm = mpi->world();
-        dp = std::make_shared<dist::DataParallelEngine>(*comm, dist::ParallelLayout::data_parallel(comm->size(), cfg.zero));
+        dist::ParallelLayout layout;
+        layout.dp = cfg.dp > 0 ? cfg.dp : comm->size();
+        layout.zero = cfg.zero;
+        dp = std::make_shared<dist::DataParallelEngine>(*comm, layout);  // validates against the world size
       }
       const int rank = comm ? comm->rank() : 0;
       try {

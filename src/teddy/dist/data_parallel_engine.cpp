@@ -20,7 +20,6 @@ void DataParallelEngine::need_attached(const char* what) const {
 }
 
 void DataParallelEngine::attach(Model& model, const AdamWConfig& cfg) {
-  if (layout_.zero > 2) throw ConfigError("dist.zero = 3: parameter sharding is not implemented yet (use 0, 1 or 2)");
   model_ = &model;
   adam_ = cfg;
   // Every rank starts from rank 0's weights (they are equal when all ranks use the
@@ -65,10 +64,14 @@ std::string DataParallelEngine::report() {
   for (int r = 0; r < W; ++r)
     os << "#   rank " << r << " holds: params " << mib(all[3 * r]) << ", grads " << mib(all[3 * r + 1])
        << ", optimizer " << mib(all[3 * r + 2]) << "\n";
-  const double psi = static_cast<double>(model_->flat_size());
-  os << "# expected communication per step and rank: " << mib(2.0 * 4 * psi * (W - 1) / W)
-     << " (2 psi fp32, ring" << (layout_.zero == 2 ? "; stage 2 adds a reduce-scatter per extra micro-batch" : "")
-     << ")\n";
+  const double psi = static_cast<double>(model_->flat_size()), ring = 4.0 * (W - 1) / W;
+  if (layout_.zero <= 2)
+    os << "# expected communication per step and rank: " << mib(2 * psi * ring) << " (2 psi fp32, ring"
+       << (layout_.zero == 2 ? "; stage 2 adds a reduce-scatter per extra micro-batch" : "") << ")\n";
+  else
+    os << "# expected communication per micro-batch and rank: "
+       << mib((3 * psi - static_cast<double>(zt_->outer_floats())) * ring)
+       << " (3 psi fp32, ring, less the non-block tensors gathered once instead of twice)\n";
   return os.str();
 }
 
@@ -93,6 +96,7 @@ std::string DataParallelEngine::save_checkpoint(const std::string& run_dir, cons
   // gathered from the shards; rank 0 writes. Any world size, or one process, loads it.
   std::vector<float> m, v;
   gather_state(m, v);
+  zt_->gather_all_params();  // stage 3: the whole buffer, for the file
   std::string dir;
   int64_t failed = 0;
   std::string why;
@@ -106,6 +110,7 @@ std::string DataParallelEngine::save_checkpoint(const std::string& run_dir, cons
       why = e.what();
     }
   }
+  zt_->release_params();
   comm_.all_reduce_sum(&failed, 1);  // every rank learns whether the checkpoint exists
   if (failed) throw Error(comm_.rank() == 0 ? why : "checkpoint failed on rank 0");
   return dir;
@@ -116,6 +121,7 @@ CheckpointInfo DataParallelEngine::load_checkpoint(const std::string& dir) {
   AdamW full(model_->layout(), adam_);
   const CheckpointInfo info = teddy::load_checkpoint(dir, *model_, &full);
   zt_->set_state(full.t(), full.m(), full.v());
+  zt_->release_params();  // stage 3 keeps its own range only
   return info;
 }
 

@@ -40,6 +40,7 @@ struct PretrainConfig {
   int keep_checkpoints = 3;
   // [dist] (used when launched by mpirun / srun; the world size is the job's)
   int zero = 0;  // ZeRO stage: 0 data parallel, 1 shard optimizer state, 2 + gradients, 3 + parameters
+  int dp = 0;    // data-parallel ranks the run expects; 0: every rank of the job (refused if it differs)
   // [run]
   std::string run_dir = "runs/pretrain";
   double peak_gflops = 0;  // MFU denominator; 0: measure the sgemm ceiling at start

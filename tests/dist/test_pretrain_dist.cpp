@@ -1,0 +1,227 @@
+// `teddy pretrain` under mpirun, end to end: every ZeRO stage follows the single
+// process's loss trajectory, a checkpoint saved with N ranks resumes with M ranks
+// and in one process, a killed or failing rank stops the whole job with a message
+// naming it (and the last checkpoint stays loadable), bad layouts and incomplete
+// checkpoints are refused.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <thread>
+
+#include "dist/mpi_run.h"
+#include "teddy/data/prepare.h"
+#include "teddy/model/model.h"
+#include "teddy/train/checkpoint.h"
+
+namespace fs = std::filesystem;
+using namespace teddy;
+
+namespace {
+
+const std::string kTeddy = std::string(TEDDY_BINARY_DIR) + "/teddy";
+
+std::string make_dataset(const fs::path& root) {
+  const fs::path src = root / "src";
+  fs::create_directories(src);
+  std::mt19937 rng(5);
+  const char* words[] = {"the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far", "away", "home"};
+  for (int f = 0; f < 6; ++f) {
+    std::ofstream out(src / ("doc" + std::to_string(f) + ".txt"));
+    for (int w = 0; w < 800; ++w) out << words[rng() % 12] << (w % 13 == 12 ? ".\n" : " ");
+  }
+  PrepareConfig pc;
+  SourceSpec a;
+  a.name = "prose";
+  a.kind = SourceKind::text;
+  a.paths = {src.string()};
+  pc.sources = {a};
+  pc.tokenizer = "bytes";
+  pc.out_dir = (root / "dataset").string();
+  pc.val_fraction = 0.2;
+  pc.overwrite = true;
+  prepare_dataset(pc);
+  return pc.out_dir;
+}
+
+class PretrainDist : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    root_ = fs::temp_directory_path() / ("teddy_pretrain_dist_" + std::to_string(getpid()));
+    fs::remove_all(root_);
+    dataset_ = make_dataset(root_);
+  }
+  static void TearDownTestSuite() { fs::remove_all(root_); }
+
+  // Global batch 6 rows of 32 tokens: micro_batch = 6 / ranks.
+  static std::string args(const std::string& run, int ranks, int steps = 20) {
+    return " pretrain data.dataset=" + dataset_ + " run.dir=" + (root_ / run).string() +
+           " model.preset=gpt2-tiny train.seq_len=32 train.micro_batch=" + std::to_string(6 / ranks) +
+           " train.steps=" + std::to_string(steps) +
+           " train.grad_accum=1 train.threads=1 train.seed=7 optim.lr=3e-3 optim.warmup_steps=4"
+           " eval.interval=10 eval.batches=1 checkpoint.interval=5 checkpoint.keep=0 run.peak_gflops=100";
+  }
+  static MpiResult single(const std::string& run, const std::string& extra = "") {
+    return run_command("env OMP_NUM_THREADS=1 timeout 120 " + kTeddy + args(run, 1) + " " + extra);
+  }
+  static MpiResult ranks(int np, const std::string& run, const std::string& extra = "", int steps = 20) {
+    return mpi_run(np, kTeddy + args(run, np, steps) + " " + extra, 120);
+  }
+  // step -> training loss, and step -> validation loss, from metrics.jsonl.
+  static std::map<int, double> losses(const std::string& run, const char* key = "loss") {
+    std::map<int, double> m;
+    std::ifstream in(root_ / run / "metrics.jsonl");
+    std::string line;
+    while (std::getline(in, line)) {
+      const auto j = nlohmann::json::parse(line);
+      if (j.contains(key)) m[j["step"].get<int>()] = j[key].get<double>();
+    }
+    return m;
+  }
+  static void expect_same(const std::map<int, double>& want, const std::map<int, double>& got, int from = 1) {
+    int compared = 0;
+    for (const auto& [step, loss] : want) {
+      if (step < from) continue;
+      ASSERT_TRUE(got.count(step)) << "step " << step;
+      EXPECT_LE(std::fabs(got.at(step) - loss) / std::fabs(loss), 1e-5) << "step " << step;
+      ++compared;
+    }
+    EXPECT_GT(compared, 0);
+  }
+  static fs::path root_;
+  static std::string dataset_;
+};
+fs::path PretrainDist::root_;
+std::string PretrainDist::dataset_;
+
+TEST_F(PretrainDist, EveryStageFollowsTheSingleProcess) {
+  const MpiResult s = single("single");
+  ASSERT_EQ(s.rc, 0) << s.output;
+  for (int zero : {0, 1, 2, 3}) {
+    const std::string run = "np2_zero" + std::to_string(zero);
+    const MpiResult r = ranks(2, run, "dist.zero=" + std::to_string(zero));
+    ASSERT_EQ(r.rc, 0) << r.output;
+    // Rank 0 alone prints, including every rank's state bytes.
+    EXPECT_NE(r.output.find("# parallel: dp=2 tp=1 pp=1 cp=1 zero=" + std::to_string(zero)), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("rank 1 holds"), std::string::npos) << r.output;
+    EXPECT_EQ(r.grep("# parallel:").size(), r.grep("# parallel:").find('\n') + 1) << "printed by more than one rank";
+    expect_same(losses("single"), losses(run));
+    expect_same(losses("single", "val_loss"), losses(run, "val_loss"));
+  }
+  const MpiResult r3 = ranks(3, "np3_zero3", "dist.zero=3");
+  ASSERT_EQ(r3.rc, 0) << r3.output;
+  expect_same(losses("single"), losses("np3_zero3"));
+}
+
+TEST_F(PretrainDist, CheckpointFromTwoRanksResumesWithThreeAndInOneProcess) {
+  ASSERT_EQ(single("ref").rc, 0);
+  const MpiResult a = ranks(2, "resharded", "dist.zero=2 --stop-after 10");
+  ASSERT_EQ(a.rc, 0) << a.output;
+  fs::copy(root_ / "resharded", root_ / "resharded_single", fs::copy_options::recursive);
+  const MpiResult b = ranks(3, "resharded", "dist.zero=3 --resume");
+  ASSERT_EQ(b.rc, 0) << b.output;
+  EXPECT_NE(b.output.find("resumed from step 10"), std::string::npos) << b.output;
+  expect_same(losses("ref"), losses("resharded"), 11);
+  const MpiResult c = single("resharded_single", "--resume");
+  ASSERT_EQ(c.rc, 0) << c.output;
+  expect_same(losses("ref"), losses("resharded_single"), 11);
+}
+
+TEST_F(PretrainDist, RefusesALayoutThatDoesNotFitTheJob) {
+  const MpiResult r = ranks(2, "badlayout", "dist.dp=3");
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.output.find("needs 3 ranks"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("the job has 2"), std::string::npos) << r.output;
+}
+
+TEST_F(PretrainDist, RefusesAnIncompleteCheckpoint) {
+  ASSERT_EQ(ranks(2, "incomplete", "dist.zero=1 --stop-after 5").rc, 0);
+  const auto dirs = list_checkpoints((root_ / "incomplete").string());
+  ASSERT_EQ(dirs.size(), 1u);
+  fs::resize_file(fs::path(dirs[0]) / "optimizer.safetensors", 100);  // a torn file
+  const MpiResult r = ranks(2, "incomplete", "dist.zero=1 --resume");
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.output.find("no intact checkpoint"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("optimizer.safetensors"), std::string::npos) << r.output;
+}
+
+TEST_F(PretrainDist, AFailingRankStopsEveryRankAndIsNamed) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const MpiResult r = mpi_run(3, std::string(TEDDY_BINARY_DIR) + "/mpi_zero --stage 1 --steps 40 --fail-rank 1 --fail-step 5", 90);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.rc, 124) << "timed out: a rank hung";
+  EXPECT_LT(s, 60);
+  EXPECT_NE(r.output.find("error on rank 1 of 3: injected failure"), std::string::npos) << r.output;
+}
+
+// Kills rank 1 of a running job with SIGKILL: mpirun must notice and end the other
+// rank within 60 s, naming rank 1, and the newest complete checkpoint must load.
+TEST_F(PretrainDist, AKilledRankStopsTheJobAndTheLastCheckpointLoads) {
+  const fs::path run = root_ / "killed";
+  const fs::path log = root_ / "killed.log", pidf = root_ / "killed.pid";
+  const std::string cmd = mpirun_env() + mpirun_prefix(2) + kTeddy + args("killed", 2, 100000) + " dist.zero=2 > " +
+                          log.string() + " 2>&1 & echo $! > " + pidf.string();
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  pid_t mpirun_pid = 0;
+  std::ifstream(pidf) >> mpirun_pid;
+  ASSERT_GT(mpirun_pid, 0);
+  // Wait for two checkpoints, so one is complete however the kill lands.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (list_checkpoints(run.string()).size() < 2 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_GE(list_checkpoints(run.string()).size(), 2u);
+  // Rank 1: the child of mpirun whose environment says OMPI_COMM_WORLD_RANK=1.
+  pid_t victim = 0;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(e.path() / "stat");
+    std::string pid, comm, state;
+    pid_t ppid = 0;
+    stat >> pid >> comm >> state >> ppid;
+    if (ppid != mpirun_pid) continue;
+    std::ifstream env(e.path() / "environ");
+    std::string all((std::istreambuf_iterator<char>(env)), std::istreambuf_iterator<char>());
+    if (all.find(std::string("OMPI_COMM_WORLD_RANK=1") + '\0') != std::string::npos) victim = std::stoi(name);
+  }
+  ASSERT_GT(victim, 0) << "rank 1 not found among mpirun's children";
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(kill(victim, SIGKILL), 0);
+  bool ended = false;
+  while (std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60)) {
+    if (kill(mpirun_pid, 0) != 0) {  // gone (reaped by the shell's init)
+      ended = true;
+      break;
+    }
+    std::ifstream st("/proc/" + std::to_string(mpirun_pid) + "/stat");
+    std::string pid, comm, state;
+    st >> pid >> comm >> state;
+    if (state == "Z") {
+      ended = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (!ended) kill(mpirun_pid, SIGKILL);
+  ASSERT_TRUE(ended) << "the job did not end within 60 s of killing rank 1";
+  std::ifstream in(log);
+  const std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(out.find("rank 1"), std::string::npos) << out;
+  const auto latest = latest_intact_checkpoint(run.string());
+  ASSERT_TRUE(latest.has_value());
+  const CheckpointInfo info = inspect_checkpoint(*latest);
+  Model m(info.model_config);
+  AdamW opt(m.layout(), AdamWConfig{});
+  EXPECT_NO_THROW(load_checkpoint(*latest, m, &opt));
+}
+
+}  // namespace
