@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <chrono>
+#include <thread>
 #include <vector>
 
 #include "teddy/core/error.h"
@@ -26,6 +28,8 @@ struct Args {
   std::string family = "gpt2";
   size_t bucket_bytes = 4096;
   int fail_rank = -1, fail_step = -1;  // fault injection: this rank throws at this step
+  int hang_rank = -1, hang_step = -1;  // ... or stops answering (sleeps) at this step
+  double timeout = 0;                  // communicator watchdog (seconds, 0: off)
 };
 
 ModelConfig config(const std::string& family) {
@@ -107,6 +111,7 @@ int run(Communicator& comm, const Args& a) {
     outer = zt.outer_floats();
     auto one_step = [&](int k) {
       if (rank == a.fail_rank && k == a.fail_step) throw Error("injected failure at step " + std::to_string(k));
+      if (rank == a.hang_rank && k == a.hang_step) std::this_thread::sleep_for(std::chrono::hours(1));
       const auto data = make_step(a, k, rank * a.B, a.B, cfg.vocab_size);
       const auto b = batches(data, a.B, a.T);
       comm.reset_stats();
@@ -209,6 +214,9 @@ int main(int argc, char** argv) {
     else if (k == "--family") a.family = v;
     else if (k == "--fail-rank") a.fail_rank = std::atoi(v.c_str());
     else if (k == "--fail-step") a.fail_step = std::atoi(v.c_str());
+    else if (k == "--hang-rank") a.hang_rank = std::atoi(v.c_str());
+    else if (k == "--hang-step") a.hang_step = std::atoi(v.c_str());
+    else if (k == "--timeout") a.timeout = std::atof(v.c_str());
     else if (k == "--bucket-bytes") a.bucket_bytes = static_cast<size_t>(std::atoll(v.c_str()));
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
@@ -216,7 +224,7 @@ int main(int argc, char** argv) {
     }
   }
   MpiRuntime mpi;
-  auto comm = mpi.world();
+  auto comm = mpi.world(a.timeout);
   try {
     const int rc = run(*comm, a);
     std::fflush(stdout);

@@ -163,6 +163,20 @@ TEST_F(PretrainDist, AFailingRankStopsEveryRankAndIsNamed) {
   EXPECT_NE(r.output.find("error on rank 1 of 3: injected failure"), std::string::npos) << r.output;
 }
 
+// A rank that stops answering without dying: the others' watchdog (5 s here) ends
+// the job instead of waiting forever.
+TEST_F(PretrainDist, AHungRankIsCaughtByTheWatchdog) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const MpiResult r = mpi_run(2, std::string(TEDDY_BINARY_DIR) +
+                                     "/mpi_zero --stage 2 --steps 40 --hang-rank 1 --hang-step 3 --timeout 5", 90);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.rc, 124) << "timed out: the job hung";
+  EXPECT_LT(s, 60);
+  EXPECT_NE(r.output.find("rank 0 of 2: MPI"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("waited more than 5 s"), std::string::npos) << r.output;
+}
+
 // Kills rank 1 of a running job with SIGKILL: mpirun must notice and end the other
 // rank within 60 s, naming rank 1, and the newest complete checkpoint must load.
 TEST_F(PretrainDist, AKilledRankStopsTheJobAndTheLastCheckpointLoads) {

@@ -32,7 +32,7 @@ void register_pretrain(CLI::App& app, Run& run) {
       "  [data] dataset mix   [train] micro_batch seq_len grad_accum steps tokens seed threads\n"
       "  [optim] lr min_lr_ratio warmup_steps weight_decay beta1 beta2 eps grad_clip\n"
       "  [eval] interval batches   [checkpoint] interval keep   [run] dir peak_gflops\n"
-      "  [dist] zero (0-3) dp (0: all ranks) (used under mpirun / srun: data parallel over all ranks, see docs/DISTRIBUTED.md)");
+      "  [dist] zero (0-3) dp (0: all ranks) timeout_s (used under mpirun / srun: data parallel over all ranks, see docs/DISTRIBUTED.md)");
   sub->callback([o, sub, &run] {
     (void)sub;
     run = [o] {
@@ -44,7 +44,7 @@ void register_pretrain(CLI::App& app, Run& run) {
       std::shared_ptr<DataParallel> dp;
       if (dist::launched_by_mpi()) {
         mpi = std::make_unique<dist::MpiRuntime>();
-        comm = mpi->world();
+        comm = mpi->world(cfg.timeout_s);
         dist::ParallelLayout layout;
         layout.dp = cfg.dp > 0 ? cfg.dp : comm->size();
         layout.zero = cfg.zero;

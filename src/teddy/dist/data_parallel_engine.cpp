@@ -75,6 +75,20 @@ std::string DataParallelEngine::report() {
   return os.str();
 }
 
+std::string DataParallelEngine::summary() {
+  const int W = comm_.size();
+  std::vector<double> all(static_cast<size_t>(3 * W), 0.0);
+  all[3 * comm_.rank()] = static_cast<double>(comm_.stats().bytes_sent);
+  all[3 * comm_.rank() + 1] = comm_.stats().seconds;
+  all[3 * comm_.rank() + 2] = static_cast<double>(comm_.stats().calls);
+  comm_.all_reduce_sum(all.data(), all.size());
+  std::ostringstream os;
+  for (int r = 0; r < W; ++r)
+    os << "rank " << r << " communication: " << mib(all[3 * r]) << " sent (ring count), " << all[3 * r + 1]
+       << " s in " << static_cast<uint64_t>(all[3 * r + 2]) << " calls\n";
+  return os.str();
+}
+
 void DataParallelEngine::gather_state(std::vector<float>& m, std::vector<float>& v) {
   const size_t n = model_->flat_size();
   m.assign(n, 0.0f);

@@ -22,6 +22,7 @@ class DataParallelEngine final : public DataParallel {
   StepStats step(std::span<const Batch> micro_batches, float lr, float max_grad_norm) override;
   void sum(double* values, size_t n) override { comm_.all_reduce_sum(values, n); }
   std::string report() override;
+  std::string summary() override;
   uint64_t last_step_bytes() const override { return last_bytes_; }
   double last_step_comm_seconds() const override { return last_seconds_; }
   std::string save_checkpoint(const std::string& run_dir, const CheckpointState& state, int keep_last) override;

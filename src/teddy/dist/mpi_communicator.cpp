@@ -2,7 +2,12 @@
 
 #include <mpi.h>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <thread>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -27,15 +32,29 @@ void check(int rc, const char* what) {
   throw Error(std::string("MPI ") + what + " failed: " + std::string(msg, static_cast<size_t>(len)));
 }
 
-// Accumulates the wall time of one communication call into stats.
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Marks a communication call as in flight (for the watchdog) and accumulates its
+// wall time into stats.
 class Timed {
  public:
-  explicit Timed(CommStats& s) : s_(s), t0_(std::chrono::steady_clock::now()) { ++s_.calls; }
-  ~Timed() { s_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count(); }
+  Timed(CommStats& s, std::atomic<int64_t>& busy, std::atomic<const char*>& what, const char* name)
+      : s_(s), busy_(busy), t0_(now_ns()) {
+    ++s_.calls;
+    what.store(name);
+    busy_.store(t0_);
+  }
+  ~Timed() {
+    busy_.store(0);
+    s_.seconds += static_cast<double>(now_ns() - t0_) * 1e-9;
+  }
 
  private:
   CommStats& s_;
-  std::chrono::steady_clock::time_point t0_;
+  std::atomic<int64_t>& busy_;
+  int64_t t0_;
 };
 
 // MPI counts are int; ZeRO pieces of large models exceed 2^31 floats, so large
@@ -47,13 +66,24 @@ int to_int(size_t n, const char* what) {
 
 class MpiCommunicator final : public Communicator {
  public:
-  MpiCommunicator() {
+  explicit MpiCommunicator(double timeout_s) {
     check(MPI_Comm_dup(MPI_COMM_WORLD, &comm_), "Comm_dup");
     MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
+    if (timeout_s > 0) watchdog_ = std::thread([this, timeout_s] { watch(timeout_s); });
   }
-  ~MpiCommunicator() override { MPI_Comm_free(&comm_); }
+  ~MpiCommunicator() override {
+    if (watchdog_.joinable()) {
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        stop_ = true;
+      }
+      cv_.notify_all();
+      watchdog_.join();
+    }
+    MPI_Comm_free(&comm_);
+  }
   int rank() const override { return rank_; }
   int size() const override { return size_; }
 
@@ -62,7 +92,7 @@ class MpiCommunicator final : public Communicator {
   void all_reduce_sum(int64_t* d, size_t n) override { ar(d, n, MPI_INT64_T, sizeof(int64_t)); }
 
   void reduce_scatter_sum(float* data, std::span<const size_t> counts) override {
-    Timed t(stats_);
+    Timed t(stats_, busy_since_, busy_what_, "Reduce_scatter");
     const auto [cnt, off, total] = pieces(counts);
     // In place, MPI leaves the reduced piece at the start of the buffer; move it to
     // this rank's own offset (the other pieces are scratch).
@@ -72,7 +102,7 @@ class MpiCommunicator final : public Communicator {
   }
 
   void all_gather(float* data, std::span<const size_t> counts) override {
-    Timed t(stats_);
+    Timed t(stats_, busy_since_, busy_what_, "Allgatherv");
     const auto [cnt, off, total] = pieces(counts);
     check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, cnt.data(), off.data(), MPI_FLOAT, comm_),
           "Allgatherv");
@@ -80,21 +110,21 @@ class MpiCommunicator final : public Communicator {
   }
 
   void broadcast(void* data, size_t bytes, int root) override {
-    Timed t(stats_);
+    Timed t(stats_, busy_since_, busy_what_, "Bcast");
     check(MPI_Bcast(data, to_int(bytes, "Bcast"), MPI_BYTE, root, comm_), "Bcast");
     if (rank_ == root) stats_.bytes_sent += bytes;
   }
   void send(const void* data, size_t bytes, int to, int tag) override {
-    Timed t(stats_);
+    Timed t(stats_, busy_since_, busy_what_, "Send");
     check(MPI_Send(data, to_int(bytes, "Send"), MPI_BYTE, to, tag, comm_), "Send");
     stats_.bytes_sent += bytes;
   }
   void recv(void* data, size_t bytes, int from, int tag) override {
-    Timed t(stats_);
+    Timed t(stats_, busy_since_, busy_what_, "Recv");
     check(MPI_Recv(data, to_int(bytes, "Recv"), MPI_BYTE, from, tag, comm_, MPI_STATUS_IGNORE), "Recv");
   }
   void barrier() override {
-    Timed t(stats_);
+    Timed t(stats_, busy_since_, busy_what_, "Barrier");
     check(MPI_Barrier(comm_), "Barrier");
   }
   [[noreturn]] void abort(int code, const std::string&) override {
@@ -106,9 +136,29 @@ class MpiCommunicator final : public Communicator {
  private:
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1;
+  std::atomic<int64_t> busy_since_{0};  // start of the call in flight (ns), 0: none
+  std::atomic<const char*> busy_what_{""};
+  std::thread watchdog_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
 
+  void watch(double timeout_s) {
+    const int64_t limit = static_cast<int64_t>(timeout_s * 1e9);
+    std::unique_lock<std::mutex> lk(mu_);
+    while (!cv_.wait_for(lk, std::chrono::milliseconds(500), [this] { return stop_; })) {
+      const int64_t since = busy_since_.load();
+      if (since != 0 && now_ns() - since > limit) {
+        // The fault path: nothing else can report it, the main thread is blocked in MPI.
+        std::fprintf(stderr, "teddy: rank %d of %d: MPI %s waited more than %.0f s; a peer rank is hung or gone, ending the job\n",
+                     rank_, size_, busy_what_.load(), timeout_s);
+        std::fflush(stderr);
+        std::_Exit(3);
+      }
+    }
+  }
   void ar(void* d, size_t n, MPI_Datatype type, size_t elem) {
-    Timed t(stats_);
+    Timed t(stats_, busy_since_, busy_what_, "Allreduce");
     check(MPI_Allreduce(MPI_IN_PLACE, d, to_int(n, "Allreduce"), type, MPI_SUM, comm_), "Allreduce");
     stats_.bytes_sent += 2 * ring_bytes(n, elem);
   }
@@ -149,6 +199,8 @@ MpiRuntime::~MpiRuntime() {
   if (!finalized) MPI_Finalize();
 }
 
-std::unique_ptr<Communicator> MpiRuntime::world() const { return std::make_unique<MpiCommunicator>(); }
+std::unique_ptr<Communicator> MpiRuntime::world(double timeout_s) const {
+  return std::make_unique<MpiCommunicator>(timeout_s);
+}
 
 }  // namespace teddy::dist

@@ -21,8 +21,13 @@ class MpiRuntime {
   ~MpiRuntime();
   MpiRuntime(const MpiRuntime&) = delete;
   MpiRuntime& operator=(const MpiRuntime&) = delete;
-  // A communicator over all ranks of the job.
-  std::unique_ptr<Communicator> world() const;
+  // A communicator over all ranks of the job. With timeout_s > 0 a watchdog thread
+  // ends this process (exit code 3, after one line on stderr naming the rank and the
+  // call) when one communication call has waited longer than that: a peer that
+  // hangs without dying would otherwise block every rank forever. The launcher then
+  // tears the job down as for any failed rank. Make it longer than the slowest
+  // legitimate wait (rank 0 writing a checkpoint while the others wait).
+  std::unique_ptr<Communicator> world(double timeout_s = 0) const;
 };
 
 }  // namespace teddy::dist

@@ -28,6 +28,8 @@ class DataParallel {
   virtual void sum(double* values, size_t n) = 0;
   // Start-up lines: layout, per-rank state bytes against ZeRO's formulas (gathered).
   virtual std::string report() = 0;
+  // End-of-run lines: every rank's communication totals (gathered; every rank calls).
+  virtual std::string summary() = 0;
   // Communication of the last step: bytes this rank sent and seconds inside calls.
   virtual uint64_t last_step_bytes() const = 0;
   virtual double last_step_comm_seconds() const = 0;

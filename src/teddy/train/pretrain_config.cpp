@@ -74,6 +74,7 @@ const std::map<std::string, Key>& keys() {
       {"eval.batches", field<int>([](PretrainConfig& c) -> int& { return c.eval_batches; }, "an integer")},
       {"checkpoint.interval", field<int64_t>([](PretrainConfig& c) -> int64_t& { return c.checkpoint_interval; }, "an integer")},
       {"dist.dp", field<int>([](PretrainConfig& c) -> int& { return c.dp; }, "an integer (0: all ranks)")},
+      {"dist.timeout_s", field<double>([](PretrainConfig& c) -> double& { return c.timeout_s; }, "a number of seconds")},
       {"dist.zero", field<int>([](PretrainConfig& c) -> int& { return c.zero; }, "an integer 0..3")},
       {"checkpoint.keep", field<int>([](PretrainConfig& c) -> int& { return c.keep_checkpoints; }, "an integer")},
       {"run.dir", field<std::string>([](PretrainConfig& c) -> std::string& { return c.run_dir; }, "a directory path")},
@@ -193,6 +194,7 @@ void PretrainConfig::validate() const {
   positive(checkpoint_interval >= 0, "checkpoint.interval", "must be >= 0");
   positive(keep_checkpoints >= 0, "checkpoint.keep", "must be >= 0 (0 keeps all)");
   positive(dp >= 0, "dist.dp", "must be >= 0 (0: every rank of the job; got " + std::to_string(dp) + ")");
+  positive(timeout_s >= 0, "dist.timeout_s", "must be >= 0 (0: no watchdog)");
   positive(zero >= 0 && zero <= 3, "dist.zero", "must be 0, 1, 2 or 3 (got " + std::to_string(zero) + ")");
   positive(!run_dir.empty(), "run.dir", "must not be empty");
   positive(!dataset.empty(), "data.dataset", "must not be empty");
@@ -234,7 +236,7 @@ std::string PretrainConfig::to_toml() const {
                                 {"grad_clip", static_cast<double>(grad_clip)}});
   t.insert("eval", toml::table{{"interval", eval_interval}, {"batches", eval_batches}});
   t.insert("checkpoint", toml::table{{"interval", checkpoint_interval}, {"keep", keep_checkpoints}});
-  t.insert("dist", toml::table{{"zero", zero}, {"dp", dp}});
+  t.insert("dist", toml::table{{"zero", zero}, {"dp", dp}, {"timeout_s", timeout_s}});
   t.insert("run", toml::table{{"dir", run_dir}, {"peak_gflops", peak_gflops}});
   std::ostringstream os;
   os << t << "\n";

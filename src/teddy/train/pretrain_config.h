@@ -41,6 +41,7 @@ struct PretrainConfig {
   // [dist] (used when launched by mpirun / srun; the world size is the job's)
   int zero = 0;  // ZeRO stage: 0 data parallel, 1 shard optimizer state, 2 + gradients, 3 + parameters
   int dp = 0;    // data-parallel ranks the run expects; 0: every rank of the job (refused if it differs)
+  double timeout_s = 600;  // a communication call waiting longer ends the job (a hung peer); 0: never
   // [run]
   std::string run_dir = "runs/pretrain";
   double peak_gflops = 0;  // MFU denominator; 0: measure the sgemm ceiling at start

@@ -331,6 +331,7 @@ void Pretrainer::run(const std::function<void(const PretrainEvent&)>& on_event, 
   os << "total training FLOPs (6N+12LCT per token): " << run_tokens * fpt << "\n";
   os << "final validation loss: " << last_val << "\n";
   os << "peak resident memory: " << human_bytes(static_cast<double>(peak_rss_bytes())) << "\n";
+  if (s.dp) os << s.dp->summary();
   end.text = os.str();
   emit(end);
 }
