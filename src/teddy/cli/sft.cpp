@@ -92,6 +92,7 @@ void register_sft(CLI::App& app, Run& run) {
       std::printf("checkpoint %s, template %s%s; %zu examples from %s (%llu bad lines skipped)\n", cm.checkpoint.c_str(),
                   cm.tmpl.name.c_str(), cm.added_specials ? " (its tokens added now: the model never saw them)" : "",
                   ex.size(), o->data.c_str(), static_cast<unsigned long long>(rs.skipped));
+      std::fflush(stdout);  // before the progress lines on stderr
       ExactMatchOptions opt;
       opt.max_new_tokens = o->max_tokens;
       opt.limit = o->limit;

@@ -3,7 +3,9 @@
 // as raw bytes, so encode/decode round-trip any file.
 #include <cctype>
 #include <charconv>
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -57,8 +59,21 @@ struct TrainArgs {
 int run_train(const TrainArgs& a) {
   const auto t0 = std::chrono::steady_clock::now();
   BpeTrainer trainer({.vocab_size = a.vocab_size, .pattern = pretokenizer_from_name(a.pattern), .specials = a.specials});
+  // Directories contribute every regular file under them, in sorted order.
+  std::vector<std::string> files;
+  for (const std::string& in : a.inputs) {
+    if (std::filesystem::is_directory(in)) {
+      std::vector<std::string> found;
+      for (const auto& e : std::filesystem::recursive_directory_iterator(in))
+        if (e.is_regular_file()) found.push_back(e.path().string());
+      std::sort(found.begin(), found.end());
+      files.insert(files.end(), found.begin(), found.end());
+    } else {
+      files.push_back(in);
+    }
+  }
   size_t bytes = 0;
-  for (const std::string& path : a.inputs) {
+  for (const std::string& path : files) {
     const std::string text = read_text_file(path);
     bytes += text.size();
     trainer.add_text(text);
@@ -72,7 +87,7 @@ int run_train(const TrainArgs& a) {
   std::fprintf(stderr,
                "teddy tokenizer train: %zu bytes from %zu file(s), %zu distinct pieces (%.2f s); %zu merges (%.2f s); "
                "vocab %d -> %s\n",
-               bytes, a.inputs.size(), trainer.unique_pieces(), count_s, trainer.merges().size(), merge_s,
+               bytes, files.size(), trainer.unique_pieces(), count_s, trainer.merges().size(), merge_s,
                tok.vocab_size(), a.output.c_str());
   if (tok.vocab_size() < a.vocab_size)
     std::fprintf(stderr, "teddy tokenizer train: the corpus ran out of pairs before vocab size %d\n", a.vocab_size);
@@ -152,7 +167,7 @@ void register_tokenizer(CLI::App& app, Run& run) {
 
   auto ta = std::make_shared<TrainArgs>();
   CLI::App* train = tok->add_subcommand("train", "Learn BPE merges from text files");
-  train->add_option("--input,-i", ta->inputs, "Text file(s) to learn from")->required()->check(CLI::ExistingFile);
+  train->add_option("--input,-i", ta->inputs, "Text file(s) or directories (all files under them) to learn from")->required()->check(CLI::ExistingPath);
   train->add_option("--vocab-size", ta->vocab_size, "Total ids: 256 bytes + merges + specials")->required();
   train->add_option("--pattern", ta->pattern, "Pre-tokenizer regex: gpt2 or llama3")
       ->check(CLI::IsMember({"gpt2", "llama3"}));
