@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -381,6 +382,56 @@ TEST(Model, RejectsBadBatches) {
   EXPECT_THROW(m.forward(b), Error);
   Batch empty;
   EXPECT_THROW(m.forward(empty), Error);
+}
+
+
+// Recomputation rebuilds dropped activations with the forward's own kernels, so the
+// loss and every gradient are bit-identical to keeping them; the arena shrinks.
+TEST(Model, RecomputeGradientsAreBitIdentical) {
+  for (const ModelConfig& c : all_configs()) {
+    SCOPED_TRACE(label(c));
+    const int B = 2, T = 16;
+    Data d = random_data(c, B, T, 5, 7);
+    std::vector<int32_t> pos(static_cast<size_t>(B) * T), seg(pos.size());
+    for (int i = 0; i < B * T; ++i) {  // row 1 packs two documents
+      const int t = i % T;
+      pos[i] = i < T || t < 9 ? t : t - 9;
+      seg[i] = i < T || t < 9 ? 0 : 1;
+    }
+    Batch b = d.batch(B, T);
+    b.pos = pos.data();
+    b.seg = seg.data();
+    Model m(c);
+    fill_random(m, 11);
+    m.zero_grad();
+    const LossSum l0 = m.forward_backward(b, 0.05f);
+    const std::vector<float> g0 = grads_of(m);
+    size_t prev_bytes = m.activation_bytes();
+    EXPECT_EQ(prev_bytes, Model::activation_bytes_for(c, B, T, Recompute::none));
+    for (Recompute r : {Recompute::attention, Recompute::block}) {
+      SCOPED_TRACE(std::string(recompute_name(r)));
+      m.set_recompute(r);
+      m.zero_grad();
+      const LossSum l = m.forward_backward(b, 0.05f);
+      EXPECT_EQ(l.sum, l0.sum);
+      EXPECT_EQ(l.count, l0.count);
+      EXPECT_EQ(std::memcmp(g0.data(), m.grads(), g0.size() * sizeof(float)), 0);
+      EXPECT_EQ(m.activation_bytes(), Model::activation_bytes_for(c, B, T, r));
+      EXPECT_LT(m.activation_bytes(), prev_bytes);
+      prev_bytes = m.activation_bytes();
+      // A second step on the same arena: nothing stale from the first.
+      m.zero_grad();
+      m.forward_backward(b, 0.05f);
+      EXPECT_EQ(std::memcmp(g0.data(), m.grads(), g0.size() * sizeof(float)), 0);
+    }
+    m.set_recompute(Recompute::none);  // back: the arena is re-carved
+    m.zero_grad();
+    m.forward_backward(b, 0.05f);
+    EXPECT_EQ(std::memcmp(g0.data(), m.grads(), g0.size() * sizeof(float)), 0);
+    EXPECT_EQ(m.activation_bytes(), Model::activation_bytes_for(c, B, T, Recompute::none));
+  }
+  EXPECT_EQ(recompute_from_name("full"), Recompute::block);
+  EXPECT_THROW(recompute_from_name("sometimes"), ConfigError);
 }
 
 }  // namespace

@@ -55,6 +55,12 @@ void check_against_engine(const std::string& preset, int B, int T) {
   const double measured_acts = static_cast<double>(model.activation_bytes());
   EXPECT_NEAR(m.activations.total() / measured_acts, 1.0, 0.10);
   EXPECT_DOUBLE_EQ(m.activations.total(), static_cast<double>(Model::activation_bytes_for(cfg, B, T)));
+  for (Recompute r : {Recompute::attention, Recompute::block}) {  // the planner models each mode's arena exactly
+    TrainSetup sr = s;
+    sr.recompute = r;
+    EXPECT_DOUBLE_EQ(activation_bytes(cfg, sr).total(), static_cast<double>(Model::activation_bytes_for(cfg, B, T, r)))
+        << recompute_name(r);
+  }
   EXPECT_DOUBLE_EQ(m.states.params, static_cast<double>(model.param_bytes()));
   EXPECT_DOUBLE_EQ(m.states.grads, static_cast<double>(model.grad_bytes()));
 }

@@ -58,7 +58,7 @@ int classifier_chunk_rows(const ModelConfig& cfg, int rows) {
   return static_cast<int>(std::min<size_t>(r, static_cast<size_t>(rows)));
 }
 
-void carve_activations(Arena& arena, const ModelConfig& cfg, int rows, Activations& a) {
+void carve_activations(Arena& arena, const ModelConfig& cfg, int rows, Activations& a, Recompute recompute) {
   const size_t N = static_cast<size_t>(rows), C = cfg.d_model, F = cfg.d_ff;
   const size_t QKV = cfg.qkv_dim(), NH = cfg.n_head;
   const size_t up = cfg.family == Family::gpt2 ? F : 2 * F;
@@ -69,19 +69,32 @@ void carve_activations(Arena& arena, const ModelConfig& cfg, int rows, Activatio
   a.resid.assign(cfg.n_layer + 1, nullptr);
   a.layers.assign(cfg.n_layer, LayerActs{});
   a.resid[0] = arena.take<float>(N * C);
-  for (int l = 0; l < cfg.n_layer; ++l) {
-    LayerActs& x = a.layers[l];
+  // What a block saves, split into its attention half and its MLP half; a half the
+  // recompute mode drops is carved once (shared scratch) instead of per layer.
+  auto take_attn = [&](LayerActs& x) {
     x.ln1 = arena.take<float>(N * C);
     x.mean1 = layernorm ? arena.take<float>(N) : nullptr;
     x.rstd1 = arena.take<float>(N);
     x.qkv = arena.take<float>(N * QKV);
     x.att = arena.take<float>(N * C);
     x.lse = arena.take<float>(N * NH);
+  };
+  auto take_mlp = [&](LayerActs& x) {
     x.h = arena.take<float>(N * C);
     x.ln2 = arena.take<float>(N * C);
     x.mean2 = layernorm ? arena.take<float>(N) : nullptr;
     x.rstd2 = arena.take<float>(N);
     x.up = arena.take<float>(N * up);
+  };
+  const bool keep_attn = recompute == Recompute::none, keep_mlp = recompute != Recompute::block;
+  LayerActs shared{};
+  if (!keep_attn) take_attn(shared);
+  if (!keep_mlp) take_mlp(shared);
+  for (int l = 0; l < cfg.n_layer; ++l) {
+    LayerActs& x = a.layers[l];
+    x = shared;
+    if (keep_attn) take_attn(x);
+    if (keep_mlp) take_mlp(x);
     a.resid[l + 1] = arena.take<float>(N * C);
   }
   a.act = arena.take<float>(N * F);

@@ -3,6 +3,7 @@
 // chunked classifier (full (B,T,Vp) logits are never held during training).
 #include "teddy/model/model.h"
 
+#include <algorithm>
 #include <string>
 
 #include "teddy/core/error.h"
@@ -18,6 +19,8 @@ struct Model::Impl {
   ParamOffsets off;
   Arena arena;
   Activations acts;  // views into arena for up to acts.rows rows
+  Recompute recompute = Recompute::none;
+  Recompute carved_for = Recompute::none;  // the mode the arena's views were carved for
   Profiler* prof = nullptr;
 };
 
@@ -39,17 +42,36 @@ float* Model::grad(std::string_view name) { return grads() + layout_.find(name).
 
 void Model::set_profiler(Profiler* p) { impl_->prof = p; }
 
+Recompute recompute_from_name(std::string_view name) {
+  if (name == "none") return Recompute::none;
+  if (name == "attention") return Recompute::attention;
+  if (name == "block" || name == "full") return Recompute::block;
+  throw ConfigError("recompute: unknown mode '" + std::string(name) + "' (known: none, attention, block)");
+}
+
+std::string_view recompute_name(Recompute r) {
+  switch (r) {
+    case Recompute::none: return "none";
+    case Recompute::attention: return "attention";
+    case Recompute::block: return "block";
+  }
+  return "?";
+}
+
+void Model::set_recompute(Recompute r) { impl_->recompute = r; }
+Recompute Model::recompute() const { return impl_->recompute; }
+
 void Model::zero_grad() { zero_floats(grads(), layout_.total); }
 
 size_t Model::param_bytes() const { return params_.bytes(); }
 size_t Model::grad_bytes() const { return grads_.bytes(); }
 size_t Model::activation_bytes() const { return impl_->arena.capacity(); }
 
-size_t Model::activation_bytes_for(const ModelConfig& cfg, int B, int T) {
+size_t Model::activation_bytes_for(const ModelConfig& cfg, int B, int T, Recompute r) {
   cfg.validate();
   Arena counter;
   Activations a;
-  carve_activations(counter, cfg, B * T, a);
+  carve_activations(counter, cfg, B * T, a, r);
   return counter.peak();
 }
 
@@ -57,13 +79,19 @@ void Model::reserve_activations(int B, int T) {
   if (B <= 0 || T <= 0) throw Error("reserve_activations: B and T must be positive");
   const int64_t rows = static_cast<int64_t>(B) * T;
   if (rows > INT32_MAX) throw Error("reserve_activations: B*T must fit in int32");
-  if (impl_->arena.allocated() && rows <= impl_->acts.rows) return;
-  // Counting pass, then one allocation, then the same views for real.
+  const Recompute mode = impl_->recompute;
+  if (impl_->arena.allocated() && rows <= impl_->acts.rows && impl_->carved_for == mode) return;
+  // Counting pass, then one allocation, then the same views for real. A new mode
+  // re-carves at the current capacity (or more), so the arena follows the mode.
+  const int keep = impl_->arena.allocated() ? impl_->acts.rows : 0;
+  const int r = static_cast<int>(std::max<int64_t>(rows, keep));
+  impl_->arena = Arena();  // free the old one first: the peak stays one arena
   Arena arena;
   Activations a;
-  carve_activations(arena, cfg_, static_cast<int>(rows), a);
+  carve_activations(arena, cfg_, r, a, mode);
   arena.allocate_counted();
-  carve_activations(arena, cfg_, static_cast<int>(rows), a);
+  carve_activations(arena, cfg_, r, a, mode);
+  impl_->carved_for = mode;
   impl_->arena = std::move(arena);
   impl_->acts = std::move(a);
 }
@@ -199,6 +227,8 @@ LossSum Model::forward_backward(const Batch& b, float dloss) {
                 a.meanf, a.rstdf);
   for (int l = cfg_.n_layer - 1; l >= 0; --l) {
     if (hooks_.before_backward) hooks_.before_backward(l);
+    const LayerTensors w = resolve_layer(P, o.layers[l]);
+    block_recompute(s, impl_->carved_for, w, a.layers[l], a.resid[l], a.pos, b.seg);  // after the hook: ZeRO-3 gathers first
     block_backward(s, resolve_layer(P, o.layers[l]), resolve_layer(G, o.layers[l]), a.layers[l], a, a.resid[l],
                    a.pos, b.seg);
     if (hooks_.after_backward) hooks_.after_backward(l);

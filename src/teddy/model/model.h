@@ -8,6 +8,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "teddy/core/buffer.h"
@@ -52,6 +53,18 @@ struct Batch {
   int B = 0, T = 0;
 };
 
+// Activation recomputation: what forward_backward keeps for backward.
+//   none:      everything the backward reads (fastest, most memory);
+//   attention: drops norm1 output, QKV, attention output and its logsumexp per block
+//              and redoes norm1 + QKV GEMM (+ RoPE) + attention in backward;
+//   block:     keeps only each block's input (the residual stream) and redoes the
+//              block's forward (all but the down projection) in backward.
+// The recomputed tensors go to one block's worth of shared scratch. Kernels are
+// deterministic, so gradients are bit-identical to `none`.
+enum class Recompute { none, attention, block };
+Recompute recompute_from_name(std::string_view name);  // "none" | "attention" | "block" ("full"); throws ConfigError
+std::string_view recompute_name(Recompute r);
+
 struct LossSum {
   double sum = 0.0;    // sum of per-token losses over non-ignored targets
   int64_t count = 0;   // number of non-ignored targets
@@ -94,7 +107,11 @@ class Model {
   size_t activation_bytes() const;  // current arena capacity
   // Arena bytes a model of `cfg` takes for one (B, T) micro-batch (forward_backward),
   // from the same counting pass the model runs; allocates nothing.
-  static size_t activation_bytes_for(const ModelConfig& cfg, int B, int T);
+  static size_t activation_bytes_for(const ModelConfig& cfg, int B, int T, Recompute r = Recompute::none);
+  // Activation recomputation mode (default none). Changing it re-carves the arena at
+  // the next call (its size follows the mode).
+  void set_recompute(Recompute r);
+  Recompute recompute() const;
   // Sizes the activation arena for B*T rows now (it otherwise grows on the first call
   // with more rows than before; it never shrinks).
   void reserve_activations(int B, int T);

@@ -73,8 +73,10 @@ struct Activations {
   float *dup = nullptr;    // (N, F or 2F)
 };
 // Takes every view from `arena` in a fixed order (a counting pass when the arena is
-// not allocated yet).
-void carve_activations(Arena& arena, const ModelConfig& cfg, int rows, Activations& a);
+// not allocated yet). With recomputation, the tensors a mode drops point, for every
+// layer, into one shared block's worth of scratch.
+void carve_activations(Arena& arena, const ModelConfig& cfg, int rows, Activations& a,
+                       Recompute recompute = Recompute::none);
 int classifier_chunk_rows(const ModelConfig& cfg, int rows);
 
 // Static shape of one block call, and where its kernel times go (nullptr: nowhere).
@@ -98,6 +100,11 @@ BlockShape block_shape(const ModelConfig& cfg, int B, int T, Profiler* prof = nu
 // x_out = block(x_in), saving into `a`. `act` is the (N, F) shared activation scratch.
 void block_forward(const BlockShape& s, const LayerTensors& w, const LayerActs& a, float* act,
                    const float* x_in, float* x_out, const int32_t* pos, const int32_t* seg);
+// Rebuilds in `a` what `mode` dropped (attention: ln1, mean1, rstd1, qkv, att, lse;
+// block: also h, ln2, mean2, rstd2, up) from the block input, with the forward's own
+// kernels, so the values are bit-identical. No-op for Recompute::none.
+void block_recompute(const BlockShape& s, Recompute mode, const LayerTensors& w, const LayerActs& a,
+                     const float* x_in, const int32_t* pos, const int32_t* seg);
 // On entry acts.dx holds dL/dx_out; on exit dL/dx_in. Parameter gradients ADD into g.
 void block_backward(const BlockShape& s, const LayerTensors& w, const LayerTensors& g, const LayerActs& a,
                     const Activations& acts, const float* x_in, const int32_t* pos, const int32_t* seg);

@@ -98,21 +98,42 @@ void rope_qk_forward(const BlockShape& s, float* qkv, const int32_t* pos) {
 
 }  // namespace
 
-void block_forward(const BlockShape& s, const LayerTensors& w, const LayerActs& a, float* act,
-                   const float* x_in, float* x_out, const int32_t* pos, const int32_t* seg) {
-  const int up_cols = s.gpt2 ? s.F : 2 * s.F;
-  // Attention half.
+namespace {
+
+// The forward in two pieces that block_recompute reuses verbatim (same kernels, same
+// order), which is what makes recomputed activations bit-identical.
+// x_in -> ln1, qkv (rotated), att, lse.
+void attention_half_forward(const BlockShape& s, const LayerTensors& w, const LayerActs& a, const float* x_in,
+                            const int32_t* pos, const int32_t* seg) {
   norm_forward(s, a.ln1, a.mean1, a.rstd1, x_in, w.norm1_w, w.norm1_b);  // (N, C)
   linear_fwd(s, a.qkv, a.ln1, w.qkv_w, w.qkv_b, s.C, s.QKV);              // (N, QKV)
   if (!s.gpt2) rope_qk_forward(s, a.qkv, pos);
   timed(s.prof, "attention_forward", 0, [&] {
     k::attention_forward(a.att, a.lse, a.qkv, seg, s.B, s.T, s.NH, s.NKV, s.HS);  // (N, C)
   });
+}
+// att, x_in -> h, ln2, up (the MLP pre-activation).
+void mlp_inputs_forward(const BlockShape& s, const LayerTensors& w, const LayerActs& a, const float* x_in) {
+  const int up_cols = s.gpt2 ? s.F : 2 * s.F;
   linear_fwd(s, a.h, a.att, w.proj_w, w.proj_b, s.C, s.C);  // (N, C)
   residual_timed(s, a.h, x_in);                              // h = x + attn
-  // MLP half.
   norm_forward(s, a.ln2, a.mean2, a.rstd2, a.h, w.norm2_w, w.norm2_b);  // (N, C)
   linear_fwd(s, a.up, a.ln2, w.up_w, w.up_b, s.C, up_cols);             // (N, F|2F)
+}
+
+}  // namespace
+
+void block_recompute(const BlockShape& s, Recompute mode, const LayerTensors& w, const LayerActs& a,
+                     const float* x_in, const int32_t* pos, const int32_t* seg) {
+  if (mode == Recompute::none) return;
+  attention_half_forward(s, w, a, x_in, pos, seg);
+  if (mode == Recompute::block) mlp_inputs_forward(s, w, a, x_in);  // the down projection is not needed
+}
+
+void block_forward(const BlockShape& s, const LayerTensors& w, const LayerActs& a, float* act,
+                   const float* x_in, float* x_out, const int32_t* pos, const int32_t* seg) {
+  attention_half_forward(s, w, a, x_in, pos, seg);
+  mlp_inputs_forward(s, w, a, x_in);
   mlp_act_forward(s, act, a.up);                                          // (N, F)
   linear_fwd(s, x_out, act, w.down_w, w.down_b, s.F, s.C);              // (N, C)
   residual_timed(s, x_out, a.h);                                          // out = h + mlp

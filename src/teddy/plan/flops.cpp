@@ -38,29 +38,16 @@ FlopsPerToken flops_per_token(const ModelConfig& cfg, int seq_len) {
   return f;
 }
 
-Recompute recompute_from_name(std::string_view name) {
-  if (name == "none") return Recompute::none;
-  if (name == "attention") return Recompute::attention;
-  if (name == "block" || name == "full") return Recompute::block;
-  throw ConfigError("recompute: unknown mode '" + std::string(name) + "' (known: none, attention, block)");
-}
-
-std::string_view recompute_name(Recompute r) {
-  switch (r) {
-    case Recompute::none: return "none";
-    case Recompute::attention: return "attention";
-    case Recompute::block: return "block";
-  }
-  return "?";
-}
-
 double recompute_flops_per_token(const ModelConfig& cfg, int seq_len, Recompute r) {
   const FlopsPerToken f = flops_per_token(cfg, seq_len);
   const ForwardFlops& fw = f.forward;
   switch (r) {
     case Recompute::none: return 0;
     case Recompute::attention: return fw.n_layer * (fw.qkv + fw.attn_causal);
-    case Recompute::block: return fw.n_layer * (fw.qkv + fw.attn_causal + fw.proj + fw.mlp);
+    case Recompute::block: {
+      const double down = 2.0 * cfg.d_ff * cfg.d_model;  // not redone: block outputs are kept
+      return fw.n_layer * (fw.qkv + fw.attn_causal + fw.proj + fw.mlp - down);
+    }
   }
   return 0;
 }

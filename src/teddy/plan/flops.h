@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "teddy/model/config.h"
+#include "teddy/model/model.h"  // Recompute
 
 namespace teddy::plan {
 
@@ -50,10 +51,12 @@ FlopsPerToken flops_per_token(const ModelConfig& cfg, int seq_len);
 
 // Extra forward work per token that a recompute mode repeats in backward
 // (hardware FLOPs = model FLOPs + this): "attention" repeats norm1 + QKV + attention,
-// "block" repeats the whole forward of the blocks.
-enum class Recompute { none, attention, block };
-Recompute recompute_from_name(std::string_view name);  // none | attention | block
-std::string_view recompute_name(Recompute r);
+// "block" repeats the blocks' forward except the MLP down projection (its output is
+// the next block's input, which is kept).
+// The mode is the engine's own (model/model.h), so a plan and a run mean the same thing.
+using teddy::Recompute;
+using teddy::recompute_from_name;  // none | attention | block
+using teddy::recompute_name;
 double recompute_flops_per_token(const ModelConfig& cfg, int seq_len, Recompute r);
 
 }  // namespace teddy::plan
