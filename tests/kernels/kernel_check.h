@@ -7,11 +7,13 @@
 // central finite differences of L = sum(out * w) for a random w (so dout = w),
 // and the fast cpu kernel is compared with the float reference over odd sizes.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <random>
 #include <sstream>
 #include <vector>
@@ -73,6 +75,72 @@ template <class A, class B>
                                      double atol) {
   if (got.size() != want.size()) return ::testing::AssertionFailure() << "size " << got.size() << " vs " << want.size();
   return all_close(got.data(), want.data(), got.size(), rtol, atol);
+}
+
+// n floats one element into their storage, so the data is never 16-byte aligned.
+struct Misaligned {
+  std::vector<float> store;
+  explicit Misaligned(const std::vector<float>& v) : store(v.size() + 1) {
+    std::copy(v.begin(), v.end(), store.begin() + 1);
+  }
+  explicit Misaligned(size_t n) : store(n + 1) {}
+  float* p() { return store.data() + 1; }
+  std::vector<float> vec() const { return {store.begin() + 1, store.end()}; }
+};
+
+// max |v[i]| in double (0 for an empty vector).
+template <class T>
+double max_abs(const std::vector<T>& v) {
+  double m = 0;
+  for (T x : v) m = std::max(m, std::fabs(static_cast<double>(x)));
+  return m;
+}
+
+// |got - want| <= rtol * (|want| + max|want|): relative, with an absolute floor at the
+// tensor's scale (outputs, dot products and gradients can cancel to near zero).
+inline ::testing::AssertionResult close_scaled(const std::vector<float>& got, const std::vector<float>& want,
+                                               double rtol) {
+  return all_close(got, want, rtol, rtol * std::max(max_abs(want), 1e-30));
+}
+
+// Backward += check: each gradient in `twice` (backward run twice onto zeros) is
+// 2x the same gradient in `once` (run once), within close_scaled(rtol).
+inline void expect_doubled(const std::vector<std::vector<float>>& once, const std::vector<std::vector<float>>& twice,
+                           double rtol) {
+  for (size_t t = 0; t < once.size(); ++t) {
+    std::vector<float> doubled(once[t]);
+    for (float& v : doubled) v *= 2;
+    EXPECT_TRUE(close_scaled(twice[t], doubled, rtol)) << "gradient " << t;
+  }
+}
+
+// The parts joined end to end (several gradients compared as one vector).
+template <class T>
+std::vector<T> concat(std::initializer_list<std::vector<T>> parts) {
+  std::vector<T> all;
+  for (const auto& p : parts) all.insert(all.end(), p.begin(), p.end());
+  return all;
+}
+
+// Calls fn(threads) with OpenMP set to each thread count in turn, then restores the
+// caller's thread count.
+template <class F>
+void for_each_thread_count(std::initializer_list<int> counts, F&& fn) {
+  const int saved = omp_get_max_threads();
+  for (int threads : counts) {
+    omp_set_num_threads(threads);
+    fn(threads);
+  }
+  omp_set_num_threads(saved);
+}
+
+// fn()'s result under each OpenMP thread count, in order (for determinism checks:
+// compare every entry with the first).
+template <class F>
+auto results_per_thread_count(std::initializer_list<int> counts, F&& fn) {
+  std::vector<decltype(fn())> results;
+  for_each_thread_count(counts, [&](int) { results.push_back(fn()); });
+  return results;
 }
 
 // ||a - b|| / ||b||.

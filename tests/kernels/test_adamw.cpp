@@ -36,12 +36,6 @@ void adamw_double(std::vector<double>& p, const std::vector<float>& g, std::vect
   }
 }
 
-double max_abs(const std::vector<double>& v) {
-  double m = 0;
-  for (double x : v) m = std::max(m, std::fabs(x));
-  return m;
-}
-
 // A sequence of gradients with every 11th element exactly 0 (untouched parameters).
 std::vector<std::vector<float>> grad_steps(size_t n, int steps, uint64_t seed) {
   std::vector<std::vector<float>> gs;

@@ -2,8 +2,6 @@
 // float reference over odd sizes, GQA and document masks; flash vs the plain (T x T)
 // kernel; += accumulation; the FlashAttention authors' bar (flash error <= 2x plain
 // error against float64); backward split modes and thread counts.
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <sstream>
@@ -101,17 +99,6 @@ Result run(Impl impl, const Shape& s, const std::vector<float>& qkv, const std::
       break;
   }
   return r;
-}
-
-double max_abs(const std::vector<float>& v) {
-  double m = 0;
-  for (float x : v) m = std::max(m, std::fabs(static_cast<double>(x)));
-  return m;
-}
-
-// |got - want| <= rtol * (|want| + max|want|): relative with a floor at the tensor's scale.
-::testing::AssertionResult close_scaled(const std::vector<float>& got, const std::vector<float>& want, double rtol) {
-  return all_close(got, want, rtol, rtol * std::max(max_abs(want), 1e-30));
 }
 
 // fp32 tolerance: scores sum HS products, outputs and gradients sum up to T terms.
@@ -338,10 +325,8 @@ TEST(Attention, FlashBackwardSplitsAgreeAndAreDeterministic) {
   const Shape s{2, 300, 4, 2, 32};  // 5 key blocks
   const auto qkv = randn(s.qkv(), 41), dout = randn(s.out(), 42);
   const auto seg = make_seg(SegMode::packed, s.B, s.T, 43);
-  const int saved = omp_get_max_threads();
   const Result base = run(Impl::flash, s, qkv, seg, dout, {}, kc::FlashBackwardSplit::by_group);
-  for (int threads : {1, 2, 3}) {
-    omp_set_num_threads(threads);
+  for_each_thread_count({1, 2, 3}, [&](int threads) {
     SCOPED_TRACE(::testing::Message() << "threads=" << threads);
     const Result g = run(Impl::flash, s, qkv, seg, dout, {}, kc::FlashBackwardSplit::by_group);
     const Result k1 = run(Impl::flash, s, qkv, seg, dout, {}, kc::FlashBackwardSplit::by_key_block);
@@ -351,8 +336,7 @@ TEST(Attention, FlashBackwardSplitsAgreeAndAreDeterministic) {
     EXPECT_EQ(g.dqkv, base.dqkv);
     EXPECT_EQ(k1.dqkv, k2.dqkv);  // per-thread partials summed in a fixed order
     EXPECT_TRUE(close_scaled(k1.dqkv, g.dqkv, rtol_attention(s)));
-  }
-  omp_set_num_threads(saved);
+  });
 }
 
 TEST(Attention, FlashRejectsSmallScratchAndBadShapes) {

@@ -2,8 +2,6 @@
 // dloss*sum(losses); cpu vs float reference over odd N, V, padded Vp and ignored
 // rows; padding and ignored rows zeroed; aliasing dlogits == logits; large
 // logits; invalid targets rejected.
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -21,17 +19,6 @@ namespace kr = teddy::kernels::ref;
 namespace kc = teddy::kernels::cpu;
 
 constexpr int kIgnore = -100;
-
-double max_abs(const std::vector<float>& v) {
-  double m = 0;
-  for (float x : v) m = std::max(m, std::fabs(static_cast<double>(x)));
-  return m;
-}
-
-::testing::AssertionResult close_scaled(const std::vector<float>& got, const std::vector<float>& want,
-                                        double rtol) {
-  return all_close(got, want, rtol, rtol * std::max(max_abs(want), 1e-30));
-}
 
 // Targets in [0, V), every `ignore_every`-th row (if > 0) set to kIgnore.
 std::vector<int32_t> make_targets(int N, int V, int ignore_every, uint64_t seed) {
@@ -159,18 +146,13 @@ TEST(CrossEntropy, CpuIsDeterministicAcrossThreadCounts) {
   const int N = 37, V = 1000, Vp = 1024;
   const auto logits = randn(N * Vp, 90, 2.0);
   const auto targets = make_targets(N, V, 4, 91);
-  const int saved = omp_get_max_threads();
-  std::vector<std::vector<float>> results;
   std::vector<double> sums;
-  for (int threads : {1, 2, 3}) {
-    omp_set_num_threads(threads);
+  const auto results = results_per_thread_count({1, 2, 3}, [&] {
     std::vector<float> losses(N), dlogits(N * Vp);
     sums.push_back(kc::crossentropy_forward_backward(losses.data(), dlogits.data(), logits.data(), targets.data(),
                                                      N, V, Vp, kIgnore, 0.5f));
-    dlogits.insert(dlogits.end(), losses.begin(), losses.end());
-    results.push_back(dlogits);
-  }
-  omp_set_num_threads(saved);
+    return concat({dlogits, losses});
+  });
   EXPECT_EQ(results[0], results[1]);
   EXPECT_EQ(results[0], results[2]);
   EXPECT_EQ(sums[0], sums[1]);

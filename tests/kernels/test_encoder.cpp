@@ -1,9 +1,6 @@
 // Token + position embedding trio: double reference vs finite differences, cpu vs
 // float reference (bitwise: both add rows in order) over odd sizes, repeated tokens,
 // wpe == nullptr and misaligned pointers; += accumulation; thread-count determinism.
-#include <omp.h>
-
-#include <algorithm>
 #include <vector>
 
 #include "kernels/kernel_check.h"
@@ -15,17 +12,6 @@ namespace {
 using namespace teddy::test;
 namespace kr = teddy::kernels::ref;
 namespace kc = teddy::kernels::cpu;
-
-// n floats one element into their storage, so the data is never 16-byte aligned.
-struct Misaligned {
-  std::vector<float> store;
-  explicit Misaligned(const std::vector<float>& v) : store(v.size() + 1) {
-    std::copy(v.begin(), v.end(), store.begin() + 1);
-  }
-  explicit Misaligned(size_t n) : store(n + 1) {}
-  float* p() { return store.data() + 1; }
-  std::vector<float> vec() const { return {store.begin() + 1, store.end()}; }
-};
 
 TEST(Encoder, ReferenceBackwardMatchesFiniteDifferences) {
   const int N = 6, C = 5, V = 4, T = 3;
@@ -116,16 +102,11 @@ TEST(Encoder, CpuBackwardIsDeterministicAcrossThreadCounts) {
   const int N = 512, C = 200, V = 7, T = 64;  // C not a multiple of the 16-float chunk
   const auto tokens = randint(N, 0, V, 130), pos = randint(N, 0, T, 131);
   const auto dout = randn(N * C, 132);
-  const int saved = omp_get_max_threads();
-  std::vector<std::vector<float>> results;
-  for (int threads : {1, 3, 5}) {
-    omp_set_num_threads(threads);
+  const auto results = results_per_thread_count({1, 3, 5}, [&] {
     std::vector<float> dwte(V * C), dwpe(T * C);
     kc::encoder_backward(dwte.data(), dwpe.data(), dout.data(), tokens.data(), pos.data(), N, C);
-    dwte.insert(dwte.end(), dwpe.begin(), dwpe.end());
-    results.push_back(dwte);
-  }
-  omp_set_num_threads(saved);
+    return concat({dwte, dwpe});
+  });
   EXPECT_EQ(results[0], results[1]);
   EXPECT_EQ(results[0], results[2]);
 }

@@ -2,7 +2,6 @@
 // PyTorch's gelu(approximate="tanh") formula at known points, cpu vs float
 // reference over odd sizes (including the tails where exp saturates) and
 // misaligned pointers, += accumulation.
-#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -15,17 +14,6 @@ namespace {
 using namespace teddy::test;
 namespace kr = teddy::kernels::ref;
 namespace kc = teddy::kernels::cpu;
-
-// n floats one element into their storage, so the data is never 16-byte aligned.
-struct Misaligned {
-  std::vector<float> store;
-  explicit Misaligned(const std::vector<float>& v) : store(v.size() + 1) {
-    std::copy(v.begin(), v.end(), store.begin() + 1);
-  }
-  explicit Misaligned(size_t n) : store(n + 1) {}
-  float* p() { return store.data() + 1; }
-  std::vector<float> vec() const { return {store.begin() + 1, store.end()}; }
-};
 
 TEST(Gelu, ReferenceKnownValues) {
   // torch.nn.functional.gelu(x, approximate="tanh") in float64 (torch 1.13).

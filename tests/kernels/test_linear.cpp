@@ -1,9 +1,6 @@
 // Linear trio: double reference vs finite differences, cpu (sgemm) vs float
 // reference over odd sizes with and without bias and with nullptr gradients,
 // += accumulation, forward overwrite, dbias determinism across thread counts.
-#include <omp.h>
-
-#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <tuple>
@@ -18,28 +15,6 @@ namespace {
 using namespace teddy::test;
 namespace kr = teddy::kernels::ref;
 namespace kc = teddy::kernels::cpu;
-
-// n floats one element into their storage, so the data is never 16-byte aligned.
-struct Misaligned {
-  std::vector<float> store;
-  explicit Misaligned(const std::vector<float>& v) : store(v.size() + 1) {
-    std::copy(v.begin(), v.end(), store.begin() + 1);
-  }
-  float* p() { return store.data() + 1; }
-  std::vector<float> vec() const { return {store.begin() + 1, store.end()}; }
-};
-
-double max_abs(const std::vector<float>& v) {
-  double m = 0;
-  for (float x : v) m = std::max(m, std::fabs(static_cast<double>(x)));
-  return m;
-}
-
-// Relative, with an absolute floor at the tensor's scale (dot products cancel).
-::testing::AssertionResult close_scaled(const std::vector<float>& got, const std::vector<float>& want,
-                                        double rtol) {
-  return all_close(got, want, rtol, rtol * std::max(max_abs(want), 1e-30));
-}
 
 TEST(Linear, ReferenceBackwardMatchesFiniteDifferences) {
   for (auto [N, C, OC] : {std::tuple{3, 5, 4}, std::tuple{1, 1, 1}, std::tuple{4, 7, 9}}) {
@@ -119,11 +94,7 @@ TEST(Linear, BackwardAccumulates) {
   };
   for (auto backward : {&kr::linear_backward, &kc::linear_backward}) {
     const auto once = run(backward, 1), twice = run(backward, 2);
-    for (size_t t = 0; t < once.size(); ++t) {
-      std::vector<float> doubled(once[t]);
-      for (float& v : doubled) v *= 2;
-      EXPECT_TRUE(close_scaled(twice[t], doubled, 4 * kEpsF32)) << "gradient " << t;
-    }
+    expect_doubled(once, twice, 4 * kEpsF32);
   }
 }
 
@@ -142,15 +113,11 @@ TEST(Linear, ForwardOverwritesOutput) {
 TEST(Linear, CpuDbiasIsDeterministicAcrossThreadCounts) {
   const int N = 257, C = 3, OC = 1000;
   const auto x = randn(N * C, 50), weight = randn(OC * C, 51), dout = randn(N * OC, 52);
-  const int saved = omp_get_max_threads();
-  std::vector<std::vector<float>> results;
-  for (int threads : {1, 2, 3}) {
-    omp_set_num_threads(threads);
+  const auto results = results_per_thread_count({1, 2, 3}, [&] {
     std::vector<float> dbias(OC);
     kc::linear_backward(nullptr, nullptr, dbias.data(), dout.data(), x.data(), weight.data(), N, C, OC);
-    results.push_back(dbias);
-  }
-  omp_set_num_threads(saved);
+    return dbias;
+  });
   EXPECT_EQ(results[0], results[1]);
   EXPECT_EQ(results[0], results[2]);
 }

@@ -1,6 +1,5 @@
 // Residual add and accumulate: cpu vs reference over odd sizes (both sides of the
 // OpenMP threshold) and misaligned pointers; accumulate adds (twice = 2x).
-#include <algorithm>
 #include <vector>
 
 #include "kernels/kernel_check.h"
@@ -12,17 +11,6 @@ namespace {
 using namespace teddy::test;
 namespace kr = teddy::kernels::ref;
 namespace kc = teddy::kernels::cpu;
-
-// n floats one element into their storage, so the data is never 16-byte aligned.
-struct Misaligned {
-  std::vector<float> store;
-  explicit Misaligned(const std::vector<float>& v) : store(v.size() + 1) {
-    std::copy(v.begin(), v.end(), store.begin() + 1);
-  }
-  explicit Misaligned(size_t n) : store(n + 1) {}
-  float* p() { return store.data() + 1; }
-  std::vector<float> vec() const { return {store.begin() + 1, store.end()}; }
-};
 
 TEST(Residual, ReferenceForwardIsTheSum) {
   const std::vector<double> a = {1.0, -2.5, 0.0}, b = {0.25, 2.5, -3.0}, want = {1.25, 0.0, -3.0};

@@ -1,7 +1,5 @@
 // RMSNorm trio: double reference vs finite differences, cpu vs float reference over
 // odd sizes and misaligned pointers, += accumulation, thread-count determinism.
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -17,29 +15,6 @@ namespace kr = teddy::kernels::ref;
 namespace kc = teddy::kernels::cpu;
 
 constexpr float kEps = 1e-5f;
-
-// n floats one element into their storage, so the data is never 16-byte aligned.
-struct Misaligned {
-  std::vector<float> store;
-  explicit Misaligned(const std::vector<float>& v) : store(v.size() + 1) {
-    std::copy(v.begin(), v.end(), store.begin() + 1);
-  }
-  explicit Misaligned(size_t n) : store(n + 1) {}
-  float* p() { return store.data() + 1; }
-  std::vector<float> vec() const { return {store.begin() + 1, store.end()}; }
-};
-
-double max_abs(const std::vector<float>& v) {
-  double m = 0;
-  for (float x : v) m = std::max(m, std::fabs(static_cast<double>(x)));
-  return m;
-}
-
-// Relative, with an absolute floor at the tensor's scale (gradients can cancel to ~0).
-::testing::AssertionResult close_scaled(const std::vector<float>& got, const std::vector<float>& want,
-                                        double rtol) {
-  return all_close(got, want, rtol, rtol * std::max(max_abs(want), 1e-30));
-}
 
 TEST(RMSNorm, ReferenceBackwardMatchesFiniteDifferences) {
   for (auto [N, C] : {std::pair{2, 5}, std::pair{3, 16}, std::pair{1, 1}}) {
@@ -108,11 +83,7 @@ TEST(RMSNorm, BackwardAccumulates) {
   };
   for (auto backward : {&kr::rmsnorm_backward, &kc::rmsnorm_backward}) {
     const auto once = run(backward, 1), twice = run(backward, 2);
-    for (size_t t = 0; t < once.size(); ++t) {
-      std::vector<float> doubled(once[t]);
-      for (float& v : doubled) v *= 2;
-      EXPECT_TRUE(close_scaled(twice[t], doubled, 4 * kEpsF32)) << "gradient " << t;
-    }
+    expect_doubled(once, twice, 4 * kEpsF32);
   }
 }
 
@@ -121,17 +92,12 @@ TEST(RMSNorm, CpuBackwardIsDeterministicAcrossThreadCounts) {
   const auto x = randn(N * C, 30), weight = randn(C, 31), dout = randn(N * C, 32);
   std::vector<float> out(N * C), rstd(N);
   kc::rmsnorm_forward(out.data(), rstd.data(), x.data(), weight.data(), N, C, kEps);
-  const int saved = omp_get_max_threads();
-  std::vector<std::vector<float>> results;
-  for (int threads : {1, 3, 4}) {
-    omp_set_num_threads(threads);
+  const auto results = results_per_thread_count({1, 3, 4}, [&] {
     std::vector<float> dinp(N * C), dweight(C);
     kc::rmsnorm_backward(dinp.data(), dweight.data(), dout.data(), x.data(), weight.data(), rstd.data(), N,
                          C);
-    dinp.insert(dinp.end(), dweight.begin(), dweight.end());
-    results.push_back(dinp);
-  }
-  omp_set_num_threads(saved);
+    return concat({dinp, dweight});
+  });
   EXPECT_EQ(results[0], results[1]);
   EXPECT_EQ(results[0], results[2]);
 }

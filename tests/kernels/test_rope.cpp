@@ -2,7 +2,6 @@
 // cpu vs float reference over odd sizes, strided rows (RoPE on the q part of a qkv
 // row) and misaligned pointers; in place == out of place; backward inverts forward;
 // += accumulation; untouched gaps between rows.
-#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -18,17 +17,6 @@ namespace kr = teddy::kernels::ref;
 namespace kc = teddy::kernels::cpu;
 
 constexpr float kTheta = 10000.0f;
-
-// n floats one element into their storage, so the data is never 16-byte aligned.
-struct Misaligned {
-  std::vector<float> store;
-  explicit Misaligned(const std::vector<float>& v) : store(v.size() + 1) {
-    std::copy(v.begin(), v.end(), store.begin() + 1);
-  }
-  explicit Misaligned(size_t n) : store(n + 1) {}
-  float* p() { return store.data() + 1; }
-  std::vector<float> vec() const { return {store.begin() + 1, store.end()}; }
-};
 
 TEST(Rope, ReferenceMatchesHfRotateHalf) {
   // HF: out = x * cat(cos, cos) + rotate_half(x) * cat(sin, sin), computed with torch

@@ -1,8 +1,6 @@
 // sum_squares: cpu and float reference vs a double loop over odd sizes (below
 // and above the parallel threshold); bitwise repeatable for a fixed thread
 // count; close across thread counts.
-#include <omp.h>
-
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -48,15 +46,12 @@ TEST(SumSquares, TinyAndHugeValuesDoNotOverflowOrFlush) {
 TEST(SumSquares, DeterministicForAFixedThreadCount) {
   const int64_t n = (1 << 22) + 3;
   const auto x = randn(n, 42);
-  const int saved = omp_get_max_threads();
   const double want = double_loop(x);
-  for (int threads : {1, 2, 3}) {
-    omp_set_num_threads(threads);
+  for_each_thread_count({1, 2, 3}, [&](int threads) {
     const double a = kc::sum_squares(x.data(), n), b = kc::sum_squares(x.data(), n);
     EXPECT_EQ(a, b) << "threads=" << threads;
     EXPECT_NEAR(a, want, 1e-12 * want) << "threads=" << threads;
-  }
-  omp_set_num_threads(saved);
+  });
 }
 
 }  // namespace

@@ -1,7 +1,6 @@
 // SwiGLU trio: double reference vs finite differences and vs PyTorch's silu at known
 // points, cpu vs float reference over odd sizes and misaligned pointers, +=
 // accumulation.
-#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -14,17 +13,6 @@ namespace {
 using namespace teddy::test;
 namespace kr = teddy::kernels::ref;
 namespace kc = teddy::kernels::cpu;
-
-// n floats one element into their storage, so the data is never 16-byte aligned.
-struct Misaligned {
-  std::vector<float> store;
-  explicit Misaligned(const std::vector<float>& v) : store(v.size() + 1) {
-    std::copy(v.begin(), v.end(), store.begin() + 1);
-  }
-  explicit Misaligned(size_t n) : store(n + 1) {}
-  float* p() { return store.data() + 1; }
-  std::vector<float> vec() const { return {store.begin() + 1, store.end()}; }
-};
 
 TEST(SwiGLU, ReferenceKnownValues) {
   // One row, H = 5: gate g, up = 2, so out = 2 * silu(g); silu from torch 1.13 in float64.

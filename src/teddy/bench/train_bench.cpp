@@ -37,6 +37,7 @@ TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o
   Model model(cfg);
   model.init_weights(1234);
   AdamW opt(model.layout(), AdamWConfig{});
+  model.set_recompute(recompute_from_name(o.recompute));
   model.reserve_activations(w.batch, w.seq);
 
   // Random tokens: the step's cost does not depend on the data.
@@ -73,6 +74,7 @@ TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o
   r.grad_bytes = model.grad_bytes();
   r.optimizer_bytes = 2 * opt.size() * sizeof(float);
   r.activation_bytes = model.activation_bytes();
+  r.recompute = o.recompute;
   r.peak_rss_bytes = peak_rss_bytes();
 
   if (o.profile) {
@@ -99,6 +101,7 @@ TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o
 std::vector<TrainBenchResult> run_train_bench(const TrainBenchOptions& opts) {
   if (opts.threads < 1) throw ConfigError("bench train: --threads must be >= 1");
   if (opts.steps < 1 || opts.warmup < 0) throw ConfigError("bench train: --steps must be >= 1 and --warmup >= 0");
+  recompute_from_name(opts.recompute);  // a bad mode fails before the sgemm measurement
   const int saved = omp_get_max_threads();
   omp_set_num_threads(opts.threads);
   const double ceiling = kernels::cpu::measure_sgemm_gflops(opts.threads, opts.sgemm_seconds);

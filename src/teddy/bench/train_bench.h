@@ -24,6 +24,7 @@ struct TrainBenchOptions {
   int steps = 5;             // timed steps; the median is reported
   bool profile = true;       // per-kernel breakdown from one extra profiled step
   double sgemm_seconds = 2;  // time budget for the ceiling measurement
+  std::string recompute = "none";  // activation recomputation: none | attention | block
 };
 
 struct TrainBenchResult {
@@ -39,6 +40,7 @@ struct TrainBenchResult {
   double sgemm_gflops = 0;
   size_t peak_rss_bytes = 0;
   size_t param_bytes = 0, grad_bytes = 0, optimizer_bytes = 0, activation_bytes = 0;
+  std::string recompute;  // the mode the step ran with
   // Seconds per step by kernel (from the profiled step), and GEMM share of the step.
   std::map<std::string, double> kernel_seconds;
   double gemm_seconds = 0, other_seconds = 0;

@@ -62,6 +62,7 @@ const std::map<std::string, Key>& keys() {
       {"train.tokens", field<int64_t>([](PretrainConfig& c) -> int64_t& { return c.tokens; }, "an integer")},
       {"train.seed", field<uint64_t>([](PretrainConfig& c) -> uint64_t& { return c.seed; }, "an integer")},
       {"train.threads", field<int>([](PretrainConfig& c) -> int& { return c.threads; }, "an integer")},
+      {"train.recompute", field<std::string>([](PretrainConfig& c) -> std::string& { return c.recompute; }, "\"none\", \"attention\" or \"block\"")},
       {"optim.lr", field<float>([](PretrainConfig& c) -> float& { return c.lr; }, "a number")},
       {"optim.min_lr_ratio", field<float>([](PretrainConfig& c) -> float& { return c.min_lr_ratio; }, "a number")},
       {"optim.warmup_steps", field<int64_t>([](PretrainConfig& c) -> int64_t& { return c.warmup_steps; }, "an integer")},
@@ -181,6 +182,8 @@ void PretrainConfig::validate() const {
   positive(steps >= 0 && tokens >= 0, "train.steps", "steps and tokens must be >= 0");
   positive(total_steps() >= 1, "train.steps", "the run needs at least one step (set train.steps or train.tokens)");
   positive(threads >= 0, "train.threads", "must be >= 0 (0 = all cores)");
+  positive(recompute == "none" || recompute == "attention" || recompute == "block", "train.recompute",
+           "must be \"none\", \"attention\" or \"block\" (got \"" + recompute + "\")");
   positive(std::isfinite(lr) && lr > 0, "optim.lr", "must be a finite number > 0");
   positive(min_lr_ratio >= 0 && min_lr_ratio <= 1, "optim.min_lr_ratio", "must be in [0, 1]");
   positive(warmup_steps >= 0 && warmup_steps <= total_steps(), "optim.warmup_steps", "must be in [0, total steps]");
@@ -225,7 +228,8 @@ std::string PretrainConfig::to_toml() const {
                                 {"steps", total_steps()},
                                 {"tokens", tokens},
                                 {"seed", static_cast<int64_t>(seed)},
-                                {"threads", threads}});
+                                {"threads", threads},
+                                {"recompute", recompute}});
   t.insert("optim", toml::table{{"lr", static_cast<double>(lr)},
                                 {"min_lr_ratio", static_cast<double>(min_lr_ratio)},
                                 {"warmup_steps", warmup_steps},

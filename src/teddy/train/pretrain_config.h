@@ -25,6 +25,7 @@ struct PretrainConfig {
   int64_t tokens = 0;     // token budget (overrides steps when > 0)
   uint64_t seed = 1337;
   int threads = 0;        // 0: all cores (OMP_NUM_THREADS if set)
+  std::string recompute = "none";  // activation recomputation: none | attention | block
   // [optim]
   float lr = 1e-3f;
   float min_lr_ratio = 0.1f;

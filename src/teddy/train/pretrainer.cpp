@@ -103,6 +103,7 @@ Pretrainer::Pretrainer(PretrainConfig cfg, bool resume, std::shared_ptr<DataPara
 
   s.model = std::make_unique<Model>(cfg.model);
   s.model->init_weights(cfg.seed);
+  s.model->set_recompute(recompute_from_name(cfg.recompute));
   s.model->reserve_activations(cfg.micro_batch, cfg.seq_len);
   AdamWConfig ac;
   ac.lr = cfg.lr;
