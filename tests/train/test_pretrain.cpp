@@ -246,3 +246,40 @@ TEST(PretrainConfig, ErrorsNameTheKey) {
   d.finalize(257);
   EXPECT_EQ(d.to_toml(), c.to_toml());
 }
+
+// Memory accounting: what the run reports is what it holds, and recomputation
+// changes only the activation arena, not a single loss bit.
+TEST_F(PretrainTest, MemoryReportIsConsistentAndRecomputeIsExact) {
+  std::vector<double> losses[2];
+  size_t acts[2] = {0, 0};
+  const char* modes[2] = {"none", "block"};
+  for (int i = 0; i < 2; ++i) {
+    PretrainConfig c = tiny_config(dataset_, (root_ / modes[i]).string());
+    c.steps = 4;
+    c.warmup_steps = 1;
+    c.recompute = modes[i];
+    Pretrainer p(c, false);
+    const PretrainMemory mem = p.memory();
+    const ModelConfig& mc = p.config().model;
+    const size_t flat = make_param_layout(mc).total * sizeof(float);
+    EXPECT_EQ(mem.params, flat);
+    EXPECT_EQ(mem.grads, flat);
+    EXPECT_EQ(mem.optimizer, 2 * flat);  // AdamW m and v, fp32
+    EXPECT_EQ(mem.activations,
+              Model::activation_bytes_for(mc, c.micro_batch, c.seq_len, recompute_from_name(modes[i])));
+    acts[i] = mem.activations;
+    std::string start, end;
+    p.run([&](const PretrainEvent& e) {
+      if (e.kind == PretrainEvent::Kind::start) start = e.text;
+      if (e.kind == PretrainEvent::Kind::end) end = e.text;
+    });
+    EXPECT_NE(start.find(std::string("(recompute ") + modes[i] + ")"), std::string::npos) << start;
+    EXPECT_NE(end.find("peak resident memory"), std::string::npos) << end;
+    EXPECT_EQ(p.memory().activations, acts[i]);  // the arena never grew during the run
+    losses[i] = p.step_losses();
+  }
+  EXPECT_LT(acts[1], acts[0]);
+  ASSERT_EQ(losses[0].size(), 4u);
+  EXPECT_EQ(losses[0], losses[1]);
+  EXPECT_THROW(PretrainConfig::parse("[train]\nrecompute = \"sometimes\"\n", "t.toml").validate(), ConfigError);
+}

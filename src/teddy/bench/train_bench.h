@@ -34,6 +34,7 @@ struct TrainBenchResult {
   double flops_per_token = 0;  // 6*N + 12*L*C*T
   double ms_per_step = 0;      // median
   double ms_min = 0, ms_max = 0;
+  double cpu_ms_per_step = 0;  // median process CPU time (all threads) per step: robust to a loaded machine
   double tokens_per_s = 0;
   double gflops_per_s = 0;
   double mfu = 0;              // gflops_per_s / sgemm_gflops

@@ -97,6 +97,7 @@ void print_train_result(const TrainBenchResult& r, bool json) {
     j["ms_per_step"] = r.ms_per_step;
     j["ms_min"] = r.ms_min;
     j["ms_max"] = r.ms_max;
+    j["cpu_ms_per_step"] = r.cpu_ms_per_step;
     j["tokens_per_s"] = r.tokens_per_s;
     j["gflops_per_s"] = r.gflops_per_s;
     j["mfu"] = r.mfu;
@@ -124,6 +125,8 @@ void print_train_result(const TrainBenchResult& r, bool json) {
               plan::format_bytes(static_cast<double>(r.grad_bytes)).c_str(),
               plan::format_bytes(static_cast<double>(r.optimizer_bytes)).c_str(),
               plan::format_bytes(static_cast<double>(r.activation_bytes)).c_str(), r.recompute.c_str());
+  std::printf("      median step %.1f ms wall (min %.1f, max %.1f), %.1f ms CPU over all threads\n", r.ms_per_step,
+              r.ms_min, r.ms_max, r.cpu_ms_per_step);
   if (!r.kernel_seconds.empty()) {
     const double step = r.gemm_seconds + r.other_seconds;
     std::printf("      where the time goes (one profiled step, %.1f ms): GEMM %.1f%%, everything else %.1f%%\n", step * 1e3,

@@ -110,6 +110,8 @@ void carve_activations(Arena& arena, const ModelConfig& cfg, int rows, Activatio
   a.dqkv_rot = layernorm ? nullptr : arena.take<float>(N * QKV);
   a.dact = arena.take<float>(N * F);
   a.dup = arena.take<float>(N * up);
+  a.attn_scratch_floats = attention_scratch_floats(cfg, rows);
+  a.attn_scratch = arena.take<float>(a.attn_scratch_floats);
 }
 
 }  // namespace teddy::model_detail

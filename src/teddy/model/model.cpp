@@ -142,7 +142,9 @@ void Model::run_trunk(const Batch& b) {
   if (hooks_.on_start) hooks_.on_start();
   Activations& a = impl_->acts;
   const ParamOffsets& o = impl_->off;
-  const BlockShape s = block_shape(cfg_, b.B, b.T, impl_->prof);
+  BlockShape s = block_shape(cfg_, b.B, b.T, impl_->prof);
+  s.attn_scratch = impl_->acts.attn_scratch;
+  s.attn_scratch_floats = impl_->acts.attn_scratch_floats;
   float* P = params();
   if (b.pos) {
     std::copy(b.pos, b.pos + s.N, a.pos);
@@ -198,7 +200,9 @@ LossSum Model::forward_backward(const Batch& b, float dloss) {
   run_trunk(b);
   Activations& a = impl_->acts;
   const ParamOffsets& o = impl_->off;
-  const BlockShape s = block_shape(cfg_, b.B, b.T, impl_->prof);
+  BlockShape s = block_shape(cfg_, b.B, b.T, impl_->prof);
+  s.attn_scratch = impl_->acts.attn_scratch;
+  s.attn_scratch_floats = impl_->acts.attn_scratch_floats;
   const int N = s.N, C = s.C, V = cfg_.vocab_size, Vp = cfg_.padded_vocab_size;
   float* P = params();
   float* G = grads();

@@ -71,6 +71,10 @@ struct Activations {
   float *dqkv_rot = nullptr;  // (N, QKV) LLaMA: dqkv before RoPE
   float *dact = nullptr;   // (N, F)
   float *dup = nullptr;    // (N, F or 2F)
+  // FlashAttention scratch planned once (see attention_scratch_floats), so the hot
+  // path neither allocates nor page-faults per call.
+  float* attn_scratch = nullptr;
+  size_t attn_scratch_floats = 0;
 };
 // Takes every view from `arena` in a fixed order (a counting pass when the arena is
 // not allocated yet). With recomputation, the tensors a mode drops point, for every
@@ -85,6 +89,8 @@ struct BlockShape {
   bool gpt2;
   float eps, theta;
   Profiler* prof = nullptr;
+  float* attn_scratch = nullptr;  // Activations::attn_scratch (nullptr: kernels allocate)
+  size_t attn_scratch_floats = 0;
 };
 
 // Runs f() inside a ProfileScope (one branch when prof is nullptr).
@@ -117,5 +123,13 @@ void norm_backward(const BlockShape& s, float* dinp, float* dw, float* db, const
 
 // Parallel memset to 0.
 void zero_floats(float* p, size_t n);
+
+// Attention scratch to plan for up to `rows` rows (T = min(rows, max_seq_len)) with
+// every hardware thread; attention_fwd/bwd fall back to the allocating kernels when a
+// call needs more (other shapes, more threads).
+size_t attention_scratch_floats(const ModelConfig& cfg, int rows);
+void attention_fwd(const BlockShape& s, float* out, float* lse, const float* qkv, const int32_t* seg);
+void attention_bwd(const BlockShape& s, float* dqkv, const float* dout, const float* qkv, const float* out,
+                   const float* lse, const int32_t* seg);
 
 }  // namespace teddy::model_detail

@@ -109,7 +109,7 @@ void attention_half_forward(const BlockShape& s, const LayerTensors& w, const La
   linear_fwd(s, a.qkv, a.ln1, w.qkv_w, w.qkv_b, s.C, s.QKV);              // (N, QKV)
   if (!s.gpt2) rope_qk_forward(s, a.qkv, pos);
   timed(s.prof, "attention_forward", 0, [&] {
-    k::attention_forward(a.att, a.lse, a.qkv, seg, s.B, s.T, s.NH, s.NKV, s.HS);  // (N, C)
+    attention_fwd(s, a.att, a.lse, a.qkv, seg);  // (N, C), planned scratch
   });
 }
 // att, x_in -> h, ln2, up (the MLP pre-activation).
@@ -163,7 +163,7 @@ void block_backward(const BlockShape& s, const LayerTensors& w, const LayerTenso
   linear_bwd(s, acts.datt, g.proj_w, g.proj_b, dx, a.att, w.proj_w, s.C, s.C);
   zero_timed(s, acts.dqkv, N * s.QKV);
   timed(s.prof, "attention_backward", 0, [&] {
-    k::attention_backward(acts.dqkv, acts.datt, a.qkv, a.att, a.lse, seg, s.B, s.T, s.NH, s.NKV, s.HS);
+    attention_bwd(s, acts.dqkv, acts.datt, a.qkv, a.att, a.lse, seg);
   });
   const float* dqkv = acts.dqkv;
   if (!s.gpt2) {

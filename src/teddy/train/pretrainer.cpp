@@ -206,7 +206,8 @@ void Pretrainer::run(const std::function<void(const PretrainEvent&)>& on_event, 
       os << "# memory: activations " << human_bytes(mem.activations) << " per rank\n";
     else
       os << "# memory: params " << human_bytes(mem.params) << ", grads " << human_bytes(mem.grads)
-         << ", AdamW state " << human_bytes(mem.optimizer) << ", activations " << human_bytes(mem.activations) << "\n";
+         << ", AdamW state " << human_bytes(mem.optimizer) << ", activations " << human_bytes(mem.activations)
+         << " (recompute " << cfg.recompute << ")\n";
     os << "# threads " << s.threads << ", sgemm ceiling " << std::lround(peak) << " GFLOP/s"
        << (cfg.peak_gflops > 0 ? " (given)" : " (measured)") << ", FLOPs/token 6N+12LCT = " << fpt << "\n";
     if (s.dp) os << s.dp->report();

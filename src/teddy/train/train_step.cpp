@@ -1,9 +1,11 @@
 #include "teddy/train/train_step.h"
 
+#include <cmath>
 #include <string>
 
 #include "teddy/core/error.h"
 #include "teddy/train/grad_clip.h"
+#include "teddy/train/loss_scaler.h"
 
 namespace teddy {
 
@@ -15,15 +17,18 @@ int64_t count_targets(const Batch& b) {
   return c;
 }
 
-StepStats train_step(Model& model, AdamW& opt, std::span<const Batch> micro_batches, float lr,
-                     float max_grad_norm) {
+namespace {
+
+StepStats step_impl(Model& model, AdamW& opt, std::span<const Batch> micro_batches, float lr,
+                    float max_grad_norm, LossScaler* scaler) {
   if (micro_batches.empty()) throw Error("train_step: no micro-batches");
   if (opt.size() != model.flat_size())
     throw Error("train_step: optimizer has " + std::to_string(opt.size()) +
                 " floats, model " + std::to_string(model.flat_size()));
   int64_t total = 0;
   for (const Batch& b : micro_batches) total += count_targets(b);
-  const float dloss = total > 0 ? static_cast<float>(1.0 / static_cast<double>(total)) : 0.0f;
+  const float scale = scaler ? scaler->scale() : 1.0f;
+  const float dloss = total > 0 ? static_cast<float>(1.0 / static_cast<double>(total)) * scale : 0.0f;
 
   model.zero_grad();
   LossSum sum;
@@ -39,10 +44,31 @@ StepStats train_step(Model& model, AdamW& opt, std::span<const Batch> micro_batc
   StepStats st;
   st.loss = sum.mean();
   st.tokens = total;
-  st.grad_norm = grad_norm(model.grads(), model.flat_size());
   st.lr = lr;
-  opt.step(model.params(), model.grads(), lr, clip_scale(st.grad_norm, max_grad_norm));
+  st.loss_scale = scale;
+  const double scaled_norm = grad_norm(model.grads(), model.flat_size());
+  st.grad_norm = scaled_norm / scale;
+  // The norm is accumulated in double, which float squares cannot overflow: it is
+  // finite exactly when every gradient is.
+  if (scaler && !scaler->update(std::isfinite(scaled_norm))) {
+    st.skipped = true;  // overflow: keep the parameters and moments, retry with half the scale
+    return st;
+  }
+  // scale is a power of two, so (scale*g) * (c/scale) rounds exactly like g * c.
+  opt.step(model.params(), model.grads(), lr, clip_scale(st.grad_norm, max_grad_norm) / scale);
   return st;
+}
+
+}  // namespace
+
+StepStats train_step(Model& model, AdamW& opt, std::span<const Batch> micro_batches, float lr,
+                     float max_grad_norm) {
+  return step_impl(model, opt, micro_batches, lr, max_grad_norm, nullptr);
+}
+
+StepStats train_step(Model& model, AdamW& opt, std::span<const Batch> micro_batches, float lr,
+                     float max_grad_norm, LossScaler& scaler) {
+  return step_impl(model, opt, micro_batches, lr, max_grad_norm, &scaler);
 }
 
 }  // namespace teddy

@@ -15,7 +15,11 @@ struct StepStats {
   int64_t tokens = 0;    // non-ignored targets in the step
   double grad_norm = 0;  // global L2 norm before clipping
   float lr = 0;          // learning rate used
+  bool skipped = false;  // with a loss scaler: gradients overflowed, no update was made
+  float loss_scale = 1;  // the scale this step's backward ran with
 };
+
+class LossScaler;
 
 // Counts the non-ignored targets of all micro-batches first, so each one's loss
 // gradient is scaled by 1/total (not 1/its own count: averaging per micro-batch
@@ -26,6 +30,12 @@ struct StepStats {
 // advances the optimizer).
 StepStats train_step(Model& model, AdamW& opt, std::span<const Batch> micro_batches, float lr,
                      float max_grad_norm);
+// The same with dynamic loss scaling: the loss gradient is multiplied by
+// scaler.scale(), the reported norm, clipping and AdamW see the unscaled gradient
+// (1/scale folded into grad_scale), and a step whose gradients are not all finite
+// is skipped (optimizer untouched) and reported with skipped = true.
+StepStats train_step(Model& model, AdamW& opt, std::span<const Batch> micro_batches, float lr,
+                     float max_grad_norm, LossScaler& scaler);
 
 // Non-ignored targets (!= kIgnoreIndex) of a batch.
 int64_t count_targets(const Batch& b);

@@ -40,7 +40,7 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
                         const float* weight, const float* mean, const float* rstd, int N, int C) {
   if (N <= 0 || C <= 0) return;
   NormBlocks blocks(N, C, 2);
-  float* const partial = blocks.partial.get();  // (n_blocks, 2, C): [dweight | dbias] per block
+  float* const partial = blocks.partial;  // (n_blocks, 2, C): [dweight | dbias] per block
   const bool par = static_cast<int64_t>(N) * C >= kParallelMin;
 
 #pragma omp parallel for schedule(static) if (par)

@@ -32,7 +32,7 @@ void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const floa
                       const float* weight, const float* rstd, int N, int C) {
   if (N <= 0 || C <= 0) return;
   NormBlocks blocks(N, C, 1);
-  float* const partial = blocks.partial.get();  // (n_blocks, C) dweight per block
+  float* const partial = blocks.partial;  // (n_blocks, C) dweight per block
   const bool par = static_cast<int64_t>(N) * C >= kParallelMin;
 
 #pragma omp parallel for schedule(static) if (par)

@@ -29,8 +29,10 @@ class ThreadCountScope {
     threads_ = n;
   }
   ~ThreadCountScope() {
-    omp_set_num_threads(omp_prev_);
+    // BLAS first: the OpenMP build's openblas_set_num_threads also calls
+    // omp_set_num_threads, which would otherwise clobber the caller's OpenMP count.
     openblas_set_num_threads(blas_prev_);
+    omp_set_num_threads(omp_prev_);
   }
   ThreadCountScope(const ThreadCountScope&) = delete;
   ThreadCountScope& operator=(const ThreadCountScope&) = delete;

@@ -1,0 +1,44 @@
+// Attention through the FlashAttention kernels with the scratch the model planned in
+// its activation arena (the ops.inc entry points allocate and fault in fresh scratch
+// on every call).
+#include <omp.h>
+
+#include <algorithm>
+
+#include "teddy/kernels/cpu/attention.h"
+#include "teddy/kernels/kernels.h"
+#include "teddy/model/model_impl.h"
+
+namespace teddy::model_detail {
+
+namespace k = teddy::kernels::cpu;
+
+size_t attention_scratch_floats(const ModelConfig& cfg, int rows) {
+  if (rows <= 0) return 0;
+  const int T = std::min(rows, cfg.max_seq_len), B = (rows + T - 1) / T;
+  const int threads = std::max(omp_get_max_threads(), omp_get_num_procs());
+  const int NH = cfg.n_head, NKV = cfg.n_kv_head, HS = cfg.head_dim();
+  return std::max(k::attention_flash_forward_scratch_floats(B, T, NH, NKV, HS, threads),
+                  k::attention_flash_backward_scratch_floats(B, T, NH, NKV, HS, threads));
+}
+
+void attention_fwd(const BlockShape& s, float* out, float* lse, const float* qkv, const int32_t* seg) {
+  if (s.attn_scratch &&
+      k::attention_flash_forward_scratch_floats(s.B, s.T, s.NH, s.NKV, s.HS) <= s.attn_scratch_floats)
+    k::attention_flash_forward(out, lse, qkv, seg, s.B, s.T, s.NH, s.NKV, s.HS, s.attn_scratch,
+                               s.attn_scratch_floats);
+  else
+    k::attention_forward(out, lse, qkv, seg, s.B, s.T, s.NH, s.NKV, s.HS);
+}
+
+void attention_bwd(const BlockShape& s, float* dqkv, const float* dout, const float* qkv, const float* out,
+                   const float* lse, const int32_t* seg) {
+  if (s.attn_scratch &&
+      k::attention_flash_backward_scratch_floats(s.B, s.T, s.NH, s.NKV, s.HS) <= s.attn_scratch_floats)
+    k::attention_flash_backward(dqkv, dout, qkv, out, lse, seg, s.B, s.T, s.NH, s.NKV, s.HS, s.attn_scratch,
+                                s.attn_scratch_floats);
+  else
+    k::attention_backward(dqkv, dout, qkv, out, lse, seg, s.B, s.T, s.NH, s.NKV, s.HS);
+}
+
+}  // namespace teddy::model_detail
