@@ -142,7 +142,7 @@ void print_train_result(const TrainBenchResult& r, bool json) {
 void add_bench_train(CLI::App& bench, Run& run) {
   struct Args {
     TrainBenchOptions opts;
-    std::string model;
+    std::string model, workload;
     int batch = 4, seq = 64;
     bool json = false;
   };
@@ -150,6 +150,9 @@ void add_bench_train(CLI::App& bench, Run& run) {
   CLI::App* cmd = bench.add_subcommand(
       "train", "Time full training steps (forward, backward, AdamW): ms/step, tokens/s, GFLOP/s, MFU vs the measured sgemm ceiling");
   cmd->add_option("--model", a->model, "Preset to time (default: the standard workloads W1, W1b, W2)");
+  cmd->add_option("--workload", a->workload, "Only this standard workload (W1, W1b or W2)")
+      ->check(CLI::IsMember({"W1", "W1b", "W2"}))
+      ->excludes("--model");
   cmd->add_option("--batch", a->batch, "Micro-batch with --model (default 4)")->check(CLI::PositiveNumber);
   cmd->add_option("--seq", a->seq, "Sequence length with --model (default 64)")->check(CLI::PositiveNumber);
   cmd->add_option("--steps", a->opts.steps, "Timed steps; the median is reported (default 5)")->check(CLI::PositiveNumber);
@@ -163,6 +166,8 @@ void add_bench_train(CLI::App& bench, Run& run) {
   cmd->callback([a, &run] {
     run = [a] {
       if (!a->model.empty()) a->opts.workloads = {{"custom", a->model, a->batch, a->seq}};
+      for (const auto& w : standard_train_workloads())
+        if (w.name == a->workload) a->opts.workloads = {w};
       if (!a->json) {
         std::printf("FLOPs per token = 6*N + 12*L*C*T; MFU against the sgemm ceiling measured in this run\n");
         std::printf("%-5s %-10s %3s %5s %3s %10s %10s %9s %7s %9s %12s\n", "name", "model", "B", "T", "thr", "ms/step",

@@ -82,6 +82,7 @@ void register_sft(CLI::App& app, Run& run) {
   ev->add_option("--max-tokens,-n", o->max_tokens, "Longest reply")->check(CLI::PositiveNumber);
   ev->add_option("--show", o->show, "Print the first N replies")->check(CLI::NonNegativeNumber);
   ev->add_flag("--skip-bad", o->skip_bad, "Count and skip bad JSONL lines");
+  ev->footer("A reply counts when it equals the reference, both trimmed of surrounding whitespace (docs/SFT.md).");
 
   ev->callback([o, &run] {
     run = [o] {

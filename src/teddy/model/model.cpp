@@ -126,6 +126,14 @@ void check_batch(const ModelConfig& cfg, const Batch& b) {
                 " outside [0, max_seq_len=" + std::to_string(cfg.max_seq_len) + ")");
 }
 
+// Rows per classifier chunk: as few chunks as `max_rows` allows, all about the same
+// size (1024 rows as 320+320+320+64 would run the last GEMMs on a thin tail).
+int even_chunk_rows(int N, int max_rows) {
+  const int chunks = (N + max_rows - 1) / max_rows;
+  const int r = (N + chunks - 1) / chunks;
+  return std::min(max_rows, (r + 15) / 16 * 16);
+}
+
 int64_t count_targets(const int32_t* targets, int64_t n) {
   int64_t c = 0;
 #pragma omp parallel for schedule(static) reduction(+ : c) if (n > 65536)
@@ -210,8 +218,9 @@ LossSum Model::forward_backward(const Batch& b, float dloss) {
   // Classifier, chunk by chunk: logits, then dlogits in place, then straight into
   // dlnf and dW, so only one (R, Vp) chunk is ever alive.
   timed(s.prof, "zero_activation_grads", 0, [&] { zero_floats(a.dln, static_cast<size_t>(N) * C); });  // dlnf
-  for (int r0 = 0; r0 < N; r0 += a.cls_rows) {
-    const int R = std::min(a.cls_rows, N - r0);
+  const int cls = even_chunk_rows(N, a.cls_rows);
+  for (int r0 = 0; r0 < N; r0 += cls) {
+    const int R = std::min(cls, N - r0);
     const float* x = a.lnf + static_cast<size_t>(r0) * C;
     timed(s.prof, "classifier_forward", linear_flops(R, C, Vp),
           [&] { k::linear_forward(a.logits, x, P + o.lm_head, nullptr, R, C, Vp); });  // (R, Vp)
