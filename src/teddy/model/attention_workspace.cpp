@@ -7,6 +7,7 @@
 
 #include "teddy/kernels/cpu/attention.h"
 #include "teddy/kernels/kernels.h"
+#include "teddy/model/model.h"
 #include "teddy/model/model_impl.h"
 
 namespace teddy::model_detail {
@@ -42,3 +43,11 @@ void attention_bwd(const BlockShape& s, float* dqkv, const float* dout, const fl
 }
 
 }  // namespace teddy::model_detail
+
+namespace teddy {
+
+size_t Model::attention_workspace_bytes(const ModelConfig& cfg, int B, int T) {
+  return model_detail::attention_scratch_floats(cfg, B * T) * sizeof(float);
+}
+
+}  // namespace teddy

@@ -115,6 +115,9 @@ class Model {
   // Sizes the activation arena for B*T rows now (it otherwise grows on the first call
   // with more rows than before; it never shrinks).
   void reserve_activations(int B, int T);
+  // Bytes of FlashAttention workspace (per-thread tiles, linear in T) inside the arena
+  // for one (B, T) micro-batch with the current OpenMP thread count; the planner adds it.
+  static size_t attention_workspace_bytes(const ModelConfig& cfg, int B, int T);
   // Per-kernel wall-clock accounting into `p` (owned by the caller) for every later
   // forward / forward_backward; nullptr turns it off. Entries are named after the
   // kernels (classifier GEMMs apart: "classifier_forward" / "classifier_backward");

@@ -1,5 +1,7 @@
 #include "teddy/plan/memory.h"
 
+#include "teddy/model/model.h"
+
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -158,6 +160,9 @@ ActivationBytes activation_bytes(const ModelConfig& cfg, const TrainSetup& s) {
               aligned(cls * cfg.padded_vocab_size / t * e) /*logits chunk*/ + take(1) /*losses*/;
   a.scratch += take(C) /*dx*/ + take(C) /*dln*/ + take(C / t) /*datt*/ + take(QKV / t) /*dqkv*/ +
                (gpt2 ? 0 : take(QKV / t)) /*dqkv before RoPE*/ + take(F / t) /*dact*/ + take(up / t) /*dup*/;
+  // FlashAttention workspace: per-thread tiles and packed copies, linear in T (sized by
+  // the engine for the current thread count).
+  a.scratch += aligned(static_cast<double>(Model::attention_workspace_bytes(cfg, s.micro_batch, s.seq_len)));
 
   // Korthikanti et al. 2022, Table 2: bytes per layer at 16-bit activations.
   const double sbh = static_cast<double>(s.seq_len) * s.micro_batch * C;
