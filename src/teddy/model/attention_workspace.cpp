@@ -4,6 +4,8 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <limits>
 
 #include "teddy/kernels/cpu/attention.h"
 #include "teddy/kernels/kernels.h"
@@ -47,7 +49,10 @@ void attention_bwd(const BlockShape& s, float* dqkv, const float* dout, const fl
 namespace teddy {
 
 size_t Model::attention_workspace_bytes(const ModelConfig& cfg, int B, int T) {
-  return model_detail::attention_scratch_floats(cfg, B * T) * sizeof(float);
+  // The workspace grows with B only through a few packed groups per round; clamping the
+  // row count keeps B*T inside int for the planner's searches over huge micro-batches.
+  const int64_t rows = std::min<int64_t>(static_cast<int64_t>(B) * T, std::numeric_limits<int>::max() / 2);
+  return model_detail::attention_scratch_floats(cfg, static_cast<int>(rows)) * sizeof(float);
 }
 
 }  // namespace teddy
