@@ -10,7 +10,7 @@
 #include <string>
 
 #include "teddy/core/error.h"
-#include "teddy/kernels/cpu/fast_exp.h"
+#include "teddy/kernels/cpu/vec_math.h"
 #include "teddy/kernels/kernels.h"
 #include "teddy/kernels/ref/crossentropy.h"
 
@@ -52,7 +52,7 @@ double crossentropy_forward_backward(float* losses, float* dlogits, const float*
         float sb = 0.0f;
 #pragma omp simd reduction(+ : sb)
         for (int j = j0; j < j1; ++j) {
-          const float e = fast_expf(x[j] - m);
+          const float e = exp_approx(x[j] - m);
           dx[j] = e;
           sb += e;
         }
@@ -68,7 +68,7 @@ double crossentropy_forward_backward(float* losses, float* dlogits, const float*
         const int j1 = std::min(j0 + kSumBlock, V);
         float sb = 0.0f;
 #pragma omp simd reduction(+ : sb)
-        for (int j = j0; j < j1; ++j) sb += fast_expf(x[j] - m);
+        for (int j = j0; j < j1; ++j) sb += exp_approx(x[j] - m);
         s += static_cast<double>(sb);
       }
     }
