@@ -29,7 +29,7 @@ void register_pretrain(CLI::App& app, Run& run) {
   sub->add_option("--print-every", o->print_every, "When not on a terminal, print progress every N steps")->check(CLI::PositiveNumber);
   sub->footer(
       "Config sections and keys: [model] preset family n_layer n_head n_kv_head d_model d_ff max_seq_len\n"
-      "  [data] dataset mix   [train] micro_batch seq_len grad_accum steps tokens seed threads\n"
+      "  [data] dataset mix   [train] micro_batch seq_len grad_accum steps tokens seed threads recompute\n"
       "  [optim] lr min_lr_ratio warmup_steps weight_decay beta1 beta2 eps grad_clip\n"
       "  [eval] interval batches   [checkpoint] interval keep   [run] dir peak_gflops\n"
       "  [dist] zero (0-3) dp (0: all ranks) timeout_s (used under mpirun / srun: data parallel over all ranks, see docs/DISTRIBUTED.md)");
