@@ -26,7 +26,7 @@ echo "== data: tokenizing the corpus into shards"
 echo "== pretraining (configs/pretrain/demo.toml)"
 overrides=()
 [ -n "${STEPS:-}" ] && overrides+=("train.steps=$STEPS")
-"$TEDDY" pretrain --config configs/pretrain/demo.toml "${overrides[@]}"
+"$TEDDY" pretrain --config configs/pretrain/demo.toml --overwrite "${overrides[@]}"
 
 echo "== samples"
 for prompt in "The Python interpreter" "def parse_args(" "Der Mensch"; do

@@ -1,5 +1,6 @@
 // `teddy pretrain`: next-token pretraining on a prepared dataset.
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -8,6 +9,8 @@
 #include "teddy/cli/progress.h"
 #include "teddy/dist/data_parallel_engine.h"
 #include "teddy/dist/mpi_communicator.h"
+#include "teddy/core/error.h"
+#include "teddy/train/checkpoint.h"
 #include "teddy/train/pretrainer.h"
 
 namespace teddy::cli {
@@ -17,6 +20,7 @@ void register_pretrain(CLI::App& app, Run& run) {
     std::string config;
     std::vector<std::string> overrides;
     bool resume = false;
+    bool overwrite = false;
     int64_t print_every = 10;
     int64_t stop_after = 0;
   };
@@ -25,6 +29,7 @@ void register_pretrain(CLI::App& app, Run& run) {
   sub->add_option("--config,-c", o->config, "TOML run config (see configs/pretrain/*.toml); defaults apply to absent keys");
   sub->add_option("overrides", o->overrides, "Overrides as section.key=value, e.g. train.steps=100 optim.lr=3e-4");
   sub->add_flag("--resume", o->resume, "Continue from the newest intact checkpoint in run.dir");
+  sub->add_flag("--overwrite", o->overwrite, "Start a fresh run in a run.dir that holds checkpoints (deletes them)")->excludes("--resume");
   sub->add_option("--stop-after", o->stop_after, "Stop (with a checkpoint) after this many steps, as if interrupted; resume later with --resume");
   sub->add_option("--print-every", o->print_every, "When not on a terminal, print progress every N steps")->check(CLI::PositiveNumber);
   sub->footer(
@@ -52,6 +57,17 @@ void register_pretrain(CLI::App& app, Run& run) {
       }
       const int rank = comm ? comm->rank() : 0;
       try {
+      // A fresh run never mixes with (or silently deletes) an earlier run's checkpoints.
+      if (!o->resume) {
+        const std::vector<std::string> existing = list_checkpoints(cfg.run_dir);
+        if (!existing.empty()) {
+          if (!o->overwrite)
+            throw Error(cfg.run_dir + ": holds checkpoints of an earlier run (newest " + existing.front() +
+                        "); pass --resume to continue it, --overwrite to delete them and start over, or set another run.dir");
+          if (rank == 0) std::filesystem::remove_all(std::filesystem::path(cfg.run_dir) / "checkpoints");
+          if (comm) comm->barrier();
+        }
+      }
       Pretrainer trainer(std::move(cfg), o->resume, dp);
       ProgressLine bar(stderr, o->print_every);
       trainer.run([&](const PretrainEvent& e) {
