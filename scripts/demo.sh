@@ -25,7 +25,7 @@ echo "== data: tokenizing the corpus into shards"
 
 echo "== pretraining (configs/pretrain/demo.toml)"
 overrides=()
-[ -n "${STEPS:-}" ] && overrides+=("train.steps=$STEPS")
+[ -n "${STEPS:-}" ] && overrides+=("train.steps=$STEPS" "optim.warmup_steps=$((STEPS / 10))")
 "$TEDDY" pretrain --config configs/pretrain/demo.toml --overwrite "${overrides[@]}"
 
 echo "== samples"
