@@ -3,7 +3,7 @@
 # teddy from scratch, build the default corpus from Debian packages, train a BPE
 # tokenizer on it, tokenize it into shards, pretrain a small GPT-2-style model for a
 # few minutes on the CPU (validation loss printed as it falls), then sample from it.
-# Environment: BUILD_DIR (default build), STEPS (default: the config's 600).
+# Environment: BUILD_DIR (default build), STEPS (default: the config's 2500).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
