@@ -8,43 +8,26 @@
 #include <toml++/toml.h>
 
 #include "teddy/core/error.h"
+#include "teddy/train/toml_config.h"
 
 namespace teddy {
 
 namespace {
 
-// One settable key: how to read it from a TOML node into the config.
-struct Key {
-  std::function<void(PretrainConfig&, const toml::node&, const std::string& where)> set;
-};
-
-template <class T>
-T get_as(const toml::node& n, const std::string& where, const char* want) {
-  if constexpr (std::is_same_v<T, std::string>) {
-    if (auto v = n.value<std::string>()) return *v;
-  } else if constexpr (std::is_same_v<T, bool>) {
-    if (auto v = n.value<bool>()) return *v;
-  } else if constexpr (std::is_floating_point_v<T>) {
-    if (auto v = n.value<double>()) return static_cast<T>(*v);
-  } else {
-    if (n.is_integer()) return static_cast<T>(*n.value<int64_t>());
-  }
-  throw ConfigError(where + ": expected " + want);
-}
+using toml_config::get_as;
+using Key = toml_config::Setter<PretrainConfig>;
 
 template <class T, class F>
 Key field(F accessor, const char* want) {
-  return Key{[accessor, want](PretrainConfig& c, const toml::node& n, const std::string& where) {
-    accessor(c) = get_as<T>(n, where, want);
-  }};
+  return toml_config::field<T, PretrainConfig>(accessor, want);
 }
 
 const std::map<std::string, Key>& keys() {
   static const std::map<std::string, Key> k = {
       {"model.preset", field<std::string>([](PretrainConfig& c) -> std::string& { return c.model_preset; }, "a preset name")},
-      {"model.family", Key{[](PretrainConfig& c, const toml::node& n, const std::string& w) {
+      {"model.family", [](PretrainConfig& c, const toml::node& n, const std::string& w) {
          c.model.set_family(family_from_name(get_as<std::string>(n, w, "\"gpt2\" or \"llama\"")));
-       }}},
+       }},
       {"model.n_layer", field<int>([](PretrainConfig& c) -> int& { return c.model.n_layer; }, "an integer")},
       {"model.n_head", field<int>([](PretrainConfig& c) -> int& { return c.model.n_head; }, "an integer")},
       {"model.n_kv_head", field<int>([](PretrainConfig& c) -> int& { return c.model.n_kv_head; }, "an integer")},
@@ -84,39 +67,6 @@ const std::map<std::string, Key>& keys() {
   return k;
 }
 
-std::string known_keys() {
-  std::string s;
-  for (const auto& [k, _] : keys()) s += (s.empty() ? "" : ", ") + k;
-  return s;
-}
-
-// Applies "a.b=value" to the table (value parsed as TOML; else a bare string).
-void apply_override(toml::table& tbl, const std::string& ov) {
-  const auto eq = ov.find('=');
-  if (eq == std::string::npos || eq == 0)
-    throw ConfigError("override \"" + ov + "\": expected section.key=value (e.g. train.steps=100)");
-  const std::string key = ov.substr(0, eq), value = ov.substr(eq + 1);
-  const auto dot = key.find('.');
-  if (dot == std::string::npos || key.find('.', dot + 1) != std::string::npos)
-    throw ConfigError("override \"" + ov + "\": key must be section.key (e.g. optim.lr)");
-  const std::string section = key.substr(0, dot), name = key.substr(dot + 1);
-  toml::table* sec = tbl[section].as_table();
-  if (!sec) {
-    tbl.insert_or_assign(section, toml::table{});
-    sec = tbl[section].as_table();
-  }
-  try {
-    toml::table parsed = toml::parse("v = " + value);
-    if (const toml::node* v = parsed.get("v")) {
-      sec->insert_or_assign(name, *v);
-      return;
-    }
-  } catch (const toml::parse_error&) {
-    // not a TOML value: fall through
-  }
-  sec->insert_or_assign(name, value);  // bare word: a string
-}
-
 }  // namespace
 
 int64_t PretrainConfig::total_steps() const {
@@ -126,42 +76,19 @@ int64_t PretrainConfig::total_steps() const {
 
 PretrainConfig PretrainConfig::parse(const std::string& text, const std::string& source,
                                      const std::vector<std::string>& overrides) {
-  toml::table tbl;
-  try {
-    tbl = toml::parse(text, source);
-  } catch (const toml::parse_error& e) {
-    std::ostringstream os;
-    os << source << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << e.description();
-    throw ConfigError(os.str());
-  }
-  for (const auto& ov : overrides) apply_override(tbl, ov);
+  const toml::table tbl = toml_config::parse_with_overrides(text, source, overrides);
 
   PretrainConfig c;
   // The preset is the base the other model keys modify, so read it first.
   if (auto p = tbl["model"]["preset"]) c.model_preset = get_as<std::string>(*p.node(), source + ": model.preset", "a preset name");
   c.model = ModelConfig::preset(c.model_preset);
 
-  for (auto&& [sec_name, sec_node] : tbl) {
-    const std::string sec(sec_name.str());
-    const toml::table* sec_tbl = sec_node.as_table();
-    if (!sec_tbl) throw ConfigError(source + ": \"" + sec + "\" must be a [section]; known keys: " + known_keys());
-    for (auto&& [k, node] : *sec_tbl) {
-      const std::string full = sec + "." + std::string(k.str());
-      auto it = keys().find(full);
-      if (it == keys().end()) throw ConfigError(source + ": unknown key \"" + full + "\"; known keys: " + known_keys());
-      if (full == "model.preset") continue;
-      it->second.set(c, node, source + ": " + full);
-    }
-  }
+  toml_config::apply_keys(c, tbl, source, keys(), {"model.preset"});
   return c;
 }
 
 PretrainConfig PretrainConfig::load(const std::string& path, const std::vector<std::string>& overrides) {
-  std::ifstream f(path);
-  if (!f) throw ConfigError(path + ": cannot open config file");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return parse(ss.str(), path, overrides);
+  return parse(toml_config::read_config_file(path), path, overrides);
 }
 
 void PretrainConfig::finalize(int vocab_size) {

@@ -8,35 +8,17 @@
 #include <toml++/toml.h>
 
 #include "teddy/core/error.h"
+#include "teddy/train/toml_config.h"
 
 namespace teddy {
 
 namespace {
 
-using Setter = std::function<void(SftConfig&, const toml::node&, const std::string& where)>;
+using toml_config::get_as;
+using Setter = toml_config::Setter<SftConfig>;
+using toml_config::field;
 
-template <class T>
-T get_as(const toml::node& n, const std::string& where, const char* want) {
-  if constexpr (std::is_same_v<T, std::string>) {
-    if (auto v = n.value<std::string>()) return *v;
-  } else if constexpr (std::is_same_v<T, bool>) {
-    if (auto v = n.value<bool>()) return *v;
-  } else if constexpr (std::is_floating_point_v<T>) {
-    if (auto v = n.value<double>()) return static_cast<T>(*v);
-  } else {
-    if (n.is_integer()) return static_cast<T>(*n.value<int64_t>());
-  }
-  throw ConfigError(where + ": expected " + want);
-}
-
-template <class T, class F>
-Setter field(F accessor, const char* want) {
-  return [accessor, want](SftConfig& c, const toml::node& n, const std::string& where) {
-    accessor(c) = get_as<T>(n, where, want);
-  };
-}
-
-#define TEDDY_FIELD(T, member, want) field<T>([](SftConfig& c) -> T& { return c.member; }, want)
+#define TEDDY_FIELD(T, member, want) field<T, SftConfig>([](SftConfig& c) -> T& { return c.member; }, want)
 
 const std::map<std::string, Setter>& keys() {
   static const std::map<std::string, Setter> k = {
@@ -95,36 +77,6 @@ const std::map<std::string, Setter>& keys() {
 
 #undef TEDDY_FIELD
 
-std::string known_keys() {
-  std::string s;
-  for (const auto& [k, _] : keys()) s += (s.empty() ? "" : ", ") + k;
-  return s;
-}
-
-// Applies "a.b=value" to the table (value parsed as TOML; else a bare string).
-void apply_override(toml::table& tbl, const std::string& ov) {
-  const auto eq = ov.find('=');
-  if (eq == std::string::npos || eq == 0)
-    throw ConfigError("override \"" + ov + "\": expected section.key=value (e.g. train.steps=100)");
-  const std::string key = ov.substr(0, eq), value = ov.substr(eq + 1);
-  const auto dot = key.find('.');
-  if (dot == std::string::npos || key.find('.', dot + 1) != std::string::npos)
-    throw ConfigError("override \"" + ov + "\": key must be section.key (e.g. optim.lr)");
-  const std::string section = key.substr(0, dot), name = key.substr(dot + 1);
-  if (!tbl[section].as_table()) tbl.insert_or_assign(section, toml::table{});
-  toml::table* sec = tbl[section].as_table();
-  try {
-    toml::table parsed = toml::parse("v = " + value);
-    if (const toml::node* v = parsed.get("v")) {
-      sec->insert_or_assign(name, *v);
-      return;
-    }
-  } catch (const toml::parse_error&) {
-    // not a TOML value: a bare word
-  }
-  sec->insert_or_assign(name, value);
-}
-
 }  // namespace
 
 int64_t SftConfig::total_steps(size_t rows_per_epoch) const {
@@ -134,15 +86,7 @@ int64_t SftConfig::total_steps(size_t rows_per_epoch) const {
 }
 
 SftConfig SftConfig::parse(const std::string& text, const std::string& source, const std::vector<std::string>& overrides) {
-  toml::table tbl;
-  try {
-    tbl = toml::parse(text, source);
-  } catch (const toml::parse_error& e) {
-    std::ostringstream os;
-    os << source << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << e.description();
-    throw ConfigError(os.str());
-  }
-  for (const auto& ov : overrides) apply_override(tbl, ov);
+  const toml::table tbl = toml_config::parse_with_overrides(text, source, overrides);
 
   SftConfig c;
   // The template's name picks the base the other template keys modify: read it first.
@@ -156,26 +100,12 @@ SftConfig SftConfig::parse(const std::string& text, const std::string& source, c
     }
     c.chat_template.name = name;
   }
-  for (auto&& [sec_name, sec_node] : tbl) {
-    const std::string sec(sec_name.str());
-    const toml::table* sec_tbl = sec_node.as_table();
-    if (!sec_tbl) throw ConfigError(source + ": \"" + sec + "\" must be a [section]; known keys: " + known_keys());
-    for (auto&& [k, node] : *sec_tbl) {
-      const std::string full = sec + "." + std::string(k.str());
-      auto it = keys().find(full);
-      if (it == keys().end()) throw ConfigError(source + ": unknown key \"" + full + "\"; known keys: " + known_keys());
-      it->second(c, node, source + ": " + full);
-    }
-  }
+  toml_config::apply_keys(c, tbl, source, keys());
   return c;
 }
 
 SftConfig SftConfig::load(const std::string& path, const std::vector<std::string>& overrides) {
-  std::ifstream f(path);
-  if (!f) throw ConfigError(path + ": cannot open config file");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return parse(ss.str(), path, overrides);
+  return parse(toml_config::read_config_file(path), path, overrides);
 }
 
 void SftConfig::validate() const {

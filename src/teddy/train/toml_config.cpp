@@ -1,0 +1,54 @@
+#include "teddy/train/toml_config.h"
+
+namespace teddy::toml_config {
+
+namespace {
+
+void apply_override(toml::table& tbl, const std::string& ov) {
+  const auto eq = ov.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw ConfigError("override \"" + ov + "\": expected section.key=value (e.g. train.steps=100)");
+  const std::string key = ov.substr(0, eq), value = ov.substr(eq + 1);
+  const auto dot = key.find('.');
+  if (dot == std::string::npos || key.find('.', dot + 1) != std::string::npos)
+    throw ConfigError("override \"" + ov + "\": key must be section.key (e.g. optim.lr)");
+  const std::string section = key.substr(0, dot), name = key.substr(dot + 1);
+  if (!tbl[section].as_table()) tbl.insert_or_assign(section, toml::table{});
+  toml::table* sec = tbl[section].as_table();
+  try {
+    toml::table parsed = toml::parse("v = " + value);
+    if (const toml::node* v = parsed.get("v")) {
+      sec->insert_or_assign(name, *v);
+      return;
+    }
+  } catch (const toml::parse_error&) {
+    // not a TOML value: a bare word
+  }
+  sec->insert_or_assign(name, value);
+}
+
+}  // namespace
+
+toml::table parse_with_overrides(const std::string& text, const std::string& source,
+                                 const std::vector<std::string>& overrides) {
+  toml::table tbl;
+  try {
+    tbl = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream os;
+    os << source << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << e.description();
+    throw ConfigError(os.str());
+  }
+  for (const auto& ov : overrides) apply_override(tbl, ov);
+  return tbl;
+}
+
+std::string read_config_file(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw ConfigError(path + ": cannot open config file");
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+}  // namespace teddy::toml_config
