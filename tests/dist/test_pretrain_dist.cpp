@@ -121,18 +121,48 @@ TEST_F(PretrainDist, EveryStageFollowsTheSingleProcess) {
   expect_same(losses("single"), losses("np3_zero3"));
 }
 
-TEST_F(PretrainDist, CheckpointFromTwoRanksResumesWithThreeAndInOneProcess) {
+// Saved by 3 ranks at ZeRO-3 (every rank writes its shard of parameters, m and v):
+// resumes with 3 ranks bit for bit as if never interrupted, with 2 ranks at another
+// stage and in one process within the reduction-order tolerance (the ranks after the
+// resume add their partial gradients in another order), and `teddy generate` reads it.
+TEST_F(PretrainDist, ShardedCheckpointFromThreeRanksResumesWithTwoThreeAndOne) {
   ASSERT_EQ(single("ref").rc, 0);
-  const MpiResult a = ranks(2, "resharded", "dist.zero=2 --stop-after 10");
+  const MpiResult full = ranks(3, "full3", "dist.zero=3");
+  ASSERT_EQ(full.rc, 0) << full.output;
+  const MpiResult a = ranks(3, "saved3", "dist.zero=3 --stop-after 10");
   ASSERT_EQ(a.rc, 0) << a.output;
-  fs::copy(root_ / "resharded", root_ / "resharded_single", fs::copy_options::recursive);
-  const MpiResult b = ranks(3, "resharded", "dist.zero=3 --resume");
-  ASSERT_EQ(b.rc, 0) << b.output;
-  EXPECT_NE(b.output.find("resumed from step 10"), std::string::npos) << b.output;
-  expect_same(losses("ref"), losses("resharded"), 11);
-  const MpiResult c = single("resharded_single", "--resume");
-  ASSERT_EQ(c.rc, 0) << c.output;
-  expect_same(losses("ref"), losses("resharded_single"), 11);
+  const fs::path ckpt = root_ / "saved3" / "checkpoints" / "step_00000010";
+  ASSERT_TRUE(fs::exists(ckpt / "manifest.json")) << a.output;
+  EXPECT_FALSE(fs::exists(ckpt / "optimizer.safetensors"));
+  nlohmann::json man = nlohmann::json::parse(std::ifstream(ckpt / "manifest.json"));
+  EXPECT_EQ(man["world_size"], 3);
+  EXPECT_EQ(man["zero_stage"], 3);
+  EXPECT_EQ(man["step"], 10);
+  ASSERT_EQ(man["shards"].size(), 3u);
+  for (int r = 0; r < 3; ++r) EXPECT_TRUE(fs::exists(ckpt / man["shards"][r]["file"].get<std::string>()));
+  for (const char* to : {"to3", "to2", "to1"}) fs::copy(root_ / "saved3", root_ / to, fs::copy_options::recursive);
+
+  const MpiResult b3 = ranks(3, "to3", "dist.zero=3 --resume");
+  ASSERT_EQ(b3.rc, 0) << b3.output;
+  EXPECT_NE(b3.output.find("resumed from step 10"), std::string::npos) << b3.output;
+  const auto want3 = losses("full3"), got3 = losses("to3");
+  for (int step = 11; step <= 20; ++step) {
+    ASSERT_TRUE(got3.count(step)) << step;
+    EXPECT_EQ(got3.at(step), want3.at(step)) << "step " << step << ": not bit for bit";
+  }
+  const MpiResult b2 = ranks(2, "to2", "dist.zero=1 --resume");
+  ASSERT_EQ(b2.rc, 0) << b2.output;
+  EXPECT_NE(b2.output.find("resumed from step 10"), std::string::npos) << b2.output;
+  expect_same(losses("ref"), losses("to2"), 11);
+  const MpiResult b1 = single("to1", "--resume");
+  ASSERT_EQ(b1.rc, 0) << b1.output;
+  EXPECT_NE(b1.output.find("resumed from step 10"), std::string::npos) << b1.output;
+  expect_same(losses("ref"), losses("to1"), 11);
+
+  const MpiResult g = run_command("env OMP_NUM_THREADS=1 timeout 60 " + kTeddy + " generate --checkpoint " + ckpt.string() +
+                                  " --prompt 'the cat' -n 8 --temperature 0");
+  EXPECT_EQ(g.rc, 0) << g.output;
+  EXPECT_NE(g.output.find("the cat"), std::string::npos) << g.output;
 }
 
 TEST_F(PretrainDist, RefusesALayoutThatDoesNotFitTheJob) {
@@ -142,15 +172,29 @@ TEST_F(PretrainDist, RefusesALayoutThatDoesNotFitTheJob) {
   EXPECT_NE(r.output.find("the job has 2"), std::string::npos) << r.output;
 }
 
-TEST_F(PretrainDist, RefusesAnIncompleteCheckpoint) {
-  ASSERT_EQ(ranks(2, "incomplete", "dist.zero=1 --stop-after 5").rc, 0);
+// A corrupted shard makes its checkpoint not intact: --resume names the file and
+// falls back to the previous checkpoint; with none intact the run is refused.
+TEST_F(PretrainDist, ACorruptedShardFallsBackToThePreviousCheckpoint) {
+  ASSERT_EQ(ranks(2, "incomplete", "dist.zero=1 --stop-after 10").rc, 0);
   const auto dirs = list_checkpoints((root_ / "incomplete").string());
-  ASSERT_EQ(dirs.size(), 1u);
-  fs::resize_file(fs::path(dirs[0]) / "optimizer.safetensors", 100);  // a torn file
-  const MpiResult r = ranks(2, "incomplete", "dist.zero=1 --resume");
-  EXPECT_NE(r.rc, 0);
-  EXPECT_NE(r.output.find("no intact checkpoint"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("optimizer.safetensors"), std::string::npos) << r.output;
+  ASSERT_EQ(dirs.size(), 2u);  // steps 10 and 5
+  const fs::path shard = fs::path(dirs[0]) / "shard_00001_of_00002.safetensors";
+  {
+    std::fstream io(shard, std::ios::in | std::ios::out | std::ios::binary);
+    io.seekp(-9, std::ios::end);
+    io.put('\x55');
+  }
+  fs::copy(root_ / "incomplete", root_ / "incomplete_none", fs::copy_options::recursive);
+  const MpiResult r = ranks(2, "incomplete", "dist.zero=1 --resume", 7);
+  ASSERT_EQ(r.rc, 0) << r.output;
+  EXPECT_NE(r.output.find("resumed from step 5"), std::string::npos) << r.output;
+
+  fs::remove(root_ / "incomplete_none" / "checkpoints" / "step_00000005" / "manifest.json");
+  const MpiResult none = ranks(2, "incomplete_none", "dist.zero=1 --resume");
+  EXPECT_NE(none.rc, 0);
+  EXPECT_NE(none.output.find("no intact checkpoint"), std::string::npos) << none.output;
+  EXPECT_NE(none.output.find("shard_00001_of_00002.safetensors: checksum mismatch"), std::string::npos) << none.output;
+  EXPECT_NE(none.output.find("manifest.json: missing"), std::string::npos) << none.output;
 }
 
 TEST_F(PretrainDist, AFailingRankStopsEveryRankAndIsNamed) {

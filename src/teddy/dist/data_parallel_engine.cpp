@@ -1,10 +1,13 @@
 #include "teddy/dist/data_parallel_engine.h"
 
+#include <unistd.h>
+
 #include <cstring>
 #include <sstream>
 #include <vector>
 
 #include "teddy/core/error.h"
+#include "teddy/train/sharded_checkpoint.h"
 
 namespace teddy::dist {
 
@@ -89,49 +92,139 @@ std::string DataParallelEngine::summary() {
   return os.str();
 }
 
-void DataParallelEngine::gather_state(std::vector<float>& m, std::vector<float>& v) {
-  const size_t n = model_->flat_size();
-  m.assign(n, 0.0f);
-  v.assign(n, 0.0f);
-  const Range r = zt_->state_range();
-  std::memcpy(m.data() + r.begin, zt_->m(), r.size() * sizeof(float));
-  std::memcpy(v.data() + r.begin, zt_->v(), r.size() * sizeof(float));
-  if (layout_.zero >= 1) {
-    const std::vector<size_t> counts = zt_->shards().counts({0, n});
-    comm_.all_gather(m.data(), counts);
-    comm_.all_gather(v.data(), counts);
-  }
+std::string DataParallelEngine::agree_on_error(const std::string& error) {
+  const int W = comm_.size();
+  std::vector<int64_t> failed(static_cast<size_t>(W), 0);
+  failed[static_cast<size_t>(comm_.rank())] = error.empty() ? 0 : 1;
+  comm_.all_reduce_sum(failed.data(), failed.size());
+  int first = -1;
+  for (int r = 0; r < W && first < 0; ++r)
+    if (failed[static_cast<size_t>(r)]) first = r;
+  if (first < 0) return "";
+  // The failed rank's message goes to everyone, so whichever rank reports names the file.
+  int64_t len = comm_.rank() == first ? static_cast<int64_t>(error.size()) : 0;
+  comm_.broadcast(&len, sizeof len, first);
+  std::string msg(static_cast<size_t>(len), '\0');
+  if (comm_.rank() == first) msg = error;
+  comm_.broadcast(msg.data(), msg.size(), first);
+  return W > 1 ? "rank " + std::to_string(first) + ": " + msg : msg;
 }
 
 std::string DataParallelEngine::save_checkpoint(const std::string& run_dir, const CheckpointState& state,
                                                 int keep_last) {
   need_attached("save_checkpoint");
-  // The single-process format: parameters (equal on every rank) and whole-buffer m, v
-  // gathered from the shards; rank 0 writes. Any world size, or one process, loads it.
-  std::vector<float> m, v;
-  gather_state(m, v);
-  zt_->gather_all_params();  // stage 3: the whole buffer, for the file
-  std::string dir;
-  int64_t failed = 0;
-  std::string why;
-  if (comm_.rank() == 0) {
+  // Every rank writes its ZeRO range of parameters, m and v (stage 0: the same equal
+  // split) in parallel; rank 0 writes the manifest once all are durable.
+  const int rank = comm_.rank(), W = comm_.size();
+  const size_t n = model_->flat_size();
+  const Range own = zt_->own();
+  int64_t pid = static_cast<int64_t>(::getpid());
+  comm_.broadcast(&pid, sizeof pid, 0);  // rank 0's pid names the temporary directory
+  const std::string tmp = sharded_checkpoint_temp_dir(run_dir, state.step, pid);
+  std::string err;
+  if (rank == 0) {
     try {
-      AdamW full(model_->layout(), adam_);
-      full.set_state(zt_->optimizer_t(), m.data(), v.data());
-      dir = teddy::save_checkpoint(run_dir, *model_, full, state, keep_last);
+      prepare_sharded_checkpoint_dir(tmp);
     } catch (const std::exception& e) {
-      failed = 1;
-      why = e.what();
+      err = e.what();
     }
   }
-  zt_->release_params();
-  comm_.all_reduce_sum(&failed, 1);  // every rank learns whether the checkpoint exists
-  if (failed) throw Error(comm_.rank() == 0 ? why : "checkpoint failed on rank 0");
-  return dir;
+  if (std::string e = agree_on_error(err); !e.empty()) throw Error("checkpoint: " + e);
+
+  ShardEntry mine;
+  try {
+    const size_t moff = layout_.zero == 0 ? own.begin : 0;  // stage 0 holds the whole m, v
+    mine = write_checkpoint_shard(tmp, rank, W, own.begin, own.end, model_->params() + own.begin, zt_->m() + moff,
+                                  zt_->v() + moff);
+  } catch (const std::exception& e) {
+    err = e.what();
+  }
+  if (std::string e = agree_on_error(err); !e.empty()) throw Error("checkpoint: " + e);
+  // Sizes and checksums to rank 0 (a sum over one slot per rank; the bits of the
+  // checksum survive adding zeros).
+  std::vector<int64_t> meta(static_cast<size_t>(2 * W), 0);
+  meta[2 * rank] = static_cast<int64_t>(mine.bytes);
+  meta[2 * rank + 1] = static_cast<int64_t>(mine.xxh3);
+  comm_.all_reduce_sum(meta.data(), meta.size());
+
+  std::string dir;
+  if (rank == 0) {
+    try {
+      ShardedManifest man;
+      man.world_size = W;
+      man.zero_stage = layout_.zero;
+      man.flat_size = n;
+      man.optimizer_t = zt_->optimizer_t();
+      man.state = state;
+      man.model_config = model_->config();
+      man.layout = model_->layout().params;
+      for (int r = 0; r < W; ++r) {
+        const Range rr = zt_->shards().range(r);
+        man.shards.push_back({shard_file_name(r, W), rr.begin, rr.end, static_cast<uint64_t>(meta[2 * r]),
+                              static_cast<uint64_t>(meta[2 * r + 1])});
+      }
+      dir = finish_sharded_checkpoint(run_dir, tmp, man, keep_last);
+    } catch (const std::exception& e) {
+      err = e.what();
+    }
+  }
+  if (std::string e = agree_on_error(err); !e.empty()) throw Error("checkpoint: " + e);
+  return rank == 0 ? dir : sharded_checkpoint_final_dir(run_dir, state.step);
+}
+
+std::optional<std::string> DataParallelEngine::latest_intact_checkpoint(const std::string& run_dir,
+                                                                        std::vector<std::string>* skipped) {
+  // Each rank hashes its share of the files; a checkpoint is intact when no rank objects.
+  for (const std::string& d : list_checkpoints(run_dir)) {
+    std::string err;
+    try {
+      inspect_checkpoint_part(d, comm_.rank(), comm_.size());
+    } catch (const Error& e) {
+      err = e.what();
+    }
+    const std::string e = agree_on_error(err);
+    if (e.empty()) return d;
+    if (skipped) skipped->push_back(d + ": " + e);
+  }
+  return std::nullopt;
+}
+
+CheckpointInfo DataParallelEngine::load_sharded(const std::string& dir) {
+  // Each rank reads only its own range of the new layout from the shards that
+  // overlap it (any writer count), then the ranks all-gather what their stage
+  // keeps whole: parameters below stage 3, m and v at stage 0.
+  const size_t n = model_->flat_size();
+  const Range own = zt_->own();
+  ShardedManifest man;
+  std::vector<float> m, v;  // stage 0: whole buffers; otherwise the own range
+  std::string err;
+  try {
+    man = read_shard_manifest(dir);
+    check_shard_manifest_fits(dir, man, *model_);
+    const size_t moff = layout_.zero == 0 ? own.begin : 0;
+    m.assign(layout_.zero == 0 ? n : own.size(), 0.0f);
+    v.assign(m.size(), 0.0f);
+    read_shard_range(dir, man, own.begin, own.end, model_->params() + own.begin, m.data() + moff, v.data() + moff);
+  } catch (const std::exception& e) {
+    err = e.what();
+  }
+  if (std::string e = agree_on_error(err); !e.empty()) throw Error(e);
+  const std::vector<size_t> counts = zt_->shards().counts({0, n});
+  if (layout_.zero <= 2) comm_.all_gather(model_->params(), counts);
+  if (layout_.zero == 0) {
+    comm_.all_gather(m.data(), counts);
+    comm_.all_gather(v.data(), counts);
+    zt_->set_state(man.optimizer_t, m.data(), v.data());
+  } else {
+    zt_->set_own_state(man.optimizer_t, m.data(), v.data());
+  }
+  return checkpoint_info(dir, man);
 }
 
 CheckpointInfo DataParallelEngine::load_checkpoint(const std::string& dir) {
   need_attached("load_checkpoint");
+  if (is_sharded_checkpoint(dir)) return load_sharded(dir);
+  // The single-process format: every rank reads the whole files and keeps its part.
   AdamW full(model_->layout(), adam_);
   const CheckpointInfo info = teddy::load_checkpoint(dir, *model_, &full);
   zt_->set_state(full.t(), full.m(), full.v());

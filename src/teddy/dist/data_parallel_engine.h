@@ -27,6 +27,8 @@ class DataParallelEngine final : public DataParallel {
   double last_step_comm_seconds() const override { return last_seconds_; }
   std::string save_checkpoint(const std::string& run_dir, const CheckpointState& state, int keep_last) override;
   CheckpointInfo load_checkpoint(const std::string& dir) override;
+  std::optional<std::string> latest_intact_checkpoint(const std::string& run_dir,
+                                                      std::vector<std::string>* skipped) override;
 
   ZeroTrainer& trainer() { return *zt_; }
   const ParallelLayout& layout() const { return layout_; }
@@ -42,8 +44,10 @@ class DataParallelEngine final : public DataParallel {
   double last_seconds_ = 0;
 
   void need_attached(const char* what) const;
-  // The optimizer state as whole-buffer m and v on every rank (gathered from the shards).
-  void gather_state(std::vector<float>& m, std::vector<float>& v);
+  // Every rank learns whether any rank failed (its `error` non-empty): returns the
+  // lowest failed rank's message, prefixed with its rank, or "" when none did.
+  std::string agree_on_error(const std::string& error);
+  CheckpointInfo load_sharded(const std::string& dir);
 };
 
 }  // namespace teddy::dist

@@ -16,6 +16,7 @@
 #include "teddy/core/error.h"
 #include "teddy/io/safetensors.h"
 #include "teddy/model/config_json.h"
+#include "teddy/train/sharded_checkpoint.h"
 
 namespace fs = std::filesystem;
 
@@ -116,6 +117,10 @@ std::string config_difference(const ModelConfig& a, const ModelConfig& b) {
 
 }  // namespace
 
+std::string model_config_difference(const ModelConfig& run, const ModelConfig& checkpoint) {
+  return config_difference(run, checkpoint);
+}
+
 std::string save_checkpoint(const std::string& run_dir, const Model& model, const AdamW& opt,
                             const CheckpointState& state, int keep_last,
                             const std::function<void(const std::string&)>& after_file) {
@@ -199,7 +204,14 @@ std::vector<std::string> list_checkpoints(const std::string& run_dir) {
   return out;
 }
 
-CheckpointInfo inspect_checkpoint(const std::string& dir) {
+CheckpointInfo inspect_checkpoint(const std::string& dir) { return inspect_checkpoint_part(dir, 0, 1); }
+
+CheckpointInfo inspect_checkpoint_part(const std::string& dir, int part, int parts) {
+  if (is_sharded_checkpoint(dir)) {
+    const ShardedManifest man = read_shard_manifest(dir);
+    verify_shards(dir, man, part, parts);
+    return checkpoint_info(dir, man);
+  }
   const std::string state_path = (fs::path(dir) / kStateFile).string();
   nlohmann::json j;
   try {
@@ -222,7 +234,9 @@ CheckpointInfo inspect_checkpoint(const std::string& dir) {
     info.state.loader_state = j.at("loader_state").is_null() ? "" : j.at("loader_state").dump();
     info.state.run_config = j.at("run_config").get<std::string>();
     info.model_config = model_config_from_json(j.at("model_config").dump(), state_path);
+    int index = 0;
     for (const char* f : {kModelFile, kOptimizerFile}) {
+      if (index++ % parts != part) continue;
       const auto& fj = j.at("files").at(f);
       const std::string path = (fs::path(dir) / f).string();
       if (!fs::exists(path)) throw FormatError(path + ": missing");
@@ -254,6 +268,19 @@ std::optional<std::string> latest_intact_checkpoint(const std::string& run_dir, 
 }
 
 CheckpointInfo load_checkpoint(const std::string& dir, Model& model, AdamW* opt) {
+  if (is_sharded_checkpoint(dir)) {
+    const ShardedManifest man = read_shard_manifest(dir);
+    verify_shards(dir, man, 0, 1);
+    check_shard_manifest_fits(dir, man, model);
+    std::vector<float> m, v;
+    if (opt) {
+      m.resize(man.flat_size);
+      v.resize(man.flat_size);
+    }
+    read_shard_range(dir, man, 0, man.flat_size, model.params(), opt ? m.data() : nullptr, opt ? v.data() : nullptr);
+    if (opt) opt->set_state(man.optimizer_t, m.data(), v.data());
+    return checkpoint_info(dir, man);
+  }
   CheckpointInfo info = inspect_checkpoint(dir);
   const std::string diff = config_difference(model.config(), info.model_config);
   if (!diff.empty()) throw ConfigError(dir + ": checkpoint is from an incompatible model config: " + diff);
@@ -276,10 +303,10 @@ CheckpointInfo load_checkpoint(const std::string& dir, Model& model, AdamW* opt)
 }
 
 std::string resolve_checkpoint_path(const std::string& path) {
-  if (fs::exists(fs::path(path) / kStateFile)) return path;
+  if (fs::exists(fs::path(path) / kStateFile) || fs::exists(fs::path(path) / kShardManifestFile)) return path;
   std::vector<std::string> skipped;
   if (auto latest = latest_intact_checkpoint(path, &skipped)) return *latest;
-  std::string msg = path + ": no intact checkpoint found (expected a checkpoint directory with state.json, or a run directory with checkpoints/step_*)";
+  std::string msg = path + ": no intact checkpoint found (expected a checkpoint directory with state.json or manifest.json, or a run directory with checkpoints/step_*)";
   for (const auto& s : skipped) msg += "\n  skipped " + s;
   throw Error(msg);
 }

@@ -43,9 +43,13 @@ std::string save_checkpoint(const std::string& run_dir, const Model& model, cons
                             const CheckpointState& state, int keep_last,
                             const std::function<void(const std::string&)>& after_file = {});
 
-// Reads and verifies a checkpoint directory (state.json, sizes and checksums).
+// Reads and verifies a checkpoint directory (state.json, sizes and checksums; or,
+// for a sharded checkpoint, manifest.json and every shard: sharded_checkpoint.h).
 // Throws FormatError naming the file and what is wrong.
 CheckpointInfo inspect_checkpoint(const std::string& dir);
+// The same checks with the data files split among `parts` readers: this one hashes
+// the files i with i % parts == part (every part reads the state/manifest file).
+CheckpointInfo inspect_checkpoint_part(const std::string& dir, int part, int parts);
 
 // Checkpoint directories under <run>/checkpoints, newest step first (intact or not).
 std::vector<std::string> list_checkpoints(const std::string& run_dir);
@@ -56,8 +60,11 @@ std::optional<std::string> latest_intact_checkpoint(const std::string& run_dir,
 
 // Loads parameters (and, if opt != nullptr, the optimizer state) into a model whose
 // config equals the checkpoint's; throws ConfigError naming the first differing
-// field otherwise.
+// field otherwise. Sharded checkpoints are assembled from all their shards.
 CheckpointInfo load_checkpoint(const std::string& dir, Model& model, AdamW* opt);
+
+// First differing field of two model configs ("field (checkpoint X, run Y)"), or "".
+std::string model_config_difference(const ModelConfig& run, const ModelConfig& checkpoint);
 
 // Accepts a checkpoint directory or a run directory (then: its newest intact checkpoint).
 std::string resolve_checkpoint_path(const std::string& path);

@@ -5,8 +5,10 @@
 // single-process run.
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "teddy/model/model.h"
 #include "teddy/train/adamw.h"
@@ -33,10 +35,15 @@ class DataParallel {
   // Communication of the last step: bytes this rank sent and seconds inside calls.
   virtual uint64_t last_step_bytes() const = 0;
   virtual double last_step_comm_seconds() const = 0;
-  // Checkpoints in the single-process format (every rank calls; the engine decides
-  // who writes), so a run saved with N ranks loads with M ranks or in one process.
+  // Checkpoints (every rank calls): each rank writes its shard, plus a manifest
+  // (sharded_checkpoint.h), so a run saved with N ranks loads with M ranks or in one
+  // process. Loading also takes the single-process format.
   virtual std::string save_checkpoint(const std::string& run_dir, const CheckpointState& state, int keep_last) = 0;
   virtual CheckpointInfo load_checkpoint(const std::string& dir) = 0;
+  // latest_intact_checkpoint (checkpoint.h) with the checksum work split among the
+  // ranks; every rank gets the same answer.
+  virtual std::optional<std::string> latest_intact_checkpoint(const std::string& run_dir,
+                                                              std::vector<std::string>* skipped) = 0;
 };
 
 }  // namespace teddy

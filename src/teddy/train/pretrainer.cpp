@@ -133,7 +133,7 @@ Pretrainer::Pretrainer(PretrainConfig cfg, bool resume, std::shared_ptr<DataPara
 
   if (resume) {
     std::vector<std::string> skipped;
-    auto latest = latest_intact_checkpoint(cfg.run_dir, &skipped);
+    auto latest = s.dp ? s.dp->latest_intact_checkpoint(cfg.run_dir, &skipped) : latest_intact_checkpoint(cfg.run_dir, &skipped);
     if (!latest) {
       std::string msg = cfg.run_dir + ": --resume found no intact checkpoint";
       for (auto& sk : skipped) msg += "\n  skipped " + sk;

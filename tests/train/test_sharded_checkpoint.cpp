@@ -1,0 +1,202 @@
+// Sharded checkpoints in one process: shards written as W ranks would write them
+// load whole (load_checkpoint) and in any other split (read_shard_range) bit for
+// bit; a torn, corrupted or missing shard and a missing or incomplete manifest are
+// refused naming the file, and the newest intact checkpoint is found past them.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "teddy/core/error.h"
+#include "teddy/train/checkpoint.h"
+#include "teddy/train/sharded_checkpoint.h"
+
+namespace fs = std::filesystem;
+using namespace teddy;
+
+namespace {
+
+ModelConfig tiny() {
+  ModelConfig c = ModelConfig::for_family(Family::gpt2);
+  c.vocab_size = 61;
+  c.padded_vocab_size = 64;
+  c.max_seq_len = 8;
+  c.n_layer = 2;
+  c.n_head = 2;
+  c.n_kv_head = 2;
+  c.d_model = 16;
+  c.d_ff = 64;
+  c.validate();
+  return c;
+}
+
+struct Fixture {
+  Model model{tiny()};
+  std::vector<float> m, v;
+  Fixture() {
+    model.init_weights(11);
+    m.resize(model.flat_size());
+    v.resize(model.flat_size());
+    for (size_t i = 0; i < m.size(); ++i) {
+      m[i] = 1e-3f * static_cast<float>(i % 97) - 0.05f;
+      v[i] = 1e-6f * static_cast<float>(i % 89 + 1);
+    }
+  }
+};
+
+// What W ranks write, done in one process: uneven ranges, the last one empty when W
+// exceeds the buffer's chunks.
+std::string save_sharded(const std::string& run, const Fixture& f, int world, int64_t step, std::vector<uint64_t> cuts = {}) {
+  const uint64_t n = f.model.flat_size();
+  if (cuts.empty())
+    for (int r = 0; r <= world; ++r) cuts.push_back(std::min<uint64_t>(n, (n + world - 1) / world * static_cast<uint64_t>(r)));
+  const std::string tmp = sharded_checkpoint_temp_dir(run, step, ::getpid());
+  prepare_sharded_checkpoint_dir(tmp);
+  ShardedManifest man;
+  man.world_size = world;
+  man.zero_stage = 1;
+  man.flat_size = n;
+  man.optimizer_t = step;
+  man.state.step = step;
+  man.state.tokens_processed = 100 * step;
+  man.state.seed = 3;
+  man.state.run_config = "[train]\nsteps = 9\n";
+  man.model_config = f.model.config();
+  man.layout = f.model.layout().params;
+  for (int r = 0; r < world; ++r) {
+    const uint64_t b = cuts[r], e = cuts[r + 1];
+    man.shards.push_back(write_checkpoint_shard(tmp, r, world, b, e, f.model.params() + b, f.m.data() + b, f.v.data() + b));
+  }
+  return finish_sharded_checkpoint(run, tmp, man, 0);
+}
+
+class ShardedCheckpoint : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    run_ = (fs::temp_directory_path() / ("teddy_sharded_ckpt_" + std::to_string(::getpid()))).string();
+    fs::remove_all(run_);
+  }
+  void TearDown() override { fs::remove_all(run_); }
+  std::string run_;
+};
+
+void expect_error(const std::function<void()>& f, const std::string& needle) {
+  try {
+    f();
+    FAIL() << "expected an error mentioning " << needle;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+
+TEST_F(ShardedCheckpoint, ThreeShardsLoadWholeIntoOneProcessBitForBit) {
+  Fixture f;
+  const std::string dir = save_sharded(run_, f, 3, 7);
+  EXPECT_TRUE(fs::exists(fs::path(dir) / "manifest.json"));
+  EXPECT_TRUE(fs::exists(fs::path(dir) / "shard_00002_of_00003.safetensors"));
+  EXPECT_EQ(resolve_checkpoint_path(run_), dir);
+  const CheckpointInfo info = inspect_checkpoint(dir);
+  EXPECT_EQ(info.state.step, 7);
+  EXPECT_EQ(info.state.tokens_processed, 700);
+  EXPECT_EQ(info.optimizer_t, 7);
+  EXPECT_EQ(info.state.run_config, "[train]\nsteps = 9\n");
+
+  Model loaded(tiny());
+  AdamW opt(loaded.layout(), AdamWConfig{});
+  load_checkpoint(dir, loaded, &opt);
+  EXPECT_EQ(opt.t(), 7);
+  for (size_t i = 0; i < f.model.flat_size(); ++i) {
+    ASSERT_EQ(loaded.params()[i], f.model.params()[i]) << i;
+    ASSERT_EQ(opt.m()[i], f.m[i]) << i;
+    ASSERT_EQ(opt.v()[i], f.v[i]) << i;
+  }
+  Model params_only(tiny());  // generate's path: no optimizer
+  load_checkpoint(dir, params_only, nullptr);
+  EXPECT_EQ(std::memcmp(params_only.params(), f.model.params(), f.model.param_bytes()), 0);
+}
+
+TEST_F(ShardedCheckpoint, AnyOtherSplitReadsTheSameBytes) {
+  Fixture f;
+  const uint64_t n = f.model.flat_size();
+  // Uneven writer ranges, one empty.
+  const std::string dir = save_sharded(run_, f, 4, 1, {0, n / 5, n / 5, n / 2 + 3, n});
+  const ShardedManifest man = read_shard_manifest(dir);
+  EXPECT_EQ(man.world_size, 4);
+  for (int readers : {1, 2, 3, 7}) {
+    std::vector<float> p(n), m(n), v(n);
+    const uint64_t chunk = (n + readers - 1) / readers;
+    for (int r = 0; r < readers; ++r) {
+      const uint64_t b = std::min(n, chunk * r), e = std::min(n, chunk * (r + 1));
+      read_shard_range(dir, man, b, e, p.data() + b, m.data() + b, v.data() + b);
+    }
+    EXPECT_EQ(std::memcmp(p.data(), f.model.params(), n * sizeof(float)), 0) << readers << " readers";
+    EXPECT_EQ(std::memcmp(m.data(), f.m.data(), n * sizeof(float)), 0) << readers << " readers";
+    EXPECT_EQ(std::memcmp(v.data(), f.v.data(), n * sizeof(float)), 0) << readers << " readers";
+  }
+}
+
+TEST_F(ShardedCheckpoint, ACorruptedShardIsRefusedNamingItAndTheOlderOneIsUsed) {
+  Fixture f;
+  const std::string older = save_sharded(run_, f, 3, 5);
+  const std::string newer = save_sharded(run_, f, 3, 10);
+  const fs::path shard = fs::path(newer) / "shard_00001_of_00003.safetensors";
+  {
+    std::fstream io(shard, std::ios::in | std::ios::out | std::ios::binary);
+    io.seekp(-5, std::ios::end);
+    io.put('\x7f');
+  }
+  expect_error([&] { inspect_checkpoint(newer); }, shard.string() + ": checksum mismatch");
+  Model m(tiny());
+  expect_error([&] { load_checkpoint(newer, m, nullptr); }, "checksum mismatch");
+  // Split verification: only the part that hashes shard 1 objects.
+  EXPECT_NO_THROW(inspect_checkpoint_part(newer, 0, 2));
+  EXPECT_THROW(inspect_checkpoint_part(newer, 1, 2), FormatError);
+  std::vector<std::string> skipped;
+  EXPECT_EQ(latest_intact_checkpoint(run_, &skipped), older);
+  ASSERT_EQ(skipped.size(), 1u);
+  EXPECT_NE(skipped[0].find("shard_00001_of_00003.safetensors"), std::string::npos) << skipped[0];
+
+  fs::resize_file(shard, 64);  // torn
+  expect_error([&] { inspect_checkpoint(newer); }, shard.string() + ": size 64 bytes");
+  fs::remove(shard);
+  expect_error([&] { inspect_checkpoint(newer); }, shard.string() + ": missing");
+}
+
+TEST_F(ShardedCheckpoint, AMissingOrIncompleteManifestIsRefused) {
+  Fixture f;
+  const std::string dir = save_sharded(run_, f, 2, 3);
+  const fs::path manifest = fs::path(dir) / "manifest.json";
+  std::string text;
+  {
+    std::ifstream in(manifest);
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  {
+    std::string s = text;
+    // world_size says 3 but only 2 shards are listed.
+    s.replace(s.find("\"world_size\": 2"), 15, "\"world_size\": 3");
+    std::ofstream(manifest, std::ios::trunc) << s;
+  }
+  expect_error([&] { inspect_checkpoint(dir); }, "incomplete manifest");
+  std::ofstream(manifest, std::ios::trunc) << text.substr(0, text.size() / 2);  // torn
+  expect_error([&] { inspect_checkpoint(dir); }, manifest.string() + ": not valid JSON");
+  fs::remove(manifest);
+  expect_error([&] { inspect_checkpoint(dir); }, manifest.string() + ": missing");
+  EXPECT_FALSE(latest_intact_checkpoint(run_).has_value());
+}
+
+TEST_F(ShardedCheckpoint, AModelOfAnotherShapeIsRefused) {
+  Fixture f;
+  const std::string dir = save_sharded(run_, f, 2, 3);
+  ModelConfig c = tiny();
+  c.d_ff = 32;
+  Model other(c);
+  expect_error([&] { load_checkpoint(dir, other, nullptr); }, "d_ff");
+}
