@@ -30,6 +30,9 @@ struct Args {
   int fail_rank = -1, fail_step = -1;  // fault injection: this rank throws at this step
   int hang_rank = -1, hang_step = -1;  // ... or stops answering (sleeps) at this step
   double timeout = 0;                  // communicator watchdog (seconds, 0: off)
+  int overlap = 1;                     // non-blocking bucket collectives
+  int check_blocking = 0;              // also train with the other overlap setting; 1: params must match
+                                       // bit for bit, 2: only report how many differ
 };
 
 ModelConfig config(const std::string& family) {
@@ -107,7 +110,7 @@ int run(Communicator& comm, const Args& a) {
   uint64_t step_bytes = 0;
   size_t outer = 0;
   {
-    ZeroTrainer zt(model, ac, comm, a.stage, a.bucket_bytes);
+    ZeroTrainer zt(model, ac, comm, a.stage, a.bucket_bytes, a.overlap != 0);
     outer = zt.outer_floats();
     auto one_step = [&](int k) {
       if (rank == a.fail_rank && k == a.fail_step) throw Error("injected failure at step " + std::to_string(k));
@@ -168,6 +171,39 @@ int run(Communicator& comm, const Args& a) {
     ok = false;
   }
 
+  if (a.check_blocking != 0) {
+    // The same run with the other overlap setting: the collectives and their
+    // inputs are the same, only when they run differs.
+    Model other(cfg);
+    other.init_weights(1234);
+    {
+      ZeroTrainer zt(other, ac, comm, a.stage, a.bucket_bytes, a.overlap == 0);
+      for (int k = 0; k < a.steps; ++k) {
+        const auto data = make_step(a, k, rank * a.B, a.B, cfg.vocab_size);
+        zt.step(batches(data, a.B, a.T), ac.lr, clip);
+      }
+      zt.gather_all_params();
+    }
+    size_t differ = 0;
+    for (size_t i = 0; i < model.flat_size(); ++i)
+      differ += std::memcmp(model.params() + i, other.params() + i, sizeof(float)) != 0;
+    // And every rank ends with rank 0's parameters bit for bit (stage 0 updates
+    // its own copy from its all-reduced gradient).
+    std::vector<float> root(model.params(), model.params() + model.flat_size());
+    comm.broadcast(root.data(), root.size() * sizeof(float), 0);
+    const bool same_as_rank0 = std::memcmp(root.data(), model.params(), root.size() * sizeof(float)) == 0;
+    std::printf("rank %d overlap_vs_blocking differing_params %zu of %zu, same_as_rank0 %d\n", rank, differ,
+                model.flat_size(), same_as_rank0 ? 1 : 0);
+    if (!same_as_rank0) {
+      std::printf("FAIL rank %d parameters differ from rank 0's\n", rank);
+      ok = false;
+    }
+    if (differ && a.check_blocking == 1) {
+      std::printf("FAIL rank %d overlapped and blocking runs differ\n", rank);
+      ok = false;
+    }
+  }
+
   if (rank == 0) {
     Model ref(cfg);
     ref.init_weights(1234);
@@ -218,6 +254,8 @@ int main(int argc, char** argv) {
     else if (k == "--hang-rank") a.hang_rank = std::atoi(v.c_str());
     else if (k == "--hang-step") a.hang_step = std::atoi(v.c_str());
     else if (k == "--timeout") a.timeout = std::atof(v.c_str());
+    else if (k == "--overlap") a.overlap = std::atoi(v.c_str());
+    else if (k == "--check-blocking") a.check_blocking = std::atoi(v.c_str());
     else if (k == "--bucket-bytes") a.bucket_bytes = static_cast<size_t>(std::atoll(v.c_str()));
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());

@@ -1,14 +1,21 @@
 #pragma once
 // Collective and point-to-point communication between the ranks of one job. MPI
 // carries everything on CPUs; NCCL implements the same interface on GPUs. Counts
-// are in elements; every call is blocking and must be entered by all ranks of the
-// communicator in the same order (the MPI/NCCL rule).
+// are in elements; collectives must be entered by all ranks of the communicator in
+// the same order (the MPI/NCCL rule). The plain calls block; the start_* forms
+// return at once with a request to test or wait for (overlap with compute).
 //
-// Traffic accounting: each call adds the bytes this rank sends under the ring
-// algorithm (what NCCL and large-message MPI use): reduce-scatter and all-gather of
-// n elements send (W-1)/W * n, all-reduce twice that (it is reduce-scatter followed
-// by all-gather), broadcast n (root) or 0, send n. These are the figures ZeRO's
-// 2Ψ / 3Ψ communication volumes are stated in.
+// Traffic accounting, two figures per call:
+//   payload_bytes  measured: the bytes of the buffer the call works on, as handed
+//                  in (all-reduce, reduce-scatter, all-gather: the whole n elements;
+//                  broadcast: n at the root; send: n).
+//   bytes_sent     modelled: the bytes this rank puts on the wire under the ring
+//                  algorithm (what NCCL and large-message MPI use): reduce-scatter
+//                  and all-gather of n elements send (W-1)/W * n, all-reduce twice
+//                  that (reduce-scatter then all-gather), broadcast n (root) or 0,
+//                  send n. ZeRO's 2Ψ / 3Ψ volumes are stated in these terms.
+//                  MPI picks its own algorithm per message size, so the real wire
+//                  bytes may differ.
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -17,10 +24,14 @@
 namespace teddy::dist {
 
 struct CommStats {
-  uint64_t bytes_sent = 0;   // ring-algorithm bytes this rank sent
+  uint64_t bytes_sent = 0;     // modelled: ring-algorithm bytes this rank sent
+  uint64_t payload_bytes = 0;  // measured: buffer bytes handed to the calls
   uint64_t calls = 0;
-  double seconds = 0;        // wall time inside communication calls
+  double seconds = 0;          // wall time inside communication calls (blocked or progressing)
 };
+
+// A started (non-blocking) collective; 0 is never a live request.
+using CommRequest = uint64_t;
 
 class Communicator {
  public:
@@ -38,6 +49,22 @@ class Communicator {
   virtual void reduce_scatter_sum(float* data, std::span<const size_t> counts) = 0;
   // `data` as above: each rank's own piece is copied to every rank.
   virtual void all_gather(float* data, std::span<const size_t> counts) = 0;
+  // Non-blocking forms: start the collective and return. The buffer belongs to the
+  // communicator until the request completes (test() true, or wait()). Started and
+  // blocking collectives together keep the same order on every rank. The defaults
+  // run the blocking call (a communicator without asynchronous collectives).
+  virtual CommRequest start_all_reduce_sum(float* data, size_t n) {
+    all_reduce_sum(data, n);
+    return 0;
+  }
+  virtual CommRequest start_reduce_scatter_sum(float* data, std::span<const size_t> counts) {
+    reduce_scatter_sum(data, counts);
+    return 0;
+  }
+  // Advances started collectives (MPI without a progress thread moves them only
+  // inside MPI calls) and says whether `req` has completed. Never blocks.
+  virtual bool test(CommRequest) { return true; }
+  virtual void wait(CommRequest) {}
   virtual void broadcast(void* data, size_t bytes, int root) = 0;
   virtual void send(const void* data, size_t bytes, int to, int tag) = 0;
   virtual void recv(void* data, size_t bytes, int from, int tag) = 0;

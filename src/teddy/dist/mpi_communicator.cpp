@@ -40,9 +40,10 @@ int64_t now_ns() {
 // wall time into stats.
 class Timed {
  public:
-  Timed(CommStats& s, std::atomic<int64_t>& busy, std::atomic<const char*>& what, const char* name)
+  // counts: a call of its own (not a test or wait of one already counted).
+  Timed(CommStats& s, std::atomic<int64_t>& busy, std::atomic<const char*>& what, const char* name, bool counts = true)
       : s_(s), busy_(busy), t0_(now_ns()) {
-    ++s_.calls;
+    if (counts) ++s_.calls;
     what.store(name);
     busy_.store(t0_);
   }
@@ -74,6 +75,7 @@ class MpiCommunicator final : public Communicator {
     if (timeout_s > 0) watchdog_ = std::thread([this, timeout_s] { watch(timeout_s); });
   }
   ~MpiCommunicator() override {
+    for (Pending& p : pending_) MPI_Wait(&p.req, MPI_STATUS_IGNORE);  // never free a buffer MPI still writes
     if (watchdog_.joinable()) {
       {
         std::lock_guard<std::mutex> lk(mu_);
@@ -98,7 +100,57 @@ class MpiCommunicator final : public Communicator {
     // this rank's own offset (the other pieces are scratch).
     check(MPI_Reduce_scatter(MPI_IN_PLACE, data, cnt.data(), MPI_FLOAT, MPI_SUM, comm_), "Reduce_scatter");
     if (off[rank_] != 0) std::memmove(data + off[rank_], data, static_cast<size_t>(cnt[rank_]) * sizeof(float));
-    stats_.bytes_sent += ring_bytes(total, sizeof(float));
+    account(total, sizeof(float), 1);
+  }
+
+  CommRequest start_all_reduce_sum(float* d, size_t n) override {
+    Timed t(stats_, busy_since_, busy_what_, "Iallreduce");
+    Pending& p = add_pending();
+    check(MPI_Iallreduce(MPI_IN_PLACE, d, to_int(n, "Iallreduce"), MPI_FLOAT, MPI_SUM, comm_, &p.req), "Iallreduce");
+    account(n, sizeof(float), 2);
+    return p.id;
+  }
+
+  CommRequest start_reduce_scatter_sum(float* data, std::span<const size_t> counts) override {
+    Timed t(stats_, busy_since_, busy_what_, "Ireduce_scatter");
+    auto pc = pieces(counts);
+    Pending& p = add_pending();
+    p.cnt = std::move(pc.cnt);  // MPI reads the counts until completion
+    p.data = data;
+    p.own_off = static_cast<size_t>(pc.off[rank_]);
+    check(MPI_Ireduce_scatter(MPI_IN_PLACE, data, p.cnt.data(), MPI_FLOAT, MPI_SUM, comm_, &p.req), "Ireduce_scatter");
+    account(pc.total, sizeof(float), 1);
+    return p.id;
+  }
+
+  bool test(CommRequest id) override {
+    if (pending_.empty()) return true;
+    Timed t(stats_, busy_since_, busy_what_, "Test", false);
+    // Testing every request, not just `id`, is what moves the others along.
+    for (size_t i = 0; i < pending_.size();) {
+      int done = 0;
+      check(MPI_Test(&pending_[i].req, &done, MPI_STATUS_IGNORE), "Test");
+      if (done) {
+        finish(pending_[i]);
+        pending_.erase(pending_.begin() + static_cast<std::ptrdiff_t>(i));
+      } else {
+        ++i;
+      }
+    }
+    for (const Pending& p : pending_)
+      if (p.id == id) return false;
+    return true;
+  }
+
+  void wait(CommRequest id) override {
+    for (size_t i = 0; i < pending_.size(); ++i) {
+      if (pending_[i].id != id) continue;
+      Timed t(stats_, busy_since_, busy_what_, "Wait", false);
+      check(MPI_Wait(&pending_[i].req, MPI_STATUS_IGNORE), "Wait");
+      finish(pending_[i]);
+      pending_.erase(pending_.begin() + static_cast<std::ptrdiff_t>(i));
+      return;
+    }
   }
 
   void all_gather(float* data, std::span<const size_t> counts) override {
@@ -106,18 +158,22 @@ class MpiCommunicator final : public Communicator {
     const auto [cnt, off, total] = pieces(counts);
     check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, cnt.data(), off.data(), MPI_FLOAT, comm_),
           "Allgatherv");
-    stats_.bytes_sent += ring_bytes(total, sizeof(float));
+    account(total, sizeof(float), 1);
   }
 
   void broadcast(void* data, size_t bytes, int root) override {
     Timed t(stats_, busy_since_, busy_what_, "Bcast");
     check(MPI_Bcast(data, to_int(bytes, "Bcast"), MPI_BYTE, root, comm_), "Bcast");
-    if (rank_ == root) stats_.bytes_sent += bytes;
+    if (rank_ == root) {
+      stats_.bytes_sent += bytes;
+      stats_.payload_bytes += bytes;
+    }
   }
   void send(const void* data, size_t bytes, int to, int tag) override {
     Timed t(stats_, busy_since_, busy_what_, "Send");
     check(MPI_Send(data, to_int(bytes, "Send"), MPI_BYTE, to, tag, comm_), "Send");
     stats_.bytes_sent += bytes;
+    stats_.payload_bytes += bytes;
   }
   void recv(void* data, size_t bytes, int from, int tag) override {
     Timed t(stats_, busy_since_, busy_what_, "Recv");
@@ -160,7 +216,32 @@ class MpiCommunicator final : public Communicator {
   void ar(void* d, size_t n, MPI_Datatype type, size_t elem) {
     Timed t(stats_, busy_since_, busy_what_, "Allreduce");
     check(MPI_Allreduce(MPI_IN_PLACE, d, to_int(n, "Allreduce"), type, MPI_SUM, comm_), "Allreduce");
-    stats_.bytes_sent += 2 * ring_bytes(n, elem);
+    account(n, elem, 2);
+  }
+  // A collective over n elements: payload n, ring model `passes` x (W-1)/W of n.
+  void account(size_t n, size_t elem, int passes) {
+    stats_.payload_bytes += static_cast<uint64_t>(n) * elem;
+    stats_.bytes_sent += static_cast<uint64_t>(passes) * ring_bytes(n, elem);
+  }
+  struct Pending {
+    CommRequest id = 0;
+    MPI_Request req = MPI_REQUEST_NULL;
+    std::vector<int> cnt;  // reduce-scatter: the counts MPI reads until completion
+    float* data = nullptr;
+    size_t own_off = 0;
+  };
+  std::vector<Pending> pending_;
+  CommRequest next_id_ = 1;
+  Pending& add_pending() {
+    pending_.emplace_back();
+    pending_.back().id = next_id_++;
+    return pending_.back();
+  }
+  // A completed reduce-scatter in place leaves the own piece at the start of the
+  // buffer; move it to its offset as the blocking call does.
+  void finish(const Pending& p) {
+    if (p.data && p.own_off != 0)
+      std::memmove(p.data + p.own_off, p.data, static_cast<size_t>(p.cnt[static_cast<size_t>(rank_)]) * sizeof(float));
   }
   uint64_t ring_bytes(size_t n, size_t elem) const {
     return static_cast<uint64_t>(n) * elem * static_cast<uint64_t>(size_ - 1) / static_cast<uint64_t>(size_);

@@ -28,9 +28,10 @@ int completion_key(const ParamLayout& layout, const ParamInfo& p, int n_layer) {
 
 }  // namespace
 
-ZeroTrainer::ZeroTrainer(Model& model, const AdamWConfig& cfg, Communicator& comm, int stage, size_t bucket_bytes)
+ZeroTrainer::ZeroTrainer(Model& model, const AdamWConfig& cfg, Communicator& comm, int stage, size_t bucket_bytes,
+                         bool overlap)
     : model_(model), comm_(comm), stage_(stage), shards_(model.flat_size(), comm.size()),
-      own_(shards_.range(comm.rank())) {
+      own_(shards_.range(comm.rank())), overlap_(overlap) {
   if (stage < 0 || stage > 3) throw ConfigError("dist.zero: must be 0, 1, 2 or 3 (got " + std::to_string(stage) + ")");
   const ParamLayout& layout = model.layout();
   const size_t n = model.flat_size();
@@ -70,12 +71,14 @@ ZeroTrainer::ZeroTrainer(Model& model, const AdamWConfig& cfg, Communicator& com
 
   Model::LayerHooks h;
   h.before_backward = [this, L](int l) {
+    poll();
     if (stage_ >= 3) gather(blocks_[static_cast<size_t>(l)]);
     if (l == L - 1) flush_through(L);  // final norm / head
   };
   h.after_backward = [this](int l) {
     if (stage_ >= 3) release_param_range(blocks_[static_cast<size_t>(l)]);
     flush_through(l);
+    poll();
   };
   if (stage_ >= 3) {
     h.on_start = [this] {
@@ -91,7 +94,31 @@ ZeroTrainer::ZeroTrainer(Model& model, const AdamWConfig& cfg, Communicator& com
   model_.set_layer_hooks(std::move(h));
 }
 
-ZeroTrainer::~ZeroTrainer() { model_.set_layer_hooks({}); }
+ZeroTrainer::~ZeroTrainer() {
+  model_.set_layer_hooks({});
+  // An exception mid-backward can leave collectives started; MPI must finish with
+  // the buffers before they go.
+  try {
+    wait_all();
+  } catch (...) {
+  }
+}
+
+void ZeroTrainer::poll() {
+  while (!in_flight_.empty()) {
+    if (!comm_.test(in_flight_.front().req)) return;  // the test moves the later ones along too
+    if (stage_ >= 2) release_range(model_.grads(), in_flight_.front().r, own_);
+    in_flight_.erase(in_flight_.begin());
+  }
+}
+
+void ZeroTrainer::wait_all() {
+  for (const InFlight& f : in_flight_) {
+    comm_.wait(f.req);
+    if (stage_ >= 2) release_range(model_.grads(), f.r, own_);
+  }
+  in_flight_.clear();
+}
 
 void ZeroTrainer::gather(Range r) {
   if (r.size() == 0) return;
@@ -117,6 +144,12 @@ void ZeroTrainer::flush_through(int key) {
 
 void ZeroTrainer::reduce_bucket(const Bucket& b) {
   float* g = model_.grads() + b.r.begin;
+  if (overlap_) {
+    const CommRequest req = stage_ == 0 ? comm_.start_all_reduce_sum(g, b.r.size())
+                                        : comm_.start_reduce_scatter_sum(g, shards_.counts(b.r));
+    in_flight_.push_back({req, b.r});  // stage 2 frees the rest of the bucket once it completes
+    return;
+  }
   if (stage_ == 0) {
     comm_.all_reduce_sum(g, b.r.size());
     return;
@@ -145,6 +178,7 @@ StepStats ZeroTrainer::step(std::span<const Batch> micro, float lr, float max_gr
     next_bucket_ = 0;
     const LossSum s = model_.forward_backward(micro[i], dloss);
     flush_through(INT_MIN);  // embeddings (and anything left)
+    wait_all();              // before the next micro-batch accumulates or the optimizer reads
     // Pages shared by two buckets were only zeroed when the first was released.
     if (stage_ >= 2) release_range(model_.grads(), {0, model_.flat_size()}, own_);
     reducing_ = false;

@@ -21,6 +21,13 @@
 //            blocks (embeddings, final norm, head) are gathered at the start of
 //            forward and freed at its end. No all-gather after the update.
 //
+// Overlap (default on): a bucket's collective is started (non-blocking) the moment
+// the backward completes it and runs while the blocks below are in backward; every
+// layer hook lets the started ones advance (communicator test), and the micro-batch
+// waits for all of them before the optimizer (stage 2: before the next
+// micro-batch accumulates, and the non-owned part of a bucket is freed when its
+// reduce-scatter completes). Off: the same collectives, blocking.
+//
 // Each rank passes its own micro-batches (its slice of the global batch); the loss
 // gradient is scaled by 1 / (non-ignored targets over all ranks), so the summed
 // gradient is the global batch's mean-loss gradient, as in train_step.
@@ -49,7 +56,7 @@ class ZeroTrainer {
   // bucket_bytes: gradient bucket size (4 bytes per float). Installs layer hooks on
   // `model` (removed by the destructor); model and comm must outlive this.
   ZeroTrainer(Model& model, const AdamWConfig& cfg, Communicator& comm, int stage,
-              size_t bucket_bytes = size_t{8} << 20);
+              size_t bucket_bytes = size_t{8} << 20, bool overlap = true);
   ~ZeroTrainer();
   ZeroTrainer(const ZeroTrainer&) = delete;
   ZeroTrainer& operator=(const ZeroTrainer&) = delete;
@@ -57,6 +64,7 @@ class ZeroTrainer {
   StepStats step(std::span<const Batch> micro_batches, float lr, float max_grad_norm);
 
   int stage() const { return stage_; }
+  bool overlap() const { return overlap_; }
   const FlatShards& shards() const { return shards_; }
   Range own() const { return own_; }
   size_t buckets() const { return buckets_.size(); }
@@ -102,6 +110,15 @@ class ZeroTrainer {
   Range head_, tail_;                     // outside the blocks: [0, first block), [last block end, n)
   size_t next_bucket_ = 0;                // next bucket to reduce in the current backward
   bool reducing_ = false;                 // the current micro-batch reduces its buckets
+  bool overlap_ = true;
+  struct InFlight {
+    CommRequest req;
+    Range r;
+  };
+  std::vector<InFlight> in_flight_;       // started bucket collectives, oldest first
+
+  void poll();        // advances started collectives; frees completed stage-2 buckets
+  void wait_all();    // completes every started collective
 
   void flush_through(int key);  // reduces every pending bucket whose key >= `key`
   void reduce_bucket(const Bucket& b);

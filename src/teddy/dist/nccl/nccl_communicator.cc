@@ -45,9 +45,36 @@ class NcclCommunicator final : public Communicator {
   void all_reduce_sum(int64_t* d, size_t n) override { ar(d, n, ncclInt64, 8); }
 
   void reduce_scatter_sum(float* data, std::span<const size_t> counts) override {
+    Timed t(this);
+    enqueue_reduce_scatter(data, counts);
+  }
+  // NCCL collectives are asynchronous on the stream already: starting one is
+  // enqueueing it; completion is the stream draining (one stream, in order).
+  CommRequest start_all_reduce_sum(float* d, size_t n) override {
+    Queued q(this);
+    check_nccl(ncclAllReduce(d, d, n, ncclFloat32, ncclSum, comm_, stream_), "AllReduce");
+    account(n, 4, 2);
+    return ++next_id_;
+  }
+  CommRequest start_reduce_scatter_sum(float* data, std::span<const size_t> counts) override {
+    Queued q(this);
+    enqueue_reduce_scatter(data, counts);
+    return ++next_id_;
+  }
+  bool test(CommRequest) override {
+    const cudaError_t rc = cudaStreamQuery(stream_);
+    if (rc == cudaErrorNotReady) return false;
+    check_cuda(rc, "StreamQuery");
+    return true;
+  }
+  void wait(CommRequest) override {
+    const auto t0 = std::chrono::steady_clock::now();
+    check_cuda(cudaStreamSynchronize(stream_), "StreamSynchronize");
+    stats_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  void enqueue_reduce_scatter(float* data, std::span<const size_t> counts) {
     // NCCL's reduce-scatter needs equal pieces: reduce each rank's piece to it
     // (ncclReduce) inside one group, which handles unequal ZeRO shard tails.
-    Timed t(this);
     size_t off = 0, total = 0;
     check_nccl(ncclGroupStart(), "GroupStart");
     for (int r = 0; r < size_; ++r) {
@@ -57,7 +84,7 @@ class NcclCommunicator final : public Communicator {
     }
     check_nccl(ncclGroupEnd(), "GroupEnd");
     total = off;
-    stats_.bytes_sent += ring(total, 4);
+    account(total, 4, 1);
   }
   void all_gather(float* data, std::span<const size_t> counts) override {
     Timed t(this);
@@ -69,17 +96,21 @@ class NcclCommunicator final : public Communicator {
       off += c;
     }
     check_nccl(ncclGroupEnd(), "GroupEnd");
-    stats_.bytes_sent += ring(off, 4);
+    account(off, 4, 1);
   }
   void broadcast(void* data, size_t bytes, int root) override {
     Timed t(this);
     check_nccl(ncclBroadcast(data, data, bytes, ncclUint8, root, comm_, stream_), "Broadcast");
-    if (rank_ == root) stats_.bytes_sent += bytes;
+    if (rank_ == root) {
+      stats_.bytes_sent += bytes;
+      stats_.payload_bytes += bytes;
+    }
   }
   void send(const void* data, size_t bytes, int to, int) override {
     Timed t(this);
     check_nccl(ncclSend(data, bytes, ncclUint8, to, comm_, stream_), "Send");
     stats_.bytes_sent += bytes;
+    stats_.payload_bytes += bytes;
   }
   void recv(void* data, size_t bytes, int from, int) override {
     Timed t(this);
@@ -101,6 +132,19 @@ class NcclCommunicator final : public Communicator {
   int rank_, size_;
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
+  CommRequest next_id_ = 0;
+
+  // Accounts an enqueue-only call (the time to enqueue; waiting is counted by wait()).
+  struct Queued {
+    explicit Queued(NcclCommunicator* c) : c_(c), t0_(std::chrono::steady_clock::now()) { ++c_->stats_.calls; }
+    ~Queued() { c_->stats_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count(); }
+    NcclCommunicator* c_;
+    std::chrono::steady_clock::time_point t0_;
+  };
+  void account(size_t n, size_t elem, int passes) {
+    stats_.payload_bytes += static_cast<uint64_t>(n) * elem;
+    stats_.bytes_sent += static_cast<uint64_t>(passes) * ring(n, elem);
+  }
 
   // Synchronises the stream at scope exit (blocking contract) and accounts the time.
   struct Timed {
@@ -115,7 +159,7 @@ class NcclCommunicator final : public Communicator {
   void ar(void* d, size_t n, ncclDataType_t type, size_t elem) {
     Timed t(this);
     check_nccl(ncclAllReduce(d, d, n, type, ncclSum, comm_, stream_), "AllReduce");
-    stats_.bytes_sent += 2 * ring(n, elem);
+    account(n, elem, 2);
   }
   uint64_t ring(size_t n, size_t elem) const {
     return static_cast<uint64_t>(n) * elem * static_cast<uint64_t>(size_ - 1) / static_cast<uint64_t>(size_);
