@@ -107,7 +107,7 @@ int run(Communicator& comm, const Args& a) {
   Model model(cfg);
   model.init_weights(1234);
   std::vector<double> losses;
-  uint64_t step_bytes = 0;
+  uint64_t step_bytes = 0, step_payload = 0;
   size_t outer = 0;
   {
     ZeroTrainer zt(model, ac, comm, a.stage, a.bucket_bytes, a.overlap != 0);
@@ -120,6 +120,7 @@ int run(Communicator& comm, const Args& a) {
       comm.reset_stats();
       const StepStats st = zt.step(b, ac.lr, clip);
       step_bytes = comm.stats().bytes_sent;
+      step_payload = comm.stats().payload_bytes;
       losses.push_back(st.loss);
     };
     one_step(0);
@@ -166,6 +167,24 @@ int run(Communicator& comm, const Args& a) {
                                      : 2 * rs + (a.stage == 2 ? (a.accum - 1) * rs : 0.0);
   std::printf("rank %d comm_bytes_per_step %llu expected %.0f (2*psi*4*(W-1)/W = %.0f)\n", rank,
               static_cast<unsigned long long>(step_bytes), expect, 2 * rs);
+  // Payload (measured from the calls, exact): the gradient volume each collective
+  // works on (stage 0: one all-reduce of Ψ; 1: reduce-scatter Ψ + all-gather Ψ;
+  // 2: a reduce-scatter of Ψ per micro-batch + all-gather Ψ; 3: per micro-batch a
+  // reduce-scatter of Ψ and gathers of 2Ψ - outer) plus the scalar all-reduces:
+  // target count (int64), loss sum and count (2 doubles), stages 1-3 the squared
+  // gradient norm (double).
+  const uint64_t P = model.flat_size() * 4, O = outer * 4, K = static_cast<uint64_t>(a.accum);
+  const uint64_t want_payload = (a.stage == 0   ? P
+                                 : a.stage == 1 ? 2 * P
+                                 : a.stage == 2 ? K * P + P
+                                                : K * (3 * P - O)) +
+                                8 + 16 + (a.stage >= 1 ? 8 : 0);
+  std::printf("rank %d comm_payload_per_step %llu expected %llu\n", rank, static_cast<unsigned long long>(step_payload),
+              static_cast<unsigned long long>(want_payload));
+  if (step_payload != want_payload) {
+    std::printf("FAIL rank %d payload bytes\n", rank);
+    ok = false;
+  }
   if (std::fabs(static_cast<double>(step_bytes) - expect) > 256) {  // scalar all-reduces, per-call rounding
     std::printf("FAIL rank %d comm bytes\n", rank);
     ok = false;

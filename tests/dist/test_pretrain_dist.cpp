@@ -165,6 +165,22 @@ TEST_F(PretrainDist, ShardedCheckpointFromThreeRanksResumesWithTwoThreeAndOne) {
   EXPECT_NE(g.output.find("the cat"), std::string::npos) << g.output;
 }
 
+// train.tokens is a budget for the global batch: 2 ranks of micro_batch 3 run as
+// many steps of 192 tokens as one process of micro_batch 6, and count the same tokens.
+TEST_F(PretrainDist, TheTokenBudgetCountsEveryRank) {
+  const std::string budget = "train.steps=0 train.tokens=1536";  // 8 steps of 6 x 32 tokens
+  ASSERT_EQ(single("budget1", budget).rc, 0);
+  const MpiResult r = ranks(2, "budget2", budget);
+  ASSERT_EQ(r.rc, 0) << r.output;
+  for (const char* run : {"budget1", "budget2"}) {
+    const auto tokens = losses(run, "tokens");
+    ASSERT_FALSE(tokens.empty()) << run;
+    EXPECT_EQ(tokens.rbegin()->first, 8) << run;
+    EXPECT_EQ(tokens.rbegin()->second, 1536) << run;
+  }
+  EXPECT_NE(r.output.find("steps 0 -> 8, 1536 tokens"), std::string::npos) << r.output;
+}
+
 TEST_F(PretrainDist, RefusesALayoutThatDoesNotFitTheJob) {
   const MpiResult r = ranks(2, "badlayout", "dist.dp=3");
   EXPECT_NE(r.rc, 0);

@@ -37,7 +37,7 @@ void register_pretrain(CLI::App& app, Run& run) {
       "  [data] dataset mix   [train] micro_batch seq_len grad_accum steps tokens seed threads recompute\n"
       "  [optim] lr min_lr_ratio warmup_steps weight_decay beta1 beta2 eps grad_clip\n"
       "  [eval] interval batches   [checkpoint] interval keep   [run] dir peak_gflops\n"
-      "  [dist] zero (0-3) dp (0: all ranks) timeout_s (used under mpirun / srun: data parallel over all ranks, see docs/DISTRIBUTED.md)");
+      "  [dist] zero (0-3) dp (0: all ranks) timeout_s overlap (used under mpirun / srun: data parallel over all ranks, see docs/DISTRIBUTED.md)");
   sub->callback([o, sub, &run] {
     (void)sub;
     run = [o] {
@@ -53,7 +53,8 @@ void register_pretrain(CLI::App& app, Run& run) {
         dist::ParallelLayout layout;
         layout.dp = cfg.dp > 0 ? cfg.dp : comm->size();
         layout.zero = cfg.zero;
-        dp = std::make_shared<dist::DataParallelEngine>(*comm, layout);  // validates against the world size
+        // validates against the world size
+        dp = std::make_shared<dist::DataParallelEngine>(*comm, layout, size_t{8} << 20, cfg.overlap);
       }
       const int rank = comm ? comm->rank() : 0;
       try {
@@ -68,7 +69,9 @@ void register_pretrain(CLI::App& app, Run& run) {
           if (comm) comm->barrier();
         }
       }
-      Pretrainer trainer(std::move(cfg), o->resume, dp);
+      // The trainer holds the only reference: the engine (and its layer hooks on the
+      // model) must go before the trainer's model does.
+      Pretrainer trainer(std::move(cfg), o->resume, std::move(dp));
       ProgressLine bar(stderr, o->print_every);
       trainer.run([&](const PretrainEvent& e) {
         if (rank != 0) return;  // rank 0 logs for the job

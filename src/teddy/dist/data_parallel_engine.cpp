@@ -11,8 +11,8 @@
 
 namespace teddy::dist {
 
-DataParallelEngine::DataParallelEngine(Communicator& comm, ParallelLayout layout, size_t bucket_bytes)
-    : comm_(comm), layout_(layout), bucket_bytes_(bucket_bytes) {
+DataParallelEngine::DataParallelEngine(Communicator& comm, ParallelLayout layout, size_t bucket_bytes, bool overlap)
+    : comm_(comm), layout_(layout), bucket_bytes_(bucket_bytes), overlap_(overlap) {
   layout_.validate(comm.size());
 }
 
@@ -28,7 +28,7 @@ void DataParallelEngine::attach(Model& model, const AdamWConfig& cfg) {
   // Every rank starts from rank 0's weights (they are equal when all ranks use the
   // same seed; the broadcast makes it so even when the init is not deterministic).
   comm_.broadcast(model.params(), model.flat_size() * sizeof(float), 0);
-  zt_ = std::make_unique<ZeroTrainer>(model, cfg, comm_, layout_.zero, bucket_bytes_);
+  zt_ = std::make_unique<ZeroTrainer>(model, cfg, comm_, layout_.zero, bucket_bytes_, overlap_);
 }
 
 StepStats DataParallelEngine::step(std::span<const Batch> micro, float lr, float max_grad_norm) {
@@ -36,6 +36,7 @@ StepStats DataParallelEngine::step(std::span<const Batch> micro, float lr, float
   const CommStats before = comm_.stats();
   const StepStats st = zt_->step(micro, lr, max_grad_norm);
   last_bytes_ = comm_.stats().bytes_sent - before.bytes_sent;
+  last_payload_ = comm_.stats().payload_bytes - before.payload_bytes;
   last_seconds_ = comm_.stats().seconds - before.seconds;
   return st;
 }
@@ -67,28 +68,37 @@ std::string DataParallelEngine::report() {
   for (int r = 0; r < W; ++r)
     os << "#   rank " << r << " holds: params " << mib(all[3 * r]) << ", grads " << mib(all[3 * r + 1])
        << ", optimizer " << mib(all[3 * r + 2]) << "\n";
-  const double psi = static_cast<double>(model_->flat_size()), ring = 4.0 * (W - 1) / W;
-  if (layout_.zero <= 2)
-    os << "# expected communication per step and rank: " << mib(2 * psi * ring) << " (2 psi fp32, ring"
-       << (layout_.zero == 2 ? "; stage 2 adds a reduce-scatter per extra micro-batch" : "") << ")\n";
+  // Payload: the buffer volume the collectives work on (what teddy measures per
+  // call); wire: the ring model's bytes a rank sends, (W-1)/W of the volume, an
+  // all-reduce counting twice (reduce-scatter + all-gather).
+  const double psi = static_cast<double>(model_->flat_size()) * 4.0, ring = static_cast<double>(W - 1) / W;
+  const double outer = static_cast<double>(zt_->outer_floats()) * 4.0;
+  if (layout_.zero == 0)
+    os << "# expected communication per step and rank: payload " << mib(psi) << " (one all-reduce of psi), wire "
+       << mib(2 * psi * ring) << " (2 psi (W-1)/W, ring model)\n";
+  else if (layout_.zero <= 2)
+    os << "# expected communication per step and rank: payload " << mib(2 * psi)
+       << " (reduce-scatter psi + all-gather psi" << (layout_.zero == 2 ? "; stage 2: a reduce-scatter per micro-batch" : "")
+       << "), wire " << mib(2 * psi * ring) << " (2 psi (W-1)/W, ring model)\n";
   else
-    os << "# expected communication per micro-batch and rank: "
-       << mib((3 * psi - static_cast<double>(zt_->outer_floats())) * ring)
-       << " (3 psi fp32, ring, less the non-block tensors gathered once instead of twice)\n";
+    os << "# expected communication per micro-batch and rank: payload " << mib(3 * psi - outer)
+       << " (3 psi less the non-block tensors gathered once instead of twice), wire " << mib((3 * psi - outer) * ring)
+       << " (ring model)\n";
   return os.str();
 }
 
 std::string DataParallelEngine::summary() {
   const int W = comm_.size();
-  std::vector<double> all(static_cast<size_t>(3 * W), 0.0);
-  all[3 * comm_.rank()] = static_cast<double>(comm_.stats().bytes_sent);
-  all[3 * comm_.rank() + 1] = comm_.stats().seconds;
-  all[3 * comm_.rank() + 2] = static_cast<double>(comm_.stats().calls);
+  std::vector<double> all(static_cast<size_t>(4 * W), 0.0);
+  all[4 * comm_.rank()] = static_cast<double>(comm_.stats().payload_bytes);
+  all[4 * comm_.rank() + 1] = static_cast<double>(comm_.stats().bytes_sent);
+  all[4 * comm_.rank() + 2] = comm_.stats().seconds;
+  all[4 * comm_.rank() + 3] = static_cast<double>(comm_.stats().calls);
   comm_.all_reduce_sum(all.data(), all.size());
   std::ostringstream os;
   for (int r = 0; r < W; ++r)
-    os << "rank " << r << " communication: " << mib(all[3 * r]) << " sent (ring count), " << all[3 * r + 1]
-       << " s in " << static_cast<uint64_t>(all[3 * r + 2]) << " calls\n";
+    os << "rank " << r << " communication: payload " << mib(all[4 * r]) << " (measured), sent " << mib(all[4 * r + 1])
+       << " (ring model), " << all[4 * r + 2] << " s in " << static_cast<uint64_t>(all[4 * r + 3]) << " calls\n";
   return os.str();
 }
 

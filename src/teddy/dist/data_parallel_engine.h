@@ -13,7 +13,8 @@ namespace teddy::dist {
 class DataParallelEngine final : public DataParallel {
  public:
   // Validates `layout` against comm's world size (ConfigError otherwise).
-  DataParallelEngine(Communicator& comm, ParallelLayout layout, size_t bucket_bytes = size_t{8} << 20);
+  DataParallelEngine(Communicator& comm, ParallelLayout layout, size_t bucket_bytes = size_t{8} << 20,
+                     bool overlap = true);
   ~DataParallelEngine() override;
 
   int rank() const override { return layout_.dp_rank(comm_.rank()); }
@@ -24,6 +25,7 @@ class DataParallelEngine final : public DataParallel {
   std::string report() override;
   std::string summary() override;
   uint64_t last_step_bytes() const override { return last_bytes_; }
+  uint64_t last_step_payload_bytes() const override { return last_payload_; }
   double last_step_comm_seconds() const override { return last_seconds_; }
   std::string save_checkpoint(const std::string& run_dir, const CheckpointState& state, int keep_last) override;
   CheckpointInfo load_checkpoint(const std::string& dir) override;
@@ -37,10 +39,11 @@ class DataParallelEngine final : public DataParallel {
   Communicator& comm_;
   ParallelLayout layout_;
   size_t bucket_bytes_;
+  bool overlap_;
   Model* model_ = nullptr;
   AdamWConfig adam_;
   std::unique_ptr<ZeroTrainer> zt_;
-  uint64_t last_bytes_ = 0;
+  uint64_t last_bytes_ = 0, last_payload_ = 0;
   double last_seconds_ = 0;
 
   void need_attached(const char* what) const;

@@ -23,6 +23,7 @@ class DataParallel {
   virtual int rank() const = 0;   // data-parallel rank (the loader's slice)
   virtual int world() const = 0;  // data-parallel size
   // Builds the (possibly sharded) optimizer for `model`; called once, before any step.
+  // The engine keeps hooks on the model: it must not outlive it.
   virtual void attach(Model& model, const AdamWConfig& cfg) = 0;
   // One optimizer step over this rank's micro-batches; loss and grad norm are global.
   virtual StepStats step(std::span<const Batch> micro_batches, float lr, float max_grad_norm) = 0;
@@ -32,8 +33,10 @@ class DataParallel {
   virtual std::string report() = 0;
   // End-of-run lines: every rank's communication totals (gathered; every rank calls).
   virtual std::string summary() = 0;
-  // Communication of the last step: bytes this rank sent and seconds inside calls.
+  // Communication of the last step: bytes this rank sent (ring model), payload
+  // bytes it handed to the collectives (measured) and seconds inside calls.
   virtual uint64_t last_step_bytes() const = 0;
+  virtual uint64_t last_step_payload_bytes() const = 0;
   virtual double last_step_comm_seconds() const = 0;
   // Checkpoints (every rank calls): each rank writes its shard, plus a manifest
   // (sharded_checkpoint.h), so a run saved with N ranks loads with M ranks or in one

@@ -60,6 +60,7 @@ const std::map<std::string, Key>& keys() {
       {"dist.dp", field<int>([](PretrainConfig& c) -> int& { return c.dp; }, "an integer (0: all ranks)")},
       {"dist.timeout_s", field<double>([](PretrainConfig& c) -> double& { return c.timeout_s; }, "a number of seconds")},
       {"dist.zero", field<int>([](PretrainConfig& c) -> int& { return c.zero; }, "an integer 0..3")},
+      {"dist.overlap", field<bool>([](PretrainConfig& c) -> bool& { return c.overlap; }, "true or false")},
       {"checkpoint.keep", field<int>([](PretrainConfig& c) -> int& { return c.keep_checkpoints; }, "an integer")},
       {"run.dir", field<std::string>([](PretrainConfig& c) -> std::string& { return c.run_dir; }, "a directory path")},
       {"run.peak_gflops", field<double>([](PretrainConfig& c) -> double& { return c.peak_gflops; }, "a number")},
@@ -70,7 +71,9 @@ const std::map<std::string, Key>& keys() {
 }  // namespace
 
 int64_t PretrainConfig::total_steps() const {
-  if (tokens > 0) return (tokens + tokens_per_step() - 1) / tokens_per_step();
+  // The token budget counts the global batch: dp ranks each read tokens_per_step().
+  const int64_t g = global_tokens_per_step();
+  if (tokens > 0) return (tokens + g - 1) / g;
   return steps;
 }
 
@@ -167,7 +170,7 @@ std::string PretrainConfig::to_toml() const {
                                 {"grad_clip", static_cast<double>(grad_clip)}});
   t.insert("eval", toml::table{{"interval", eval_interval}, {"batches", eval_batches}});
   t.insert("checkpoint", toml::table{{"interval", checkpoint_interval}, {"keep", keep_checkpoints}});
-  t.insert("dist", toml::table{{"zero", zero}, {"dp", dp}, {"timeout_s", timeout_s}});
+  t.insert("dist", toml::table{{"zero", zero}, {"dp", dp}, {"timeout_s", timeout_s}, {"overlap", overlap}});
   t.insert("run", toml::table{{"dir", run_dir}, {"peak_gflops", peak_gflops}});
   std::ostringstream os;
   os << t << "\n";

@@ -43,12 +43,18 @@ struct PretrainConfig {
   int zero = 0;  // ZeRO stage: 0 data parallel, 1 shard optimizer state, 2 + gradients, 3 + parameters
   int dp = 0;    // data-parallel ranks the run expects; 0: every rank of the job (refused if it differs)
   double timeout_s = 600;  // a communication call waiting longer ends the job (a hung peer); 0: never
+  bool overlap = true;     // start gradient bucket collectives non-blocking during the backward
   // [run]
   std::string run_dir = "runs/pretrain";
   double peak_gflops = 0;  // MFU denominator; 0: measure the sgemm ceiling at start
 
-  int64_t tokens_per_step() const { return static_cast<int64_t>(micro_batch) * seq_len * grad_accum; }
-  int64_t total_steps() const;  // steps, or ceil(tokens / tokens_per_step)
+  // Not a key: the data-parallel ranks of this run, set by the Pretrainer from its
+  // engine before finalize(). A step consumes tokens_per_step() on every rank.
+  int data_parallel = 1;
+
+  int64_t tokens_per_step() const { return static_cast<int64_t>(micro_batch) * seq_len * grad_accum; }  // per rank
+  int64_t global_tokens_per_step() const { return tokens_per_step() * data_parallel; }
+  int64_t total_steps() const;  // steps, or ceil(tokens / global_tokens_per_step)
 
   // Parses `toml_text` (from `source` for messages), then applies `overrides`
   // ("section.key=value", value in TOML syntax; bare words are taken as strings).

@@ -86,6 +86,7 @@ Pretrainer::Pretrainer(PretrainConfig cfg, bool resume, std::shared_ptr<DataPara
   s.dp = std::move(dp);
   const bool writer = !s.dp || s.dp->rank() == 0;  // only rank 0 writes run files
   s.manifest = Manifest::load(cfg.dataset);
+  if (s.dp) cfg.data_parallel = s.dp->world();  // train.tokens counts the global batch
   cfg.finalize(static_cast<int>(s.manifest.tokenizer.vocab_size));
   s.cfg = cfg;
   s.threads = cfg.threads > 0 ? cfg.threads : omp_get_max_threads();
@@ -180,7 +181,7 @@ void Pretrainer::run(const std::function<void(const PretrainEvent&)>& on_event, 
   const double peak = cfg.peak_gflops > 0 ? cfg.peak_gflops : kernels::cpu::measure_sgemm_gflops(s.threads, 0.5);
   const bool writer = !s.dp || s.dp->rank() == 0;
   const int world = s.dp ? s.dp->world() : 1;
-  const int64_t tokens_per_step = cfg.tokens_per_step() * world;  // the global batch
+  const int64_t tokens_per_step = cfg.global_tokens_per_step();
   std::ofstream metrics;
   if (writer) metrics.open(s.metrics_path, std::ios::app);
 
@@ -299,7 +300,8 @@ void Pretrainer::run(const std::function<void(const PretrainEvent&)>& on_event, 
                                {"tokens", s.tokens_processed}, {"tokens_per_s", tps}, {"mfu", e.mfu},
                                {"step_s", dt}};
       if (s.dp) {
-        j["comm_bytes"] = s.dp->last_step_bytes();  // rank 0's
+        j["comm_bytes"] = s.dp->last_step_bytes();  // rank 0's, ring model
+        j["comm_payload_bytes"] = s.dp->last_step_payload_bytes();  // rank 0's, measured
         j["comm_s"] = s.dp->last_step_comm_seconds();
       }
       if (writer) metrics << j.dump() << "\n" << std::flush;
