@@ -3,6 +3,7 @@
 //   OMP_NUM_THREADS=1 mpirun --oversubscribe -np 2 ./bench_zero --preset gpt2-124M --stage 1 --B 1
 //   OMP_NUM_THREADS=2 ./bench_zero --preset gpt2-124M --stage 0 --B 2       # same global batch
 //   ... --overlap 0                                  # blocking bucket collectives
+//   ... --progress 0                                 # started collectives advance only in test/wait
 // Synthetic tokens; 1 warm-up step then --steps timed steps (median reported).
 // Prints one line from rank 0 with the step time, the seconds rank 0 spent inside
 // communication calls (blocked, or progressing started collectives: the exposed
@@ -27,7 +28,7 @@ using namespace teddy::dist;
 
 int main(int argc, char** argv) {
   std::string preset = "gpt2-124M";
-  int stage = 0, B = 1, T = 64, steps = 3, overlap = 1;
+  int stage = 0, B = 1, T = 64, steps = 3, overlap = 1, progress = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--preset") preset = v;
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
     else if (k == "--T") T = std::atoi(v.c_str());
     else if (k == "--steps") steps = std::atoi(v.c_str());
     else if (k == "--overlap") overlap = std::atoi(v.c_str());
+    else if (k == "--progress") progress = std::atoi(v.c_str());
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       return 2;
@@ -45,9 +47,11 @@ int main(int argc, char** argv) {
   std::unique_ptr<Communicator> comm;
   if (launched_by_mpi()) {
     mpi = std::make_unique<MpiRuntime>();
-    comm = mpi->world();
+    comm = mpi->world(0, progress != 0);
+    progress = progress != 0 && mpi->thread_multiple();  // what it got
   } else {
     comm = std::make_unique<SelfCommunicator>();
+    progress = 0;
   }
   try {
     ModelConfig cfg = ModelConfig::preset(preset);
@@ -89,10 +93,10 @@ int main(int argc, char** argv) {
     if (comm->rank() == 0) {
       const double med = step_s[step_s.size() / 2], cmed = comm_s[comm_s.size() / 2];
       const double psi_bytes = 4.0 * static_cast<double>(model.flat_size());
-      std::printf("%s ranks %d stage %d overlap %d B/rank %d T %d: step %.3f s, comm %.3f s (%.0f%%), payload %.1f MiB/step/rank "
+      std::printf("%s ranks %d stage %d overlap %d progress %d B/rank %d T %d: step %.3f s, comm %.3f s (%.0f%%), payload %.1f MiB/step/rank "
                   "(%.2f psi, measured), wire %.1f MiB/step/rank (%.2f psi, ring model), state/rank MiB: params %.0f "
                   "grads %.0f optimizer %.0f, peak RSS %.0f MiB\n",
-                  preset.c_str(), comm->size(), stage, overlap, B, T, med, cmed, 100 * cmed / med, payload / 1048576.0,
+                  preset.c_str(), comm->size(), stage, overlap, progress, B, T, med, cmed, 100 * cmed / med, payload / 1048576.0,
                   payload / psi_bytes, bytes / 1048576.0, bytes / psi_bytes, worst[0] / 1048576.0, worst[1] / 1048576.0,
                   worst[2] / 1048576.0, worst[3] / 1048576.0);
     }

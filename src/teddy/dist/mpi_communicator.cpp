@@ -2,6 +2,7 @@
 
 #include <mpi.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -67,15 +68,25 @@ int to_int(size_t n, const char* what) {
 
 class MpiCommunicator final : public Communicator {
  public:
-  explicit MpiCommunicator(double timeout_s) {
+  MpiCommunicator(double timeout_s, bool progress_thread) {
     check(MPI_Comm_dup(MPI_COMM_WORLD, &comm_), "Comm_dup");
     MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
     if (timeout_s > 0) watchdog_ = std::thread([this, timeout_s] { watch(timeout_s); });
+    if (progress_thread) progress_ = std::thread([this] { progress_loop(); });
   }
   ~MpiCommunicator() override {
-    for (Pending& p : pending_) MPI_Wait(&p.req, MPI_STATUS_IGNORE);  // never free a buffer MPI still writes
+    if (progress_.joinable()) {
+      {
+        std::lock_guard<std::mutex> lk(pmu_);
+        progress_stop_ = true;
+      }
+      pcv_.notify_all();
+      progress_.join();
+    }
+    for (Pending& p : pending_)  // never free a buffer MPI still writes
+      if (!p.done) MPI_Wait(&p.req, MPI_STATUS_IGNORE);
     if (watchdog_.joinable()) {
       {
         std::lock_guard<std::mutex> lk(mu_);
@@ -105,52 +116,60 @@ class MpiCommunicator final : public Communicator {
 
   CommRequest start_all_reduce_sum(float* d, size_t n) override {
     Timed t(stats_, busy_since_, busy_what_, "Iallreduce");
-    Pending& p = add_pending();
-    check(MPI_Iallreduce(MPI_IN_PLACE, d, to_int(n, "Iallreduce"), MPI_FLOAT, MPI_SUM, comm_, &p.req), "Iallreduce");
+    CommRequest id = 0;
+    {
+      std::lock_guard<std::mutex> lk(pmu_);
+      Pending& p = add_pending();
+      id = p.id;
+      check(MPI_Iallreduce(MPI_IN_PLACE, d, to_int(n, "Iallreduce"), MPI_FLOAT, MPI_SUM, comm_, &p.req), "Iallreduce");
+    }
+    pcv_.notify_all();
     account(n, sizeof(float), 2);
-    return p.id;
+    return id;
   }
 
   CommRequest start_reduce_scatter_sum(float* data, std::span<const size_t> counts) override {
     Timed t(stats_, busy_since_, busy_what_, "Ireduce_scatter");
     auto pc = pieces(counts);
-    Pending& p = add_pending();
-    p.cnt = std::move(pc.cnt);  // MPI reads the counts until completion
-    p.data = data;
-    p.own_off = static_cast<size_t>(pc.off[rank_]);
-    check(MPI_Ireduce_scatter(MPI_IN_PLACE, data, p.cnt.data(), MPI_FLOAT, MPI_SUM, comm_, &p.req), "Ireduce_scatter");
+    CommRequest id = 0;
+    {
+      std::lock_guard<std::mutex> lk(pmu_);
+      Pending& p = add_pending();
+      id = p.id;
+      p.cnt = std::move(pc.cnt);  // MPI reads the counts until completion
+      p.data = data;
+      p.own_off = static_cast<size_t>(pc.off[rank_]);
+      check(MPI_Ireduce_scatter(MPI_IN_PLACE, data, p.cnt.data(), MPI_FLOAT, MPI_SUM, comm_, &p.req), "Ireduce_scatter");
+    }
+    pcv_.notify_all();
     account(pc.total, sizeof(float), 1);
-    return p.id;
+    return id;
   }
 
   bool test(CommRequest id) override {
+    std::unique_lock<std::mutex> lk(pmu_);
     if (pending_.empty()) return true;
-    Timed t(stats_, busy_since_, busy_what_, "Test", false);
-    // Testing every request, not just `id`, is what moves the others along.
-    for (size_t i = 0; i < pending_.size();) {
-      int done = 0;
-      check(MPI_Test(&pending_[i].req, &done, MPI_STATUS_IGNORE), "Test");
-      if (done) {
-        finish(pending_[i]);
-        pending_.erase(pending_.begin() + static_cast<std::ptrdiff_t>(i));
-      } else {
-        ++i;
-      }
+    if (!progress_.joinable()) {
+      // No progress thread: testing every request, not just `id`, is what moves
+      // the others along.
+      Timed t(stats_, busy_since_, busy_what_, "Test", false);
+      for (Pending& p : pending_) test_one(p);
     }
-    for (const Pending& p : pending_)
-      if (p.id == id) return false;
-    return true;
+    return take_if_done(id);
   }
 
   void wait(CommRequest id) override {
-    for (size_t i = 0; i < pending_.size(); ++i) {
-      if (pending_[i].id != id) continue;
-      Timed t(stats_, busy_since_, busy_what_, "Wait", false);
-      check(MPI_Wait(&pending_[i].req, MPI_STATUS_IGNORE), "Wait");
-      finish(pending_[i]);
-      pending_.erase(pending_.begin() + static_cast<std::ptrdiff_t>(i));
-      return;
+    Timed t(stats_, busy_since_, busy_what_, "Wait", false);
+    std::unique_lock<std::mutex> lk(pmu_);
+    const auto it = find(id);
+    if (it == pending_.end()) return;
+    if (progress_.joinable()) {
+      pcv_.wait(lk, [&] { return find(id)->done; });
+    } else if (!it->done) {
+      check(MPI_Wait(&it->req, MPI_STATUS_IGNORE), "Wait");
+      finish(*it);
     }
+    take_if_done(id);
   }
 
   void all_gather(float* data, std::span<const size_t> counts) override {
@@ -229,13 +248,62 @@ class MpiCommunicator final : public Communicator {
     std::vector<int> cnt;  // reduce-scatter: the counts MPI reads until completion
     float* data = nullptr;
     size_t own_off = 0;
+    bool done = false;
+    int rc = MPI_SUCCESS;  // of the test that completed it (the progress thread cannot throw)
   };
+  // Started collectives (under pmu_). With a progress thread (MPI_THREAD_MULTIPLE),
+  // it alone tests them, so they advance while this thread computes; without one,
+  // they advance only when test() or wait() is called.
   std::vector<Pending> pending_;
   CommRequest next_id_ = 1;
+  std::thread progress_;
+  std::mutex pmu_;
+  std::condition_variable pcv_;
+  bool progress_stop_ = false;
+
   Pending& add_pending() {
     pending_.emplace_back();
     pending_.back().id = next_id_++;
     return pending_.back();
+  }
+  std::vector<Pending>::iterator find(CommRequest id) {
+    return std::find_if(pending_.begin(), pending_.end(), [id](const Pending& p) { return p.id == id; });
+  }
+  void test_one(Pending& p) {
+    if (p.done) return;
+    int flag = 0;
+    p.rc = MPI_Test(&p.req, &flag, MPI_STATUS_IGNORE);
+    if (flag || p.rc != MPI_SUCCESS) {
+      if (p.rc == MPI_SUCCESS) finish(p);
+      p.done = true;
+    }
+  }
+  // True (and forgets it) when `id` has completed or is unknown; throws its error.
+  bool take_if_done(CommRequest id) {
+    const auto it = find(id);
+    if (it == pending_.end()) return true;
+    if (!it->done) return false;
+    const int rc = it->rc;
+    pending_.erase(it);
+    check(rc, "Test");
+    return true;
+  }
+  void progress_loop() {
+    std::unique_lock<std::mutex> lk(pmu_);
+    auto open = [this] {
+      return std::any_of(pending_.begin(), pending_.end(), [](const Pending& p) { return !p.done; });
+    };
+    for (;;) {
+      pcv_.wait(lk, [&] { return progress_stop_ || open(); });
+      if (progress_stop_) return;
+      for (Pending& p : pending_) test_one(p);
+      pcv_.notify_all();  // a wait() may be done
+      // Let the main thread start and wait; poll again shortly (the transfers
+      // themselves advance only inside MPI calls).
+      lk.unlock();
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+      lk.lock();
+    }
   }
   // A completed reduce-scatter in place leaves the own piece at the start of the
   // buffer; move it to its offset as the blocking call does.
@@ -270,7 +338,10 @@ MpiRuntime::MpiRuntime() {
   MPI_Initialized(&inited);
   if (inited) throw Error("MpiRuntime: MPI is already initialised (one MpiRuntime per process)");
   int provided = 0;
-  check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "Init_thread");
+  // MULTIPLE lets a progress thread test the started collectives while the main
+  // thread computes and calls MPI itself; without it they advance in test()/wait().
+  check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided), "Init_thread");
+  thread_multiple_ = provided >= MPI_THREAD_MULTIPLE;
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
 }
 
@@ -280,8 +351,8 @@ MpiRuntime::~MpiRuntime() {
   if (!finalized) MPI_Finalize();
 }
 
-std::unique_ptr<Communicator> MpiRuntime::world(double timeout_s) const {
-  return std::make_unique<MpiCommunicator>(timeout_s);
+std::unique_ptr<Communicator> MpiRuntime::world(double timeout_s, bool progress_thread) const {
+  return std::make_unique<MpiCommunicator>(timeout_s, progress_thread && thread_multiple_);
 }
 
 }  // namespace teddy::dist

@@ -12,8 +12,9 @@ namespace teddy::dist {
 // plain `teddy pretrain` never touches MPI.
 bool launched_by_mpi();
 
-// Initialises MPI once for the process (MPI_THREAD_FUNNELED: only the main thread
-// calls MPI; OpenMP threads compute) and finalises it on destruction. Errors in MPI
+// Initialises MPI once for the process (MPI_THREAD_MULTIPLE where the library has it:
+// the main thread and the communicator's progress thread call MPI; OpenMP threads
+// only compute) and finalises it on destruction. Errors in MPI
 // calls return codes (MPI_ERRORS_RETURN) that the communicator turns into Error.
 class MpiRuntime {
  public:
@@ -27,7 +28,14 @@ class MpiRuntime {
   // hangs without dying would otherwise block every rank forever. The launcher then
   // tears the job down as for any failed rank. Make it longer than the slowest
   // legitimate wait (rank 0 writing a checkpoint while the others wait).
-  std::unique_ptr<Communicator> world(double timeout_s = 0) const;
+  // With progress_thread (and MPI_THREAD_MULTIPLE), a thread tests the started
+  // (non-blocking) collectives every 20 us while they are open, so they progress
+  // while this thread computes; otherwise they move only inside test() and wait().
+  std::unique_ptr<Communicator> world(double timeout_s = 0, bool progress_thread = true) const;
+  bool thread_multiple() const { return thread_multiple_; }
+
+ private:
+  bool thread_multiple_ = false;
 };
 
 }  // namespace teddy::dist
