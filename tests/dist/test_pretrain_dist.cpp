@@ -122,8 +122,8 @@ TEST_F(PretrainDist, EveryStageFollowsTheSingleProcess) {
 }
 
 // Saved by 3 ranks at ZeRO-3 (every rank writes its shard of parameters, m and v):
-// resumes with 3 ranks bit for bit as if never interrupted, with 2 ranks at another
-// stage and in one process within the reduction-order tolerance (the ranks after the
+// resumes with 3 ranks bit for bit as if never interrupted, with 2 ranks at ZeRO-0
+// and in one process within the reduction-order tolerance (the ranks after the
 // resume add their partial gradients in another order), and `teddy generate` reads it.
 TEST_F(PretrainDist, ShardedCheckpointFromThreeRanksResumesWithTwoThreeAndOne) {
   ASSERT_EQ(single("ref").rc, 0);
@@ -150,7 +150,7 @@ TEST_F(PretrainDist, ShardedCheckpointFromThreeRanksResumesWithTwoThreeAndOne) {
     ASSERT_TRUE(got3.count(step)) << step;
     EXPECT_EQ(got3.at(step), want3.at(step)) << "step " << step << ": not bit for bit";
   }
-  const MpiResult b2 = ranks(2, "to2", "dist.zero=1 --resume");
+  const MpiResult b2 = ranks(2, "to2", "dist.zero=0 --resume");  // m, v and params all-gathered from the shards
   ASSERT_EQ(b2.rc, 0) << b2.output;
   EXPECT_NE(b2.output.find("resumed from step 10"), std::string::npos) << b2.output;
   expect_same(losses("ref"), losses("to2"), 11);
