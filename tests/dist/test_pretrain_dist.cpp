@@ -165,6 +165,19 @@ TEST_F(PretrainDist, ShardedCheckpointFromThreeRanksResumesWithTwoThreeAndOne) {
   EXPECT_NE(g.output.find("the cat"), std::string::npos) << g.output;
 }
 
+// The single-process format (model.safetensors, optimizer.safetensors, state.json)
+// still resumes under mpirun: every rank reads it whole and keeps its part.
+TEST_F(PretrainDist, ASingleProcessCheckpointResumesWithTwoRanks) {
+  ASSERT_EQ(single("oldref").rc, 0);
+  ASSERT_EQ(single("oldformat", "--stop-after 10").rc, 0);
+  ASSERT_TRUE(fs::exists(root_ / "oldformat" / "checkpoints" / "step_00000010" / "state.json"));
+  const MpiResult r = ranks(2, "oldformat", "dist.zero=2 --resume");
+  ASSERT_EQ(r.rc, 0) << r.output;
+  EXPECT_NE(r.output.find("resumed from step 10"), std::string::npos) << r.output;
+  expect_same(losses("oldref"), losses("oldformat"), 11);
+  EXPECT_TRUE(fs::exists(root_ / "oldformat" / "checkpoints" / "step_00000015" / "manifest.json"));
+}
+
 // train.tokens is a budget for the global batch: 2 ranks of micro_batch 3 run as
 // many steps of 192 tokens as one process of micro_batch 6, and count the same tokens.
 TEST_F(PretrainDist, TheTokenBudgetCountsEveryRank) {
