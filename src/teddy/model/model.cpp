@@ -217,7 +217,6 @@ LossSum Model::forward_backward(const Batch& b, float dloss) {
   LossSum loss;
   // Classifier, chunk by chunk: logits, then dlogits in place, then straight into
   // dlnf and dW, so only one (R, Vp) chunk is ever alive.
-  timed(s.prof, "zero_activation_grads", 0, [&] { zero_floats(a.dln, static_cast<size_t>(N) * C); });  // dlnf
   const int cls = even_chunk_rows(N, a.cls_rows);
   for (int r0 = 0; r0 < N; r0 += cls) {
     const int R = std::min(cls, N - r0);
@@ -230,7 +229,7 @@ LossSum Model::forward_backward(const Batch& b, float dloss) {
     });
     timed(s.prof, "classifier_backward", 2 * linear_flops(R, C, Vp), [&] {
       k::linear_backward(a.dln + static_cast<size_t>(r0) * C, G + o.lm_head, nullptr, a.logits, x, P + o.lm_head,
-                         R, C, Vp);
+                         R, C, Vp, kernels::Grad::set);  // chunks write disjoint rows of dlnf
     });
   }
   loss.count = count_targets(b.targets, N);

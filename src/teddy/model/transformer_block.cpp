@@ -68,10 +68,12 @@ void linear_fwd(const BlockShape& s, float* out, const float* inp, const float* 
   k::linear_forward(out, inp, w, b, s.N, C, OC);
 }
 
+// Every block-internal activation gradient has one writer, so it is SET, not zeroed
+// and accumulated (saves a memset pass and a read per buffer).
 void linear_bwd(const BlockShape& s, float* dinp, float* dw, float* db, const float* dout, const float* inp,
                 const float* w, int C, int OC) {
   ProfileScope scope(s.prof, "linear_backward", 2 * linear_flops(s.N, C, OC));
-  k::linear_backward(dinp, dw, db, dout, inp, w, s.N, C, OC);
+  k::linear_backward(dinp, dw, db, dout, inp, w, s.N, C, OC, kernels::Grad::set);
 }
 
 void residual_timed(const BlockShape& s, float* dst, const float* src) {
@@ -146,20 +148,16 @@ void block_backward(const BlockShape& s, const LayerTensors& w, const LayerTenso
   float* dx = acts.dx;  // (N, C): dL/d(out) on entry; the residual passes it through unchanged
   // MLP half. The activation was not kept: recompute it from the saved pre-activation.
   mlp_act_forward(s, acts.act, a.up);
-  zero_timed(s, acts.dact, N * s.F);
   linear_bwd(s, acts.dact, g.down_w, g.down_b, dx, acts.act, w.down_w, s.F, s.C);
-  zero_timed(s, acts.dup, N * up_cols);
   timed(s.prof, s.gpt2 ? "gelu_backward" : "swiglu_backward", 0, [&] {
     if (s.gpt2)
-      k::gelu_backward(acts.dup, acts.dact, a.up, static_cast<int64_t>(N) * s.F);
+      k::gelu_backward(acts.dup, acts.dact, a.up, static_cast<int64_t>(N) * s.F, kernels::Grad::set);
     else
-      k::swiglu_backward(acts.dup, acts.dact, a.up, s.N, s.F);
+      k::swiglu_backward(acts.dup, acts.dact, a.up, s.N, s.F, kernels::Grad::set);
   });
-  zero_timed(s, acts.dln, N * s.C);
   linear_bwd(s, acts.dln, g.up_w, g.up_b, acts.dup, a.ln2, w.up_w, s.C, up_cols);
   norm_backward(s, dx, g.norm2_w, g.norm2_b, acts.dln, a.h, w.norm2_w, a.mean2, a.rstd2);  // dx = dL/dh
   // Attention half.
-  zero_timed(s, acts.datt, N * s.C);
   linear_bwd(s, acts.datt, g.proj_w, g.proj_b, dx, a.att, w.proj_w, s.C, s.C);
   zero_timed(s, acts.dqkv, N * s.QKV);
   timed(s.prof, "attention_backward", 0, [&] {
@@ -181,7 +179,6 @@ void block_backward(const BlockShape& s, const LayerTensors& w, const LayerTenso
     k::rope_backward(dr + kq, acts.dqkv + kq, pos, s.N, s.QKV, s.NKV, s.HS, s.theta);
     dqkv = dr;
   }
-  zero_timed(s, acts.dln, N * s.C);
   linear_bwd(s, acts.dln, g.qkv_w, g.qkv_b, dqkv, a.ln1, w.qkv_w, s.C, s.QKV);
   norm_backward(s, dx, g.norm1_w, g.norm1_b, acts.dln, x_in, w.norm1_w, a.mean1, a.rstd1);  // dx = dL/dx_in
 }
