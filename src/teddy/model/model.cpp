@@ -67,6 +67,10 @@ size_t Model::param_bytes() const { return params_.bytes(); }
 size_t Model::grad_bytes() const { return grads_.bytes(); }
 size_t Model::activation_bytes() const { return impl_->arena.capacity(); }
 
+int Model::classifier_chunk_rows(const ModelConfig& cfg, int rows) {
+  return model_detail::classifier_chunk_rows(cfg, rows);
+}
+
 size_t Model::activation_bytes_for(const ModelConfig& cfg, int B, int T, Recompute r) {
   cfg.validate();
   Arena counter;
@@ -124,14 +128,6 @@ void check_batch(const ModelConfig& cfg, const Batch& b) {
   if (bad_pos >= 0)
     throw Error("batch: pos[" + std::to_string(bad_pos) + "]=" + std::to_string(b.pos[bad_pos]) +
                 " outside [0, max_seq_len=" + std::to_string(cfg.max_seq_len) + ")");
-}
-
-// Rows per classifier chunk: as few chunks as `max_rows` allows, all about the same
-// size (1024 rows as 320+320+320+64 would run the last GEMMs on a thin tail).
-int even_chunk_rows(int N, int max_rows) {
-  const int chunks = (N + max_rows - 1) / max_rows;
-  const int r = (N + chunks - 1) / chunks;
-  return std::min(max_rows, (r + 15) / 16 * 16);
 }
 
 int64_t count_targets(const int32_t* targets, int64_t n) {

@@ -118,6 +118,9 @@ class Model {
   // Bytes of FlashAttention workspace (per-thread tiles, linear in T) inside the arena
   // for one (B, T) micro-batch with the current OpenMP thread count; the planner adds it.
   static size_t attention_workspace_bytes(const ModelConfig& cfg, int B, int T);
+  // Rows of the one (rows, padded_vocab) logits chunk the classifier holds for a
+  // micro-batch of `rows` = B*T rows (the planner adds it).
+  static int classifier_chunk_rows(const ModelConfig& cfg, int rows);
   // Per-kernel wall-clock accounting into `p` (owned by the caller) for every later
   // forward / forward_backward; nullptr turns it off. Entries are named after the
   // kernels (classifier GEMMs apart: "classifier_forward" / "classifier_backward");

@@ -81,7 +81,11 @@ struct Activations {
 // layer, into one shared block's worth of scratch.
 void carve_activations(Arena& arena, const ModelConfig& cfg, int rows, Activations& a,
                        Recompute recompute = Recompute::none);
+// Rows per classifier chunk for up to `rows` rows: as few chunks as the logits bound
+// allows, all about the same size (1024 rows as 320+320+320+64 would run the last
+// GEMMs on a thin tail); even_chunk_rows(N, max) splits N rows that way.
 int classifier_chunk_rows(const ModelConfig& cfg, int rows);
+int even_chunk_rows(int N, int max_rows);
 
 // Static shape of one block call, and where its kernel times go (nullptr: nowhere).
 struct BlockShape {

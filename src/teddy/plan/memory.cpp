@@ -62,14 +62,6 @@ int64_t params_on_device(const ModelConfig& cfg, int tp, int pp) {
   return pp > 1 ? std::max(first, last) : first;
 }
 
-int classifier_chunk_rows(const ModelConfig& cfg, int64_t rows) {
-  // Mirrors model/activations.cpp: ~16M floats per logits chunk, 64..1024 rows.
-  constexpr int64_t kMaxFloats = int64_t{1} << 24;
-  int64_t r = kMaxFloats / cfg.padded_vocab_size;
-  r = std::clamp<int64_t>(r / 64 * 64, 64, 1024);
-  return static_cast<int>(std::min(r, rows));
-}
-
 }  // namespace
 
 void TrainSetup::validate(const ModelConfig& cfg) const {
@@ -154,7 +146,7 @@ ActivationBytes activation_bytes(const ModelConfig& cfg, const TrainSetup& s) {
   const int per_stage = (cfg.n_layer + s.pp - 1) / s.pp;
   a.layers = a.per_layer * per_stage * s.pp;
 
-  const double cls = classifier_chunk_rows(cfg, static_cast<int64_t>(N));
+  const double cls = Model::classifier_chunk_rows(cfg, static_cast<int>(std::min<double>(N, INT32_MAX)));
   a.outside = aligned(N * 4) /*positions, int32*/ + take(C) /*resid[0]*/ + take(F / t) /*MLP act*/ +
               take(C) /*lnf*/ + (gpt2 ? take(1) : 0) /*meanf*/ + take(1) /*rstdf*/ +
               aligned(cls * cfg.padded_vocab_size / t * e) /*logits chunk*/ + take(1) /*losses*/;
