@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <random>
 #include <ctime>
 
@@ -120,7 +121,8 @@ TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o
       model.forward_backward(b, dloss);
       double norm = 0;
       timed_step(prof, "grad_norm", [&] { norm = grad_norm(model.grads(), model.flat_size()); });
-      timed_step(prof, "adamw_update", [&] { opt.step(model.params(), model.grads(), 1e-4f, clip_scale(norm / scale, 1.0f) / scale); });
+      if (std::isfinite(norm))  // fp16 overflow: the scaler would skip this step
+        timed_step(prof, "adamw_update", [&] { opt.step(model.params(), model.grads(), 1e-4f, clip_scale(norm / scale, 1.0f) / scale); });
     }
     const double step_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     model.set_profiler(nullptr);
