@@ -67,44 +67,85 @@ int classifier_chunk_rows(const ModelConfig& cfg, int rows) {
   return std::min(even_chunk_rows(rows, static_cast<int>(r)), rows);
 }
 
-void carve_activations(Arena& arena, const ModelConfig& cfg, int rows, Activations& a, Recompute recompute) {
+void carve_activations(Arena& arena, const ModelConfig& cfg, int rows, Activations& a, Recompute recompute,
+                       Precision precision) {
   const size_t N = static_cast<size_t>(rows), C = cfg.d_model, F = cfg.d_ff;
   const size_t QKV = cfg.qkv_dim(), NH = cfg.n_head;
   const size_t up = cfg.family == Family::gpt2 ? F : 2 * F;
   const bool layernorm = cfg.family == Family::gpt2;
+  const bool half = precision != Precision::fp32;
   a.rows = rows;
   a.cls_rows = classifier_chunk_rows(cfg, rows);
+  a.precision = precision;
   a.pos = arena.take<int32_t>(N);
   a.resid.assign(cfg.n_layer + 1, nullptr);
+  a.resid16.assign(half ? cfg.n_layer + 1 : 0, nullptr);
   a.layers.assign(cfg.n_layer, LayerActs{});
-  a.resid[0] = arena.take<float>(N * C);
+  float* xbuf[2] = {nullptr, nullptr};  // mixed precision: the two fp32 residual buffers
+  if (half) {
+    xbuf[0] = arena.take<float>(N * C);
+    xbuf[1] = arena.take<float>(N * C);
+    a.resid[0] = xbuf[0];
+    a.resid16[0] = arena.take<uint16_t>(N * C);
+  } else {
+    a.resid[0] = arena.take<float>(N * C);
+  }
   // What a block saves, split into its attention half and its MLP half; a half the
-  // recompute mode drops is carved once (shared scratch) instead of per layer.
-  auto take_attn = [&](LayerActs& x) {
+  // recompute mode drops is carved once (shared scratch) instead of per layer. In
+  // mixed precision the big tensors of both halves are always shared fp32 scratch, and
+  // a kept half stores 16-bit copies per layer (norm statistics and logsumexp stay fp32).
+  auto attn_big = [&](LayerActs& x) {
     x.ln1 = arena.take<float>(N * C);
-    x.mean1 = layernorm ? arena.take<float>(N) : nullptr;
-    x.rstd1 = arena.take<float>(N);
     x.qkv = arena.take<float>(N * QKV);
     x.att = arena.take<float>(N * C);
+  };
+  auto attn_stats = [&](LayerActs& x) {
+    x.mean1 = layernorm ? arena.take<float>(N) : nullptr;
+    x.rstd1 = arena.take<float>(N);
     x.lse = arena.take<float>(N * NH);
   };
-  auto take_mlp = [&](LayerActs& x) {
+  auto attn_16 = [&](LayerActs& x) {
+    x.ln1_16 = arena.take<uint16_t>(N * C);
+    x.qkv_16 = arena.take<uint16_t>(N * QKV);
+    x.att_16 = arena.take<uint16_t>(N * C);
+  };
+  auto mlp_big = [&](LayerActs& x) {
     x.h = arena.take<float>(N * C);
     x.ln2 = arena.take<float>(N * C);
+    x.up = arena.take<float>(N * up);
+  };
+  auto mlp_stats = [&](LayerActs& x) {
     x.mean2 = layernorm ? arena.take<float>(N) : nullptr;
     x.rstd2 = arena.take<float>(N);
-    x.up = arena.take<float>(N * up);
+  };
+  auto mlp_16 = [&](LayerActs& x) {
+    x.h_16 = arena.take<uint16_t>(N * C);
+    x.ln2_16 = arena.take<uint16_t>(N * C);
+    x.up_16 = arena.take<uint16_t>(N * up);
   };
   const bool keep_attn = recompute == Recompute::none, keep_mlp = recompute != Recompute::block;
   LayerActs shared{};
-  if (!keep_attn) take_attn(shared);
-  if (!keep_mlp) take_mlp(shared);
+  if (half || !keep_attn) attn_big(shared);
+  if (!keep_attn) attn_stats(shared);
+  if (half || !keep_mlp) mlp_big(shared);
+  if (!keep_mlp) mlp_stats(shared);
   for (int l = 0; l < cfg.n_layer; ++l) {
     LayerActs& x = a.layers[l];
     x = shared;
-    if (keep_attn) take_attn(x);
-    if (keep_mlp) take_mlp(x);
-    a.resid[l + 1] = arena.take<float>(N * C);
+    if (keep_attn) {
+      if (half) attn_16(x); else attn_big(x);
+      attn_stats(x);
+    }
+    if (keep_mlp) {
+      if (half) mlp_16(x); else mlp_big(x);
+      mlp_stats(x);
+    }
+    if (half) {
+      a.resid[l + 1] = xbuf[(l + 1) % 2];
+      a.resid16[l + 1] = arena.take<uint16_t>(N * C);
+    } else {
+      a.resid[l + 1] = arena.take<float>(N * C);
+    }
   }
   a.act = arena.take<float>(N * F);
   a.lnf = arena.take<float>(N * C);
