@@ -3,6 +3,7 @@
 // reference over odd sizes (including the tails where exp saturates) and
 // misaligned pointers, += accumulation.
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "kernels/kernel_check.h"
@@ -69,10 +70,14 @@ TEST(Gelu, BackwardAccumulates) {
   const auto x = randn(n, 50, 2.0), dout = randn(n, 51);
   for (auto backward : {&kr::gelu_backward, &kc::gelu_backward}) {
     std::vector<float> once(n), twice(n);
-    backward(once.data(), dout.data(), x.data(), n);
-    backward(twice.data(), dout.data(), x.data(), n);
-    backward(twice.data(), dout.data(), x.data(), n);
+    backward(once.data(), dout.data(), x.data(), n, teddy::kernels::Grad::add);
+    backward(twice.data(), dout.data(), x.data(), n, teddy::kernels::Grad::add);
+    backward(twice.data(), dout.data(), x.data(), n, teddy::kernels::Grad::add);
     for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(twice[i], 2 * once[i], 4 * kEpsF32 * std::fabs(once[i])) << i;
+    // Grad::set overwrites (NaN garbage does not survive) with exactly what adding onto zero gives.
+    std::vector<float> set(n, std::numeric_limits<float>::quiet_NaN());
+    backward(set.data(), dout.data(), x.data(), n, teddy::kernels::Grad::set);
+    EXPECT_EQ(set, once);
   }
 }
 

@@ -89,12 +89,36 @@ TEST(Linear, BackwardAccumulates) {
   auto run = [&](auto backward, int times) {
     std::vector<float> dinp(N * C), dweight(OC * C), dbias(OC);
     for (int k = 0; k < times; ++k)
-      backward(dinp.data(), dweight.data(), dbias.data(), dout.data(), x.data(), weight.data(), N, C, OC);
+      backward(dinp.data(), dweight.data(), dbias.data(), dout.data(), x.data(), weight.data(), N, C, OC,
+               teddy::kernels::Grad::add);
     return std::vector<std::vector<float>>{dinp, dweight, dbias};
   };
   for (auto backward : {&kr::linear_backward, &kc::linear_backward}) {
     const auto once = run(backward, 1), twice = run(backward, 2);
     expect_doubled(once, twice, 4 * kEpsF32);
+  }
+}
+
+// Grad::set: dinp is overwritten (NaN garbage in it must not survive) with what adding
+// onto zeros gives; dweight and dbias still accumulate.
+TEST(Linear, BackwardSetOverwritesDinpOnly) {
+  using teddy::kernels::Grad;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (auto [N, C, OC] : {std::tuple{17, 33, 65}, std::tuple{5, 1, 3}, std::tuple{4, 6, 0}}) {
+    SCOPED_TRACE(::testing::Message() << "N=" << N << " C=" << C << " OC=" << OC);
+    const auto x = randn(N * C, 60), weight = randn(OC * C, 61), dout = randn(N * OC, 62);
+    const auto dweight0 = randn(OC * C, 63), dbias0 = randn(OC, 64);
+    for (auto backward : {&kr::linear_backward, &kc::linear_backward}) {
+      std::vector<float> dinp_add(N * C, 0.0f), dw_add = dweight0, db_add = dbias0;
+      backward(dinp_add.data(), dw_add.data(), db_add.data(), dout.data(), x.data(), weight.data(), N, C, OC,
+               Grad::add);
+      std::vector<float> dinp_set(N * C, nan), dw_set = dweight0, db_set = dbias0;
+      backward(dinp_set.data(), dw_set.data(), db_set.data(), dout.data(), x.data(), weight.data(), N, C, OC,
+               Grad::set);
+      EXPECT_TRUE(close_scaled(dinp_set, dinp_add, rtol_for(kEpsF32, OC)));
+      EXPECT_EQ(dw_set, dw_add);
+      EXPECT_EQ(db_set, db_add);
+    }
   }
 }
 

@@ -2,6 +2,7 @@
 // points, cpu vs float reference over odd sizes and misaligned pointers, +=
 // accumulation.
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "kernels/kernel_check.h"
@@ -78,11 +79,15 @@ TEST(SwiGLU, BackwardAccumulates) {
   const auto gate_up = randn(N * 2 * H, 70, 2.0), dout = randn(N * H, 71);
   for (auto backward : {&kr::swiglu_backward, &kc::swiglu_backward}) {
     std::vector<float> once(N * 2 * H), twice(N * 2 * H);
-    backward(once.data(), dout.data(), gate_up.data(), N, H);
-    backward(twice.data(), dout.data(), gate_up.data(), N, H);
-    backward(twice.data(), dout.data(), gate_up.data(), N, H);
+    backward(once.data(), dout.data(), gate_up.data(), N, H, teddy::kernels::Grad::add);
+    backward(twice.data(), dout.data(), gate_up.data(), N, H, teddy::kernels::Grad::add);
+    backward(twice.data(), dout.data(), gate_up.data(), N, H, teddy::kernels::Grad::add);
     for (size_t i = 0; i < once.size(); ++i)
       ASSERT_NEAR(twice[i], 2 * once[i], 4 * kEpsF32 * std::fabs(once[i])) << i;
+    // Grad::set overwrites (NaN garbage does not survive) with exactly what adding onto zero gives.
+    std::vector<float> set(once.size(), std::numeric_limits<float>::quiet_NaN());
+    backward(set.data(), dout.data(), gate_up.data(), N, H, teddy::kernels::Grad::set);
+    EXPECT_EQ(set, once);
   }
 }
 

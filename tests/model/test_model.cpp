@@ -119,10 +119,11 @@ TEST(Model, InitWeights) {
   EXPECT_NEAR(stddev(a.params() + down.offset, down.numel), 0.01, 0.0003);
   for (const ParamInfo& p : a.layout().params) {
     const float* x = a.params() + p.offset;
-    if (p.name.find(".bias") != std::string::npos)
+    if (p.name.find(".bias") != std::string::npos) {
       EXPECT_TRUE(std::all_of(x, x + p.numel, [](float v) { return v == 0.0f; })) << p.name;
-    else if (p.name.find("norm") != std::string::npos)
+    } else if (p.name.find("norm") != std::string::npos) {
       EXPECT_TRUE(std::all_of(x, x + p.numel, [](float v) { return v == 1.0f; })) << p.name;
+    }
   }
 }
 

@@ -61,6 +61,15 @@ void check_against_engine(const std::string& preset, int B, int T) {
     EXPECT_DOUBLE_EQ(activation_bytes(cfg, sr).total(), static_cast<double>(Model::activation_bytes_for(cfg, B, T, r)))
         << recompute_name(r);
   }
+  for (DType d : {DType::bf16, DType::f16})  // mixed precision: 16-bit saved tensors, fp32 working scratch
+    for (Recompute r : {Recompute::none, Recompute::attention, Recompute::block}) {
+      TrainSetup sp = s;
+      sp.precision = d;
+      sp.recompute = r;
+      const Precision p = d == DType::bf16 ? Precision::bf16 : Precision::fp16;
+      EXPECT_DOUBLE_EQ(activation_bytes(cfg, sp).total(), static_cast<double>(Model::activation_bytes_for(cfg, B, T, r, p)))
+          << dtype_name(d) << " " << recompute_name(r);
+    }
   EXPECT_DOUBLE_EQ(m.states.params, static_cast<double>(model.param_bytes()));
   EXPECT_DOUBLE_EQ(m.states.grads, static_cast<double>(model.grad_bytes()));
 }
@@ -80,7 +89,10 @@ TEST(PlanMemory, Bf16HalvesActivationsAndKeeps16BytesPerParam) {
   const MemoryEstimate f32 = estimate_memory(cfg, s);
   s.precision = DType::bf16;
   const MemoryEstimate bf = estimate_memory(cfg, s);
-  EXPECT_NEAR(bf.activations.total() / f32.activations.total(), 0.5, 0.01);
+  // What each block keeps halves (norm statistics and logsumexp stay fp32); the fp32
+  // logits chunk, activation gradients and one block's working copy do not shrink.
+  EXPECT_NEAR(bf.activations.layers / f32.activations.layers, 0.5, 0.01);
+  EXPECT_LT(bf.activations.total() / f32.activations.total(), 0.7);  // 0.65 here
   EXPECT_DOUBLE_EQ(bf.states.total(), f32.states.total());  // 2+2+12 == 4+4+8
   EXPECT_DOUBLE_EQ(bf.states.params * 2, f32.states.params);
 }

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "teddy/core/error.h"
@@ -235,6 +236,10 @@ TEST(PretrainConfig, ErrorsNameTheKey) {
   EXPECT_NE(msg("[train\n").find("run.toml:1"), std::string::npos);
   EXPECT_NE(msg("", {"train.micro_batch=0"}).find("train.micro_batch"), std::string::npos);
   EXPECT_NE(msg("", {"nodot=1"}).find("section.key"), std::string::npos);
+  EXPECT_NE(msg("[train]\nprecision = \"fp8\"\n").find("train.precision"), std::string::npos);
+  EXPECT_NE(msg("", {"train.precision=half"}).find("train.precision"), std::string::npos);
+  EXPECT_NE(msg("", {"train.loss_scale=3.0"}).find("train.loss_scale"), std::string::npos);
+  EXPECT_NE(msg("", {"train.loss_scale_growth_interval=0"}).find("train.loss_scale_growth_interval"), std::string::npos);
   // Overrides are typed by TOML syntax and win over the file.
   PretrainConfig c = PretrainConfig::parse("[train]\nsteps = 5\n[optim]\nwarmup_steps = 2\n", "run.toml", {"train.steps=9", "optim.lr=2e-3", "run.dir=/tmp/x"});
   EXPECT_EQ(c.steps, 9);
@@ -273,7 +278,7 @@ TEST_F(PretrainTest, MemoryReportIsConsistentAndRecomputeIsExact) {
       if (e.kind == PretrainEvent::Kind::start) start = e.text;
       if (e.kind == PretrainEvent::Kind::end) end = e.text;
     });
-    EXPECT_NE(start.find(std::string("(recompute ") + modes[i] + ")"), std::string::npos) << start;
+    EXPECT_NE(start.find(std::string("(recompute ") + modes[i] + ", precision fp32)"), std::string::npos) << start;
     EXPECT_NE(end.find("peak resident memory"), std::string::npos) << end;
     EXPECT_EQ(p.memory().activations, acts[i]);  // the arena never grew during the run
     losses[i] = p.step_losses();
@@ -282,4 +287,96 @@ TEST_F(PretrainTest, MemoryReportIsConsistentAndRecomputeIsExact) {
   ASSERT_EQ(losses[0].size(), 4u);
   EXPECT_EQ(losses[0], losses[1]);
   EXPECT_THROW(PretrainConfig::parse("[train]\nrecompute = \"sometimes\"\n", "t.toml").validate(), ConfigError);
+}
+
+// Mixed precision through the whole loop: bf16 and fp16 runs train, stay near fp32,
+// and resume bit-exactly (fp32 master weights and AdamW state in the checkpoint, the
+// fp16 loss scaler's scale, clean streak and skip count in state.json). The fp16 run
+// starts at a 2^40 loss scale, so its first steps overflow, are skipped and halve the
+// scale, and a growth interval of 3 keeps the scale moving across the resume.
+TEST_F(PretrainTest, MixedPrecisionTrainsAndResumesBitExact) {
+  const float kFp16StartScale = 67108864.0f;  // 2^26: here the first ~4 steps overflow
+  auto config = [&](const std::string& precision, const std::string& dir) {
+    PretrainConfig c = tiny_config(dataset_, (root_ / dir).string());
+    c.precision = precision;
+    if (precision == "fp16") {
+      c.loss_scale = kFp16StartScale;
+      c.loss_scale_growth_interval = 3;
+    }
+    return c;
+  };
+  Pretrainer f32(config("fp32", "fp32"), false);
+  f32.run({});
+  for (const std::string prec : {"bf16", "fp16"}) {
+    SCOPED_TRACE(prec);
+    Pretrainer a(config(prec, prec + "_a"), false);
+    EXPECT_EQ(a.memory().activations,
+              Model::activation_bytes_for(a.config().model, 4, 32, Recompute::none, precision_from_name(prec)));
+    EXPECT_GT(a.memory().weight_scratch, 0u);
+    std::string start;
+    a.run([&](const PretrainEvent& e) {
+      if (e.kind == PretrainEvent::Kind::start) start = e.text;
+    });
+    EXPECT_NE(start.find("precision " + prec + ")"), std::string::npos) << start;
+    const std::vector<double> full = a.step_losses();
+    ASSERT_EQ(full.size(), 20u);
+    if (prec == "bf16") {  // close to fp32 at every step, and not fp32 itself (fp16 skips its first steps)
+      double max_diff = 0;
+      for (size_t i = 0; i < full.size(); ++i) max_diff = std::max(max_diff, std::abs(full[i] - f32.step_losses()[i]));
+      std::printf("  bf16 vs fp32: largest step-loss difference over 20 steps %.4f\n", max_diff);
+      EXPECT_LT(max_diff, 0.01);  // observed 0.0006
+      EXPECT_GT(max_diff, 0.0);
+    }
+
+    std::vector<double> resumed;
+    {
+      Pretrainer b(config(prec, prec + "_b"), false);
+      b.run({}, 10);
+      resumed = b.step_losses();
+    }
+    {
+      Pretrainer b2(config(prec, prec + "_b"), true);
+      EXPECT_EQ(b2.start_step(), 10);
+      b2.run({});
+      resumed.insert(resumed.end(), b2.step_losses().begin(), b2.step_losses().end());
+    }
+    ASSERT_EQ(resumed.size(), 20u);
+    for (size_t i = 0; i < 20; ++i) EXPECT_EQ(full[i], resumed[i]) << "step " << i + 1 << " differs after resume";
+    const auto ca = inspect_checkpoint(*latest_intact_checkpoint((root_ / (prec + "_a")).string()));
+    const auto cb = inspect_checkpoint(*latest_intact_checkpoint((root_ / (prec + "_b")).string()));
+    std::ifstream fa(fs::path(ca.dir) / "model.safetensors", std::ios::binary), fb(fs::path(cb.dir) / "model.safetensors", std::ios::binary);
+    const std::string ba((std::istreambuf_iterator<char>(fa)), {}), bb((std::istreambuf_iterator<char>(fb)), {});
+    EXPECT_TRUE(ba == bb) << "parameters after 20 straight steps differ from 10 + resume 10";
+    EXPECT_EQ(ca.state.loss_scaler, cb.state.loss_scaler);
+    if (prec == "bf16") {
+      EXPECT_TRUE(ca.state.loss_scaler.empty());
+      continue;
+    }
+    // fp16: the scaler's trace in metrics.jsonl: skipped overflow steps halve the scale.
+    const auto sc = nlohmann::json::parse(ca.state.loss_scaler);
+    EXPECT_GE(sc.at("skipped").get<int64_t>(), 2);
+    std::ifstream m(fs::path(root_ / (prec + "_b")) / "metrics.jsonl");
+    double prev_scale = 0;
+    bool prev_skipped = false;
+    int64_t skipped = 0, lines = 0;
+    for (std::string line; std::getline(m, line);) {
+      const auto j = nlohmann::json::parse(line);
+      if (!j.contains("loss")) continue;
+      ++lines;
+      const double scale = j.at("loss_scale").get<double>();
+      if (lines == 1) {
+        EXPECT_EQ(scale, kFp16StartScale);
+      }
+      if (prev_skipped) {
+        EXPECT_EQ(scale, prev_scale / 2) << "line " << lines;
+      }
+      prev_skipped = j.at("skipped").get<bool>();
+      skipped += prev_skipped;
+      prev_scale = scale;
+      EXPECT_EQ(j.at("skipped_steps").get<int64_t>(), skipped) << "line " << lines;
+    }
+    EXPECT_EQ(lines, 20);
+    EXPECT_EQ(skipped, sc.at("skipped").get<int64_t>());
+    EXPECT_LT(full.back(), full.front() - 0.5) << "fp16 training still learns after the skipped steps";
+  }
 }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <random>
 #include <ctime>
 
@@ -14,6 +15,7 @@
 #include "teddy/model/model.h"
 #include "teddy/train/adamw.h"
 #include "teddy/train/grad_clip.h"
+#include "teddy/train/loss_scaler.h"
 #include "teddy/train/train_step.h"
 
 namespace teddy {
@@ -52,6 +54,9 @@ TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o
   model.init_weights(1234);
   AdamW opt(model.layout(), AdamWConfig{});
   model.set_recompute(recompute_from_name(o.recompute));
+  const Precision precision = precision_from_name(o.precision, "bench train: --precision");
+  model.set_precision(precision);
+  LossScaler scaler;  // used in fp16 only
   model.reserve_activations(w.batch, w.seq);
 
   // Random tokens: the step's cost does not depend on the data.
@@ -71,7 +76,10 @@ TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o
   for (int i = 0; i < o.warmup + o.steps; ++i) {
     const double c0 = process_cpu_seconds();
     const auto t0 = std::chrono::steady_clock::now();
-    train_step(model, opt, micro, 1e-4f, 1.0f);
+    if (precision == Precision::fp16)
+      train_step(model, opt, micro, 1e-4f, 1.0f, scaler);
+    else
+      train_step(model, opt, micro, 1e-4f, 1.0f);
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (i >= o.warmup) {
       times.push_back(dt);
@@ -95,6 +103,9 @@ TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o
   r.optimizer_bytes = 2 * opt.size() * sizeof(float);
   r.activation_bytes = model.activation_bytes();
   r.recompute = o.recompute;
+  r.precision = o.precision;
+  r.weight_scratch_bytes = model.weight_scratch_bytes();
+  r.skipped_steps = scaler.skipped();
   r.peak_rss_bytes = peak_rss_bytes();
 
   if (o.profile) {
@@ -103,12 +114,15 @@ TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o
     // train_step's pieces, each timed, so the optimizer side is attributed too.
     const auto t0 = std::chrono::steady_clock::now();
     {
-      const float dloss = 1.0f / static_cast<float>(n);  // every target is valid here
+      // every target is valid here; fp16 runs with the scaler's current scale
+      const float scale = precision == Precision::fp16 ? scaler.scale() : 1.0f;
+      const float dloss = scale / static_cast<float>(n);
       timed_step(prof, "zero_grad", [&] { model.zero_grad(); });
       model.forward_backward(b, dloss);
       double norm = 0;
       timed_step(prof, "grad_norm", [&] { norm = grad_norm(model.grads(), model.flat_size()); });
-      timed_step(prof, "adamw_update", [&] { opt.step(model.params(), model.grads(), 1e-4f, clip_scale(norm, 1.0f)); });
+      if (std::isfinite(norm))  // fp16 overflow: the scaler would skip this step
+        timed_step(prof, "adamw_update", [&] { opt.step(model.params(), model.grads(), 1e-4f, clip_scale(norm / scale, 1.0f) / scale); });
     }
     const double step_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     model.set_profiler(nullptr);
@@ -130,6 +144,7 @@ std::vector<TrainBenchResult> run_train_bench(const TrainBenchOptions& opts) {
   if (opts.threads < 1) throw ConfigError("bench train: --threads must be >= 1");
   if (opts.steps < 1 || opts.warmup < 0) throw ConfigError("bench train: --steps must be >= 1 and --warmup >= 0");
   recompute_from_name(opts.recompute);  // a bad mode fails before the sgemm measurement
+  precision_from_name(opts.precision, "bench train: --precision");
   const int saved = omp_get_max_threads();
   omp_set_num_threads(opts.threads);
   const double ceiling = kernels::cpu::measure_sgemm_gflops(opts.threads, opts.sgemm_seconds);

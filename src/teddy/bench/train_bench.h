@@ -25,6 +25,7 @@ struct TrainBenchOptions {
   bool profile = true;       // per-kernel breakdown from one extra profiled step
   double sgemm_seconds = 2;  // time budget for the ceiling measurement
   std::string recompute = "none";  // activation recomputation: none | attention | block
+  std::string precision = "fp32";  // fp32 | bf16 | fp16 (fp16 steps run the dynamic loss scaler)
 };
 
 struct TrainBenchResult {
@@ -42,6 +43,9 @@ struct TrainBenchResult {
   size_t peak_rss_bytes = 0;
   size_t param_bytes = 0, grad_bytes = 0, optimizer_bytes = 0, activation_bytes = 0;
   std::string recompute;  // the mode the step ran with
+  std::string precision;  // fp32 | bf16 | fp16
+  size_t weight_scratch_bytes = 0;  // 16-bit modes: the rounded-weight scratch
+  int64_t skipped_steps = 0;        // fp16: timed or warmup steps the scaler skipped
   // Seconds per step by kernel (from the profiled step), and GEMM share of the step.
   std::map<std::string, double> kernel_seconds;
   double gemm_seconds = 0, other_seconds = 0;

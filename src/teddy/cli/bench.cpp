@@ -108,6 +108,9 @@ void print_train_result(const TrainBenchResult& r, bool json) {
     j["optimizer_bytes"] = r.optimizer_bytes;
     j["activation_bytes"] = r.activation_bytes;
     j["recompute"] = r.recompute;
+    j["precision"] = r.precision;
+    j["weight_scratch_bytes"] = r.weight_scratch_bytes;
+    if (r.precision == "fp16") j["skipped_steps"] = r.skipped_steps;
     if (!r.kernel_seconds.empty()) {
       j["gemm_ms"] = r.gemm_seconds * 1e3;
       j["other_ms"] = r.other_seconds * 1e3;
@@ -120,11 +123,16 @@ void print_train_result(const TrainBenchResult& r, bool json) {
   std::printf("%-5s %-10s %3d %5d %3d %10.1f %10.0f %9.1f %6.1f%% %9.1f %12s\n", r.workload.name.c_str(),
               r.workload.model.c_str(), r.workload.batch, r.workload.seq, r.threads, r.ms_per_step, r.tokens_per_s,
               r.gflops_per_s, 100 * r.mfu, r.sgemm_gflops, plan::format_bytes(static_cast<double>(r.peak_rss_bytes)).c_str());
-  std::printf("      memory: params %s, grads %s, AdamW %s, activations %s (recompute %s)\n",
+  std::printf("      memory: params %s, grads %s, AdamW %s, activations %s (recompute %s, precision %s)\n",
               plan::format_bytes(static_cast<double>(r.param_bytes)).c_str(),
               plan::format_bytes(static_cast<double>(r.grad_bytes)).c_str(),
               plan::format_bytes(static_cast<double>(r.optimizer_bytes)).c_str(),
-              plan::format_bytes(static_cast<double>(r.activation_bytes)).c_str(), r.recompute.c_str());
+              plan::format_bytes(static_cast<double>(r.activation_bytes)).c_str(), r.recompute.c_str(),
+              r.precision.c_str());
+  if (r.weight_scratch_bytes)
+    std::printf("      %s: rounded-weight scratch %s (fp32 master weights kept)%s\n", r.precision.c_str(),
+                plan::format_bytes(static_cast<double>(r.weight_scratch_bytes)).c_str(),
+                r.precision == "fp16" ? (", " + std::to_string(r.skipped_steps) + " steps skipped by the loss scaler").c_str() : "");
   std::printf("      median step %.1f ms wall (min %.1f, max %.1f), %.1f ms CPU over all threads\n", r.ms_per_step,
               r.ms_min, r.ms_max, r.cpu_ms_per_step);
   if (!r.kernel_seconds.empty()) {
@@ -160,6 +168,7 @@ void add_bench_train(CLI::App& bench, Run& run) {
   cmd->add_option("--threads", a->opts.threads, "OpenMP/OpenBLAS threads (default 2)")->check(CLI::PositiveNumber);
   cmd->add_flag("!--no-profile", a->opts.profile, "Skip the per-kernel breakdown step");
   cmd->add_option("--recompute", a->opts.recompute, "Activation recomputation: none | attention | block (default none)");
+  cmd->add_option("--precision", a->opts.precision, "Training precision: fp32 | bf16 | fp16 (default fp32)");
   cmd->add_flag("--json", a->json, "One JSON object per workload");
   cmd->footer("Standard workloads (fp32): W1 gpt2-124M B=4 T=64; W1b gpt2-124M B=4 T=256; W2 gpt2-d6 (6L/6H/384) B=8 T=256.\n"
               "FLOPs per token = 6*N + 12*L*C*T (N parameters, L layers, C width, T sequence); MFU = achieved / sgemm ceiling.");

@@ -1,5 +1,6 @@
 // `teddy pretrain`: next-token pretraining on a prepared dataset.
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -35,6 +36,7 @@ void register_pretrain(CLI::App& app, Run& run) {
   sub->footer(
       "Config sections and keys: [model] preset family n_layer n_head n_kv_head d_model d_ff max_seq_len\n"
       "  [data] dataset mix   [train] micro_batch seq_len grad_accum steps tokens seed threads recompute\n"
+      "    precision (fp32|bf16|fp16) loss_scale loss_scale_growth_interval (fp16)\n"
       "  [optim] lr min_lr_ratio warmup_steps weight_decay beta1 beta2 eps grad_clip\n"
       "  [eval] interval batches   [checkpoint] interval keep   [run] dir peak_gflops\n"
       "  [dist] zero (0-3) dp (0: all ranks) timeout_s overlap (used under mpirun / srun: data parallel over all ranks, see docs/DISTRIBUTED.md)");
@@ -85,6 +87,11 @@ void register_pretrain(CLI::App& app, Run& run) {
             std::snprintf(buf, sizeof buf, "loss %.4f | lr %.2e | norm %.3f | %s tok/s | MFU %.1f%% | ETA %s",
                           e.loss, e.lr, e.grad_norm, format_count(e.tokens_per_s).c_str(), 100 * e.mfu,
                           format_duration(e.eta_s).c_str());
+            if (e.loss_scale > 0) {  // fp16: the scale this step ran with and the overflow skips so far
+              const size_t len = std::strlen(buf);
+              std::snprintf(buf + len, sizeof buf - len, " | scale %g%s | skipped %lld", e.loss_scale,
+                            e.skipped ? " (overflow, step skipped)" : "", static_cast<long long>(e.skipped_steps));
+            }
             bar.update(e.step, e.total_steps, buf);
             break;
           case PretrainEvent::Kind::eval:

@@ -1,5 +1,11 @@
 #include "teddy/core/dtype.h"
 
+#include <cstring>
+
+#if defined(__F16C__)
+#include <immintrin.h>
+#endif
+
 #include "teddy/core/error.h"
 
 namespace teddy {
@@ -75,6 +81,100 @@ void convert_f32_to_f16(f16_t* dst, const float* src, size_t n) {
 void convert_f16_to_f32(float* dst, const f16_t* src, size_t n) {
 #pragma omp parallel for if (n > (1u << 16)) schedule(static)
   for (size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(src[i]);
+}
+
+namespace {
+
+constexpr size_t kPar = size_t{1} << 16;  // below this a pass is not worth a thread team
+constexpr size_t kChunk = 4096;           // elements per parallel chunk
+
+inline float through_bf16(float x) { return bf16_to_f32(f32_to_bf16(x)); }
+
+// fp16 in blocks of 8 with F16C (IEEE round to nearest even, Inf/NaN/subnormals as the
+// scalar conversions do: test_core_dtype checks both paths agree), scalar tail.
+void f16_block(float* x, const float* src, uint16_t* bits, size_t n) {
+  size_t i = 0;
+#if defined(__F16C__)
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT);
+    if (bits) _mm_storeu_si128(reinterpret_cast<__m128i*>(bits + i), h);
+    _mm256_storeu_ps(x + i, _mm256_cvtph_ps(h));
+  }
+#endif
+  for (; i < n; ++i) {
+    const f16_t h = f32_to_f16(src[i]);
+    if (bits) bits[i] = h;
+    x[i] = f16_to_f32(h);
+  }
+}
+
+void bf16_block(float* x, const float* src, uint16_t* bits, size_t n) {
+  if (bits) {
+#pragma omp simd
+    for (size_t i = 0; i < n; ++i) {
+      const bf16_t h = f32_to_bf16(src[i]);
+      bits[i] = h;
+      x[i] = bf16_to_f32(h);
+    }
+  } else {
+#pragma omp simd
+    for (size_t i = 0; i < n; ++i) x[i] = through_bf16(src[i]);
+  }
+}
+
+void widen_block(DType t, float* dst, const uint16_t* src, size_t n) {
+  if (t == DType::bf16) {
+#pragma omp simd
+    for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
+    return;
+  }
+  size_t i = 0;
+#if defined(__F16C__)
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+#endif
+  for (; i < n; ++i) dst[i] = f16_to_f32(src[i]);
+}
+
+template <class F>
+void chunked(size_t n, F&& f) {
+  const size_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static) if (n > kPar)
+  for (size_t c = 0; c < chunks; ++c) {
+    const size_t lo = c * kChunk;
+    f(lo, (n - lo < kChunk) ? n - lo : kChunk);
+  }
+}
+
+}  // namespace
+
+void round_through(DType t, float* x, uint16_t* bits, size_t n) {
+  if (t == DType::f32) return;
+  chunked(n, [&](size_t lo, size_t len) {
+    uint16_t* b = bits ? bits + lo : nullptr;
+    if (t == DType::bf16)
+      bf16_block(x + lo, x + lo, b, len);
+    else
+      f16_block(x + lo, x + lo, b, len);
+  });
+}
+
+void round_copy(DType t, float* dst, const float* src, size_t n) {
+  if (t == DType::f32) {
+    chunked(n, [&](size_t lo, size_t len) { std::memcpy(dst + lo, src + lo, len * sizeof(float)); });
+    return;
+  }
+  chunked(n, [&](size_t lo, size_t len) {
+    if (t == DType::bf16)
+      bf16_block(dst + lo, src + lo, nullptr, len);
+    else
+      f16_block(dst + lo, src + lo, nullptr, len);
+  });
+}
+
+void widen_to_f32(DType t, float* dst, const uint16_t* src, size_t n) {
+  if (t == DType::f32) throw Error("widen_to_f32: the source is 16-bit, not f32");
+  chunked(n, [&](size_t lo, size_t len) { widen_block(t, dst + lo, src + lo, len); });
 }
 
 }  // namespace teddy

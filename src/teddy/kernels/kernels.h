@@ -8,6 +8,11 @@
 
 namespace teddy::kernels {
 
+// How a backward writes an input gradient that takes it: `add` (+=, the default and
+// the convention) or `set` (=, for a buffer's first writer, which then needs no
+// zeroing pass beforehand). Parameter gradients always add.
+enum class Grad { add, set };
+
 namespace ref {
 #include "teddy/kernels/ops.inc"
 }  // namespace ref

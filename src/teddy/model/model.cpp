@@ -21,6 +21,11 @@ struct Model::Impl {
   Activations acts;  // views into arena for up to acts.rows rows
   Recompute recompute = Recompute::none;
   Recompute carved_for = Recompute::none;  // the mode the arena's views were carved for
+  Precision precision = Precision::fp32;
+  Precision carved_prec = Precision::fp32;  // the precision the arena was carved for
+  // Mixed precision: the weights one matrix product stage reads, rounded from the fp32
+  // master weights on every use (one block's four matmul weights, or the classifier).
+  AlignedBuffer wscratch;
   Profiler* prof = nullptr;
 };
 
@@ -61,17 +66,69 @@ std::string_view recompute_name(Recompute r) {
 void Model::set_recompute(Recompute r) { impl_->recompute = r; }
 Recompute Model::recompute() const { return impl_->recompute; }
 
+Precision precision_from_name(std::string_view name, std::string_view field) {
+  if (name == "fp32") return Precision::fp32;
+  if (name == "bf16") return Precision::bf16;
+  if (name == "fp16") return Precision::fp16;
+  throw ConfigError(std::string(field) + ": unknown precision '" + std::string(name) + "' (known: fp32, bf16, fp16)");
+}
+
+std::string_view precision_name(Precision p) {
+  switch (p) {
+    case Precision::fp32: return "fp32";
+    case Precision::bf16: return "bf16";
+    case Precision::fp16: return "fp16";
+  }
+  return "?";
+}
+
+DType precision_dtype(Precision p) {
+  switch (p) {
+    case Precision::fp32: return DType::f32;
+    case Precision::bf16: return DType::bf16;
+    case Precision::fp16: return DType::f16;
+  }
+  return DType::f32;
+}
+
+void Model::set_precision(Precision p) { impl_->precision = p; }
+Precision Model::precision() const { return impl_->precision; }
+
+namespace {
+
+// Floats of one block's matmul weights (qkv, proj, up, down), each rounded to a
+// 16-float boundary so every scratch tensor stays 64-byte aligned for sgemm.
+size_t round16(size_t n) { return (n + 15) / 16 * 16; }
+size_t block_matmul_floats(const ModelConfig& c) {
+  const size_t C = c.d_model, F = c.d_ff, up = c.family == Family::gpt2 ? F : 2 * F;
+  return round16(C * c.qkv_dim()) + round16(C * C) + round16(C * up) + round16(F * C);
+}
+
+}  // namespace
+
+size_t Model::weight_scratch_bytes_for(const ModelConfig& cfg, Precision p) {
+  if (p == Precision::fp32) return 0;
+  const size_t head = static_cast<size_t>(cfg.padded_vocab_size) * cfg.d_model;
+  return std::max(block_matmul_floats(cfg), head) * sizeof(float);
+}
+
+size_t Model::weight_scratch_bytes() const { return impl_->wscratch.bytes(); }
+
 void Model::zero_grad() { zero_floats(grads(), layout_.total); }
 
 size_t Model::param_bytes() const { return params_.bytes(); }
 size_t Model::grad_bytes() const { return grads_.bytes(); }
 size_t Model::activation_bytes() const { return impl_->arena.capacity(); }
 
-size_t Model::activation_bytes_for(const ModelConfig& cfg, int B, int T, Recompute r) {
+int Model::classifier_chunk_rows(const ModelConfig& cfg, int rows) {
+  return model_detail::classifier_chunk_rows(cfg, rows);
+}
+
+size_t Model::activation_bytes_for(const ModelConfig& cfg, int B, int T, Recompute r, Precision p) {
   cfg.validate();
   Arena counter;
   Activations a;
-  carve_activations(counter, cfg, B * T, a, r);
+  carve_activations(counter, cfg, B * T, a, r, p);
   return counter.peak();
 }
 
@@ -80,7 +137,15 @@ void Model::reserve_activations(int B, int T) {
   const int64_t rows = static_cast<int64_t>(B) * T;
   if (rows > INT32_MAX) throw Error("reserve_activations: B*T must fit in int32");
   const Recompute mode = impl_->recompute;
-  if (impl_->arena.allocated() && rows <= impl_->acts.rows && impl_->carved_for == mode) return;
+  const Precision prec = impl_->precision;
+  const size_t wbytes = weight_scratch_bytes_for(cfg_, prec);
+  if (impl_->wscratch.bytes() != wbytes) {
+    impl_->wscratch = AlignedBuffer();
+    if (wbytes) impl_->wscratch.resize(wbytes);
+  }
+  if (impl_->arena.allocated() && rows <= impl_->acts.rows && impl_->carved_for == mode &&
+      impl_->carved_prec == prec)
+    return;
   // Counting pass, then one allocation, then the same views for real. A new mode
   // re-carves at the current capacity (or more), so the arena follows the mode.
   const int keep = impl_->arena.allocated() ? impl_->acts.rows : 0;
@@ -88,10 +153,11 @@ void Model::reserve_activations(int B, int T) {
   impl_->arena = Arena();  // free the old one first: the peak stays one arena
   Arena arena;
   Activations a;
-  carve_activations(arena, cfg_, r, a, mode);
+  carve_activations(arena, cfg_, r, a, mode, prec);
   arena.allocate_counted();
-  carve_activations(arena, cfg_, r, a, mode);
+  carve_activations(arena, cfg_, r, a, mode, prec);
   impl_->carved_for = mode;
+  impl_->carved_prec = prec;
   impl_->arena = std::move(arena);
   impl_->acts = std::move(a);
 }
@@ -126,14 +192,6 @@ void check_batch(const ModelConfig& cfg, const Batch& b) {
                 " outside [0, max_seq_len=" + std::to_string(cfg.max_seq_len) + ")");
 }
 
-// Rows per classifier chunk: as few chunks as `max_rows` allows, all about the same
-// size (1024 rows as 320+320+320+64 would run the last GEMMs on a thin tail).
-int even_chunk_rows(int N, int max_rows) {
-  const int chunks = (N + max_rows - 1) / max_rows;
-  const int r = (N + chunks - 1) / chunks;
-  return std::min(max_rows, (r + 15) / 16 * 16);
-}
-
 int64_t count_targets(const int32_t* targets, int64_t n) {
   int64_t c = 0;
 #pragma omp parallel for schedule(static) reduction(+ : c) if (n > 65536)
@@ -143,6 +201,44 @@ int64_t count_targets(const int32_t* targets, int64_t n) {
 
 }  // namespace
 
+namespace {
+
+// Mixed precision: block l's tensors with the four matmul weights replaced by their
+// rounding into `scratch` (norm weights and biases stay fp32: they enter fp32 adds).
+LayerTensors rounded_layer(const BlockShape& s, LayerTensors w, float* scratch) {
+  if (s.prec == DType::f32) return w;
+  ProfileScope scope(s.prof, "round_weights");
+  const size_t C = s.C, F = s.F, up = s.gpt2 ? F : 2 * F;
+  auto put = [&](float*& t, size_t n) {
+    round_copy(s.prec, scratch, t, n);
+    t = scratch;
+    scratch += round16(n);
+  };
+  put(w.qkv_w, C * s.QKV);
+  put(w.proj_w, C * C);
+  put(w.up_w, C * up);
+  put(w.down_w, F * C);
+  return w;
+}
+
+// The classifier weight the head GEMMs read: W itself, or its rounding into `scratch`.
+const float* rounded_head(const BlockShape& s, const float* W, size_t n, float* scratch) {
+  if (s.prec == DType::f32) return W;
+  ProfileScope scope(s.prof, "round_weights");
+  round_copy(s.prec, scratch, W, n);
+  return scratch;
+}
+
+}  // namespace
+
+BlockShape Model::shape_for(int B, int T) const {
+  BlockShape s = block_shape(cfg_, B, T, impl_->prof);
+  s.attn_scratch = impl_->acts.attn_scratch;
+  s.attn_scratch_floats = impl_->acts.attn_scratch_floats;
+  s.prec = precision_dtype(impl_->carved_prec);
+  return s;
+}
+
 // Embeddings, every block, final norm: fills the arena's activations for `b`.
 void Model::run_trunk(const Batch& b) {
   check_batch(cfg_, b);
@@ -150,9 +246,9 @@ void Model::run_trunk(const Batch& b) {
   if (hooks_.on_start) hooks_.on_start();
   Activations& a = impl_->acts;
   const ParamOffsets& o = impl_->off;
-  BlockShape s = block_shape(cfg_, b.B, b.T, impl_->prof);
-  s.attn_scratch = impl_->acts.attn_scratch;
-  s.attn_scratch_floats = impl_->acts.attn_scratch_floats;
+  const BlockShape s = shape_for(b.B, b.T);
+  const bool half = s.prec != DType::f32;
+  float* W16 = impl_->wscratch.as<float>();
   float* P = params();
   if (b.pos) {
     std::copy(b.pos, b.pos + s.N, a.pos);
@@ -163,19 +259,27 @@ void Model::run_trunk(const Batch& b) {
   timed(s.prof, "encoder_forward", 0, [&] {
     k::encoder_forward(a.resid[0], b.tokens, a.pos, at(P, o.tok_emb), at(P, o.pos_emb), s.N, s.C);  // (N, C)
   });
+  const size_t NC = static_cast<size_t>(s.N) * s.C;
+  // Mixed precision: the residual stream is rounded (and kept) in 16 bits after the
+  // embeddings and after every block, so each block starts from what backward will see.
+  keep16(s, "round_16", a.resid[0], half ? a.resid16[0] : nullptr, NC);
   for (int l = 0; l < cfg_.n_layer; ++l) {
     if (hooks_.before_forward) hooks_.before_forward(l);
-    block_forward(s, resolve_layer(P, o.layers[l]), a.layers[l], a.act, a.resid[l], a.resid[l + 1], a.pos, b.seg);
+    const LayerTensors w = rounded_layer(s, resolve_layer(P, o.layers[l]), W16);  // after the hook: ZeRO-3 gathers first
+    block_forward(s, w, a.layers[l], a.act, a.resid[l], a.resid[l + 1], a.pos, b.seg);
+    keep16(s, "round_16", a.resid[l + 1], half ? a.resid16[l + 1] : nullptr, NC);
     if (hooks_.after_forward) hooks_.after_forward(l);
   }
   norm_forward(s, a.lnf, a.meanf, a.rstdf, a.resid[cfg_.n_layer], at(P, o.final_w), at(P, o.final_b));
+  keep16(s, "round_16", a.lnf, nullptr, NC);  // the classifier GEMMs' input
 }
 
 LossSum Model::forward(const Batch& b, float* logits_out) {
   run_trunk(b);
   Activations& a = impl_->acts;
   const int N = b.B * b.T, C = cfg_.d_model, V = cfg_.vocab_size, Vp = cfg_.padded_vocab_size;
-  const float* W = params() + impl_->off.lm_head;  // (Vp, C)
+  const float* W = rounded_head(shape_for(b.B, b.T), params() + impl_->off.lm_head, static_cast<size_t>(Vp) * C,
+                                impl_->wscratch.as<float>());  // (Vp, C)
   Profiler* prof = impl_->prof;
   LossSum loss;
   if (logits_out) {
@@ -208,42 +312,48 @@ LossSum Model::forward_backward(const Batch& b, float dloss) {
   run_trunk(b);
   Activations& a = impl_->acts;
   const ParamOffsets& o = impl_->off;
-  BlockShape s = block_shape(cfg_, b.B, b.T, impl_->prof);
-  s.attn_scratch = impl_->acts.attn_scratch;
-  s.attn_scratch_floats = impl_->acts.attn_scratch_floats;
+  const BlockShape s = shape_for(b.B, b.T);
   const int N = s.N, C = s.C, V = cfg_.vocab_size, Vp = cfg_.padded_vocab_size;
   float* P = params();
   float* G = grads();
+  float* W16 = impl_->wscratch.as<float>();
+  const float* Wh = rounded_head(s, P + o.lm_head, static_cast<size_t>(Vp) * C, W16);  // (Vp, C)
   LossSum loss;
   // Classifier, chunk by chunk: logits, then dlogits in place, then straight into
   // dlnf and dW, so only one (R, Vp) chunk is ever alive.
-  timed(s.prof, "zero_activation_grads", 0, [&] { zero_floats(a.dln, static_cast<size_t>(N) * C); });  // dlnf
   const int cls = even_chunk_rows(N, a.cls_rows);
   for (int r0 = 0; r0 < N; r0 += cls) {
     const int R = std::min(cls, N - r0);
     const float* x = a.lnf + static_cast<size_t>(r0) * C;
     timed(s.prof, "classifier_forward", linear_flops(R, C, Vp),
-          [&] { k::linear_forward(a.logits, x, P + o.lm_head, nullptr, R, C, Vp); });  // (R, Vp)
+          [&] { k::linear_forward(a.logits, x, Wh, nullptr, R, C, Vp); });  // (R, Vp)
     timed(s.prof, "crossentropy", 0, [&] {
       loss.sum += k::crossentropy_forward_backward(a.losses + r0, a.logits, a.logits, b.targets + r0, R, V, Vp,
                                                    kIgnoreIndex, dloss);
     });
     timed(s.prof, "classifier_backward", 2 * linear_flops(R, C, Vp), [&] {
-      k::linear_backward(a.dln + static_cast<size_t>(r0) * C, G + o.lm_head, nullptr, a.logits, x, P + o.lm_head,
-                         R, C, Vp);
+      k::linear_backward(a.dln + static_cast<size_t>(r0) * C, G + o.lm_head, nullptr, a.logits, x, Wh, R, C, Vp,
+                         kernels::Grad::set);  // chunks write disjoint rows of dlnf
     });
   }
   loss.count = count_targets(b.targets, N);
   // Final norm, then the blocks in reverse; dx carries dL/d(residual stream).
   timed(s.prof, "zero_activation_grads", 0, [&] { zero_floats(a.dx, static_cast<size_t>(N) * C); });
+  const size_t NC = static_cast<size_t>(N) * C;
+  if (s.prec != DType::f32) widen_to_f32(s.prec, a.resid[cfg_.n_layer], a.resid16[cfg_.n_layer], NC);
   norm_backward(s, a.dx, at(G, o.final_w), at(G, o.final_b), a.dln, a.resid[cfg_.n_layer], at(P, o.final_w),
                 a.meanf, a.rstdf);
+  // Mixed precision: the residual-stream gradient is rounded to 16 bits at every block
+  // boundary (what a 16-bit backward would pass on), which is where fp16 needs the loss
+  // scale: small gradients flush to zero, a too-large scale overflows to inf.
+  keep16(s, "round_16", a.dx, nullptr, NC);
   for (int l = cfg_.n_layer - 1; l >= 0; --l) {
     if (hooks_.before_backward) hooks_.before_backward(l);
-    const LayerTensors w = resolve_layer(P, o.layers[l]);
-    block_recompute(s, impl_->carved_for, w, a.layers[l], a.resid[l], a.pos, b.seg);  // after the hook: ZeRO-3 gathers first
-    block_backward(s, resolve_layer(P, o.layers[l]), resolve_layer(G, o.layers[l]), a.layers[l], a, a.resid[l],
-                   a.pos, b.seg);
+    const LayerTensors w = rounded_layer(s, resolve_layer(P, o.layers[l]), W16);  // after the hook: ZeRO-3 gathers first
+    block_widen(s, a, l);
+    block_recompute(s, impl_->carved_for, w, a.layers[l], a.resid[l], a.pos, b.seg);
+    block_backward(s, w, resolve_layer(G, o.layers[l]), a.layers[l], a, a.resid[l], a.pos, b.seg);
+    keep16(s, "round_16", a.dx, nullptr, NC);
     if (hooks_.after_backward) hooks_.after_backward(l);
   }
   timed(s.prof, "encoder_backward", 0,

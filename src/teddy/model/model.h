@@ -12,11 +12,13 @@
 #include <vector>
 
 #include "teddy/core/buffer.h"
+#include "teddy/core/dtype.h"
 #include "teddy/model/config.h"
 
 namespace teddy {
 
 class Profiler;
+namespace model_detail { struct BlockShape; }
 
 constexpr int32_t kIgnoreIndex = -100;  // PyTorch's default ignore_index
 
@@ -65,6 +67,19 @@ enum class Recompute { none, attention, block };
 Recompute recompute_from_name(std::string_view name);  // "none" | "attention" | "block" ("full"); throws ConfigError
 std::string_view recompute_name(Recompute r);
 
+// Training precision. fp32: everything fp32. bf16 / fp16 (mixed precision): the
+// weights the matrix products read and the activations a block saves for backward are
+// rounded to 16 bits (round to nearest even), the residual-stream gradient crossing a
+// block boundary too; every product, norm, softmax and the loss accumulate in fp32, and
+// the parameters, gradients and optimizer state stay fp32 (the master weights). This
+// CPU has no 16-bit GEMM, so 16-bit values are widened to fp32 before arithmetic; what
+// the mode saves is activation memory (docs/TRAINING_OPTIMIZATIONS.md).
+enum class Precision { fp32, bf16, fp16 };
+// "fp32" | "bf16" | "fp16"; throws ConfigError naming `field` ("train.precision").
+Precision precision_from_name(std::string_view name, std::string_view field = "precision");
+std::string_view precision_name(Precision p);
+DType precision_dtype(Precision p);  // f32, bf16, f16
+
 struct LossSum {
   double sum = 0.0;    // sum of per-token losses over non-ignored targets
   int64_t count = 0;   // number of non-ignored targets
@@ -107,17 +122,31 @@ class Model {
   size_t activation_bytes() const;  // current arena capacity
   // Arena bytes a model of `cfg` takes for one (B, T) micro-batch (forward_backward),
   // from the same counting pass the model runs; allocates nothing.
-  static size_t activation_bytes_for(const ModelConfig& cfg, int B, int T, Recompute r = Recompute::none);
+  static size_t activation_bytes_for(const ModelConfig& cfg, int B, int T, Recompute r = Recompute::none,
+                                     Precision p = Precision::fp32);
   // Activation recomputation mode (default none). Changing it re-carves the arena at
   // the next call (its size follows the mode).
   void set_recompute(Recompute r);
   Recompute recompute() const;
+  // Training precision (default fp32). Like set_recompute, a new mode re-carves the
+  // arena at the next call. The parameters stay fp32: each forward / backward rounds
+  // the weights a block's matrix products read into a one-block scratch (so a weight
+  // update, a checkpoint load or a ZeRO-3 gather can never leave a stale 16-bit copy).
+  void set_precision(Precision p);
+  Precision precision() const;
+  // Bytes of that rounded-weight scratch (0 in fp32): the larger of one block's matmul
+  // weights and the classifier weight, fp32 (sgemm reads fp32).
+  size_t weight_scratch_bytes() const;
+  static size_t weight_scratch_bytes_for(const ModelConfig& cfg, Precision p);
   // Sizes the activation arena for B*T rows now (it otherwise grows on the first call
   // with more rows than before; it never shrinks).
   void reserve_activations(int B, int T);
   // Bytes of FlashAttention workspace (per-thread tiles, linear in T) inside the arena
   // for one (B, T) micro-batch with the current OpenMP thread count; the planner adds it.
   static size_t attention_workspace_bytes(const ModelConfig& cfg, int B, int T);
+  // Rows of the one (rows, padded_vocab) logits chunk the classifier holds for a
+  // micro-batch of `rows` = B*T rows (the planner adds it).
+  static int classifier_chunk_rows(const ModelConfig& cfg, int rows);
   // Per-kernel wall-clock accounting into `p` (owned by the caller) for every later
   // forward / forward_backward; nullptr turns it off. Entries are named after the
   // kernels (classifier GEMMs apart: "classifier_forward" / "classifier_backward");
@@ -148,6 +177,7 @@ class Model {
   LayerHooks hooks_;
 
   void run_trunk(const Batch& batch);  // embeddings, blocks, final norm
+  model_detail::BlockShape shape_for(int B, int T) const;  // for the carved arena
 };
 
 }  // namespace teddy

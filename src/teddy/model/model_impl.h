@@ -50,6 +50,12 @@ struct LayerActs {
   float* mean2;  // (N)
   float* rstd2;  // (N)
   float* up;     // (N, F) GPT-2 / (N, 2F) LLaMA: MLP pre-activation
+  // Mixed precision: the 16-bit copies kept per layer of ln1, qkv, att, h, ln2 and up
+  // (nullptr in fp32 and for what the recompute mode drops). The float views above then
+  // point into one block's worth of shared fp32 scratch: forward computes there and
+  // rounds into these; backward widens these back into it.
+  uint16_t *ln1_16 = nullptr, *qkv_16 = nullptr, *att_16 = nullptr;
+  uint16_t *h_16 = nullptr, *ln2_16 = nullptr, *up_16 = nullptr;
 };
 
 // Views into the activation arena for up to `rows` rows.
@@ -58,6 +64,10 @@ struct Activations {
   int cls_rows = 0;  // classifier chunk rows
   int32_t* pos = nullptr;         // (N) positions used (Batch.pos or 0..T-1)
   std::vector<float*> resid;      // n_layer+1 of (N, C): block inputs, then the last output
+  // Mixed precision: the residual stream is kept as n_layer+1 16-bit tensors, and
+  // resid[l] alternates between two fp32 buffers (block l reads one, writes the other).
+  std::vector<uint16_t*> resid16;
+  Precision precision = Precision::fp32;
   std::vector<LayerActs> layers;
   float* act = nullptr;           // (N, F) MLP activation, shared (recomputed in backward)
   float *lnf = nullptr, *meanf = nullptr, *rstdf = nullptr;  // final norm (N, C), (N), (N)
@@ -80,8 +90,12 @@ struct Activations {
 // not allocated yet). With recomputation, the tensors a mode drops point, for every
 // layer, into one shared block's worth of scratch.
 void carve_activations(Arena& arena, const ModelConfig& cfg, int rows, Activations& a,
-                       Recompute recompute = Recompute::none);
+                       Recompute recompute = Recompute::none, Precision precision = Precision::fp32);
+// Rows per classifier chunk for up to `rows` rows: as few chunks as the logits bound
+// allows, all about the same size (1024 rows as 320+320+320+64 would run the last
+// GEMMs on a thin tail); even_chunk_rows(N, max) splits N rows that way.
 int classifier_chunk_rows(const ModelConfig& cfg, int rows);
+int even_chunk_rows(int N, int max_rows);
 
 // Static shape of one block call, and where its kernel times go (nullptr: nowhere).
 struct BlockShape {
@@ -91,6 +105,7 @@ struct BlockShape {
   Profiler* prof = nullptr;
   float* attn_scratch = nullptr;  // Activations::attn_scratch (nullptr: kernels allocate)
   size_t attn_scratch_floats = 0;
+  DType prec = DType::f32;  // f32: no rounding; bf16/f16: saved tensors and GEMM inputs rounded
 };
 
 // Runs f() inside a ProfileScope (one branch when prof is nullptr).
@@ -111,6 +126,12 @@ void block_forward(const BlockShape& s, const LayerTensors& w, const LayerActs& 
 // kernels, so the values are bit-identical. No-op for Recompute::none.
 void block_recompute(const BlockShape& s, Recompute mode, const LayerTensors& w, const LayerActs& a,
                      const float* x_in, const int32_t* pos, const int32_t* seg);
+// Mixed precision: widens what block l kept in 16 bits (its LayerActs copies and its
+// input resid16[l]) into the fp32 views, before block_recompute / block_backward.
+void block_widen(const BlockShape& s, const Activations& acts, int l);
+// Rounds x (n floats) to s.prec in place, storing the 16-bit patterns in `bits` when
+// non-null: every saved tensor and GEMM input goes through this in forward.
+void keep16(const BlockShape& s, const char* what, float* x, uint16_t* bits, size_t n);
 // On entry acts.dx holds dL/dx_out; on exit dL/dx_in. Parameter gradients ADD into g.
 void block_backward(const BlockShape& s, const LayerTensors& w, const LayerTensors& g, const LayerActs& a,
                     const Activations& acts, const float* x_in, const int32_t* pos, const int32_t* seg);

@@ -38,6 +38,30 @@ BlockShape block_shape(const ModelConfig& cfg, int B, int T, Profiler* prof) {
   return s;
 }
 
+void keep16(const BlockShape& s, const char* what, float* x, uint16_t* bits, size_t n) {
+  if (s.prec == DType::f32) return;
+  ProfileScope scope(s.prof, what);
+  round_through(s.prec, x, bits, n);
+}
+
+void block_widen(const BlockShape& s, const Activations& acts, int l) {
+  if (s.prec == DType::f32) return;
+  ProfileScope scope(s.prof, "widen_saved");
+  const LayerActs& a = acts.layers[l];
+  const size_t N = static_cast<size_t>(s.N), up_cols = s.gpt2 ? s.F : 2 * s.F;
+  widen_to_f32(s.prec, acts.resid[l], acts.resid16[l], N * s.C);
+  if (a.ln1_16) {  // the attention half was kept (recompute none)
+    widen_to_f32(s.prec, a.ln1, a.ln1_16, N * s.C);
+    widen_to_f32(s.prec, a.qkv, a.qkv_16, N * s.QKV);
+    widen_to_f32(s.prec, a.att, a.att_16, N * s.C);
+  }
+  if (a.h_16) {  // the MLP half was kept (recompute none or attention)
+    widen_to_f32(s.prec, a.h, a.h_16, N * s.C);
+    widen_to_f32(s.prec, a.ln2, a.ln2_16, N * s.C);
+    widen_to_f32(s.prec, a.up, a.up_16, N * up_cols);
+  }
+}
+
 void norm_forward(const BlockShape& s, float* out, float* mean, float* rstd, const float* inp,
                   const float* w, const float* b) {
   ProfileScope scope(s.prof, s.gpt2 ? "layernorm_forward" : "rmsnorm_forward");
@@ -68,10 +92,12 @@ void linear_fwd(const BlockShape& s, float* out, const float* inp, const float* 
   k::linear_forward(out, inp, w, b, s.N, C, OC);
 }
 
+// Every block-internal activation gradient has one writer, so it is SET, not zeroed
+// and accumulated (saves a memset pass and a read per buffer).
 void linear_bwd(const BlockShape& s, float* dinp, float* dw, float* db, const float* dout, const float* inp,
                 const float* w, int C, int OC) {
   ProfileScope scope(s.prof, "linear_backward", 2 * linear_flops(s.N, C, OC));
-  k::linear_backward(dinp, dw, db, dout, inp, w, s.N, C, OC);
+  k::linear_backward(dinp, dw, db, dout, inp, w, s.N, C, OC, kernels::Grad::set);
 }
 
 void residual_timed(const BlockShape& s, float* dst, const float* src) {
@@ -81,11 +107,14 @@ void residual_timed(const BlockShape& s, float* dst, const float* src) {
 
 // MLP activation from the pre-activation `up`: (N, F) <- (N, F) or (N, 2F).
 void mlp_act_forward(const BlockShape& s, float* act, const float* up) {
-  ProfileScope scope(s.prof, s.gpt2 ? "gelu_forward" : "swiglu_forward");
-  if (s.gpt2)
-    k::gelu_forward(act, up, static_cast<int64_t>(s.N) * s.F);
-  else
-    k::swiglu_forward(act, up, s.N, s.F);
+  {
+    ProfileScope scope(s.prof, s.gpt2 ? "gelu_forward" : "swiglu_forward");
+    if (s.gpt2)
+      k::gelu_forward(act, up, static_cast<int64_t>(s.N) * s.F);
+    else
+      k::swiglu_forward(act, up, s.N, s.F);
+  }
+  keep16(s, "round_16", act, nullptr, static_cast<size_t>(s.N) * s.F);  // the down GEMM's input
 }
 
 // Rotates the q and k heads of every qkv row in place.
@@ -103,22 +132,33 @@ namespace {
 // The forward in two pieces that block_recompute reuses verbatim (same kernels, same
 // order), which is what makes recomputed activations bit-identical.
 // x_in -> ln1, qkv (rotated), att, lse.
+// In mixed precision each saved tensor is rounded right after it is made (and its
+// 16-bit copy stored when the layer keeps one), so every later kernel, here and in
+// backward, reads exactly the rounded values.
 void attention_half_forward(const BlockShape& s, const LayerTensors& w, const LayerActs& a, const float* x_in,
                             const int32_t* pos, const int32_t* seg) {
+  const size_t N = static_cast<size_t>(s.N);
   norm_forward(s, a.ln1, a.mean1, a.rstd1, x_in, w.norm1_w, w.norm1_b);  // (N, C)
+  keep16(s, "round_16", a.ln1, a.ln1_16, N * s.C);
   linear_fwd(s, a.qkv, a.ln1, w.qkv_w, w.qkv_b, s.C, s.QKV);              // (N, QKV)
   if (!s.gpt2) rope_qk_forward(s, a.qkv, pos);
+  keep16(s, "round_16", a.qkv, a.qkv_16, N * s.QKV);
   timed(s.prof, "attention_forward", 0, [&] {
     attention_fwd(s, a.att, a.lse, a.qkv, seg);  // (N, C), planned scratch
   });
+  keep16(s, "round_16", a.att, a.att_16, N * s.C);
 }
 // att, x_in -> h, ln2, up (the MLP pre-activation).
 void mlp_inputs_forward(const BlockShape& s, const LayerTensors& w, const LayerActs& a, const float* x_in) {
+  const size_t N = static_cast<size_t>(s.N);
   const int up_cols = s.gpt2 ? s.F : 2 * s.F;
   linear_fwd(s, a.h, a.att, w.proj_w, w.proj_b, s.C, s.C);  // (N, C)
   residual_timed(s, a.h, x_in);                              // h = x + attn
+  keep16(s, "round_16", a.h, a.h_16, N * s.C);
   norm_forward(s, a.ln2, a.mean2, a.rstd2, a.h, w.norm2_w, w.norm2_b);  // (N, C)
+  keep16(s, "round_16", a.ln2, a.ln2_16, N * s.C);
   linear_fwd(s, a.up, a.ln2, w.up_w, w.up_b, s.C, up_cols);             // (N, F|2F)
+  keep16(s, "round_16", a.up, a.up_16, N * up_cols);
 }
 
 }  // namespace
@@ -146,20 +186,16 @@ void block_backward(const BlockShape& s, const LayerTensors& w, const LayerTenso
   float* dx = acts.dx;  // (N, C): dL/d(out) on entry; the residual passes it through unchanged
   // MLP half. The activation was not kept: recompute it from the saved pre-activation.
   mlp_act_forward(s, acts.act, a.up);
-  zero_timed(s, acts.dact, N * s.F);
   linear_bwd(s, acts.dact, g.down_w, g.down_b, dx, acts.act, w.down_w, s.F, s.C);
-  zero_timed(s, acts.dup, N * up_cols);
   timed(s.prof, s.gpt2 ? "gelu_backward" : "swiglu_backward", 0, [&] {
     if (s.gpt2)
-      k::gelu_backward(acts.dup, acts.dact, a.up, static_cast<int64_t>(N) * s.F);
+      k::gelu_backward(acts.dup, acts.dact, a.up, static_cast<int64_t>(N) * s.F, kernels::Grad::set);
     else
-      k::swiglu_backward(acts.dup, acts.dact, a.up, s.N, s.F);
+      k::swiglu_backward(acts.dup, acts.dact, a.up, s.N, s.F, kernels::Grad::set);
   });
-  zero_timed(s, acts.dln, N * s.C);
   linear_bwd(s, acts.dln, g.up_w, g.up_b, acts.dup, a.ln2, w.up_w, s.C, up_cols);
   norm_backward(s, dx, g.norm2_w, g.norm2_b, acts.dln, a.h, w.norm2_w, a.mean2, a.rstd2);  // dx = dL/dh
   // Attention half.
-  zero_timed(s, acts.datt, N * s.C);
   linear_bwd(s, acts.datt, g.proj_w, g.proj_b, dx, a.att, w.proj_w, s.C, s.C);
   zero_timed(s, acts.dqkv, N * s.QKV);
   timed(s.prof, "attention_backward", 0, [&] {
@@ -181,7 +217,6 @@ void block_backward(const BlockShape& s, const LayerTensors& w, const LayerTenso
     k::rope_backward(dr + kq, acts.dqkv + kq, pos, s.N, s.QKV, s.NKV, s.HS, s.theta);
     dqkv = dr;
   }
-  zero_timed(s, acts.dln, N * s.C);
   linear_bwd(s, acts.dln, g.qkv_w, g.qkv_b, dqkv, a.ln1, w.qkv_w, s.C, s.QKV);
   norm_backward(s, dx, g.norm1_w, g.norm1_b, acts.dln, x_in, w.norm1_w, a.mean1, a.rstd1);  // dx = dL/dx_in
 }

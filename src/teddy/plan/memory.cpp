@@ -62,14 +62,6 @@ int64_t params_on_device(const ModelConfig& cfg, int tp, int pp) {
   return pp > 1 ? std::max(first, last) : first;
 }
 
-int classifier_chunk_rows(const ModelConfig& cfg, int64_t rows) {
-  // Mirrors model/activations.cpp: ~16M floats per logits chunk, 64..1024 rows.
-  constexpr int64_t kMaxFloats = int64_t{1} << 24;
-  int64_t r = kMaxFloats / cfg.padded_vocab_size;
-  r = std::clamp<int64_t>(r / 64 * 64, 64, 1024);
-  return static_cast<int>(std::min(r, rows));
-}
-
 }  // namespace
 
 void TrainSetup::validate(const ModelConfig& cfg) const {
@@ -119,45 +111,58 @@ ModelStates model_states(const ModelConfig& cfg, const TrainSetup& s) {
 
 ActivationBytes activation_bytes(const ModelConfig& cfg, const TrainSetup& s) {
   s.validate(cfg);
-  const double e = dtype_size(s.precision);  // bytes per activation element
+  // Bytes per element of what the engine stores in 16 bits in bf16/fp16 (each block's
+  // ln1, qkv, att, h, ln2, up and the residual stream); everything else stays fp32:
+  // norm statistics, logsumexp, the MLP activation, final norm, logits, losses,
+  // activation gradients (model/activations.cpp).
+  const double e = dtype_size(s.precision);
+  const bool half = s.precision != DType::f32;
   const double t = s.tp;
   const double N = static_cast<double>(s.micro_batch) * s.seq_len;
   const double C = cfg.d_model, F = cfg.d_ff, QKV = cfg.qkv_dim(), NH = cfg.n_head;
   const bool gpt2 = cfg.family == Family::gpt2;
   const double up = gpt2 ? F : 2 * F;
-  auto take = [&](double per_row) { return aligned(N * per_row * e); };
+  auto take = [&](double per_row) { return aligned(N * per_row * 4); };    // fp32
+  auto take_e = [&](double per_row) { return aligned(N * per_row * e); };  // 16-bit in mixed precision
 
   // One block's saved tensors, split into what the attention half and the MLP half keep
   // (model/activations.cpp, LayerActs). The residual output resid[l+1] is the next
   // block's input and is always kept.
-  const double attn_part = take(C) /*ln1*/ + (gpt2 ? take(1) : 0) /*mean1*/ + take(1) /*rstd1*/ +
-                           take(QKV / t) /*qkv*/ + take(C / t) /*att*/ + take(NH / t) /*lse*/;
-  const double mlp_part = take(C) /*h*/ + take(C) /*ln2*/ + (gpt2 ? take(1) : 0) /*mean2*/ +
-                          take(1) /*rstd2*/ + take(up / t) /*up*/;
-  const double resid = take(C);
+  const double attn_stats = (gpt2 ? take(1) : 0) /*mean1*/ + take(1) /*rstd1*/ + take(NH / t) /*lse*/;
+  const double mlp_stats = (gpt2 ? take(1) : 0) /*mean2*/ + take(1) /*rstd2*/;
+  const double attn_big32 = take(C) /*ln1*/ + take(QKV / t) /*qkv*/ + take(C / t) /*att*/;
+  const double mlp_big32 = take(C) /*h*/ + take(C) /*ln2*/ + take(up / t) /*up*/;
+  const double attn_big = take_e(C) + take_e(QKV / t) + take_e(C / t);
+  const double mlp_big = take_e(C) + take_e(C) + take_e(up / t);
+  const double resid = take_e(C);
 
   ActivationBytes a;
   switch (s.recompute) {
     case Recompute::none:
-      a.per_layer = attn_part + mlp_part + resid;
+      a.per_layer = attn_big + attn_stats + mlp_big + mlp_stats + resid;
       break;
     case Recompute::attention:  // norm1, QKV and attention redone from the block input
-      a.per_layer = mlp_part + resid;
-      a.scratch += attn_part;   // one block's worth, rebuilt during its backward
+      a.per_layer = mlp_big + mlp_stats + resid;
+      a.scratch += attn_big32 + attn_stats;  // one block's worth, rebuilt during its backward
       break;
     case Recompute::block:      // keep the residual stream only
       a.per_layer = resid;
-      a.scratch += attn_part + mlp_part;
+      a.scratch += attn_big32 + attn_stats + mlp_big32 + mlp_stats;
       break;
   }
+  // Mixed precision: the kept 16-bit tensors are widened into one block's worth of fp32
+  // working scratch (the recompute modes have it already), and the residual stream
+  // alternates between two fp32 buffers.
+  if (half && s.recompute == Recompute::none) a.scratch += attn_big32;
+  if (half && s.recompute != Recompute::block) a.scratch += mlp_big32;
   // 1F1B keeps up to pp micro-batches in flight on stage 0, each with its stage's layers.
   const int per_stage = (cfg.n_layer + s.pp - 1) / s.pp;
   a.layers = a.per_layer * per_stage * s.pp;
 
-  const double cls = classifier_chunk_rows(cfg, static_cast<int64_t>(N));
-  a.outside = aligned(N * 4) /*positions, int32*/ + take(C) /*resid[0]*/ + take(F / t) /*MLP act*/ +
-              take(C) /*lnf*/ + (gpt2 ? take(1) : 0) /*meanf*/ + take(1) /*rstdf*/ +
-              aligned(cls * cfg.padded_vocab_size / t * e) /*logits chunk*/ + take(1) /*losses*/;
+  const double cls = Model::classifier_chunk_rows(cfg, static_cast<int>(std::min<double>(N, INT32_MAX)));
+  a.outside = aligned(N * 4) /*positions, int32*/ + take_e(C) /*resid[0]*/ + (half ? 2 * take(C) : 0) /*fp32 residual buffers*/ +
+              take(F / t) /*MLP act*/ + take(C) /*lnf*/ + (gpt2 ? take(1) : 0) /*meanf*/ + take(1) /*rstdf*/ +
+              aligned(cls * cfg.padded_vocab_size / t * 4) /*logits chunk*/ + take(1) /*losses*/;
   a.scratch += take(C) /*dx*/ + take(C) /*dln*/ + take(C / t) /*datt*/ + take(QKV / t) /*dqkv*/ +
                (gpt2 ? 0 : take(QKV / t)) /*dqkv before RoPE*/ + take(F / t) /*dact*/ + take(up / t) /*dup*/;
   // FlashAttention workspace: per-thread tiles and packed copies, linear in T (sized by

@@ -164,6 +164,7 @@ std::string save_checkpoint(const std::string& run_dir, const Model& model, cons
   j["model_config"] = nlohmann::json::parse(cfg_json);
   j["loader_state"] = state.loader_state.empty() ? nlohmann::json() : nlohmann::json::parse(state.loader_state);
   j["run_config"] = state.run_config;
+  if (!state.loss_scaler.empty()) j["loss_scaler"] = nlohmann::json::parse(state.loss_scaler);
   for (const char* f : {kModelFile, kOptimizerFile}) {
     uint64_t size = 0;
     const uint64_t h = file_checksum((tmp_dir / f).string(), &size);
@@ -233,6 +234,7 @@ CheckpointInfo inspect_checkpoint_part(const std::string& dir, int part, int par
     info.optimizer_t = j.at("optimizer_t").get<int64_t>();
     info.state.loader_state = j.at("loader_state").is_null() ? "" : j.at("loader_state").dump();
     info.state.run_config = j.at("run_config").get<std::string>();
+    if (j.contains("loss_scaler")) info.state.loss_scaler = j.at("loss_scaler").dump();
     info.model_config = model_config_from_json(j.at("model_config").dump(), state_path);
     int index = 0;
     for (const char* f : {kModelFile, kOptimizerFile}) {

@@ -27,6 +27,7 @@ struct CheckpointState {
   uint64_t seed = 0;
   std::string loader_state;       // DataLoader state as JSON
   std::string run_config;         // resolved run config (TOML text)
+  std::string loss_scaler;        // fp16: the LossScaler state as JSON; empty otherwise
 };
 
 struct CheckpointInfo {

@@ -8,6 +8,8 @@
 #include <toml++/toml.h>
 
 #include "teddy/core/error.h"
+#include "teddy/model/model.h"
+#include "teddy/train/loss_scaler.h"
 #include "teddy/train/toml_config.h"
 
 namespace teddy {
@@ -46,6 +48,9 @@ const std::map<std::string, Key>& keys() {
       {"train.seed", field<uint64_t>([](PretrainConfig& c) -> uint64_t& { return c.seed; }, "an integer")},
       {"train.threads", field<int>([](PretrainConfig& c) -> int& { return c.threads; }, "an integer")},
       {"train.recompute", field<std::string>([](PretrainConfig& c) -> std::string& { return c.recompute; }, "\"none\", \"attention\" or \"block\"")},
+      {"train.precision", field<std::string>([](PretrainConfig& c) -> std::string& { return c.precision; }, "\"fp32\", \"bf16\" or \"fp16\"")},
+      {"train.loss_scale", field<float>([](PretrainConfig& c) -> float& { return c.loss_scale; }, "a number")},
+      {"train.loss_scale_growth_interval", field<int64_t>([](PretrainConfig& c) -> int64_t& { return c.loss_scale_growth_interval; }, "an integer")},
       {"optim.lr", field<float>([](PretrainConfig& c) -> float& { return c.lr; }, "a number")},
       {"optim.min_lr_ratio", field<float>([](PretrainConfig& c) -> float& { return c.min_lr_ratio; }, "a number")},
       {"optim.warmup_steps", field<int64_t>([](PretrainConfig& c) -> int64_t& { return c.warmup_steps; }, "an integer")},
@@ -114,6 +119,15 @@ void PretrainConfig::validate() const {
   positive(threads >= 0, "train.threads", "must be >= 0 (0 = all cores)");
   positive(recompute == "none" || recompute == "attention" || recompute == "block", "train.recompute",
            "must be \"none\", \"attention\" or \"block\" (got \"" + recompute + "\")");
+  precision_from_name(precision, "train.precision");
+  try {
+    LossScalerConfig ls;
+    ls.init_scale = loss_scale;
+    ls.growth_interval = loss_scale_growth_interval;
+    ls.validate();
+  } catch (const ConfigError& e) {
+    throw ConfigError(std::string("train.") + e.what());
+  }
   positive(std::isfinite(lr) && lr > 0, "optim.lr", "must be a finite number > 0");
   positive(min_lr_ratio >= 0 && min_lr_ratio <= 1, "optim.min_lr_ratio", "must be in [0, 1]");
   positive(warmup_steps >= 0 && warmup_steps <= total_steps(), "optim.warmup_steps", "must be in [0, total steps]");
@@ -159,7 +173,10 @@ std::string PretrainConfig::to_toml() const {
                                 {"tokens", tokens},
                                 {"seed", static_cast<int64_t>(seed)},
                                 {"threads", threads},
-                                {"recompute", recompute}});
+                                {"recompute", recompute},
+                                {"precision", precision},
+                                {"loss_scale", static_cast<double>(loss_scale)},
+                                {"loss_scale_growth_interval", loss_scale_growth_interval}});
   t.insert("optim", toml::table{{"lr", static_cast<double>(lr)},
                                 {"min_lr_ratio", static_cast<double>(min_lr_ratio)},
                                 {"warmup_steps", warmup_steps},

@@ -26,6 +26,9 @@ struct PretrainConfig {
   uint64_t seed = 1337;
   int threads = 0;        // 0: all cores (OMP_NUM_THREADS if set)
   std::string recompute = "none";  // activation recomputation: none | attention | block
+  std::string precision = "fp32";  // fp32 | bf16 | fp16 (mixed precision, fp32 master weights)
+  float loss_scale = 65536.0f;     // fp16: initial dynamic loss scale (a power of two)
+  int64_t loss_scale_growth_interval = 1000;  // fp16: clean steps before the scale doubles
   // [optim]
   float lr = 1e-3f;
   float min_lr_ratio = 0.1f;

@@ -19,6 +19,7 @@
 #include "teddy/model/model.h"
 #include "teddy/train/adamw.h"
 #include "teddy/train/checkpoint.h"
+#include "teddy/train/loss_scaler.h"
 #include "teddy/train/lr_schedule.h"
 #include "teddy/train/train_step.h"
 
@@ -33,6 +34,7 @@ struct Pretrainer::State {
   std::unique_ptr<ValidationLoader> val;
   std::unique_ptr<Model> model;
   std::unique_ptr<AdamW> opt;          // single process
+  std::unique_ptr<LossScaler> scaler;  // fp16 only
   std::shared_ptr<DataParallel> dp;    // data parallel (owns the optimizer), or null
   LrSchedule schedule;
   int64_t step = 0;  // completed optimizer steps
@@ -105,6 +107,17 @@ Pretrainer::Pretrainer(PretrainConfig cfg, bool resume, std::shared_ptr<DataPara
   s.model = std::make_unique<Model>(cfg.model);
   s.model->init_weights(cfg.seed);
   s.model->set_recompute(recompute_from_name(cfg.recompute));
+  const Precision precision = precision_from_name(cfg.precision, "train.precision");
+  s.model->set_precision(precision);
+  if (precision == Precision::fp16) {
+    if (s.dp)
+      throw ConfigError("train.precision: fp16 needs the dynamic loss scaler, which the data-parallel engine does not "
+                        "run yet; use bf16 (no scaler needed) or a single process");
+    LossScalerConfig lc;
+    lc.init_scale = cfg.loss_scale;
+    lc.growth_interval = cfg.loss_scale_growth_interval;
+    s.scaler = std::make_unique<LossScaler>(lc);
+  }
   s.model->reserve_activations(cfg.micro_batch, cfg.seq_len);
   AdamWConfig ac;
   ac.lr = cfg.lr;
@@ -144,6 +157,14 @@ Pretrainer::Pretrainer(PretrainConfig cfg, bool resume, std::shared_ptr<DataPara
     s.step = info.state.step;
     s.tokens_processed = info.state.tokens_processed;
     if (!info.state.loader_state.empty()) s.loader->restore(LoaderState::from_json(info.state.loader_state));
+    if (s.scaler && !info.state.loss_scaler.empty()) {  // the scale, streak and skip count carry over exactly
+      try {
+        const auto j = nlohmann::json::parse(info.state.loss_scaler);
+        s.scaler->set_state(j.at("scale").get<float>(), j.at("streak").get<int64_t>(), j.at("skipped").get<int64_t>());
+      } catch (const nlohmann::json::exception& e) {
+        throw FormatError(*latest + ": bad loss_scaler state (" + e.what() + ")");
+      }
+    }
     if (writer) truncate_metrics(s.metrics_path, s.step);
   } else if (writer) {
     std::ofstream(s.metrics_path, std::ios::trunc);  // a fresh run starts a fresh metrics file
@@ -169,6 +190,7 @@ PretrainMemory Pretrainer::memory() const {
   m.grads = s_->model->grad_bytes();
   m.optimizer = s_->opt ? 2 * s_->opt->size() * sizeof(float) : 0;  // data parallel: see DataParallel::report
   m.activations = s_->model->activation_bytes();
+  m.weight_scratch = s_->model->weight_scratch_bytes();
   return m;
 }
 
@@ -208,7 +230,14 @@ void Pretrainer::run(const std::function<void(const PretrainEvent&)>& on_event, 
     else
       os << "# memory: params " << human_bytes(mem.params) << ", grads " << human_bytes(mem.grads)
          << ", AdamW state " << human_bytes(mem.optimizer) << ", activations " << human_bytes(mem.activations)
-         << " (recompute " << cfg.recompute << ")\n";
+         << " (recompute " << cfg.recompute << ", precision " << cfg.precision << ")\n";
+    if (mem.weight_scratch)
+      os << "# " << cfg.precision << ": fp32 master weights, grads and AdamW state; saved activations in 16 bits; "
+         << "matmul weights rounded per use into a " << human_bytes(mem.weight_scratch) << " scratch"
+         << (s.scaler ? "; dynamic loss scale from " + std::to_string(s.scaler->scale()) + ", x2 after " +
+                            std::to_string(cfg.loss_scale_growth_interval) + " clean steps"
+                      : std::string())
+         << "\n";
     os << "# threads " << s.threads << ", sgemm ceiling " << std::lround(peak) << " GFLOP/s"
        << (cfg.peak_gflops > 0 ? " (given)" : " (measured)") << ", FLOPs/token 6N+12LCT = " << fpt << "\n";
     if (s.dp) os << s.dp->report();
@@ -249,6 +278,9 @@ void Pretrainer::run(const std::function<void(const PretrainEvent&)>& on_event, 
     cs.seed = cfg.seed;
     cs.loader_state = s.loader->state().to_json();
     cs.run_config = cfg.to_toml();
+    if (s.scaler)
+      cs.loss_scaler = nlohmann::json{{"scale", s.scaler->scale()}, {"streak", s.scaler->clean_streak()},
+                                      {"skipped", s.scaler->skipped()}}.dump();
     const std::string dir = s.dp ? s.dp->save_checkpoint(cfg.run_dir, cs, cfg.keep_checkpoints)
                                  : save_checkpoint(cfg.run_dir, *s.model, *s.opt, cs, cfg.keep_checkpoints);
     PretrainEvent e;
@@ -275,7 +307,9 @@ void Pretrainer::run(const std::function<void(const PretrainEvent&)>& on_event, 
       micro[a].T = T;
     }
     const float lr = s.schedule.at(s.step);
-    const StepStats st = s.dp ? s.dp->step(micro, lr, cfg.grad_clip) : train_step(*s.model, *s.opt, micro, lr, cfg.grad_clip);
+    const StepStats st = s.dp       ? s.dp->step(micro, lr, cfg.grad_clip)
+                         : s.scaler ? train_step(*s.model, *s.opt, micro, lr, cfg.grad_clip, *s.scaler)
+                                    : train_step(*s.model, *s.opt, micro, lr, cfg.grad_clip);
     if (!std::isfinite(st.loss)) throw Error("training diverged: loss is " + std::to_string(st.loss) + " at step " + std::to_string(s.step + 1) + " (lower optim.lr?)");
     ++s.step;
     s.tokens_processed += tokens_per_step;
@@ -295,10 +329,20 @@ void Pretrainer::run(const std::function<void(const PretrainEvent&)>& on_event, 
     e.elapsed_s = elapsed;
     e.eta_s = elapsed / static_cast<double>(s.step - first) * static_cast<double>(total - s.step);
     e.tokens_seen = s.tokens_processed;
+    if (s.scaler) {
+      e.loss_scale = st.loss_scale;
+      e.skipped = st.skipped;
+      e.skipped_steps = s.scaler->skipped();
+    }
     {
       nlohmann::ordered_json j{{"step", s.step}, {"loss", st.loss}, {"lr", lr}, {"grad_norm", st.grad_norm},
                                {"tokens", s.tokens_processed}, {"tokens_per_s", tps}, {"mfu", e.mfu},
                                {"step_s", dt}};
+      if (s.scaler) {
+        j["loss_scale"] = st.loss_scale;
+        j["skipped"] = st.skipped;
+        j["skipped_steps"] = s.scaler->skipped();
+      }
       if (s.dp) {
         j["comm_bytes"] = s.dp->last_step_bytes();  // rank 0's, ring model
         j["comm_payload_bytes"] = s.dp->last_step_payload_bytes();  // rank 0's, measured
@@ -334,6 +378,9 @@ void Pretrainer::run(const std::function<void(const PretrainEvent&)>& on_event, 
      << end.elapsed_s << " s (" << (end.elapsed_s > 0 ? run_tokens / end.elapsed_s : 0) << " tokens/s)\n";
   os << "total training FLOPs (6N+12LCT per token): " << run_tokens * fpt << "\n";
   os << "final validation loss: " << last_val << "\n";
+  if (s.scaler)
+    os << "fp16 loss scaling: " << s.scaler->skipped() << " steps skipped (gradient overflow), scale now "
+       << s.scaler->scale() << "\n";
   os << "peak resident memory: " << human_bytes(static_cast<double>(peak_rss_bytes())) << "\n";
   if (s.dp) os << s.dp->summary();
   end.text = os.str();

@@ -25,12 +25,18 @@ struct PretrainEvent {
   double tokens_per_s = 0, mfu = 0;
   double elapsed_s = 0, eta_s = 0;
   int64_t tokens_seen = 0;   // since step 0 (resumed runs included)
+  // fp16 (step events): the loss scale the step ran with, whether it was skipped
+  // (gradient overflow), and the steps skipped so far; loss_scale is 0 without a scaler.
+  double loss_scale = 0;
+  bool skipped = false;
+  int64_t skipped_steps = 0;
   std::string text;          // start: resolved config and memory report; checkpoint: its path; end: summary
   std::vector<std::pair<std::string, uint64_t>> tokens_per_source;
 };
 
 struct PretrainMemory {
   size_t params = 0, grads = 0, optimizer = 0, activations = 0;
+  size_t weight_scratch = 0;  // bf16/fp16: the rounded matmul weights (one block or the head), fp32
 };
 
 class Pretrainer {

@@ -129,6 +129,7 @@ std::string finish_sharded_checkpoint(const std::string& run_dir, const std::str
   j["model_config"] = nlohmann::json::parse(model_config_to_json(man.model_config));
   j["loader_state"] = man.state.loader_state.empty() ? nlohmann::json() : nlohmann::json::parse(man.state.loader_state);
   j["run_config"] = man.state.run_config;
+  if (!man.state.loss_scaler.empty()) j["loss_scaler"] = nlohmann::json::parse(man.state.loss_scaler);
   j["shards"] = nlohmann::json::array();
   for (const ShardEntry& s : man.shards)
     j["shards"].push_back({{"file", s.file}, {"begin", s.begin}, {"end", s.end}, {"bytes", s.bytes}, {"xxh3_64", hex64(s.xxh3)}});
@@ -181,6 +182,7 @@ ShardedManifest read_shard_manifest(const std::string& dir) {
     m.state.seed = j.at("seed").get<uint64_t>();
     m.state.loader_state = j.at("loader_state").is_null() ? "" : j.at("loader_state").dump();
     m.state.run_config = j.at("run_config").get<std::string>();
+    if (j.contains("loss_scaler")) m.state.loss_scaler = j.at("loss_scaler").dump();
     m.model_config = model_config_from_json(j.at("model_config").dump(), path);
     for (const auto& s : j.at("shards")) {
       ShardEntry e;

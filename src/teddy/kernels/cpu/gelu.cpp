@@ -24,7 +24,9 @@ void gelu_forward(float* out, const float* inp, int64_t n) {
   }
 }
 
-void gelu_backward(float* dinp, const float* dout, const float* inp, int64_t n) {
+namespace {
+template <bool kSet>
+void gelu_backward_impl(float* dinp, const float* dout, const float* inp, int64_t n) {
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
   for (int64_t i = 0; i < n; ++i) {
     const float x = inp[i];
@@ -32,8 +34,19 @@ void gelu_backward(float* dinp, const float* dout, const float* inp, int64_t n) 
     const auto [s, e] = sigmoid_approx(2.0f * a);
     const float da = kScale * (1.0f + 3.0f * kCubic * x * x);
     const float grad = s + 2.0f * x * (e * s * s) * da;  // s (1 - s) = e s^2
-    dinp[i] += grad * dout[i];
+    if constexpr (kSet)
+      dinp[i] = grad * dout[i];
+    else
+      dinp[i] += grad * dout[i];
   }
+}
+}  // namespace
+
+void gelu_backward(float* dinp, const float* dout, const float* inp, int64_t n, Grad mode) {
+  if (mode == Grad::set)
+    gelu_backward_impl<true>(dinp, dout, inp, n);
+  else
+    gelu_backward_impl<false>(dinp, dout, inp, n);
 }
 
 }  // namespace teddy::kernels::cpu

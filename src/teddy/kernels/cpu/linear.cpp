@@ -35,13 +35,18 @@ void linear_forward(float* out, const float* inp, const float* weight, const flo
 }
 
 void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                     const float* weight, int N, int C, int OC) {
-  if (N <= 0 || OC <= 0) return;
+                     const float* weight, int N, int C, int OC, Grad dinp_mode) {
+  if (N <= 0) return;
+  const bool set = dinp_mode == Grad::set;
+  if (OC <= 0) {
+    if (set && dinp && C > 0) std::memset(dinp, 0, sizeof(float) * static_cast<size_t>(N) * C);
+    return;
+  }
   if (C > 0) {
-    // dinp(N,C) += dout(N,OC) @ weight(OC,C)
+    // dinp(N,C) += dout(N,OC) @ weight(OC,C); beta = 0 with set skips reading dinp.
     if (dinp)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp,
-                  C);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, weight, C,
+                  set ? 0.0f : 1.0f, dinp, C);
     // dweight(OC,C) += dout(N,OC)^T @ inp(N,C)
     if (dweight)
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight,

@@ -22,7 +22,9 @@ void swiglu_forward(float* out, const float* gate_up, int N, int H) {
   }
 }
 
-void swiglu_backward(float* dgate_up, const float* dout, const float* gate_up, int N, int H) {
+namespace {
+template <bool kSet>
+void swiglu_backward_impl(float* dgate_up, const float* dout, const float* gate_up, int N, int H) {
 #pragma omp parallel for schedule(static) if (static_cast<int64_t>(N) * H >= kParallelMin)
   for (int i = 0; i < N; ++i) {
     const float* g = gate_up + static_cast<int64_t>(i) * 2 * H;
@@ -34,10 +36,24 @@ void swiglu_backward(float* dgate_up, const float* dout, const float* gate_up, i
     for (int j = 0; j < H; ++j) {
       const float x = g[j];
       const auto [s, e] = sigmoid_approx(x);
-      dg[j] += d[j] * u[j] * s * (1.0f + x * e * s);
-      du[j] += d[j] * x * s;
+      const float gg = d[j] * u[j] * s * (1.0f + x * e * s), gu = d[j] * x * s;
+      if constexpr (kSet) {
+        dg[j] = gg;
+        du[j] = gu;
+      } else {
+        dg[j] += gg;
+        du[j] += gu;
+      }
     }
   }
+}
+}  // namespace
+
+void swiglu_backward(float* dgate_up, const float* dout, const float* gate_up, int N, int H, Grad mode) {
+  if (mode == Grad::set)
+    swiglu_backward_impl<true>(dgate_up, dout, gate_up, N, H);
+  else
+    swiglu_backward_impl<false>(dgate_up, dout, gate_up, N, H);
 }
 
 }  // namespace teddy::kernels::cpu

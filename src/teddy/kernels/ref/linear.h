@@ -23,10 +23,10 @@ void linear_forward_t(T* out, const T* inp, const T* weight, const T* bias, int 
 }
 
 // dinp(N,C) += dout @ weight; dweight(OC,C) += dout^T @ inp; dbias(OC) += colsum(dout).
-// dinp, dweight and dbias may each be nullptr (not needed).
+// dinp, dweight and dbias may each be nullptr (not needed). set_dinp: dinp = dout @ weight.
 template <class T>
 void linear_backward_t(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight, int N,
-                       int C, int OC) {
+                       int C, int OC, bool set_dinp = false) {
   std::vector<double> acc(static_cast<size_t>(C));  // one row of sums, contiguous inner loops
   if (dinp) {
     for (int n = 0; n < N; ++n) {
@@ -37,7 +37,7 @@ void linear_backward_t(T* dinp, T* dweight, T* dbias, const T* dout, const T* in
         for (int c = 0; c < C; ++c) acc[c] += d * static_cast<double>(w[c]);
       }
       T* dx = dinp + static_cast<int64_t>(n) * C;
-      for (int c = 0; c < C; ++c) dx[c] = static_cast<T>(static_cast<double>(dx[c]) + acc[c]);
+      for (int c = 0; c < C; ++c) dx[c] = static_cast<T>((set_dinp ? 0.0 : static_cast<double>(dx[c])) + acc[c]);
     }
   }
   if (dweight) {

@@ -20,9 +20,10 @@ void swiglu_forward_t(S* out, const S* gate_up, int N, int H) {
   }
 }
 
-// dgate += dout * up * silu'(gate), silu'(g) = s (1 + g (1 - s)); dup += dout * silu(gate).
+// dgate += dout * up * silu'(gate), silu'(g) = s (1 + g (1 - s)); dup += dout * silu(gate)
+// (= instead of += with set).
 template <class S>
-void swiglu_backward_t(S* dgate_up, const S* dout, const S* gate_up, int N, int H) {
+void swiglu_backward_t(S* dgate_up, const S* dout, const S* gate_up, int N, int H, bool set = false) {
   for (int i = 0; i < N; ++i) {
     const S* g = gate_up + static_cast<int64_t>(i) * 2 * H;
     const S* u = g + H;
@@ -33,8 +34,9 @@ void swiglu_backward_t(S* dgate_up, const S* dout, const S* gate_up, int N, int 
       const double x = static_cast<double>(g[j]);
       const double s = 1.0 / (1.0 + std::exp(-x));
       const double dd = static_cast<double>(d[j]);
-      dg[j] = static_cast<S>(static_cast<double>(dg[j]) + dd * static_cast<double>(u[j]) * s * (1.0 + x * (1.0 - s)));
-      du[j] = static_cast<S>(static_cast<double>(du[j]) + dd * x * s);
+      const double g0 = set ? 0.0 : static_cast<double>(dg[j]), u0 = set ? 0.0 : static_cast<double>(du[j]);
+      dg[j] = static_cast<S>(g0 + dd * static_cast<double>(u[j]) * s * (1.0 + x * (1.0 - s)));
+      du[j] = static_cast<S>(u0 + dd * x * s);
     }
   }
 }
