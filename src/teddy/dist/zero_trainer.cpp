@@ -243,10 +243,6 @@ void ZeroTrainer::set_state(int64_t t, const float* m_full, const float* v_full)
   shard_opt_->set_t(t);
 }
 
-}  // namespace teddy::dist
-
-namespace teddy::dist {
-
 void ZeroTrainer::set_own_state(int64_t t, const float* m_own, const float* v_own) {
   if (stage_ == 0) throw Error("ZeroTrainer::set_own_state: stage 0 holds the whole buffer (use set_state)");
   std::memcpy(shard_opt_->m(), m_own, own_.size() * sizeof(float));
