@@ -230,8 +230,8 @@ void Pretrainer::run(const std::function<void(const PretrainEvent&)>& on_event, 
     else
       os << "# memory: params " << human_bytes(mem.params) << ", grads " << human_bytes(mem.grads)
          << ", AdamW state " << human_bytes(mem.optimizer) << ", activations " << human_bytes(mem.activations)
-         << " (saved by the layers " << human_bytes(mem.saved_activations) << "; recompute " << cfg.recompute
-         << ", precision " << cfg.precision << ")\n";
+         << " (recompute " << cfg.recompute << ", precision " << cfg.precision << "; saved by the layers "
+         << human_bytes(mem.saved_activations) << ")\n";
     if (mem.weight_scratch)
       os << "# " << cfg.precision << ": fp32 master weights, grads and AdamW state; saved activations in 16 bits; "
          << "matmul weights rounded per use into a " << human_bytes(mem.weight_scratch) << " scratch"
