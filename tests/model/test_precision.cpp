@@ -326,5 +326,27 @@ TEST(Precision, ArenaIsHalfForSavedTensorsExactly) {
   }
 }
 
+// What the layers keep for backward halves in 16 bits, but for the fp32 norm statistics
+// and logsumexp (and alignment); the working buffers do not, so the whole arena shrinks less.
+TEST(Precision, SavedActivationsHalve) {
+  for (const ModelConfig& c : {tiny("gpt2-tiny"), ModelConfig::preset("gpt2-124M"), ModelConfig::preset("llama-134M")}) {
+    SCOPED_TRACE(label(c));
+    const int B = 4, T = 256;
+    for (Recompute r : {Recompute::none, Recompute::attention, Recompute::block}) {
+      const double s32 = static_cast<double>(Model::saved_activation_bytes_for(c, B, T, r));
+      const double s16 = static_cast<double>(Model::saved_activation_bytes_for(c, B, T, r, Precision::bf16));
+      const double stats = static_cast<double>(c.n_layer) * B * T * 4 * (c.n_head + 4);  // upper bound, fp32
+      EXPECT_GT(s32, 0);
+      EXPECT_LE(s16, s32 / 2 + stats);
+      EXPECT_GE(s16, s32 / 2);
+      EXPECT_LT(s16, Model::activation_bytes_for(c, B, T, r, Precision::bf16));
+    }
+  }
+  Model m(tiny("gpt2-tiny"));
+  m.set_precision(Precision::bf16);
+  m.reserve_activations(2, 16);
+  EXPECT_EQ(m.saved_activation_bytes(), Model::saved_activation_bytes_for(m.config(), 2, 16, Recompute::none, Precision::bf16));
+}
+
 }  // namespace
 }  // namespace teddy

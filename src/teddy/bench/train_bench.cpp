@@ -102,6 +102,7 @@ TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o
   r.grad_bytes = model.grad_bytes();
   r.optimizer_bytes = 2 * opt.size() * sizeof(float);
   r.activation_bytes = model.activation_bytes();
+  r.saved_activation_bytes = model.saved_activation_bytes();
   r.recompute = o.recompute;
   r.precision = o.precision;
   r.weight_scratch_bytes = model.weight_scratch_bytes();

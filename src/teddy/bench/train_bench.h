@@ -44,6 +44,7 @@ struct TrainBenchResult {
   size_t param_bytes = 0, grad_bytes = 0, optimizer_bytes = 0, activation_bytes = 0;
   std::string recompute;  // the mode the step ran with
   std::string precision;  // fp32 | bf16 | fp16
+  size_t saved_activation_bytes = 0;  // of activation_bytes: what the layers keep for backward
   size_t weight_scratch_bytes = 0;  // 16-bit modes: the rounded-weight scratch
   int64_t skipped_steps = 0;        // fp16: timed or warmup steps the scaler skipped
   // Seconds per step by kernel (from the profiled step), and GEMM share of the step.

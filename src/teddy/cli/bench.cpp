@@ -107,6 +107,7 @@ void print_train_result(const TrainBenchResult& r, bool json) {
     j["grad_bytes"] = r.grad_bytes;
     j["optimizer_bytes"] = r.optimizer_bytes;
     j["activation_bytes"] = r.activation_bytes;
+    j["saved_activation_bytes"] = r.saved_activation_bytes;
     j["recompute"] = r.recompute;
     j["precision"] = r.precision;
     j["weight_scratch_bytes"] = r.weight_scratch_bytes;
@@ -123,11 +124,13 @@ void print_train_result(const TrainBenchResult& r, bool json) {
   std::printf("%-5s %-10s %3d %5d %3d %10.1f %10.0f %9.1f %6.1f%% %9.1f %12s\n", r.workload.name.c_str(),
               r.workload.model.c_str(), r.workload.batch, r.workload.seq, r.threads, r.ms_per_step, r.tokens_per_s,
               r.gflops_per_s, 100 * r.mfu, r.sgemm_gflops, plan::format_bytes(static_cast<double>(r.peak_rss_bytes)).c_str());
-  std::printf("      memory: params %s, grads %s, AdamW %s, activations %s (recompute %s, precision %s)\n",
+  std::printf("      memory: params %s, grads %s, AdamW %s, activations %s, of which saved by the layers %s "
+              "(recompute %s, precision %s)\n",
               plan::format_bytes(static_cast<double>(r.param_bytes)).c_str(),
               plan::format_bytes(static_cast<double>(r.grad_bytes)).c_str(),
               plan::format_bytes(static_cast<double>(r.optimizer_bytes)).c_str(),
-              plan::format_bytes(static_cast<double>(r.activation_bytes)).c_str(), r.recompute.c_str(),
+              plan::format_bytes(static_cast<double>(r.activation_bytes)).c_str(),
+              plan::format_bytes(static_cast<double>(r.saved_activation_bytes)).c_str(), r.recompute.c_str(),
               r.precision.c_str());
   if (r.weight_scratch_bytes)
     std::printf("      %s: rounded-weight scratch %s (fp32 master weights kept)%s\n", r.precision.c_str(),

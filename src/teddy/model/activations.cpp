@@ -129,6 +129,7 @@ void carve_activations(Arena& arena, const ModelConfig& cfg, int rows, Activatio
   if (!keep_attn) attn_stats(shared);
   if (half || !keep_mlp) mlp_big(shared);
   if (!keep_mlp) mlp_stats(shared);
+  const size_t before_layers = arena.used();
   for (int l = 0; l < cfg.n_layer; ++l) {
     LayerActs& x = a.layers[l];
     x = shared;
@@ -147,6 +148,7 @@ void carve_activations(Arena& arena, const ModelConfig& cfg, int rows, Activatio
       a.resid[l + 1] = arena.take<float>(N * C);
     }
   }
+  a.saved_bytes = arena.used() - before_layers;
   a.act = arena.take<float>(N * F);
   a.lnf = arena.take<float>(N * C);
   a.meanf = layernorm ? arena.take<float>(N) : nullptr;

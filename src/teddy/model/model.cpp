@@ -119,6 +119,7 @@ void Model::zero_grad() { zero_floats(grads(), layout_.total); }
 size_t Model::param_bytes() const { return params_.bytes(); }
 size_t Model::grad_bytes() const { return grads_.bytes(); }
 size_t Model::activation_bytes() const { return impl_->arena.capacity(); }
+size_t Model::saved_activation_bytes() const { return impl_->acts.saved_bytes; }
 
 int Model::classifier_chunk_rows(const ModelConfig& cfg, int rows) {
   return model_detail::classifier_chunk_rows(cfg, rows);
@@ -130,6 +131,14 @@ size_t Model::activation_bytes_for(const ModelConfig& cfg, int B, int T, Recompu
   Activations a;
   carve_activations(counter, cfg, B * T, a, r, p);
   return counter.peak();
+}
+
+size_t Model::saved_activation_bytes_for(const ModelConfig& cfg, int B, int T, Recompute r, Precision p) {
+  cfg.validate();
+  Arena counter;
+  Activations a;
+  carve_activations(counter, cfg, B * T, a, r, p);
+  return a.saved_bytes;
 }
 
 void Model::reserve_activations(int B, int T) {

@@ -124,6 +124,12 @@ class Model {
   // from the same counting pass the model runs; allocates nothing.
   static size_t activation_bytes_for(const ModelConfig& cfg, int B, int T, Recompute r = Recompute::none,
                                      Precision p = Precision::fp32);
+  // The part of the arena the layers keep for backward (their saved tensors and the
+  // residual stream), without the one-block working buffers, activation gradients,
+  // logits chunk and attention workspace: what 16-bit storage halves.
+  size_t saved_activation_bytes() const;
+  static size_t saved_activation_bytes_for(const ModelConfig& cfg, int B, int T, Recompute r = Recompute::none,
+                                           Precision p = Precision::fp32);
   // Activation recomputation mode (default none). Changing it re-carves the arena at
   // the next call (its size follows the mode).
   void set_recompute(Recompute r);

@@ -62,6 +62,7 @@ struct LayerActs {
 struct Activations {
   int rows = 0;      // capacity in rows (B*T)
   int cls_rows = 0;  // classifier chunk rows
+  size_t saved_bytes = 0;  // arena bytes the layers keep for backward (per-layer tensors and residual stream)
   int32_t* pos = nullptr;         // (N) positions used (Batch.pos or 0..T-1)
   std::vector<float*> resid;      // n_layer+1 of (N, C): block inputs, then the last output
   // Mixed precision: the residual stream is kept as n_layer+1 16-bit tensors, and

@@ -190,6 +190,7 @@ PretrainMemory Pretrainer::memory() const {
   m.grads = s_->model->grad_bytes();
   m.optimizer = s_->opt ? 2 * s_->opt->size() * sizeof(float) : 0;  // data parallel: see DataParallel::report
   m.activations = s_->model->activation_bytes();
+  m.saved_activations = s_->model->saved_activation_bytes();
   m.weight_scratch = s_->model->weight_scratch_bytes();
   return m;
 }
@@ -230,7 +231,8 @@ void Pretrainer::run(const std::function<void(const PretrainEvent&)>& on_event, 
     else
       os << "# memory: params " << human_bytes(mem.params) << ", grads " << human_bytes(mem.grads)
          << ", AdamW state " << human_bytes(mem.optimizer) << ", activations " << human_bytes(mem.activations)
-         << " (recompute " << cfg.recompute << ", precision " << cfg.precision << ")\n";
+         << " (recompute " << cfg.recompute << ", precision " << cfg.precision << "; saved by the layers "
+         << human_bytes(mem.saved_activations) << ")\n";
     if (mem.weight_scratch)
       os << "# " << cfg.precision << ": fp32 master weights, grads and AdamW state; saved activations in 16 bits; "
          << "matmul weights rounded per use into a " << human_bytes(mem.weight_scratch) << " scratch"
