@@ -90,7 +90,7 @@ TEST(Linear, BackwardAccumulates) {
     std::vector<float> dinp(N * C), dweight(OC * C), dbias(OC);
     for (int k = 0; k < times; ++k)
       backward(dinp.data(), dweight.data(), dbias.data(), dout.data(), x.data(), weight.data(), N, C, OC,
-               teddy::kernels::Grad::add);
+               teddy::kernels::Grad::add, teddy::kernels::Grad::add);
     return std::vector<std::vector<float>>{dinp, dweight, dbias};
   };
   for (auto backward : {&kr::linear_backward, &kc::linear_backward}) {
@@ -111,11 +111,34 @@ TEST(Linear, BackwardSetOverwritesDinpOnly) {
     for (auto backward : {&kr::linear_backward, &kc::linear_backward}) {
       std::vector<float> dinp_add(N * C, 0.0f), dw_add = dweight0, db_add = dbias0;
       backward(dinp_add.data(), dw_add.data(), db_add.data(), dout.data(), x.data(), weight.data(), N, C, OC,
-               Grad::add);
+               Grad::add, Grad::add);
       std::vector<float> dinp_set(N * C, nan), dw_set = dweight0, db_set = dbias0;
       backward(dinp_set.data(), dw_set.data(), db_set.data(), dout.data(), x.data(), weight.data(), N, C, OC,
-               Grad::set);
+               Grad::set, Grad::add);
       EXPECT_TRUE(close_scaled(dinp_set, dinp_add, rtol_for(kEpsF32, OC)));
+      EXPECT_EQ(dw_set, dw_add);
+      EXPECT_EQ(db_set, db_add);
+    }
+  }
+}
+
+// Grad::set for the parameter gradients: dweight and dbias are overwritten (NaN garbage
+// does not survive) with what adding onto zeros gives, bit for bit; dinp still adds.
+TEST(Linear, BackwardSetParamsOverwritesDweightAndDbias) {
+  using teddy::kernels::Grad;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (auto [N, C, OC] : {std::tuple{17, 33, 65}, std::tuple{5, 1, 3}, std::tuple{0, 6, 4}}) {
+    SCOPED_TRACE(::testing::Message() << "N=" << N << " C=" << C << " OC=" << OC);
+    const auto x = randn(N * C, 70), weight = randn(OC * C, 71), dout = randn(N * OC, 72);
+    const auto dinp0 = randn(N * C, 73);
+    for (auto backward : {&kr::linear_backward, &kc::linear_backward}) {
+      std::vector<float> dinp_add = dinp0, dw_add(OC * C, 0.0f), db_add(OC, 0.0f);
+      backward(dinp_add.data(), dw_add.data(), db_add.data(), dout.data(), x.data(), weight.data(), N, C, OC,
+               Grad::add, Grad::add);
+      std::vector<float> dinp_set = dinp0, dw_set(OC * C, nan), db_set(OC, nan);
+      backward(dinp_set.data(), dw_set.data(), db_set.data(), dout.data(), x.data(), weight.data(), N, C, OC,
+               Grad::add, Grad::set);
+      EXPECT_EQ(dinp_set, dinp_add);
       EXPECT_EQ(dw_set, dw_add);
       EXPECT_EQ(db_set, db_add);
     }

@@ -118,8 +118,7 @@ TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o
       // every target is valid here; fp16 runs with the scaler's current scale
       const float scale = precision == Precision::fp16 ? scaler.scale() : 1.0f;
       const float dloss = scale / static_cast<float>(n);
-      timed_step(prof, "zero_grad", [&] { model.zero_grad(); });
-      model.forward_backward(b, dloss);
+      model.forward_backward(b, dloss, kernels::Grad::set);  // as train_step: no separate zero_grad
       double norm = 0;
       timed_step(prof, "grad_norm", [&] { norm = grad_norm(model.grads(), model.flat_size()); });
       if (std::isfinite(norm))  // fp16 overflow: the scaler would skip this step

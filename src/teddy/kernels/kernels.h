@@ -10,7 +10,8 @@ namespace teddy::kernels {
 
 // How a backward writes an input gradient that takes it: `add` (+=, the default and
 // the convention) or `set` (=, for a buffer's first writer, which then needs no
-// zeroing pass beforehand). Parameter gradients always add.
+// zeroing pass beforehand). linear_backward also takes one for its parameter gradients,
+// so a step's first micro-batch can write them without a zero_grad pass.
 enum class Grad { add, set };
 
 namespace ref {

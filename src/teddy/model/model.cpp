@@ -17,6 +17,9 @@ using namespace model_detail;
 
 struct Model::Impl {
   ParamOffsets off;
+  // Gradient ranges forward_backward(Grad::set) must zero: all but what the linears and
+  // the classifier overwrite ([begin, end) in floats, ascending).
+  std::vector<std::pair<size_t, size_t>> zero_on_set;
   Arena arena;
   Activations acts;  // views into arena for up to acts.rows rows
   Recompute recompute = Recompute::none;
@@ -36,6 +39,24 @@ Model::Model(const ModelConfig& cfg) : cfg_(cfg) {
   grads_.resize(layout_.total * sizeof(float));
   impl_ = std::make_unique<Impl>();
   impl_->off = resolve_offsets(cfg_, layout_);
+  // The tensors the GEMMs overwrite in set mode: every block linear (weight and bias)
+  // and the classifier's matrix (tok_emb when tied: the encoder then adds onto it).
+  std::vector<std::pair<size_t, size_t>> written;
+  auto add = [&](size_t off) {
+    if (off == kAbsent) return;
+    for (const ParamInfo& p : layout_.params)
+      if (p.offset == off) written.emplace_back(off, off + p.numel);
+  };
+  add(impl_->off.lm_head);
+  for (const LayerOffsets& l : impl_->off.layers)
+    for (size_t off : {l.qkv_w, l.qkv_b, l.proj_w, l.proj_b, l.up_w, l.up_b, l.down_w, l.down_b}) add(off);
+  std::sort(written.begin(), written.end());
+  size_t pos = 0;
+  for (const auto& [b, e] : written) {
+    if (b > pos) impl_->zero_on_set.emplace_back(pos, b);
+    pos = std::max(pos, e);
+  }
+  if (pos < layout_.total) impl_->zero_on_set.emplace_back(pos, layout_.total);
 }
 
 Model::~Model() = default;
@@ -316,12 +337,18 @@ LossSum Model::forward(const Batch& b, float* logits_out) {
   return loss;
 }
 
-LossSum Model::forward_backward(const Batch& b, float dloss) {
+LossSum Model::forward_backward(const Batch& b, float dloss, kernels::Grad param_grads) {
   if (!b.targets) throw Error("forward_backward: batch has no targets");
   run_trunk(b);
   Activations& a = impl_->acts;
   const ParamOffsets& o = impl_->off;
-  const BlockShape s = shape_for(b.B, b.T);
+  BlockShape s = shape_for(b.B, b.T);
+  s.param_grads = param_grads;
+  const bool set = param_grads == kernels::Grad::set;
+  if (set)
+    timed(s.prof, "zero_grad", 0, [&] {
+      for (const auto& [lo, hi] : impl_->zero_on_set) zero_floats(grads() + lo, hi - lo);
+    });
   const int N = s.N, C = s.C, V = cfg_.vocab_size, Vp = cfg_.padded_vocab_size;
   float* P = params();
   float* G = grads();
@@ -341,8 +368,9 @@ LossSum Model::forward_backward(const Batch& b, float dloss) {
                                                    kIgnoreIndex, dloss);
     });
     timed(s.prof, "classifier_backward", 2 * linear_flops(R, C, Vp), [&] {
+      // Chunks write disjoint rows of dlnf; in set mode the first chunk overwrites dW.
       k::linear_backward(a.dln + static_cast<size_t>(r0) * C, G + o.lm_head, nullptr, a.logits, x, Wh, R, C, Vp,
-                         kernels::Grad::set);  // chunks write disjoint rows of dlnf
+                         kernels::Grad::set, set && r0 == 0 ? kernels::Grad::set : kernels::Grad::add);
     });
   }
   loss.count = count_targets(b.targets, N);

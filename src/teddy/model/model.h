@@ -13,6 +13,7 @@
 
 #include "teddy/core/buffer.h"
 #include "teddy/core/dtype.h"
+#include "teddy/kernels/kernels.h"
 #include "teddy/model/config.h"
 
 namespace teddy {
@@ -113,7 +114,13 @@ class Model {
   // for a new step). Each non-ignored target's loss gradient is scaled by dloss, so
   // with dloss = 1 / (non-ignored targets in the whole global batch) the accumulated
   // gradient over micro-batches equals the big-batch mean-loss gradient.
-  LossSum forward_backward(const Batch& batch, float dloss);
+  //
+  // param_grads = kernels::Grad::set instead OVERWRITES the parameter gradients with this
+  // micro-batch's (for a step's first micro-batch: no zero_grad pass needed, and the
+  // weight-gradient GEMMs skip reading the old values). Bit-identical to zero_grad() +
+  // add. The linears (and the classifier) write theirs with beta = 0; every other range
+  // of the gradient buffer (norms, embeddings, alignment padding) is zeroed first.
+  LossSum forward_backward(const Batch& batch, float dloss, kernels::Grad param_grads = kernels::Grad::add);
   void zero_grad();
 
   // Bytes held, for memory reports.

@@ -7,6 +7,7 @@
 
 #include "teddy/core/buffer.h"
 #include "teddy/core/profiler.h"
+#include "teddy/kernels/kernels.h"
 #include "teddy/model/model.h"
 
 namespace teddy::model_detail {
@@ -107,6 +108,7 @@ struct BlockShape {
   float* attn_scratch = nullptr;  // Activations::attn_scratch (nullptr: kernels allocate)
   size_t attn_scratch_floats = 0;
   DType prec = DType::f32;  // f32: no rounding; bf16/f16: saved tensors and GEMM inputs rounded
+  kernels::Grad param_grads = kernels::Grad::add;  // set: the linears overwrite their parameter gradients
 };
 
 // Runs f() inside a ProfileScope (one branch when prof is nullptr).

@@ -97,7 +97,7 @@ void linear_fwd(const BlockShape& s, float* out, const float* inp, const float* 
 void linear_bwd(const BlockShape& s, float* dinp, float* dw, float* db, const float* dout, const float* inp,
                 const float* w, int C, int OC) {
   ProfileScope scope(s.prof, "linear_backward", 2 * linear_flops(s.N, C, OC));
-  k::linear_backward(dinp, dw, db, dout, inp, w, s.N, C, OC, kernels::Grad::set);
+  k::linear_backward(dinp, dw, db, dout, inp, w, s.N, C, OC, kernels::Grad::set, s.param_grads);
 }
 
 void residual_timed(const BlockShape& s, float* dst, const float* src) {

@@ -30,10 +30,11 @@ StepStats step_impl(Model& model, AdamW& opt, std::span<const Batch> micro_batch
   const float scale = scaler ? scaler->scale() : 1.0f;
   const float dloss = total > 0 ? static_cast<float>(1.0 / static_cast<double>(total)) * scale : 0.0f;
 
-  model.zero_grad();
+  // The first micro-batch overwrites the gradients (no zero_grad pass; bit-identical).
   LossSum sum;
   for (const Batch& b : micro_batches) {
-    const LossSum s = model.forward_backward(b, dloss);
+    const bool first = &b == micro_batches.data();
+    const LossSum s = model.forward_backward(b, dloss, first ? kernels::Grad::set : kernels::Grad::add);
     sum.sum += s.sum;
     sum.count += s.count;
   }

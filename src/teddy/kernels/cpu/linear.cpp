@@ -35,11 +35,12 @@ void linear_forward(float* out, const float* inp, const float* weight, const flo
 }
 
 void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                     const float* weight, int N, int C, int OC, Grad dinp_mode) {
-  if (N <= 0) return;
-  const bool set = dinp_mode == Grad::set;
-  if (OC <= 0) {
-    if (set && dinp && C > 0) std::memset(dinp, 0, sizeof(float) * static_cast<size_t>(N) * C);
+                     const float* weight, int N, int C, int OC, Grad dinp_mode, Grad param_mode) {
+  const bool set = dinp_mode == Grad::set, set_params = param_mode == Grad::set;
+  if (N <= 0 || OC <= 0) {  // empty products: set means zero
+    if (set && dinp && N > 0 && C > 0) std::memset(dinp, 0, sizeof(float) * static_cast<size_t>(N) * C);
+    if (set_params && dweight && OC > 0 && C > 0) std::memset(dweight, 0, sizeof(float) * static_cast<size_t>(OC) * C);
+    if (set_params && dbias && OC > 0) std::memset(dbias, 0, sizeof(float) * static_cast<size_t>(OC));
     return;
   }
   if (C > 0) {
@@ -47,10 +48,10 @@ void linear_backward(float* dinp, float* dweight, float* dbias, const float* dou
     if (dinp)
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, weight, C,
                   set ? 0.0f : 1.0f, dinp, C);
-    // dweight(OC,C) += dout(N,OC)^T @ inp(N,C)
+    // dweight(OC,C) += dout(N,OC)^T @ inp(N,C); beta = 0 with set_params skips reading it.
     if (dweight)
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight,
-                  C);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C,
+                  set_params ? 0.0f : 1.0f, dweight, C);
   }
   if (dbias) {
     // dbias(OC) += colsum(dout). Threads own blocks of columns and walk the rows in
@@ -66,7 +67,8 @@ void linear_backward(float* dinp, float* dweight, float* dbias, const float* dou
 #pragma omp simd
         for (int j = 0; j < w; ++j) acc[j] += static_cast<double>(row[j]);
       }
-      for (int j = 0; j < w; ++j) dbias[o0 + j] = static_cast<float>(static_cast<double>(dbias[o0 + j]) + acc[j]);
+      for (int j = 0; j < w; ++j)
+        dbias[o0 + j] = static_cast<float>((set_params ? 0.0 : static_cast<double>(dbias[o0 + j])) + acc[j]);
     }
   }
 }

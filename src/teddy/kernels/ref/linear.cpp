@@ -11,8 +11,9 @@ void linear_forward(float* out, const float* inp, const float* weight, const flo
 }
 
 void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                     const float* weight, int N, int C, int OC, Grad dinp_mode) {
-  linear_backward_t<float>(dinp, dweight, dbias, dout, inp, weight, N, C, OC, dinp_mode == Grad::set);
+                     const float* weight, int N, int C, int OC, Grad dinp_mode, Grad param_mode) {
+  linear_backward_t<float>(dinp, dweight, dbias, dout, inp, weight, N, C, OC, dinp_mode == Grad::set,
+                           param_mode == Grad::set);
 }
 
 }  // namespace teddy::kernels::ref

@@ -23,10 +23,11 @@ void linear_forward_t(T* out, const T* inp, const T* weight, const T* bias, int 
 }
 
 // dinp(N,C) += dout @ weight; dweight(OC,C) += dout^T @ inp; dbias(OC) += colsum(dout).
-// dinp, dweight and dbias may each be nullptr (not needed). set_dinp: dinp = dout @ weight.
+// dinp, dweight and dbias may each be nullptr (not needed). set_dinp: dinp = dout @ weight;
+// set_params: dweight, dbias = their products (no accumulation).
 template <class T>
 void linear_backward_t(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight, int N,
-                       int C, int OC, bool set_dinp = false) {
+                       int C, int OC, bool set_dinp = false, bool set_params = false) {
   std::vector<double> acc(static_cast<size_t>(C));  // one row of sums, contiguous inner loops
   if (dinp) {
     for (int n = 0; n < N; ++n) {
@@ -49,14 +50,14 @@ void linear_backward_t(T* dinp, T* dweight, T* dbias, const T* dout, const T* in
         for (int c = 0; c < C; ++c) acc[c] += d * static_cast<double>(x[c]);
       }
       T* dw = dweight + static_cast<int64_t>(o) * C;
-      for (int c = 0; c < C; ++c) dw[c] = static_cast<T>(static_cast<double>(dw[c]) + acc[c]);
+      for (int c = 0; c < C; ++c) dw[c] = static_cast<T>((set_params ? 0.0 : static_cast<double>(dw[c])) + acc[c]);
     }
   }
   if (dbias) {
     for (int o = 0; o < OC; ++o) {
       double s = 0.0;
       for (int n = 0; n < N; ++n) s += static_cast<double>(dout[static_cast<int64_t>(n) * OC + o]);
-      dbias[o] = static_cast<T>(static_cast<double>(dbias[o]) + s);
+      dbias[o] = static_cast<T>((set_params ? 0.0 : static_cast<double>(dbias[o])) + s);
     }
   }
 }
