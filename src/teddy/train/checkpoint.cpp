@@ -67,27 +67,6 @@ void write_durable(const std::string& path, const std::string& content) {
   ::close(fd);
 }
 
-// XXH3-64 of a whole file, streamed.
-uint64_t file_checksum(const std::string& path, uint64_t* size) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw FormatError(path + ": cannot open");
-  XXH3_state_t* st = XXH3_createState();
-  XXH3_64bits_reset(st);
-  std::vector<char> buf(1 << 20);
-  uint64_t total = 0;
-  while (f) {
-    f.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    const auto got = f.gcount();
-    if (got > 0) {
-      XXH3_64bits_update(st, buf.data(), static_cast<size_t>(got));
-      total += static_cast<uint64_t>(got);
-    }
-  }
-  const uint64_t h = XXH3_64bits_digest(st);
-  XXH3_freeState(st);
-  if (size) *size = total;
-  return h;
-}
 
 std::string hex64(uint64_t v) {
   char buf[17];
@@ -116,6 +95,27 @@ std::string config_difference(const ModelConfig& a, const ModelConfig& b) {
 }
 
 }  // namespace
+
+uint64_t file_checksum(const std::string& path, uint64_t* size) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw FormatError(path + ": cannot open");
+  XXH3_state_t* st = XXH3_createState();
+  XXH3_64bits_reset(st);
+  std::vector<char> buf(1 << 20);
+  uint64_t total = 0;
+  while (f) {
+    f.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const auto got = f.gcount();
+    if (got > 0) {
+      XXH3_64bits_update(st, buf.data(), static_cast<size_t>(got));
+      total += static_cast<uint64_t>(got);
+    }
+  }
+  const uint64_t h = XXH3_64bits_digest(st);
+  XXH3_freeState(st);
+  if (size) *size = total;
+  return h;
+}
 
 std::string model_config_difference(const ModelConfig& run, const ModelConfig& checkpoint) {
   return config_difference(run, checkpoint);

@@ -70,4 +70,8 @@ std::string model_config_difference(const ModelConfig& run, const ModelConfig& c
 // Accepts a checkpoint directory or a run directory (then: its newest intact checkpoint).
 std::string resolve_checkpoint_path(const std::string& path);
 
+// XXH3-64 of a whole file, streamed (the checksum checkpoints record per file); its
+// size in bytes goes to *size when non-null. Throws FormatError if it cannot be opened.
+uint64_t file_checksum(const std::string& path, uint64_t* size = nullptr);
+
 }  // namespace teddy

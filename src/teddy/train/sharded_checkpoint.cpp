@@ -24,26 +24,6 @@ namespace {
 constexpr const char* kFormat = "teddy-sharded-checkpoint";
 constexpr const char* kTensors[3] = {"params", "adamw.m", "adamw.v"};
 
-uint64_t file_xxh3(const std::string& path, uint64_t* size) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw FormatError(path + ": cannot open");
-  XXH3_state_t* st = XXH3_createState();
-  XXH3_64bits_reset(st);
-  std::vector<char> buf(1 << 20);
-  uint64_t total = 0;
-  while (f) {
-    f.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    const auto got = f.gcount();
-    if (got > 0) {
-      XXH3_64bits_update(st, buf.data(), static_cast<size_t>(got));
-      total += static_cast<uint64_t>(got);
-    }
-  }
-  const uint64_t h = XXH3_64bits_digest(st);
-  XXH3_freeState(st);
-  *size = total;
-  return h;
-}
 
 std::string hex64(uint64_t v) {
   char buf[17];
@@ -94,7 +74,7 @@ ShardEntry write_checkpoint_shard(const std::string& dir, int rank, int world, u
   w.set_metadata("range", std::to_string(begin) + "," + std::to_string(end));
   const std::string path = (fs::path(dir) / e.file).string();
   w.write(path);  // fsynced, and the directory too
-  e.xxh3 = file_xxh3(path, &e.bytes);
+  e.xxh3 = file_checksum(path, &e.bytes);
   return e;
 }
 
@@ -232,7 +212,7 @@ void verify_shards(const std::string& dir, const ShardedManifest& man, int part,
     std::error_code ec;
     if (!fs::exists(path, ec)) throw FormatError(path + ": missing (listed in " + kShardManifestFile + ")");
     uint64_t size = 0;
-    const uint64_t h = file_xxh3(path, &size);
+    const uint64_t h = file_checksum(path, &size);
     if (size != s.bytes)
       throw FormatError(path + ": size " + std::to_string(size) + " bytes, " + kShardManifestFile + " records " +
                         std::to_string(s.bytes));
