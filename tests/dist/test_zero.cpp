@@ -15,6 +15,7 @@
 #include "teddy/dist/zero_trainer.h"
 #include "teddy/train/train_step.h"
 #include "dist/mpi_run.h"
+#include "model/test_configs.h"
 
 using namespace teddy;
 using namespace teddy::dist;
@@ -59,19 +60,7 @@ TEST(ParallelLayout, RefusesALayoutThatDoesNotFitTheWorld) {
 }
 
 namespace {
-ModelConfig tiny() {
-  ModelConfig c = ModelConfig::for_family(Family::gpt2);
-  c.vocab_size = 61;
-  c.padded_vocab_size = 64;
-  c.max_seq_len = 8;
-  c.n_layer = 2;
-  c.n_head = 2;
-  c.n_kv_head = 2;
-  c.d_model = 16;
-  c.d_ff = 64;
-  c.validate();
-  return c;
-}
+ModelConfig tiny() { return teddy::test::tiny_gpt2(); }
 }  // namespace
 
 // With one rank every collective is the identity, so stages 0 and 1 must reproduce

@@ -16,6 +16,7 @@
 #include "teddy/core/error.h"
 #include "teddy/core/profiler.h"
 #include "teddy/model/model.h"
+#include "model/test_configs.h"
 
 namespace teddy {
 namespace {
@@ -23,12 +24,7 @@ namespace {
 using test::rel_error;
 
 // Tiny configs with a padded vocabulary (500 real ids, 512 rows).
-ModelConfig tiny(const char* preset) {
-  ModelConfig c = ModelConfig::preset(preset);
-  c.vocab_size = 500;
-  c.padded_vocab_size = ModelConfig::pad_vocab(500);
-  return c;
-}
+ModelConfig tiny(const char* preset) { return test::tiny_preset(preset); }
 ModelConfig llama_tied_bias() {
   ModelConfig c = tiny("llama-tiny");
   c.n_head = 4;  // head_dim 8, 4 query heads over 2 kv heads
@@ -39,10 +35,7 @@ ModelConfig llama_tied_bias() {
 }
 std::vector<ModelConfig> all_configs() { return {tiny("gpt2-tiny"), tiny("llama-tiny"), llama_tied_bias()}; }
 
-std::string label(const ModelConfig& c) {
-  return std::string(family_name(c.family)) + (c.tie_embeddings ? " tied" : " untied") + (c.bias ? " bias" : "") +
-         " NH=" + std::to_string(c.n_head) + " NKV=" + std::to_string(c.n_kv_head);
-}
+std::string label(const ModelConfig& c) { return test::config_label(c); }
 
 // Parameters big enough that every gradient is well above float rounding noise:
 // matrices N(0, 1/fan_in), norm weights 1 + N(0, 0.1), biases N(0, 0.1).

@@ -14,18 +14,14 @@
 #include "teddy/core/dtype.h"
 #include "teddy/core/error.h"
 #include "teddy/model/model.h"
+#include "model/test_configs.h"
 
 namespace teddy {
 namespace {
 
 using test::rel_error;
 
-ModelConfig tiny(const char* preset) {
-  ModelConfig c = ModelConfig::preset(preset);
-  c.vocab_size = 500;
-  c.padded_vocab_size = ModelConfig::pad_vocab(500);
-  return c;
-}
+ModelConfig tiny(const char* preset) { return test::tiny_preset(preset); }
 ModelConfig gpt2_untied() {
   ModelConfig c = tiny("gpt2-tiny");
   c.tie_embeddings = false;
@@ -42,9 +38,7 @@ ModelConfig llama_gqa_tied_bias() {
 std::vector<ModelConfig> all_configs() {
   return {tiny("gpt2-tiny"), gpt2_untied(), tiny("llama-tiny"), llama_gqa_tied_bias()};
 }
-std::string label(const ModelConfig& c) {
-  return std::string(family_name(c.family)) + (c.tie_embeddings ? " tied" : " untied") + (c.bias ? " bias" : "");
-}
+std::string label(const ModelConfig& c) { return test::config_label(c); }
 
 // Matrices N(0, 1/fan_in) (activations of order 1 through every layer), norm weights
 // 1 + N(0, 0.1), biases N(0, 0.1).

@@ -15,25 +15,14 @@
 #include "teddy/core/error.h"
 #include "teddy/train/checkpoint.h"
 #include "teddy/train/sharded_checkpoint.h"
+#include "model/test_configs.h"
 
 namespace fs = std::filesystem;
 using namespace teddy;
 
 namespace {
 
-ModelConfig tiny() {
-  ModelConfig c = ModelConfig::for_family(Family::gpt2);
-  c.vocab_size = 61;
-  c.padded_vocab_size = 64;
-  c.max_seq_len = 8;
-  c.n_layer = 2;
-  c.n_head = 2;
-  c.n_kv_head = 2;
-  c.d_model = 16;
-  c.d_ff = 64;
-  c.validate();
-  return c;
-}
+ModelConfig tiny() { return test::tiny_gpt2(); }
 
 struct Fixture {
   Model model{tiny()};

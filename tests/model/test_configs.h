@@ -1,0 +1,38 @@
+#pragma once
+// Small model configs shared by tests that need a real but tiny model.
+#include <string>
+
+#include "teddy/model/config.h"
+
+namespace teddy::test {
+
+// A preset with a padded vocabulary (500 real ids, 512 rows), so padding is exercised.
+inline ModelConfig tiny_preset(const char* preset) {
+  ModelConfig c = ModelConfig::preset(preset);
+  c.vocab_size = 500;
+  c.padded_vocab_size = ModelConfig::pad_vocab(500);
+  return c;
+}
+
+// The smallest useful GPT-2: 2 layers, 2 heads, width 16, vocabulary 61 padded to 64.
+inline ModelConfig tiny_gpt2() {
+  ModelConfig c = ModelConfig::for_family(Family::gpt2);
+  c.vocab_size = 61;
+  c.padded_vocab_size = 64;
+  c.max_seq_len = 8;
+  c.n_layer = 2;
+  c.n_head = 2;
+  c.n_kv_head = 2;
+  c.d_model = 16;
+  c.d_ff = 64;
+  c.validate();
+  return c;
+}
+
+// "gpt2 tied bias NH=4 NKV=2": what a test's SCOPED_TRACE needs to tell configs apart.
+inline std::string config_label(const ModelConfig& c) {
+  return std::string(family_name(c.family)) + (c.tie_embeddings ? " tied" : " untied") + (c.bias ? " bias" : "") +
+         " NH=" + std::to_string(c.n_head) + " NKV=" + std::to_string(c.n_kv_head);
+}
+
+}  // namespace teddy::test
