@@ -38,17 +38,21 @@ void timed_step(Profiler& p, const char* name, F&& f) {
   f();
 }
 
-TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o, double sgemm_gflops) {
+TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o) {
   if (w.batch < 1 || w.seq < 1) throw ConfigError("bench train: --batch and --seq must be >= 1");
   ModelConfig cfg = ModelConfig::preset(w.model);
   if (w.seq > cfg.max_seq_len)
     throw ConfigError("bench train: --seq " + std::to_string(w.seq) + " exceeds the model's max_seq_len " +
                       std::to_string(cfg.max_seq_len));
-  reset_peak_rss();
   TrainBenchResult r;
   r.workload = w;
   r.threads = o.threads;
-  r.sgemm_gflops = sgemm_gflops;
+  // The ceiling is measured right before and right after this workload's timed steps
+  // (half the budget each) and averaged: on a shared VM the machine's speed drifts over
+  // minutes, and a ceiling taken at another moment would fold that drift into the MFU.
+  // Both samples fall outside the peak-RSS window (their operands are freed).
+  r.sgemm_before = kernels::cpu::measure_sgemm_gflops(o.threads, o.sgemm_seconds / 2);
+  reset_peak_rss();
 
   Model model(cfg);
   model.init_weights(1234);
@@ -97,7 +101,6 @@ TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o
   r.flops_per_token = 6.0 * static_cast<double>(r.params) + 12.0 * cfg.n_layer * cfg.d_model * static_cast<double>(w.seq);
   r.tokens_per_s = static_cast<double>(n) / med;
   r.gflops_per_s = r.tokens_per_s * r.flops_per_token / 1e9;
-  r.mfu = sgemm_gflops > 0 ? r.gflops_per_s / sgemm_gflops : 0;
   r.param_bytes = model.param_bytes();
   r.grad_bytes = model.grad_bytes();
   r.optimizer_bytes = 2 * opt.size() * sizeof(float);
@@ -108,6 +111,9 @@ TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o
   r.weight_scratch_bytes = model.weight_scratch_bytes();
   r.skipped_steps = scaler.skipped();
   r.peak_rss_bytes = peak_rss_bytes();
+  r.sgemm_after = kernels::cpu::measure_sgemm_gflops(o.threads, o.sgemm_seconds / 2);
+  r.sgemm_gflops = 0.5 * (r.sgemm_before + r.sgemm_after);
+  r.mfu = r.sgemm_gflops > 0 ? r.gflops_per_s / r.sgemm_gflops : 0;
 
   if (o.profile) {
     Profiler prof;
@@ -147,10 +153,9 @@ std::vector<TrainBenchResult> run_train_bench(const TrainBenchOptions& opts) {
   precision_from_name(opts.precision, "bench train: --precision");
   const int saved = omp_get_max_threads();
   omp_set_num_threads(opts.threads);
-  const double ceiling = kernels::cpu::measure_sgemm_gflops(opts.threads, opts.sgemm_seconds);
   std::vector<TrainBenchResult> out;
   const auto workloads = opts.workloads.empty() ? standard_train_workloads() : opts.workloads;
-  for (const auto& w : workloads) out.push_back(run_one(w, opts, ceiling));
+  for (const auto& w : workloads) out.push_back(run_one(w, opts));
   omp_set_num_threads(saved);
   return out;
 }

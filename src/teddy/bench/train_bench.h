@@ -23,7 +23,7 @@ struct TrainBenchOptions {
   int warmup = 2;
   int steps = 5;             // timed steps; the median is reported
   bool profile = true;       // per-kernel breakdown from one extra profiled step
-  double sgemm_seconds = 2;  // time budget for the ceiling measurement
+  double sgemm_seconds = 2;  // time budget for the ceiling measurement (per workload: half before, half after)
   std::string recompute = "none";  // activation recomputation: none | attention | block
   std::string precision = "fp32";  // fp32 | bf16 | fp16 (fp16 steps run the dynamic loss scaler)
 };
@@ -39,7 +39,8 @@ struct TrainBenchResult {
   double tokens_per_s = 0;
   double gflops_per_s = 0;
   double mfu = 0;              // gflops_per_s / sgemm_gflops
-  double sgemm_gflops = 0;
+  double sgemm_gflops = 0;     // mean of the ceilings measured just before and just after the steps
+  double sgemm_before = 0, sgemm_after = 0;
   size_t peak_rss_bytes = 0;
   size_t param_bytes = 0, grad_bytes = 0, optimizer_bytes = 0, activation_bytes = 0;
   std::string recompute;  // the mode the step ran with

@@ -102,6 +102,8 @@ void print_train_result(const TrainBenchResult& r, bool json) {
     j["gflops_per_s"] = r.gflops_per_s;
     j["mfu"] = r.mfu;
     j["sgemm_gflops"] = r.sgemm_gflops;
+    j["sgemm_gflops_before"] = r.sgemm_before;
+    j["sgemm_gflops_after"] = r.sgemm_after;
     j["peak_rss_bytes"] = r.peak_rss_bytes;
     j["param_bytes"] = r.param_bytes;
     j["grad_bytes"] = r.grad_bytes;
@@ -136,6 +138,7 @@ void print_train_result(const TrainBenchResult& r, bool json) {
     std::printf("      %s: rounded-weight scratch %s (fp32 master weights kept)%s\n", r.precision.c_str(),
                 plan::format_bytes(static_cast<double>(r.weight_scratch_bytes)).c_str(),
                 r.precision == "fp16" ? (", " + std::to_string(r.skipped_steps) + " steps skipped by the loss scaler").c_str() : "");
+  std::printf("      sgemm ceiling %.1f GFLOP/s before the steps, %.1f after\n", r.sgemm_before, r.sgemm_after);
   std::printf("      median step %.1f ms wall (min %.1f, max %.1f), %.1f ms CPU over all threads\n", r.ms_per_step,
               r.ms_min, r.ms_max, r.cpu_ms_per_step);
   if (!r.kernel_seconds.empty()) {
@@ -181,7 +184,8 @@ void add_bench_train(CLI::App& bench, Run& run) {
       for (const auto& w : standard_train_workloads())
         if (w.name == a->workload) a->opts.workloads = {w};
       if (!a->json) {
-        std::printf("FLOPs per token = 6*N + 12*L*C*T; MFU against the sgemm ceiling measured in this run\n");
+        std::printf("FLOPs per token = 6*N + 12*L*C*T; MFU against the sgemm ceiling measured just before and "
+                    "after each workload's steps (their mean)\n");
         std::printf("%-5s %-10s %3s %5s %3s %10s %10s %9s %7s %9s %12s\n", "name", "model", "B", "T", "thr", "ms/step",
                     "tokens/s", "GFLOP/s", "MFU", "sgemm", "peak RSS");
       }

@@ -73,7 +73,7 @@ SgemmCeiling measure_sgemm_ceiling(int threads, double seconds_budget) {
       {"proj forward", 1024, 768, 3072, false, true, kBlockShare},
       {"fc dinp", 1024, 768, 3072, false, false, kBlockShare},
       {"fc dweight", 3072, 768, 1024, true, false, kBlockShare},
-      {"lm head chunk", 256, 50304, 768, false, true, kHeadShare},
+      {"lm head chunk", 512, 50304, 768, false, true, kHeadShare},
   };
 
   // One allocation for the largest operands, reused by every shape.

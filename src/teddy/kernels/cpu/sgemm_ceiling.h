@@ -11,9 +11,9 @@
 //      proj forward    out = x Wt      1024 x 768 x 3072   (NoTrans, Trans)
 //      fc dinp         dx = dout W     1024 x 768 x 3072   (NoTrans, NoTrans)
 //      fc dweight      dW = dout^T x   3072 x 768 x 1024   (Trans, NoTrans)
-//      lm head chunk   out = x Wt      256 x 50304 x 768   (NoTrans, Trans)
-//    (the lm head is timed on a 256-row chunk, as the model computes it, to keep
-//    the budget; its aspect ratio is what matters to the kernel).
+//      lm head chunk   out = x Wt      512 x 50304 x 768   (NoTrans, Trans)
+//    (the lm head is timed on a 512-row chunk, as the model computes it for 1024
+//    rows: Model::classifier_chunk_rows).
 //  - Operands are filled with small deterministic values (no zeros/denormals).
 //  - Each shape: one untimed warm-up call (thread pool start-up, page faults),
 //    then timed calls until its share of seconds_budget (warm-up included) is
