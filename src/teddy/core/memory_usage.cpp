@@ -1,6 +1,7 @@
 #include "teddy/core/memory_usage.h"
 
 #include <fstream>
+#include <sstream>
 #include <string>
 
 namespace teddy {
@@ -24,6 +25,16 @@ bool reset_peak_rss() {
   if (!f) return false;
   f << "5";
   return static_cast<bool>(f.flush());
+}
+
+std::string human_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024 && u < 4) { b /= 1024; ++u; }
+  std::ostringstream os;
+  os.precision(u ? 1 : 0);
+  os << std::fixed << b << " " << units[u];
+  return os.str();
 }
 
 }  // namespace teddy

@@ -21,6 +21,7 @@
 #include "teddy/train/checkpoint.h"
 #include "teddy/train/loss_scaler.h"
 #include "teddy/train/lr_schedule.h"
+#include "teddy/train/metrics_file.h"
 #include "teddy/train/train_step.h"
 
 namespace fs = std::filesystem;
@@ -50,34 +51,6 @@ namespace {
 double flops_per_token(const Model& m, int T) {
   const ModelConfig& c = m.config();
   return 6.0 * static_cast<double>(m.layout().count()) + 12.0 * c.n_layer * c.d_model * static_cast<double>(T);
-}
-
-// Keeps metrics lines up to and including `step` (a resumed run rewrites the rest).
-void truncate_metrics(const std::string& path, int64_t step) {
-  std::ifstream in(path);
-  if (!in) return;
-  std::string line, kept;
-  while (std::getline(in, line)) {
-    try {
-      const auto j = nlohmann::json::parse(line);
-      if (j.value("step", int64_t{0}) <= step) kept += line + "\n";
-    } catch (const nlohmann::json::exception&) {
-      // a torn last line from a killed run: drop it
-    }
-  }
-  in.close();
-  std::ofstream out(path, std::ios::trunc);
-  out << kept;
-}
-
-std::string human_bytes(double b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (b >= 1024 && u < 4) { b /= 1024; ++u; }
-  std::ostringstream os;
-  os.precision(u ? 1 : 0);
-  os << std::fixed << b << " " << units[u];
-  return os.str();
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include "teddy/train/checkpoint.h"
 #include "teddy/train/chat_model.h"
 #include "teddy/train/lr_schedule.h"
+#include "teddy/train/metrics_file.h"
 #include "teddy/train/sft_batches.h"
 #include "teddy/train/train_step.h"
 
@@ -44,36 +45,6 @@ struct SftTrainer::State {
   std::string metrics_path;
   int threads = 1;
 };
-
-namespace {
-
-// Keeps metrics lines up to and including `step` (a resumed run rewrites the rest).
-void truncate_metrics(const std::string& path, int64_t step) {
-  std::ifstream in(path);
-  if (!in) return;
-  std::string line, kept;
-  while (std::getline(in, line)) {
-    try {
-      if (nlohmann::json::parse(line).value("step", int64_t{0}) <= step) kept += line + "\n";
-    } catch (const nlohmann::json::exception&) {
-      // a torn last line from a killed run: drop it
-    }
-  }
-  in.close();
-  std::ofstream(path, std::ios::trunc) << kept;
-}
-
-std::string human_bytes(double b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (b >= 1024 && u < 4) { b /= 1024; ++u; }
-  std::ostringstream os;
-  os.precision(u ? 1 : 0);
-  os << std::fixed << b << " " << units[u];
-  return os.str();
-}
-
-}  // namespace
 
 SftTrainer::SftTrainer(SftConfig cfg, bool resume) : s_(std::make_unique<State>()) {
   State& s = *s_;
