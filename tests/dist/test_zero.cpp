@@ -15,7 +15,7 @@
 #include "teddy/dist/zero_trainer.h"
 #include "teddy/train/train_step.h"
 #include "dist/mpi_run.h"
-#include "model/test_configs.h"
+#include "model/tiny_models.h"
 
 using namespace teddy;
 using namespace teddy::dist;

@@ -16,7 +16,7 @@
 #include "teddy/core/error.h"
 #include "teddy/core/profiler.h"
 #include "teddy/model/model.h"
-#include "model/test_configs.h"
+#include "model/tiny_models.h"
 
 namespace teddy {
 namespace {
@@ -37,17 +37,7 @@ std::vector<ModelConfig> all_configs() { return {tiny("gpt2-tiny"), tiny("llama-
 
 std::string label(const ModelConfig& c) { return test::config_label(c); }
 
-// Parameters big enough that every gradient is well above float rounding noise:
-// matrices N(0, 1/fan_in), norm weights 1 + N(0, 0.1), biases N(0, 0.1).
-void fill_random(Model& m, uint64_t seed) {
-  for (const ParamInfo& p : m.layout().params) {
-    const bool bias = p.name.size() > 5 && p.name.compare(p.name.size() - 5, 5, ".bias") == 0;
-    const bool norm = !bias && p.name.find("norm") != std::string::npos;
-    const double sd = p.shape.size() == 2 ? 1.0 / std::sqrt(static_cast<double>(p.shape[1])) : 0.1;
-    const std::vector<float> v = test::randn(p.numel, seed++, sd, norm ? 1.0 : 0.0);
-    std::copy(v.begin(), v.end(), m.params() + p.offset);
-  }
-}
+void fill_random(Model& m, uint64_t seed) { test::fill_random_params(m, seed); }
 
 struct Data {
   std::vector<int32_t> tokens, targets;

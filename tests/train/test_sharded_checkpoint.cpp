@@ -15,7 +15,7 @@
 #include "teddy/core/error.h"
 #include "teddy/train/checkpoint.h"
 #include "teddy/train/sharded_checkpoint.h"
-#include "model/test_configs.h"
+#include "model/tiny_models.h"
 
 namespace fs = std::filesystem;
 using namespace teddy;

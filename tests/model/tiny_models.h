@@ -1,8 +1,15 @@
 #pragma once
-// Small model configs shared by tests that need a real but tiny model.
+// Small models shared by tests that need a real but tiny one: configs, labels, and
+// random parameters with every gradient well above float rounding noise.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <string>
+#include <vector>
 
+#include "kernels/kernel_check.h"
 #include "teddy/model/config.h"
+#include "teddy/model/model.h"
 
 namespace teddy::test {
 
@@ -33,6 +40,18 @@ inline ModelConfig tiny_gpt2() {
 inline std::string config_label(const ModelConfig& c) {
   return std::string(family_name(c.family)) + (c.tie_embeddings ? " tied" : " untied") + (c.bias ? " bias" : "") +
          " NH=" + std::to_string(c.n_head) + " NKV=" + std::to_string(c.n_kv_head);
+}
+
+// Matrices N(0, 1/fan_in) (activations of order 1 through every layer), norm weights
+// 1 + N(0, 0.1), biases N(0, 0.1).
+inline void fill_random_params(Model& m, uint64_t seed) {
+  for (const ParamInfo& p : m.layout().params) {
+    const bool bias = p.name.size() > 5 && p.name.compare(p.name.size() - 5, 5, ".bias") == 0;
+    const bool norm = !bias && p.name.find("norm") != std::string::npos;
+    const double sd = p.shape.size() == 2 ? 1.0 / std::sqrt(static_cast<double>(p.shape[1])) : 0.1;
+    const std::vector<float> v = randn(p.numel, seed++, sd, norm ? 1.0 : 0.0);
+    std::copy(v.begin(), v.end(), m.params() + p.offset);
+  }
 }
 
 }  // namespace teddy::test
