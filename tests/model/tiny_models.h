@@ -36,6 +36,21 @@ inline ModelConfig tiny_gpt2() {
   return c;
 }
 
+// Either family at toy size (LLaMA with GQA: 2 query heads over 1 kv head), 16 positions.
+inline ModelConfig tiny_family(Family f) {
+  ModelConfig c = ModelConfig::for_family(f);
+  c.vocab_size = 61;
+  c.padded_vocab_size = 64;
+  c.max_seq_len = 16;
+  c.n_layer = 2;
+  c.n_head = 2;
+  c.n_kv_head = f == Family::gpt2 ? 2 : 1;
+  c.d_model = 16;
+  c.d_ff = f == Family::gpt2 ? 64 : 24;
+  c.validate();
+  return c;
+}
+
 // "gpt2 tied bias NH=4 NKV=2": what a test's SCOPED_TRACE needs to tell configs apart.
 inline std::string config_label(const ModelConfig& c) {
   return std::string(family_name(c.family)) + (c.tie_embeddings ? " tied" : " untied") + (c.bias ? " bias" : "") +

@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "model/tiny_models.h"
 #include "teddy/core/error.h"
 #include "teddy/model/model.h"
 #include "teddy/train/adamw.h"
@@ -52,19 +53,7 @@ TEST(LossScaler, ConfigIsValidated) {
   EXPECT_FALSE(LossScaler::all_finite(x.data(), x.size()));
 }
 
-ModelConfig small(Family f) {
-  ModelConfig c = ModelConfig::for_family(f);
-  c.vocab_size = 61;
-  c.padded_vocab_size = 64;
-  c.max_seq_len = 16;
-  c.n_layer = 2;
-  c.n_head = 2;
-  c.n_kv_head = f == Family::gpt2 ? 2 : 1;
-  c.d_model = 16;
-  c.d_ff = f == Family::gpt2 ? 64 : 24;
-  c.validate();
-  return c;
-}
+ModelConfig small(Family f) { return test::tiny_family(f); }
 
 struct StepData {
   std::vector<int32_t> tokens, targets;

@@ -5,6 +5,7 @@
 #include <random>
 #include <vector>
 
+#include "model/tiny_models.h"
 #include "teddy/core/error.h"
 #include "teddy/model/model.h"
 #include "teddy/train/adamw.h"
@@ -20,19 +21,7 @@ void PrintTo(Family f, std::ostream* os) { *os << family_name(f); }
 
 namespace {
 
-ModelConfig small_config(Family f) {
-  ModelConfig c = ModelConfig::for_family(f);
-  c.vocab_size = 61;
-  c.padded_vocab_size = 64;
-  c.max_seq_len = 16;
-  c.n_layer = 2;
-  c.n_head = 2;
-  c.n_kv_head = f == Family::gpt2 ? 2 : 1;
-  c.d_model = 16;
-  c.d_ff = f == Family::gpt2 ? 64 : 24;
-  c.validate();
-  return c;
-}
+ModelConfig small_config(Family f) { return test::tiny_family(f); }
 
 double rel(const float* a, const float* b, size_t n) {
   double num = 0, den = 0;

@@ -41,20 +41,14 @@ Model::Model(const ModelConfig& cfg) : cfg_(cfg) {
   impl_->off = resolve_offsets(cfg_, layout_);
   // The tensors the GEMMs overwrite in set mode: every block linear (weight and bias)
   // and the classifier's matrix (tok_emb when tied: the encoder then adds onto it).
-  std::vector<std::pair<size_t, size_t>> written;
-  auto add = [&](size_t off) {
-    if (off == kAbsent) return;
-    for (const ParamInfo& p : layout_.params)
-      if (p.offset == off) written.emplace_back(off, off + p.numel);
-  };
-  add(impl_->off.lm_head);
+  std::vector<size_t> written = {impl_->off.lm_head};
   for (const LayerOffsets& l : impl_->off.layers)
-    for (size_t off : {l.qkv_w, l.qkv_b, l.proj_w, l.proj_b, l.up_w, l.up_b, l.down_w, l.down_b}) add(off);
-  std::sort(written.begin(), written.end());
-  size_t pos = 0;
-  for (const auto& [b, e] : written) {
-    if (b > pos) impl_->zero_on_set.emplace_back(pos, b);
-    pos = std::max(pos, e);
+    written.insert(written.end(), {l.qkv_w, l.qkv_b, l.proj_w, l.proj_b, l.up_w, l.up_b, l.down_w, l.down_b});
+  size_t pos = 0;  // the layout lists tensors in offset order; the gaps are what to zero
+  for (const ParamInfo& p : layout_.params) {
+    if (std::find(written.begin(), written.end(), p.offset) == written.end()) continue;
+    if (p.offset > pos) impl_->zero_on_set.emplace_back(pos, p.offset);
+    pos = p.offset + p.numel;
   }
   if (pos < layout_.total) impl_->zero_on_set.emplace_back(pos, layout_.total);
 }
@@ -146,20 +140,23 @@ int Model::classifier_chunk_rows(const ModelConfig& cfg, int rows) {
   return model_detail::classifier_chunk_rows(cfg, rows);
 }
 
-size_t Model::activation_bytes_for(const ModelConfig& cfg, int B, int T, Recompute r, Precision p) {
+namespace {
+// The counting pass alone: {whole arena, the part the layers keep}.
+std::pair<size_t, size_t> count_activations(const ModelConfig& cfg, int B, int T, Recompute r, Precision p) {
   cfg.validate();
   Arena counter;
   Activations a;
   carve_activations(counter, cfg, B * T, a, r, p);
-  return counter.peak();
+  return {counter.peak(), a.saved_bytes};
+}
+}  // namespace
+
+size_t Model::activation_bytes_for(const ModelConfig& cfg, int B, int T, Recompute r, Precision p) {
+  return count_activations(cfg, B, T, r, p).first;
 }
 
 size_t Model::saved_activation_bytes_for(const ModelConfig& cfg, int B, int T, Recompute r, Precision p) {
-  cfg.validate();
-  Arena counter;
-  Activations a;
-  carve_activations(counter, cfg, B * T, a, r, p);
-  return a.saved_bytes;
+  return count_activations(cfg, B, T, r, p).second;
 }
 
 void Model::reserve_activations(int B, int T) {
