@@ -1,4 +1,4 @@
-// Data parallelism and ZeRO 0-2: the pieces in one process (shard arithmetic,
+// Data parallelism and ZeRO 0-3: the pieces in one process (shard arithmetic,
 // layout validation, world-size-1 equivalence), then real multi-rank jobs under
 // `mpirun --oversubscribe` (tests/dist/mpi_zero.cpp): the loss trajectory over 20
 // steps equals the single process, state bytes match ZeRO's formulas, bytes sent
@@ -63,7 +63,7 @@ namespace {
 ModelConfig tiny() { return teddy::test::tiny_gpt2(); }
 }  // namespace
 
-// With one rank every collective is the identity, so stages 0 and 1 must reproduce
+// With one rank every collective is the identity, so every stage (0-3) must reproduce
 // train_step bit for bit (buckets, hooks, page release and the sharded optimizer
 // included).
 TEST(ZeroTrainer, WorldOfOneEqualsTrainStepExactly) {

@@ -231,7 +231,6 @@ StateBytes ZeroTrainer::expected_memory(size_t n, int stage, int world) {
 int64_t ZeroTrainer::optimizer_t() const { return stage_ == 0 ? full_opt_->t() : shard_opt_->t(); }
 const float* ZeroTrainer::m() const { return stage_ == 0 ? full_opt_->m() : shard_opt_->m(); }
 const float* ZeroTrainer::v() const { return stage_ == 0 ? full_opt_->v() : shard_opt_->v(); }
-Range ZeroTrainer::state_range() const { return stage_ == 0 ? Range{0, model_.flat_size()} : own_; }
 
 void ZeroTrainer::set_state(int64_t t, const float* m_full, const float* v_full) {
   if (stage_ == 0) {

@@ -87,7 +87,6 @@ class ZeroTrainer {
   int64_t optimizer_t() const;
   const float* m() const;
   const float* v() const;
-  Range state_range() const;  // [0, n) for stage 0, own() otherwise
   // Restores from full-buffer m and v (any world size wrote them): this rank keeps its range.
   void set_state(int64_t t, const float* m_full, const float* v_full);
   // Stages 1-3: restores the own range (m_own[0] is element own().begin).

@@ -73,5 +73,8 @@ std::string resolve_checkpoint_path(const std::string& path);
 // XXH3-64 of a whole file, streamed (the checksum checkpoints record per file); its
 // size in bytes goes to *size when non-null. Throws FormatError if it cannot be opened.
 uint64_t file_checksum(const std::string& path, uint64_t* size = nullptr);
+// "step_00000120": a checkpoint's directory name; "%016llx" of a checksum as recorded.
+std::string step_dir_name(int64_t step);
+std::string hex64(uint64_t v);
 
 }  // namespace teddy

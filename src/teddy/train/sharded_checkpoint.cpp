@@ -24,23 +24,10 @@ namespace {
 constexpr const char* kFormat = "teddy-sharded-checkpoint";
 constexpr const char* kTensors[3] = {"params", "adamw.m", "adamw.v"};
 
-
-std::string hex64(uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
 uint64_t parse_hex64(const std::string& s, const std::string& where) {
   if (s.size() != 16 || s.find_first_not_of("0123456789abcdef") != std::string::npos)
     throw FormatError(where + ": checksum \"" + s + "\" is not 16 hex digits");
   return std::stoull(s, nullptr, 16);
-}
-
-std::string step_dir_name(int64_t step) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "step_%08lld", static_cast<long long>(step));
-  return buf;
 }
 
 }  // namespace

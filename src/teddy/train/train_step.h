@@ -23,8 +23,8 @@ class LossScaler;
 
 // Counts the non-ignored targets of all micro-batches first, so each one's loss
 // gradient is scaled by 1/total (not 1/its own count: averaging per micro-batch
-// and then over micro-batches overweights short ones). Then zero_grad, forward +
-// backward each micro-batch, global grad norm, clip (max_grad_norm <= 0: off)
+// and then over micro-batches overweights short ones). Then forward + backward each
+// micro-batch (the first overwrites the gradients, Grad::set: no zero_grad pass), global grad norm, clip (max_grad_norm <= 0: off)
 // folded into AdamW's grad_scale, AdamW step. Throws Error if a micro-batch has no
 // targets. With no non-ignored target at all the gradient is zero (the step still
 // advances the optimizer).
