@@ -37,8 +37,8 @@ void convert_bf16_to_f32(float* dst, const bf16_t* src, size_t n);
 void convert_f32_to_f16(f16_t* dst, const float* src, size_t n);
 void convert_f16_to_f32(float* dst, const f16_t* src, size_t n);
 
-// Mixed-precision passes (OpenMP-parallel for large n). t == f32: both are no-ops
-// (round_through) / a copy (widen_to_f32).
+// Mixed-precision passes (OpenMP-parallel for large n). t == f32: round_through is a
+// no-op, round_copy a copy, widen_to_f32 throws (its source is 16-bit).
 // Rounds x to `t` in place (x[i] = widen(narrow(x[i]))), and, when bits != nullptr,
 // stores the 16-bit patterns there as well: what a forward saves and goes on with.
 void round_through(DType t, float* x, uint16_t* bits, size_t n);

@@ -111,7 +111,7 @@ class Model {
   // Forward only. If logits_out != nullptr it receives (B,T,padded_vocab) logits.
   LossSum forward(const Batch& batch, float* logits_out = nullptr);
   // Forward + backward; parameter gradients ADD into grads() (call zero_grad() first
-  // for a new step). Each non-ignored target's loss gradient is scaled by dloss, so
+  // for a new step, or pass Grad::set as below). Each non-ignored target's loss gradient is scaled by dloss, so
   // with dloss = 1 / (non-ignored targets in the whole global batch) the accumulated
   // gradient over micro-batches equals the big-batch mean-loss gradient.
   //

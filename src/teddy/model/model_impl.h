@@ -135,7 +135,8 @@ void block_widen(const BlockShape& s, const Activations& acts, int l);
 // Rounds x (n floats) to s.prec in place, storing the 16-bit patterns in `bits` when
 // non-null: every saved tensor and GEMM input goes through this in forward.
 void keep16(const BlockShape& s, const char* what, float* x, uint16_t* bits, size_t n);
-// On entry acts.dx holds dL/dx_out; on exit dL/dx_in. Parameter gradients ADD into g.
+// On entry acts.dx holds dL/dx_out; on exit dL/dx_in. Parameter gradients ADD into g
+// (the linears' SET instead when s.param_grads is Grad::set; the norms' always add).
 void block_backward(const BlockShape& s, const LayerTensors& w, const LayerTensors& g, const LayerActs& a,
                     const Activations& acts, const float* x_in, const int32_t* pos, const int32_t* seg);
 

@@ -75,6 +75,13 @@ const std::map<std::string, Key>& keys() {
 
 }  // namespace
 
+LossScalerConfig PretrainConfig::loss_scaler_config() const {
+  LossScalerConfig ls;
+  ls.init_scale = loss_scale;
+  ls.growth_interval = loss_scale_growth_interval;
+  return ls;
+}
+
 int64_t PretrainConfig::total_steps() const {
   // The token budget counts the global batch: dp ranks each read tokens_per_step().
   const int64_t g = global_tokens_per_step();
@@ -117,14 +124,14 @@ void PretrainConfig::validate() const {
   positive(steps >= 0 && tokens >= 0, "train.steps", "steps and tokens must be >= 0");
   positive(total_steps() >= 1, "train.steps", "the run needs at least one step (set train.steps or train.tokens)");
   positive(threads >= 0, "train.threads", "must be >= 0 (0 = all cores)");
-  positive(recompute == "none" || recompute == "attention" || recompute == "block", "train.recompute",
-           "must be \"none\", \"attention\" or \"block\" (got \"" + recompute + "\")");
+  try {
+    recompute_from_name(recompute);  // the model's own parser: the same names everywhere
+  } catch (const ConfigError& e) {
+    throw ConfigError(std::string("train.") + e.what());
+  }
   precision_from_name(precision, "train.precision");
   try {
-    LossScalerConfig ls;
-    ls.init_scale = loss_scale;
-    ls.growth_interval = loss_scale_growth_interval;
-    ls.validate();
+    loss_scaler_config().validate();
   } catch (const ConfigError& e) {
     throw ConfigError(std::string("train.") + e.what());
   }

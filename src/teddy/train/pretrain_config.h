@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "teddy/model/config.h"
+#include "teddy/train/loss_scaler.h"
 
 namespace teddy {
 
@@ -57,7 +58,8 @@ struct PretrainConfig {
 
   int64_t tokens_per_step() const { return static_cast<int64_t>(micro_batch) * seq_len * grad_accum; }  // per rank
   int64_t global_tokens_per_step() const { return tokens_per_step() * data_parallel; }
-  int64_t total_steps() const;  // steps, or ceil(tokens / global_tokens_per_step)
+  int64_t total_steps() const;
+  LossScalerConfig loss_scaler_config() const;  // from loss_scale, loss_scale_growth_interval  // steps, or ceil(tokens / global_tokens_per_step)
 
   // Parses `toml_text` (from `source` for messages), then applies `overrides`
   // ("section.key=value", value in TOML syntax; bare words are taken as strings).

@@ -86,10 +86,7 @@ Pretrainer::Pretrainer(PretrainConfig cfg, bool resume, std::shared_ptr<DataPara
     if (s.dp)
       throw ConfigError("train.precision: fp16 needs the dynamic loss scaler, which the data-parallel engine does not "
                         "run yet; use bf16 (no scaler needed) or a single process");
-    LossScalerConfig lc;
-    lc.init_scale = cfg.loss_scale;
-    lc.growth_interval = cfg.loss_scale_growth_interval;
-    s.scaler = std::make_unique<LossScaler>(lc);
+    s.scaler = std::make_unique<LossScaler>(cfg.loss_scaler_config());
   }
   s.model->reserve_activations(cfg.micro_batch, cfg.seq_len);
   AdamWConfig ac;
