@@ -1,5 +1,7 @@
 #include "teddy/core/buffer.h"
 
+#include <sys/mman.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -17,8 +19,17 @@ void AlignedBuffer::resize(size_t bytes) {
   ptr_.reset();
   bytes_ = 0;
   if (bytes == 0) return;
-  void* p = std::aligned_alloc(kAlignBytes, align_up(bytes, kAlignBytes));
+  // Large buffers (parameters, gradients, moments, the activation arena) sit on 2 MiB
+  // boundaries and ask for transparent huge pages: with 4 KiB pages the GEMMs' packing
+  // and the streaming kernels miss the TLB on every page of a 150 MB operand. Kernels
+  // that default THP to "madvise" (Debian's) give huge pages only to regions that ask.
+  const bool huge = bytes >= kHugePageBytes;
+  const size_t align = huge ? kHugePageBytes : kAlignBytes;
+  void* p = std::aligned_alloc(align, align_up(bytes, align));
   if (!p) throw Error("out of memory allocating " + std::to_string(bytes) + " bytes");
+#ifdef MADV_HUGEPAGE
+  if (huge) madvise(p, align_up(bytes, align), MADV_HUGEPAGE);  // advice only: failure is harmless
+#endif
   ptr_.reset(static_cast<std::byte*>(p));
   bytes_ = bytes;
   zero();

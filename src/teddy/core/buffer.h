@@ -10,6 +10,7 @@
 namespace teddy {
 
 constexpr size_t kAlignBytes = 64;  // one cache line / one AVX-512 register
+constexpr size_t kHugePageBytes = size_t{2} << 20;  // buffers this large get huge pages
 
 inline size_t align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 

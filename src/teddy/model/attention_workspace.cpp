@@ -35,13 +35,15 @@ void attention_fwd(const BlockShape& s, float* out, float* lse, const float* qkv
 }
 
 void attention_bwd(const BlockShape& s, float* dqkv, const float* dout, const float* qkv, const float* out,
-                   const float* lse, const int32_t* seg) {
+                   const float* lse, const int32_t* seg, kernels::Grad mode) {
   if (s.attn_scratch &&
-      k::attention_flash_backward_scratch_floats(s.B, s.T, s.NH, s.NKV, s.HS) <= s.attn_scratch_floats)
+      k::attention_flash_backward_scratch_floats(s.B, s.T, s.NH, s.NKV, s.HS) <= s.attn_scratch_floats) {
     k::attention_flash_backward(dqkv, dout, qkv, out, lse, seg, s.B, s.T, s.NH, s.NKV, s.HS, s.attn_scratch,
-                                s.attn_scratch_floats);
-  else
+                                s.attn_scratch_floats, k::FlashBackwardSplit::automatic, mode);
+  } else {
+    if (mode == kernels::Grad::set) zero_floats(dqkv, static_cast<size_t>(s.N) * s.QKV);  // ops.inc adds
     k::attention_backward(dqkv, dout, qkv, out, lse, seg, s.B, s.T, s.NH, s.NKV, s.HS);
+  }
 }
 
 }  // namespace teddy::model_detail

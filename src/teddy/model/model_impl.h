@@ -154,7 +154,8 @@ void zero_floats(float* p, size_t n);
 // call needs more (other shapes, more threads).
 size_t attention_scratch_floats(const ModelConfig& cfg, int rows);
 void attention_fwd(const BlockShape& s, float* out, float* lse, const float* qkv, const int32_t* seg);
+// dqkv = (mode set) or += (add) the attention gradient.
 void attention_bwd(const BlockShape& s, float* dqkv, const float* dout, const float* qkv, const float* out,
-                   const float* lse, const int32_t* seg);
+                   const float* lse, const int32_t* seg, kernels::Grad mode);
 
 }  // namespace teddy::model_detail

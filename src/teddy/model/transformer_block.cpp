@@ -82,11 +82,6 @@ void norm_backward(const BlockShape& s, float* dinp, float* dw, float* db, const
 
 namespace {
 
-void zero_timed(const BlockShape& s, float* p, size_t n) {
-  ProfileScope scope(s.prof, "zero_activation_grads");
-  zero_floats(p, n);
-}
-
 void linear_fwd(const BlockShape& s, float* out, const float* inp, const float* w, const float* b, int C, int OC) {
   ProfileScope scope(s.prof, "linear_forward", linear_flops(s.N, C, OC));
   k::linear_forward(out, inp, w, b, s.N, C, OC);
@@ -197,9 +192,8 @@ void block_backward(const BlockShape& s, const LayerTensors& w, const LayerTenso
   norm_backward(s, dx, g.norm2_w, g.norm2_b, acts.dln, a.h, w.norm2_w, a.mean2, a.rstd2);  // dx = dL/dh
   // Attention half.
   linear_bwd(s, acts.datt, g.proj_w, g.proj_b, dx, a.att, w.proj_w, s.C, s.C);
-  zero_timed(s, acts.dqkv, N * s.QKV);
   timed(s.prof, "attention_backward", 0, [&] {
-    attention_bwd(s, acts.dqkv, acts.datt, a.qkv, a.att, a.lse, seg);
+    attention_bwd(s, acts.dqkv, acts.datt, a.qkv, a.att, a.lse, seg, kernels::Grad::set);
   });
   const float* dqkv = acts.dqkv;
   if (!s.gpt2) {

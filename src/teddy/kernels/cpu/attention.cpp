@@ -262,7 +262,7 @@ void pack_queries(const Dims& d, const float* qkv, const float* dout, const floa
 // group and every query block at or below the diagonal, reading the group's packed
 // q, dO, D from `in`; dQ contributions into w.dq.
 void backward_key_block(const Dims& d, float* dqkv, const float* qkv, const float* lse, const int32_t* seg, int b,
-                        int g, int kb, const BwdTiles& in, const BwdTiles& w) {
+                        int g, int kb, const BwdTiles& in, const BwdTiles& w, bool set) {
   const int j0 = kb * kB, nc = std::min(kB, d.T - j0), HS = d.HS, HSp = d.HSp;
   const float* base = qkv + static_cast<int64_t>(b) * d.T * d.R;
   const float* ksrc = base + static_cast<int64_t>(d.NH + g) * HS;
@@ -311,22 +311,23 @@ void backward_key_block(const Dims& d, float* dqkv, const float* qkv, const floa
     float* dk = dbase + static_cast<int64_t>(j0 + j) * d.R + static_cast<int64_t>(d.NH + g) * HS;
     float* dv = dbase + static_cast<int64_t>(j0 + j) * d.R + static_cast<int64_t>(d.NH + d.NKV + g) * HS;
     for (int c = 0; c < HS; ++c) {
-      dk[c] += w.dk[j * HSp + c];
-      dv[c] += w.dv[j * HSp + c];
+      dk[c] = (set ? 0.0f : dk[c]) + w.dk[j * HSp + c];
+      dv[c] = (set ? 0.0f : dv[c]) + w.dv[j * HSp + c];
     }
   }
 }
 
 // dqkv's query rows [r0, r1) of (b, g) (row r = hh*T + i) += scale * sum of the
-// `n` dQ accumulators, added in order.
-void add_dq(const Dims& d, float* dqkv, const float* const* dq, int n, int b, int g, int64_t r0, int64_t r1) {
+// `n` dQ accumulators, added in order (with `set`, = instead of +=).
+void add_dq(const Dims& d, float* dqkv, const float* const* dq, int n, int b, int g, int64_t r0, int64_t r1,
+            bool set) {
   for (int64_t r = r0; r < r1; ++r) {
     const int hh = static_cast<int>(r / d.T), i = static_cast<int>(r % d.T);
     float* dst = dqkv + (static_cast<int64_t>(b) * d.T + i) * d.R + static_cast<int64_t>(g * d.G + hh) * d.HS;
     for (int c = 0; c < d.HS; ++c) {
       float s = dq[0][r * d.HSp + c];
       for (int t = 1; t < n; ++t) s += dq[t][r * d.HSp + c];
-      dst[c] += d.scale * s;
+      dst[c] = (set ? 0.0f : dst[c]) + d.scale * s;
     }
   }
 }
@@ -408,12 +409,13 @@ void attention_flash_forward(float* out, float* lse, const float* qkv, const int
 
 void attention_flash_backward(float* dqkv, const float* dout, const float* qkv, const float* out,
                               const float* lse, const int32_t* seg, int B, int T, int NH, int NKV, int HS,
-                              float* scratch, size_t scratch_floats, FlashBackwardSplit split) {
+                              float* scratch, size_t scratch_floats, FlashBackwardSplit split, Grad mode) {
   const Dims d = make_dims(B, T, NH, NKV, HS);
   const int threads = omp_get_max_threads();
   const size_t per_thread = bwd_tile_floats(d);
   check_scratch("attention_flash_backward", scratch_floats, per_thread * threads);
   const bool by_group = use_by_group(d, threads, split);
+  const bool set = mode == Grad::set;
   const int pairs = B * NKV;
   const int64_t rows = static_cast<int64_t>(d.G) * T;  // query rows of one kv head
   const size_t dq_floats = static_cast<size_t>(rows) * d.HSp;
@@ -431,9 +433,9 @@ void attention_flash_backward(float* dqkv, const float* dout, const float* qkv, 
         const int b = p / NKV, g = p % NKV;
         pack_queries(d, qkv, dout, out, b, g, 0, rows, w);
         std::fill(w.dq, w.dq + dq_floats, 0.0f);
-        for (int kb = 0; kb < d.nblk; ++kb) backward_key_block(d, dqkv, qkv, lse, seg, b, g, kb, w, w);
+        for (int kb = 0; kb < d.nblk; ++kb) backward_key_block(d, dqkv, qkv, lse, seg, b, g, kb, w, w, set);
         const float* dq = w.dq;
-        add_dq(d, dqkv, &dq, 1, b, g, 0, rows);
+        add_dq(d, dqkv, &dq, 1, b, g, 0, rows, set);
       }
     } else {
       const int64_t chunk = (rows + nth - 1) / nth;
@@ -446,11 +448,11 @@ void attention_flash_backward(float* dqkv, const float* dout, const float* qkv, 
         // Snake order (0..n-1, n-1..0, ...): early key blocks carry the most query blocks.
         for (int round = 0; round * nth < d.nblk; ++round) {
           const int kb = round * nth + (round % 2 == 0 ? tid : nth - 1 - tid);
-          if (kb < d.nblk) backward_key_block(d, dqkv, qkv, lse, seg, b, g, kb, shared, w);
+          if (kb < d.nblk) backward_key_block(d, dqkv, qkv, lse, seg, b, g, kb, shared, w, set);
         }
 #pragma omp barrier
         // Sum the per-thread dQ partials in thread order: deterministic for a given thread count.
-        add_dq(d, dqkv, parts.data(), nth, b, g, r0, r1);
+        add_dq(d, dqkv, parts.data(), nth, b, g, r0, r1, set);
 #pragma omp barrier
       }
     }

@@ -15,6 +15,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "teddy/kernels/kernels.h"
+
 namespace teddy::kernels::cpu {
 
 constexpr int kFlashBlock = 64;  // query rows and key columns per tile
@@ -32,12 +34,13 @@ size_t attention_flash_backward_scratch_floats(int B, int T, int NH, int NKV, in
 
 // Same contract as ops.inc attention_forward / attention_backward. scratch: at least
 // the floats above for omp_get_max_threads() threads (throws Error otherwise), any
-// contents, 64-byte alignment preferred.
+// contents, 64-byte alignment preferred. Backward writes every element of dqkv exactly
+// once, so `mode` Grad::set overwrites it (no zeroing pass before); Grad::add adds.
 void attention_flash_forward(float* out, float* lse, const float* qkv, const int32_t* seg, int B, int T, int NH,
                              int NKV, int HS, float* scratch, size_t scratch_floats);
 void attention_flash_backward(float* dqkv, const float* dout, const float* qkv, const float* out,
                               const float* lse, const int32_t* seg, int B, int T, int NH, int NKV, int HS,
                               float* scratch, size_t scratch_floats,
-                              FlashBackwardSplit split = FlashBackwardSplit::automatic);
+                              FlashBackwardSplit split = FlashBackwardSplit::automatic, Grad mode = Grad::add);
 
 }  // namespace teddy::kernels::cpu
