@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <optional>
 #include <random>
 #include <ctime>
 
@@ -47,11 +48,6 @@ TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o
   TrainBenchResult r;
   r.workload = w;
   r.threads = o.threads;
-  // The ceiling is measured right before and right after this workload's timed steps
-  // (half the budget each) and averaged: on a shared VM the machine's speed drifts over
-  // minutes, and a ceiling taken at another moment would fold that drift into the MFU.
-  // Both samples fall outside the peak-RSS window (their operands are freed).
-  r.sgemm_before = kernels::cpu::measure_sgemm_gflops(o.threads, o.sgemm_seconds / 2);
   reset_peak_rss();
 
   Model model(cfg);
@@ -76,8 +72,16 @@ TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o
   b.T = w.seq;
   const std::span<const Batch> micro(&b, 1);
 
-  std::vector<double> times, cpu_times;
+  // The ceiling is sampled right before every timed step and once after the last (each
+  // sample o.sgemm_seconds long), and each step's MFU is its rate over the mean of the
+  // samples around it: on a shared VM the machine's speed drifts by ±10% within
+  // a minute, and a ceiling taken at another moment would fold that drift into the MFU.
+  // The reported MFU is the median of the per-step figures. The probe's operands are
+  // allocated after the first step, once the peak RSS of the model alone is read.
+  std::optional<kernels::cpu::SgemmCeilingProbe> probe;
+  std::vector<double> times, cpu_times, ceilings;  // ceilings[k]: sample before timed step k (NaN: none)
   for (int i = 0; i < o.warmup + o.steps; ++i) {
+    if (i >= o.warmup) ceilings.push_back(probe ? probe->measure(o.sgemm_seconds).gflops : std::nan(""));
     const double c0 = process_cpu_seconds();
     const auto t0 = std::chrono::steady_clock::now();
     if (precision == Precision::fp16)
@@ -89,16 +93,38 @@ TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o
       times.push_back(dt);
       cpu_times.push_back(process_cpu_seconds() - c0);
     }
+    if (i == 0) {
+      r.peak_rss_bytes = peak_rss_bytes();
+      probe.emplace(o.threads);
+    }
   }
+  ceilings.push_back(probe->measure(o.sgemm_seconds).gflops);
+  r.params = model.layout().count();
+  r.flops_per_token = 6.0 * static_cast<double>(r.params) + 12.0 * cfg.n_layer * cfg.d_model * static_cast<double>(w.seq);
+  std::vector<double> step_mfu;
+  for (size_t k = 0; k < times.size(); ++k) {
+    const double before = ceilings[k], after = ceilings[k + 1];
+    const double ceiling = std::isnan(before) ? after : 0.5 * (before + after);
+    step_mfu.push_back(static_cast<double>(n) / times[k] * r.flops_per_token / 1e9 / ceiling);
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  r.mfu = median(step_mfu);
+  std::erase_if(ceilings, [](double c) { return std::isnan(c); });
+  r.sgemm_samples = static_cast<int>(ceilings.size());
+  r.sgemm_before = ceilings.front();
+  r.sgemm_after = ceilings.back();
+  r.sgemm_gflops = median(ceilings);
+  r.sgemm_min = *std::min_element(ceilings.begin(), ceilings.end());
+  r.sgemm_max = *std::max_element(ceilings.begin(), ceilings.end());
+  r.cpu_ms_per_step = median(cpu_times) * 1e3;
   std::sort(times.begin(), times.end());
-  std::sort(cpu_times.begin(), cpu_times.end());
-  r.cpu_ms_per_step = cpu_times[cpu_times.size() / 2] * 1e3;
   const double med = times[times.size() / 2];
   r.ms_per_step = med * 1e3;
   r.ms_min = times.front() * 1e3;
   r.ms_max = times.back() * 1e3;
-  r.params = model.layout().count();
-  r.flops_per_token = 6.0 * static_cast<double>(r.params) + 12.0 * cfg.n_layer * cfg.d_model * static_cast<double>(w.seq);
   r.tokens_per_s = static_cast<double>(n) / med;
   r.gflops_per_s = r.tokens_per_s * r.flops_per_token / 1e9;
   r.param_bytes = model.param_bytes();
@@ -110,10 +136,6 @@ TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o
   r.precision = o.precision;
   r.weight_scratch_bytes = model.weight_scratch_bytes();
   r.skipped_steps = scaler.skipped();
-  r.peak_rss_bytes = peak_rss_bytes();
-  r.sgemm_after = kernels::cpu::measure_sgemm_gflops(o.threads, o.sgemm_seconds / 2);
-  r.sgemm_gflops = 0.5 * (r.sgemm_before + r.sgemm_after);
-  r.mfu = r.sgemm_gflops > 0 ? r.gflops_per_s / r.sgemm_gflops : 0;
 
   if (o.profile) {
     Profiler prof;

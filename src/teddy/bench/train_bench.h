@@ -23,7 +23,7 @@ struct TrainBenchOptions {
   int warmup = 2;
   int steps = 5;             // timed steps; the median is reported
   bool profile = true;       // per-kernel breakdown from one extra profiled step
-  double sgemm_seconds = 2;  // time budget for the ceiling measurement (per workload: half before, half after)
+  double sgemm_seconds = 1;  // time budget of one ceiling sample (one before each timed step, one after the last)
   std::string recompute = "none";  // activation recomputation: none | attention | block
   std::string precision = "fp32";  // fp32 | bf16 | fp16 (fp16 steps run the dynamic loss scaler)
 };
@@ -38,9 +38,11 @@ struct TrainBenchResult {
   double cpu_ms_per_step = 0;  // median process CPU time (all threads) per step: robust to a loaded machine
   double tokens_per_s = 0;
   double gflops_per_s = 0;
-  double mfu = 0;              // gflops_per_s / sgemm_gflops
-  double sgemm_gflops = 0;     // mean of the ceilings measured just before and just after the steps
-  double sgemm_before = 0, sgemm_after = 0;
+  double mfu = 0;              // median over timed steps of (step's GFLOP/s) / (mean of the ceilings around it)
+  double sgemm_gflops = 0;     // median of the ceiling samples
+  double sgemm_before = 0, sgemm_after = 0;  // the first and the last sample
+  double sgemm_min = 0, sgemm_max = 0;
+  int sgemm_samples = 0;
   size_t peak_rss_bytes = 0;
   size_t param_bytes = 0, grad_bytes = 0, optimizer_bytes = 0, activation_bytes = 0;
   std::string recompute;  // the mode the step ran with

@@ -104,6 +104,9 @@ void print_train_result(const TrainBenchResult& r, bool json) {
     j["sgemm_gflops"] = r.sgemm_gflops;
     j["sgemm_gflops_before"] = r.sgemm_before;
     j["sgemm_gflops_after"] = r.sgemm_after;
+    j["sgemm_gflops_min"] = r.sgemm_min;
+    j["sgemm_gflops_max"] = r.sgemm_max;
+    j["sgemm_samples"] = r.sgemm_samples;
     j["peak_rss_bytes"] = r.peak_rss_bytes;
     j["param_bytes"] = r.param_bytes;
     j["grad_bytes"] = r.grad_bytes;
@@ -138,7 +141,9 @@ void print_train_result(const TrainBenchResult& r, bool json) {
     std::printf("      %s: rounded-weight scratch %s (fp32 master weights kept)%s\n", r.precision.c_str(),
                 plan::format_bytes(static_cast<double>(r.weight_scratch_bytes)).c_str(),
                 r.precision == "fp16" ? (", " + std::to_string(r.skipped_steps) + " steps skipped by the loss scaler").c_str() : "");
-  std::printf("      sgemm ceiling %.1f GFLOP/s before the steps, %.1f after\n", r.sgemm_before, r.sgemm_after);
+  std::printf("      sgemm ceiling %.1f GFLOP/s: median of %d samples, one before each timed step and one after "
+              "the last (min %.1f, max %.1f)\n",
+              r.sgemm_gflops, r.sgemm_samples, r.sgemm_min, r.sgemm_max);
   std::printf("      median step %.1f ms wall (min %.1f, max %.1f), %.1f ms CPU over all threads\n", r.ms_per_step,
               r.ms_min, r.ms_max, r.cpu_ms_per_step);
   if (!r.kernel_seconds.empty()) {
@@ -177,15 +182,17 @@ void add_bench_train(CLI::App& bench, Run& run) {
   cmd->add_option("--precision", a->opts.precision, "Training precision: fp32 | bf16 | fp16 (default fp32)");
   cmd->add_flag("--json", a->json, "One JSON object per workload");
   cmd->footer("Standard workloads (fp32): W1 gpt2-124M B=4 T=64; W1b gpt2-124M B=4 T=256; W2 gpt2-d6 (6L/6H/384) B=8 T=256.\n"
-              "FLOPs per token = 6*N + 12*L*C*T (N parameters, L layers, C width, T sequence); MFU = achieved / sgemm ceiling.");
+              "FLOPs per token = 6*N + 12*L*C*T (N parameters, L layers, C width, T sequence). MFU: per timed step,\n"
+              "achieved GFLOP/s over the sgemm ceiling sampled right before and right after that step (mean of the\n"
+              "two); the median over steps is reported.");
   cmd->callback([a, &run] {
     run = [a] {
       if (!a->model.empty()) a->opts.workloads = {{"custom", a->model, a->batch, a->seq}};
       for (const auto& w : standard_train_workloads())
         if (w.name == a->workload) a->opts.workloads = {w};
       if (!a->json) {
-        std::printf("FLOPs per token = 6*N + 12*L*C*T; MFU against the sgemm ceiling measured just before and "
-                    "after each workload's steps (their mean)\n");
+        std::printf("FLOPs per token = 6*N + 12*L*C*T; MFU: median over timed steps of the step's GFLOP/s over the "
+                    "sgemm ceiling sampled just before and just after it (their mean)\n");
         std::printf("%-5s %-10s %3s %5s %3s %10s %10s %9s %7s %9s %12s\n", "name", "model", "B", "T", "thr", "ms/step",
                     "tokens/s", "GFLOP/s", "MFU", "sgemm", "peak RSS");
       }

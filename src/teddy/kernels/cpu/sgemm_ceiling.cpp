@@ -56,36 +56,47 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-}  // namespace
-
-SgemmCeiling measure_sgemm_ceiling(int threads, double seconds_budget) {
-  TEDDY_CHECK(seconds_budget > 0.0, "measure_sgemm_ceiling: seconds_budget must be positive");
-  ThreadCountScope scope(threads);
-
-  SgemmCeiling result;
-  result.threads = scope.threads();
-  // Multiply-adds per token of GPT-2 124M's GEMMs (the common factors, 2 FLOPs per
-  // multiply-add and 3 for forward + backward, cancel in the shares).
+// Multiply-adds per token of GPT-2 124M's GEMMs (the common factors, 2 FLOPs per
+// multiply-add and 3 for forward + backward, cancel in the shares).
+std::vector<SgemmShapeRate> ceiling_shapes() {
   constexpr double kBlock = 12.0 * 768 * (2304 + 768 + 3072 + 3072), kHead = 50304.0 * 768;
   constexpr double kHeadShare = kHead / (kBlock + kHead), kBlockShare = (1.0 - kHeadShare) / 4;
-  result.shapes = {
+  return {
       {"fc forward", 1024, 3072, 768, false, true, kBlockShare},
       {"proj forward", 1024, 768, 3072, false, true, kBlockShare},
       {"fc dinp", 1024, 768, 3072, false, false, kBlockShare},
       {"fc dweight", 3072, 768, 1024, true, false, kBlockShare},
       {"lm head chunk", 512, 50304, 768, false, true, kHeadShare},
   };
+}
+}  // namespace
 
-  // One allocation for the largest operands, reused by every shape.
+SgemmCeilingProbe::SgemmCeilingProbe(int threads) : threads_(threads), shapes_(ceiling_shapes()) {
+  // One allocation for the largest operands, reused by every shape and every measurement.
   size_t max_a = 0, max_b = 0, max_c = 0;
-  for (const auto& s : result.shapes) {
+  for (const auto& s : shapes_) {
     max_a = std::max(max_a, static_cast<size_t>(s.M) * s.K);
     max_b = std::max(max_b, static_cast<size_t>(s.K) * s.N);
     max_c = std::max(max_c, static_cast<size_t>(s.M) * s.N);
   }
-  AlignedBuffer a(max_a * sizeof(float)), b(max_b * sizeof(float)), c(max_c * sizeof(float));
-  fill(a.as<float>(), max_a, 1);
-  fill(b.as<float>(), max_b, 2);
+  ThreadCountScope scope(threads_);  // parallel fill: pages land near their threads
+  a_.resize(max_a * sizeof(float));
+  b_.resize(max_b * sizeof(float));
+  c_.resize(max_c * sizeof(float));
+  fill(a_.as<float>(), max_a, 1);
+  fill(b_.as<float>(), max_b, 2);
+}
+
+SgemmCeiling SgemmCeilingProbe::measure(double seconds_budget) {
+  TEDDY_CHECK(seconds_budget > 0.0, "measure_sgemm_ceiling: seconds_budget must be positive");
+  ThreadCountScope scope(threads_);
+
+  SgemmCeiling result;
+  result.threads = scope.threads();
+  result.shapes = shapes_;
+  float* a = a_.as<float>();
+  float* b = b_.as<float>();
+  float* c = c_.as<float>();
 
   const double per_shape_budget = seconds_budget / static_cast<double>(result.shapes.size());
   double inv_best = 0.0, inv_median = 0.0;  // sum of weight / rate
@@ -97,7 +108,7 @@ SgemmCeiling measure_sgemm_ceiling(int threads, double seconds_budget) {
     const int ldb = s.trans_b ? s.K : s.N;
     auto call = [&] {
       cblas_sgemm(CblasRowMajor, s.trans_a ? CblasTrans : CblasNoTrans, s.trans_b ? CblasTrans : CblasNoTrans,
-                  s.M, s.N, s.K, 1.0f, a.as<float>(), lda, b.as<float>(), ldb, 0.0f, c.as<float>(), s.N);
+                  s.M, s.N, s.K, 1.0f, a, lda, b, ldb, 0.0f, c, s.N);
     };
     const auto shape_start = std::chrono::steady_clock::now();  // the warm-up counts against the budget
     call();  // warm-up: thread pool start-up, page faults on c
@@ -121,6 +132,11 @@ SgemmCeiling measure_sgemm_ceiling(int threads, double seconds_budget) {
   result.gflops = 1.0 / inv_best;
   result.median_gflops = 1.0 / inv_median;
   return result;
+}
+
+SgemmCeiling measure_sgemm_ceiling(int threads, double seconds_budget) {
+  TEDDY_CHECK(seconds_budget > 0.0, "measure_sgemm_ceiling: seconds_budget must be positive");
+  return SgemmCeilingProbe(threads).measure(seconds_budget);
 }
 
 double measure_sgemm_gflops(int threads, double seconds_budget) {

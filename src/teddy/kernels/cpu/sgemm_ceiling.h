@@ -31,6 +31,8 @@
 #include <string>
 #include <vector>
 
+#include "teddy/core/buffer.h"
+
 namespace teddy::kernels::cpu {
 
 struct SgemmShapeRate {
@@ -50,6 +52,20 @@ struct SgemmCeiling {
   double gflops = 0.0;         // the ceiling: weighted harmonic mean of per-shape best rates
   double median_gflops = 0.0;  // the same over per-shape median rates (a steadier figure)
   std::vector<SgemmShapeRate> shapes;
+};
+
+// The operands allocated and filled once, for repeated measurements (`teddy bench
+// train` samples the ceiling between timed steps without re-faulting ~270 MB of
+// pages each time). measure() behaves as measure_sgemm_ceiling.
+class SgemmCeilingProbe {
+ public:
+  explicit SgemmCeilingProbe(int threads);
+  SgemmCeiling measure(double seconds_budget);
+
+ private:
+  int threads_;
+  std::vector<SgemmShapeRate> shapes_;
+  AlignedBuffer a_, b_, c_;
 };
 
 // Measures every shape above. Throws teddy::Error if seconds_budget is not positive.
