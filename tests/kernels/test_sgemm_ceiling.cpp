@@ -18,7 +18,7 @@ TEST(SgemmCeiling, MeasuresEveryShapeAndRestoresThreads) {
   const auto r = kc::measure_sgemm_ceiling(1, 0.01);  // tiny budget: minimum calls only
   EXPECT_EQ(omp_get_max_threads(), saved);
   EXPECT_EQ(r.threads, 1);
-  ASSERT_EQ(r.shapes.size(), 5u);
+  ASSERT_EQ(r.shapes.size(), 15u);  // forward, dinp, dweight of qkv, attn proj, fc, mlp proj, lm head
   double weights = 0;
   for (const auto& s : r.shapes) weights += s.weight;
   EXPECT_NEAR(weights, 1.0, 1e-12);
@@ -32,6 +32,16 @@ TEST(SgemmCeiling, MeasuresEveryShapeAndRestoresThreads) {
   EXPECT_TRUE(std::isfinite(r.gflops));
   EXPECT_GT(r.gflops, 0.0);
   EXPECT_GE(r.gflops, r.median_gflops);
+  EXPECT_TRUE(std::isfinite(r.five_shape_gflops));
+  EXPECT_GT(r.five_shape_gflops, 0.0);
+  // The three GEMMs of a linear carry equal weight; the lm head is ~31% of the FLOPs.
+  double head = 0;
+  for (const auto& s : r.shapes)
+    if (s.name.rfind("lm head", 0) == 0) {
+      EXPECT_EQ(s.M * static_cast<double>(s.N) * s.K, 512.0 * 50304 * 768);
+      head += s.weight;
+    }
+  EXPECT_NEAR(head, 50304.0 * 768 / (12.0 * 768 * (2304 + 768 + 3072 + 3072) + 50304.0 * 768), 1e-12);
 }
 
 TEST(SgemmCeiling, RejectsNonPositiveBudget) {

@@ -79,9 +79,11 @@ TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o
   // The reported MFU is the median of the per-step figures. The probe's operands are
   // allocated after the first step, once the peak RSS of the model alone is read.
   std::optional<kernels::cpu::SgemmCeilingProbe> probe;
-  std::vector<double> times, cpu_times, ceilings;  // ceilings[k]: sample before timed step k (NaN: none)
+  // ceilings[k]: the sample before timed step k (empty: none); then the one after the last.
+  std::vector<std::optional<kernels::cpu::SgemmCeiling>> ceilings;
+  std::vector<double> times, cpu_times;
   for (int i = 0; i < o.warmup + o.steps; ++i) {
-    if (i >= o.warmup) ceilings.push_back(probe ? probe->measure(o.sgemm_seconds).gflops : std::nan(""));
+    if (i >= o.warmup) ceilings.push_back(probe ? std::optional(probe->measure(o.sgemm_seconds)) : std::nullopt);
     const double c0 = process_cpu_seconds();
     const auto t0 = std::chrono::steady_clock::now();
     if (precision == Precision::fp16)
@@ -98,27 +100,38 @@ TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o
       probe.emplace(o.threads);
     }
   }
-  ceilings.push_back(probe->measure(o.sgemm_seconds).gflops);
+  ceilings.push_back(probe->measure(o.sgemm_seconds));
   r.params = model.layout().count();
   r.flops_per_token = 6.0 * static_cast<double>(r.params) + 12.0 * cfg.n_layer * cfg.d_model * static_cast<double>(w.seq);
-  std::vector<double> step_mfu;
-  for (size_t k = 0; k < times.size(); ++k) {
-    const double before = ceilings[k], after = ceilings[k + 1];
-    const double ceiling = std::isnan(before) ? after : 0.5 * (before + after);
-    step_mfu.push_back(static_cast<double>(n) / times[k] * r.flops_per_token / 1e9 / ceiling);
-  }
   auto median = [](std::vector<double> v) {
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
   };
-  r.mfu = median(step_mfu);
-  std::erase_if(ceilings, [](double c) { return std::isnan(c); });
-  r.sgemm_samples = static_cast<int>(ceilings.size());
-  r.sgemm_before = ceilings.front();
-  r.sgemm_after = ceilings.back();
-  r.sgemm_gflops = median(ceilings);
-  r.sgemm_min = *std::min_element(ceilings.begin(), ceilings.end());
-  r.sgemm_max = *std::max_element(ceilings.begin(), ceilings.end());
+  // Per step: achieved GFLOP/s over the mean of the samples around it.
+  auto step_mfu = [&](double kernels::cpu::SgemmCeiling::*field) {
+    std::vector<double> mfu;
+    for (size_t k = 0; k < times.size(); ++k) {
+      const double after = (*ceilings[k + 1]).*field;
+      const double ceiling = ceilings[k] ? 0.5 * ((*ceilings[k]).*field + after) : after;
+      mfu.push_back(static_cast<double>(n) / times[k] * r.flops_per_token / 1e9 / ceiling);
+    }
+    return median(mfu);
+  };
+  r.mfu = step_mfu(&kernels::cpu::SgemmCeiling::gflops);
+  r.mfu_five_shape = step_mfu(&kernels::cpu::SgemmCeiling::five_shape_gflops);
+  std::vector<double> samples, five;
+  for (const auto& c : ceilings)
+    if (c) {
+      samples.push_back(c->gflops);
+      five.push_back(c->five_shape_gflops);
+    }
+  r.sgemm_samples = static_cast<int>(samples.size());
+  r.sgemm_before = samples.front();
+  r.sgemm_after = samples.back();
+  r.sgemm_gflops = median(samples);
+  r.sgemm_min = *std::min_element(samples.begin(), samples.end());
+  r.sgemm_max = *std::max_element(samples.begin(), samples.end());
+  r.sgemm_five_shape = median(five);
   r.cpu_ms_per_step = median(cpu_times) * 1e3;
   std::sort(times.begin(), times.end());
   const double med = times[times.size() / 2];

@@ -43,6 +43,8 @@ struct TrainBenchResult {
   double sgemm_before = 0, sgemm_after = 0;  // the first and the last sample
   double sgemm_min = 0, sgemm_max = 0;
   int sgemm_samples = 0;
+  // The same against the 5-shape ceiling used until 2026-11-30 (sgemm_ceiling.h).
+  double mfu_five_shape = 0, sgemm_five_shape = 0;
   size_t peak_rss_bytes = 0;
   size_t param_bytes = 0, grad_bytes = 0, optimizer_bytes = 0, activation_bytes = 0;
   std::string recompute;  // the mode the step ran with

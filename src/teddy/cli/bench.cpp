@@ -107,6 +107,8 @@ void print_train_result(const TrainBenchResult& r, bool json) {
     j["sgemm_gflops_min"] = r.sgemm_min;
     j["sgemm_gflops_max"] = r.sgemm_max;
     j["sgemm_samples"] = r.sgemm_samples;
+    j["mfu_five_shape"] = r.mfu_five_shape;
+    j["sgemm_gflops_five_shape"] = r.sgemm_five_shape;
     j["peak_rss_bytes"] = r.peak_rss_bytes;
     j["param_bytes"] = r.param_bytes;
     j["grad_bytes"] = r.grad_bytes;
@@ -141,9 +143,10 @@ void print_train_result(const TrainBenchResult& r, bool json) {
     std::printf("      %s: rounded-weight scratch %s (fp32 master weights kept)%s\n", r.precision.c_str(),
                 plan::format_bytes(static_cast<double>(r.weight_scratch_bytes)).c_str(),
                 r.precision == "fp16" ? (", " + std::to_string(r.skipped_steps) + " steps skipped by the loss scaler").c_str() : "");
-  std::printf("      sgemm ceiling %.1f GFLOP/s: median of %d samples, one before each timed step and one after "
-              "the last (min %.1f, max %.1f)\n",
-              r.sgemm_gflops, r.sgemm_samples, r.sgemm_min, r.sgemm_max);
+  std::printf("      sgemm ceiling %.1f GFLOP/s (15 training shapes): median of %d samples, one before each timed "
+              "step and one after the last (min %.1f, max %.1f); against the older 5-shape ceiling (%.1f) MFU "
+              "%.1f%%\n",
+              r.sgemm_gflops, r.sgemm_samples, r.sgemm_min, r.sgemm_max, r.sgemm_five_shape, 100 * r.mfu_five_shape);
   std::printf("      median step %.1f ms wall (min %.1f, max %.1f), %.1f ms CPU over all threads\n", r.ms_per_step,
               r.ms_min, r.ms_max, r.cpu_ms_per_step);
   if (!r.kernel_seconds.empty()) {
