@@ -39,7 +39,7 @@ for line in open(sys.argv[1]):
     impl, js = line.split(" ", 1)
     j = json.loads(js)
     rows.setdefault(j["workload"], {})[impl] = j
-print("FLOPs per token = 6*N + 12*L*C*T; MFU against teddy's sgemm ceiling measured in the same run")
+print("FLOPs per token = 6*N + 12*L*C*T; MFU against teddy's sgemm ceiling sampled around every timed step (median of per-step ratios)")
 hdr = f"{'workload':8} {'B':>2} {'T':>4} {'thr':>3} | {'teddy ms':>9} {'tok/s':>7} {'GFLOP/s':>7} {'MFU':>6} {'RSS MB':>7} | {'torch ms':>9} {'tok/s':>7} {'GFLOP/s':>7} {'RSS MB':>7} | {'teddy/torch':>11}"
 print(hdr)
 print("-" * len(hdr))
@@ -51,7 +51,10 @@ for w, r in rows.items():
           f"{t['gflops_per_s']:7.1f} {100 * t['mfu']:5.1f}% {t['peak_rss_bytes'] / 1e6:7.0f} | {p['ms_per_step']:9.1f} "
           f"{p['tokens_per_s']:7.0f} {p['gflops_per_s']:7.1f} {p['peak_rss_bytes'] / 1e6:7.0f} | "
           f"{t['tokens_per_s'] / p['tokens_per_s']:10.2f}x")
-sg = [r["teddy"]["sgemm_gflops"] for r in rows.values() if "teddy" in r]
-if sg:
-    print(f"sgemm ceiling (OpenBLAS, {next(iter(rows.values()))['teddy']['threads']} threads): " + ", ".join(f"{x:.1f}" for x in sg) + " GFLOP/s")
+for w, r in rows.items():
+    t = r.get("teddy")
+    if t:
+        print(f"{w}: sgemm ceiling (OpenBLAS, {t['threads']} threads, 15 training shapes) median {t['sgemm_gflops']:.1f} "
+              f"of {t['sgemm_samples']} samples (min {t['sgemm_gflops_min']:.1f}, max {t['sgemm_gflops_max']:.1f}) GFLOP/s; "
+              f"against the older 5-shape ceiling ({t['sgemm_gflops_five_shape']:.1f}) MFU {100 * t['mfu_five_shape']:.1f}%")
 PY
