@@ -130,11 +130,11 @@ std::string DataParallelEngine::save_checkpoint(const std::string& run_dir, cons
   const Range own = zt_->own();
   int64_t pid = static_cast<int64_t>(::getpid());
   comm_.broadcast(&pid, sizeof pid, 0);  // rank 0's pid names the temporary directory
-  const std::string tmp = sharded_checkpoint_temp_dir(run_dir, state.step, pid);
+  const std::string tmp = checkpoint_temp_dir(run_dir, state.step, pid);
   std::string err;
   if (rank == 0) {
     try {
-      prepare_sharded_checkpoint_dir(tmp);
+      begin_checkpoint_dir(tmp);
     } catch (const std::exception& e) {
       err = e.what();
     }
@@ -179,7 +179,7 @@ std::string DataParallelEngine::save_checkpoint(const std::string& run_dir, cons
     }
   }
   if (std::string e = agree_on_error(err); !e.empty()) throw Error("checkpoint: " + e);
-  return rank == 0 ? dir : sharded_checkpoint_final_dir(run_dir, state.step);
+  return rank == 0 ? dir : checkpoint_dir(run_dir, state.step);
 }
 
 std::optional<std::string> DataParallelEngine::latest_intact_checkpoint(const std::string& run_dir,

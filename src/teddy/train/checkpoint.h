@@ -44,6 +44,18 @@ std::string save_checkpoint(const std::string& run_dir, const Model& model, cons
                             const CheckpointState& state, int keep_last,
                             const std::function<void(const std::string&)>& after_file = {});
 
+// A checkpoint directory's life cycle, both formats (sharded_checkpoint.h too): the
+// files go into checkpoint_temp_dir (begin_checkpoint_dir creates it empty; the pid
+// keeps concurrent writers apart), then commit_checkpoint_dir fsyncs it, renames it
+// to checkpoint_dir(run_dir, step) (replacing an older checkpoint of that step only
+// now), fsyncs the parent and deletes all but the newest keep_last (0 keeps all).
+// Returns the checkpoint directory.
+std::string checkpoint_temp_dir(const std::string& run_dir, int64_t step, int64_t pid);
+std::string checkpoint_dir(const std::string& run_dir, int64_t step);
+void begin_checkpoint_dir(const std::string& temp_dir);
+std::string commit_checkpoint_dir(const std::string& run_dir, const std::string& temp_dir, int64_t step,
+                                  int keep_last);
+
 // Reads and verifies a checkpoint directory (state.json, sizes and checksums; or,
 // for a sharded checkpoint, manifest.json and every shard: sharded_checkpoint.h).
 // Throws FormatError naming the file and what is wrong.
