@@ -85,6 +85,12 @@ std::string config_difference(const ModelConfig& a, const ModelConfig& b) {
   return "";
 }
 
+std::string no_intact_checkpoint_message(const std::string& path, const std::vector<std::string>& skipped) {
+  std::string msg = path + ": no intact checkpoint found (expected a checkpoint directory with state.json or manifest.json, or a run directory with checkpoints/step_*)";
+  for (const auto& s : skipped) msg += "\n  skipped " + s;
+  return msg;
+}
+
 }  // namespace
 
 std::string step_dir_name(int64_t step) {
@@ -237,13 +243,17 @@ std::vector<std::string> list_checkpoints(const std::string& run_dir) {
   return out;
 }
 
-CheckpointInfo inspect_checkpoint(const std::string& dir) { return inspect_checkpoint_part(dir, 0, 1); }
+namespace {
 
-CheckpointInfo inspect_checkpoint_part(const std::string& dir, int part, int parts) {
+// inspect_checkpoint_part, keeping the sharded manifest.
+VerifiedCheckpoint inspect(const std::string& dir, int part, int parts) {
+  VerifiedCheckpoint out;
   if (is_sharded_checkpoint(dir)) {
-    const ShardedManifest man = read_shard_manifest(dir);
-    verify_shards(dir, man, part, parts);
-    return checkpoint_info(dir, man);
+    auto man = std::make_shared<ShardedManifest>(read_shard_manifest(dir));
+    verify_shards(dir, *man, part, parts);
+    out.info = checkpoint_info(dir, *man);
+    out.manifest = std::move(man);
+    return out;
   }
   const std::string state_path = (fs::path(dir) / kStateFile).string();
   nlohmann::json j;
@@ -252,7 +262,7 @@ CheckpointInfo inspect_checkpoint_part(const std::string& dir, int part, int par
   } catch (const nlohmann::json::exception& e) {
     throw FormatError(state_path + ": not valid JSON (" + e.what() + ")");
   }
-  CheckpointInfo info;
+  CheckpointInfo& info = out.info;
   info.dir = dir;
   try {
     if (j.value("format", "") != "teddy-checkpoint") throw FormatError(state_path + ": not a teddy checkpoint (format field)");
@@ -279,14 +289,24 @@ CheckpointInfo inspect_checkpoint_part(const std::string& dir, int part, int par
   } catch (const nlohmann::json::exception& e) {
     throw FormatError(state_path + ": missing or malformed field (" + e.what() + ")");
   }
-  return info;
+  return out;
 }
 
-std::optional<std::string> latest_intact_checkpoint(const std::string& run_dir, std::vector<std::string>* skipped) {
+}  // namespace
+
+CheckpointInfo inspect_checkpoint(const std::string& dir) { return inspect(dir, 0, 1).info; }
+
+CheckpointInfo inspect_checkpoint_part(const std::string& dir, int part, int parts) {
+  return inspect(dir, part, parts).info;
+}
+
+VerifiedCheckpoint verify_checkpoint(const std::string& dir) { return inspect(dir, 0, 1); }
+
+std::optional<VerifiedCheckpoint> latest_verified_checkpoint(const std::string& run_dir,
+                                                             std::vector<std::string>* skipped) {
   for (const std::string& d : list_checkpoints(run_dir)) {
     try {
-      inspect_checkpoint(d);
-      return d;
+      return verify_checkpoint(d);
     } catch (const Error& e) {
       if (skipped) skipped->push_back(d + ": " + e.what());
     }
@@ -294,10 +314,20 @@ std::optional<std::string> latest_intact_checkpoint(const std::string& run_dir, 
   return std::nullopt;
 }
 
+std::optional<std::string> latest_intact_checkpoint(const std::string& run_dir, std::vector<std::string>* skipped) {
+  if (auto c = latest_verified_checkpoint(run_dir, skipped)) return c->info.dir;
+  return std::nullopt;
+}
+
 CheckpointInfo load_checkpoint(const std::string& dir, Model& model, AdamW* opt) {
-  if (is_sharded_checkpoint(dir)) {
-    const ShardedManifest man = read_shard_manifest(dir);
-    verify_shards(dir, man, 0, 1);
+  return load_checkpoint(verify_checkpoint(dir), model, opt);
+}
+
+CheckpointInfo load_checkpoint(const VerifiedCheckpoint& checkpoint, Model& model, AdamW* opt) {
+  const std::string& dir = checkpoint.info.dir;
+  const CheckpointInfo& info = checkpoint.info;
+  if (checkpoint.manifest) {
+    const ShardedManifest& man = *checkpoint.manifest;
     check_shard_manifest_fits(dir, man, model);
     std::vector<float> m, v;
     if (opt) {
@@ -306,9 +336,8 @@ CheckpointInfo load_checkpoint(const std::string& dir, Model& model, AdamW* opt)
     }
     read_shard_range(dir, man, 0, man.flat_size, model.params(), opt ? m.data() : nullptr, opt ? v.data() : nullptr);
     if (opt) opt->set_state(man.optimizer_t, m.data(), v.data());
-    return checkpoint_info(dir, man);
+    return info;
   }
-  CheckpointInfo info = inspect_checkpoint(dir);
   const std::string diff = config_difference(model.config(), info.model_config);
   if (!diff.empty()) throw ConfigError(dir + ": checkpoint is from an incompatible model config: " + diff);
   const SafetensorsFile mf = SafetensorsFile::open((fs::path(dir) / kModelFile).string());
@@ -333,9 +362,15 @@ std::string resolve_checkpoint_path(const std::string& path) {
   if (fs::exists(fs::path(path) / kStateFile) || fs::exists(fs::path(path) / kShardManifestFile)) return path;
   std::vector<std::string> skipped;
   if (auto latest = latest_intact_checkpoint(path, &skipped)) return *latest;
-  std::string msg = path + ": no intact checkpoint found (expected a checkpoint directory with state.json or manifest.json, or a run directory with checkpoints/step_*)";
-  for (const auto& s : skipped) msg += "\n  skipped " + s;
-  throw Error(msg);
+  throw Error(no_intact_checkpoint_message(path, skipped));
+}
+
+VerifiedCheckpoint resolve_verified_checkpoint(const std::string& path) {
+  if (fs::exists(fs::path(path) / kStateFile) || fs::exists(fs::path(path) / kShardManifestFile))
+    return verify_checkpoint(path);
+  std::vector<std::string> skipped;
+  if (auto latest = latest_verified_checkpoint(path, &skipped)) return std::move(*latest);
+  throw Error(no_intact_checkpoint_message(path, skipped));
 }
 
 }  // namespace teddy

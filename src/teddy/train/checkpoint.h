@@ -10,6 +10,7 @@
 // directory without a valid state.json is never considered intact.
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,6 +36,16 @@ struct CheckpointInfo {
   CheckpointState state;
   ModelConfig model_config;
   int64_t optimizer_t = 0;
+};
+
+struct ShardedManifest;  // sharded_checkpoint.h
+
+// A checkpoint whose files have all been checked (sizes and checksums) by
+// verify_checkpoint, with what loading it needs: load_checkpoint(VerifiedCheckpoint)
+// reads it without hashing the files a second time.
+struct VerifiedCheckpoint {
+  CheckpointInfo info;
+  std::shared_ptr<const ShardedManifest> manifest;  // sharded checkpoints; null for the single-process format
 };
 
 // Writes a checkpoint for state.step and then deletes all but the newest `keep_last`
@@ -64,23 +75,36 @@ CheckpointInfo inspect_checkpoint(const std::string& dir);
 // the files i with i % parts == part (every part reads the state/manifest file).
 CheckpointInfo inspect_checkpoint_part(const std::string& dir, int part, int parts);
 
+// inspect_checkpoint, keeping what a load needs (the sharded manifest).
+VerifiedCheckpoint verify_checkpoint(const std::string& dir);
+
 // Checkpoint directories under <run>/checkpoints, newest step first (intact or not).
 std::vector<std::string> list_checkpoints(const std::string& run_dir);
 // The newest checkpoint that passes inspect_checkpoint, or nullopt. Broken ones are
 // reported through `skipped` ("dir: why") when given.
 std::optional<std::string> latest_intact_checkpoint(const std::string& run_dir,
                                                     std::vector<std::string>* skipped = nullptr);
+// The same search, returning what it verified (a resume loads it with the overload below).
+std::optional<VerifiedCheckpoint> latest_verified_checkpoint(const std::string& run_dir,
+                                                             std::vector<std::string>* skipped = nullptr);
 
 // Loads parameters (and, if opt != nullptr, the optimizer state) into a model whose
 // config equals the checkpoint's; throws ConfigError naming the first differing
-// field otherwise. Sharded checkpoints are assembled from all their shards.
+// field otherwise. Sharded checkpoints are assembled from all their shards. The
+// directory form verifies the checkpoint first (verify_checkpoint); the other loads
+// one verified already: its files are not hashed again, but a file whose size
+// changed since, or whose contents do not parse, is still refused.
 CheckpointInfo load_checkpoint(const std::string& dir, Model& model, AdamW* opt);
+CheckpointInfo load_checkpoint(const VerifiedCheckpoint& checkpoint, Model& model, AdamW* opt);
 
 // First differing field of two model configs ("field (checkpoint X, run Y)"), or "".
 std::string model_config_difference(const ModelConfig& run, const ModelConfig& checkpoint);
 
 // Accepts a checkpoint directory or a run directory (then: its newest intact checkpoint).
 std::string resolve_checkpoint_path(const std::string& path);
+// The same, verified: a checkpoint directory is verified (errors thrown), a run
+// directory gives its newest intact checkpoint. Each file is hashed once.
+VerifiedCheckpoint resolve_verified_checkpoint(const std::string& path);
 
 // XXH3-64 of a whole file, streamed (the checksum checkpoints record per file); its
 // size in bytes goes to *size when non-null. Throws FormatError if it cannot be opened.
