@@ -124,14 +124,10 @@ int run(Communicator& comm, const Args& a) {
       losses.push_back(st.loss);
     };
     one_step(0);
-    // Per-rank state bytes after a step (resident pages), gathered to rank 0 (a sum
-    // over a vector with one slot per rank).
+    // Per-rank state bytes after a step (resident pages), gathered to rank 0.
     const StateBytes mem = zt.memory(), want = ZeroTrainer::expected_memory(model.flat_size(), a.stage, W);
-    std::vector<int64_t> all(static_cast<size_t>(3 * W), 0);
-    all[3 * rank] = static_cast<int64_t>(mem.params);
-    all[3 * rank + 1] = static_cast<int64_t>(mem.grads);
-    all[3 * rank + 2] = static_cast<int64_t>(mem.optimizer);
-    comm.all_reduce_sum(all.data(), all.size());
+    const std::vector<int64_t> all = gather_per_rank<int64_t>(
+        comm, {static_cast<int64_t>(mem.params), static_cast<int64_t>(mem.grads), static_cast<int64_t>(mem.optimizer)});
     if (rank == 0) {
       std::printf("psi_floats %zu buckets %zu\n", model.flat_size(), zt.buckets());
       for (int r = 0; r < W; ++r)
