@@ -60,8 +60,11 @@ Pretrainer::Pretrainer(PretrainConfig cfg, bool resume, std::shared_ptr<DataPara
   State& s = *s_;
   s.dp = std::move(dp);
   const bool writer = !s.dp || s.dp->rank() == 0;  // only rank 0 writes run files
-  s.manifest = Manifest::load(cfg.dataset);
   if (s.dp) cfg.data_parallel = s.dp->world();  // train.tokens counts the global batch
+  // A bad value is reported before the dataset is read: every rule but the vocabulary
+  // (the preset's stands in for it here); finalize() checks again with the dataset's.
+  cfg.validate();
+  s.manifest = Manifest::load(cfg.dataset);
   cfg.finalize(static_cast<int>(s.manifest.tokenizer.vocab_size));
   s.cfg = cfg;
   s.threads = cfg.threads > 0 ? cfg.threads : omp_get_max_threads();
