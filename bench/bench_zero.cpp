@@ -85,9 +85,7 @@ int main(int argc, char** argv) {
     const StateBytes mem = zt.memory();
     double worst[4] = {static_cast<double>(mem.params), static_cast<double>(mem.grads),
                        static_cast<double>(mem.optimizer), static_cast<double>(peak_rss_bytes())};
-    std::vector<double> all(4 * static_cast<size_t>(comm->size()), 0.0);
-    std::copy(worst, worst + 4, all.begin() + 4 * comm->rank());
-    comm->all_reduce_sum(all.data(), all.size());
+    const std::vector<double> all = gather_per_rank(*comm, std::vector<double>(worst, worst + 4));
     for (int r = 0; r < comm->size(); ++r)
       for (int j = 0; j < 4; ++j) worst[j] = std::max(worst[j], all[4 * r + j]);
     if (comm->rank() == 0) {

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 #include <random>
+#include <vector>
 
 #include "teddy/core/dtype.h"
 #include "teddy/core/error.h"
@@ -74,4 +75,24 @@ TEST(DType, NamesParseAndBadNameIsRefused) {
   EXPECT_EQ(dtype_from_name("fp16"), DType::f16);
   EXPECT_EQ(dtype_from_name("fp32"), DType::f32);
   EXPECT_THROW(dtype_from_name("fp8"), ConfigError);
+}
+
+// The bulk widenings (F16C blocks of 8 where built with it, OpenMP-parallel above
+// 2^16 elements) give the scalar conversions' bits for every 16-bit pattern, NaN
+// payloads included, and widen_to_f32 is the same function per type.
+TEST(DType, BulkWideningEqualsScalarForEveryPattern) {
+  std::vector<uint16_t> all(3 * 65536 + 5);  // past the parallel threshold, with a tail after the 8-blocks
+  for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<uint16_t>(i * 40503u);
+  std::vector<float> f16(all.size()), bf16(all.size()), w16(all.size()), wbf16(all.size());
+  convert_f16_to_f32(f16.data(), all.data(), all.size());
+  convert_bf16_to_f32(bf16.data(), all.data(), all.size());
+  widen_to_f32(DType::f16, w16.data(), all.data(), all.size());
+  widen_to_f32(DType::bf16, wbf16.data(), all.data(), all.size());
+  for (size_t i = 0; i < all.size(); ++i) {
+    ASSERT_EQ(f32_bits(f16[i]), f32_bits(f16_to_f32(all[i]))) << "half bits " << all[i];
+    ASSERT_EQ(f32_bits(bf16[i]), f32_bits(bf16_to_f32(all[i]))) << "bf16 bits " << all[i];
+    ASSERT_EQ(f32_bits(w16[i]), f32_bits(f16[i])) << i;
+    ASSERT_EQ(f32_bits(wbf16[i]), f32_bits(bf16[i])) << i;
+  }
+  EXPECT_THROW(widen_to_f32(DType::f32, w16.data(), all.data(), 1), Error);
 }

@@ -32,7 +32,7 @@ struct Args {
   double timeout = 0;                  // communicator watchdog (seconds, 0: off)
   int overlap = 1;                     // non-blocking bucket collectives
   int check_blocking = 0;              // also train with the other overlap setting; 1: params must match
-                                       // bit for bit, 2: only report how many differ
+                                       // bit for bit, 2: within rounding (rel_l2 <= 1e-5, max_abs <= 1e-4)
 };
 
 ModelConfig config(const std::string& family) {
@@ -124,14 +124,10 @@ int run(Communicator& comm, const Args& a) {
       losses.push_back(st.loss);
     };
     one_step(0);
-    // Per-rank state bytes after a step (resident pages), gathered to rank 0 (a sum
-    // over a vector with one slot per rank).
+    // Per-rank state bytes after a step (resident pages), gathered to rank 0.
     const StateBytes mem = zt.memory(), want = ZeroTrainer::expected_memory(model.flat_size(), a.stage, W);
-    std::vector<int64_t> all(static_cast<size_t>(3 * W), 0);
-    all[3 * rank] = static_cast<int64_t>(mem.params);
-    all[3 * rank + 1] = static_cast<int64_t>(mem.grads);
-    all[3 * rank + 2] = static_cast<int64_t>(mem.optimizer);
-    comm.all_reduce_sum(all.data(), all.size());
+    const std::vector<int64_t> all = gather_per_rank<int64_t>(
+        comm, {static_cast<int64_t>(mem.params), static_cast<int64_t>(mem.grads), static_cast<int64_t>(mem.optimizer)});
     if (rank == 0) {
       std::printf("psi_floats %zu buckets %zu\n", model.flat_size(), zt.buckets());
       for (int r = 0; r < W; ++r)
@@ -203,22 +199,40 @@ int run(Communicator& comm, const Args& a) {
       }
       zt.gather_all_params();
     }
+    // How far apart: ||a - b|| / ||b|| over the whole buffer, and the largest |a - b|.
+    // (Not an element-wise relative bound: a parameter near zero, a bias, can end
+    // with the other sign, a relative difference near 2 at an absolute one ~1e-6.)
     size_t differ = 0;
-    for (size_t i = 0; i < model.flat_size(); ++i)
+    double d2 = 0, n2 = 0, max_abs = 0;
+    for (size_t i = 0; i < model.flat_size(); ++i) {
+      const double x = model.params()[i], y = other.params()[i];
       differ += std::memcmp(model.params() + i, other.params() + i, sizeof(float)) != 0;
+      d2 += (x - y) * (x - y);
+      n2 += y * y;
+      max_abs = std::max(max_abs, std::fabs(x - y));
+    }
+    const double rel_l2 = n2 > 0 ? std::sqrt(d2 / n2) : 0.0;
     // And every rank ends with rank 0's parameters bit for bit (stage 0 updates
     // its own copy from its all-reduced gradient).
     std::vector<float> root(model.params(), model.params() + model.flat_size());
     comm.broadcast(root.data(), root.size() * sizeof(float), 0);
     const bool same_as_rank0 = std::memcmp(root.data(), model.params(), root.size() * sizeof(float)) == 0;
-    std::printf("rank %d overlap_vs_blocking differing_params %zu of %zu, same_as_rank0 %d\n", rank, differ,
-                model.flat_size(), same_as_rank0 ? 1 : 0);
+    std::printf("rank %d overlap_vs_blocking differing_params %zu of %zu, rel_l2 %.3g, max_abs %.3g, same_as_rank0 %d\n",
+                rank, differ, model.flat_size(), rel_l2, max_abs, same_as_rank0 ? 1 : 0);
     if (!same_as_rank0) {
       std::printf("FAIL rank %d parameters differ from rank 0's\n", rank);
       ok = false;
     }
     if (differ && a.check_blocking == 1) {
       std::printf("FAIL rank %d overlapped and blocking runs differ\n", rank);
+      ok = false;
+    }
+    // Another summation order of the same partial sums: rounding only. Measured at 3
+    // ranks after 20 steps: rel_l2 <= 1.9e-6, max_abs <= 1.7e-5 (lr 3e-3; a missed
+    // or doubled bucket moves parameters by ~lr per step).
+    if (a.check_blocking == 2 && !(rel_l2 <= 1e-5 && max_abs <= 1e-4)) {
+      std::printf("FAIL rank %d overlapped and blocking runs differ by more than rounding (relative L2 %.3g, largest %.3g)\n",
+                  rank, rel_l2, max_abs);
       ok = false;
     }
   }

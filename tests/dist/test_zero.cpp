@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "teddy/core/error.h"
@@ -133,8 +134,10 @@ INSTANTIATE_TEST_SUITE_P(Stages, MpiZero,
 // same reductions on the same inputs, only earlier (a sum of two partial gradients
 // does not depend on the order). At 3 ranks OpenMPI's non-blocking collectives
 // (libnbc) add the three partial sums in another order than its blocking ones, so
-// there the test requires every rank to agree with rank 0 bit for bit and (MpiZero)
-// the trajectory to equal the single process within 1e-5.
+// there the parameters must agree within rounding: ||overlapped - blocking|| <= 1e-5
+// ||blocking|| and no parameter more than 1e-4 apart (measured: 1.9e-6, 1.7e-5),
+// every rank must agree with rank 0 bit for bit, and (MpiZero) the trajectory must
+// equal the single process within 1e-5.
 class MpiOverlap : public ::testing::TestWithParam<std::tuple<int, int>> {};
 
 TEST_P(MpiOverlap, MatchesBlockingCollectives) {
@@ -145,6 +148,18 @@ TEST_P(MpiOverlap, MatchesBlockingCollectives) {
   if (np == 2) {
     EXPECT_NE(r.output.find("differing_params 0 of"), std::string::npos) << r.output;
   }
+  // The bound, read back from every rank's line (mpi_zero also FAILs past it).
+  int lines = 0;
+  for (size_t at = r.output.find("rel_l2 "); at != std::string::npos; at = r.output.find("rel_l2 ", at + 1)) {
+    const double rel = std::strtod(r.output.c_str() + at + 7, nullptr);
+    const size_t m = r.output.find("max_abs ", at);
+    ASSERT_NE(m, std::string::npos) << r.output;
+    const double abs = std::strtod(r.output.c_str() + m + 8, nullptr);
+    EXPECT_LE(rel, 1e-5) << r.output;
+    EXPECT_LE(abs, 1e-4) << r.output;
+    ++lines;
+  }
+  EXPECT_EQ(lines, np) << r.output;
   EXPECT_NE(r.output.find("same_as_rank0 1"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("FAIL"), std::string::npos) << r.output;
   std::printf("%s", r.grep("overlap_vs_blocking").c_str());

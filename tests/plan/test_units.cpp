@@ -4,6 +4,7 @@
 #include <string>
 
 #include "teddy/core/error.h"
+#include "teddy/core/memory_usage.h"
 #include "teddy/plan/units.h"
 
 using namespace teddy;
@@ -53,6 +54,16 @@ TEST(PlanUnits, Format) {
   EXPECT_EQ(format_count(1.5e12), "1.50T");
   EXPECT_EQ(format_count(999), "999");
   EXPECT_EQ(format_bytes(80e9), "80.00 GB");
+  EXPECT_EQ(format_bytes(512e6), "512.00 MB");
+  EXPECT_EQ(format_bytes(999), "999 B");
+  EXPECT_EQ(format_bytes(-2.5e12), "-2.50 TB");
+  EXPECT_EQ(format_bytes(3e15), "3000.00 TB");
+  // The run logs' binary form, the same formatter with the other units.
+  EXPECT_EQ(human_bytes(1.5 * 1048576), "1.5 MiB");
+  EXPECT_EQ(human_bytes(1023), "1023 B");
+  EXPECT_EQ(human_bytes(1024), "1.0 KiB");
+  EXPECT_EQ(human_bytes(40.0 * 1073741824), "40.0 GiB");
+  EXPECT_EQ(human_bytes(2048.0 * 1099511627776), "2048.0 TiB");
   EXPECT_EQ(format_flops(7.41e9), "7.41 GFLOP");
   EXPECT_EQ(format_duration(3600 * 5), "5.0 h");
   EXPECT_EQ(format_duration(86400 * 7.8), "7.8 days");

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -382,4 +383,34 @@ TEST_F(PretrainTest, MixedPrecisionTrainsAndResumesBitExact) {
     EXPECT_EQ(skipped, sc.at("skipped").get<int64_t>());
     EXPECT_LT(full.back(), full.front() - 0.5) << "fp16 training still learns after the skipped steps";
   }
+}
+
+// A bad value is reported first: before the dataset is read (it does not exist
+// here) and, from the CLI, before run.dir's earlier checkpoints are looked at.
+TEST_F(PretrainTest, ABadValueIsReportedBeforeTheDatasetIsRead) {
+  const std::string missing = (root_ / "no_such_dataset").string(), run = (root_ / "run").string();
+  PretrainConfig c = tiny_config(missing, run);
+  c.lr = -1;
+  try {
+    Pretrainer p(c, false);
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("optim.lr"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(run));  // nothing created either
+
+  fs::create_directories(fs::path(run) / "checkpoints" / "step_00000010");  // an earlier run's
+  const std::string cmd = std::string(TEDDY_BINARY_DIR) + "/teddy pretrain data.dataset=" + missing + " run.dir=" + run +
+                          " optim.lr=-1 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int status = pclose(p);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << out;
+  EXPECT_NE(out.find("optim.lr"), std::string::npos) << out;
+  EXPECT_EQ(out.find("earlier run"), std::string::npos) << out;
+  EXPECT_EQ(out.find("no_such_dataset"), std::string::npos) << out;
 }

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -44,8 +45,8 @@ std::string save_sharded(const std::string& run, const Fixture& f, int world, in
   const uint64_t n = f.model.flat_size();
   if (cuts.empty())
     for (int r = 0; r <= world; ++r) cuts.push_back(std::min<uint64_t>(n, (n + world - 1) / world * static_cast<uint64_t>(r)));
-  const std::string tmp = sharded_checkpoint_temp_dir(run, step, ::getpid());
-  prepare_sharded_checkpoint_dir(tmp);
+  const std::string tmp = checkpoint_temp_dir(run, step, ::getpid());
+  begin_checkpoint_dir(tmp);
   ShardedManifest man;
   man.world_size = world;
   man.zero_stage = 1;
@@ -188,4 +189,48 @@ TEST_F(ShardedCheckpoint, AModelOfAnotherShapeIsRefused) {
   c.d_ff = 32;
   Model other(c);
   expect_error([&] { load_checkpoint(dir, other, nullptr); }, "d_ff");
+}
+
+// A resume's path: the search verifies (hashes) every shard once and the load reuses
+// its manifest, so the load does not hash again; what it still checks (each shard's
+// size against the manifest) refuses a shard torn after the search.
+TEST_F(ShardedCheckpoint, AVerifiedCheckpointLoadsWithoutHashingAgain) {
+  Fixture f;
+  const std::string older = save_sharded(run_, f, 3, 5);
+  const std::string newer = save_sharded(run_, f, 3, 10);
+  {
+    std::fstream io(fs::path(newer) / "shard_00002_of_00003.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+    io.seekp(-5, std::ios::end);
+    io.put('\x7f');
+  }
+  std::vector<std::string> skipped;
+  const std::optional<VerifiedCheckpoint> c = latest_verified_checkpoint(run_, &skipped);
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->info.dir, older);
+  ASSERT_NE(c->manifest, nullptr);
+  EXPECT_EQ(skipped.size(), 1u);
+  EXPECT_EQ(c->info.state.step, 5);
+
+  Model loaded(tiny());
+  AdamW opt(loaded.layout(), AdamWConfig{});
+  const CheckpointInfo info = load_checkpoint(*c, loaded, &opt);
+  EXPECT_EQ(info.state.step, 5);
+  EXPECT_EQ(opt.t(), 5);
+  EXPECT_EQ(std::memcmp(loaded.params(), f.model.params(), f.model.param_bytes()), 0);
+  EXPECT_EQ(std::memcmp(opt.m(), f.m.data(), f.m.size() * sizeof(float)), 0);
+  EXPECT_EQ(std::memcmp(opt.v(), f.v.data(), f.v.size() * sizeof(float)), 0);
+
+  // A byte changed after the search (same size) is the search's to catch: the
+  // verified load does not hash again, the directory form (which verifies) refuses it.
+  const fs::path shard = fs::path(older) / "shard_00000_of_00003.safetensors";
+  {
+    std::fstream io(shard, std::ios::in | std::ios::out | std::ios::binary);
+    io.seekp(-5, std::ios::end);
+    io.put('\x7f');
+  }
+  Model again(tiny());
+  EXPECT_NO_THROW(load_checkpoint(*c, again, nullptr));
+  expect_error([&] { load_checkpoint(older, again, nullptr); }, shard.string() + ": checksum mismatch");
+  fs::resize_file(shard, 64);  // torn after the search: still refused
+  expect_error([&] { load_checkpoint(*c, again, nullptr); }, shard.string() + ": missing or not the");
 }

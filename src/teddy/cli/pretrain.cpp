@@ -45,6 +45,10 @@ void register_pretrain(CLI::App& app, Run& run) {
     run = [o] {
       PretrainConfig cfg = o->config.empty() ? PretrainConfig::parse("", "<defaults>", o->overrides)
                                              : PretrainConfig::load(o->config, o->overrides);
+      // A bad value first, before run.dir and the dataset are looked at (at one rank:
+      // the token budget's step count only shrinks with more ranks, so no rule here is
+      // stricter than the Pretrainer's own check with the job's ranks).
+      cfg.validate();
       // Under mpirun / srun: data parallel over every rank of the job ([dist] zero).
       std::unique_ptr<dist::MpiRuntime> mpi;
       std::unique_ptr<dist::Communicator> comm;

@@ -56,7 +56,9 @@ float f16_to_f32(f16_t h) {
   const uint32_t sign = (static_cast<uint32_t>(h) & 0x8000u) << 16;
   const uint32_t exp = (h >> 10) & 0x1fu;
   uint32_t mant = h & 0x3ffu;
-  if (exp == 0x1f) return f32_from_bits(sign | 0x7f800000u | (mant << 13));  // Inf/NaN
+  // Inf, or NaN made quiet with its payload kept (as F16C's vcvtph2ps does, so the
+  // bulk conversion's vector blocks and scalar tail agree bit for bit).
+  if (exp == 0x1f) return f32_from_bits(sign | 0x7f800000u | (mant << 13) | (mant ? 0x400000u : 0u));
   if (exp == 0) {
     if (mant == 0) return f32_from_bits(sign);
     int e = -1;
@@ -70,17 +72,9 @@ void convert_f32_to_bf16(bf16_t* dst, const float* src, size_t n) {
 #pragma omp parallel for if (n > (1u << 16)) schedule(static)
   for (size_t i = 0; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
 }
-void convert_bf16_to_f32(float* dst, const bf16_t* src, size_t n) {
-#pragma omp parallel for if (n > (1u << 16)) schedule(static)
-  for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
-}
 void convert_f32_to_f16(f16_t* dst, const float* src, size_t n) {
 #pragma omp parallel for if (n > (1u << 16)) schedule(static)
   for (size_t i = 0; i < n; ++i) dst[i] = f32_to_f16(src[i]);
-}
-void convert_f16_to_f32(float* dst, const f16_t* src, size_t n) {
-#pragma omp parallel for if (n > (1u << 16)) schedule(static)
-  for (size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(src[i]);
 }
 
 namespace {
@@ -122,12 +116,13 @@ void bf16_block(float* x, const float* src, uint16_t* bits, size_t n) {
   }
 }
 
-void widen_block(DType t, float* dst, const uint16_t* src, size_t n) {
-  if (t == DType::bf16) {
+void widen_bf16_block(float* dst, const bf16_t* src, size_t n) {
 #pragma omp simd
-    for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
-    return;
-  }
+  for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
+}
+
+// F16C in blocks of 8 (exact, as the scalar conversion), scalar tail.
+void widen_f16_block(float* dst, const f16_t* src, size_t n) {
   size_t i = 0;
 #if defined(__F16C__)
   for (; i + 8 <= n; i += 8)
@@ -172,9 +167,20 @@ void round_copy(DType t, float* dst, const float* src, size_t n) {
   });
 }
 
+void convert_bf16_to_f32(float* dst, const bf16_t* src, size_t n) {
+  chunked(n, [&](size_t lo, size_t len) { widen_bf16_block(dst + lo, src + lo, len); });
+}
+
+void convert_f16_to_f32(float* dst, const f16_t* src, size_t n) {
+  chunked(n, [&](size_t lo, size_t len) { widen_f16_block(dst + lo, src + lo, len); });
+}
+
 void widen_to_f32(DType t, float* dst, const uint16_t* src, size_t n) {
   if (t == DType::f32) throw Error("widen_to_f32: the source is 16-bit, not f32");
-  chunked(n, [&](size_t lo, size_t len) { widen_block(t, dst + lo, src + lo, len); });
+  if (t == DType::bf16)
+    convert_bf16_to_f32(dst, src, n);
+  else
+    convert_f16_to_f32(dst, src, n);
 }
 
 }  // namespace teddy

@@ -1,5 +1,6 @@
 #pragma once
-// Element types. 16-bit conversions round to nearest even and keep NaN/Inf.
+// Element types. 16-bit conversions round to nearest even and keep NaN/Inf (f16_to_f32
+// returns a NaN quiet, payload kept, as F16C does).
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -31,7 +32,8 @@ inline float bf16_to_f32(bf16_t h) { return f32_from_bits(static_cast<uint32_t>(
 f16_t f32_to_f16(float f);
 float f16_to_f32(f16_t h);
 
-// Bulk conversions (OpenMP-parallel for large n).
+// Bulk conversions (OpenMP-parallel for large n; the widenings use F16C where built
+// with it). Bit for bit the scalar conversions above.
 void convert_f32_to_bf16(bf16_t* dst, const float* src, size_t n);
 void convert_bf16_to_f32(float* dst, const bf16_t* src, size_t n);
 void convert_f32_to_f16(f16_t* dst, const float* src, size_t n);
@@ -44,7 +46,7 @@ void convert_f16_to_f32(float* dst, const f16_t* src, size_t n);
 void round_through(DType t, float* x, uint16_t* bits, size_t n);
 // Rounds src to `t` into dst (the weights a matrix product reads).
 void round_copy(DType t, float* dst, const float* src, size_t n);
-// dst[i] = widen(src[i]): exact.
+// dst[i] = widen(src[i]): exact (convert_bf16_to_f32 / convert_f16_to_f32).
 void widen_to_f32(DType t, float* dst, const uint16_t* src, size_t n);
 
 }  // namespace teddy

@@ -1,7 +1,8 @@
 #include "teddy/core/memory_usage.h"
 
+#include <cmath>
+#include <cstdio>
 #include <fstream>
-#include <sstream>
 #include <string>
 
 namespace teddy {
@@ -27,14 +28,22 @@ bool reset_peak_rss() {
   return static_cast<bool>(f.flush());
 }
 
-std::string human_bytes(double b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+std::string format_bytes(double bytes, ByteUnits units) {
+  static constexpr const char* kBinary[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  static constexpr const char* kDecimal[] = {"B", "KB", "MB", "GB", "TB"};
+  const bool binary = units == ByteUnits::binary;
+  const double step = binary ? 1024.0 : 1000.0;
+  double scale = 1;  // step^u: exact in a double up to 1e12 and 2^40
   int u = 0;
-  while (b >= 1024 && u < 4) { b /= 1024; ++u; }
-  std::ostringstream os;
-  os.precision(u ? 1 : 0);
-  os << std::fixed << b << " " << units[u];
-  return os.str();
+  while (u < 4 && std::fabs(bytes) >= scale * step) {
+    scale *= step;
+    ++u;
+  }
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f %s", u == 0 ? 0 : binary ? 1 : 2, bytes / scale, (binary ? kBinary : kDecimal)[u]);
+  return buf;
 }
+
+std::string human_bytes(double bytes) { return format_bytes(bytes, ByteUnits::binary); }
 
 }  // namespace teddy

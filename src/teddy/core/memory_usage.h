@@ -11,7 +11,12 @@ size_t current_rss_bytes();  // VmRSS
 // peak_rss_bytes() measures one phase. Returns false where the kernel refuses.
 bool reset_peak_rss();
 
-// "1.5 MiB": a byte count in binary units, one decimal above bytes.
+// A byte count in the largest unit it reaches (up to tera), below the first step in
+// plain bytes ("512 B"). binary: steps of 1024, one decimal ("1.5 MiB"); decimal:
+// steps of 1000, two decimals ("80.00 GB", as ZeRO's and vendors' tables use).
+enum class ByteUnits { binary, decimal };
+std::string format_bytes(double bytes, ByteUnits units);
+// "1.5 MiB": format_bytes(bytes, ByteUnits::binary), what run logs print.
 std::string human_bytes(double bytes);
 
 }  // namespace teddy

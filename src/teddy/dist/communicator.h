@@ -16,10 +16,12 @@
 //                  send n. ZeRO's 2Ψ / 3Ψ volumes are stated in these terms.
 //                  MPI picks its own algorithm per message size, so the real wire
 //                  bytes may differ.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
 
 namespace teddy::dist {
 
@@ -79,6 +81,19 @@ class Communicator {
  protected:
   CommStats stats_;
 };
+
+// Every rank's `mine` (the same length k on every rank) on every rank: rank r's
+// values at [r*k, (r+1)*k). One all-reduce sum over a buffer with one slot per rank:
+// exact, since the other ranks add zeros (an int64 bit pattern such as a checksum
+// survives). T: float, double or int64_t. Collective: every rank calls it.
+template <class T>
+std::vector<T> gather_per_rank(Communicator& comm, const std::vector<T>& mine) {
+  const size_t k = mine.size();
+  std::vector<T> all(k * static_cast<size_t>(comm.size()), T{});
+  std::copy(mine.begin(), mine.end(), all.begin() + static_cast<std::ptrdiff_t>(k * static_cast<size_t>(comm.rank())));
+  comm.all_reduce_sum(all.data(), all.size());
+  return all;
+}
 
 // A single-process communicator (world size 1): every collective is a no-op. Lets
 // the distributed code paths run, and be tested, without MPI.

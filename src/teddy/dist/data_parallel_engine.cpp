@@ -55,11 +55,8 @@ std::string DataParallelEngine::report() {
   const int W = comm_.size();
   const StateBytes mem = zt_->memory();
   const StateBytes want = ZeroTrainer::expected_memory(model_->flat_size(), layout_.zero, W);
-  std::vector<double> all(static_cast<size_t>(3 * W), 0.0);  // gathered by a sum with one slot per rank
-  all[3 * comm_.rank()] = static_cast<double>(mem.params);
-  all[3 * comm_.rank() + 1] = static_cast<double>(mem.grads);
-  all[3 * comm_.rank() + 2] = static_cast<double>(mem.optimizer);
-  comm_.all_reduce_sum(all.data(), all.size());
+  const std::vector<double> all = gather_per_rank<double>(
+      comm_, {static_cast<double>(mem.params), static_cast<double>(mem.grads), static_cast<double>(mem.optimizer)});
   std::ostringstream os;
   os << "# parallel: " << layout_.describe() << " (" << W << " ranks; global batch = micro_batch x grad_accum x " << W
      << "), " << zt_->buckets() << " gradient buckets\n";
@@ -89,12 +86,10 @@ std::string DataParallelEngine::report() {
 
 std::string DataParallelEngine::summary() {
   const int W = comm_.size();
-  std::vector<double> all(static_cast<size_t>(4 * W), 0.0);
-  all[4 * comm_.rank()] = static_cast<double>(comm_.stats().payload_bytes);
-  all[4 * comm_.rank() + 1] = static_cast<double>(comm_.stats().bytes_sent);
-  all[4 * comm_.rank() + 2] = comm_.stats().seconds;
-  all[4 * comm_.rank() + 3] = static_cast<double>(comm_.stats().calls);
-  comm_.all_reduce_sum(all.data(), all.size());
+  const CommStats st = comm_.stats();  // before the gather adds its own call
+  const std::vector<double> all = gather_per_rank<double>(
+      comm_, {static_cast<double>(st.payload_bytes), static_cast<double>(st.bytes_sent), st.seconds,
+              static_cast<double>(st.calls)});
   std::ostringstream os;
   for (int r = 0; r < W; ++r)
     os << "rank " << r << " communication: payload " << mib(all[4 * r]) << " (measured), sent " << mib(all[4 * r + 1])
@@ -104,9 +99,7 @@ std::string DataParallelEngine::summary() {
 
 std::string DataParallelEngine::agree_on_error(const std::string& error) {
   const int W = comm_.size();
-  std::vector<int64_t> failed(static_cast<size_t>(W), 0);
-  failed[static_cast<size_t>(comm_.rank())] = error.empty() ? 0 : 1;
-  comm_.all_reduce_sum(failed.data(), failed.size());
+  const std::vector<int64_t> failed = gather_per_rank<int64_t>(comm_, {error.empty() ? 0 : 1});
   int first = -1;
   for (int r = 0; r < W && first < 0; ++r)
     if (failed[static_cast<size_t>(r)]) first = r;
@@ -130,11 +123,11 @@ std::string DataParallelEngine::save_checkpoint(const std::string& run_dir, cons
   const Range own = zt_->own();
   int64_t pid = static_cast<int64_t>(::getpid());
   comm_.broadcast(&pid, sizeof pid, 0);  // rank 0's pid names the temporary directory
-  const std::string tmp = sharded_checkpoint_temp_dir(run_dir, state.step, pid);
+  const std::string tmp = checkpoint_temp_dir(run_dir, state.step, pid);
   std::string err;
   if (rank == 0) {
     try {
-      prepare_sharded_checkpoint_dir(tmp);
+      begin_checkpoint_dir(tmp);
     } catch (const std::exception& e) {
       err = e.what();
     }
@@ -150,12 +143,9 @@ std::string DataParallelEngine::save_checkpoint(const std::string& run_dir, cons
     err = e.what();
   }
   if (std::string e = agree_on_error(err); !e.empty()) throw Error("checkpoint: " + e);
-  // Sizes and checksums to rank 0 (a sum over one slot per rank; the bits of the
-  // checksum survive adding zeros).
-  std::vector<int64_t> meta(static_cast<size_t>(2 * W), 0);
-  meta[2 * rank] = static_cast<int64_t>(mine.bytes);
-  meta[2 * rank + 1] = static_cast<int64_t>(mine.xxh3);
-  comm_.all_reduce_sum(meta.data(), meta.size());
+  // Sizes and checksums to rank 0.
+  const std::vector<int64_t> meta =
+      gather_per_rank<int64_t>(comm_, {static_cast<int64_t>(mine.bytes), static_cast<int64_t>(mine.xxh3)});
 
   std::string dir;
   if (rank == 0) {
@@ -179,7 +169,7 @@ std::string DataParallelEngine::save_checkpoint(const std::string& run_dir, cons
     }
   }
   if (std::string e = agree_on_error(err); !e.empty()) throw Error("checkpoint: " + e);
-  return rank == 0 ? dir : sharded_checkpoint_final_dir(run_dir, state.step);
+  return rank == 0 ? dir : checkpoint_dir(run_dir, state.step);
 }
 
 std::optional<std::string> DataParallelEngine::latest_intact_checkpoint(const std::string& run_dir,

@@ -166,12 +166,13 @@ StepStats ZeroTrainer::step(std::span<const Batch> micro, float lr, float max_gr
   comm_.all_reduce_sum(&total, 1);
   const float dloss = total > 0 ? static_cast<float>(1.0 / static_cast<double>(total)) : 0.0f;
 
-  if (stage_ >= 2) {
+  // Stage 2/3: only the own range holds anything (the last step's reduced gradient);
+  // the rest is zero since the release that ends every step (below; the constructor's
+  // before the first).
+  if (stage_ >= 2)
     std::memset(model_.grads() + own_.begin, 0, own_.size() * sizeof(float));
-    release_range(model_.grads(), {0, model_.flat_size()}, own_);
-  } else {
+  else
     model_.zero_grad();
-  }
   double loss[2] = {0, 0};  // sum, count
   for (size_t i = 0; i < micro.size(); ++i) {
     reducing_ = stage_ >= 2 || i + 1 == micro.size();
@@ -179,12 +180,16 @@ StepStats ZeroTrainer::step(std::span<const Batch> micro, float lr, float max_gr
     const LossSum s = model_.forward_backward(micro[i], dloss);
     flush_through(INT_MIN);  // embeddings (and anything left)
     wait_all();              // before the next micro-batch accumulates or the optimizer reads
-    // Pages shared by two buckets were only zeroed when the first was released.
-    if (stage_ >= 2) release_range(model_.grads(), {0, model_.flat_size()}, own_);
     reducing_ = false;
     loss[0] += s.sum;
     loss[1] += static_cast<double>(s.count);
   }
+  // Stage 2/3: each bucket's floats outside the own range were zeroed as its
+  // reduce-scatter completed (its whole pages returned to the OS), which is all the
+  // next micro-batch needs. A page two buckets share was only zeroed in place, so
+  // one sweep per step returns those pages (the next backward touches them again
+  // anyway, so a sweep per micro-batch bought nothing).
+  if (stage_ >= 2) release_range(model_.grads(), {0, model_.flat_size()}, own_);
   comm_.all_reduce_sum(loss, 2);
   if (static_cast<int64_t>(loss[1]) != total)
     throw Error("ZeroTrainer::step: model counted " + std::to_string(static_cast<int64_t>(loss[1])) +

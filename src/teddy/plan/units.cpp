@@ -7,6 +7,7 @@
 #include <string>
 
 #include "teddy/core/error.h"
+#include "teddy/core/memory_usage.h"
 
 namespace teddy::plan {
 namespace {
@@ -144,19 +145,7 @@ std::string format_sci(double x) {
   return buf;
 }
 
-std::string format_bytes(double bytes) {
-  struct Step { double scale; const char* suffix; };
-  static constexpr Step steps[] = {{1e12, "TB"}, {1e9, "GB"}, {1e6, "MB"}, {1e3, "KB"}};
-  char buf[64];
-  for (const Step& s : steps) {
-    if (std::fabs(bytes) >= s.scale) {
-      std::snprintf(buf, sizeof buf, "%.2f %s", bytes / s.scale, s.suffix);
-      return buf;
-    }
-  }
-  std::snprintf(buf, sizeof buf, "%.0f B", bytes);
-  return buf;
-}
+std::string format_bytes(double bytes) { return teddy::format_bytes(bytes, ByteUnits::decimal); }
 
 std::string format_duration(double seconds) {
   char buf[64];

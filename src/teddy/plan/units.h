@@ -24,7 +24,8 @@ std::string format_count(double n);
 std::string format_flops(double flops);
 // 1.21e+20 style, for FLOPs.
 std::string format_sci(double x);
-// 80.00 GB, 512.0 MB (decimal units, as ZeRO's and vendors' tables use).
+// 80.00 GB, 512.00 MB (decimal units, as ZeRO's and vendors' tables use):
+// teddy::format_bytes(bytes, ByteUnits::decimal) (core/memory_usage.h).
 std::string format_bytes(double bytes);
 // 3.2 s, 4.1 h, 12.3 days, 2.1 years.
 std::string format_duration(double seconds);

@@ -13,8 +13,9 @@ namespace teddy {
 ChatModel load_chat_model(const std::string& checkpoint, const std::string& tokenizer, bool chat,
                           const ChatTemplate* tmpl) {
   ChatModel cm;
-  cm.checkpoint = resolve_checkpoint_path(checkpoint);
-  const CheckpointInfo info = inspect_checkpoint(cm.checkpoint);
+  const VerifiedCheckpoint verified = resolve_verified_checkpoint(checkpoint);  // each file hashed once
+  const CheckpointInfo& info = verified.info;
+  cm.checkpoint = info.dir;
   const fs::path run_dir = fs::path(cm.checkpoint).parent_path().parent_path();
   const std::string tok_path = !tokenizer.empty() ? tokenizer : (run_dir / "tokenizer.json").string();
   if (!fs::exists(tok_path)) throw Error(tok_path + ": no tokenizer next to the checkpoint; pass the tokenizer file");
@@ -24,7 +25,7 @@ ChatModel load_chat_model(const std::string& checkpoint, const std::string& toke
     throw Error(tok_path + ": tokenizer has " + std::to_string(cm.tok.vocab_size()) + " ids but the model only " +
                 std::to_string(cm.base_vocab));
   Model base(info.model_config);
-  load_checkpoint(cm.checkpoint, base, nullptr);
+  load_checkpoint(verified, base, nullptr);
   if (chat) {
     const fs::path saved = run_dir / "chat_template.json";
     cm.tmpl = tmpl ? *tmpl : fs::exists(saved) ? ChatTemplate::load(saved.string()) : ChatTemplate{};

@@ -16,6 +16,7 @@
 #include "teddy/core/error.h"
 #include "teddy/io/safetensors.h"
 #include "teddy/model/config_json.h"
+#include "teddy/train/checkpoint_json.h"
 #include "teddy/train/sharded_checkpoint.h"
 
 namespace fs = std::filesystem;
@@ -84,6 +85,12 @@ std::string config_difference(const ModelConfig& a, const ModelConfig& b) {
   return "";
 }
 
+std::string no_intact_checkpoint_message(const std::string& path, const std::vector<std::string>& skipped) {
+  std::string msg = path + ": no intact checkpoint found (expected a checkpoint directory with state.json or manifest.json, or a run directory with checkpoints/step_*)";
+  for (const auto& s : skipped) msg += "\n  skipped " + s;
+  return msg;
+}
+
 }  // namespace
 
 std::string step_dir_name(int64_t step) {
@@ -123,27 +130,75 @@ std::string model_config_difference(const ModelConfig& run, const ModelConfig& c
   return config_difference(run, checkpoint);
 }
 
+void state_to_json(nlohmann::ordered_json& j, const CheckpointState& state, int64_t optimizer_t,
+                   const ModelConfig& model_config) {
+  j["step"] = state.step;
+  j["tokens_processed"] = state.tokens_processed;
+  j["seed"] = state.seed;
+  j["optimizer_t"] = optimizer_t;
+  j["model_config"] = nlohmann::json::parse(model_config_to_json(model_config));
+  j["loader_state"] = state.loader_state.empty() ? nlohmann::json() : nlohmann::json::parse(state.loader_state);
+  j["run_config"] = state.run_config;
+  if (!state.loss_scaler.empty()) j["loss_scaler"] = nlohmann::json::parse(state.loss_scaler);
+}
+
+void state_from_json(const nlohmann::json& j, const std::string& where, CheckpointState& state,
+                     int64_t& optimizer_t, ModelConfig& model_config) {
+  state.step = j.at("step").get<int64_t>();
+  state.tokens_processed = j.at("tokens_processed").get<int64_t>();
+  state.seed = j.at("seed").get<uint64_t>();
+  optimizer_t = j.at("optimizer_t").get<int64_t>();
+  state.loader_state = j.at("loader_state").is_null() ? "" : j.at("loader_state").dump();
+  state.run_config = j.at("run_config").get<std::string>();
+  state.loss_scaler = j.contains("loss_scaler") ? j.at("loss_scaler").dump() : "";
+  model_config = model_config_from_json(j.at("model_config").dump(), where);
+}
+
+std::string checkpoint_temp_dir(const std::string& run_dir, int64_t step, int64_t pid) {
+  return (fs::path(run_dir) / "checkpoints" / (step_dir_name(step) + ".tmp-" + std::to_string(pid))).string();
+}
+
+std::string checkpoint_dir(const std::string& run_dir, int64_t step) {
+  return (fs::path(run_dir) / "checkpoints" / step_dir_name(step)).string();
+}
+
+void begin_checkpoint_dir(const std::string& temp_dir) {
+  std::error_code ec;
+  fs::remove_all(temp_dir, ec);  // a leftover of a crashed save under the same pid
+  fs::create_directories(temp_dir, ec);
+  if (ec) throw Error(temp_dir + ": cannot create: " + ec.message());
+}
+
+std::string commit_checkpoint_dir(const std::string& run_dir, const std::string& temp_dir, int64_t step,
+                                  int keep_last) {
+  fsync_path(temp_dir, true);
+  const fs::path root = fs::path(run_dir) / "checkpoints";
+  const fs::path final_dir = checkpoint_dir(run_dir, step);
+  // Replace an older checkpoint of the same step (a rerun) only after the new one is complete.
+  std::error_code ec;
+  if (fs::exists(final_dir)) fs::remove_all(final_dir, ec);
+  fs::rename(temp_dir, final_dir, ec);
+  if (ec) throw Error(final_dir.string() + ": cannot rename checkpoint into place: " + ec.message());
+  fsync_path(root.string(), true);
+  if (keep_last > 0) {
+    const std::vector<std::string> all = list_checkpoints(run_dir);
+    for (size_t i = static_cast<size_t>(keep_last); i < all.size(); ++i) fs::remove_all(all[i], ec);
+  }
+  return final_dir.string();
+}
+
 std::string save_checkpoint(const std::string& run_dir, const Model& model, const AdamW& opt,
                             const CheckpointState& state, int keep_last,
                             const std::function<void(const std::string&)>& after_file) {
-  const fs::path root = fs::path(run_dir) / "checkpoints";
-  std::error_code ec;
-  fs::create_directories(root, ec);
-  if (ec) throw Error(root.string() + ": cannot create: " + ec.message());
-  const std::string name = step_dir_name(state.step);
-  const fs::path final_dir = root / name;
-  const fs::path tmp_dir = root / (name + ".tmp-" + std::to_string(::getpid()));
-  fs::remove_all(tmp_dir, ec);
-  fs::create_directories(tmp_dir, ec);
-  if (ec) throw Error(tmp_dir.string() + ": cannot create: " + ec.message());
+  const fs::path tmp_dir = checkpoint_temp_dir(run_dir, state.step, ::getpid());
+  begin_checkpoint_dir(tmp_dir.string());
 
   const ParamLayout& layout = model.layout();
-  const std::string cfg_json = model_config_to_json(model.config());
   {
     SafetensorsWriter w;
     for (const ParamInfo& p : layout.params) w.add_f32(p.name, p.shape, model.params() + p.offset);
     w.set_metadata("format", "teddy-checkpoint");
-    w.set_metadata("model_config", cfg_json);
+    w.set_metadata("model_config", model_config_to_json(model.config()));
     w.write((tmp_dir / kModelFile).string());
     if (after_file) after_file(kModelFile);
   }
@@ -159,14 +214,7 @@ std::string save_checkpoint(const std::string& run_dir, const Model& model, cons
   nlohmann::ordered_json j;
   j["format"] = "teddy-checkpoint";
   j["version"] = kCheckpointVersion;
-  j["step"] = state.step;
-  j["tokens_processed"] = state.tokens_processed;
-  j["seed"] = state.seed;
-  j["optimizer_t"] = opt.t();
-  j["model_config"] = nlohmann::json::parse(cfg_json);
-  j["loader_state"] = state.loader_state.empty() ? nlohmann::json() : nlohmann::json::parse(state.loader_state);
-  j["run_config"] = state.run_config;
-  if (!state.loss_scaler.empty()) j["loss_scaler"] = nlohmann::json::parse(state.loss_scaler);
+  state_to_json(j, state, opt.t(), model.config());
   for (const char* f : {kModelFile, kOptimizerFile}) {
     uint64_t size = 0;
     const uint64_t h = file_checksum((tmp_dir / f).string(), &size);
@@ -174,19 +222,7 @@ std::string save_checkpoint(const std::string& run_dir, const Model& model, cons
   }
   write_durable((tmp_dir / kStateFile).string(), j.dump(2) + "\n");
   if (after_file) after_file(kStateFile);
-  fsync_path(tmp_dir.string(), true);
-
-  // Replace an older checkpoint of the same step (a rerun) only after the new one is complete.
-  if (fs::exists(final_dir)) fs::remove_all(final_dir, ec);
-  fs::rename(tmp_dir, final_dir, ec);
-  if (ec) throw Error(final_dir.string() + ": cannot rename checkpoint into place: " + ec.message());
-  fsync_path(root.string(), true);
-
-  if (keep_last > 0) {
-    std::vector<std::string> all = list_checkpoints(run_dir);
-    for (size_t i = static_cast<size_t>(keep_last); i < all.size(); ++i) fs::remove_all(all[i], ec);
-  }
-  return final_dir.string();
+  return commit_checkpoint_dir(run_dir, tmp_dir.string(), state.step, keep_last);
 }
 
 std::vector<std::string> list_checkpoints(const std::string& run_dir) {
@@ -207,13 +243,17 @@ std::vector<std::string> list_checkpoints(const std::string& run_dir) {
   return out;
 }
 
-CheckpointInfo inspect_checkpoint(const std::string& dir) { return inspect_checkpoint_part(dir, 0, 1); }
+namespace {
 
-CheckpointInfo inspect_checkpoint_part(const std::string& dir, int part, int parts) {
+// inspect_checkpoint_part, keeping the sharded manifest.
+VerifiedCheckpoint inspect(const std::string& dir, int part, int parts) {
+  VerifiedCheckpoint out;
   if (is_sharded_checkpoint(dir)) {
-    const ShardedManifest man = read_shard_manifest(dir);
-    verify_shards(dir, man, part, parts);
-    return checkpoint_info(dir, man);
+    auto man = std::make_shared<ShardedManifest>(read_shard_manifest(dir));
+    verify_shards(dir, *man, part, parts);
+    out.info = checkpoint_info(dir, *man);
+    out.manifest = std::move(man);
+    return out;
   }
   const std::string state_path = (fs::path(dir) / kStateFile).string();
   nlohmann::json j;
@@ -222,7 +262,7 @@ CheckpointInfo inspect_checkpoint_part(const std::string& dir, int part, int par
   } catch (const nlohmann::json::exception& e) {
     throw FormatError(state_path + ": not valid JSON (" + e.what() + ")");
   }
-  CheckpointInfo info;
+  CheckpointInfo& info = out.info;
   info.dir = dir;
   try {
     if (j.value("format", "") != "teddy-checkpoint") throw FormatError(state_path + ": not a teddy checkpoint (format field)");
@@ -230,14 +270,7 @@ CheckpointInfo inspect_checkpoint_part(const std::string& dir, int part, int par
     if (version != kCheckpointVersion)
       throw FormatError(state_path + ": checkpoint version " + std::to_string(version) + ", this teddy reads " +
                         std::to_string(kCheckpointVersion));
-    info.state.step = j.at("step").get<int64_t>();
-    info.state.tokens_processed = j.at("tokens_processed").get<int64_t>();
-    info.state.seed = j.at("seed").get<uint64_t>();
-    info.optimizer_t = j.at("optimizer_t").get<int64_t>();
-    info.state.loader_state = j.at("loader_state").is_null() ? "" : j.at("loader_state").dump();
-    info.state.run_config = j.at("run_config").get<std::string>();
-    if (j.contains("loss_scaler")) info.state.loss_scaler = j.at("loss_scaler").dump();
-    info.model_config = model_config_from_json(j.at("model_config").dump(), state_path);
+    state_from_json(j, state_path, info.state, info.optimizer_t, info.model_config);
     int index = 0;
     for (const char* f : {kModelFile, kOptimizerFile}) {
       if (index++ % parts != part) continue;
@@ -256,14 +289,24 @@ CheckpointInfo inspect_checkpoint_part(const std::string& dir, int part, int par
   } catch (const nlohmann::json::exception& e) {
     throw FormatError(state_path + ": missing or malformed field (" + e.what() + ")");
   }
-  return info;
+  return out;
 }
 
-std::optional<std::string> latest_intact_checkpoint(const std::string& run_dir, std::vector<std::string>* skipped) {
+}  // namespace
+
+CheckpointInfo inspect_checkpoint(const std::string& dir) { return inspect(dir, 0, 1).info; }
+
+CheckpointInfo inspect_checkpoint_part(const std::string& dir, int part, int parts) {
+  return inspect(dir, part, parts).info;
+}
+
+VerifiedCheckpoint verify_checkpoint(const std::string& dir) { return inspect(dir, 0, 1); }
+
+std::optional<VerifiedCheckpoint> latest_verified_checkpoint(const std::string& run_dir,
+                                                             std::vector<std::string>* skipped) {
   for (const std::string& d : list_checkpoints(run_dir)) {
     try {
-      inspect_checkpoint(d);
-      return d;
+      return verify_checkpoint(d);
     } catch (const Error& e) {
       if (skipped) skipped->push_back(d + ": " + e.what());
     }
@@ -271,10 +314,20 @@ std::optional<std::string> latest_intact_checkpoint(const std::string& run_dir, 
   return std::nullopt;
 }
 
+std::optional<std::string> latest_intact_checkpoint(const std::string& run_dir, std::vector<std::string>* skipped) {
+  if (auto c = latest_verified_checkpoint(run_dir, skipped)) return c->info.dir;
+  return std::nullopt;
+}
+
 CheckpointInfo load_checkpoint(const std::string& dir, Model& model, AdamW* opt) {
-  if (is_sharded_checkpoint(dir)) {
-    const ShardedManifest man = read_shard_manifest(dir);
-    verify_shards(dir, man, 0, 1);
+  return load_checkpoint(verify_checkpoint(dir), model, opt);
+}
+
+CheckpointInfo load_checkpoint(const VerifiedCheckpoint& checkpoint, Model& model, AdamW* opt) {
+  const std::string& dir = checkpoint.info.dir;
+  const CheckpointInfo& info = checkpoint.info;
+  if (checkpoint.manifest) {
+    const ShardedManifest& man = *checkpoint.manifest;
     check_shard_manifest_fits(dir, man, model);
     std::vector<float> m, v;
     if (opt) {
@@ -283,9 +336,8 @@ CheckpointInfo load_checkpoint(const std::string& dir, Model& model, AdamW* opt)
     }
     read_shard_range(dir, man, 0, man.flat_size, model.params(), opt ? m.data() : nullptr, opt ? v.data() : nullptr);
     if (opt) opt->set_state(man.optimizer_t, m.data(), v.data());
-    return checkpoint_info(dir, man);
+    return info;
   }
-  CheckpointInfo info = inspect_checkpoint(dir);
   const std::string diff = config_difference(model.config(), info.model_config);
   if (!diff.empty()) throw ConfigError(dir + ": checkpoint is from an incompatible model config: " + diff);
   const SafetensorsFile mf = SafetensorsFile::open((fs::path(dir) / kModelFile).string());
@@ -310,9 +362,15 @@ std::string resolve_checkpoint_path(const std::string& path) {
   if (fs::exists(fs::path(path) / kStateFile) || fs::exists(fs::path(path) / kShardManifestFile)) return path;
   std::vector<std::string> skipped;
   if (auto latest = latest_intact_checkpoint(path, &skipped)) return *latest;
-  std::string msg = path + ": no intact checkpoint found (expected a checkpoint directory with state.json or manifest.json, or a run directory with checkpoints/step_*)";
-  for (const auto& s : skipped) msg += "\n  skipped " + s;
-  throw Error(msg);
+  throw Error(no_intact_checkpoint_message(path, skipped));
+}
+
+VerifiedCheckpoint resolve_verified_checkpoint(const std::string& path) {
+  if (fs::exists(fs::path(path) / kStateFile) || fs::exists(fs::path(path) / kShardManifestFile))
+    return verify_checkpoint(path);
+  std::vector<std::string> skipped;
+  if (auto latest = latest_verified_checkpoint(path, &skipped)) return std::move(*latest);
+  throw Error(no_intact_checkpoint_message(path, skipped));
 }
 
 }  // namespace teddy

@@ -60,8 +60,11 @@ Pretrainer::Pretrainer(PretrainConfig cfg, bool resume, std::shared_ptr<DataPara
   State& s = *s_;
   s.dp = std::move(dp);
   const bool writer = !s.dp || s.dp->rank() == 0;  // only rank 0 writes run files
-  s.manifest = Manifest::load(cfg.dataset);
   if (s.dp) cfg.data_parallel = s.dp->world();  // train.tokens counts the global batch
+  // A bad value is reported before the dataset is read: every rule but the vocabulary
+  // (the preset's stands in for it here); finalize() checks again with the dataset's.
+  cfg.validate();
+  s.manifest = Manifest::load(cfg.dataset);
   cfg.finalize(static_cast<int>(s.manifest.tokenizer.vocab_size));
   s.cfg = cfg;
   s.threads = cfg.threads > 0 ? cfg.threads : omp_get_max_threads();
@@ -117,13 +120,19 @@ Pretrainer::Pretrainer(PretrainConfig cfg, bool resume, std::shared_ptr<DataPara
 
   if (resume) {
     std::vector<std::string> skipped;
-    auto latest = s.dp ? s.dp->latest_intact_checkpoint(cfg.run_dir, &skipped) : latest_intact_checkpoint(cfg.run_dir, &skipped);
+    // One process: the search hashes the checkpoint's files and the load reuses what it verified.
+    std::optional<VerifiedCheckpoint> verified;
+    std::optional<std::string> latest;
+    if (s.dp)
+      latest = s.dp->latest_intact_checkpoint(cfg.run_dir, &skipped);
+    else if ((verified = latest_verified_checkpoint(cfg.run_dir, &skipped)))
+      latest = verified->info.dir;
     if (!latest) {
       std::string msg = cfg.run_dir + ": --resume found no intact checkpoint";
       for (auto& sk : skipped) msg += "\n  skipped " + sk;
       throw Error(msg);
     }
-    const CheckpointInfo info = s.dp ? s.dp->load_checkpoint(*latest) : load_checkpoint(*latest, *s.model, s.opt.get());
+    const CheckpointInfo info = s.dp ? s.dp->load_checkpoint(*latest) : load_checkpoint(*verified, *s.model, s.opt.get());
     s.step = info.state.step;
     s.tokens_processed = info.state.tokens_processed;
     if (!info.state.loader_state.empty()) s.loader->restore(LoaderState::from_json(info.state.loader_state));

@@ -121,20 +121,20 @@ SftTrainer::SftTrainer(SftConfig cfg, bool resume) : s_(std::make_unique<State>(
   s.metrics_path = (fs::path(cfg.run_dir) / "metrics.jsonl").string();
   if (resume) {
     std::vector<std::string> skipped;
-    auto latest = latest_intact_checkpoint(cfg.run_dir, &skipped);
-    if (!latest) {
+    const auto verified = latest_verified_checkpoint(cfg.run_dir, &skipped);
+    if (!verified) {
       std::string msg = cfg.run_dir + ": --resume found no intact checkpoint";
       for (auto& sk : skipped) msg += "\n  skipped " + sk;
       throw Error(msg);
     }
-    const CheckpointInfo ci = load_checkpoint(*latest, *s.model, s.opt.get());
+    const CheckpointInfo ci = load_checkpoint(*verified, *s.model, s.opt.get());  // its files hashed once, by the search
     s.step = ci.state.step;
     s.positions = ci.state.tokens_processed;
     uint64_t rows = static_cast<uint64_t>(s.step) * cfg.rows_per_step();
     try {
       if (!ci.state.loader_state.empty()) rows = nlohmann::json::parse(ci.state.loader_state).at("rows").get<uint64_t>();
     } catch (const nlohmann::json::exception& e) {
-      throw FormatError(*latest + ": bad SFT loader state (" + e.what() + ")");
+      throw FormatError(verified->info.dir + ": bad SFT loader state (" + e.what() + ")");
     }
     s.stream->seek(rows);
     truncate_metrics(s.metrics_path, s.step);

@@ -13,7 +13,7 @@
 #include "teddy/core/error.h"
 #include "teddy/data/atomic_file.h"
 #include "teddy/io/safetensors.h"
-#include "teddy/model/config_json.h"
+#include "teddy/train/checkpoint_json.h"
 
 namespace fs = std::filesystem;
 
@@ -65,21 +65,6 @@ ShardEntry write_checkpoint_shard(const std::string& dir, int rank, int world, u
   return e;
 }
 
-std::string sharded_checkpoint_temp_dir(const std::string& run_dir, int64_t step, int64_t pid) {
-  return (fs::path(run_dir) / "checkpoints" / (step_dir_name(step) + ".tmp-" + std::to_string(pid))).string();
-}
-
-std::string sharded_checkpoint_final_dir(const std::string& run_dir, int64_t step) {
-  return (fs::path(run_dir) / "checkpoints" / step_dir_name(step)).string();
-}
-
-void prepare_sharded_checkpoint_dir(const std::string& temp_dir) {
-  std::error_code ec;
-  fs::remove_all(temp_dir, ec);
-  fs::create_directories(temp_dir, ec);
-  if (ec) throw Error(temp_dir + ": cannot create: " + ec.message());
-}
-
 std::string finish_sharded_checkpoint(const std::string& run_dir, const std::string& temp_dir,
                                       const ShardedManifest& man, int keep_last) {
   nlohmann::ordered_json j;
@@ -89,14 +74,7 @@ std::string finish_sharded_checkpoint(const std::string& run_dir, const std::str
   j["zero_stage"] = man.zero_stage;
   j["flat_size"] = man.flat_size;
   j["dtype"] = "F32";
-  j["step"] = man.state.step;
-  j["tokens_processed"] = man.state.tokens_processed;
-  j["seed"] = man.state.seed;
-  j["optimizer_t"] = man.optimizer_t;
-  j["model_config"] = nlohmann::json::parse(model_config_to_json(man.model_config));
-  j["loader_state"] = man.state.loader_state.empty() ? nlohmann::json() : nlohmann::json::parse(man.state.loader_state);
-  j["run_config"] = man.state.run_config;
-  if (!man.state.loss_scaler.empty()) j["loss_scaler"] = nlohmann::json::parse(man.state.loss_scaler);
+  state_to_json(j, man.state, man.optimizer_t, man.model_config);
   j["shards"] = nlohmann::json::array();
   for (const ShardEntry& s : man.shards)
     j["shards"].push_back({{"file", s.file}, {"begin", s.begin}, {"end", s.end}, {"bytes", s.bytes}, {"xxh3_64", hex64(s.xxh3)}});
@@ -104,20 +82,7 @@ std::string finish_sharded_checkpoint(const std::string& run_dir, const std::str
   for (const ParamInfo& p : man.layout) j["layout"].push_back({{"name", p.name}, {"offset", p.offset}, {"shape", p.shape}});
   // The manifest is what makes the directory a checkpoint: it goes in last.
   write_file_atomic((fs::path(temp_dir) / kShardManifestFile).string(), j.dump(1) + "\n");
-  fsync_directory(temp_dir);
-
-  const fs::path root = fs::path(run_dir) / "checkpoints";
-  const fs::path final_dir = sharded_checkpoint_final_dir(run_dir, man.state.step);
-  std::error_code ec;
-  if (fs::exists(final_dir)) fs::remove_all(final_dir, ec);
-  fs::rename(temp_dir, final_dir, ec);
-  if (ec) throw Error(final_dir.string() + ": cannot rename checkpoint into place: " + ec.message());
-  fsync_directory(root.string());
-  if (keep_last > 0) {
-    const std::vector<std::string> all = list_checkpoints(run_dir);
-    for (size_t i = static_cast<size_t>(keep_last); i < all.size(); ++i) fs::remove_all(all[i], ec);
-  }
-  return final_dir.string();
+  return commit_checkpoint_dir(run_dir, temp_dir, man.state.step, keep_last);
 }
 
 ShardedManifest read_shard_manifest(const std::string& dir) {
@@ -143,14 +108,7 @@ ShardedManifest read_shard_manifest(const std::string& dir) {
     m.world_size = j.at("world_size").get<int>();
     m.zero_stage = j.at("zero_stage").get<int>();
     m.flat_size = j.at("flat_size").get<uint64_t>();
-    m.optimizer_t = j.at("optimizer_t").get<int64_t>();
-    m.state.step = j.at("step").get<int64_t>();
-    m.state.tokens_processed = j.at("tokens_processed").get<int64_t>();
-    m.state.seed = j.at("seed").get<uint64_t>();
-    m.state.loader_state = j.at("loader_state").is_null() ? "" : j.at("loader_state").dump();
-    m.state.run_config = j.at("run_config").get<std::string>();
-    if (j.contains("loss_scaler")) m.state.loss_scaler = j.at("loss_scaler").dump();
-    m.model_config = model_config_from_json(j.at("model_config").dump(), path);
+    state_from_json(j, path, m.state, m.optimizer_t, m.model_config);
     for (const auto& s : j.at("shards")) {
       ShardEntry e;
       e.file = s.at("file").get<std::string>();

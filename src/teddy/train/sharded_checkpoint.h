@@ -55,14 +55,9 @@ std::string shard_file_name(int rank, int world);
 ShardEntry write_checkpoint_shard(const std::string& dir, int rank, int world, uint64_t begin, uint64_t end,
                                   const float* params, const float* m, const float* v);
 
-// The temporary directory a sharded save assembles in (all ranks compute the same
-// path from the writer's pid), and its preparation (rank 0: created empty).
-std::string sharded_checkpoint_temp_dir(const std::string& run_dir, int64_t step, int64_t pid);
-std::string sharded_checkpoint_final_dir(const std::string& run_dir, int64_t step);
-void prepare_sharded_checkpoint_dir(const std::string& temp_dir);
-// Rank 0, after every shard is durable: writes manifest.json last, fsyncs, renames
-// the directory into place and keeps the newest keep_last (0: all). Returns the
-// checkpoint directory.
+// Rank 0, after every shard is durable in `temp_dir` (checkpoint_temp_dir from rank
+// 0's pid, begin_checkpoint_dir: checkpoint.h): writes manifest.json last, then
+// commit_checkpoint_dir. Returns the checkpoint directory.
 std::string finish_sharded_checkpoint(const std::string& run_dir, const std::string& temp_dir,
                                       const ShardedManifest& manifest, int keep_last);
 
