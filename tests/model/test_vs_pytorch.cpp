@@ -14,6 +14,8 @@
 //   gradient accumulation over two micro-batches of unequal target counts.
 // The reference also runs in float64; its distance to the float32 reference is
 // printed next to teddy's so the tolerances can be judged.
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -190,7 +192,8 @@ Prepared prepare(const Case& c) {
   p.sched = LrSchedule{.lr = 3e-3f, .warmup_steps = 3, .total_steps = kSteps, .min_lr_ratio = 0.1f};
   p.ocfg = AdamWConfig{.lr = p.sched.lr, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f};
 
-  const fs::path dir = fs::path(TEDDY_BINARY_DIR) / "test_vs_pytorch" / c.name;
+  // Per process: ctest runs this file's tests as separate processes, in parallel.
+  const fs::path dir = fs::path(TEDDY_BINARY_DIR) / "test_vs_pytorch" / (c.name + "." + std::to_string(::getpid()));
   fs::create_directories(dir);
   p.in_path = (dir / "in.safetensors").string();
   p.out_path = (dir / "out.safetensors").string();
@@ -272,7 +275,8 @@ class VsPyTorch : public ::testing::Test {
     }
     if (cases_.empty()) return;
     const std::string script = std::string(TEDDY_SOURCE_DIR) + "/tests/reference/gpt_reference.py";
-    const std::string log = std::string(TEDDY_BINARY_DIR) + "/test_vs_pytorch/" + selected + ".log";
+    const std::string log =
+        std::string(TEDDY_BINARY_DIR) + "/test_vs_pytorch/" + selected + "." + std::to_string(::getpid()) + ".log";
     std::string cmd = "/usr/bin/python3 '" + script + "'";
     for (const Prepared& p : cases_) cmd += " '" + p.in_path + "' '" + p.out_path + "'";
     cmd += " > '" + log + "' 2>&1";
@@ -282,7 +286,11 @@ class VsPyTorch : public ::testing::Test {
                "). This test needs /usr/bin/python3 with torch and numpy (Debian: python3-torch, "
                "python3-numpy); it does not skip.\ncommand: " + cmd + "\noutput:\n" + tail(log);
   }
-  static void TearDownTestSuite() { cases_.clear(); }
+  static void TearDownTestSuite() {
+    if (error_.empty())  // kept for a look when the reference failed
+      for (const Prepared& p : cases_) fs::remove_all(fs::path(p.in_path).parent_path());
+    cases_.clear();
+  }
 
   static Prepared& get(const std::string& name) {
     for (Prepared& p : cases_)

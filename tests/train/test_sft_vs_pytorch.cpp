@@ -4,6 +4,8 @@
 // tokens alone, each conversation run on its own. The reference finds the answer
 // tokens itself from the ChatML markers; its positions are also compared with
 // teddy's mask. Like test_vs_pytorch, it needs /usr/bin/python3 with torch (no skip).
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -115,7 +117,9 @@ class SftVsPyTorch : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     std::string cmd = "/usr/bin/python3 '" + std::string(TEDDY_SOURCE_DIR) + "/tests/reference/sft_reference.py'";
-    const fs::path dir = fs::path(TEDDY_BINARY_DIR) / "test_sft_vs_pytorch";
+    // Per process: ctest runs each test of this suite as its own process, in parallel,
+    // and two of them writing the same reference files raced.
+    const fs::path dir = fs::path(TEDDY_BINARY_DIR) / "test_sft_vs_pytorch" / std::to_string(::getpid());
     fs::create_directories(dir);
     for (Family f : {Family::gpt2, Family::llama}) {
       Case c;
@@ -161,7 +165,11 @@ class SftVsPyTorch : public ::testing::Test {
                "\noutput:\n" + std::string((std::istreambuf_iterator<char>(f)), {});
     }
   }
-  static void TearDownTestSuite() { cases_.clear(); }
+  static void TearDownTestSuite() {
+    if (error_.empty() && !cases_.empty())  // kept for a look when the reference failed
+      fs::remove_all(fs::path(cases_[0].in_path).parent_path());
+    cases_.clear();
+  }
 
   void check(Family f, SftBatching mode, size_t rows_per_micro) {
     ASSERT_TRUE(error_.empty()) << error_;
