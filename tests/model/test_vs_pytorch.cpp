@@ -275,8 +275,8 @@ class VsPyTorch : public ::testing::Test {
     }
     if (cases_.empty()) return;
     const std::string script = std::string(TEDDY_SOURCE_DIR) + "/tests/reference/gpt_reference.py";
-    const std::string log =
-        std::string(TEDDY_BINARY_DIR) + "/test_vs_pytorch/" + selected + "." + std::to_string(::getpid()) + ".log";
+    log_ = std::string(TEDDY_BINARY_DIR) + "/test_vs_pytorch/" + selected + "." + std::to_string(::getpid()) + ".log";
+    const std::string& log = log_;
     std::string cmd = "/usr/bin/python3 '" + script + "'";
     for (const Prepared& p : cases_) cmd += " '" + p.in_path + "' '" + p.out_path + "'";
     cmd += " > '" + log + "' 2>&1";
@@ -287,8 +287,10 @@ class VsPyTorch : public ::testing::Test {
                "python3-numpy); it does not skip.\ncommand: " + cmd + "\noutput:\n" + tail(log);
   }
   static void TearDownTestSuite() {
-    if (error_.empty())  // kept for a look when the reference failed
+    if (error_.empty()) {  // kept for a look when the reference failed
       for (const Prepared& p : cases_) fs::remove_all(fs::path(p.in_path).parent_path());
+      if (!log_.empty()) fs::remove(log_);
+    }
     cases_.clear();
   }
 
@@ -301,6 +303,7 @@ class VsPyTorch : public ::testing::Test {
 
   static inline std::vector<Prepared> cases_;
   static inline std::string error_;  // why the reference could not be consulted
+  static inline std::string log_;    // the reference's output
 };
 
 void VsPyTorch::run(const std::string& name) {
