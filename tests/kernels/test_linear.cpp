@@ -157,16 +157,34 @@ TEST(Linear, ForwardOverwritesOutput) {
   }
 }
 
+// Every column's sum runs over the rows in order in double whatever the split (column
+// ranges per thread, 2048-column chunks), so dbias is the serial double sum, bit for bit,
+// at any thread count; OC = 5000 spans several chunks, OC = 7 leaves threads idle.
 TEST(Linear, CpuDbiasIsDeterministicAcrossThreadCounts) {
-  const int N = 257, C = 3, OC = 1000;
-  const auto x = randn(N * C, 50), weight = randn(OC * C, 51), dout = randn(N * OC, 52);
-  const auto results = results_per_thread_count({1, 2, 3}, [&] {
-    std::vector<float> dbias(OC);
-    kc::linear_backward(nullptr, nullptr, dbias.data(), dout.data(), x.data(), weight.data(), N, C, OC);
-    return dbias;
-  });
-  EXPECT_EQ(results[0], results[1]);
-  EXPECT_EQ(results[0], results[2]);
+  for (const int OC : {1000, 5000, 7}) {
+    SCOPED_TRACE(::testing::Message() << "OC " << OC);
+    const int N = 257, C = 3;
+    const auto x = randn(N * C, 50), weight = randn(OC * C, 51), dout = randn(N * OC, 52);
+    const auto init = randn(OC, 53);
+    std::vector<float> want_set(OC), want_add(OC);
+    for (int o = 0; o < OC; ++o) {
+      double acc = 0;
+      for (int n = 0; n < N; ++n) acc += static_cast<double>(dout[static_cast<size_t>(n) * OC + o]);
+      want_set[o] = static_cast<float>(acc);
+      want_add[o] = static_cast<float>(static_cast<double>(init[o]) + acc);
+    }
+    const auto results = results_per_thread_count({1, 2, 3}, [&] {
+      std::vector<float> set(OC, std::nanf("")), add = init;
+      kc::linear_backward(nullptr, nullptr, set.data(), dout.data(), x.data(), weight.data(), N, C, OC,
+                          teddy::kernels::Grad::set, teddy::kernels::Grad::set);
+      kc::linear_backward(nullptr, nullptr, add.data(), dout.data(), x.data(), weight.data(), N, C, OC);
+      set.insert(set.end(), add.begin(), add.end());
+      return set;
+    });
+    std::vector<float> want = want_set;
+    want.insert(want.end(), want_add.begin(), want_add.end());
+    for (const auto& r : results) EXPECT_EQ(r, want);
+  }
 }
 
 }  // namespace
