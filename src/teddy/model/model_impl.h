@@ -75,7 +75,9 @@ struct Activations {
   float *lnf = nullptr, *meanf = nullptr, *rstdf = nullptr;  // final norm (N, C), (N), (N)
   float* logits = nullptr;        // (cls_rows, Vp) one classifier chunk (dlogits in place)
   float* losses = nullptr;        // (N)
-  // Activation gradients, reused by every block (each op adds, so zeroed before use).
+  // Activation gradients, reused by every block. Each has one producer that SETS it
+  // (kernels::Grad::set), except dx (zeroed, then the norms' backward adds into it)
+  // and LLaMA's dqkv_rot (filled by a copy, then RoPE's backward adds into it).
   float *dx = nullptr;     // (N, C) gradient of the residual stream
   float *dln = nullptr;    // (N, C) gradient of a norm output
   float *datt = nullptr;   // (N, C)

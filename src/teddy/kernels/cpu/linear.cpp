@@ -72,11 +72,12 @@ void linear_backward(float* dinp, float* dweight, float* dbias, const float* dou
     return;
   }
   if (C > 0) {
-    // dinp(N,C) += dout(N,OC) @ weight(OC,C); beta = 0 with set skips reading dinp.
+    // dinp(N,C) += dout(N,OC) @ weight(OC,C); with set, beta = 0: the old contents are
+    // ignored (NaN is fine), though OpenBLAS still zeroes C in a pass of its own.
     if (dinp)
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, weight, C,
                   set ? 0.0f : 1.0f, dinp, C);
-    // dweight(OC,C) += dout(N,OC)^T @ inp(N,C); beta = 0 with set_params skips reading it.
+    // dweight(OC,C) += dout(N,OC)^T @ inp(N,C); with set_params, beta = 0 likewise.
     if (dweight)
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C,
                   set_params ? 0.0f : 1.0f, dweight, C);

@@ -163,6 +163,7 @@ SgemmCeiling SgemmCeilingProbe::measure(double seconds_budget) {
 }
 
 SgemmCeiling measure_sgemm_ceiling(int threads, double seconds_budget) {
+  // Checked here too so a bad budget fails before the operands are allocated.
   TEDDY_CHECK(seconds_budget > 0.0, "measure_sgemm_ceiling: seconds_budget must be positive");
   return SgemmCeilingProbe(threads).measure(seconds_budget);
 }

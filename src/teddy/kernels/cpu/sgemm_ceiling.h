@@ -30,12 +30,13 @@
 //    dweight, mlp proj forward at ~17% each, lm head forward standing for the
 //    whole head at ~31%); five_shape_gflops keeps that figure for older records.
 //    The lm head's backward shapes run ~5-10% slower than its forward, so the
-//    15-shape ceiling is a few per cent lower: it is what the step really asks of
-//    the BLAS.
+//    15-shape ceiling comes out 1-3% lower (docs/BENCHMARKS.md): it is what the
+//    step really asks of the BLAS.
 //  - Thread count: omp_set_num_threads and openblas_set_num_threads are set to
 //    `threads` (<= 0: keep the current omp_get_max_threads()) and restored after.
 // The budget is a target, not a bound: each shape takes at least 3 calls
-// (~0.5 TFLOP in all, ~1.6 s on two Sapphire Rapids cores).
+// (~0.5 TFLOP in all: ~1.6 s at 300 GFLOP/s). The operands take ~412 MB (the
+// largest A, B and C over the shapes: the lm head's).
 #include <string>
 #include <vector>
 
@@ -64,7 +65,7 @@ struct SgemmCeiling {
 };
 
 // The operands allocated and filled once, for repeated measurements (`teddy bench
-// train` samples the ceiling between timed steps without re-faulting ~270 MB of
+// train` samples the ceiling between timed steps without re-faulting ~412 MB of
 // pages each time). measure() behaves as measure_sgemm_ceiling.
 class SgemmCeilingProbe {
  public:
