@@ -9,13 +9,11 @@
 
 #include "teddy/core/buffer.h"
 #include "teddy/core/error.h"
-#include "teddy/kernels/cpu/attention.h"
-#include "teddy/kernels/cpu/attention_plain.h"
+#include "teddy/kernels/backend.h"
+#include "teddy/kernels/baseline/attention_plain.h"
 
 namespace teddy {
 namespace {
-
-namespace kc = kernels::cpu;
 
 // Bytes held by the buffers of one run; peak is the most held at once.
 class ByteCounter {
@@ -85,6 +83,7 @@ void validate(const AttentionBenchOptions& o) {
   if (o.reps < 1) bad("--reps", "must be >= 1", std::to_string(o.reps));
   if (o.warmup < 0) bad("--warmup", "must be >= 0", std::to_string(o.warmup));
   if (o.threads < 0) bad("--threads", "must be >= 0", std::to_string(o.threads));
+  kernels::backend(o.backend);  // throws ConfigError naming the available ones
 }
 
 AttentionBenchResult run_one(const AttentionBenchOptions& o, const std::string& impl, int T) {
@@ -99,6 +98,7 @@ AttentionBenchResult run_one(const AttentionBenchOptions& o, const std::string& 
   r.reps = o.reps;
   const int B = r.batch, NH = r.heads, NKV = r.kv_heads, HS = r.head_dim;
   const bool flash = impl == "flash";
+  const kernels::Backend& k = kernels::backend(o.backend);
   if (!flash) {
     r.needed_bytes = attention_plain_bytes(B, T, NH, NKV, HS);
     if (r.needed_bytes > o.plain_max_bytes) {
@@ -120,8 +120,8 @@ AttentionBenchResult run_one(const AttentionBenchOptions& o, const std::string& 
 
     // flash: one scratch for both passes; plain: P (B,NH,T,T) kept from forward + (T,T) scratch.
     const size_t work_a =
-        flash ? std::max(kc::attention_flash_forward_scratch_floats(B, T, NH, NKV, HS),
-                         kc::attention_flash_backward_scratch_floats(B, T, NH, NKV, HS))
+        flash ? std::max(k.attention_forward_workspace(B, T, NH, NKV, HS, 0),
+                         k.attention_backward_workspace(B, T, NH, NKV, HS, 0))
               : static_cast<size_t>(B) * NH * T * T;
     const size_t work_b = flash ? 0 : static_cast<size_t>(T) * T;
     CountedBuffer att(bytes, work_a), datt(bytes, work_b);
@@ -131,16 +131,16 @@ AttentionBenchResult run_one(const AttentionBenchOptions& o, const std::string& 
       dqkv.zero();  // the caller's per-step zeroing, not part of attention's time
       const auto t0 = std::chrono::steady_clock::now();
       if (flash)
-        kc::attention_flash_forward(out.f(), lse.f(), qkv.f(), nullptr, B, T, NH, NKV, HS, att.f(), att.floats());
+        k.attention_forward(out.f(), lse.f(), qkv.f(), nullptr, B, T, NH, NKV, HS, {att.f(), att.floats()});
       else
-        kc::attention_plain_forward(out.f(), lse.f(), att.f(), qkv.f(), nullptr, B, T, NH, NKV, HS);
+        kernels::baseline::attention_plain_forward(out.f(), lse.f(), att.f(), qkv.f(), nullptr, B, T, NH, NKV, HS);
       const double ms_f = ms_since(t0);
       const auto t1 = std::chrono::steady_clock::now();
       if (flash)
-        kc::attention_flash_backward(dqkv.f(), dout.f(), qkv.f(), out.f(), lse.f(), nullptr, B, T, NH, NKV, HS,
-                                     att.f(), att.floats());
+        k.attention_backward(dqkv.f(), dout.f(), qkv.f(), out.f(), lse.f(), nullptr, B, T, NH, NKV, HS,
+                             kernels::Grad::add, {att.f(), att.floats()});
       else
-        kc::attention_plain_backward(dqkv.f(), datt.f(), dout.f(), qkv.f(), att.f(), B, T, NH, NKV, HS);
+        kernels::baseline::attention_plain_backward(dqkv.f(), datt.f(), dout.f(), qkv.f(), att.f(), B, T, NH, NKV, HS);
       const double ms_b = ms_since(t1);
       if (rep < o.warmup) continue;
       fwd.push_back(ms_f);

@@ -1,6 +1,7 @@
 #pragma once
-// `teddy bench attention`: FlashAttention vs the plain T x T kernel on the CPU,
-// forward + backward, causal. Time is the median of `reps` runs after `warmup`.
+// `teddy bench attention`: a backend's attention ops ("flash": the cpu backend's
+// FlashAttention, in the workspace its queries ask for) vs the plain T x T kernel on the
+// CPU (kernels/baseline), forward + backward, causal. Time is the median of `reps` runs after `warmup`.
 // Memory is counted, not derived: every buffer the benchmark allocates for a run
 // (qkv, out, lse, dout, dqkv, plus the flash scratch or the plain kernel's
 // probability matrix and its backward scratch) goes through one counter, and
@@ -23,6 +24,7 @@ struct AttentionBenchOptions {
   int warmup = 1;
   int reps = 5;
   int threads = 0;   // 0: leave OpenMP's setting
+  std::string backend = "cpu";  // whose attention ops the "flash" runs time (kernels::backend)
   size_t plain_max_bytes = size_t{8} << 30;  // skip plain runs that would allocate more
   uint64_t seed = 1;
 };

@@ -12,7 +12,8 @@
 #include "teddy/core/error.h"
 #include "teddy/core/memory_usage.h"
 #include "teddy/core/profiler.h"
-#include "teddy/kernels/cpu/sgemm_ceiling.h"
+#include "teddy/bench/sgemm_ceiling.h"
+#include "teddy/kernels/backend.h"
 #include "teddy/model/model.h"
 #include "teddy/train/adamw.h"
 #include "teddy/train/grad_clip.h"
@@ -48,11 +49,12 @@ TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o
   TrainBenchResult r;
   r.workload = w;
   r.threads = o.threads;
+  r.backend = o.backend;
   reset_peak_rss();
 
-  Model model(cfg);
+  Model model(cfg, Context{.backend = &kernels::backend(o.backend)});
   model.init_weights(1234);
-  AdamW opt(model.layout(), AdamWConfig{});
+  AdamW opt(model.layout(), AdamWConfig{}, model.context());
   model.set_recompute(recompute_from_name(o.recompute));
   const Precision precision = precision_from_name(o.precision, "bench train: --precision");
   model.set_precision(precision);
@@ -78,9 +80,9 @@ TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o
   // a minute, and a ceiling taken at another moment would fold that drift into the MFU.
   // The reported MFU is the median of the per-step figures. The probe's operands are
   // allocated after the first step, once the peak RSS of the model alone is read.
-  std::optional<kernels::cpu::SgemmCeilingProbe> probe;
+  std::optional<SgemmCeilingProbe> probe;
   // ceilings[k]: the sample before timed step k (empty: none); then the one after the last.
-  std::vector<std::optional<kernels::cpu::SgemmCeiling>> ceilings;
+  std::vector<std::optional<SgemmCeiling>> ceilings;
   std::vector<double> times, cpu_times;
   for (int i = 0; i < o.warmup + o.steps; ++i) {
     if (i >= o.warmup) ceilings.push_back(probe ? std::optional(probe->measure(o.sgemm_seconds)) : std::nullopt);
@@ -108,7 +110,7 @@ TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o
     return v[v.size() / 2];
   };
   // Per step: achieved GFLOP/s over the mean of the samples around it.
-  auto step_mfu = [&](double kernels::cpu::SgemmCeiling::*field) {
+  auto step_mfu = [&](double SgemmCeiling::*field) {
     std::vector<double> mfu;
     for (size_t k = 0; k < times.size(); ++k) {
       const double after = (*ceilings[k + 1]).*field;
@@ -117,8 +119,8 @@ TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o
     }
     return median(mfu);
   };
-  r.mfu = step_mfu(&kernels::cpu::SgemmCeiling::gflops);
-  r.mfu_five_shape = step_mfu(&kernels::cpu::SgemmCeiling::five_shape_gflops);
+  r.mfu = step_mfu(&SgemmCeiling::gflops);
+  r.mfu_five_shape = step_mfu(&SgemmCeiling::five_shape_gflops);
   std::vector<double> samples, five;
   for (const auto& c : ceilings)
     if (c) {
@@ -161,7 +163,7 @@ TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o
       const float dloss = scale / static_cast<float>(n);
       model.forward_backward(b, dloss, kernels::Grad::set);  // as train_step: no separate zero_grad
       double norm = 0;
-      timed_step(prof, "grad_norm", [&] { norm = grad_norm(model.grads(), model.flat_size()); });
+      timed_step(prof, "grad_norm", [&] { norm = grad_norm(model.grads(), model.flat_size(), model.context()); });
       if (std::isfinite(norm))  // fp16 overflow: the scaler would skip this step
         timed_step(prof, "adamw_update", [&] { opt.step(model.params(), model.grads(), 1e-4f, clip_scale(norm / scale, 1.0f) / scale); });
     }
@@ -186,6 +188,7 @@ std::vector<TrainBenchResult> run_train_bench(const TrainBenchOptions& opts) {
   if (opts.steps < 1 || opts.warmup < 0) throw ConfigError("bench train: --steps must be >= 1 and --warmup >= 0");
   recompute_from_name(opts.recompute);  // a bad mode fails before the sgemm measurement
   precision_from_name(opts.precision, "bench train: --precision");
+  kernels::backend(opts.backend);  // an unknown backend fails here too
   const int saved = omp_get_max_threads();
   omp_set_num_threads(opts.threads);
   std::vector<TrainBenchResult> out;

@@ -26,11 +26,13 @@ struct TrainBenchOptions {
   double sgemm_seconds = 1;  // time budget of one ceiling sample (one before each timed step, one after the last)
   std::string recompute = "none";  // activation recomputation: none | attention | block
   std::string precision = "fp32";  // fp32 | bf16 | fp16 (fp16 steps run the dynamic loss scaler)
+  std::string backend = "cpu";     // the kernel backend the model and optimizer run on (kernels::backend)
 };
 
 struct TrainBenchResult {
   TrainBenchWorkload workload;
   int threads = 0;
+  std::string backend;  // the kernel backend the step ran on
   size_t params = 0;
   double flops_per_token = 0;  // 6*N + 12*L*C*T
   double ms_per_step = 0;      // median
@@ -43,7 +45,7 @@ struct TrainBenchResult {
   double sgemm_before = 0, sgemm_after = 0;  // the first and the last sample
   double sgemm_min = 0, sgemm_max = 0;
   int sgemm_samples = 0;
-  // The same against the 5-shape ceiling used until 2026-11-30 (sgemm_ceiling.h).
+  // The same against the 5-shape ceiling used until 2026-11-30 (bench/sgemm_ceiling.h).
   double mfu_five_shape = 0, sgemm_five_shape = 0;
   size_t peak_rss_bytes = 0;
   size_t param_bytes = 0, grad_bytes = 0, optimizer_bytes = 0, activation_bytes = 0;

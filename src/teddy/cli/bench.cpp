@@ -64,6 +64,7 @@ void add_bench_attention(CLI::App& bench, Run& run) {
   cmd->add_option("--reps", a->opts.reps, "Timed repetitions; the median is reported (default 5)");
   cmd->add_option("--warmup", a->opts.warmup, "Untimed repetitions first (default 1)");
   cmd->add_option("--threads", a->opts.threads, "OpenMP/OpenBLAS threads (default: OMP_NUM_THREADS or all cores)");
+  cmd->add_option("--backend", a->opts.backend, "Kernel backend whose attention the flash runs time: ref | cpu (default cpu)");
   cmd->add_option("--plain-max-bytes", a->plain_max,
                   "Skip plain runs that would allocate more, e.g. 8GiB or 20GB (default 8GiB)");
   cmd->add_flag("--json", a->json, "One JSON object per line per (impl, seq)");
@@ -92,6 +93,7 @@ void print_train_result(const TrainBenchResult& r, bool json) {
     j["batch"] = r.workload.batch;
     j["seq"] = r.workload.seq;
     j["threads"] = r.threads;
+    j["backend"] = r.backend;
     j["params"] = r.params;
     j["flops_per_token"] = r.flops_per_token;
     j["ms_per_step"] = r.ms_per_step;
@@ -183,6 +185,7 @@ void add_bench_train(CLI::App& bench, Run& run) {
   cmd->add_flag("!--no-profile", a->opts.profile, "Skip the per-kernel breakdown step");
   cmd->add_option("--recompute", a->opts.recompute, "Activation recomputation: none | attention | block (default none)");
   cmd->add_option("--precision", a->opts.precision, "Training precision: fp32 | bf16 | fp16 (default fp32)");
+  cmd->add_option("--backend", a->opts.backend, "Kernel backend the step runs on: ref | cpu (default cpu)");
   cmd->add_flag("--json", a->json, "One JSON object per workload");
   cmd->footer("Standard workloads (fp32): W1 gpt2-124M B=4 T=64; W1b gpt2-124M B=4 T=256; W2 gpt2-d6 (6L/6H/384) B=8 T=256.\n"
               "FLOPs per token = 6*N + 12*L*C*T (N parameters, L layers, C width, T sequence). MFU: per timed step,\n"

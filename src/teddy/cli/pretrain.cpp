@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "teddy/bench/sgemm_ceiling.h"
 #include "teddy/cli/commands.h"
 #include "teddy/cli/progress.h"
 #include "teddy/dist/data_parallel_engine.h"
@@ -78,6 +79,7 @@ void register_pretrain(CLI::App& app, Run& run) {
       // The trainer holds the only reference: the engine (and its layer hooks on the
       // model) must go before the trainer's model does.
       Pretrainer trainer(std::move(cfg), o->resume, std::move(dp));
+      trainer.set_peak_probe([](int threads) { return measure_sgemm_gflops(threads, 0.5); });
       ProgressLine bar(stderr, o->print_every);
       trainer.run([&](const PretrainEvent& e) {
         if (rank != 0) return;  // rank 0 logs for the job

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "teddy/bench/sgemm_ceiling.h"
 #include "teddy/cli/commands.h"
 #include "teddy/cli/progress.h"
 #include "teddy/core/error.h"
@@ -122,6 +123,7 @@ void register_sft(CLI::App& app, Run& run) {
       std::vector<std::string> ovs = o->overrides;
       if (o->skip_bad) ovs.push_back("data.skip_bad=true");
       SftTrainer trainer(SftConfig::load(o->config, ovs), o->resume);
+      trainer.set_peak_probe([](int threads) { return measure_sgemm_gflops(threads, 0.5); });
       ProgressLine bar(stderr, o->print_every);
       trainer.run([&](const SftEvent& e) { print_event(e, bar); }, o->stop_after);
       return 0;

@@ -2,12 +2,12 @@
 
 #include <algorithm>
 
-#include "teddy/kernels/kernels.h"
+#include "teddy/kernels/backend.h"
 
 namespace teddy::dist {
 
-ShardedAdamW::ShardedAdamW(const ParamLayout& layout, const AdamWConfig& cfg, Range shard)
-    : cfg_(cfg), shard_(shard) {
+ShardedAdamW::ShardedAdamW(const ParamLayout& layout, const AdamWConfig& cfg, Range shard, Context ctx)
+    : cfg_(cfg), ctx_(ctx), shard_(shard) {
   cfg_.validate();
   for (const ParamInfo& p : layout.params) {
     const size_t b = std::max(p.offset, shard.begin), e = std::min(p.offset + p.numel, shard.end);
@@ -24,13 +24,14 @@ ShardedAdamW::ShardedAdamW(const ParamLayout& layout, const AdamWConfig& cfg, Ra
 }
 
 void ShardedAdamW::step(float* params, const float* shard_grads, float lr, float grad_scale) {
+  const ThreadScope threads(ctx_);
+  const kernels::Backend& k = ctx_.ops();
   ++t_;
   for (const Run& r : runs_) {
     const float wd = r.decay ? cfg_.weight_decay : 0.0f;
     const size_t o = r.begin - shard_.begin;
-    kernels::cpu::adamw_update(params + r.begin, shard_grads + o, m() + o, v() + o,
-                               static_cast<int64_t>(r.end - r.begin), lr, cfg_.beta1, cfg_.beta2, cfg_.eps, wd,
-                               t_, grad_scale);
+    k.adamw_update(params + r.begin, shard_grads + o, m() + o, v() + o, static_cast<int64_t>(r.end - r.begin), lr,
+                   cfg_.beta1, cfg_.beta2, cfg_.eps, wd, t_, grad_scale);
   }
 }
 

@@ -16,7 +16,8 @@ namespace teddy::dist {
 
 class ShardedAdamW {
  public:
-  ShardedAdamW(const ParamLayout& layout, const AdamWConfig& cfg, Range shard);
+  // The update runs through ctx's backend (the model's).
+  ShardedAdamW(const ParamLayout& layout, const AdamWConfig& cfg, Range shard, Context ctx = {});
 
   // params: the whole flat buffer (only [begin, end) is written); grads: the shard's
   // gradients, grads[0] belonging to element `begin`.
@@ -38,6 +39,7 @@ class ShardedAdamW {
     bool decay = true;
   };
   AdamWConfig cfg_;
+  Context ctx_;
   Range shard_;
   std::vector<Run> runs_;
   AlignedBuffer m_, v_;

@@ -7,7 +7,7 @@
 
 #include "teddy/core/error.h"
 #include "teddy/dist/resident_pages.h"
-#include "teddy/kernels/kernels.h"
+#include "teddy/kernels/backend.h"
 #include "teddy/train/grad_clip.h"
 
 namespace teddy::dist {
@@ -52,9 +52,9 @@ ZeroTrainer::ZeroTrainer(Model& model, const AdamWConfig& cfg, Communicator& com
     }
   }
   if (stage_ == 0) {
-    full_opt_ = std::make_unique<AdamW>(layout, cfg);
+    full_opt_ = std::make_unique<AdamW>(layout, cfg, model.context());
   } else {
-    shard_opt_ = std::make_unique<ShardedAdamW>(layout, cfg, own_);
+    shard_opt_ = std::make_unique<ShardedAdamW>(layout, cfg, own_, model.context());
   }
   blocks_.assign(static_cast<size_t>(L), Range{SIZE_MAX, 0});
   for (const ParamInfo& p : layout.params) {
@@ -201,12 +201,16 @@ StepStats ZeroTrainer::step(std::span<const Batch> micro, float lr, float max_gr
   st.lr = lr;
   float* P = model_.params();
   if (stage_ == 0) {
-    st.grad_norm = grad_norm(model_.grads(), model_.flat_size());
+    st.grad_norm = grad_norm(model_.grads(), model_.flat_size(), model_.context());
     full_opt_->step(P, model_.grads(), lr, clip_scale(st.grad_norm, max_grad_norm));
     return st;
   }
   const float* g = model_.grads() + own_.begin;
-  double ss = kernels::cpu::sum_squares(g, static_cast<int64_t>(own_.size()));
+  double ss;
+  {
+    const ThreadScope threads(model_.context());
+    ss = model_.context().ops().sum_squares(g, static_cast<int64_t>(own_.size()));
+  }
   comm_.all_reduce_sum(&ss, 1);
   st.grad_norm = std::sqrt(ss);
   shard_opt_->step(P, g, lr, clip_scale(st.grad_norm, max_grad_norm));

@@ -1,25 +1,27 @@
 #pragma once
-// Backend-neutral kernel interface. Each device namespace implements the same
-// op list (ops.inc): kernels::ref (plain loops, double accumulation: the source
-// of truth), kernels::cpu (OpenMP + OpenBLAS: the fast path) and, later,
-// kernels::cuda. A kernel's files share its name across backends and tests:
-// kernels/ref/rmsnorm.cpp, kernels/cpu/rmsnorm.cpp, tests/kernels/test_rmsnorm.cpp.
+// The backends' namespaces, for code inside kernels/ and for the kernel tests: each
+// device namespace declares the same op list (ops.inc): kernels::ref (plain loops,
+// double accumulation: the source of truth), kernels::cpu (OpenMP + OpenBLAS: the fast
+// path) and, later, kernels::cuda. A kernel's files share its name across backends and
+// tests: kernels/ref/rmsnorm.cpp, kernels/cpu/rmsnorm.cpp, tests/kernels/test_rmsnorm.cpp.
+// Everything outside kernels/ calls ops through a kernels::Backend table (backend.h).
+#include <cstddef>
 #include <cstdint>
+
+#include "teddy/kernels/backend.h"
 
 namespace teddy::kernels {
 
-// How a backward writes an input gradient that takes it: `add` (+=, the default and
-// the convention) or `set` (=, for a buffer's first writer, which then needs no
-// zeroing pass beforehand). linear_backward also takes one for its parameter gradients,
-// so a step's first micro-batch can write them without a zero_grad pass.
-enum class Grad { add, set };
-
 namespace ref {
+#define TEDDY_OP(R, OP, ARGS) R OP ARGS;
 #include "teddy/kernels/ops.inc"
+const Backend& table();  // this namespace's ops as a Backend (ref/backend.cpp)
 }  // namespace ref
 
 namespace cpu {
+#define TEDDY_OP(R, OP, ARGS) R OP ARGS;
 #include "teddy/kernels/ops.inc"
+const Backend& table();  // cpu/backend.cpp
 }  // namespace cpu
 
 }  // namespace teddy::kernels

@@ -68,7 +68,7 @@ int classifier_chunk_rows(const ModelConfig& cfg, int rows) {
 }
 
 void carve_activations(Arena& arena, const ModelConfig& cfg, int rows, Activations& a, Recompute recompute,
-                       Precision precision) {
+                       Precision precision, const Context& ctx) {
   const size_t N = static_cast<size_t>(rows), C = cfg.d_model, F = cfg.d_ff;
   const size_t QKV = cfg.qkv_dim(), NH = cfg.n_head;
   const size_t up = cfg.family == Family::gpt2 ? F : 2 * F;
@@ -162,7 +162,7 @@ void carve_activations(Arena& arena, const ModelConfig& cfg, int rows, Activatio
   a.dqkv_rot = layernorm ? nullptr : arena.take<float>(N * QKV);
   a.dact = arena.take<float>(N * F);
   a.dup = arena.take<float>(N * up);
-  a.attn_scratch_floats = attention_scratch_floats(cfg, rows);
+  a.attn_scratch_floats = attention_scratch_floats(cfg, rows, ctx);
   a.attn_scratch = arena.take<float>(a.attn_scratch_floats);
 }
 

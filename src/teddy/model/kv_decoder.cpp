@@ -6,12 +6,11 @@
 #include <string>
 
 #include "teddy/core/error.h"
-#include "teddy/kernels/kernels.h"
+#include "teddy/kernels/backend.h"
 #include "teddy/model/kv_attention.h"
 
 namespace teddy {
 
-namespace k = kernels::cpu;
 using namespace model_detail;
 
 KvDecoder::KvDecoder(Model& model, int capacity, int max_rows)
@@ -22,7 +21,7 @@ KvDecoder::KvDecoder(Model& model, int capacity, int max_rows)
                 std::to_string(capacity) + ")");
   if (max_rows <= 0 || max_rows > capacity)
     throw Error("kv cache: max_rows must be in [1, capacity] (got " + std::to_string(max_rows) + ")");
-  n_threads_ = omp_get_max_threads();
+  n_threads_ = model.context().threads > 0 ? model.context().threads : omp_get_max_threads();
   const size_t kv = static_cast<size_t>(cfg.n_kv_head) * cfg.head_dim();
   cache_.resize(static_cast<size_t>(cfg.n_layer) * 2 * cap_ * kv * sizeof(float));
   carve(scratch_);  // counting pass
@@ -60,22 +59,24 @@ const float* KvDecoder::feed(const int32_t* tokens, int n) {
       throw Error("kv cache: token " + std::to_string(tokens[i]) + " outside [0, " + std::to_string(cfg.vocab_size) + ")");
     pos_[i] = len_ + i;
   }
-  const BlockShape s = block_shape(cfg, 1, n);
+  const ThreadScope threads(model_.context());
+  const kernels::Backend& k = model_.context().ops();
+  const BlockShape s = block_shape(cfg, 1, n, k);
   const size_t kvw = static_cast<size_t>(s.NKV) * s.HS;   // one cached row
   const size_t qk = static_cast<size_t>(s.NH) * s.HS;     // k offset in a qkv row
   const int64_t NC = static_cast<int64_t>(n) * s.C;
   const int up_cols = s.gpt2 ? s.F : 2 * s.F;
   float* P = model_.params();
-  k::encoder_forward(x_, tokens, pos_, P + off_.tok_emb, at(P, off_.pos_emb), n, s.C);  // (n, C)
+  k.encoder_forward(x_, tokens, pos_, P + off_.tok_emb, at(P, off_.pos_emb), n, s.C);  // (n, C)
   for (int l = 0; l < cfg.n_layer; ++l) {
     const LayerTensors w = resolve_layer(P, off_.layers[l]);
     float* kc = cache_.as<float>() + static_cast<size_t>(l) * 2 * cap_ * kvw;  // (cap, NKV*HS)
     float* vc = kc + static_cast<size_t>(cap_) * kvw;
     norm_forward(s, ln_, mean_, rstd_, x_, w.norm1_w, w.norm1_b);
-    k::linear_forward(qkv_, ln_, w.qkv_w, w.qkv_b, n, s.C, s.QKV);  // (n, QKV)
+    k.linear_forward(qkv_, ln_, w.qkv_w, w.qkv_b, n, s.C, s.QKV);  // (n, QKV)
     if (!s.gpt2) {
-      k::rope_forward(qkv_, qkv_, pos_, n, s.QKV, s.NH, s.HS, s.theta);
-      k::rope_forward(qkv_ + qk, qkv_ + qk, pos_, n, s.QKV, s.NKV, s.HS, s.theta);
+      k.rope_forward(qkv_, qkv_, pos_, n, s.QKV, s.NH, s.HS, s.theta);
+      k.rope_forward(qkv_ + qk, qkv_ + qk, pos_, n, s.QKV, s.NKV, s.HS, s.theta);
     }
     for (int i = 0; i < n; ++i) {
       const float* row = qkv_ + static_cast<size_t>(i) * s.QKV;
@@ -84,23 +85,23 @@ const float* KvDecoder::feed(const int32_t* tokens, int n) {
     }
     kv_attention_forward(att_, qkv_, s.QKV, kc, vc, static_cast<int>(kvw), n, len_, s.NH, s.NKV, s.HS, scores_, cap_,
                          n_threads_);
-    k::linear_forward(tmp_, att_, w.proj_w, w.proj_b, n, s.C, s.C);
-    k::accumulate(x_, tmp_, NC);
+    k.linear_forward(tmp_, att_, w.proj_w, w.proj_b, n, s.C, s.C);
+    k.accumulate(x_, tmp_, NC);
     norm_forward(s, ln_, mean_, rstd_, x_, w.norm2_w, w.norm2_b);
-    k::linear_forward(up_, ln_, w.up_w, w.up_b, n, s.C, up_cols);
+    k.linear_forward(up_, ln_, w.up_w, w.up_b, n, s.C, up_cols);
     if (s.gpt2)
-      k::gelu_forward(act_, up_, static_cast<int64_t>(n) * s.F);
+      k.gelu_forward(act_, up_, static_cast<int64_t>(n) * s.F);
     else
-      k::swiglu_forward(act_, up_, n, s.F);
-    k::linear_forward(tmp_, act_, w.down_w, w.down_b, n, s.F, s.C);
-    k::accumulate(x_, tmp_, NC);
+      k.swiglu_forward(act_, up_, n, s.F);
+    k.linear_forward(tmp_, act_, w.down_w, w.down_b, n, s.F, s.C);
+    k.accumulate(x_, tmp_, NC);
   }
   len_ += n;
   // Only the last row's logits are needed.
-  const BlockShape s1 = block_shape(cfg, 1, 1);
+  const BlockShape s1 = block_shape(cfg, 1, 1, k);
   const float* last = x_ + static_cast<size_t>(n - 1) * s.C;
   norm_forward(s1, ln_, mean_, rstd_, last, at(P, off_.final_w), at(P, off_.final_b));
-  k::linear_forward(logits_, ln_, P + off_.lm_head, nullptr, 1, s.C, cfg.padded_vocab_size);
+  k.linear_forward(logits_, ln_, P + off_.lm_head, nullptr, 1, s.C, cfg.padded_vocab_size);
   return logits_;
 }
 

@@ -7,12 +7,11 @@
 #include <string>
 
 #include "teddy/core/error.h"
-#include "teddy/kernels/kernels.h"
+#include "teddy/kernels/backend.h"
 #include "teddy/model/model_impl.h"
 
 namespace teddy {
 
-namespace k = kernels::cpu;
 using namespace model_detail;
 
 struct Model::Impl {
@@ -32,7 +31,8 @@ struct Model::Impl {
   Profiler* prof = nullptr;
 };
 
-Model::Model(const ModelConfig& cfg) : cfg_(cfg) {
+Model::Model(const ModelConfig& cfg, Context ctx) : cfg_(cfg), ctx_(ctx) {
+  if (!ctx_.backend) throw Error("Model: the context has no backend");
   cfg_.validate();
   layout_ = make_param_layout(cfg_);
   params_.resize(layout_.total * sizeof(float));
@@ -129,7 +129,10 @@ size_t Model::weight_scratch_bytes_for(const ModelConfig& cfg, Precision p) {
 
 size_t Model::weight_scratch_bytes() const { return impl_->wscratch.bytes(); }
 
-void Model::zero_grad() { zero_floats(grads(), layout_.total); }
+void Model::zero_grad() {
+  const ThreadScope threads(ctx_);
+  zero_floats(grads(), layout_.total);
+}
 
 size_t Model::param_bytes() const { return params_.bytes(); }
 size_t Model::grad_bytes() const { return grads_.bytes(); }
@@ -142,21 +145,23 @@ int Model::classifier_chunk_rows(const ModelConfig& cfg, int rows) {
 
 namespace {
 // The counting pass alone: {whole arena, the part the layers keep}.
-std::pair<size_t, size_t> count_activations(const ModelConfig& cfg, int B, int T, Recompute r, Precision p) {
+std::pair<size_t, size_t> count_activations(const ModelConfig& cfg, int B, int T, Recompute r, Precision p,
+                                            const Context& ctx) {
   cfg.validate();
   Arena counter;
   Activations a;
-  carve_activations(counter, cfg, B * T, a, r, p);
+  carve_activations(counter, cfg, B * T, a, r, p, ctx);
   return {counter.peak(), a.saved_bytes};
 }
 }  // namespace
 
-size_t Model::activation_bytes_for(const ModelConfig& cfg, int B, int T, Recompute r, Precision p) {
-  return count_activations(cfg, B, T, r, p).first;
+size_t Model::activation_bytes_for(const ModelConfig& cfg, int B, int T, Recompute r, Precision p,
+                                   const Context& ctx) {
+  return count_activations(cfg, B, T, r, p, ctx).first;
 }
 
 size_t Model::saved_activation_bytes_for(const ModelConfig& cfg, int B, int T, Recompute r, Precision p) {
-  return count_activations(cfg, B, T, r, p).second;
+  return count_activations(cfg, B, T, r, p, Context{}).second;  // the saved part needs no backend
 }
 
 void Model::reserve_activations(int B, int T) {
@@ -180,9 +185,9 @@ void Model::reserve_activations(int B, int T) {
   impl_->arena = Arena();  // free the old one first: the peak stays one arena
   Arena arena;
   Activations a;
-  carve_activations(arena, cfg_, r, a, mode, prec);
+  carve_activations(arena, cfg_, r, a, mode, prec, ctx_);
   arena.allocate_counted();
-  carve_activations(arena, cfg_, r, a, mode, prec);
+  carve_activations(arena, cfg_, r, a, mode, prec, ctx_);
   impl_->carved_for = mode;
   impl_->carved_prec = prec;
   impl_->arena = std::move(arena);
@@ -237,7 +242,7 @@ LayerTensors rounded_layer(const BlockShape& s, LayerTensors w, float* scratch) 
   ProfileScope scope(s.prof, "round_weights");
   const size_t C = s.C, F = s.F, up = s.gpt2 ? F : 2 * F;
   auto put = [&](float*& t, size_t n) {
-    round_copy(s.prec, scratch, t, n);
+    s.k->round_copy(s.prec, scratch, t, n);
     t = scratch;
     scratch += round16(n);
   };
@@ -252,14 +257,14 @@ LayerTensors rounded_layer(const BlockShape& s, LayerTensors w, float* scratch) 
 const float* rounded_head(const BlockShape& s, const float* W, size_t n, float* scratch) {
   if (s.prec == DType::f32) return W;
   ProfileScope scope(s.prof, "round_weights");
-  round_copy(s.prec, scratch, W, n);
+  s.k->round_copy(s.prec, scratch, W, n);
   return scratch;
 }
 
 }  // namespace
 
 BlockShape Model::shape_for(int B, int T) const {
-  BlockShape s = block_shape(cfg_, B, T, impl_->prof);
+  BlockShape s = block_shape(cfg_, B, T, *ctx_.backend, impl_->prof);
   s.attn_scratch = impl_->acts.attn_scratch;
   s.attn_scratch_floats = impl_->acts.attn_scratch_floats;
   s.prec = precision_dtype(impl_->carved_prec);
@@ -284,7 +289,7 @@ void Model::run_trunk(const Batch& b) {
       for (int t = 0; t < b.T; ++t) a.pos[static_cast<size_t>(r) * b.T + t] = t;
   }
   timed(s.prof, "encoder_forward", 0, [&] {
-    k::encoder_forward(a.resid[0], b.tokens, a.pos, at(P, o.tok_emb), at(P, o.pos_emb), s.N, s.C);  // (N, C)
+    s.k->encoder_forward(a.resid[0], b.tokens, a.pos, at(P, o.tok_emb), at(P, o.pos_emb), s.N, s.C);  // (N, C)
   });
   const size_t NC = static_cast<size_t>(s.N) * s.C;
   // Mixed precision: the residual stream is rounded (and kept) in 16 bits after the
@@ -302,7 +307,9 @@ void Model::run_trunk(const Batch& b) {
 }
 
 LossSum Model::forward(const Batch& b, float* logits_out) {
+  const ThreadScope threads(ctx_);
   run_trunk(b);
+  const kernels::Backend& k = *ctx_.backend;
   Activations& a = impl_->acts;
   const int N = b.B * b.T, C = cfg_.d_model, V = cfg_.vocab_size, Vp = cfg_.padded_vocab_size;
   const float* W = rounded_head(shape_for(b.B, b.T), params() + impl_->off.lm_head, static_cast<size_t>(Vp) * C,
@@ -311,20 +318,20 @@ LossSum Model::forward(const Batch& b, float* logits_out) {
   LossSum loss;
   if (logits_out) {
     timed(prof, "classifier_forward", linear_flops(N, C, Vp),
-          [&] { k::linear_forward(logits_out, a.lnf, W, nullptr, N, C, Vp); });  // (N, Vp)
+          [&] { k.linear_forward(logits_out, a.lnf, W, nullptr, N, C, Vp); });  // (N, Vp)
     if (b.targets)
       timed(prof, "crossentropy", 0, [&] {
-        loss.sum = k::crossentropy_forward_backward(a.losses, nullptr, logits_out, b.targets, N, V, Vp,
+        loss.sum = k.crossentropy_forward_backward(a.losses, nullptr, logits_out, b.targets, N, V, Vp,
                                                     kIgnoreIndex, 1.0f);
       });
   } else if (b.targets) {
     for (int r0 = 0; r0 < N; r0 += a.cls_rows) {
       const int R = std::min(a.cls_rows, N - r0);
       timed(prof, "classifier_forward", linear_flops(R, C, Vp), [&] {
-        k::linear_forward(a.logits, a.lnf + static_cast<size_t>(r0) * C, W, nullptr, R, C, Vp);  // (R, Vp)
+        k.linear_forward(a.logits, a.lnf + static_cast<size_t>(r0) * C, W, nullptr, R, C, Vp);  // (R, Vp)
       });
       timed(prof, "crossentropy", 0, [&] {
-        loss.sum += k::crossentropy_forward_backward(a.losses + r0, nullptr, a.logits, b.targets + r0, R, V, Vp,
+        loss.sum += k.crossentropy_forward_backward(a.losses + r0, nullptr, a.logits, b.targets + r0, R, V, Vp,
                                                      kIgnoreIndex, 1.0f);
       });
     }
@@ -336,7 +343,9 @@ LossSum Model::forward(const Batch& b, float* logits_out) {
 
 LossSum Model::forward_backward(const Batch& b, float dloss, kernels::Grad param_grads) {
   if (!b.targets) throw Error("forward_backward: batch has no targets");
+  const ThreadScope threads(ctx_);
   run_trunk(b);
+  const kernels::Backend& k = *ctx_.backend;
   Activations& a = impl_->acts;
   const ParamOffsets& o = impl_->off;
   BlockShape s = shape_for(b.B, b.T);
@@ -359,14 +368,14 @@ LossSum Model::forward_backward(const Batch& b, float dloss, kernels::Grad param
     const int R = std::min(cls, N - r0);
     const float* x = a.lnf + static_cast<size_t>(r0) * C;
     timed(s.prof, "classifier_forward", linear_flops(R, C, Vp),
-          [&] { k::linear_forward(a.logits, x, Wh, nullptr, R, C, Vp); });  // (R, Vp)
+          [&] { k.linear_forward(a.logits, x, Wh, nullptr, R, C, Vp); });  // (R, Vp)
     timed(s.prof, "crossentropy", 0, [&] {
-      loss.sum += k::crossentropy_forward_backward(a.losses + r0, a.logits, a.logits, b.targets + r0, R, V, Vp,
+      loss.sum += k.crossentropy_forward_backward(a.losses + r0, a.logits, a.logits, b.targets + r0, R, V, Vp,
                                                    kIgnoreIndex, dloss);
     });
     timed(s.prof, "classifier_backward", 2 * linear_flops(R, C, Vp), [&] {
       // Chunks write disjoint rows of dlnf; in set mode the first chunk overwrites dW.
-      k::linear_backward(a.dln + static_cast<size_t>(r0) * C, G + o.lm_head, nullptr, a.logits, x, Wh, R, C, Vp,
+      k.linear_backward(a.dln + static_cast<size_t>(r0) * C, G + o.lm_head, nullptr, a.logits, x, Wh, R, C, Vp,
                          kernels::Grad::set, set && r0 == 0 ? kernels::Grad::set : kernels::Grad::add);
     });
   }
@@ -374,7 +383,7 @@ LossSum Model::forward_backward(const Batch& b, float dloss, kernels::Grad param
   // Final norm, then the blocks in reverse; dx carries dL/d(residual stream).
   timed(s.prof, "zero_activation_grads", 0, [&] { zero_floats(a.dx, static_cast<size_t>(N) * C); });
   const size_t NC = static_cast<size_t>(N) * C;
-  if (s.prec != DType::f32) widen_to_f32(s.prec, a.resid[cfg_.n_layer], a.resid16[cfg_.n_layer], NC);
+  if (s.prec != DType::f32) k.widen_to_f32(s.prec, a.resid[cfg_.n_layer], a.resid16[cfg_.n_layer], NC);
   norm_backward(s, a.dx, at(G, o.final_w), at(G, o.final_b), a.dln, a.resid[cfg_.n_layer], at(P, o.final_w),
                 a.meanf, a.rstdf);
   // Mixed precision: the residual-stream gradient is rounded to 16 bits at every block
@@ -391,7 +400,7 @@ LossSum Model::forward_backward(const Batch& b, float dloss, kernels::Grad param
     if (hooks_.after_backward) hooks_.after_backward(l);
   }
   timed(s.prof, "encoder_backward", 0,
-        [&] { k::encoder_backward(G + o.tok_emb, at(G, o.pos_emb), a.dx, b.tokens, a.pos, N, C); });
+        [&] { k.encoder_backward(G + o.tok_emb, at(G, o.pos_emb), a.dx, b.tokens, a.pos, N, C); });
   if (hooks_.on_end) hooks_.on_end();
   return loss;
 }

@@ -13,7 +13,7 @@
 
 #include "teddy/core/buffer.h"
 #include "teddy/core/dtype.h"
-#include "teddy/kernels/kernels.h"
+#include "teddy/kernels/context.h"
 #include "teddy/model/config.h"
 
 namespace teddy {
@@ -89,12 +89,17 @@ struct LossSum {
 
 class Model {
  public:
-  explicit Model(const ModelConfig& cfg);  // validates cfg, allocates params and grads (zeros)
+  // Validates cfg, allocates params and grads (zeros). Every kernel of forward and
+  // backward runs through ctx's backend (default: cpu), with ctx.threads threads.
+  explicit Model(const ModelConfig& cfg, Context ctx = {});
   ~Model();
   Model(Model&&) noexcept;
   Model& operator=(Model&&) noexcept;
 
   const ModelConfig& config() const { return cfg_; }
+  // The backend and threads this model runs on; AdamW, clipping and the distributed
+  // engine take the model's so a run's kernels all go to one place.
+  const Context& context() const { return ctx_; }
   const ParamLayout& layout() const { return layout_; }
   float* params() { return params_.as<float>(); }
   const float* params() const { return params_.as<float>(); }
@@ -130,7 +135,7 @@ class Model {
   // Arena bytes a model of `cfg` takes for one (B, T) micro-batch (forward_backward),
   // from the same counting pass the model runs; allocates nothing.
   static size_t activation_bytes_for(const ModelConfig& cfg, int B, int T, Recompute r = Recompute::none,
-                                     Precision p = Precision::fp32);
+                                     Precision p = Precision::fp32, const Context& ctx = {});
   // The part of the arena the layers keep for backward (their saved tensors and the
   // residual stream), without the one-block working buffers, activation gradients,
   // logits chunk and attention workspace: what 16-bit storage halves.
@@ -154,9 +159,10 @@ class Model {
   // Sizes the activation arena for B*T rows now (it otherwise grows on the first call
   // with more rows than before; it never shrinks).
   void reserve_activations(int B, int T);
-  // Bytes of FlashAttention workspace (per-thread tiles, linear in T) inside the arena
-  // for one (B, T) micro-batch with the current OpenMP thread count; the planner adds it.
-  static size_t attention_workspace_bytes(const ModelConfig& cfg, int B, int T);
+  // Bytes of attention workspace (the backend's attention_*_workspace; cpu: FlashAttention's
+  // per-thread tiles, linear in T) inside the arena for one (B, T) micro-batch, planned for
+  // every hardware thread (or ctx.threads if more); the planner adds it.
+  static size_t attention_workspace_bytes(const ModelConfig& cfg, int B, int T, const Context& ctx = {});
   // Rows of the one (rows, padded_vocab) logits chunk the classifier holds for a
   // micro-batch of `rows` = B*T rows (the planner adds it).
   static int classifier_chunk_rows(const ModelConfig& cfg, int rows);
@@ -184,6 +190,7 @@ class Model {
 
  private:
   ModelConfig cfg_;
+  Context ctx_;
   ParamLayout layout_;
   AlignedBuffer params_, grads_;
   std::unique_ptr<Impl> impl_;

@@ -7,7 +7,8 @@
 
 #include "teddy/core/buffer.h"
 #include "teddy/core/profiler.h"
-#include "teddy/kernels/kernels.h"
+#include "teddy/kernels/backend.h"
+#include "teddy/kernels/context.h"
 #include "teddy/model/model.h"
 
 namespace teddy::model_detail {
@@ -93,16 +94,19 @@ struct Activations {
 // Takes every view from `arena` in a fixed order (a counting pass when the arena is
 // not allocated yet). With recomputation, the tensors a mode drops point, for every
 // layer, into one shared block's worth of scratch.
-void carve_activations(Arena& arena, const ModelConfig& cfg, int rows, Activations& a,
-                       Recompute recompute = Recompute::none, Precision precision = Precision::fp32);
+// The attention workspace is sized by ctx's backend.
+void carve_activations(Arena& arena, const ModelConfig& cfg, int rows, Activations& a, Recompute recompute,
+                       Precision precision, const Context& ctx);
 // Rows per classifier chunk for up to `rows` rows: as few chunks as the logits bound
 // allows, all about the same size (1024 rows as 320+320+320+64 would run the last
 // GEMMs on a thin tail); even_chunk_rows(N, max) splits N rows that way.
 int classifier_chunk_rows(const ModelConfig& cfg, int rows);
 int even_chunk_rows(int N, int max_rows);
 
-// Static shape of one block call, and where its kernel times go (nullptr: nowhere).
+// Static shape of one block call, the backend its kernels run on, and where their
+// times go (prof nullptr: nowhere).
 struct BlockShape {
+  const kernels::Backend* k = nullptr;  // the model's Context::backend
   int B, T, N, C, NH, NKV, HS, QKV, F;
   bool gpt2;
   float eps, theta;
@@ -121,7 +125,7 @@ void timed(Profiler* prof, const char* name, double flops, F&& f) {
 }
 // FLOPs of linear_forward (2*N*C*OC); linear_backward does twice that with dinp.
 inline double linear_flops(int N, int C, int OC) { return 2.0 * N * C * OC; }
-BlockShape block_shape(const ModelConfig& cfg, int B, int T, Profiler* prof = nullptr);
+BlockShape block_shape(const ModelConfig& cfg, int B, int T, const kernels::Backend& k, Profiler* prof = nullptr);
 
 // x_out = block(x_in), saving into `a`. `act` is the (N, F) shared activation scratch.
 void block_forward(const BlockShape& s, const LayerTensors& w, const LayerActs& a, float* act,
@@ -151,10 +155,10 @@ void norm_backward(const BlockShape& s, float* dinp, float* dw, float* db, const
 // Parallel memset to 0.
 void zero_floats(float* p, size_t n);
 
-// Attention scratch to plan for up to `rows` rows (T = min(rows, max_seq_len)) with
-// every hardware thread; attention_fwd/bwd fall back to the allocating kernels when a
-// call needs more (other shapes, more threads).
-size_t attention_scratch_floats(const ModelConfig& cfg, int rows);
+// Attention workspace to plan for up to `rows` rows (T = min(rows, max_seq_len)) with
+// every hardware thread (or ctx.threads if more), from ctx's backend; the op allocates
+// its own when a call needs more (other shapes, more threads).
+size_t attention_scratch_floats(const ModelConfig& cfg, int rows, const Context& ctx);
 void attention_fwd(const BlockShape& s, float* out, float* lse, const float* qkv, const int32_t* seg);
 // dqkv = (mode set) or += (add) the attention gradient.
 void attention_bwd(const BlockShape& s, float* dqkv, const float* dout, const float* qkv, const float* out,

@@ -3,12 +3,9 @@
 //   out = h + down(act(up(norm2(h))))      act: GELU (GPT-2) or SwiGLU (LLaMA)
 #include <cstring>
 
-#include "teddy/kernels/kernels.h"
 #include "teddy/model/model_impl.h"
 
 namespace teddy::model_detail {
-
-namespace k = teddy::kernels::cpu;
 
 void zero_floats(float* p, size_t n) {
   constexpr size_t kBlock = size_t{1} << 14;
@@ -20,8 +17,9 @@ void zero_floats(float* p, size_t n) {
   }
 }
 
-BlockShape block_shape(const ModelConfig& cfg, int B, int T, Profiler* prof) {
+BlockShape block_shape(const ModelConfig& cfg, int B, int T, const kernels::Backend& k, Profiler* prof) {
   BlockShape s;
+  s.k = &k;
   s.prof = prof;
   s.B = B;
   s.T = T;
@@ -41,7 +39,7 @@ BlockShape block_shape(const ModelConfig& cfg, int B, int T, Profiler* prof) {
 void keep16(const BlockShape& s, const char* what, float* x, uint16_t* bits, size_t n) {
   if (s.prec == DType::f32) return;
   ProfileScope scope(s.prof, what);
-  round_through(s.prec, x, bits, n);
+  s.k->round_through(s.prec, x, bits, n);
 }
 
 void block_widen(const BlockShape& s, const Activations& acts, int l) {
@@ -49,16 +47,16 @@ void block_widen(const BlockShape& s, const Activations& acts, int l) {
   ProfileScope scope(s.prof, "widen_saved");
   const LayerActs& a = acts.layers[l];
   const size_t N = static_cast<size_t>(s.N), up_cols = s.gpt2 ? s.F : 2 * s.F;
-  widen_to_f32(s.prec, acts.resid[l], acts.resid16[l], N * s.C);
+  s.k->widen_to_f32(s.prec, acts.resid[l], acts.resid16[l], N * s.C);
   if (a.ln1_16) {  // the attention half was kept (recompute none)
-    widen_to_f32(s.prec, a.ln1, a.ln1_16, N * s.C);
-    widen_to_f32(s.prec, a.qkv, a.qkv_16, N * s.QKV);
-    widen_to_f32(s.prec, a.att, a.att_16, N * s.C);
+    s.k->widen_to_f32(s.prec, a.ln1, a.ln1_16, N * s.C);
+    s.k->widen_to_f32(s.prec, a.qkv, a.qkv_16, N * s.QKV);
+    s.k->widen_to_f32(s.prec, a.att, a.att_16, N * s.C);
   }
   if (a.h_16) {  // the MLP half was kept (recompute none or attention)
-    widen_to_f32(s.prec, a.h, a.h_16, N * s.C);
-    widen_to_f32(s.prec, a.ln2, a.ln2_16, N * s.C);
-    widen_to_f32(s.prec, a.up, a.up_16, N * up_cols);
+    s.k->widen_to_f32(s.prec, a.h, a.h_16, N * s.C);
+    s.k->widen_to_f32(s.prec, a.ln2, a.ln2_16, N * s.C);
+    s.k->widen_to_f32(s.prec, a.up, a.up_16, N * up_cols);
   }
 }
 
@@ -66,25 +64,25 @@ void norm_forward(const BlockShape& s, float* out, float* mean, float* rstd, con
                   const float* w, const float* b) {
   ProfileScope scope(s.prof, s.gpt2 ? "layernorm_forward" : "rmsnorm_forward");
   if (s.gpt2)
-    k::layernorm_forward(out, mean, rstd, inp, w, b, s.N, s.C, s.eps);
+    s.k->layernorm_forward(out, mean, rstd, inp, w, b, s.N, s.C, s.eps);
   else
-    k::rmsnorm_forward(out, rstd, inp, w, s.N, s.C, s.eps);
+    s.k->rmsnorm_forward(out, rstd, inp, w, s.N, s.C, s.eps);
 }
 
 void norm_backward(const BlockShape& s, float* dinp, float* dw, float* db, const float* dout,
                    const float* inp, const float* w, const float* mean, const float* rstd) {
   ProfileScope scope(s.prof, s.gpt2 ? "layernorm_backward" : "rmsnorm_backward");
   if (s.gpt2)
-    k::layernorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, s.N, s.C);
+    s.k->layernorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, s.N, s.C);
   else
-    k::rmsnorm_backward(dinp, dw, dout, inp, w, rstd, s.N, s.C);
+    s.k->rmsnorm_backward(dinp, dw, dout, inp, w, rstd, s.N, s.C);
 }
 
 namespace {
 
 void linear_fwd(const BlockShape& s, float* out, const float* inp, const float* w, const float* b, int C, int OC) {
   ProfileScope scope(s.prof, "linear_forward", linear_flops(s.N, C, OC));
-  k::linear_forward(out, inp, w, b, s.N, C, OC);
+  s.k->linear_forward(out, inp, w, b, s.N, C, OC);
 }
 
 // Every block-internal activation gradient has one writer, so it is SET, not zeroed
@@ -92,12 +90,12 @@ void linear_fwd(const BlockShape& s, float* out, const float* inp, const float* 
 void linear_bwd(const BlockShape& s, float* dinp, float* dw, float* db, const float* dout, const float* inp,
                 const float* w, int C, int OC) {
   ProfileScope scope(s.prof, "linear_backward", 2 * linear_flops(s.N, C, OC));
-  k::linear_backward(dinp, dw, db, dout, inp, w, s.N, C, OC, kernels::Grad::set, s.param_grads);
+  s.k->linear_backward(dinp, dw, db, dout, inp, w, s.N, C, OC, kernels::Grad::set, s.param_grads);
 }
 
 void residual_timed(const BlockShape& s, float* dst, const float* src) {
   ProfileScope scope(s.prof, "residual_forward");
-  k::accumulate(dst, src, static_cast<int64_t>(s.N) * s.C);
+  s.k->accumulate(dst, src, static_cast<int64_t>(s.N) * s.C);
 }
 
 // MLP activation from the pre-activation `up`: (N, F) <- (N, F) or (N, 2F).
@@ -105,9 +103,9 @@ void mlp_act_forward(const BlockShape& s, float* act, const float* up) {
   {
     ProfileScope scope(s.prof, s.gpt2 ? "gelu_forward" : "swiglu_forward");
     if (s.gpt2)
-      k::gelu_forward(act, up, static_cast<int64_t>(s.N) * s.F);
+      s.k->gelu_forward(act, up, static_cast<int64_t>(s.N) * s.F);
     else
-      k::swiglu_forward(act, up, s.N, s.F);
+      s.k->swiglu_forward(act, up, s.N, s.F);
   }
   keep16(s, "round_16", act, nullptr, static_cast<size_t>(s.N) * s.F);  // the down GEMM's input
 }
@@ -115,9 +113,9 @@ void mlp_act_forward(const BlockShape& s, float* act, const float* up) {
 // Rotates the q and k heads of every qkv row in place.
 void rope_qk_forward(const BlockShape& s, float* qkv, const int32_t* pos) {
   ProfileScope scope(s.prof, "rope_forward");
-  k::rope_forward(qkv, qkv, pos, s.N, s.QKV, s.NH, s.HS, s.theta);
+  s.k->rope_forward(qkv, qkv, pos, s.N, s.QKV, s.NH, s.HS, s.theta);
   float* kp = qkv + static_cast<size_t>(s.NH) * s.HS;
-  k::rope_forward(kp, kp, pos, s.N, s.QKV, s.NKV, s.HS, s.theta);
+  s.k->rope_forward(kp, kp, pos, s.N, s.QKV, s.NKV, s.HS, s.theta);
 }
 
 }  // namespace
@@ -184,9 +182,9 @@ void block_backward(const BlockShape& s, const LayerTensors& w, const LayerTenso
   linear_bwd(s, acts.dact, g.down_w, g.down_b, dx, acts.act, w.down_w, s.F, s.C);
   timed(s.prof, s.gpt2 ? "gelu_backward" : "swiglu_backward", 0, [&] {
     if (s.gpt2)
-      k::gelu_backward(acts.dup, acts.dact, a.up, static_cast<int64_t>(N) * s.F, kernels::Grad::set);
+      s.k->gelu_backward(acts.dup, acts.dact, a.up, static_cast<int64_t>(N) * s.F, kernels::Grad::set);
     else
-      k::swiglu_backward(acts.dup, acts.dact, a.up, s.N, s.F, kernels::Grad::set);
+      s.k->swiglu_backward(acts.dup, acts.dact, a.up, s.N, s.F, kernels::Grad::set);
   });
   linear_bwd(s, acts.dln, g.up_w, g.up_b, acts.dup, a.ln2, w.up_w, s.C, up_cols);
   norm_backward(s, dx, g.norm2_w, g.norm2_b, acts.dln, a.h, w.norm2_w, a.mean2, a.rstd2);  // dx = dL/dh
@@ -207,8 +205,8 @@ void block_backward(const BlockShape& s, const LayerTensors& w, const LayerTenso
       std::memset(dr + i * s.QKV, 0, qk * sizeof(float));
       std::memcpy(dr + i * s.QKV + qk, acts.dqkv + i * s.QKV + qk, v * sizeof(float));
     }
-    k::rope_backward(dr, acts.dqkv, pos, s.N, s.QKV, s.NH, s.HS, s.theta);
-    k::rope_backward(dr + kq, acts.dqkv + kq, pos, s.N, s.QKV, s.NKV, s.HS, s.theta);
+    s.k->rope_backward(dr, acts.dqkv, pos, s.N, s.QKV, s.NH, s.HS, s.theta);
+    s.k->rope_backward(dr + kq, acts.dqkv + kq, pos, s.N, s.QKV, s.NKV, s.HS, s.theta);
     dqkv = dr;
   }
   linear_bwd(s, acts.dln, g.qkv_w, g.qkv_b, dqkv, a.ln1, w.qkv_w, s.C, s.QKV);

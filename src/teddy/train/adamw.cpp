@@ -5,7 +5,7 @@
 #include <string>
 
 #include "teddy/core/error.h"
-#include "teddy/kernels/kernels.h"
+#include "teddy/kernels/backend.h"
 
 namespace teddy {
 
@@ -21,7 +21,8 @@ void AdamWConfig::validate() const {
     bad("weight_decay", "must be finite and >= 0", weight_decay);
 }
 
-AdamW::AdamW(const ParamLayout& layout, const AdamWConfig& cfg) : cfg_(cfg), n_(layout.total) {
+AdamW::AdamW(const ParamLayout& layout, const AdamWConfig& cfg, Context ctx)
+    : cfg_(cfg), ctx_(ctx), n_(layout.total) {
   cfg_.validate();
   for (const ParamInfo& p : layout.params) {
     if (p.numel == 0) continue;
@@ -35,12 +36,14 @@ AdamW::AdamW(const ParamLayout& layout, const AdamWConfig& cfg) : cfg_(cfg), n_(
 }
 
 void AdamW::step(float* params, const float* grads, float lr, float grad_scale) {
+  const ThreadScope threads(ctx_);
+  const kernels::Backend& k = ctx_.ops();
   ++t_;
   for (const Run& r : runs_) {
     const float wd = r.decay ? cfg_.weight_decay : 0.0f;
-    kernels::cpu::adamw_update(params + r.begin, grads + r.begin, m() + r.begin, v() + r.begin,
-                               static_cast<int64_t>(r.end - r.begin), lr, cfg_.beta1, cfg_.beta2,
-                               cfg_.eps, wd, t_, grad_scale);
+    k.adamw_update(params + r.begin, grads + r.begin, m() + r.begin, v() + r.begin,
+                   static_cast<int64_t>(r.end - r.begin), lr, cfg_.beta1, cfg_.beta2, cfg_.eps, wd, t_,
+                   grad_scale);
   }
 }
 

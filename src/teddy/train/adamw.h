@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "teddy/core/buffer.h"
+#include "teddy/kernels/context.h"
 #include "teddy/model/model.h"
 
 namespace teddy {
@@ -23,7 +24,8 @@ struct AdamWConfig {
 
 class AdamW {
  public:
-  AdamW(const ParamLayout& layout, const AdamWConfig& cfg);
+  // The update runs through ctx's backend (pass the model's: model.context()).
+  AdamW(const ParamLayout& layout, const AdamWConfig& cfg, Context ctx = {});
 
   // One update: t += 1, then for every tensor p -= lr*(mhat/(sqrt(vhat)+eps) + wd*p),
   // with wd = weight_decay for decayed tensors and 0 otherwise. The gradient used is
@@ -31,6 +33,7 @@ class AdamW {
   void step(float* params, const float* grads, float lr, float grad_scale = 1.0f);
 
   const AdamWConfig& config() const { return cfg_; }
+  const Context& context() const { return ctx_; }
   int64_t t() const { return t_; }  // completed steps
   size_t size() const { return n_; }  // floats in m and in v (== layout.total)
   float* m() { return m_.as<float>(); }
@@ -49,6 +52,7 @@ class AdamW {
     bool decay = true;
   };
   AdamWConfig cfg_;
+  Context ctx_;
   size_t n_ = 0;
   std::vector<Run> runs_;
   AlignedBuffer m_, v_;

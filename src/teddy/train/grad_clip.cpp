@@ -3,12 +3,13 @@
 #include <cmath>
 #include <cstdint>
 
-#include "teddy/kernels/kernels.h"
+#include "teddy/kernels/backend.h"
 
 namespace teddy {
 
-double grad_norm(const float* grads, size_t n) {
-  return std::sqrt(kernels::cpu::sum_squares(grads, static_cast<int64_t>(n)));
+double grad_norm(const float* grads, size_t n, const Context& ctx) {
+  const ThreadScope threads(ctx);
+  return std::sqrt(ctx.ops().sum_squares(grads, static_cast<int64_t>(n)));
 }
 
 float clip_scale(double norm, float max_norm) {

@@ -4,11 +4,13 @@
 // optimizer folds into its grad_scale instead of rewriting the gradients.
 #include <cstddef>
 
+#include "teddy/kernels/context.h"
+
 namespace teddy {
 
-// L2 norm of n floats (double accumulation). The flat gradient buffer's alignment
-// padding is zero, so the whole buffer can be passed.
-double grad_norm(const float* grads, size_t n);
+// L2 norm of n floats (double accumulation: ctx's sum_squares). The flat gradient
+// buffer's alignment padding is zero, so the whole buffer can be passed.
+double grad_norm(const float* grads, size_t n, const Context& ctx = {});
 
 // Scale that brings `norm` down to max_norm; 1 when norm <= max_norm or when
 // max_norm <= 0 (clipping disabled). A non-finite norm gives 1 (the caller

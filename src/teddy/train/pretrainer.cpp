@@ -15,7 +15,6 @@
 #include "teddy/data/loader.h"
 #include "teddy/data/manifest.h"
 #include "teddy/data/tokenizer.h"
-#include "teddy/kernels/cpu/sgemm_ceiling.h"
 #include "teddy/model/model.h"
 #include "teddy/train/adamw.h"
 #include "teddy/train/checkpoint.h"
@@ -44,6 +43,7 @@ struct Pretrainer::State {
   std::vector<int32_t> tokens, targets;  // (grad_accum, B, T)
   std::string metrics_path;
   int threads = 1;
+  std::function<double(int)> peak_probe;  // MFU denominator (GFLOP/s) when the config gives none
 };
 
 namespace {
@@ -80,7 +80,7 @@ Pretrainer::Pretrainer(PretrainConfig cfg, bool resume, std::shared_ptr<DataPara
   s.loader = std::make_unique<DataLoader>(cfg.dataset, mix, lo);
   s.val = std::make_unique<ValidationLoader>(cfg.dataset, lo);
 
-  s.model = std::make_unique<Model>(cfg.model);
+  s.model = std::make_unique<Model>(cfg.model);  // default context: the cpu backend
   s.model->init_weights(cfg.seed);
   s.model->set_recompute(recompute_from_name(cfg.recompute));
   const Precision precision = precision_from_name(cfg.precision, "train.precision");
@@ -102,7 +102,7 @@ Pretrainer::Pretrainer(PretrainConfig cfg, bool resume, std::shared_ptr<DataPara
   if (s.dp)
     s.dp->attach(*s.model, ac);
   else
-    s.opt = std::make_unique<AdamW>(s.model->layout(), ac);
+    s.opt = std::make_unique<AdamW>(s.model->layout(), ac, s.model->context());
   s.schedule.lr = cfg.lr;
   s.schedule.warmup_steps = cfg.warmup_steps;
   s.schedule.total_steps = cfg.total_steps();
@@ -160,6 +160,7 @@ Pretrainer::Pretrainer(PretrainConfig cfg, bool resume, std::shared_ptr<DataPara
 Pretrainer::~Pretrainer() = default;
 
 const PretrainConfig& Pretrainer::config() const { return s_->cfg; }
+void Pretrainer::set_peak_probe(std::function<double(int threads)> probe) { s_->peak_probe = std::move(probe); }
 const std::vector<double>& Pretrainer::step_losses() const { return s_->losses; }
 int64_t Pretrainer::start_step() const { return s_->step; }
 
@@ -180,7 +181,7 @@ void Pretrainer::run(const std::function<void(const PretrainEvent&)>& on_event, 
   const int64_t total = cfg.total_steps();
   const int B = cfg.micro_batch, T = cfg.seq_len;
   const double fpt = flops_per_token(*s.model, T);
-  const double peak = cfg.peak_gflops > 0 ? cfg.peak_gflops : kernels::cpu::measure_sgemm_gflops(s.threads, 0.5);
+  const double peak = cfg.peak_gflops > 0 ? cfg.peak_gflops : s.peak_probe ? s.peak_probe(s.threads) : 0.0;
   const bool writer = !s.dp || s.dp->rank() == 0;
   const int world = s.dp ? s.dp->world() : 1;
   const int64_t tokens_per_step = cfg.global_tokens_per_step();
@@ -219,8 +220,10 @@ void Pretrainer::run(const std::function<void(const PretrainEvent&)>& on_event, 
                             std::to_string(cfg.loss_scale_growth_interval) + " clean steps"
                       : std::string())
          << "\n";
-    os << "# threads " << s.threads << ", sgemm ceiling " << std::lround(peak) << " GFLOP/s"
-       << (cfg.peak_gflops > 0 ? " (given)" : " (measured)") << ", FLOPs/token 6N+12LCT = " << fpt << "\n";
+    os << "# threads " << s.threads << ", sgemm ceiling "
+       << (peak > 0 ? std::to_string(std::lround(peak)) + " GFLOP/s" + (cfg.peak_gflops > 0 ? " (given)" : " (measured)")
+                    : std::string("not measured (MFU reports 0)"))
+       << ", FLOPs/token 6N+12LCT = " << fpt << "\n";
     if (s.dp) os << s.dp->report();
     if (s.step > 0) os << "# resumed from step " << s.step << "\n";
     e.text = os.str();
@@ -306,7 +309,7 @@ void Pretrainer::run(const std::function<void(const PretrainEvent&)>& on_event, 
     e.lr = lr;
     e.grad_norm = st.grad_norm;
     e.tokens_per_s = tps;
-    e.mfu = tps * fpt / (peak * 1e9 * world);  // per-rank peak times ranks
+    e.mfu = peak > 0 ? tps * fpt / (peak * 1e9 * world) : 0.0;  // per-rank peak times ranks
     e.elapsed_s = elapsed;
     e.eta_s = elapsed / static_cast<double>(s.step - first) * static_cast<double>(total - s.step);
     e.tokens_seen = s.tokens_processed;

@@ -13,7 +13,6 @@
 #include "teddy/core/error.h"
 #include "teddy/core/memory_usage.h"
 #include "teddy/data/sft_dataset.h"
-#include "teddy/kernels/cpu/sgemm_ceiling.h"
 #include "teddy/train/adamw.h"
 #include "teddy/train/checkpoint.h"
 #include "teddy/train/chat_model.h"
@@ -44,6 +43,7 @@ struct SftTrainer::State {
   std::vector<SftMicroBatch> micro;
   std::string metrics_path;
   int threads = 1;
+  std::function<double(int)> peak_probe;  // MFU denominator (GFLOP/s) when the config gives none
 };
 
 SftTrainer::SftTrainer(SftConfig cfg, bool resume) : s_(std::make_unique<State>()) {
@@ -106,7 +106,7 @@ SftTrainer::SftTrainer(SftConfig cfg, bool resume) : s_(std::make_unique<State>(
   ac.eps = cfg.eps;
   ac.weight_decay = cfg.weight_decay;
   ac.validate();
-  s.opt = std::make_unique<AdamW>(s.model->layout(), ac);
+  s.opt = std::make_unique<AdamW>(s.model->layout(), ac, s.model->context());
   s.schedule.lr = cfg.lr;
   s.schedule.warmup_steps = cfg.warmup_steps;
   s.schedule.total_steps = s.total;
@@ -150,6 +150,7 @@ SftTrainer::SftTrainer(SftConfig cfg, bool resume) : s_(std::make_unique<State>(
 SftTrainer::~SftTrainer() = default;
 
 const SftConfig& SftTrainer::config() const { return s_->cfg; }
+void SftTrainer::set_peak_probe(std::function<double(int threads)> probe) { s_->peak_probe = std::move(probe); }
 const SftDataReport& SftTrainer::data_report() const { return s_->report; }
 int64_t SftTrainer::total_steps() const { return s_->total; }
 int64_t SftTrainer::start_step() const { return s_->step; }
@@ -183,7 +184,7 @@ void SftTrainer::run(const std::function<void(const SftEvent&)>& on_event, int64
   const ModelConfig& mc = s.model->config();
   const double fpt = 6.0 * static_cast<double>(s.model->layout().count()) +
                      12.0 * mc.n_layer * mc.d_model * static_cast<double>(cfg.seq_len);
-  const double peak = cfg.peak_gflops > 0 ? cfg.peak_gflops : kernels::cpu::measure_sgemm_gflops(s.threads, 0.5);
+  const double peak = cfg.peak_gflops > 0 ? cfg.peak_gflops : s.peak_probe ? s.peak_probe(s.threads) : 0.0;
   std::ofstream metrics(s.metrics_path, std::ios::app);
   auto emit = [&](SftEvent e) {
     e.total_steps = s.total;
@@ -280,7 +281,7 @@ void SftTrainer::run(const std::function<void(const SftEvent&)>& on_event, int64
     e.lr = lr;
     e.grad_norm = st.grad_norm;
     e.tokens_per_s = static_cast<double>(positions) / dt;
-    e.mfu = e.tokens_per_s * fpt / (peak * 1e9);
+    e.mfu = peak > 0 ? e.tokens_per_s * fpt / (peak * 1e9) : 0.0;
     e.elapsed_s = elapsed;
     e.eta_s = elapsed / static_cast<double>(s.step - first) * static_cast<double>(s.total - s.step);
     e.tokens_seen = s.positions;

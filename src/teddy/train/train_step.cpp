@@ -47,7 +47,7 @@ StepStats step_impl(Model& model, AdamW& opt, std::span<const Batch> micro_batch
   st.tokens = total;
   st.lr = lr;
   st.loss_scale = scale;
-  const double scaled_norm = grad_norm(model.grads(), model.flat_size());
+  const double scaled_norm = grad_norm(model.grads(), model.flat_size(), model.context());
   st.grad_norm = scaled_norm / scale;
   // The norm is accumulated in double, which float squares cannot overflow: it is
   // finite exactly when every gradient is.

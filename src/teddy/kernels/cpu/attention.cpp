@@ -459,20 +459,38 @@ void attention_flash_backward(float* dqkv, const float* dout, const float* qkv, 
   }
 }
 
-// ---- ops.inc entry points: scratch allocated per call ---------------------------
+// ---- ops.inc entry points: the caller's workspace when it is big enough ----------
+
+size_t attention_forward_workspace(int B, int T, int NH, int NKV, int HS, int threads) {
+  return attention_flash_forward_scratch_floats(B, T, NH, NKV, HS, threads);
+}
+
+size_t attention_backward_workspace(int B, int T, int NH, int NKV, int HS, int threads) {
+  return attention_flash_backward_scratch_floats(B, T, NH, NKV, HS, threads);
+}
 
 void attention_forward(float* out, float* lse, const float* qkv, const int32_t* seg, int B, int T, int NH, int NKV,
-                       int HS) {
+                       int HS, Workspace ws) {
   const size_t n = attention_flash_forward_scratch_floats(B, T, NH, NKV, HS);
+  if (ws.data && ws.floats >= n) {
+    attention_flash_forward(out, lse, qkv, seg, B, T, NH, NKV, HS, ws.data, ws.floats);
+    return;
+  }
   AlignedBuffer scratch(n * sizeof(float));
   attention_flash_forward(out, lse, qkv, seg, B, T, NH, NKV, HS, scratch.as<float>(), n);
 }
 
 void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse,
-                        const int32_t* seg, int B, int T, int NH, int NKV, int HS) {
+                        const int32_t* seg, int B, int T, int NH, int NKV, int HS, Grad mode, Workspace ws) {
   const size_t n = attention_flash_backward_scratch_floats(B, T, NH, NKV, HS);
+  if (ws.data && ws.floats >= n) {
+    attention_flash_backward(dqkv, dout, qkv, out, lse, seg, B, T, NH, NKV, HS, ws.data, ws.floats,
+                             FlashBackwardSplit::automatic, mode);
+    return;
+  }
   AlignedBuffer scratch(n * sizeof(float));
-  attention_flash_backward(dqkv, dout, qkv, out, lse, seg, B, T, NH, NKV, HS, scratch.as<float>(), n);
+  attention_flash_backward(dqkv, dout, qkv, out, lse, seg, B, T, NH, NKV, HS, scratch.as<float>(), n,
+                           FlashBackwardSplit::automatic, mode);
 }
 
 }  // namespace teddy::kernels::cpu

@@ -1,8 +1,9 @@
 #pragma once
 // FlashAttention on the CPU (Dao et al. 2022, with v2's loop order): the ops.inc
-// kernels::cpu::attention_forward/backward run these with a scratch buffer they
-// allocate per call. Callers that own their memory (a workspace planned once, the
-// attention benchmark that counts bytes) call the *_flash_* versions directly.
+// kernels::cpu::attention_forward/backward run these in the caller's Workspace when it
+// holds the floats below (attention_*_workspace return them), else in scratch they
+// allocate for the call. The *_flash_* forms take the scratch directly and choose the
+// backward's work split (tests and the kernel benchmarks in bench/ call them).
 //
 // Memory (floats, G = NH/NKV query heads per kv head, HSp = HS rounded up to 16):
 //  forward:  per thread a few kFlashBlock x HSp tiles; shared, K and V of the kv

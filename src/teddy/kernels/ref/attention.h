@@ -73,10 +73,10 @@ void attention_forward_t(F* out, F* lse, const F* qkv, const int32_t* seg, int B
   }
 }
 
-// dqkv += d(loss)/d(qkv). P is recomputed from lse; D_t = dout_t . out_t.
+// dqkv += d(loss)/d(qkv) (set: dqkv = ...). P is recomputed from lse; D_t = dout_t . out_t.
 template <class F>
 void attention_backward_t(F* dqkv, const F* dout, const F* qkv, const F* out, const F* lse, const int32_t* seg,
-                          int B, int T, int NH, int NKV, int HS) {
+                          int B, int T, int NH, int NKV, int HS, bool set = false) {
   attention_check_dims(B, T, NH, NKV, HS);
   const int64_t R = static_cast<int64_t>(NH + 2 * NKV) * HS;
   const int64_t C = static_cast<int64_t>(NH) * HS;
@@ -121,7 +121,8 @@ void attention_backward_t(F* dqkv, const F* dout, const F* qkv, const F* out, co
       }
     }
   }
-  for (size_t i = 0; i < grad.size(); ++i) dqkv[i] = static_cast<F>(static_cast<double>(dqkv[i]) + grad[i]);
+  for (size_t i = 0; i < grad.size(); ++i)
+    dqkv[i] = static_cast<F>((set ? 0.0 : static_cast<double>(dqkv[i])) + grad[i]);
 }
 
 }  // namespace teddy::kernels::ref

@@ -2,7 +2,11 @@
 // The measured sgemm ceiling: the fp32 GEMM throughput this machine's BLAS
 // reaches on the matrix shapes of GPT-2 124M training. `teddy bench train`
 // divides achieved model FLOP/s by it to report MFU against what is attainable
-// here (a datasheet peak would hide how far OpenBLAS itself is from the metal).
+// here (a datasheet peak would hide how far OpenBLAS itself is from the metal);
+// `teddy pretrain` and `teddy sft` hand measure_sgemm_gflops to their trainer as the
+// MFU denominator (Pretrainer::set_peak_probe; train/ itself measures nothing).
+// It times cblas_sgemm directly, not a backend's ops: it is the CPU's ceiling, and a
+// device backend will bring its own probe here.
 //
 // Method:
 //  - Shapes: every GEMM of a GPT-2 124M training step at N_tok = 1024 tokens
@@ -42,7 +46,7 @@
 
 #include "teddy/core/buffer.h"
 
-namespace teddy::kernels::cpu {
+namespace teddy {
 
 struct SgemmShapeRate {
   std::string name;  // e.g. "fc forward"
@@ -84,4 +88,4 @@ SgemmCeiling measure_sgemm_ceiling(int threads, double seconds_budget = 1.0);
 // measure_sgemm_ceiling(threads, seconds_budget).gflops.
 double measure_sgemm_gflops(int threads, double seconds_budget = 1.0);
 
-}  // namespace teddy::kernels::cpu
+}  // namespace teddy

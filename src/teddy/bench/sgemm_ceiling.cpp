@@ -1,5 +1,5 @@
 // The sgemm ceiling measurement (method in sgemm_ceiling.h).
-#include "teddy/kernels/cpu/sgemm_ceiling.h"
+#include "teddy/bench/sgemm_ceiling.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -11,7 +11,7 @@
 #include "teddy/core/buffer.h"
 #include "teddy/core/error.h"
 
-namespace teddy::kernels::cpu {
+namespace teddy {
 
 namespace {
 
@@ -172,4 +172,4 @@ double measure_sgemm_gflops(int threads, double seconds_budget) {
   return measure_sgemm_ceiling(threads, seconds_budget).gflops;
 }
 
-}  // namespace teddy::kernels::cpu
+}  // namespace teddy

@@ -1,4 +1,4 @@
-#include "teddy/kernels/cpu/attention_plain.h"
+#include "teddy/kernels/baseline/attention_plain.h"
 
 #include <cblas.h>
 
@@ -12,10 +12,10 @@
 
 #pragma GCC diagnostic ignored "-Wpsabi"  // see attention_tile.h
 
-namespace teddy::kernels::cpu {
+namespace teddy::kernels::baseline {
 namespace {
 
-using namespace tile;
+using namespace cpu::tile;  // the cpu backend's vector helpers (vectorised exp)
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 struct Head {
@@ -194,4 +194,4 @@ void attention_plain_backward(float* dqkv, const float* dout, const float* qkv, 
     }
 }
 
-}  // namespace teddy::kernels::cpu
+}  // namespace teddy::kernels::baseline
