@@ -12,12 +12,13 @@
 
 #include "teddy/bench/attention_bench.h"
 #include "teddy/core/buffer.h"
+#include "teddy/kernels/baseline/attention_plain.h"
 #include "teddy/kernels/cpu/attention.h"
-#include "teddy/kernels/cpu/attention_plain.h"
 
 namespace {
 
 namespace kc = teddy::kernels::cpu;
+namespace bl = teddy::kernels::baseline;
 using teddy::AlignedBuffer;
 
 constexpr int kB = 1, kNH = 12, kHS = 64;
@@ -70,9 +71,9 @@ void BM_attention_plain(benchmark::State& state) {
   b.work.resize(static_cast<size_t>(kB) * kNH * T * T * sizeof(float));  // P, kept for backward
   b.work2.resize(static_cast<size_t>(T) * T * sizeof(float));             // dP / dS of one head
   for (auto _ : state) {
-    kc::attention_plain_forward(b.out.as<float>(), b.lse.as<float>(), b.work.as<float>(), b.qkv.as<float>(),
+    bl::attention_plain_forward(b.out.as<float>(), b.lse.as<float>(), b.work.as<float>(), b.qkv.as<float>(),
                                 nullptr, kB, T, kNH, kNH, kHS);
-    kc::attention_plain_backward(b.dqkv.as<float>(), b.work2.as<float>(), b.dout.as<float>(), b.qkv.as<float>(),
+    bl::attention_plain_backward(b.dqkv.as<float>(), b.work2.as<float>(), b.dout.as<float>(), b.qkv.as<float>(),
                                  b.work.as<float>(), kB, T, kNH, kNH, kHS);
     benchmark::DoNotOptimize(b.dqkv.data());
   }

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "teddy/core/buffer.h"
-#include "teddy/kernels/cpu/sgemm_ceiling.h"
+#include "teddy/bench/sgemm_ceiling.h"
 #include "teddy/kernels/kernels.h"
 
 namespace {
@@ -72,7 +72,8 @@ void BM_linear_backward(benchmark::State& state) {
   const float* dout = filled(dout_b, static_cast<size_t>(N) * OC, 4, 1e-3f);
   float* dbias = OC == kVocabPadded ? nullptr : db_b.as<float>();
   for (auto _ : state) {
-    kc::linear_backward(dinp_b.as<float>(), dw_b.as<float>(), dbias, dout, inp, w, N, C, OC);
+    kc::linear_backward(dinp_b.as<float>(), dw_b.as<float>(), dbias, dout, inp, w, N, C, OC,
+                        teddy::kernels::Grad::add, teddy::kernels::Grad::add);
     benchmark::DoNotOptimize(dw_b.data());
   }
   state.counters["FLOP/s"] = flop_rate(4.0 * N * C * OC);  // dinp and dweight GEMMs
@@ -118,10 +119,10 @@ void BM_sum_squares(benchmark::State& state) {
 }
 BENCHMARK(BM_sum_squares)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// The ceiling MFU is reported against (sgemm_ceiling.h), with every OpenMP thread.
+// The ceiling MFU is reported against (bench/sgemm_ceiling.h), with every OpenMP thread.
 void BM_sgemm_ceiling(benchmark::State& state) {
-  kc::SgemmCeiling r;
-  for (auto _ : state) r = kc::measure_sgemm_ceiling(omp_get_max_threads(), 1.0);
+  teddy::SgemmCeiling r;
+  for (auto _ : state) r = teddy::measure_sgemm_ceiling(omp_get_max_threads(), 1.0);
   state.counters["threads"] = r.threads;
   state.counters["GFLOP/s"] = r.gflops;
   state.counters["median_GFLOP/s"] = r.median_gflops;

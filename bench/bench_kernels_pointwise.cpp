@@ -86,7 +86,7 @@ void bm_gelu(benchmark::State& state) {
   float* dinp = filled(b_dinp, n, 4);
   for (auto _ : state) {
     kc::gelu_forward(out, inp, n);
-    kc::gelu_backward(dinp, dout, inp, n);
+    kc::gelu_backward(dinp, dout, inp, n, teddy::kernels::Grad::add);
     benchmark::DoNotOptimize(dinp);
     benchmark::ClobberMemory();
   }
@@ -102,7 +102,7 @@ void bm_swiglu(benchmark::State& state) {
   float* dgate_up = filled(b_dgu, size_t(N) * 2 * H, 4);
   for (auto _ : state) {
     kc::swiglu_forward(out, gate_up, N, H);
-    kc::swiglu_backward(dgate_up, dout, gate_up, N, H);
+    kc::swiglu_backward(dgate_up, dout, gate_up, N, H, teddy::kernels::Grad::add);
     benchmark::DoNotOptimize(dgate_up);
     benchmark::ClobberMemory();
   }

@@ -1,4 +1,4 @@
-// AdamW: cpu and float reference against a hand-written double loop over
+// AdamW: each backend and the float reference against a hand-written double loop over
 // several steps (t = 1..5), with and without weight decay, grad_scale != 1,
 // some exactly-zero gradients, and a late step (bias corrections near 1).
 #include <algorithm>
@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/backend_test.h"
 #include "kernels/kernel_check.h"
 #include "teddy/kernels/kernels.h"
 #include "teddy/kernels/ref/adamw.h"
@@ -14,7 +15,9 @@ namespace {
 
 using namespace teddy::test;
 namespace kr = teddy::kernels::ref;
-namespace kc = teddy::kernels::cpu;
+
+class AdamWBackend : public BackendTest {};
+TEDDY_BACKEND_SUITE(AdamWBackend);
 
 struct Hyper {
   float lr = 1e-2f, beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f, wd = 0.1f, grad_scale = 1.0f;
@@ -47,7 +50,7 @@ std::vector<std::vector<float>> grad_steps(size_t n, int steps, uint64_t seed) {
   return gs;
 }
 
-TEST(AdamW, MatchesDoubleLoopOverSteps) {
+TEST_P(AdamWBackend, MatchesDoubleLoopOverSteps) {
   const size_t n = 1003;  // odd: exercises vector remainders
   for (float wd : {0.0f, 0.1f}) {
     for (float grad_scale : {1.0f, 0.37f}) {
@@ -64,7 +67,7 @@ TEST(AdamW, MatchesDoubleLoopOverSteps) {
         SCOPED_TRACE(::testing::Message() << "t=" << t);
         const auto& g = grads[t - 1];
         adamw_double(pd, g, md, vd, h, t);
-        kc::adamw_update(pc.data(), g.data(), mc.data(), vc.data(), n, h.lr, h.beta1, h.beta2, h.eps, h.wd, t,
+        kb->adamw_update(pc.data(), g.data(), mc.data(), vc.data(), n, h.lr, h.beta1, h.beta2, h.eps, h.wd, t,
                          h.grad_scale);
         kr::adamw_update(pr.data(), g.data(), mr.data(), vr.data(), n, h.lr, h.beta1, h.beta2, h.eps, h.wd, t,
                          h.grad_scale);
@@ -81,7 +84,7 @@ TEST(AdamW, MatchesDoubleLoopOverSteps) {
   }
 }
 
-TEST(AdamW, FirstStepMovesEachParameterByAboutLr) {
+TEST_P(AdamWBackend, FirstStepMovesEachParameterByAboutLr) {
   // At t=1, mhat/sqrt(vhat) = sign(g): every parameter with g != 0 moves by lr
   // (plus decay), whatever the gradient's size. Catches a wrong bias correction.
   const size_t n = 64;
@@ -91,11 +94,11 @@ TEST(AdamW, FirstStepMovesEachParameterByAboutLr) {
   auto g = randn(n, 6, 1e-3);
   for (auto& x : g) x = std::copysign(std::max(std::fabs(x), 1e-4f), x);  // |g| >> eps
   std::vector<float> p = p0, m(n), v(n);
-  kc::adamw_update(p.data(), g.data(), m.data(), v.data(), n, h.lr, h.beta1, h.beta2, h.eps, h.wd, 1, 1.0f);
+  kb->adamw_update(p.data(), g.data(), m.data(), v.data(), n, h.lr, h.beta1, h.beta2, h.eps, h.wd, 1, 1.0f);
   for (size_t i = 0; i < n; ++i) EXPECT_NEAR(p0[i] - p[i], g[i] > 0 ? h.lr : -h.lr, 1e-5) << i;
 }
 
-TEST(AdamW, LateStepMatchesDoubleLoop) {
+TEST_P(AdamWBackend, LateStepMatchesDoubleLoop) {
   // Continue from a warm state at t = 10000, where 1 - beta2^t needs care.
   const size_t n = 257;
   Hyper h;
@@ -105,7 +108,7 @@ TEST(AdamW, LateStepMatchesDoubleLoop) {
   std::vector<double> pd(p0.begin(), p0.end()), md(m0.begin(), m0.end()), vd(v0.begin(), v0.end());
   adamw_double(pd, g, md, vd, h, 10000);
   std::vector<float> pc = p0, mc = m0, vc = v0;
-  kc::adamw_update(pc.data(), g.data(), mc.data(), vc.data(), n, h.lr, h.beta1, h.beta2, h.eps, h.wd, 10000,
+  kb->adamw_update(pc.data(), g.data(), mc.data(), vc.data(), n, h.lr, h.beta1, h.beta2, h.eps, h.wd, 10000,
                    h.grad_scale);
   const double rtol = rtol_for(kEpsF32, 1);
   EXPECT_TRUE(all_close(pc, pd, rtol, rtol * max_abs(pd)));
@@ -113,8 +116,8 @@ TEST(AdamW, LateStepMatchesDoubleLoop) {
   EXPECT_TRUE(all_close(vc, vd, rtol, rtol * max_abs(vd)));
 }
 
-TEST(AdamW, ZeroLengthIsANoOp) {
-  kc::adamw_update(nullptr, nullptr, nullptr, nullptr, 0, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1, 1.0f);
+TEST_P(AdamWBackend, ZeroLengthIsANoOp) {
+  kb->adamw_update(nullptr, nullptr, nullptr, nullptr, 0, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1, 1.0f);
   kr::adamw_update(nullptr, nullptr, nullptr, nullptr, 0, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1, 1.0f);
 }
 

@@ -1,6 +1,7 @@
-// Attention trio: double reference vs finite differences; cpu FlashAttention vs the
-// float reference over odd sizes, GQA and document masks; flash vs the plain (T x T)
-// kernel; += accumulation; the FlashAttention authors' bar (flash error <= 2x plain
+// Attention trio: double reference vs finite differences; each backend's attention
+// ops (in a planned workspace and without one) vs the float reference over odd sizes,
+// GQA and document masks; cpu FlashAttention vs the plain (T x T) baseline kernel; +=
+// accumulation and Grad::set; the FlashAttention authors' bar (flash error <= 2x plain
 // error against float64); backward split modes and thread counts.
 #include <algorithm>
 #include <cmath>
@@ -8,10 +9,11 @@
 #include <string>
 #include <vector>
 
+#include "kernels/backend_test.h"
 #include "kernels/kernel_check.h"
 #include "teddy/core/error.h"
+#include "teddy/kernels/baseline/attention_plain.h"
 #include "teddy/kernels/cpu/attention.h"
-#include "teddy/kernels/cpu/attention_plain.h"
 #include "teddy/kernels/kernels.h"
 #include "teddy/kernels/ref/attention.h"
 
@@ -20,6 +22,8 @@ namespace {
 using namespace teddy::test;
 namespace kr = teddy::kernels::ref;
 namespace kc = teddy::kernels::cpu;
+namespace bl = teddy::kernels::baseline;
+using teddy::kernels::Grad;
 
 enum class SegMode { none, packed, scattered };
 const char* seg_name(SegMode m) { return m == SegMode::none ? "none" : m == SegMode::packed ? "packed" : "scattered"; }
@@ -67,15 +71,15 @@ Result run(Impl impl, const Shape& s, const std::vector<float>& qkv, const std::
   const int32_t* sg = ptr(seg);
   switch (impl) {
     case Impl::ref:
-      kr::attention_forward(r.out.data(), r.lse.data(), qkv.data(), sg, s.B, s.T, s.NH, s.NKV, s.HS);
+      kr::attention_forward(r.out.data(), r.lse.data(), qkv.data(), sg, s.B, s.T, s.NH, s.NKV, s.HS, {});
       kr::attention_backward(r.dqkv.data(), dout.data(), qkv.data(), r.out.data(), r.lse.data(), sg, s.B, s.T,
-                             s.NH, s.NKV, s.HS);
+                             s.NH, s.NKV, s.HS, Grad::add, {});
       break;
     case Impl::flash: {
-      kc::attention_forward(r.out.data(), r.lse.data(), qkv.data(), sg, s.B, s.T, s.NH, s.NKV, s.HS);
-      if (split == kc::FlashBackwardSplit::automatic) {  // the ops.inc entry point
+      kc::attention_forward(r.out.data(), r.lse.data(), qkv.data(), sg, s.B, s.T, s.NH, s.NKV, s.HS, {});
+      if (split == kc::FlashBackwardSplit::automatic) {  // the ops.inc entry point (its own scratch)
         kc::attention_backward(r.dqkv.data(), dout.data(), qkv.data(), r.out.data(), r.lse.data(), sg, s.B, s.T,
-                               s.NH, s.NKV, s.HS);
+                               s.NH, s.NKV, s.HS, Grad::add, {});
         break;
       }
       const size_t n = kc::attention_flash_backward_scratch_floats(s.B, s.T, s.NH, s.NKV, s.HS);
@@ -86,20 +90,44 @@ Result run(Impl impl, const Shape& s, const std::vector<float>& qkv, const std::
     }
     case Impl::plain: {
       std::vector<float> att(s.lse() * s.T), datt(static_cast<size_t>(s.T) * s.T);
-      kc::attention_plain_forward(r.out.data(), r.lse.data(), att.data(), qkv.data(), sg, s.B, s.T, s.NH, s.NKV,
+      bl::attention_plain_forward(r.out.data(), r.lse.data(), att.data(), qkv.data(), sg, s.B, s.T, s.NH, s.NKV,
                                   s.HS);
-      kc::attention_plain_backward(r.dqkv.data(), datt.data(), dout.data(), qkv.data(), att.data(), s.B, s.T,
+      bl::attention_plain_backward(r.dqkv.data(), datt.data(), dout.data(), qkv.data(), att.data(), s.B, s.T,
                                    s.NH, s.NKV, s.HS);
       break;
     }
     case Impl::plain_ops:
-      kc::attention_plain_forward(r.out.data(), r.lse.data(), qkv.data(), sg, s.B, s.T, s.NH, s.NKV, s.HS);
-      kc::attention_plain_backward(r.dqkv.data(), dout.data(), qkv.data(), r.out.data(), r.lse.data(), sg, s.B,
+      bl::attention_plain_forward(r.out.data(), r.lse.data(), qkv.data(), sg, s.B, s.T, s.NH, s.NKV, s.HS);
+      bl::attention_plain_backward(r.dqkv.data(), dout.data(), qkv.data(), r.out.data(), r.lse.data(), sg, s.B,
                                    s.T, s.NH, s.NKV, s.HS);
       break;
   }
   return r;
 }
+
+// The same through a backend's table: forward, then backward (`mode`) into dqkv0 (zeros
+// if empty), in one workspace sized by the backend's queries (`planned`, as the model
+// does) or in none (the ops then allocate their own).
+Result run_backend(const teddy::kernels::Backend& k, const Shape& s, const std::vector<float>& qkv,
+                   const std::vector<int32_t>& seg, const std::vector<float>& dout,
+                   const std::vector<float>& dqkv0 = {}, bool planned = true, Grad mode = Grad::add) {
+  Result r;
+  r.out.resize(s.out());
+  r.lse.resize(s.lse());
+  r.dqkv = dqkv0.empty() ? std::vector<float>(s.qkv(), 0.0f) : dqkv0;
+  const size_t n = planned ? std::max(k.attention_forward_workspace(s.B, s.T, s.NH, s.NKV, s.HS, 0),
+                                      k.attention_backward_workspace(s.B, s.T, s.NH, s.NKV, s.HS, 0))
+                           : 0;
+  std::vector<float> ws(n);
+  const int32_t* sg = ptr(seg);
+  k.attention_forward(r.out.data(), r.lse.data(), qkv.data(), sg, s.B, s.T, s.NH, s.NKV, s.HS, {ws.data(), n});
+  k.attention_backward(r.dqkv.data(), dout.data(), qkv.data(), r.out.data(), r.lse.data(), sg, s.B, s.T, s.NH,
+                       s.NKV, s.HS, mode, {ws.data(), n});
+  return r;
+}
+
+class AttentionBackend : public BackendTest {};
+TEDDY_BACKEND_SUITE(AttentionBackend);
 
 // fp32 tolerance: scores sum HS products, outputs and gradients sum up to T terms.
 double rtol_attention(const Shape& s) { return rtol_for(kEpsF32, s.T + s.HS); }
@@ -166,9 +194,9 @@ TEST(Attention, ReferenceForwardKnownValues) {
     }
 }
 
-// ---- cpu vs reference -------------------------------------------------------------
+// ---- each backend vs reference -------------------------------------------------------
 
-TEST(Attention, FlashMatchesReference) {
+TEST_P(AttentionBackend, MatchesReference) {
   for (int T : {1, 5, 63, 64, 65, 130})
     for (int HS : {8, 16, 64})
       for (auto [NH, NKV] : {std::pair{1, 1}, std::pair{4, 2}, std::pair{6, 3}, std::pair{4, 1}})
@@ -179,7 +207,7 @@ TEST(Attention, FlashMatchesReference) {
           const auto qkv = randn(s.qkv(), 100 + T * 7 + HS);
           const auto dout = randn(s.out(), 200 + T);
           const auto seg = make_seg(sm, s.B, T, 300 + T);
-          expect_match(run(Impl::flash, s, qkv, seg, dout), run(Impl::ref, s, qkv, seg, dout), s);
+          expect_match(run_backend(*kb, s, qkv, seg, dout), run(Impl::ref, s, qkv, seg, dout), s);
         }
 }
 
@@ -224,15 +252,34 @@ TEST(Attention, BackwardAccumulates) {
   }
 }
 
+// Through the table: += onto a non-zero dqkv; Grad::set on a NaN-filled dqkv gives
+// exactly what add gives on zeros; no workspace gives exactly what the planned one does.
+TEST_P(AttentionBackend, BackwardAccumulatesSetsAndNeedsNoWorkspace) {
+  const Shape s{2, 70, 4, 2, 16};
+  const auto qkv = randn(s.qkv(), 11), dout = randn(s.out(), 12), dqkv0 = randn(s.qkv(), 13);
+  const auto seg = make_seg(SegMode::packed, s.B, s.T, 14);
+  const Result fresh = run_backend(*kb, s, qkv, seg, dout);
+  const Result added = run_backend(*kb, s, qkv, seg, dout, dqkv0);
+  std::vector<float> want(s.qkv());
+  for (size_t i = 0; i < want.size(); ++i) want[i] = dqkv0[i] + fresh.dqkv[i];
+  EXPECT_TRUE(all_close(added.dqkv, want, 1e-5, 1e-5));
+  const Result set = run_backend(*kb, s, qkv, seg, dout, std::vector<float>(s.qkv(), std::nanf("")), true, Grad::set);
+  EXPECT_EQ(set.dqkv, fresh.dqkv);
+  const Result own = run_backend(*kb, s, qkv, seg, dout, {}, false);
+  EXPECT_EQ(own.out, fresh.out);
+  EXPECT_EQ(own.lse, fresh.lse);
+  EXPECT_EQ(own.dqkv, fresh.dqkv);
+}
+
 // Rows whose first key blocks are all in other documents, documents that begin on a
 // block boundary, and peaked scores: finite outputs that still match the reference.
-TEST(Attention, FlashDocumentBoundariesAndPeakedScores) {
+TEST_P(AttentionBackend, DocumentBoundariesAndPeakedScores) {
   const Shape s{1, 200, 2, 1, 16};
   std::vector<int32_t> seg(s.T);
   for (int t = 0; t < s.T; ++t) seg[t] = t < 64 ? 0 : t < 128 ? 1 : t < 129 ? 2 : 3;
   const auto qkv = randn(s.qkv(), 21, 4.0);  // scores spread over tens of units
   const auto dout = randn(s.out(), 22);
-  const Result got = run(Impl::flash, s, qkv, seg, dout), want = run(Impl::ref, s, qkv, seg, dout);
+  const Result got = run_backend(*kb, s, qkv, seg, dout), want = run(Impl::ref, s, qkv, seg, dout);
   for (float x : got.dqkv) ASSERT_TRUE(std::isfinite(x));
   expect_match(got, want, s);
 }
@@ -349,7 +396,7 @@ TEST(Attention, FlashBackwardSetOverwritesEveryElement) {
     const auto qkv = randn(s.qkv(), 51), dout = randn(s.out(), 52);
     const auto seg = make_seg(sm, s.B, s.T, 53);
     std::vector<float> out(s.out()), lse(s.lse());
-    kc::attention_forward(out.data(), lse.data(), qkv.data(), ptr(seg), s.B, s.T, s.NH, s.NKV, s.HS);
+    kc::attention_forward(out.data(), lse.data(), qkv.data(), ptr(seg), s.B, s.T, s.NH, s.NKV, s.HS, {});
     for_each_thread_count({1, 2, 3}, [&](int threads) {
       for (auto split : {kc::FlashBackwardSplit::by_group, kc::FlashBackwardSplit::by_key_block}) {
         SCOPED_TRACE(::testing::Message() << "seg " << seg_name(sm) << " threads=" << threads << " split "
@@ -373,8 +420,17 @@ TEST(Attention, FlashRejectsSmallScratchAndBadShapes) {
   EXPECT_THROW(kc::attention_flash_forward(out.data(), lse.data(), qkv.data(), nullptr, s.B, s.T, s.NH, s.NKV, s.HS,
                                            scratch.data(), scratch.size()),
                teddy::Error);
-  EXPECT_THROW(kc::attention_forward(out.data(), lse.data(), qkv.data(), nullptr, 1, 10, 3, 2, 8), teddy::Error);
-  EXPECT_THROW(kr::attention_forward(out.data(), lse.data(), qkv.data(), nullptr, 1, 0, 2, 1, 8), teddy::Error);
+  EXPECT_THROW(kc::attention_forward(out.data(), lse.data(), qkv.data(), nullptr, 1, 10, 3, 2, 8, {}), teddy::Error);
+  EXPECT_THROW(kr::attention_forward(out.data(), lse.data(), qkv.data(), nullptr, 1, 0, 2, 1, 8, {}), teddy::Error);
+}
+
+TEST_P(AttentionBackend, RejectsBadShapes) {
+  std::vector<float> buf(1024);
+  float* p = buf.data();
+  EXPECT_THROW(kb->attention_forward(p, p, p, nullptr, 1, 10, 3, 2, 8, {}), teddy::Error);  // NKV does not divide NH
+  EXPECT_THROW(kb->attention_backward(p, p, p, p, p, nullptr, 1, 0, 2, 1, 8, Grad::add, {}), teddy::Error);
+  EXPECT_THROW(kb->attention_forward_workspace(1, 10, 3, 2, 8, 0), teddy::Error);
+  EXPECT_THROW(kb->attention_backward_workspace(0, 10, 2, 1, 8, 0), teddy::Error);
 }
 
 }  // namespace

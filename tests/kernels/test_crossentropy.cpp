@@ -1,5 +1,5 @@
 // Cross-entropy trio: double reference dlogits vs finite differences of
-// dloss*sum(losses); cpu vs float reference over odd N, V, padded Vp and ignored
+// dloss*sum(losses); each backend vs float reference over odd N, V, padded Vp and ignored
 // rows; padding and ignored rows zeroed; aliasing dlogits == logits; large
 // logits; invalid targets rejected.
 #include <algorithm>
@@ -7,6 +7,7 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/backend_test.h"
 #include "kernels/kernel_check.h"
 #include "teddy/core/error.h"
 #include "teddy/kernels/kernels.h"
@@ -16,7 +17,9 @@ namespace {
 
 using namespace teddy::test;
 namespace kr = teddy::kernels::ref;
-namespace kc = teddy::kernels::cpu;
+
+class CrossEntropyBackend : public BackendTest {};
+TEDDY_BACKEND_SUITE(CrossEntropyBackend);
 
 constexpr int kIgnore = -100;
 
@@ -44,7 +47,7 @@ TEST(CrossEntropy, ReferenceBackwardMatchesFiniteDifferences) {
   EXPECT_TRUE(fd_check(loss, logits, dlogits, "dlogits"));
 }
 
-TEST(CrossEntropy, CpuMatchesReference) {
+TEST_P(CrossEntropyBackend, MatchesReference) {
   struct Case { int N, V, Vp, ignore_every; };
   const Case cases[] = {{1, 1, 1, 0},     {3, 5, 8, 2},       {17, 130, 192, 5}, {65, 1000, 1024, 7},
                         {130, 17, 17, 0}, {4, 50257, 50304, 3}};
@@ -61,7 +64,7 @@ TEST(CrossEntropy, CpuMatchesReference) {
     const double sum_r = kr::crossentropy_forward_backward(losses_r.data(), dlogits_r.data(), logits.data(),
                                                            targets.data(), c.N, c.V, c.Vp, kIgnore, dloss);
     std::vector<float> losses_c(c.N), dlogits_c(logits.size(), std::numeric_limits<float>::quiet_NaN());
-    const double sum_c = kc::crossentropy_forward_backward(losses_c.data(), dlogits_c.data(), logits.data(),
+    const double sum_c = kb->crossentropy_forward_backward(losses_c.data(), dlogits_c.data(), logits.data(),
                                                            targets.data(), c.N, c.V, c.Vp, kIgnore, dloss);
     const double rtol = rtol_for(kEpsF32, c.V);
     EXPECT_TRUE(close_scaled(losses_c, losses_r, rtol));
@@ -85,14 +88,14 @@ TEST(CrossEntropy, CpuMatchesReference) {
 
     // Without dlogits: the same losses.
     std::vector<float> losses_n(c.N);
-    const double sum_n = kc::crossentropy_forward_backward(losses_n.data(), nullptr, logits.data(), targets.data(),
+    const double sum_n = kb->crossentropy_forward_backward(losses_n.data(), nullptr, logits.data(), targets.data(),
                                                            c.N, c.V, c.Vp, kIgnore, dloss);
     EXPECT_EQ(losses_n, losses_c);
     EXPECT_EQ(sum_n, sum_c);
 
     // In place: dlogits aliasing logits gives the very same numbers.
     std::vector<float> inplace = logits, losses_a(c.N);
-    const double sum_a = kc::crossentropy_forward_backward(losses_a.data(), inplace.data(), inplace.data(),
+    const double sum_a = kb->crossentropy_forward_backward(losses_a.data(), inplace.data(), inplace.data(),
                                                            targets.data(), c.N, c.V, c.Vp, kIgnore, dloss);
     EXPECT_EQ(inplace, dlogits_c);
     EXPECT_EQ(losses_a, losses_c);
@@ -100,14 +103,14 @@ TEST(CrossEntropy, CpuMatchesReference) {
   }
 }
 
-TEST(CrossEntropy, LargeLogitsStayFinite) {
+TEST_P(CrossEntropyBackend, LargeLogitsStayFinite) {
   const int N = 8, V = 300, Vp = 320;
   auto logits = randn(N * Vp, 60, 50.0, 1e4);  // exp() of these would overflow without max-subtraction
   const auto targets = make_targets(N, V, 0, 61);
   std::vector<float> losses_r(N), dlogits_r(N * Vp), losses_c(N), dlogits_c(N * Vp);
   kr::crossentropy_forward_backward(losses_r.data(), dlogits_r.data(), logits.data(), targets.data(), N, V, Vp,
                                     kIgnore, 1.0f);
-  kc::crossentropy_forward_backward(losses_c.data(), dlogits_c.data(), logits.data(), targets.data(), N, V, Vp,
+  kb->crossentropy_forward_backward(losses_c.data(), dlogits_c.data(), logits.data(), targets.data(), N, V, Vp,
                                     kIgnore, 1.0f);
   for (float v : losses_c) EXPECT_TRUE(std::isfinite(v));
   // Losses here are differences of 1e4-sized logits: float input rounding sets the scale.
@@ -115,25 +118,25 @@ TEST(CrossEntropy, LargeLogitsStayFinite) {
   EXPECT_TRUE(close_scaled(dlogits_c, dlogits_r, rtol_for(kEpsF32, V)));
 }
 
-TEST(CrossEntropy, AllRowsIgnoredGivesZero) {
+TEST_P(CrossEntropyBackend, AllRowsIgnoredGivesZero) {
   const int N = 3, V = 5, Vp = 8;
   const auto logits = randn(N * Vp, 70);
   const std::vector<int32_t> targets(N, kIgnore);
   std::vector<float> losses(N, 5.0f), dlogits(N * Vp, 5.0f);
-  EXPECT_EQ(kc::crossentropy_forward_backward(losses.data(), dlogits.data(), logits.data(), targets.data(), N, V,
+  EXPECT_EQ(kb->crossentropy_forward_backward(losses.data(), dlogits.data(), logits.data(), targets.data(), N, V,
                                               Vp, kIgnore, 1.0f),
             0.0);
   EXPECT_EQ(losses, std::vector<float>(N, 0.0f));
   EXPECT_EQ(dlogits, std::vector<float>(N * Vp, 0.0f));
 }
 
-TEST(CrossEntropy, RejectsTargetsOutOfRange) {
+TEST_P(CrossEntropyBackend, RejectsTargetsOutOfRange) {
   const int N = 3, V = 5, Vp = 8;
   const auto logits = randn(N * Vp, 80);
   std::vector<float> losses(N), dlogits(N * Vp);
   for (int32_t bad : {5, 7, -1}) {  // 5, 7: in the padding or beyond; -1: not ignore_index
     const std::vector<int32_t> targets = {0, bad, 1};
-    EXPECT_THROW(kc::crossentropy_forward_backward(losses.data(), dlogits.data(), logits.data(), targets.data(), N,
+    EXPECT_THROW(kb->crossentropy_forward_backward(losses.data(), dlogits.data(), logits.data(), targets.data(), N,
                                                    V, Vp, kIgnore, 1.0f),
                  teddy::Error);
     EXPECT_THROW(kr::crossentropy_forward_backward(losses.data(), dlogits.data(), logits.data(), targets.data(), N,
@@ -142,14 +145,14 @@ TEST(CrossEntropy, RejectsTargetsOutOfRange) {
   }
 }
 
-TEST(CrossEntropy, CpuIsDeterministicAcrossThreadCounts) {
+TEST_P(CrossEntropyBackend, IsDeterministicAcrossThreadCounts) {
   const int N = 37, V = 1000, Vp = 1024;
   const auto logits = randn(N * Vp, 90, 2.0);
   const auto targets = make_targets(N, V, 4, 91);
   std::vector<double> sums;
   const auto results = results_per_thread_count({1, 2, 3}, [&] {
     std::vector<float> losses(N), dlogits(N * Vp);
-    sums.push_back(kc::crossentropy_forward_backward(losses.data(), dlogits.data(), logits.data(), targets.data(),
+    sums.push_back(kb->crossentropy_forward_backward(losses.data(), dlogits.data(), logits.data(), targets.data(),
                                                      N, V, Vp, kIgnore, 0.5f));
     return concat({dlogits, losses});
   });

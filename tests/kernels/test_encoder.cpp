@@ -3,6 +3,7 @@
 // wpe == nullptr and misaligned pointers; += accumulation; thread-count determinism.
 #include <vector>
 
+#include "kernels/backend_test.h"
 #include "kernels/kernel_check.h"
 #include "teddy/kernels/kernels.h"
 #include "teddy/kernels/ref/encoder.h"
@@ -11,7 +12,9 @@ namespace {
 
 using namespace teddy::test;
 namespace kr = teddy::kernels::ref;
-namespace kc = teddy::kernels::cpu;
+
+class EncoderBackend : public BackendTest {};
+TEDDY_BACKEND_SUITE(EncoderBackend);
 
 TEST(Encoder, ReferenceBackwardMatchesFiniteDifferences) {
   const int N = 6, C = 5, V = 4, T = 3;
@@ -36,7 +39,7 @@ TEST(Encoder, ReferenceBackwardMatchesFiniteDifferences) {
   }
 }
 
-TEST(Encoder, CpuMatchesReferenceBitwise) {
+TEST_P(EncoderBackend, MatchesReferenceBitwise) {
   const int V = 13, T = 16;  // tiny vocabulary: tokens repeat many times
   for (int N : {1, 3, 17, 64, 1000}) {
     for (int C : {1, 7, 33, 768}) {
@@ -54,9 +57,9 @@ TEST(Encoder, CpuMatchesReferenceBitwise) {
         kr::encoder_backward(dwte_r.data(), with_pos ? dwpe_r.data() : nullptr, dout.data(), tokens.data(),
                              pos.data(), N, C);
         Misaligned out_c(N * C), dwte_c(dwte0), dwpe_c(dwpe0), wtem(wte), wpem(wpe), doutm(dout);
-        kc::encoder_forward(out_c.p(), tokens.data(), with_pos ? pos.data() : nullptr, wtem.p(),
+        kb->encoder_forward(out_c.p(), tokens.data(), with_pos ? pos.data() : nullptr, wtem.p(),
                             with_pos ? wpem.p() : nullptr, N, C);
-        kc::encoder_backward(dwte_c.p(), with_pos ? dwpe_c.p() : nullptr, doutm.p(), tokens.data(),
+        kb->encoder_backward(dwte_c.p(), with_pos ? dwpe_c.p() : nullptr, doutm.p(), tokens.data(),
                              with_pos ? pos.data() : nullptr, N, C);
         EXPECT_EQ(out_c.vec(), out_r);
         EXPECT_EQ(dwte_c.vec(), dwte_r);
@@ -66,13 +69,13 @@ TEST(Encoder, CpuMatchesReferenceBitwise) {
   }
 }
 
-TEST(Encoder, AllRowsOneToken) {
+TEST_P(EncoderBackend, AllRowsOneToken) {
   // Every row hits the same wte row: the worst case for races.
   const int N = 256, C = 768, V = 3;
   const std::vector<int32_t> tokens(N, 2);
   const auto dout = randn(N * C, 110);
   std::vector<float> dwte(V * C);
-  kc::encoder_backward(dwte.data(), nullptr, dout.data(), tokens.data(), nullptr, N, C);
+  kb->encoder_backward(dwte.data(), nullptr, dout.data(), tokens.data(), nullptr, N, C);
   std::vector<double> want(C);
   for (int i = 0; i < N; ++i)
     for (int c = 0; c < C; ++c) want[c] += dout[i * C + c];
@@ -80,11 +83,11 @@ TEST(Encoder, AllRowsOneToken) {
   for (int k = 0; k < 2 * C; ++k) ASSERT_EQ(dwte[k], 0.0f) << k;
 }
 
-TEST(Encoder, BackwardAccumulates) {
+TEST_P(EncoderBackend, BackwardAccumulates) {
   const int N = 40, C = 48, V = 5, T = 8;
   const auto tokens = randint(N, 0, V, 120), pos = randint(N, 0, T, 121);
   const auto dout = randn(N * C, 122);
-  for (auto backward : {&kr::encoder_backward, &kc::encoder_backward}) {
+  for (auto backward : {kb->encoder_backward}) {
     std::vector<float> dwte1(V * C), dwpe1(T * C), dwte2(V * C), dwpe2(T * C);
     backward(dwte1.data(), dwpe1.data(), dout.data(), tokens.data(), pos.data(), N, C);
     backward(dwte2.data(), dwpe2.data(), dout.data(), tokens.data(), pos.data(), N, C);
@@ -98,13 +101,13 @@ TEST(Encoder, BackwardAccumulates) {
   }
 }
 
-TEST(Encoder, CpuBackwardIsDeterministicAcrossThreadCounts) {
+TEST_P(EncoderBackend, BackwardIsDeterministicAcrossThreadCounts) {
   const int N = 512, C = 200, V = 7, T = 64;  // C not a multiple of the 16-float chunk
   const auto tokens = randint(N, 0, V, 130), pos = randint(N, 0, T, 131);
   const auto dout = randn(N * C, 132);
   const auto results = results_per_thread_count({1, 3, 5}, [&] {
     std::vector<float> dwte(V * C), dwpe(T * C);
-    kc::encoder_backward(dwte.data(), dwpe.data(), dout.data(), tokens.data(), pos.data(), N, C);
+    kb->encoder_backward(dwte.data(), dwpe.data(), dout.data(), tokens.data(), pos.data(), N, C);
     return concat({dwte, dwpe});
   });
   EXPECT_EQ(results[0], results[1]);

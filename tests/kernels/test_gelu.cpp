@@ -1,11 +1,12 @@
 // GELU (tanh approximation) trio: double reference vs finite differences and vs
-// PyTorch's gelu(approximate="tanh") formula at known points, cpu vs float
+// PyTorch's gelu(approximate="tanh") formula at known points, each backend vs float
 // reference over odd sizes (including the tails where exp saturates) and
 // misaligned pointers, += accumulation.
 #include <cmath>
 #include <limits>
 #include <vector>
 
+#include "kernels/backend_test.h"
 #include "kernels/kernel_check.h"
 #include "teddy/kernels/kernels.h"
 #include "teddy/kernels/ref/gelu.h"
@@ -14,7 +15,9 @@ namespace {
 
 using namespace teddy::test;
 namespace kr = teddy::kernels::ref;
-namespace kc = teddy::kernels::cpu;
+
+class GeluBackend : public BackendTest {};
+TEDDY_BACKEND_SUITE(GeluBackend);
 
 TEST(Gelu, ReferenceKnownValues) {
   // torch.nn.functional.gelu(x, approximate="tanh") in float64 (torch 1.13).
@@ -39,7 +42,7 @@ TEST(Gelu, ReferenceBackwardMatchesFiniteDifferences) {
   EXPECT_TRUE(fd_check(loss, x, dx, "dinp"));
 }
 
-TEST(Gelu, CpuMatchesReference) {
+TEST_P(GeluBackend, MatchesReference) {
   // Sizes straddle the vector width and the OpenMP threshold; scale 4 reaches the
   // saturated tails (x < -5: gelu ~ 0; x > 5: gelu ~ x).
   for (int64_t n : {1, 3, 17, 64, 1023, 100003}) {
@@ -49,10 +52,10 @@ TEST(Gelu, CpuMatchesReference) {
     const auto dout = randn(n, 41), dinp0 = randn(n, 42);
     std::vector<float> out_r(n), dinp_r = dinp0;
     kr::gelu_forward(out_r.data(), x.data(), n);
-    kr::gelu_backward(dinp_r.data(), dout.data(), x.data(), n);
+    kr::gelu_backward(dinp_r.data(), dout.data(), x.data(), n, teddy::kernels::Grad::add);
     Misaligned out_c(n), dinp_c(dinp0), xm(x), doutm(dout);
-    kc::gelu_forward(out_c.p(), xm.p(), n);
-    kc::gelu_backward(dinp_c.p(), doutm.p(), xm.p(), n);
+    kb->gelu_forward(out_c.p(), xm.p(), n);
+    kb->gelu_backward(dinp_c.p(), doutm.p(), xm.p(), n, teddy::kernels::Grad::add);
     // Pointwise: a few roundings (exp, divide) relative to the output's scale, |x|
     // for the forward and |dout| * O(1) for the backward.
     const double rtol = rtol_for(kEpsF32, 1);
@@ -65,10 +68,10 @@ TEST(Gelu, CpuMatchesReference) {
   }
 }
 
-TEST(Gelu, BackwardAccumulates) {
+TEST_P(GeluBackend, BackwardAccumulates) {
   const int64_t n = 1000;
   const auto x = randn(n, 50, 2.0), dout = randn(n, 51);
-  for (auto backward : {&kr::gelu_backward, &kc::gelu_backward}) {
+  for (auto backward : {kb->gelu_backward}) {
     std::vector<float> once(n), twice(n);
     backward(once.data(), dout.data(), x.data(), n, teddy::kernels::Grad::add);
     backward(twice.data(), dout.data(), x.data(), n, teddy::kernels::Grad::add);

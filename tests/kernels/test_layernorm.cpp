@@ -1,9 +1,10 @@
-// LayerNorm trio: double reference vs finite differences, cpu vs float reference
+// LayerNorm trio: double reference vs finite differences, each backend vs float reference
 // over odd sizes and misaligned pointers, += accumulation, thread-count determinism.
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "kernels/backend_test.h"
 #include "kernels/kernel_check.h"
 #include "teddy/kernels/kernels.h"
 #include "teddy/kernels/ref/layernorm.h"
@@ -12,7 +13,9 @@ namespace {
 
 using namespace teddy::test;
 namespace kr = teddy::kernels::ref;
-namespace kc = teddy::kernels::cpu;
+
+class LayerNormBackend : public BackendTest {};
+TEDDY_BACKEND_SUITE(LayerNormBackend);
 
 constexpr float kEps = 1e-5f;
 
@@ -39,7 +42,7 @@ TEST(LayerNorm, ReferenceBackwardMatchesFiniteDifferences) {
   }
 }
 
-TEST(LayerNorm, CpuMatchesReference) {
+TEST_P(LayerNormBackend, MatchesReference) {
   for (int N : {1, 3, 17, 64}) {
     for (int C : {1, 7, 33, 768}) {
       SCOPED_TRACE(::testing::Message() << "N=" << N << " C=" << C);
@@ -54,7 +57,7 @@ TEST(LayerNorm, CpuMatchesReference) {
                             N, C, kEps);
       Misaligned out_c(N * C), mean_c(N), rstd_c(N);
       Misaligned xm(x), wm(weight), bm(bias);
-      kc::layernorm_forward(out_c.p(), mean_c.p(), rstd_c.p(), xm.p(), wm.p(), bm.p(), N, C, kEps);
+      kb->layernorm_forward(out_c.p(), mean_c.p(), rstd_c.p(), xm.p(), wm.p(), bm.p(), N, C, kEps);
       const double rtol = rtol_for(kEpsF32, C);
       EXPECT_TRUE(close_scaled(out_c.vec(), out_r, rtol));
       EXPECT_TRUE(close_scaled(mean_c.vec(), mean_r, rtol));
@@ -65,7 +68,7 @@ TEST(LayerNorm, CpuMatchesReference) {
       kr::layernorm_backward(dinp_r.data(), dweight_r.data(), dbias_r.data(), dout.data(), x.data(),
                              weight.data(), mean_r.data(), rstd_r.data(), N, C);
       Misaligned dinp_c(dinp0), dweight_c(dweight0), dbias_c(dbias0), doutm(dout), meanm(mean_r), rstdm(rstd_r);
-      kc::layernorm_backward(dinp_c.p(), dweight_c.p(), dbias_c.p(), doutm.p(), xm.p(), wm.p(), meanm.p(),
+      kb->layernorm_backward(dinp_c.p(), dweight_c.p(), dbias_c.p(), doutm.p(), xm.p(), wm.p(), meanm.p(),
                              rstdm.p(), N, C);
       // dinp's terms are rstd * dout * weight before they cancel (all of a row cancels
       // when C == 1, where rstd = 1/sqrt(eps)); float rounding is relative to that scale.
@@ -81,11 +84,11 @@ TEST(LayerNorm, CpuMatchesReference) {
   }
 }
 
-TEST(LayerNorm, BackwardAccumulates) {
+TEST_P(LayerNormBackend, BackwardAccumulates) {
   const int N = 17, C = 33;
   const auto x = randn(N * C, 20), weight = randn(C, 21), dout = randn(N * C, 22);
   std::vector<float> out(N * C), mean(N), rstd(N);
-  kc::layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), weight.data(), weight.data(), N, C,
+  kb->layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), weight.data(), weight.data(), N, C,
                         kEps);
   auto run = [&](auto backward, int times) {
     std::vector<float> dinp(N * C), dweight(C), dbias(C);
@@ -94,21 +97,21 @@ TEST(LayerNorm, BackwardAccumulates) {
                rstd.data(), N, C);
     return std::vector<std::vector<float>>{dinp, dweight, dbias};
   };
-  for (auto backward : {&kr::layernorm_backward, &kc::layernorm_backward}) {
+  for (auto backward : {kb->layernorm_backward}) {
     const auto once = run(backward, 1), twice = run(backward, 2);
     expect_doubled(once, twice, 4 * kEpsF32);
   }
 }
 
-TEST(LayerNorm, CpuBackwardIsDeterministicAcrossThreadCounts) {
+TEST_P(LayerNormBackend, BackwardIsDeterministicAcrossThreadCounts) {
   const int N = 64, C = 768;
   const auto x = randn(N * C, 30), weight = randn(C, 31), dout = randn(N * C, 32);
   std::vector<float> out(N * C), mean(N), rstd(N);
-  kc::layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), weight.data(), weight.data(), N, C,
+  kb->layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), weight.data(), weight.data(), N, C,
                         kEps);
   const auto results = results_per_thread_count({1, 3, 4}, [&] {
     std::vector<float> dinp(N * C), dweight(C), dbias(C);
-    kc::layernorm_backward(dinp.data(), dweight.data(), dbias.data(), dout.data(), x.data(), weight.data(),
+    kb->layernorm_backward(dinp.data(), dweight.data(), dbias.data(), dout.data(), x.data(), weight.data(),
                            mean.data(), rstd.data(), N, C);
     return concat({dinp, dweight, dbias});
   });

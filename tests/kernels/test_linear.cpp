@@ -1,11 +1,12 @@
-// Linear trio: double reference vs finite differences, cpu (sgemm) vs float
-// reference over odd sizes with and without bias and with nullptr gradients,
+// Linear trio: double reference vs finite differences, each backend (cpu: sgemm) vs
+// the float reference over odd sizes with and without bias and with nullptr gradients,
 // += accumulation, forward overwrite, dbias determinism across thread counts.
 #include <cmath>
 #include <limits>
 #include <tuple>
 #include <vector>
 
+#include "kernels/backend_test.h"
 #include "kernels/kernel_check.h"
 #include "teddy/kernels/kernels.h"
 #include "teddy/kernels/ref/linear.h"
@@ -14,7 +15,10 @@ namespace {
 
 using namespace teddy::test;
 namespace kr = teddy::kernels::ref;
-namespace kc = teddy::kernels::cpu;
+using teddy::kernels::Grad;
+
+class LinearBackend : public BackendTest {};
+TEDDY_BACKEND_SUITE(LinearBackend);
 
 TEST(Linear, ReferenceBackwardMatchesFiniteDifferences) {
   for (auto [N, C, OC] : {std::tuple{3, 5, 4}, std::tuple{1, 1, 1}, std::tuple{4, 7, 9}}) {
@@ -37,7 +41,7 @@ TEST(Linear, ReferenceBackwardMatchesFiniteDifferences) {
   }
 }
 
-TEST(Linear, CpuMatchesReference) {
+TEST_P(LinearBackend, MatchesReference) {
   const int sizes[] = {1, 3, 17, 65, 130};
   for (int N : sizes) {
     for (int C : sizes) {
@@ -53,16 +57,16 @@ TEST(Linear, CpuMatchesReference) {
           std::vector<float> out_r(N * OC);
           kr::linear_forward(out_r.data(), x.data(), weight.data(), with_bias ? bias.data() : nullptr, N, C, OC);
           Misaligned out_c(std::vector<float>(N * OC)), xm(x), wm(weight), bm(bias);
-          kc::linear_forward(out_c.p(), xm.p(), wm.p(), with_bias ? bm.p() : nullptr, N, C, OC);
+          kb->linear_forward(out_c.p(), xm.p(), wm.p(), with_bias ? bm.p() : nullptr, N, C, OC);
           EXPECT_TRUE(close_scaled(out_c.vec(), out_r, rtol_for(kEpsF32, C)));
 
           // Backward onto non-zero gradients (+=); no bias also means no dbias.
           std::vector<float> dinp_r = dinp0, dweight_r = dweight0, dbias_r = dbias0;
           kr::linear_backward(dinp_r.data(), dweight_r.data(), with_bias ? dbias_r.data() : nullptr, dout.data(),
-                              x.data(), weight.data(), N, C, OC);
+                              x.data(), weight.data(), N, C, OC, Grad::add, Grad::add);
           Misaligned dinp_c(dinp0), dweight_c(dweight0), dbias_c(dbias0), doutm(dout);
-          kc::linear_backward(dinp_c.p(), dweight_c.p(), with_bias ? dbias_c.p() : nullptr, doutm.p(), xm.p(),
-                              wm.p(), N, C, OC);
+          kb->linear_backward(dinp_c.p(), dweight_c.p(), with_bias ? dbias_c.p() : nullptr, doutm.p(), xm.p(),
+                              wm.p(), N, C, OC, Grad::add, Grad::add);
           EXPECT_TRUE(close_scaled(dinp_c.vec(), dinp_r, rtol_for(kEpsF32, OC)));
           EXPECT_TRUE(close_scaled(dweight_c.vec(), dweight_r, rtol_for(kEpsF32, N)));
           EXPECT_TRUE(close_scaled(dbias_c.vec(), dbias_r, rtol_for(kEpsF32, N)));
@@ -72,7 +76,8 @@ TEST(Linear, CpuMatchesReference) {
 
           // nullptr dinp (first layer): the other gradients are unchanged by its absence.
           Misaligned dweight_c2(dweight0), dbias_c2(dbias0);
-          kc::linear_backward(nullptr, dweight_c2.p(), dbias_c2.p(), doutm.p(), xm.p(), wm.p(), N, C, OC);
+          kb->linear_backward(nullptr, dweight_c2.p(), dbias_c2.p(), doutm.p(), xm.p(), wm.p(), N, C, OC, Grad::add,
+                              Grad::add);
           EXPECT_TRUE(close_scaled(dweight_c2.vec(), dweight_r, rtol_for(kEpsF32, N)));
           if (with_bias) {
             EXPECT_TRUE(close_scaled(dbias_c2.vec(), dbias_r, rtol_for(kEpsF32, N)));
@@ -83,7 +88,7 @@ TEST(Linear, CpuMatchesReference) {
   }
 }
 
-TEST(Linear, BackwardAccumulates) {
+TEST_P(LinearBackend, BackwardAccumulates) {
   const int N = 17, C = 33, OC = 65;
   const auto x = randn(N * C, 20), weight = randn(OC * C, 21), dout = randn(N * OC, 22);
   auto run = [&](auto backward, int times) {
@@ -93,7 +98,7 @@ TEST(Linear, BackwardAccumulates) {
                teddy::kernels::Grad::add, teddy::kernels::Grad::add);
     return std::vector<std::vector<float>>{dinp, dweight, dbias};
   };
-  for (auto backward : {&kr::linear_backward, &kc::linear_backward}) {
+  for (auto backward : {kb->linear_backward}) {
     const auto once = run(backward, 1), twice = run(backward, 2);
     expect_doubled(once, twice, 4 * kEpsF32);
   }
@@ -101,14 +106,13 @@ TEST(Linear, BackwardAccumulates) {
 
 // Grad::set: dinp is overwritten (NaN garbage in it must not survive) with what adding
 // onto zeros gives; dweight and dbias still accumulate.
-TEST(Linear, BackwardSetOverwritesDinpOnly) {
-  using teddy::kernels::Grad;
+TEST_P(LinearBackend, BackwardSetOverwritesDinpOnly) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   for (auto [N, C, OC] : {std::tuple{17, 33, 65}, std::tuple{5, 1, 3}, std::tuple{4, 6, 0}}) {
     SCOPED_TRACE(::testing::Message() << "N=" << N << " C=" << C << " OC=" << OC);
     const auto x = randn(N * C, 60), weight = randn(OC * C, 61), dout = randn(N * OC, 62);
     const auto dweight0 = randn(OC * C, 63), dbias0 = randn(OC, 64);
-    for (auto backward : {&kr::linear_backward, &kc::linear_backward}) {
+    for (auto backward : {kb->linear_backward}) {
       std::vector<float> dinp_add(N * C, 0.0f), dw_add = dweight0, db_add = dbias0;
       backward(dinp_add.data(), dw_add.data(), db_add.data(), dout.data(), x.data(), weight.data(), N, C, OC,
                Grad::add, Grad::add);
@@ -124,14 +128,13 @@ TEST(Linear, BackwardSetOverwritesDinpOnly) {
 
 // Grad::set for the parameter gradients: dweight and dbias are overwritten (NaN garbage
 // does not survive) with what adding onto zeros gives, bit for bit; dinp still adds.
-TEST(Linear, BackwardSetParamsOverwritesDweightAndDbias) {
-  using teddy::kernels::Grad;
+TEST_P(LinearBackend, BackwardSetParamsOverwritesDweightAndDbias) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   for (auto [N, C, OC] : {std::tuple{17, 33, 65}, std::tuple{5, 1, 3}, std::tuple{0, 6, 4}}) {
     SCOPED_TRACE(::testing::Message() << "N=" << N << " C=" << C << " OC=" << OC);
     const auto x = randn(N * C, 70), weight = randn(OC * C, 71), dout = randn(N * OC, 72);
     const auto dinp0 = randn(N * C, 73);
-    for (auto backward : {&kr::linear_backward, &kc::linear_backward}) {
+    for (auto backward : {kb->linear_backward}) {
       std::vector<float> dinp_add = dinp0, dw_add(OC * C, 0.0f), db_add(OC, 0.0f);
       backward(dinp_add.data(), dw_add.data(), db_add.data(), dout.data(), x.data(), weight.data(), N, C, OC,
                Grad::add, Grad::add);
@@ -145,14 +148,14 @@ TEST(Linear, BackwardSetParamsOverwritesDweightAndDbias) {
   }
 }
 
-TEST(Linear, ForwardOverwritesOutput) {
+TEST_P(LinearBackend, ForwardOverwritesOutput) {
   // out starts as NaN: the forward must set it, with or without bias.
   const int N = 5, C = 9, OC = 7;
   const auto x = randn(N * C, 40), weight = randn(OC * C, 41), bias = randn(OC, 42);
   for (const float* b : {bias.data(), static_cast<const float*>(nullptr)}) {
     std::vector<float> want(N * OC), got(N * OC, std::numeric_limits<float>::quiet_NaN());
     kr::linear_forward(want.data(), x.data(), weight.data(), b, N, C, OC);
-    kc::linear_forward(got.data(), x.data(), weight.data(), b, N, C, OC);
+    kb->linear_forward(got.data(), x.data(), weight.data(), b, N, C, OC);
     EXPECT_TRUE(close_scaled(got, want, rtol_for(kEpsF32, C)));
   }
 }
@@ -160,7 +163,7 @@ TEST(Linear, ForwardOverwritesOutput) {
 // Every column's sum runs over the rows in order in double whatever the split (column
 // ranges per thread, 2048-column chunks), so dbias is the serial double sum, bit for bit,
 // at any thread count; OC = 5000 spans several chunks, OC = 7 leaves threads idle.
-TEST(Linear, CpuDbiasIsDeterministicAcrossThreadCounts) {
+TEST_P(LinearBackend, DbiasIsDeterministicAcrossThreadCounts) {
   for (const int OC : {1000, 5000, 7}) {
     SCOPED_TRACE(::testing::Message() << "OC " << OC);
     const int N = 257, C = 3;
@@ -175,9 +178,10 @@ TEST(Linear, CpuDbiasIsDeterministicAcrossThreadCounts) {
     }
     const auto results = results_per_thread_count({1, 2, 3}, [&] {
       std::vector<float> set(OC, std::nanf("")), add = init;
-      kc::linear_backward(nullptr, nullptr, set.data(), dout.data(), x.data(), weight.data(), N, C, OC,
+      kb->linear_backward(nullptr, nullptr, set.data(), dout.data(), x.data(), weight.data(), N, C, OC,
                           teddy::kernels::Grad::set, teddy::kernels::Grad::set);
-      kc::linear_backward(nullptr, nullptr, add.data(), dout.data(), x.data(), weight.data(), N, C, OC);
+      kb->linear_backward(nullptr, nullptr, add.data(), dout.data(), x.data(), weight.data(), N, C, OC, Grad::add,
+                          Grad::add);
       set.insert(set.end(), add.begin(), add.end());
       return set;
     });

@@ -1,7 +1,8 @@
-// Residual add and accumulate: cpu vs reference over odd sizes (both sides of the
+// Residual add and accumulate: each backend vs reference over odd sizes (both sides of the
 // OpenMP threshold) and misaligned pointers; accumulate adds (twice = 2x).
 #include <vector>
 
+#include "kernels/backend_test.h"
 #include "kernels/kernel_check.h"
 #include "teddy/kernels/kernels.h"
 #include "teddy/kernels/ref/residual.h"
@@ -10,7 +11,9 @@ namespace {
 
 using namespace teddy::test;
 namespace kr = teddy::kernels::ref;
-namespace kc = teddy::kernels::cpu;
+
+class ResidualBackend : public BackendTest {};
+TEDDY_BACKEND_SUITE(ResidualBackend);
 
 TEST(Residual, ReferenceForwardIsTheSum) {
   const std::vector<double> a = {1.0, -2.5, 0.0}, b = {0.25, 2.5, -3.0}, want = {1.25, 0.0, -3.0};
@@ -22,7 +25,7 @@ TEST(Residual, ReferenceForwardIsTheSum) {
   EXPECT_EQ(dst, (std::vector<double>{1.25, 3.5, -2.0}));
 }
 
-TEST(Residual, CpuMatchesReference) {
+TEST_P(ResidualBackend, MatchesReference) {
   for (int64_t n : {1, 3, 17, 64, 1023, 200003}) {
     SCOPED_TRACE(::testing::Message() << "n=" << n);
     const auto a = randn(n, 80 + n), b = randn(n, 81);
@@ -30,18 +33,18 @@ TEST(Residual, CpuMatchesReference) {
     kr::residual_forward(out_r.data(), a.data(), b.data(), n);
     kr::accumulate(acc_r.data(), b.data(), n);
     Misaligned out_c(n), acc_c(a), am(a), bm(b);
-    kc::residual_forward(out_c.p(), am.p(), bm.p(), n);
-    kc::accumulate(acc_c.p(), bm.p(), n);
+    kb->residual_forward(out_c.p(), am.p(), bm.p(), n);
+    kb->accumulate(acc_c.p(), bm.p(), n);
     // One correctly rounded addition each: identical bits.
     EXPECT_EQ(out_c.vec(), out_r);
     EXPECT_EQ(acc_c.vec(), acc_r);
   }
 }
 
-TEST(Residual, AccumulateAddsEachCall) {
+TEST_P(ResidualBackend, AccumulateAddsEachCall) {
   const int64_t n = 100003;
   const auto src = randn(n, 90);
-  for (auto acc : {&kr::accumulate, &kc::accumulate}) {
+  for (auto acc : {kb->accumulate}) {
     std::vector<float> once(n), twice(n);
     acc(once.data(), src.data(), n);
     acc(twice.data(), src.data(), n);
@@ -51,13 +54,13 @@ TEST(Residual, AccumulateAddsEachCall) {
   }
 }
 
-TEST(Residual, InPlaceForward) {
+TEST_P(ResidualBackend, InPlaceForward) {
   // out may alias a (x = x + f(x) in the residual stream).
   const int64_t n = 70001;
   const auto a = randn(n, 91), b = randn(n, 92);
   std::vector<float> want(n), x = a;
   kr::residual_forward(want.data(), a.data(), b.data(), n);
-  kc::residual_forward(x.data(), x.data(), b.data(), n);
+  kb->residual_forward(x.data(), x.data(), b.data(), n);
   EXPECT_EQ(x, want);
 }
 

@@ -1,9 +1,10 @@
-// RMSNorm trio: double reference vs finite differences, cpu vs float reference over
+// RMSNorm trio: double reference vs finite differences, each backend vs float reference over
 // odd sizes and misaligned pointers, += accumulation, thread-count determinism.
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "kernels/backend_test.h"
 #include "kernels/kernel_check.h"
 #include "teddy/kernels/kernels.h"
 #include "teddy/kernels/ref/rmsnorm.h"
@@ -12,7 +13,9 @@ namespace {
 
 using namespace teddy::test;
 namespace kr = teddy::kernels::ref;
-namespace kc = teddy::kernels::cpu;
+
+class RMSNormBackend : public BackendTest {};
+TEDDY_BACKEND_SUITE(RMSNormBackend);
 
 constexpr float kEps = 1e-5f;
 
@@ -36,7 +39,7 @@ TEST(RMSNorm, ReferenceBackwardMatchesFiniteDifferences) {
   }
 }
 
-TEST(RMSNorm, CpuMatchesReference) {
+TEST_P(RMSNormBackend, MatchesReference) {
   for (int N : {1, 3, 17, 64}) {
     for (int C : {1, 7, 33, 768}) {
       SCOPED_TRACE(::testing::Message() << "N=" << N << " C=" << C);
@@ -48,7 +51,7 @@ TEST(RMSNorm, CpuMatchesReference) {
       std::vector<float> out_r(N * C), rstd_r(N);
       kr::rmsnorm_forward(out_r.data(), rstd_r.data(), x.data(), weight.data(), N, C, kEps);
       Misaligned out_c(N * C), rstd_c(N), xm(x), wm(weight);
-      kc::rmsnorm_forward(out_c.p(), rstd_c.p(), xm.p(), wm.p(), N, C, kEps);
+      kb->rmsnorm_forward(out_c.p(), rstd_c.p(), xm.p(), wm.p(), N, C, kEps);
       const double rtol = rtol_for(kEpsF32, C);
       EXPECT_TRUE(close_scaled(out_c.vec(), out_r, rtol));
       EXPECT_TRUE(close_scaled(rstd_c.vec(), rstd_r, rtol));
@@ -58,7 +61,7 @@ TEST(RMSNorm, CpuMatchesReference) {
       kr::rmsnorm_backward(dinp_r.data(), dweight_r.data(), dout.data(), x.data(), weight.data(),
                            rstd_r.data(), N, C);
       Misaligned dinp_c(dinp0), dweight_c(dweight0), doutm(dout), rstdm(rstd_r);
-      kc::rmsnorm_backward(dinp_c.p(), dweight_c.p(), doutm.p(), xm.p(), wm.p(), rstdm.p(), N, C);
+      kb->rmsnorm_backward(dinp_c.p(), dweight_c.p(), doutm.p(), xm.p(), wm.p(), rstdm.p(), N, C);
       // dinp's terms are rstd * dout * weight before they cancel; rounding is relative to that.
       double term_scale = max_abs(dinp_r);
       for (int i = 0; i < N; ++i)
@@ -70,31 +73,31 @@ TEST(RMSNorm, CpuMatchesReference) {
   }
 }
 
-TEST(RMSNorm, BackwardAccumulates) {
+TEST_P(RMSNormBackend, BackwardAccumulates) {
   const int N = 17, C = 33;
   const auto x = randn(N * C, 20), weight = randn(C, 21), dout = randn(N * C, 22);
   std::vector<float> out(N * C), rstd(N);
-  kc::rmsnorm_forward(out.data(), rstd.data(), x.data(), weight.data(), N, C, kEps);
+  kb->rmsnorm_forward(out.data(), rstd.data(), x.data(), weight.data(), N, C, kEps);
   auto run = [&](auto backward, int times) {
     std::vector<float> dinp(N * C), dweight(C);
     for (int k = 0; k < times; ++k)
       backward(dinp.data(), dweight.data(), dout.data(), x.data(), weight.data(), rstd.data(), N, C);
     return std::vector<std::vector<float>>{dinp, dweight};
   };
-  for (auto backward : {&kr::rmsnorm_backward, &kc::rmsnorm_backward}) {
+  for (auto backward : {kb->rmsnorm_backward}) {
     const auto once = run(backward, 1), twice = run(backward, 2);
     expect_doubled(once, twice, 4 * kEpsF32);
   }
 }
 
-TEST(RMSNorm, CpuBackwardIsDeterministicAcrossThreadCounts) {
+TEST_P(RMSNormBackend, BackwardIsDeterministicAcrossThreadCounts) {
   const int N = 64, C = 768;
   const auto x = randn(N * C, 30), weight = randn(C, 31), dout = randn(N * C, 32);
   std::vector<float> out(N * C), rstd(N);
-  kc::rmsnorm_forward(out.data(), rstd.data(), x.data(), weight.data(), N, C, kEps);
+  kb->rmsnorm_forward(out.data(), rstd.data(), x.data(), weight.data(), N, C, kEps);
   const auto results = results_per_thread_count({1, 3, 4}, [&] {
     std::vector<float> dinp(N * C), dweight(C);
-    kc::rmsnorm_backward(dinp.data(), dweight.data(), dout.data(), x.data(), weight.data(), rstd.data(), N,
+    kb->rmsnorm_backward(dinp.data(), dweight.data(), dout.data(), x.data(), weight.data(), rstd.data(), N,
                          C);
     return concat({dinp, dweight});
   });

@@ -1,10 +1,11 @@
 // RoPE trio: double reference vs HF's rotate_half formula and finite differences,
-// cpu vs float reference over odd sizes, strided rows (RoPE on the q part of a qkv
+// each backend vs float reference over odd sizes, strided rows (RoPE on the q part of a qkv
 // row) and misaligned pointers; in place == out of place; backward inverts forward;
 // += accumulation; untouched gaps between rows.
 #include <cmath>
 #include <vector>
 
+#include "kernels/backend_test.h"
 #include "kernels/kernel_check.h"
 #include "teddy/core/error.h"
 #include "teddy/kernels/kernels.h"
@@ -14,7 +15,9 @@ namespace {
 
 using namespace teddy::test;
 namespace kr = teddy::kernels::ref;
-namespace kc = teddy::kernels::cpu;
+
+class RopeBackend : public BackendTest {};
+TEDDY_BACKEND_SUITE(RopeBackend);
 
 constexpr float kTheta = 10000.0f;
 
@@ -47,7 +50,7 @@ TEST(Rope, ReferenceBackwardMatchesFiniteDifferences) {
   EXPECT_TRUE(fd_check(loss, x, dx, "dinp"));
 }
 
-TEST(Rope, CpuMatchesReference) {
+TEST_P(RopeBackend, MatchesReference) {
   for (int N : {1, 3, 17, 64}) {
     for (auto [n_heads, HS] : {std::pair{1, 2}, std::pair{3, 8}, std::pair{12, 64}, std::pair{2, 128}}) {
       for (int gap : {0, 5}) {
@@ -60,8 +63,8 @@ TEST(Rope, CpuMatchesReference) {
         kr::rope_forward(out_r.data(), x.data(), pos.data(), N, stride, n_heads, HS, kTheta);
         kr::rope_backward(dinp_r.data(), dout.data(), pos.data(), N, stride, n_heads, HS, kTheta);
         Misaligned out_c(x), dinp_c(dinp0), xm(x), doutm(dout);
-        kc::rope_forward(out_c.p(), xm.p(), pos.data(), N, stride, n_heads, HS, kTheta);
-        kc::rope_backward(dinp_c.p(), doutm.p(), pos.data(), N, stride, n_heads, HS, kTheta);
+        kb->rope_forward(out_c.p(), xm.p(), pos.data(), N, stride, n_heads, HS, kTheta);
+        kb->rope_backward(dinp_c.p(), doutm.p(), pos.data(), N, stride, n_heads, HS, kTheta);
         // Each output is x0 cos -/+ x1 sin (plus the prior gradient): a few roundings
         // relative to the magnitudes of its terms.
         const double rtol = rtol_for(kEpsF32, 2);
@@ -81,11 +84,11 @@ TEST(Rope, CpuMatchesReference) {
   }
 }
 
-TEST(Rope, InPlaceEqualsOutOfPlace) {
+TEST_P(RopeBackend, InPlaceEqualsOutOfPlace) {
   const int N = 37, n_heads = 4, HS = 64, stride = 3 * n_heads * HS;  // q part of a qkv row
   const auto pos = randint(N, 0, 2048, 210);
   const auto x = randn(N * stride, 211);
-  for (auto forward : {&kr::rope_forward, &kc::rope_forward}) {
+  for (auto forward : {kb->rope_forward}) {
     std::vector<float> out(x), inplace(x);
     forward(out.data(), x.data(), pos.data(), N, stride, n_heads, HS, kTheta);
     forward(inplace.data(), inplace.data(), pos.data(), N, stride, n_heads, HS, kTheta);
@@ -93,13 +96,12 @@ TEST(Rope, InPlaceEqualsOutOfPlace) {
   }
 }
 
-TEST(Rope, BackwardInvertsForward) {
+TEST_P(RopeBackend, BackwardInvertsForward) {
   // R(-angle) R(angle) = I: backward of the rotated rows (into zeros) gives the input.
   const int N = 29, n_heads = 3, HS = 32, stride = n_heads * HS;
   const auto pos = randint(N, 0, 100000, 220);
   const auto x = randn(N * stride, 221);
-  for (auto [forward, backward] : {std::pair{&kr::rope_forward, &kr::rope_backward},
-                                   std::pair{&kc::rope_forward, &kc::rope_backward}}) {
+  for (auto [forward, backward] : {std::pair{kb->rope_forward, kb->rope_backward}}) {
     std::vector<float> y(N * stride), back(N * stride);
     forward(y.data(), x.data(), pos.data(), N, stride, n_heads, HS, kTheta);
     backward(back.data(), y.data(), pos.data(), N, stride, n_heads, HS, kTheta);
@@ -108,11 +110,11 @@ TEST(Rope, BackwardInvertsForward) {
   }
 }
 
-TEST(Rope, BackwardAccumulates) {
+TEST_P(RopeBackend, BackwardAccumulates) {
   const int N = 9, n_heads = 2, HS = 16, stride = n_heads * HS;
   const auto pos = randint(N, 0, 512, 230);
   const auto dout = randn(N * stride, 231);
-  for (auto backward : {&kr::rope_backward, &kc::rope_backward}) {
+  for (auto backward : {kb->rope_backward}) {
     std::vector<float> once(N * stride), twice(N * stride);
     backward(once.data(), dout.data(), pos.data(), N, stride, n_heads, HS, kTheta);
     backward(twice.data(), dout.data(), pos.data(), N, stride, n_heads, HS, kTheta);
@@ -122,10 +124,10 @@ TEST(Rope, BackwardAccumulates) {
   }
 }
 
-TEST(Rope, OddHeadSizeThrows) {
+TEST_P(RopeBackend, OddHeadSizeThrows) {
   std::vector<float> x(6);
   const std::vector<int32_t> pos = {1};
-  EXPECT_THROW(kc::rope_forward(x.data(), x.data(), pos.data(), 1, 6, 2, 3, kTheta), teddy::Error);
+  EXPECT_THROW(kb->rope_forward(x.data(), x.data(), pos.data(), 1, 6, 2, 3, kTheta), teddy::Error);
   EXPECT_THROW(kr::rope_forward(x.data(), x.data(), pos.data(), 1, 6, 2, 3, kTheta), teddy::Error);
 }
 

@@ -1,10 +1,11 @@
-// sum_squares: cpu and float reference vs a double loop over odd sizes (below
+// sum_squares: each backend and the float reference vs a double loop over odd sizes (below
 // and above the parallel threshold); bitwise repeatable for a fixed thread
 // count; close across thread counts.
 #include <cmath>
 #include <cstdint>
 #include <vector>
 
+#include "kernels/backend_test.h"
 #include "kernels/kernel_check.h"
 #include "teddy/kernels/kernels.h"
 #include "teddy/kernels/ref/sum_squares.h"
@@ -13,7 +14,9 @@ namespace {
 
 using namespace teddy::test;
 namespace kr = teddy::kernels::ref;
-namespace kc = teddy::kernels::cpu;
+
+class SumSquaresBackend : public BackendTest {};
+TEDDY_BACKEND_SUITE(SumSquaresBackend);
 
 double double_loop(const std::vector<float>& x) {
   double s = 0;
@@ -21,34 +24,34 @@ double double_loop(const std::vector<float>& x) {
   return s;
 }
 
-TEST(SumSquares, MatchesDoubleLoop) {
+TEST_P(SumSquaresBackend, MatchesDoubleLoop) {
   for (int64_t n : {0, 1, 7, 1000, 65537, 1 << 20, (1 << 21) + 17}) {
     SCOPED_TRACE(::testing::Message() << "n=" << n);
     const auto x = randn(n, 1 + n, 2.0, 0.1);
     const double want = double_loop(x);
     // Both accumulate exact float squares in double: only the summation order differs.
     const double tol = 1e-14 * std::sqrt(static_cast<double>(n) + 1) * want;
-    EXPECT_NEAR(kc::sum_squares(x.data(), n), want, tol);
+    EXPECT_NEAR(kb->sum_squares(x.data(), n), want, tol);
     EXPECT_NEAR(kr::sum_squares(x.data(), n), want, tol);
     EXPECT_NEAR(kr::sum_squares_t<float>(x.data(), n), want, tol);
   }
 }
 
-TEST(SumSquares, TinyAndHugeValuesDoNotOverflowOrFlush) {
+TEST_P(SumSquaresBackend, TinyAndHugeValuesDoNotOverflowOrFlush) {
   // Squares of 1e-30 underflow float but not double; 1e30^2 overflows float only.
   const std::vector<float> x = {1e-30f, 1e30f, -1e30f, 3.0f};
   const double want = 1e-60 + 2e60 + 9.0;
-  EXPECT_NEAR(kc::sum_squares(x.data(), 4), want, 1e-6 * want);
+  EXPECT_NEAR(kb->sum_squares(x.data(), 4), want, 1e-6 * want);
   const std::vector<float> tiny(100, 1e-25f);
-  EXPECT_GT(kc::sum_squares(tiny.data(), 100), 0.0);
+  EXPECT_GT(kb->sum_squares(tiny.data(), 100), 0.0);
 }
 
-TEST(SumSquares, DeterministicForAFixedThreadCount) {
+TEST_P(SumSquaresBackend, DeterministicForAFixedThreadCount) {
   const int64_t n = (1 << 22) + 3;
   const auto x = randn(n, 42);
   const double want = double_loop(x);
   for_each_thread_count({1, 2, 3}, [&](int threads) {
-    const double a = kc::sum_squares(x.data(), n), b = kc::sum_squares(x.data(), n);
+    const double a = kb->sum_squares(x.data(), n), b = kb->sum_squares(x.data(), n);
     EXPECT_EQ(a, b) << "threads=" << threads;
     EXPECT_NEAR(a, want, 1e-12 * want) << "threads=" << threads;
   });

@@ -1,10 +1,11 @@
 // SwiGLU trio: double reference vs finite differences and vs PyTorch's silu at known
-// points, cpu vs float reference over odd sizes and misaligned pointers, +=
+// points, each backend vs float reference over odd sizes and misaligned pointers, +=
 // accumulation.
 #include <cmath>
 #include <limits>
 #include <vector>
 
+#include "kernels/backend_test.h"
 #include "kernels/kernel_check.h"
 #include "teddy/kernels/kernels.h"
 #include "teddy/kernels/ref/swiglu.h"
@@ -13,7 +14,9 @@ namespace {
 
 using namespace teddy::test;
 namespace kr = teddy::kernels::ref;
-namespace kc = teddy::kernels::cpu;
+
+class SwiGLUBackend : public BackendTest {};
+TEDDY_BACKEND_SUITE(SwiGLUBackend);
 
 TEST(SwiGLU, ReferenceKnownValues) {
   // One row, H = 5: gate g, up = 2, so out = 2 * silu(g); silu from torch 1.13 in float64.
@@ -42,7 +45,7 @@ TEST(SwiGLU, ReferenceBackwardMatchesFiniteDifferences) {
   }
 }
 
-TEST(SwiGLU, CpuMatchesReference) {
+TEST_P(SwiGLUBackend, MatchesReference) {
   for (int N : {1, 3, 17, 64}) {
     for (int H : {1, 7, 33, 768}) {
       SCOPED_TRACE(::testing::Message() << "N=" << N << " H=" << H);
@@ -51,10 +54,10 @@ TEST(SwiGLU, CpuMatchesReference) {
       const auto dout = randn(N * H, 61), dgate_up0 = randn(N * 2 * H, 62);
       std::vector<float> out_r(N * H), dgate_up_r = dgate_up0;
       kr::swiglu_forward(out_r.data(), gate_up.data(), N, H);
-      kr::swiglu_backward(dgate_up_r.data(), dout.data(), gate_up.data(), N, H);
+      kr::swiglu_backward(dgate_up_r.data(), dout.data(), gate_up.data(), N, H, teddy::kernels::Grad::add);
       Misaligned out_c(N * H), dgate_up_c(dgate_up0), gum(gate_up), doutm(dout);
-      kc::swiglu_forward(out_c.p(), gum.p(), N, H);
-      kc::swiglu_backward(dgate_up_c.p(), doutm.p(), gum.p(), N, H);
+      kb->swiglu_forward(out_c.p(), gum.p(), N, H);
+      kb->swiglu_backward(dgate_up_c.p(), doutm.p(), gum.p(), N, H, teddy::kernels::Grad::add);
       // Pointwise: a few roundings relative to each result's natural scale.
       const double rtol = rtol_for(kEpsF32, 1);
       const auto outv = out_c.vec(), dgv = dgate_up_c.vec();
@@ -74,10 +77,10 @@ TEST(SwiGLU, CpuMatchesReference) {
   }
 }
 
-TEST(SwiGLU, BackwardAccumulates) {
+TEST_P(SwiGLUBackend, BackwardAccumulates) {
   const int N = 5, H = 40;
   const auto gate_up = randn(N * 2 * H, 70, 2.0), dout = randn(N * H, 71);
-  for (auto backward : {&kr::swiglu_backward, &kc::swiglu_backward}) {
+  for (auto backward : {kb->swiglu_backward}) {
     std::vector<float> once(N * 2 * H), twice(N * 2 * H);
     backward(once.data(), dout.data(), gate_up.data(), N, H, teddy::kernels::Grad::add);
     backward(twice.data(), dout.data(), gate_up.data(), N, H, teddy::kernels::Grad::add);

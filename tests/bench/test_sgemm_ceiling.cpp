@@ -7,15 +7,13 @@
 #include <gtest/gtest.h>
 
 #include "teddy/core/error.h"
-#include "teddy/kernels/cpu/sgemm_ceiling.h"
+#include "teddy/bench/sgemm_ceiling.h"
 
 namespace {
 
-namespace kc = teddy::kernels::cpu;
-
 TEST(SgemmCeiling, MeasuresEveryShapeAndRestoresThreads) {
   const int saved = omp_get_max_threads();
-  const auto r = kc::measure_sgemm_ceiling(1, 0.01);  // tiny budget: minimum calls only
+  const auto r = teddy::measure_sgemm_ceiling(1, 0.01);  // tiny budget: minimum calls only
   EXPECT_EQ(omp_get_max_threads(), saved);
   EXPECT_EQ(r.threads, 1);
   ASSERT_EQ(r.shapes.size(), 15u);  // forward, dinp, dweight of qkv, attn proj, fc, mlp proj, lm head
@@ -45,7 +43,7 @@ TEST(SgemmCeiling, MeasuresEveryShapeAndRestoresThreads) {
 }
 
 TEST(SgemmCeiling, RejectsNonPositiveBudget) {
-  EXPECT_THROW(kc::measure_sgemm_gflops(1, 0.0), teddy::Error);
+  EXPECT_THROW(teddy::measure_sgemm_gflops(1, 0.0), teddy::Error);
 }
 
 }  // namespace
