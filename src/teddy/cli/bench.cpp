@@ -134,13 +134,13 @@ void print_train_result(const TrainBenchResult& r, bool json) {
               r.workload.model.c_str(), r.workload.batch, r.workload.seq, r.threads, r.ms_per_step, r.tokens_per_s,
               r.gflops_per_s, 100 * r.mfu, r.sgemm_gflops, plan::format_bytes(static_cast<double>(r.peak_rss_bytes)).c_str());
   std::printf("      memory: params %s, grads %s, AdamW %s, activations %s, of which saved by the layers %s "
-              "(recompute %s, precision %s)\n",
+              "(recompute %s, precision %s, backend %s)\n",
               plan::format_bytes(static_cast<double>(r.param_bytes)).c_str(),
               plan::format_bytes(static_cast<double>(r.grad_bytes)).c_str(),
               plan::format_bytes(static_cast<double>(r.optimizer_bytes)).c_str(),
               plan::format_bytes(static_cast<double>(r.activation_bytes)).c_str(),
               plan::format_bytes(static_cast<double>(r.saved_activation_bytes)).c_str(), r.recompute.c_str(),
-              r.precision.c_str());
+              r.precision.c_str(), r.backend.c_str());
   if (r.weight_scratch_bytes)
     std::printf("      %s: rounded-weight scratch %s (fp32 master weights kept)%s\n", r.precision.c_str(),
                 plan::format_bytes(static_cast<double>(r.weight_scratch_bytes)).c_str(),
