@@ -1,9 +1,34 @@
 // teddy: train LLMs end to end. The CLI is thin: parse, validate, call the library.
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include "teddy/cli/commands.h"
 #include "teddy/core/error.h"
+
+namespace {
+
+// CLI11 answers --help before it looks at the words: `teddy NOSUCH --help` would print
+// the top-level help and exit 0. A word where a subcommand must stand that names none
+// is an error, whatever follows it. Returns the offending word, or "".
+std::string unknown_subcommand(CLI::App& app, int argc, char** argv) {
+  CLI::App* cur = &app;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a.empty() || a[0] == '-') return "";  // options from here on: CLI11 checks them
+    const auto subs = cur->get_subcommands([&](CLI::App* s) { return s->check_name(a); });
+    if (subs.empty()) {
+      // A command that takes positional arguments may be given one here.
+      const bool positional = !cur->get_options([](const CLI::Option* o) { return o->get_positional(); }).empty();
+      return positional || cur->get_subcommands({}).empty() ? "" : a;
+    }
+    cur = subs.front();
+    if (cur->get_subcommands({}).empty()) return "";
+  }
+  return "";
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"teddy: a C++20 engine that trains large language models end to end"};
@@ -18,6 +43,10 @@ int main(int argc, char** argv) {
   teddy::cli::register_generate(app, run);
   teddy::cli::register_tokenizer(app, run);
   teddy::cli::register_sft(app, run);
+  if (const std::string bad = unknown_subcommand(app, argc, argv); !bad.empty()) {
+    std::fprintf(stderr, "teddy: error: unknown command '%s' (teddy --help lists the commands)\n", bad.c_str());
+    return static_cast<int>(CLI::ExitCodes::ExtrasError);  // what CLI11 returns for `teddy NOSUCH`
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
