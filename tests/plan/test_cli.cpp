@@ -135,3 +135,14 @@ TEST(Cli, UnknownSubcommandIsAnErrorEvenWithHelp) {
     EXPECT_NE(r.out.find("Usage:"), std::string::npos) << args;
   }
 }
+
+// --version names the machine a result came from: CPU, ISA, BLAS and its kernels.
+TEST(Cli, VersionNamesCpuAndBlasKernels) {
+  const Result r = run_teddy("--version");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_EQ(r.out.rfind("teddy ", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("\ncpu: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\nblas: OpenBLAS"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("; kernels "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\nopenmp: "), std::string::npos) << r.out;
+}

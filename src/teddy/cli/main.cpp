@@ -1,10 +1,15 @@
 // teddy: train LLMs end to end. The CLI is thin: parse, validate, call the library.
+#include <omp.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <string>
 
 #include "teddy/cli/commands.h"
+#include "teddy/core/cpu_info.h"
 #include "teddy/core/error.h"
+#include "teddy/kernels/blas_info.h"
 
 namespace {
 
@@ -33,7 +38,18 @@ std::string unknown_subcommand(CLI::App& app, int argc, char** argv) {
 int main(int argc, char** argv) {
   CLI::App app{"teddy: a C++20 engine that trains large language models end to end"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "teddy 0.1.0");
+  // --version also names the machine: CPU, ISA, BLAS kernels, threads (bug reports,
+  // benchmark records and CI logs need them; results can depend on the GEMM kernels).
+  app.set_version_flag("--version", [] {
+    const teddy::CpuInfo cpu = teddy::cpu_info();
+    std::string isa;
+    for (const std::string& f : cpu.isa) isa += (isa.empty() ? "" : " ") + f;
+    const char* coretype = std::getenv("OPENBLAS_CORETYPE");
+    return "teddy 0.1.0\ncpu: " + cpu.model + " (" + std::to_string(cpu.logical_cpus) + " logical CPUs; " +
+           (isa.empty() ? std::string("no AVX2") : isa) + ")\nblas: " + teddy::kernels::blas_description() +
+           (coretype ? std::string(" (OPENBLAS_CORETYPE=") + coretype + ")" : std::string()) +
+           "\nopenmp: " + std::to_string(omp_get_max_threads()) + " threads";
+  });
   teddy::cli::Run run;
   // one line per subcommand (see commands.h)
   teddy::cli::register_data(app, run);
