@@ -78,8 +78,9 @@ Pretrainer::Pretrainer(PretrainConfig cfg, Resume resume, std::shared_ptr<DataPa
     lo.rank = s.dp->rank();
     lo.world = s.dp->world();
   }
-  s.loader = std::make_unique<DataLoader>(cfg.dataset, mix, lo);
   s.val = std::make_unique<ValidationLoader>(cfg.dataset, lo);
+  lo.grad_accum = cfg.grad_accum;  // a step's rows depend on the global batch only, not on its split
+  s.loader = std::make_unique<DataLoader>(cfg.dataset, mix, lo);
 
   s.model = std::make_unique<Model>(cfg.model);
   s.model->init_weights(cfg.seed);
