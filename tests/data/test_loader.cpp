@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <string>
+#include <tuple>
 #include <vector>
 
 #include "data/data_test_util.h"
@@ -86,11 +88,12 @@ Batch next(DataLoader& dl, int B, int T) {
   return b;
 }
 
-LoaderOptions opts(uint64_t seed, int rank = 0, int world = 1) {
+LoaderOptions opts(uint64_t seed, int rank = 0, int world = 1, int grad_accum = 1) {
   LoaderOptions o;
   o.seed = seed;
   o.rank = rank;
   o.world = world;
+  o.grad_accum = grad_accum;
   return o;
 }
 
@@ -155,6 +158,48 @@ TEST_F(LoaderTest, RanksTakeDistinctRowsOfTheGlobalBatch) {
   }
   // Every rank counts the same global tokens per source.
   for (int r = 0; r < W; ++r) EXPECT_EQ(ranks[r].state().tokens_seen, ranks[0].state().tokens_seen);
+}
+
+// A step's rows depend on the global batch only: micro_batch x grad_accum x ranks
+// = 8 x 1 x 1, 4 x 2 x 1, 2 x 2 x 2, 1 x 4 x 2 and 1 x 1 x 8 all train on the same 8
+// rows, rank r's micro-batch j holding rows r*(A*B) + j*B .. + B-1.
+TEST_F(LoaderTest, AStepsRowsDoNotDependOnHowTheGlobalBatchIsSplit) {
+  const int G = 8, T = 32, steps = 4;
+  DataLoader whole(dir.str(), Mixture(), opts(11));
+  std::vector<Batch> want;
+  for (int k = 0; k < steps; ++k) want.push_back(next(whole, G, T));
+  for (const auto& [B, A, W] : std::vector<std::tuple<int, int, int>>{{4, 2, 1}, {2, 2, 2}, {1, 4, 2}, {1, 1, 8}}) {
+    SCOPED_TRACE("micro_batch " + std::to_string(B) + " x grad_accum " + std::to_string(A) + " x ranks " + std::to_string(W));
+    std::vector<DataLoader> ranks;
+    for (int r = 0; r < W; ++r) ranks.emplace_back(dir.str(), Mixture(), opts(11, r, W, A));
+    for (int k = 0; k < steps; ++k) {
+      Batch got{std::vector<int32_t>(G * T), std::vector<int32_t>(G * T)};
+      for (int r = 0; r < W; ++r)
+        for (int j = 0; j < A; ++j)
+          ranks[r].next_batch(got.x.data() + (r * A + j) * B * T, got.y.data() + (r * A + j) * B * T, B, T);
+      EXPECT_EQ(got, want[k]) << "step " << k;
+    }
+    for (int r = 0; r < W; ++r) {
+      EXPECT_EQ(ranks[r].state().step, static_cast<uint64_t>(steps));
+      EXPECT_EQ(ranks[r].state().micro, 0u);
+      EXPECT_EQ(ranks[r].state().tokens_seen, whole.state().tokens_seen);
+    }
+  }
+}
+
+// A checkpoint written before batch-split invariance counted micro-batches in "step"
+// (no "version" key): it resumes at the step it was written at.
+TEST_F(LoaderTest, LegacyStateCountingMicroBatchesIsConverted) {
+  DataLoader dl(dir.str(), Mixture(), opts(3, 0, 1, 2));
+  dl.restore(LoaderState::from_json(
+      R"({"seed":3,"step":10,"sources":["prose","code","multilingual"],"tokens_seen":[1,2,3]})"));
+  EXPECT_EQ(dl.state().step, 5u);
+  EXPECT_EQ(dl.state().micro, 0u);
+  EXPECT_NE(dl.state().to_json().find("\"version\":2"), std::string::npos);
+  DataLoader mid(dir.str(), Mixture(), opts(3, 0, 1, 2));
+  EXPECT_THROW(mid.restore(LoaderState::from_json(
+                   R"({"version":2,"seed":3,"step":1,"micro":2,"sources":["prose","code","multilingual"],"tokens_seen":[1,2,3]})")),
+               ConfigError);
 }
 
 TEST_F(LoaderTest, RestoredStateContinuesWithTheSameBatches) {

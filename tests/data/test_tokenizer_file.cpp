@@ -209,6 +209,18 @@ TEST(TokenizerFile, MalformedHuggingFaceNamesFileAndField) {
   const size_t line = 1 + static_cast<size_t>(std::count(text.begin(), text.begin() + static_cast<long>(at), '\n'));
   msg = format_error([&] { Tokenizer::load(path); });
   EXPECT_TRUE(contains(msg, path + ":" + std::to_string(line) + ":") && contains(msg, "invalid JSON")) << msg;
+
+  // A number that overflows a double (found by fuzzing): nlohmann throws out_of_range,
+  // not parse_error; still a FormatError naming the file, in a field or anywhere else.
+  for (const std::string& where : {std::string("\"added_tokens\""), std::string("\"merges\"")}) {
+    text = good.dump(2);
+    const size_t key = text.find(where);
+    ASSERT_NE(key, std::string::npos);
+    text = text.substr(0, key) + "\"overflow\": 7638008e63205777, " + text.substr(key);
+    test::write_file(path, text);
+    msg = format_error([&] { Tokenizer::load(path); });
+    EXPECT_TRUE(contains(msg, path) && contains(msg, "invalid JSON") && contains(msg, "7638008e63205777")) << msg;
+  }
 }
 
 TEST(TokenizerFile, MalformedTeddyFormatNamesFileAndField) {
@@ -240,6 +252,11 @@ TEST(TokenizerFile, MalformedTeddyFormatNamesFileAndField) {
   j = good;
   j["ranks"] = {1, 2};
   check(j, "ranks");
+  std::string text = good.dump(1);
+  text = text.substr(0, text.rfind('}')) + ", \"x\": -7638008e63205777}";
+  test::write_file(path, text);
+  const std::string msg = format_error([&] { Tokenizer::load(path); });
+  EXPECT_TRUE(contains(msg, path) && contains(msg, "invalid JSON")) << msg;
 }
 
 }  // namespace

@@ -120,3 +120,29 @@ TEST(PlanCli, BadInputIsAClearError) {
   EXPECT_EQ(j["memory"]["max_micro_batch"], 0);
   EXPECT_NE(j["memory"]["fit_error"].get<std::string>().find("too small for even one sample"), std::string::npos);
 }
+
+// An unknown subcommand is an error, whatever follows it (CLI11 alone would answer
+// `teddy NOSUCH --help` with the top-level help and exit 0).
+TEST(Cli, UnknownSubcommandIsAnErrorEvenWithHelp) {
+  for (const char* args : {"NOSUCH", "NOSUCH --help", "tokenizer NOSUCH --help", "plan NOSUCH --help"}) {
+    const Result r = run_teddy(args, true);
+    EXPECT_NE(r.rc, 0) << args;
+    EXPECT_NE(r.out.find("unknown command 'NOSUCH'"), std::string::npos) << args << ": " << r.out;
+  }
+  for (const char* args : {"--help", "plan --help", "tokenizer encode --help", "plan chinchilla --help"}) {
+    const Result r = run_teddy(args);
+    EXPECT_EQ(r.rc, 0) << args;
+    EXPECT_NE(r.out.find("Usage:"), std::string::npos) << args;
+  }
+}
+
+// --version names the machine a result came from: CPU, ISA, BLAS and its kernels.
+TEST(Cli, VersionNamesCpuAndBlasKernels) {
+  const Result r = run_teddy("--version");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_EQ(r.out.rfind("teddy ", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("\ncpu: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\nblas: OpenBLAS"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("; kernels "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\nopenmp: "), std::string::npos) << r.out;
+}

@@ -113,7 +113,7 @@ TEST_F(SftTrainerTest, LearnsResumesExactlyAndAnswers) {
   const std::string run_a = (root_ / "a").string(), run_b = (root_ / "b").string();
   std::vector<double> full;
   {
-    SftTrainer a(tiny_config(base_, data, run_a), false);
+    SftTrainer a(tiny_config(base_, data, run_a), Resume::no);
     const SftDataReport& r = a.data_report();
     EXPECT_EQ(r.added_specials, 2);
     EXPECT_EQ(r.base_vocab, 257);
@@ -136,12 +136,12 @@ TEST_F(SftTrainerTest, LearnsResumesExactlyAndAnswers) {
 
   std::vector<double> resumed;
   {
-    SftTrainer b(tiny_config(base_, data, run_b), false);
+    SftTrainer b(tiny_config(base_, data, run_b), Resume::no);
     b.run({}, 12);
     resumed = b.step_losses();
   }
   {
-    SftTrainer b2(tiny_config(base_, data, run_b), true);
+    SftTrainer b2(tiny_config(base_, data, run_b), Resume::if_any);
     EXPECT_EQ(b2.start_step(), 12);
     b2.run({});
     resumed.insert(resumed.end(), b2.step_losses().begin(), b2.step_losses().end());
@@ -173,7 +173,7 @@ TEST_F(SftTrainerTest, LearnsResumesExactlyAndAnswers) {
 
 TEST_F(SftTrainerTest, PaddedBatchingTrainsToo) {
   const std::string data = make_data(root_);
-  SftTrainer t(tiny_config(base_, data, (root_ / "pad").string(), {"train.batching=pad", "train.steps=12"}), false);
+  SftTrainer t(tiny_config(base_, data, (root_ / "pad").string(), {"train.batching=pad", "train.steps=12"}), Resume::no);
   t.run({});
   ASSERT_EQ(t.step_losses().size(), 12u);
   EXPECT_LT(t.step_losses().back(), t.step_losses().front());
@@ -182,12 +182,12 @@ TEST_F(SftTrainerTest, PaddedBatchingTrainsToo) {
 TEST_F(SftTrainerTest, BadLinesStopOrAreSkipped) {
   const std::string data = make_data(root_, R"({"messages": [{"role": "robot", "content": "x"}]})");
   try {
-    SftTrainer t(tiny_config(base_, data, (root_ / "r").string()), false);
+    SftTrainer t(tiny_config(base_, data, (root_ / "r").string()), Resume::no);
     FAIL() << "expected a FormatError";
   } catch (const FormatError& e) {
     EXPECT_NE(std::string(e.what()).find(data + ":42: messages[0]: unknown role \"robot\""), std::string::npos) << e.what();
   }
-  SftTrainer t(tiny_config(base_, data, (root_ / "r").string(), {"data.skip_bad=true"}), false);
+  SftTrainer t(tiny_config(base_, data, (root_ / "r").string(), {"data.skip_bad=true"}), Resume::no);
   EXPECT_EQ(t.data_report().train_read.skipped, 1u);
   EXPECT_EQ(t.data_report().train_read.examples, 80u);
 }
@@ -226,12 +226,12 @@ TEST(SftConfig, ErrorsNameTheKey) {
 TEST_F(SftTrainerTest, RunErrors) {
   const std::string data = make_data(root_);
   // seq_len beyond the model's context (gpt2-tiny: 64).
-  EXPECT_THROW(SftTrainer(tiny_config(base_, data, (root_ / "x").string(), {"train.seq_len=128"}), false), ConfigError);
+  EXPECT_THROW(SftTrainer(tiny_config(base_, data, (root_ / "x").string(), {"train.seq_len=128"}), Resume::no), ConfigError);
   // warmup longer than the run.
-  EXPECT_THROW(SftTrainer(tiny_config(base_, data, (root_ / "x").string(), {"optim.warmup_steps=50"}), false),
+  EXPECT_THROW(SftTrainer(tiny_config(base_, data, (root_ / "x").string(), {"optim.warmup_steps=50"}), Resume::no),
                ConfigError);
   // No checkpoint to start from.
-  EXPECT_THROW(SftTrainer(tiny_config((root_ / "nothing").string(), data, (root_ / "x").string()), false), Error);
-  // --resume with nothing to resume.
-  EXPECT_THROW(SftTrainer(tiny_config(base_, data, (root_ / "fresh").string()), true), Error);
+  EXPECT_THROW(SftTrainer(tiny_config((root_ / "nothing").string(), data, (root_ / "x").string()), Resume::no), Error);
+  // --resume=require with nothing to resume (plain --resume starts from scratch: ResumeWithoutCheckpointStartsFresh).
+  EXPECT_THROW(SftTrainer(tiny_config(base_, data, (root_ / "fresh").string()), Resume::require), Error);
 }

@@ -45,7 +45,7 @@ std::string save_sharded(const std::string& run, const Fixture& f, int world, in
   const uint64_t n = f.model.flat_size();
   if (cuts.empty())
     for (int r = 0; r <= world; ++r) cuts.push_back(std::min<uint64_t>(n, (n + world - 1) / world * static_cast<uint64_t>(r)));
-  const std::string tmp = checkpoint_temp_dir(run, step, ::getpid());
+  const std::string tmp = checkpoint_temp_dir(run, step);
   begin_checkpoint_dir(tmp);
   ShardedManifest man;
   man.world_size = world;

@@ -1,14 +1,55 @@
 // teddy: train LLMs end to end. The CLI is thin: parse, validate, call the library.
+#include <omp.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
+#include <string>
 
 #include "teddy/cli/commands.h"
+#include "teddy/core/cpu_info.h"
 #include "teddy/core/error.h"
+#include "teddy/kernels/blas_info.h"
+
+namespace {
+
+// CLI11 answers --help before it looks at the words: `teddy NOSUCH --help` would print
+// the top-level help and exit 0. A word where a subcommand must stand that names none
+// is an error, whatever follows it. Returns the offending word, or "".
+std::string unknown_subcommand(CLI::App& app, int argc, char** argv) {
+  CLI::App* cur = &app;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a.empty() || a[0] == '-') return "";  // options from here on: CLI11 checks them
+    const auto subs = cur->get_subcommands([&](CLI::App* s) { return s->check_name(a); });
+    if (subs.empty()) {
+      // A command that takes positional arguments may be given one here.
+      const bool positional = !cur->get_options([](const CLI::Option* o) { return o->get_positional(); }).empty();
+      return positional || cur->get_subcommands({}).empty() ? "" : a;
+    }
+    cur = subs.front();
+    if (cur->get_subcommands({}).empty()) return "";
+  }
+  return "";
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"teddy: a C++20 engine that trains large language models end to end"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "teddy 0.1.0");
+  // --version also names the machine: CPU, ISA, BLAS kernels, threads (bug reports,
+  // benchmark records and CI logs need them; results can depend on the GEMM kernels).
+  app.set_version_flag("--version", [] {
+    const teddy::CpuInfo cpu = teddy::cpu_info();
+    std::string isa;
+    for (const std::string& f : cpu.isa) isa += (isa.empty() ? "" : " ") + f;
+    const char* coretype = std::getenv("OPENBLAS_CORETYPE");
+    return "teddy 0.1.0\ncpu: " + cpu.model + " (" + std::to_string(cpu.logical_cpus) + " logical CPUs; " +
+           (isa.empty() ? std::string("no AVX2") : isa) + ")\nblas: " + teddy::kernels::blas_description() +
+           (coretype ? std::string(" (OPENBLAS_CORETYPE=") + coretype + ")" : std::string()) +
+           "\nopenmp: " + std::to_string(omp_get_max_threads()) + " threads";
+  });
   teddy::cli::Run run;
   // one line per subcommand (see commands.h)
   teddy::cli::register_data(app, run);
@@ -18,6 +59,10 @@ int main(int argc, char** argv) {
   teddy::cli::register_generate(app, run);
   teddy::cli::register_tokenizer(app, run);
   teddy::cli::register_sft(app, run);
+  if (const std::string bad = unknown_subcommand(app, argc, argv); !bad.empty()) {
+    std::fprintf(stderr, "teddy: error: unknown command '%s' (teddy --help lists the commands)\n", bad.c_str());
+    return static_cast<int>(CLI::ExitCodes::ExtrasError);  // what CLI11 returns for `teddy NOSUCH`
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -21,7 +21,7 @@ void register_pretrain(CLI::App& app, Run& run) {
   struct Opts {
     std::string config;
     std::vector<std::string> overrides;
-    bool resume = false;
+    std::string resume;  // "" (no --resume), "auto" or "require"
     bool overwrite = false;
     int64_t print_every = 10;
     int64_t stop_after = 0;
@@ -30,7 +30,9 @@ void register_pretrain(CLI::App& app, Run& run) {
   CLI::App* sub = app.add_subcommand("pretrain", "Pretrain a model by next-token prediction on a prepared dataset");
   sub->add_option("--config,-c", o->config, "TOML run config (see configs/pretrain/*.toml); defaults apply to absent keys");
   sub->add_option("overrides", o->overrides, "Overrides as section.key=value, e.g. train.steps=100 optim.lr=3e-4");
-  sub->add_flag("--resume", o->resume, "Continue from the newest intact checkpoint in run.dir");
+  sub->add_flag("--resume{auto}", o->resume,
+                "Continue from the newest intact checkpoint in run.dir; with none there yet, start from scratch "
+                "(so a requeued job can always pass it). --resume=require fails instead");
   sub->add_flag("--overwrite", o->overwrite, "Start a fresh run in a run.dir that holds checkpoints (deletes them)")->excludes("--resume");
   sub->add_option("--stop-after", o->stop_after, "Stop (with a checkpoint) after this many steps, as if interrupted; resume later with --resume");
   sub->add_option("--print-every", o->print_every, "When not on a terminal, print progress every N steps")->check(CLI::PositiveNumber);
@@ -44,6 +46,7 @@ void register_pretrain(CLI::App& app, Run& run) {
   sub->callback([o, sub, &run] {
     (void)sub;
     run = [o] {
+      const Resume resume = resume_from_flag(o->resume);  // a bad --resume=X first
       PretrainConfig cfg = o->config.empty() ? PretrainConfig::parse("", "<defaults>", o->overrides)
                                              : PretrainConfig::load(o->config, o->overrides);
       // A bad value first, before run.dir and the dataset are looked at (at one rank:
@@ -66,7 +69,7 @@ void register_pretrain(CLI::App& app, Run& run) {
       const int rank = comm ? comm->rank() : 0;
       try {
       // A fresh run never mixes with (or silently deletes) an earlier run's checkpoints.
-      if (!o->resume) {
+      if (resume == Resume::no) {
         const std::vector<std::string> existing = list_checkpoints(cfg.run_dir);
         if (!existing.empty()) {
           if (!o->overwrite)
@@ -78,7 +81,7 @@ void register_pretrain(CLI::App& app, Run& run) {
       }
       // The trainer holds the only reference: the engine (and its layer hooks on the
       // model) must go before the trainer's model does.
-      Pretrainer trainer(std::move(cfg), o->resume, std::move(dp));
+      Pretrainer trainer(std::move(cfg), resume, std::move(dp));
       trainer.set_peak_probe([](int threads) { return measure_sgemm_gflops(threads, 0.5); });
       ProgressLine bar(stderr, o->print_every);
       trainer.run([&](const PretrainEvent& e) {

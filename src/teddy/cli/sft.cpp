@@ -51,7 +51,8 @@ void register_sft(CLI::App& app, Run& run) {
   struct Opts {
     std::string config;
     std::vector<std::string> overrides;
-    bool resume = false, skip_bad = false;
+    std::string resume;  // "" (no --resume), "auto" or "require"
+    bool skip_bad = false;
     int64_t print_every = 10, stop_after = 0;
     // eval
     std::string checkpoint, tokenizer, data, format = "auto", template_name;
@@ -62,7 +63,9 @@ void register_sft(CLI::App& app, Run& run) {
   CLI::App* sub = app.add_subcommand("sft", "Supervised finetuning: teach a checkpoint to answer (chat / instruction JSONL)");
   sub->add_option("--config,-c", o->config, "TOML run config (see configs/sft/*.toml and docs/SFT.md)");
   sub->add_option("overrides", o->overrides, "Overrides as section.key=value, e.g. train.steps=100 optim.lr=3e-4");
-  sub->add_flag("--resume", o->resume, "Continue from the newest intact checkpoint in run.dir");
+  sub->add_flag("--resume{auto}", o->resume,
+                "Continue from the newest intact checkpoint in run.dir; with none there yet, start from scratch "
+                "(so a requeued job can always pass it). --resume=require fails instead");
   sub->add_flag("--skip-bad", o->skip_bad, "Count and skip bad JSONL lines instead of stopping at the first");
   sub->add_option("--stop-after", o->stop_after, "Stop (with a checkpoint) after this many steps, as if interrupted");
   sub->add_option("--print-every", o->print_every, "When not on a terminal, print progress every N steps")->check(CLI::PositiveNumber);
@@ -119,10 +122,11 @@ void register_sft(CLI::App& app, Run& run) {
   sub->callback([o, ev, &run] {
     if (ev->parsed()) return;  // `teddy sft eval`: its own callback set the runner
     run = [o] {
+      const Resume resume = resume_from_flag(o->resume);  // a bad --resume=X first
       if (o->config.empty()) throw ConfigError("teddy sft: --config is required (or use `teddy sft eval`)");
       std::vector<std::string> ovs = o->overrides;
       if (o->skip_bad) ovs.push_back("data.skip_bad=true");
-      SftTrainer trainer(SftConfig::load(o->config, ovs), o->resume);
+      SftTrainer trainer(SftConfig::load(o->config, ovs), resume);
       trainer.set_peak_probe([](int threads) { return measure_sgemm_gflops(threads, 0.5); });
       ProgressLine bar(stderr, o->print_every);
       trainer.run([&](const SftEvent& e) { print_event(e, bar); }, o->stop_after);

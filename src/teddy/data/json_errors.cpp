@@ -18,6 +18,12 @@ nlohmann::json parse_json_or_throw(std::string_view content, const std::string& 
     std::string why = e.what();
     if (const size_t p = why.find("parse error"); p != std::string::npos) why = why.substr(p);
     throw FormatError(path + ":" + std::to_string(line) + ":" + std::to_string(col) + ": invalid JSON: " + why);
+  } catch (const nlohmann::json::exception& e) {
+    // Not a syntax error but a value the parser cannot hold (a number that overflows a
+    // double: out_of_range.406); nlohmann gives no position for these.
+    std::string why = e.what();
+    if (const size_t p = why.find("] "); p != std::string::npos) why = why.substr(p + 2);
+    throw FormatError(path + ": invalid JSON: " + why);
   }
 }
 

@@ -1,6 +1,7 @@
 #pragma once
-// Parse JSON from a tokenizer file, turning nlohmann's byte offset into a line
-// and column: FormatError "<path>:<line>:<col>: invalid JSON: <reason>".
+// Parse JSON from a file, turning nlohmann's byte offset into a line and column:
+// FormatError "<path>:<line>:<col>: invalid JSON: <reason>"; a value the parser cannot
+// hold (a number overflowing a double) is FormatError "<path>: invalid JSON: <reason>".
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>

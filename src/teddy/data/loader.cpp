@@ -23,7 +23,8 @@ uint64_t below(uint64_t bits, uint64_t n) {
   return static_cast<uint64_t>((static_cast<unsigned __int128>(bits) * n) >> 64);
 }
 
-void check_dims(int rank, int world) {
+void check_dims(int rank, int world, int grad_accum = 1) {
+  if (grad_accum < 1) throw ConfigError("grad_accum must be >= 1 (got " + std::to_string(grad_accum) + ")");
   if (world < 1) throw ConfigError("data-parallel world size must be >= 1 (got " + std::to_string(world) + ")");
   if (rank < 0 || rank >= world)
     throw ConfigError("data-parallel rank must be in [0, " + std::to_string(world) + ") (got " + std::to_string(rank) + ")");
@@ -44,7 +45,8 @@ void split_window(const int32_t* window, int T, int32_t* tokens, int32_t* target
 }  // namespace
 
 std::string LoaderState::to_json() const {
-  nlohmann::json j = {{"seed", seed}, {"step", step}, {"sources", sources}, {"tokens_seen", tokens_seen}};
+  nlohmann::json j = {{"version", 2},     {"seed", seed},       {"step", step},
+                      {"micro", micro},   {"sources", sources}, {"tokens_seen", tokens_seen}};
   return j.dump();
 }
 
@@ -54,6 +56,11 @@ LoaderState LoaderState::from_json(const std::string& text) {
     LoaderState s;
     s.seed = j.at("seed").get<uint64_t>();
     s.step = j.at("step").get<uint64_t>();
+    s.legacy_step = !j.contains("version");
+    if (!s.legacy_step) {
+      if (j.at("version").get<int>() != 2) throw FormatError("loader state: unknown version " + j.at("version").dump());
+      s.micro = j.at("micro").get<uint64_t>();
+    }
     s.sources = j.at("sources").get<std::vector<std::string>>();
     s.tokens_seen = j.at("tokens_seen").get<std::vector<uint64_t>>();
     if (s.sources.size() != s.tokens_seen.size())
@@ -66,7 +73,7 @@ LoaderState LoaderState::from_json(const std::string& text) {
 
 DataLoader::DataLoader(const std::string& dir, const Mixture& mixture, const LoaderOptions& opt)
     : dir_(dir), manifest_(Manifest::load(dir)), opt_(opt) {
-  check_dims(opt.rank, opt.world);
+  check_dims(opt.rank, opt.world, opt.grad_accum);
   if (mixture.empty()) {
     std::vector<std::pair<std::string, double>> w;
     for (const auto& s : manifest_.sources) w.emplace_back(s.name, s.weight);
@@ -93,8 +100,8 @@ void DataLoader::next_batch(int32_t* tokens, int32_t* targets, int B, int T) {
     if (streams_[i].size() < static_cast<uint64_t>(T) + 1)
       throw Error("source \"" + mixture_.name(i) + "\" has " + std::to_string(streams_[i].size()) +
                   " training tokens, fewer than one window of T+1 = " + std::to_string(T + 1));
-  const uint64_t step = state_.step;
-  const uint64_t first = static_cast<uint64_t>(opt_.rank) * B;
+  const uint64_t step = state_.step, A = static_cast<uint64_t>(opt_.grad_accum), j = state_.micro;
+  const uint64_t first = static_cast<uint64_t>(opt_.rank) * A * B + j * B;
   std::vector<int32_t> window(static_cast<size_t>(T) + 1);
   for (int b = 0; b < B; ++b) {
     const uint64_t row = first + b;
@@ -104,11 +111,14 @@ void DataLoader::next_batch(int32_t* tokens, int32_t* targets, int B, int T) {
     streams_[s].read(start, static_cast<uint64_t>(T) + 1, window.data());
     split_window(window.data(), T, tokens + static_cast<size_t>(b) * T, targets + static_cast<size_t>(b) * T);
   }
-  // Every rank counts the whole global batch (only the source draw, no reads), so the
-  // per-source totals agree across ranks without communication.
-  const uint64_t global_rows = static_cast<uint64_t>(opt_.world) * B;
-  for (uint64_t g = 0; g < global_rows; ++g) state_.tokens_seen[row_source(step, g)] += T;
-  state_.step++;
+  // Every rank counts micro-batch j of every rank (only the source draw, no reads), so
+  // the per-source totals agree across ranks without communication.
+  for (uint64_t r = 0; r < static_cast<uint64_t>(opt_.world); ++r)
+    for (uint64_t b = 0; b < static_cast<uint64_t>(B); ++b) state_.tokens_seen[row_source(step, r * A * B + j * B + b)] += T;
+  if (++state_.micro == A) {
+    state_.micro = 0;
+    state_.step++;
+  }
 }
 
 void DataLoader::restore(const LoaderState& s) {
@@ -116,6 +126,15 @@ void DataLoader::restore(const LoaderState& s) {
     throw ConfigError("loader state: the checkpoint's mixture sources (" + std::to_string(s.sources.size()) +
                       ") differ from this run's mixture " + mixture_.to_string());
   state_ = s;
+  if (s.legacy_step) {  // counted micro-batches: checkpoints fall on step boundaries
+    const uint64_t A = static_cast<uint64_t>(opt_.grad_accum);
+    state_.step = s.step / A;
+    state_.micro = s.step % A;
+    state_.legacy_step = false;
+  }
+  if (state_.micro >= static_cast<uint64_t>(opt_.grad_accum))
+    throw ConfigError("loader state: micro-batch " + std::to_string(state_.micro) + " of a step, but grad_accum is " +
+                      std::to_string(opt_.grad_accum));
 }
 
 ValidationLoader::ValidationLoader(const std::string& dir, const LoaderOptions& opt,

@@ -1,14 +1,16 @@
 #pragma once
 // Training and validation batches from a prepared dataset.
 //
-// Training: step k's global batch has world * B rows; rank r fills rows r*B .. r*B+B-1,
-// so data-parallel ranks see distinct rows and together see exactly the batch a
-// single process with B' = world*B would. Row g of step k is a function of
-// (seed, k, g) only: its source is drawn from the mixture, then a window of T+1
-// tokens starts at a uniform position in that source's training tokens. No hidden
-// state, so a resumed run that restores LoaderState (seed, step) continues with
-// exactly the batches it would have seen, and batches do not depend on how many
-// were drawn before or on thread timing.
+// Training: optimizer step k's global batch has G = world * grad_accum * B rows, and
+// row g of it is a function of (seed, k, g) only: its source is drawn from the
+// mixture, then a window of T+1 tokens starts at a uniform position in that source's
+// training tokens. Rank r's micro-batch j holds rows r*(A*B) + j*B .. + B-1 (A =
+// grad_accum), so however a global batch is split into micro_batch x grad_accum x
+// data-parallel ranks, a step trains on the same G rows: lowering the micro-batch to
+// fit memory (and raising grad_accum) does not change the run beyond summation order.
+// No hidden state but (step, micro-batch), so a resumed run that restores LoaderState
+// continues with exactly the batches it would have seen, and batches do not depend on
+// thread timing.
 //
 // Validation: every source's validation tokens cut into consecutive,
 // non-overlapping windows, in manifest order; rank r takes windows r, r+W, ...,
@@ -27,13 +29,18 @@ struct LoaderOptions {
   uint64_t seed = 0;
   int rank = 0;   // data-parallel rank
   int world = 1;  // data-parallel size
+  int grad_accum = 1;  // micro-batches per optimizer step (each next_batch call is one)
   bool verify_checksums = true;  // rehash every shard on open
 };
 
 // What a checkpoint must keep to resume the data stream.
 struct LoaderState {
   uint64_t seed = 0;
-  uint64_t step = 0;                  // training batches drawn so far
+  uint64_t step = 0;                  // optimizer steps (global batches) drawn so far
+  uint64_t micro = 0;                 // micro-batches of the current step drawn (0 at a step boundary)
+  // Checkpoints before batch-split invariance (no "version" key) counted micro-batches
+  // in `step`; restore() converts them with the run's grad_accum.
+  bool legacy_step = false;
   std::vector<std::string> sources;   // mixture order
   std::vector<uint64_t> tokens_seen;  // per source, summed over all ranks (target tokens)
 
@@ -47,8 +54,10 @@ class DataLoader {
   // Throws ConfigError for an unknown source or bad rank/world, FormatError for bad shards.
   DataLoader(const std::string& dataset_dir, const Mixture& mixture, const LoaderOptions& opt);
 
-  // Fills tokens and targets (each B*T, row-major (B, T)); targets are tokens shifted
-  // by one. Advances the step. Throws Error if a source has fewer than T+1 tokens.
+  // Fills tokens and targets (each B*T, row-major (B, T)) with this rank's next
+  // micro-batch of the current step; targets are tokens shifted by one. After
+  // grad_accum calls the step advances. Throws Error if a source has fewer than T+1
+  // tokens.
   void next_batch(int32_t* tokens, int32_t* targets, int B, int T);
 
   // Source index (into mixture()) of global row `row` at training step `step`.

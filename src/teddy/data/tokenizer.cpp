@@ -181,14 +181,20 @@ Tokenizer Tokenizer::bytes() {
 Tokenizer Tokenizer::load(const std::string& path) {
   const std::string content = read_text_file(path);
   BpeVocab v;
-  switch (detect_tokenizer_file(content)) {
-    case TokenizerFileKind::teddy: v = parse_teddy_tokenizer(content, path); break;
-    case TokenizerFileKind::hf_json: v = parse_hf_tokenizer(content, path); break;
-    case TokenizerFileKind::tiktoken:
-      v = parse_tiktoken_ranks(content, path);
-      v.pattern = tiktoken_default_pattern(v.tokens.size());
-      v.specials = tiktoken_default_specials(v.tokens.size());
-      break;
+  try {
+    switch (detect_tokenizer_file(content)) {
+      case TokenizerFileKind::teddy: v = parse_teddy_tokenizer(content, path); break;
+      case TokenizerFileKind::hf_json: v = parse_hf_tokenizer(content, path); break;
+      case TokenizerFileKind::tiktoken:
+        v = parse_tiktoken_ranks(content, path);
+        v.pattern = tiktoken_default_pattern(v.tokens.size());
+        v.specials = tiktoken_default_specials(v.tokens.size());
+        break;
+    }
+  } catch (const nlohmann::json::exception& e) {
+    // The parsers check each field's type before reading it; whatever still slips
+    // through is the file's fault, and the file is named.
+    throw FormatError(path + ": unexpected JSON value: " + e.what());
   }
   try {
     return from_vocab(std::move(v));

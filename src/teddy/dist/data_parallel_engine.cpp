@@ -121,9 +121,12 @@ std::string DataParallelEngine::save_checkpoint(const std::string& run_dir, cons
   const int rank = comm_.rank(), W = comm_.size();
   const size_t n = model_->flat_size();
   const Range own = zt_->own();
-  int64_t pid = static_cast<int64_t>(::getpid());
-  comm_.broadcast(&pid, sizeof pid, 0);  // rank 0's pid names the temporary directory
-  const std::string tmp = checkpoint_temp_dir(run_dir, state.step, pid);
+  // Rank 0's pid and host name the temporary directory; every rank writes into it.
+  std::string tmp = rank == 0 ? checkpoint_temp_dir(run_dir, state.step) : std::string();
+  uint64_t len = tmp.size();
+  comm_.broadcast(&len, sizeof len, 0);
+  tmp.resize(len);
+  comm_.broadcast(tmp.data(), len, 0);
   std::string err;
   if (rank == 0) {
     try {

@@ -4,7 +4,10 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include <signal.h>
+
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -154,8 +157,99 @@ void state_from_json(const nlohmann::json& j, const std::string& where, Checkpoi
   model_config = model_config_from_json(j.at("model_config").dump(), where);
 }
 
-std::string checkpoint_temp_dir(const std::string& run_dir, int64_t step, int64_t pid) {
-  return (fs::path(run_dir) / "checkpoints" / (step_dir_name(step) + ".tmp-" + std::to_string(pid))).string();
+namespace {
+
+std::string this_host() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
+  std::string h(buf);
+  // The name goes into a directory name: keep it to characters that are safe there.
+  for (char& c : h)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.') c = '_';
+  return h.empty() ? "localhost" : h;
+}
+
+// A temporary directory's writer: "step_N.tmp-<pid>@<host>" (or, before hosts were
+// recorded, "step_N.tmp-<pid>", taken as this host's). nullopt: not a temp directory.
+struct TempWriter {
+  int64_t pid = 0;
+  std::string host;
+};
+std::optional<TempWriter> temp_writer(const std::string& name) {
+  const size_t at = name.find(".tmp-");
+  if (name.rfind("step_", 0) != 0 || at == std::string::npos) return std::nullopt;
+  const std::string rest = name.substr(at + 5);
+  const size_t sep = rest.find('@');
+  const std::string digits = rest.substr(0, sep);
+  if (digits.empty() || digits.size() > 18 || !std::all_of(digits.begin(), digits.end(), ::isdigit)) return std::nullopt;
+  return TempWriter{std::stoll(digits), sep == std::string::npos ? this_host() : rest.substr(sep + 1)};
+}
+
+bool process_alive(int64_t pid) {
+  if (pid <= 0) return false;
+  return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;  // EPERM: alive, someone else's
+}
+
+}  // namespace
+
+std::string checkpoint_temp_dir(const std::string& run_dir, int64_t step) {
+  return (fs::path(run_dir) / "checkpoints" /
+          (step_dir_name(step) + ".tmp-" + std::to_string(::getpid()) + "@" + this_host()))
+      .string();
+}
+
+Resume resume_from_flag(const std::string& name) {
+  if (name.empty()) return Resume::no;
+  if (name == "auto") return Resume::if_any;
+  if (name == "require") return Resume::require;
+  throw ConfigError("--resume: expected auto (the default: start from scratch when run.dir has no checkpoint yet) or require (got \"" + name + "\")");
+}
+
+StaleTemps remove_stale_checkpoint_temps(const std::string& run_dir) {
+  StaleTemps out;
+  const fs::path root = fs::path(run_dir) / "checkpoints";
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) return out;
+  const std::string host = this_host();
+  std::vector<fs::path> found;
+  for (const auto& e : fs::directory_iterator(root, ec))
+    if (e.is_directory(ec)) found.push_back(e.path());
+  std::sort(found.begin(), found.end());
+  for (const fs::path& d : found) {
+    const auto w = temp_writer(d.filename().string());
+    if (!w) continue;
+    if (w->host != host) {  // its writer's pid means nothing here: it may still be saving
+      out.other_hosts.push_back(d.string());
+      continue;
+    }
+    if (process_alive(w->pid)) continue;  // a live writer (another run on this directory)
+    std::error_code rec;
+    fs::remove_all(d, rec);
+    if (rec)
+      out.failed.push_back(d.string() + ": " + rec.message());
+    else
+      out.removed.push_back(d.string());
+  }
+  return out;
+}
+
+std::string StaleTemps::summary() const {
+  std::string s;
+  auto names = [](const std::vector<std::string>& v) {
+    std::string r;
+    for (const std::string& x : v) r += (r.empty() ? "" : ", ") + fs::path(x.substr(0, x.find(": "))).filename().string();
+    return r;
+  };
+  if (!removed.empty())
+    s += "# removed " + std::to_string(removed.size()) +
+         " temporary checkpoint director" + (removed.size() == 1 ? "y" : "ies") + " of writers that are gone: " +
+         names(removed) + "\n";
+  for (const std::string& f : failed) s += "# could not remove a stale temporary checkpoint directory: " + f + "\n";
+  if (!other_hosts.empty())
+    s += "# left " + std::to_string(other_hosts.size()) + " temporary checkpoint director" +
+         (other_hosts.size() == 1 ? "y" : "ies") + " written from other hosts (their writers cannot be checked from here): " +
+         names(other_hosts) + "\n";
+  return s;
 }
 
 std::string checkpoint_dir(const std::string& run_dir, int64_t step) {
@@ -190,7 +284,7 @@ std::string commit_checkpoint_dir(const std::string& run_dir, const std::string&
 std::string save_checkpoint(const std::string& run_dir, const Model& model, const AdamW& opt,
                             const CheckpointState& state, int keep_last,
                             const std::function<void(const std::string&)>& after_file) {
-  const fs::path tmp_dir = checkpoint_temp_dir(run_dir, state.step, ::getpid());
+  const fs::path tmp_dir = checkpoint_temp_dir(run_dir, state.step);
   begin_checkpoint_dir(tmp_dir.string());
 
   const ParamLayout& layout = model.layout();

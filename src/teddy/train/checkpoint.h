@@ -57,11 +57,30 @@ std::string save_checkpoint(const std::string& run_dir, const Model& model, cons
 
 // A checkpoint directory's life cycle, both formats (sharded_checkpoint.h too): the
 // files go into checkpoint_temp_dir (begin_checkpoint_dir creates it empty; the pid
-// keeps concurrent writers apart), then commit_checkpoint_dir fsyncs it, renames it
+// and host keep concurrent writers apart), then commit_checkpoint_dir fsyncs it, renames it
 // to checkpoint_dir(run_dir, step) (replacing an older checkpoint of that step only
 // now), fsyncs the parent and deletes all but the newest keep_last (0 keeps all).
 // Returns the checkpoint directory.
-std::string checkpoint_temp_dir(const std::string& run_dir, int64_t step, int64_t pid);
+std::string checkpoint_temp_dir(const std::string& run_dir, int64_t step);  // "step_N.tmp-<pid>@<host>"
+
+// A save killed mid-way leaves its temporary directory behind. At a run's start the
+// writer removes those whose writer is gone: on this host and its pid no longer alive
+// (a live pid, even a reused one, is left alone). Directories written from another
+// host are left and listed: their writer cannot be checked from here.
+struct StaleTemps {
+  std::vector<std::string> removed, failed, other_hosts;
+  std::string summary() const;  // "# ..." lines for the run's start report, "" when nothing to say
+};
+StaleTemps remove_stale_checkpoint_temps(const std::string& run_dir);
+
+// `--resume`: continue from the newest intact checkpoint. `if_any` starts from scratch
+// (and says so) when run.dir holds no checkpoint at all, so a requeued job can run the
+// same command every time; `require` fails then. Both fail when checkpoints exist but
+// none is intact (starting over would throw the run away).
+enum class Resume { no, if_any, require };
+// The --resume flag's value: "" (flag absent) -> no, "auto" -> if_any, "require";
+// anything else throws ConfigError.
+Resume resume_from_flag(const std::string& value);
 std::string checkpoint_dir(const std::string& run_dir, int64_t step);
 void begin_checkpoint_dir(const std::string& temp_dir);
 std::string commit_checkpoint_dir(const std::string& run_dir, const std::string& temp_dir, int64_t step,

@@ -42,6 +42,7 @@ struct Pretrainer::State {
   std::vector<double> losses;
   std::vector<int32_t> tokens, targets;  // (grad_accum, B, T)
   std::string metrics_path;
+  std::string notes;  // "# ..." lines for the start report (stale temporaries removed, fresh start on --resume)
   int threads = 1;
   std::function<double(int)> peak_probe;  // MFU denominator (GFLOP/s) when the config gives none
 };
@@ -55,7 +56,7 @@ double flops_per_token(const Model& m, int T) {
 
 }  // namespace
 
-Pretrainer::Pretrainer(PretrainConfig cfg, bool resume, std::shared_ptr<DataParallel> dp)
+Pretrainer::Pretrainer(PretrainConfig cfg, Resume resume, std::shared_ptr<DataParallel> dp)
     : s_(std::make_unique<State>()) {
   State& s = *s_;
   s.dp = std::move(dp);
@@ -77,8 +78,9 @@ Pretrainer::Pretrainer(PretrainConfig cfg, bool resume, std::shared_ptr<DataPara
     lo.rank = s.dp->rank();
     lo.world = s.dp->world();
   }
-  s.loader = std::make_unique<DataLoader>(cfg.dataset, mix, lo);
   s.val = std::make_unique<ValidationLoader>(cfg.dataset, lo);
+  lo.grad_accum = cfg.grad_accum;  // a step's rows depend on the global batch only, not on its split
+  s.loader = std::make_unique<DataLoader>(cfg.dataset, mix, lo);
 
   s.model = std::make_unique<Model>(cfg.model);  // default context: the cpu backend
   s.model->init_weights(cfg.seed);
@@ -118,7 +120,13 @@ Pretrainer::Pretrainer(PretrainConfig cfg, bool resume, std::shared_ptr<DataPara
   if (ec) throw Error(cfg.run_dir + ": cannot create run directory: " + ec.message());
   s.metrics_path = (fs::path(cfg.run_dir) / "metrics.jsonl").string();
 
-  if (resume) {
+  if (writer) s.notes += remove_stale_checkpoint_temps(cfg.run_dir).summary();
+  if (resume != Resume::no && list_checkpoints(cfg.run_dir).empty()) {
+    if (resume == Resume::require) throw Error(cfg.run_dir + ": --resume=require: no checkpoint to resume from");
+    s.notes += "# --resume: no checkpoint in " + cfg.run_dir + " yet, starting from scratch\n";
+    resume = Resume::no;
+  }
+  if (resume != Resume::no) {
     std::vector<std::string> skipped;
     // One process: the search hashes the checkpoint's files and the load reuses what it verified.
     std::optional<VerifiedCheckpoint> verified;
@@ -225,6 +233,7 @@ void Pretrainer::run(const std::function<void(const PretrainEvent&)>& on_event, 
                     : std::string("not measured (MFU reports 0)"))
        << ", FLOPs/token 6N+12LCT = " << fpt << "\n";
     if (s.dp) os << s.dp->report();
+    os << s.notes;
     if (s.step > 0) os << "# resumed from step " << s.step << "\n";
     e.text = os.str();
     emit(e);

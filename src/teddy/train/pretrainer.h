@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "teddy/train/checkpoint.h"
 #include "teddy/train/data_parallel.h"
 #include "teddy/train/pretrain_config.h"
 
@@ -43,11 +44,13 @@ struct PretrainMemory {
 class Pretrainer {
  public:
   // Loads the dataset and builds the model. With resume, continues from the newest
-  // intact checkpoint in run_dir (and fails if the run config's model differs).
+  // intact checkpoint in run_dir (and fails if the run config's model differs); see
+  // Resume for a run_dir without checkpoints. The writer first removes temporary
+  // checkpoint directories of dead writers (remove_stale_checkpoint_temps).
   // With `dp` (dist/ builds one under mpirun), each rank reads its slice of every
   // global batch, steps through dp, and only rank 0 writes run files; the global
   // batch is micro_batch x grad_accum x dp->world().
-  Pretrainer(PretrainConfig cfg, bool resume, std::shared_ptr<DataParallel> dp = nullptr);
+  Pretrainer(PretrainConfig cfg, Resume resume, std::shared_ptr<DataParallel> dp = nullptr);
   ~Pretrainer();
 
   // Trains to the configured total; with stop_after > 0, stops (with a checkpoint)

@@ -42,11 +42,12 @@ struct SftTrainer::State {
   std::vector<double> losses;
   std::vector<SftMicroBatch> micro;
   std::string metrics_path;
+  std::string notes;  // "# ..." lines for the start report (stale temporaries removed, fresh start on --resume)
   int threads = 1;
   std::function<double(int)> peak_probe;  // MFU denominator (GFLOP/s) when the config gives none
 };
 
-SftTrainer::SftTrainer(SftConfig cfg, bool resume) : s_(std::make_unique<State>()) {
+SftTrainer::SftTrainer(SftConfig cfg, Resume resume) : s_(std::make_unique<State>()) {
   State& s = *s_;
   cfg.validate();
   s.threads = cfg.threads > 0 ? cfg.threads : omp_get_max_threads();
@@ -119,7 +120,13 @@ SftTrainer::SftTrainer(SftConfig cfg, bool resume) : s_(std::make_unique<State>(
   fs::create_directories(cfg.run_dir, ec);
   if (ec) throw Error(cfg.run_dir + ": cannot create run directory: " + ec.message());
   s.metrics_path = (fs::path(cfg.run_dir) / "metrics.jsonl").string();
-  if (resume) {
+  s.notes += remove_stale_checkpoint_temps(cfg.run_dir).summary();
+  if (resume != Resume::no && list_checkpoints(cfg.run_dir).empty()) {
+    if (resume == Resume::require) throw Error(cfg.run_dir + ": --resume=require: no checkpoint to resume from");
+    s.notes += "# --resume: no checkpoint in " + cfg.run_dir + " yet, starting from scratch\n";
+    resume = Resume::no;
+  }
+  if (resume != Resume::no) {
     std::vector<std::string> skipped;
     const auto verified = latest_verified_checkpoint(cfg.run_dir, &skipped);
     if (!verified) {
@@ -217,6 +224,7 @@ void SftTrainer::run(const std::function<void(const SftEvent&)>& on_event, int64
     os << "# memory: params " << human_bytes(static_cast<double>(s.model->param_bytes())) << ", AdamW state "
        << human_bytes(2.0 * s.opt->size() * sizeof(float)) << ", activations "
        << human_bytes(static_cast<double>(s.model->activation_bytes())) << "; threads " << s.threads << "\n";
+    os << s.notes;
     if (s.step > 0) os << "# resumed from step " << s.step << "\n";
     SftEvent e;
     e.kind = SftEvent::Kind::start;

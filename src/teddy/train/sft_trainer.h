@@ -16,6 +16,7 @@
 #include "teddy/data/tokenizer.h"
 #include "teddy/model/model.h"
 #include "teddy/train/pretrainer.h"
+#include "teddy/train/checkpoint.h"
 #include "teddy/train/sft_config.h"
 
 namespace teddy {
@@ -37,8 +38,10 @@ class SftTrainer {
  public:
   // Loads the init checkpoint, tokenizer, template and data, builds the model. With
   // resume, continues from the newest intact checkpoint in run_dir (whose model must
-  // equal the one built from the init checkpoint and template).
-  SftTrainer(SftConfig cfg, bool resume);
+  // equal the one built from the init checkpoint and template); see Resume for a
+  // run_dir without checkpoints. Temporary checkpoint directories of dead writers
+  // are removed first (remove_stale_checkpoint_temps).
+  SftTrainer(SftConfig cfg, Resume resume);
   ~SftTrainer();
 
   // Trains to the total; with stop_after > 0 stops (with a checkpoint) after that many
