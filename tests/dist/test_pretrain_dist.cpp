@@ -21,7 +21,7 @@
 #include "dist/mpi_run.h"
 #include "teddy/data/prepare.h"
 #include "teddy/model/model.h"
-#include "teddy/train/checkpoint.h"
+#include "teddy/checkpoint/checkpoint.h"
 
 namespace fs = std::filesystem;
 using namespace teddy;

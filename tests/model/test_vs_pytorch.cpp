@@ -36,9 +36,9 @@
 #include "teddy/core/error.h"
 #include "teddy/io/safetensors.h"
 #include "teddy/model/model.h"
-#include "teddy/train/adamw.h"
-#include "teddy/train/grad_clip.h"
-#include "teddy/train/lr_schedule.h"
+#include "teddy/train/optim/adamw.h"
+#include "teddy/train/optim/grad_clip.h"
+#include "teddy/train/optim/lr_schedule.h"
 #include "teddy/train/train_step.h"
 
 using namespace teddy;

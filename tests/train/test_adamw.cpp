@@ -6,7 +6,7 @@
 
 #include "teddy/core/error.h"
 #include "teddy/model/model.h"
-#include "teddy/train/adamw.h"
+#include "teddy/train/optim/adamw.h"
 
 using namespace teddy;
 

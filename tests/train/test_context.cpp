@@ -12,8 +12,8 @@
 #include "teddy/kernels/backend.h"
 #include "teddy/kernels/context.h"
 #include "teddy/model/model.h"
-#include "teddy/train/adamw.h"
-#include "teddy/train/grad_clip.h"
+#include "teddy/train/optim/adamw.h"
+#include "teddy/train/optim/grad_clip.h"
 #include "teddy/train/train_step.h"
 
 namespace {

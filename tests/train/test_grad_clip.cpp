@@ -4,7 +4,7 @@
 #include <limits>
 #include <vector>
 
-#include "teddy/train/grad_clip.h"
+#include "teddy/train/optim/grad_clip.h"
 
 using namespace teddy;
 

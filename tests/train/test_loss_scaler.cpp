@@ -10,8 +10,8 @@
 #include "model/tiny_models.h"
 #include "teddy/core/error.h"
 #include "teddy/model/model.h"
-#include "teddy/train/adamw.h"
-#include "teddy/train/loss_scaler.h"
+#include "teddy/train/optim/adamw.h"
+#include "teddy/train/optim/loss_scaler.h"
 #include "teddy/train/train_step.h"
 
 using namespace teddy;

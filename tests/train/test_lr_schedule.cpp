@@ -4,7 +4,7 @@
 #include <numbers>
 
 #include "teddy/core/error.h"
-#include "teddy/train/lr_schedule.h"
+#include "teddy/train/optim/lr_schedule.h"
 
 using namespace teddy;
 

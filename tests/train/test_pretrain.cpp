@@ -15,7 +15,7 @@
 
 #include "teddy/core/error.h"
 #include "teddy/data/prepare.h"
-#include "teddy/train/checkpoint.h"
+#include "teddy/checkpoint/checkpoint.h"
 #include "teddy/train/pretrainer.h"
 
 namespace fs = std::filesystem;

@@ -12,9 +12,9 @@
 
 #include "teddy/core/error.h"
 #include "teddy/eval/sft_exact_match.h"
-#include "teddy/train/adamw.h"
+#include "teddy/train/optim/adamw.h"
 #include "teddy/train/chat_model.h"
-#include "teddy/train/checkpoint.h"
+#include "teddy/checkpoint/checkpoint.h"
 #include "teddy/train/sft_trainer.h"
 
 namespace fs = std::filesystem;

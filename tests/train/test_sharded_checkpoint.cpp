@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "teddy/core/error.h"
-#include "teddy/train/checkpoint.h"
-#include "teddy/train/sharded_checkpoint.h"
+#include "teddy/checkpoint/checkpoint.h"
+#include "teddy/checkpoint/shards.h"
 #include "model/tiny_models.h"
 
 namespace fs = std::filesystem;

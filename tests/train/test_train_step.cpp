@@ -12,8 +12,8 @@
 #include "model/tiny_models.h"
 #include "teddy/core/error.h"
 #include "teddy/model/model.h"
-#include "teddy/train/adamw.h"
-#include "teddy/train/grad_clip.h"
+#include "teddy/train/optim/adamw.h"
+#include "teddy/train/optim/grad_clip.h"
 #include "teddy/train/train_step.h"
 
 using namespace teddy;

@@ -15,10 +15,10 @@
 #include "teddy/bench/sgemm_ceiling.h"
 #include "teddy/kernels/backend.h"
 #include "teddy/model/model.h"
-#include "teddy/train/adamw.h"
-#include "teddy/train/grad_clip.h"
-#include "teddy/train/loss_scaler.h"
-#include "teddy/train/train_step.h"
+#include "teddy/train/optim/adamw.h"
+#include "teddy/train/optim/grad_clip.h"
+#include "teddy/train/optim/loss_scaler.h"
+#include "teddy/dist/zero_trainer.h"
 
 namespace teddy {
 
@@ -60,6 +60,10 @@ TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o
   model.set_precision(precision);
   LossScaler scaler;  // used in fp16 only
   model.reserve_activations(w.batch, w.seq);
+  // The step every run takes: the engine at stage 0 over a world of one.
+  dist::SelfCommunicator one;
+  dist::ZeroTrainer engine(model, opt, one);
+  if (precision == Precision::fp16) engine.set_loss_scaler(&scaler);
 
   // Random tokens: the step's cost does not depend on the data.
   const size_t n = static_cast<size_t>(w.batch) * w.seq;
@@ -88,10 +92,7 @@ TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o
     if (i >= o.warmup) ceilings.push_back(probe ? std::optional(probe->measure(o.sgemm_seconds)) : std::nullopt);
     const double c0 = process_cpu_seconds();
     const auto t0 = std::chrono::steady_clock::now();
-    if (precision == Precision::fp16)
-      train_step(model, opt, micro, 1e-4f, 1.0f, scaler);
-    else
-      train_step(model, opt, micro, 1e-4f, 1.0f);
+    engine.step(micro, 1e-4f, 1.0f);
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (i >= o.warmup) {
       times.push_back(dt);
@@ -155,13 +156,13 @@ TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o
   if (o.profile) {
     Profiler prof;
     model.set_profiler(&prof);
-    // train_step's pieces, each timed, so the optimizer side is attributed too.
+    // The engine's step in pieces, each timed, so the optimizer side is attributed too.
     const auto t0 = std::chrono::steady_clock::now();
     {
       // every target is valid here; fp16 runs with the scaler's current scale
       const float scale = precision == Precision::fp16 ? scaler.scale() : 1.0f;
       const float dloss = scale / static_cast<float>(n);
-      model.forward_backward(b, dloss, kernels::Grad::set);  // as train_step: no separate zero_grad
+      model.forward_backward(b, dloss, kernels::Grad::set);  // as the engine at stage 0: no separate zero_grad
       double norm = 0;
       timed_step(prof, "grad_norm", [&] { norm = grad_norm(model.grads(), model.flat_size(), model.context()); });
       if (std::isfinite(norm))  // fp16 overflow: the scaler would skip this step

@@ -11,7 +11,7 @@
 #include "teddy/model/generate.h"
 #include "teddy/model/model.h"
 #include "teddy/train/chat_model.h"
-#include "teddy/train/checkpoint.h"
+#include "teddy/checkpoint/checkpoint.h"
 
 namespace fs = std::filesystem;
 

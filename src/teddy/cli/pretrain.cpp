@@ -1,7 +1,6 @@
 // `teddy pretrain`: next-token pretraining on a prepared dataset.
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -9,11 +8,9 @@
 #include "teddy/bench/sgemm_ceiling.h"
 #include "teddy/cli/commands.h"
 #include "teddy/cli/progress.h"
-#include "teddy/dist/data_parallel_engine.h"
-#include "teddy/dist/mpi_communicator.h"
 #include "teddy/core/error.h"
-#include "teddy/train/checkpoint.h"
-#include "teddy/train/pretrainer.h"
+#include "teddy/dist/world.h"
+#include "teddy/train/job.h"
 
 namespace teddy::cli {
 
@@ -54,82 +51,55 @@ void register_pretrain(CLI::App& app, Run& run) {
       // stricter than the Pretrainer's own check with the job's ranks).
       cfg.validate();
       // Under mpirun / srun: data parallel over every rank of the job ([dist] zero).
-      std::unique_ptr<dist::MpiRuntime> mpi;
-      std::unique_ptr<dist::Communicator> comm;
-      std::shared_ptr<DataParallel> dp;
-      if (dist::launched_by_mpi()) {
-        mpi = std::make_unique<dist::MpiRuntime>();
-        comm = mpi->world(cfg.timeout_s);
-        dist::ParallelLayout layout;
-        layout.dp = cfg.dp > 0 ? cfg.dp : comm->size();
-        layout.zero = cfg.zero;
-        // validates against the world size
-        dp = std::make_shared<dist::DataParallelEngine>(*comm, layout, size_t{8} << 20, cfg.overlap);
-      }
-      const int rank = comm ? comm->rank() : 0;
-      try {
-      // A fresh run never mixes with (or silently deletes) an earlier run's checkpoints.
-      if (resume == Resume::no) {
-        const std::vector<std::string> existing = list_checkpoints(cfg.run_dir);
-        if (!existing.empty()) {
-          if (!o->overwrite)
-            throw Error(cfg.run_dir + ": holds checkpoints of an earlier run (newest " + existing.front() +
-                        "); pass --resume to continue it, --overwrite to delete them and start over, or set another run.dir");
-          if (rank == 0) std::filesystem::remove_all(std::filesystem::path(cfg.run_dir) / "checkpoints");
-          if (comm) comm->barrier();
-        }
-      }
-      // The trainer holds the only reference: the engine (and its layer hooks on the
-      // model) must go before the trainer's model does.
-      Pretrainer trainer(std::move(cfg), resume, std::move(dp));
-      trainer.set_peak_probe([](int threads) { return measure_sgemm_gflops(threads, 0.5); });
+      const std::unique_ptr<dist::World> world = dist::World::from_environment(cfg.timeout_s);
+      JobOptions jo;
+      jo.resume = resume;
+      jo.overwrite = o->overwrite;
+      jo.stop_after = o->stop_after;
+      jo.peak_probe = [](int threads) { return measure_sgemm_gflops(threads, 0.5); };
+      const int rank = world->rank();
       ProgressLine bar(stderr, o->print_every);
-      trainer.run([&](const PretrainEvent& e) {
-        if (rank != 0) return;  // rank 0 logs for the job
-        char buf[512];
-        switch (e.kind) {
-          case PretrainEvent::Kind::start:
-            std::printf("%s", e.text.c_str());
-            std::fflush(stdout);
-            break;
-          case PretrainEvent::Kind::step:
-            std::snprintf(buf, sizeof buf, "loss %.4f | lr %.2e | norm %.3f | %s tok/s | MFU %.1f%% | ETA %s",
-                          e.loss, e.lr, e.grad_norm, format_count(e.tokens_per_s).c_str(), 100 * e.mfu,
-                          format_duration(e.eta_s).c_str());
-            if (e.loss_scale > 0) {  // fp16: the scale this step ran with and the overflow skips so far
-              const size_t len = std::strlen(buf);
-              std::snprintf(buf + len, sizeof buf - len, " | scale %g%s | skipped %lld", e.loss_scale,
-                            e.skipped ? " (overflow, step skipped)" : "", static_cast<long long>(e.skipped_steps));
+      return run_on_world(*world, [&] {
+        run_pretrain_job(*world, std::move(cfg), jo, [&](const PretrainEvent& e) {
+          if (rank != 0) return;  // rank 0 logs for the job
+          char buf[512];
+          switch (e.kind) {
+            case PretrainEvent::Kind::start:
+              std::printf("%s", e.text.c_str());
+              std::fflush(stdout);
+              break;
+            case PretrainEvent::Kind::step:
+              std::snprintf(buf, sizeof buf, "loss %.4f | lr %.2e | norm %.3f | %s tok/s | MFU %.1f%% | ETA %s",
+                            e.loss, e.lr, e.grad_norm, format_count(e.tokens_per_s).c_str(), 100 * e.mfu,
+                            format_duration(e.eta_s).c_str());
+              if (e.loss_scale > 0) {  // fp16: the scale this step ran with and the overflow skips so far
+                const size_t len = std::strlen(buf);
+                std::snprintf(buf + len, sizeof buf - len, " | scale %g%s | skipped %lld", e.loss_scale,
+                              e.skipped ? " (overflow, step skipped)" : "", static_cast<long long>(e.skipped_steps));
+              }
+              bar.update(e.step, e.total_steps, buf);
+              break;
+            case PretrainEvent::Kind::eval:
+              std::snprintf(buf, sizeof buf, "step %lld: validation loss %.4f (%s tokens seen)",
+                            static_cast<long long>(e.step), e.loss,
+                            format_count(static_cast<double>(e.tokens_seen)).c_str());
+              bar.message(buf);
+              break;
+            case PretrainEvent::Kind::checkpoint:
+              bar.message("checkpoint: " + e.text);
+              break;
+            case PretrainEvent::Kind::end: {
+              bar.finish();
+              std::printf("done: %s", e.text.c_str());
+              std::printf("tokens seen per source:");
+              for (const auto& [name, n] : e.tokens_per_source)
+                std::printf(" %s=%s", name.c_str(), format_count(static_cast<double>(n)).c_str());
+              std::printf("\n");
+              break;
             }
-            bar.update(e.step, e.total_steps, buf);
-            break;
-          case PretrainEvent::Kind::eval:
-            std::snprintf(buf, sizeof buf, "step %lld: validation loss %.4f (%s tokens seen)",
-                          static_cast<long long>(e.step), e.loss, format_count(static_cast<double>(e.tokens_seen)).c_str());
-            bar.message(buf);
-            break;
-          case PretrainEvent::Kind::checkpoint:
-            bar.message("checkpoint: " + e.text);
-            break;
-          case PretrainEvent::Kind::end: {
-            bar.finish();
-            std::printf("done: %s", e.text.c_str());
-            std::printf("tokens seen per source:");
-            for (const auto& [name, n] : e.tokens_per_source) std::printf(" %s=%s", name.c_str(), format_count(static_cast<double>(n)).c_str());
-            std::printf("\n");
-            break;
           }
-        }
-      }, o->stop_after);
-      } catch (const std::exception& e) {
-        if (!comm || comm->size() == 1) throw;
-        // One failed rank must not leave the others blocked in a collective: say
-        // which rank failed, then MPI_Abort ends the whole job.
-        std::fprintf(stderr, "teddy: error on rank %d of %d: %s\n", rank, comm->size(), e.what());
-        std::fflush(stderr);
-        comm->abort(1, e.what());
-      }
-      return 0;
+        });
+      });
     };
   });
 }

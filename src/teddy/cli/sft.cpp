@@ -12,7 +12,8 @@
 #include "teddy/core/error.h"
 #include "teddy/eval/sft_exact_match.h"
 #include "teddy/train/chat_model.h"
-#include "teddy/train/sft_trainer.h"
+#include "teddy/dist/world.h"
+#include "teddy/train/job.h"
 
 namespace teddy::cli {
 
@@ -74,7 +75,8 @@ void register_sft(CLI::App& app, Run& run) {
       "  [template] name bos header_prefix header_suffix end_of_turn separator specials\n"
       "  [train] micro_batch seq_len grad_accum steps epochs batching truncation seed threads\n"
       "  [optim] lr min_lr_ratio warmup_steps weight_decay beta1 beta2 eps grad_clip\n"
-      "  [eval] interval batches   [checkpoint] interval keep   [run] dir peak_gflops");
+      "  [eval] interval batches   [checkpoint] interval keep   [run] dir peak_gflops\n"
+      "  [dist] zero (0-3) dp (0: all ranks) timeout_s overlap (used under mpirun / srun: data parallel over all ranks, see docs/DISTRIBUTED.md)");
 
   CLI::App* ev = sub->add_subcommand("eval", "Exact-match accuracy: greedy replies to each example's prompt vs its reference answer");
   ev->add_option("--checkpoint", o->checkpoint, "Checkpoint directory, or a run directory (its newest intact checkpoint)")->required();
@@ -126,11 +128,21 @@ void register_sft(CLI::App& app, Run& run) {
       if (o->config.empty()) throw ConfigError("teddy sft: --config is required (or use `teddy sft eval`)");
       std::vector<std::string> ovs = o->overrides;
       if (o->skip_bad) ovs.push_back("data.skip_bad=true");
-      SftTrainer trainer(SftConfig::load(o->config, ovs), resume);
-      trainer.set_peak_probe([](int threads) { return measure_sgemm_gflops(threads, 0.5); });
+      SftConfig cfg = SftConfig::load(o->config, ovs);
+      cfg.validate();  // a bad value first, before the world, the checkpoint and the data are looked at
+      // Under mpirun / srun: data parallel over every rank of the job ([dist]).
+      const std::unique_ptr<dist::World> world = dist::World::from_environment(cfg.timeout_s);
+      JobOptions jo;
+      jo.resume = resume;
+      jo.stop_after = o->stop_after;
+      jo.peak_probe = [](int threads) { return measure_sgemm_gflops(threads, 0.5); };
+      const int rank = world->rank();
       ProgressLine bar(stderr, o->print_every);
-      trainer.run([&](const SftEvent& e) { print_event(e, bar); }, o->stop_after);
-      return 0;
+      return run_on_world(*world, [&] {
+        run_sft_job(*world, std::move(cfg), jo, [&](const SftEvent& e) {
+          if (rank == 0) print_event(e, bar);  // rank 0 logs for the job
+        });
+      });
     };
   });
 }

@@ -10,7 +10,7 @@
 #include "teddy/core/buffer.h"
 #include "teddy/dist/flat_shards.h"
 #include "teddy/model/model.h"
-#include "teddy/train/adamw.h"
+#include "teddy/train/optim/adamw.h"
 
 namespace teddy::dist {
 

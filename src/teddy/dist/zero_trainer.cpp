@@ -8,7 +8,19 @@
 #include "teddy/core/error.h"
 #include "teddy/dist/resident_pages.h"
 #include "teddy/kernels/backend.h"
-#include "teddy/train/grad_clip.h"
+#include "teddy/train/optim/grad_clip.h"
+
+namespace teddy {
+
+int64_t count_targets(const Batch& b) {
+  if (b.targets == nullptr) throw Error("training step: a micro-batch has no targets");
+  const int64_t n = static_cast<int64_t>(b.B) * b.T;
+  int64_t c = 0;
+  for (int64_t i = 0; i < n; ++i) c += b.targets[i] != kIgnoreIndex;
+  return c;
+}
+
+}  // namespace teddy
 
 namespace teddy::dist {
 
@@ -33,9 +45,31 @@ ZeroTrainer::ZeroTrainer(Model& model, const AdamWConfig& cfg, Communicator& com
     : model_(model), comm_(comm), stage_(stage), shards_(model.flat_size(), comm.size()),
       own_(shards_.range(comm.rank())), overlap_(overlap) {
   if (stage < 0 || stage > 3) throw ConfigError("dist.zero: must be 0, 1, 2 or 3 (got " + std::to_string(stage) + ")");
-  const ParamLayout& layout = model.layout();
-  const size_t n = model.flat_size();
-  const int L = model.config().n_layer;
+  if (stage_ == 0) {
+    own_opt_ = std::make_unique<AdamW>(model.layout(), cfg, model.context());
+    full_opt_ = own_opt_.get();
+  } else {
+    shard_opt_ = std::make_unique<ShardedAdamW>(model.layout(), cfg, own_, model.context());
+  }
+  setup(bucket_bytes);
+}
+
+ZeroTrainer::ZeroTrainer(Model& model, AdamW& optimizer, Communicator& comm)
+    : model_(model), comm_(comm), stage_(0), shards_(model.flat_size(), comm.size()),
+      own_(shards_.range(comm.rank())), full_opt_(&optimizer) {
+  if (optimizer.size() != model.flat_size())
+    throw Error("training step: the optimizer has " + std::to_string(optimizer.size()) + " floats, model " +
+                std::to_string(model.flat_size()));
+  setup(size_t{8} << 20);
+}
+
+void ZeroTrainer::setup(size_t bucket_bytes) {
+  // Every rank starts from rank 0's weights (they are equal when all ranks use the
+  // same seed; the broadcast makes it so even when the init is not deterministic).
+  if (comm_.size() > 1) comm_.broadcast(model_.params(), model_.flat_size() * sizeof(float), 0);
+  const ParamLayout& layout = model_.layout();
+  const size_t n = model_.flat_size();
+  const int L = model_.config().n_layer;
   // Buckets from the end of the flat buffer backwards (the order backward completes
   // them), each at least bucket_bytes unless it is the last, covering [0, n) exactly.
   const size_t want = std::max<size_t>(bucket_bytes / sizeof(float), 1);
@@ -50,11 +84,6 @@ ZeroTrainer::ZeroTrainer(Model& model, const AdamWConfig& cfg, Communicator& com
       hi = lo;
       key = INT_MAX;
     }
-  }
-  if (stage_ == 0) {
-    full_opt_ = std::make_unique<AdamW>(layout, cfg, model.context());
-  } else {
-    shard_opt_ = std::make_unique<ShardedAdamW>(layout, cfg, own_, model.context());
   }
   blocks_.assign(static_cast<size_t>(L), Range{SIZE_MAX, 0});
   for (const ParamInfo& p : layout.params) {
@@ -159,25 +188,44 @@ void ZeroTrainer::reduce_bucket(const Bucket& b) {
   if (stage_ >= 2) release_range(model_.grads(), b.r, own_);  // the rest of the bucket is done with
 }
 
+void ZeroTrainer::enable_loss_scaling(const LossScalerConfig& cfg) {
+  own_scaler_ = std::make_unique<LossScaler>(cfg);
+  scaler_ = own_scaler_.get();
+}
+
+void ZeroTrainer::set_loss_scaler(LossScaler* scaler) {
+  own_scaler_.reset();
+  scaler_ = scaler;
+}
+
 StepStats ZeroTrainer::step(std::span<const Batch> micro, float lr, float max_grad_norm) {
-  if (micro.empty()) throw Error("ZeroTrainer::step: no micro-batches");
+  const CommStats before = comm_.stats();
+  const StepStats st = step_impl(micro, lr, max_grad_norm);
+  last_bytes_ = comm_.stats().bytes_sent - before.bytes_sent;
+  last_payload_ = comm_.stats().payload_bytes - before.payload_bytes;
+  last_seconds_ = comm_.stats().seconds - before.seconds;
+  return st;
+}
+
+StepStats ZeroTrainer::step_impl(std::span<const Batch> micro, float lr, float max_grad_norm) {
+  if (micro.empty()) throw Error("training step: no micro-batches");
   int64_t total = 0;
   for (const Batch& b : micro) total += count_targets(b);
   comm_.all_reduce_sum(&total, 1);
-  const float dloss = total > 0 ? static_cast<float>(1.0 / static_cast<double>(total)) : 0.0f;
+  const float scale = scaler_ ? scaler_->scale() : 1.0f;
+  const float dloss = total > 0 ? static_cast<float>(1.0 / static_cast<double>(total)) * scale : 0.0f;
 
-  // Stage 2/3: only the own range holds anything (the last step's reduced gradient);
-  // the rest is zero since the release that ends every step (below; the constructor's
-  // before the first).
-  if (stage_ >= 2)
-    std::memset(model_.grads() + own_.begin, 0, own_.size() * sizeof(float));
-  else
-    model_.zero_grad();
+  // Stages 0-1: the first micro-batch overwrites the gradients (Grad::set, no
+  // zero_grad pass; bit-identical). Stage 2/3: only the own range holds anything
+  // (the last step's reduced gradient); the rest is zero since the release that ends
+  // every step (below; the constructor's before the first), so zero the own range and add.
+  if (stage_ >= 2) std::memset(model_.grads() + own_.begin, 0, own_.size() * sizeof(float));
   double loss[2] = {0, 0};  // sum, count
   for (size_t i = 0; i < micro.size(); ++i) {
     reducing_ = stage_ >= 2 || i + 1 == micro.size();
     next_bucket_ = 0;
-    const LossSum s = model_.forward_backward(micro[i], dloss);
+    const kernels::Grad mode = i == 0 && stage_ <= 1 ? kernels::Grad::set : kernels::Grad::add;
+    const LossSum s = model_.forward_backward(micro[i], dloss, mode);
     flush_through(INT_MIN);  // embeddings (and anything left)
     wait_all();              // before the next micro-batch accumulates or the optimizer reads
     reducing_ = false;
@@ -192,28 +240,42 @@ StepStats ZeroTrainer::step(std::span<const Batch> micro, float lr, float max_gr
   if (stage_ >= 2) release_range(model_.grads(), {0, model_.flat_size()}, own_);
   comm_.all_reduce_sum(loss, 2);
   if (static_cast<int64_t>(loss[1]) != total)
-    throw Error("ZeroTrainer::step: model counted " + std::to_string(static_cast<int64_t>(loss[1])) +
+    throw Error("training step: model counted " + std::to_string(static_cast<int64_t>(loss[1])) +
                 " targets, expected " + std::to_string(total));
 
   StepStats st;
   st.loss = loss[1] > 0 ? loss[0] / loss[1] : 0.0;
   st.tokens = total;
   st.lr = lr;
+  st.loss_scale = scale;
   float* P = model_.params();
+  const float* g = stage_ == 0 ? model_.grads() : model_.grads() + own_.begin;
+  double scaled_norm;
   if (stage_ == 0) {
-    st.grad_norm = grad_norm(model_.grads(), model_.flat_size(), model_.context());
-    full_opt_->step(P, model_.grads(), lr, clip_scale(st.grad_norm, max_grad_norm));
+    scaled_norm = grad_norm(g, model_.flat_size(), model_.context());
+  } else {
+    double ss;
+    {
+      const ThreadScope threads(model_.context());
+      ss = model_.context().ops().sum_squares(g, static_cast<int64_t>(own_.size()));
+    }
+    comm_.all_reduce_sum(&ss, 1);
+    scaled_norm = std::sqrt(ss);
+  }
+  st.grad_norm = scaled_norm / scale;
+  // The norm is accumulated in double, which float squares cannot overflow: it is
+  // finite exactly when every (reduced) gradient is, and it is the same on every rank.
+  if (scaler_ && !scaler_->update(std::isfinite(scaled_norm))) {
+    st.skipped = true;  // overflow: keep the parameters and moments, retry with half the scale
     return st;
   }
-  const float* g = model_.grads() + own_.begin;
-  double ss;
-  {
-    const ThreadScope threads(model_.context());
-    ss = model_.context().ops().sum_squares(g, static_cast<int64_t>(own_.size()));
+  // scale is a power of two, so (scale*g) * (c/scale) rounds exactly like g * c.
+  const float grad_scale = clip_scale(st.grad_norm, max_grad_norm) / scale;
+  if (stage_ == 0) {
+    full_opt_->step(P, g, lr, grad_scale);
+    return st;
   }
-  comm_.all_reduce_sum(&ss, 1);
-  st.grad_norm = std::sqrt(ss);
-  shard_opt_->step(P, g, lr, clip_scale(st.grad_norm, max_grad_norm));
+  shard_opt_->step(P, g, lr, grad_scale);
   if (stage_ <= 2) comm_.all_gather(P, shards_.counts({0, model_.flat_size()}));
   return st;
 }
@@ -222,8 +284,12 @@ StateBytes ZeroTrainer::memory() const {
   StateBytes b;
   b.params = resident_bytes(model_.params(), model_.param_bytes());
   b.grads = resident_bytes(model_.grads(), model_.grad_bytes());
-  b.optimizer = stage_ == 0 ? 2 * full_opt_->size() * sizeof(float) : shard_opt_->bytes();
+  b.optimizer = optimizer_bytes();
   return b;
+}
+
+size_t ZeroTrainer::optimizer_bytes() const {
+  return stage_ == 0 ? 2 * full_opt_->size() * sizeof(float) : shard_opt_->bytes();
 }
 
 StateBytes ZeroTrainer::expected_memory(size_t n, int stage, int world) {

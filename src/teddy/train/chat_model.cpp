@@ -3,7 +3,7 @@
 #include <filesystem>
 
 #include "teddy/core/error.h"
-#include "teddy/train/checkpoint.h"
+#include "teddy/checkpoint/checkpoint.h"
 #include "teddy/train/grow_vocab.h"
 
 namespace fs = std::filesystem;

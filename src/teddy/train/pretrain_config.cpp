@@ -9,7 +9,7 @@
 
 #include "teddy/core/error.h"
 #include "teddy/model/model.h"
-#include "teddy/train/loss_scaler.h"
+#include "teddy/train/optim/loss_scaler.h"
 #include "teddy/train/toml_config.h"
 
 namespace teddy {
@@ -24,8 +24,9 @@ Key field(F accessor, const char* want) {
   return toml_config::field<T, PretrainConfig>(accessor, want);
 }
 
-const std::map<std::string, Key>& keys() {
-  static const std::map<std::string, Key> k = {
+const toml_config::KeyTable<PretrainConfig>& keys() {
+  static const toml_config::KeyTable<PretrainConfig> k = [] {
+    toml_config::KeyTable<PretrainConfig> t = {
       {"model.preset", field<std::string>([](PretrainConfig& c) -> std::string& { return c.model_preset; }, "a preset name")},
       {"model.family", [](PretrainConfig& c, const toml::node& n, const std::string& w) {
          c.model.set_family(family_from_name(get_as<std::string>(n, w, "\"gpt2\" or \"llama\"")));
@@ -51,29 +52,23 @@ const std::map<std::string, Key>& keys() {
       {"train.precision", field<std::string>([](PretrainConfig& c) -> std::string& { return c.precision; }, "\"fp32\", \"bf16\" or \"fp16\"")},
       {"train.loss_scale", field<float>([](PretrainConfig& c) -> float& { return c.loss_scale; }, "a number")},
       {"train.loss_scale_growth_interval", field<int64_t>([](PretrainConfig& c) -> int64_t& { return c.loss_scale_growth_interval; }, "an integer")},
-      {"optim.lr", field<float>([](PretrainConfig& c) -> float& { return c.lr; }, "a number")},
-      {"optim.min_lr_ratio", field<float>([](PretrainConfig& c) -> float& { return c.min_lr_ratio; }, "a number")},
-      {"optim.warmup_steps", field<int64_t>([](PretrainConfig& c) -> int64_t& { return c.warmup_steps; }, "an integer")},
-      {"optim.weight_decay", field<float>([](PretrainConfig& c) -> float& { return c.weight_decay; }, "a number")},
-      {"optim.beta1", field<float>([](PretrainConfig& c) -> float& { return c.beta1; }, "a number")},
-      {"optim.beta2", field<float>([](PretrainConfig& c) -> float& { return c.beta2; }, "a number")},
-      {"optim.eps", field<float>([](PretrainConfig& c) -> float& { return c.eps; }, "a number")},
-      {"optim.grad_clip", field<float>([](PretrainConfig& c) -> float& { return c.grad_clip; }, "a number")},
-      {"eval.interval", field<int64_t>([](PretrainConfig& c) -> int64_t& { return c.eval_interval; }, "an integer")},
-      {"eval.batches", field<int>([](PretrainConfig& c) -> int& { return c.eval_batches; }, "an integer")},
-      {"checkpoint.interval", field<int64_t>([](PretrainConfig& c) -> int64_t& { return c.checkpoint_interval; }, "an integer")},
-      {"dist.dp", field<int>([](PretrainConfig& c) -> int& { return c.dp; }, "an integer (0: all ranks)")},
-      {"dist.timeout_s", field<double>([](PretrainConfig& c) -> double& { return c.timeout_s; }, "a number of seconds")},
-      {"dist.zero", field<int>([](PretrainConfig& c) -> int& { return c.zero; }, "an integer 0..3")},
-      {"dist.overlap", field<bool>([](PretrainConfig& c) -> bool& { return c.overlap; }, "true or false")},
-      {"checkpoint.keep", field<int>([](PretrainConfig& c) -> int& { return c.keep_checkpoints; }, "an integer")},
-      {"run.dir", field<std::string>([](PretrainConfig& c) -> std::string& { return c.run_dir; }, "a directory path")},
-      {"run.peak_gflops", field<double>([](PretrainConfig& c) -> double& { return c.peak_gflops; }, "a number")},
-  };
+    };
+    add_common_keys(t);  // [optim] [eval] [checkpoint] [dist] [run]
+    return t;
+  }();
   return k;
 }
 
 }  // namespace
+
+PretrainConfig::PretrainConfig() {
+  lr = 1e-3f;
+  warmup_steps = 20;
+  weight_decay = 0.1f;
+  eval_batches = 8;
+  keep_checkpoints = 3;
+  run_dir = "runs/pretrain";
+}
 
 LossScalerConfig PretrainConfig::loss_scaler_config() const {
   LossScalerConfig ls;
@@ -135,24 +130,10 @@ void PretrainConfig::validate() const {
   } catch (const ConfigError& e) {
     throw ConfigError(std::string("train.") + e.what());
   }
-  positive(std::isfinite(lr) && lr > 0, "optim.lr", "must be a finite number > 0");
-  positive(min_lr_ratio >= 0 && min_lr_ratio <= 1, "optim.min_lr_ratio", "must be in [0, 1]");
-  positive(warmup_steps >= 0 && warmup_steps <= total_steps(), "optim.warmup_steps", "must be in [0, total steps]");
-  positive(weight_decay >= 0, "optim.weight_decay", "must be >= 0");
-  positive(beta1 >= 0 && beta1 < 1, "optim.beta1", "must be in [0, 1)");
-  positive(beta2 >= 0 && beta2 < 1, "optim.beta2", "must be in [0, 1)");
-  positive(eps > 0, "optim.eps", "must be > 0");
-  positive(grad_clip >= 0, "optim.grad_clip", "must be >= 0 (0 disables clipping)");
-  positive(eval_interval >= 0, "eval.interval", "must be >= 0");
-  positive(eval_batches >= 1, "eval.batches", "must be >= 1");
-  positive(checkpoint_interval >= 0, "checkpoint.interval", "must be >= 0");
-  positive(keep_checkpoints >= 0, "checkpoint.keep", "must be >= 0 (0 keeps all)");
-  positive(dp >= 0, "dist.dp", "must be >= 0 (0: every rank of the job; got " + std::to_string(dp) + ")");
-  positive(timeout_s >= 0, "dist.timeout_s", "must be >= 0 (0: no watchdog)");
-  positive(zero >= 0 && zero <= 3, "dist.zero", "must be 0, 1, 2 or 3 (got " + std::to_string(zero) + ")");
-  positive(!run_dir.empty(), "run.dir", "must not be empty");
+  CommonRules rules;
+  rules.total_steps = total_steps();
+  validate_common(*this, rules);
   positive(!dataset.empty(), "data.dataset", "must not be empty");
-  positive(peak_gflops >= 0, "run.peak_gflops", "must be >= 0");
   try {
     model.validate();
   } catch (const ConfigError& e) {
@@ -184,18 +165,7 @@ std::string PretrainConfig::to_toml() const {
                                 {"precision", precision},
                                 {"loss_scale", static_cast<double>(loss_scale)},
                                 {"loss_scale_growth_interval", loss_scale_growth_interval}});
-  t.insert("optim", toml::table{{"lr", static_cast<double>(lr)},
-                                {"min_lr_ratio", static_cast<double>(min_lr_ratio)},
-                                {"warmup_steps", warmup_steps},
-                                {"weight_decay", static_cast<double>(weight_decay)},
-                                {"beta1", static_cast<double>(beta1)},
-                                {"beta2", static_cast<double>(beta2)},
-                                {"eps", static_cast<double>(eps)},
-                                {"grad_clip", static_cast<double>(grad_clip)}});
-  t.insert("eval", toml::table{{"interval", eval_interval}, {"batches", eval_batches}});
-  t.insert("checkpoint", toml::table{{"interval", checkpoint_interval}, {"keep", keep_checkpoints}});
-  t.insert("dist", toml::table{{"zero", zero}, {"dp", dp}, {"timeout_s", timeout_s}, {"overlap", overlap}});
-  t.insert("run", toml::table{{"dir", run_dir}, {"peak_gflops", peak_gflops}});
+  insert_common_toml(t, *this);
   std::ostringstream os;
   os << t << "\n";
   return os.str();

@@ -7,11 +7,12 @@
 #include <vector>
 
 #include "teddy/model/config.h"
-#include "teddy/train/loss_scaler.h"
+#include "teddy/train/common_config.h"
+#include "teddy/train/optim/loss_scaler.h"
 
 namespace teddy {
 
-struct PretrainConfig {
+struct PretrainConfig : CommonConfig {
   // [model]: a preset, optionally with sizes overridden. vocab_size comes from the dataset.
   std::string model_preset = "gpt2-mini";
   ModelConfig model;              // resolved (preset + overrides + dataset vocabulary)
@@ -30,36 +31,19 @@ struct PretrainConfig {
   std::string precision = "fp32";  // fp32 | bf16 | fp16 (mixed precision, fp32 master weights)
   float loss_scale = 65536.0f;     // fp16: initial dynamic loss scale (a power of two)
   int64_t loss_scale_growth_interval = 1000;  // fp16: clean steps before the scale doubles
-  // [optim]
-  float lr = 1e-3f;
-  float min_lr_ratio = 0.1f;
-  int64_t warmup_steps = 20;
-  float weight_decay = 0.1f;
-  float beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f;
-  float grad_clip = 1.0f;
-  // [eval]
-  int64_t eval_interval = 50;  // steps; 0: only at the end
-  int eval_batches = 8;        // validation batches of micro_batch rows each
-  // [checkpoint]
-  int64_t checkpoint_interval = 100;  // steps; 0: only at the end
-  int keep_checkpoints = 3;
-  // [dist] (used when launched by mpirun / srun; the world size is the job's)
-  int zero = 0;  // ZeRO stage: 0 data parallel, 1 shard optimizer state, 2 + gradients, 3 + parameters
-  int dp = 0;    // data-parallel ranks the run expects; 0: every rank of the job (refused if it differs)
-  double timeout_s = 600;  // a communication call waiting longer ends the job (a hung peer); 0: never
-  bool overlap = true;     // start gradient bucket collectives non-blocking during the backward
-  // [run]
-  std::string run_dir = "runs/pretrain";
-  double peak_gflops = 0;  // MFU denominator; 0: measure the sgemm ceiling at start
+  // [optim] [eval] [checkpoint] [dist] [run]: CommonConfig (common_config.h), with
+  // pretraining's defaults: lr 1e-3, warmup_steps 20, weight_decay 0.1,
+  // eval.batches 8, checkpoint.keep 3, run.dir runs/pretrain.
+  PretrainConfig();
 
-  // Not a key: the data-parallel ranks of this run, set by the Pretrainer from its
-  // engine before finalize(). A step consumes tokens_per_step() on every rank.
+  // Not a key: the data-parallel ranks of this run, set by the Pretrainer from the
+  // job's layout before finalize(). A step consumes tokens_per_step() on every rank.
   int data_parallel = 1;
 
   int64_t tokens_per_step() const { return static_cast<int64_t>(micro_batch) * seq_len * grad_accum; }  // per rank
   int64_t global_tokens_per_step() const { return tokens_per_step() * data_parallel; }
-  int64_t total_steps() const;
-  LossScalerConfig loss_scaler_config() const;  // from loss_scale, loss_scale_growth_interval  // steps, or ceil(tokens / global_tokens_per_step)
+  int64_t total_steps() const;  // steps, or ceil(tokens / global_tokens_per_step)
+  LossScalerConfig loss_scaler_config() const;  // from loss_scale, loss_scale_growth_interval
 
   // Parses `toml_text` (from `source` for messages), then applies `overrides`
   // ("section.key=value", value in TOML syntax; bare words are taken as strings).

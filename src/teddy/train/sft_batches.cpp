@@ -54,17 +54,19 @@ Batch SftMicroBatch::batch() const {
   return b;
 }
 
+int sft_micro_batch_width(const SftDataset& ds, std::span<const SftRow> rows, SftBatching mode) {
+  if (mode == SftBatching::pack) return ds.seq_len();
+  size_t longest = 0;
+  for (const SftRow& r : rows) {
+    if (r.size() != 1) throw Error("SFT micro-batch: a padded row holds exactly one example");
+    longest = std::max(longest, ds.positions(r[0]));
+  }
+  return static_cast<int>(longest);
+}
+
 void fill_sft_micro_batch(const SftDataset& ds, std::span<const SftRow> rows, SftBatching mode, SftMicroBatch& out) {
   if (rows.empty()) throw Error("SFT micro-batch: no rows");
-  int T = ds.seq_len();
-  if (mode == SftBatching::pad) {
-    size_t longest = 0;
-    for (const SftRow& r : rows) {
-      if (r.size() != 1) throw Error("SFT micro-batch: a padded row holds exactly one example");
-      longest = std::max(longest, ds.positions(r[0]));
-    }
-    T = static_cast<int>(longest);
-  }
+  const int T = sft_micro_batch_width(ds, rows, mode);
   out.B = static_cast<int>(rows.size());
   out.T = T;
   out.packed = mode == SftBatching::pack;
@@ -135,14 +137,18 @@ void SftBatchStream::load_epoch(uint64_t e) {
   in_epoch_ = 0;
 }
 
-void SftBatchStream::next(int B, SftMicroBatch& out) {
+void SftBatchStream::next_rows(int B, std::vector<SftRow>& out) {
   if (B < 1) throw Error("SFT batch stream: B must be >= 1");
-  scratch_.clear();
+  out.clear();
   for (int b = 0; b < B; ++b) {
     if (in_epoch_ == plan_.size()) load_epoch(epoch_ + 1);
-    scratch_.push_back(plan_[in_epoch_++]);
+    out.push_back(plan_[in_epoch_++]);
     ++rows_;
   }
+}
+
+void SftBatchStream::next(int B, SftMicroBatch& out) {
+  next_rows(B, scratch_);
   fill_sft_micro_batch(*ds_, scratch_, mode_, out);
 }
 

@@ -40,8 +40,9 @@ struct SftMicroBatch {
 };
 
 // Lays `rows` out as one micro-batch (B = rows.size()). pack: T = ds.seq_len();
-// pad: T = the longest example among the rows.
+// pad: T = the longest example among the rows (sft_micro_batch_width).
 void fill_sft_micro_batch(const SftDataset& ds, std::span<const SftRow> rows, SftBatching mode, SftMicroBatch& out);
+int sft_micro_batch_width(const SftDataset& ds, std::span<const SftRow> rows, SftBatching mode);
 
 class SftBatchStream {
  public:
@@ -50,6 +51,9 @@ class SftBatchStream {
 
   // The next B rows of the stream (crossing into the next epoch as needed).
   void next(int B, SftMicroBatch& out);
+  // The same rows' plans, not laid out (a data-parallel rank passes over the other
+  // ranks' rows of a global batch this way).
+  void next_rows(int B, std::vector<SftRow>& out);
   uint64_t rows() const { return rows_; }  // rows drawn so far
   // Positions the stream after `rows` rows (as if next() had drawn them).
   void seek(uint64_t rows);

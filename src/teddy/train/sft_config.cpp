@@ -20,8 +20,9 @@ using toml_config::field;
 
 #define TEDDY_FIELD(T, member, want) field<T, SftConfig>([](SftConfig& c) -> T& { return c.member; }, want)
 
-const std::map<std::string, Setter>& keys() {
-  static const std::map<std::string, Setter> k = {
+const toml_config::KeyTable<SftConfig>& keys() {
+  static const toml_config::KeyTable<SftConfig> k = [] {
+    toml_config::KeyTable<SftConfig> t = {
       {"model.init", TEDDY_FIELD(std::string, init, "a checkpoint or run directory")},
       {"model.tokenizer", TEDDY_FIELD(std::string, tokenizer, "a tokenizer file")},
       {"data.train", TEDDY_FIELD(std::string, train_path, "a JSONL file path")},
@@ -57,27 +58,25 @@ const std::map<std::string, Setter>& keys() {
        }},
       {"train.seed", TEDDY_FIELD(uint64_t, seed, "an integer")},
       {"train.threads", TEDDY_FIELD(int, threads, "an integer")},
-      {"optim.lr", TEDDY_FIELD(float, lr, "a number")},
-      {"optim.min_lr_ratio", TEDDY_FIELD(float, min_lr_ratio, "a number")},
-      {"optim.warmup_steps", TEDDY_FIELD(int64_t, warmup_steps, "an integer")},
-      {"optim.weight_decay", TEDDY_FIELD(float, weight_decay, "a number")},
-      {"optim.beta1", TEDDY_FIELD(float, beta1, "a number")},
-      {"optim.beta2", TEDDY_FIELD(float, beta2, "a number")},
-      {"optim.eps", TEDDY_FIELD(float, eps, "a number")},
-      {"optim.grad_clip", TEDDY_FIELD(float, grad_clip, "a number")},
-      {"eval.interval", TEDDY_FIELD(int64_t, eval_interval, "an integer")},
-      {"eval.batches", TEDDY_FIELD(int, eval_batches, "an integer")},
-      {"checkpoint.interval", TEDDY_FIELD(int64_t, checkpoint_interval, "an integer")},
-      {"checkpoint.keep", TEDDY_FIELD(int, keep_checkpoints, "an integer")},
-      {"run.dir", TEDDY_FIELD(std::string, run_dir, "a directory path")},
-      {"run.peak_gflops", TEDDY_FIELD(double, peak_gflops, "a number")},
-  };
+    };
+    add_common_keys(t);  // [optim] [eval] [checkpoint] [dist] [run]
+    return t;
+  }();
   return k;
 }
 
 #undef TEDDY_FIELD
 
 }  // namespace
+
+SftConfig::SftConfig() {
+  lr = 1e-4f;
+  warmup_steps = 10;
+  weight_decay = 0.0f;
+  eval_batches = 0;
+  keep_checkpoints = 2;
+  run_dir = "runs/sft";
+}
 
 int64_t SftConfig::total_steps(size_t rows_per_epoch) const {
   if (steps > 0) return steps;
@@ -121,20 +120,9 @@ void SftConfig::validate() const {
   check(steps >= 0, "train.steps", "must be >= 0 (0: derived from train.epochs)");
   check(steps > 0 || (std::isfinite(epochs) && epochs > 0), "train.epochs", "must be > 0 when train.steps = 0");
   check(threads >= 0, "train.threads", "must be >= 0 (0 = all cores)");
-  check(std::isfinite(lr) && lr > 0, "optim.lr", "must be a finite number > 0");
-  check(min_lr_ratio >= 0 && min_lr_ratio <= 1, "optim.min_lr_ratio", "must be in [0, 1]");
-  check(warmup_steps >= 0, "optim.warmup_steps", "must be >= 0");
-  check(weight_decay >= 0, "optim.weight_decay", "must be >= 0");
-  check(beta1 >= 0 && beta1 < 1, "optim.beta1", "must be in [0, 1)");
-  check(beta2 >= 0 && beta2 < 1, "optim.beta2", "must be in [0, 1)");
-  check(eps > 0, "optim.eps", "must be > 0");
-  check(grad_clip >= 0, "optim.grad_clip", "must be >= 0 (0 disables clipping)");
-  check(eval_interval >= 0, "eval.interval", "must be >= 0");
-  check(eval_batches >= 0, "eval.batches", "must be >= 0 (0: the whole validation split)");
-  check(checkpoint_interval >= 0, "checkpoint.interval", "must be >= 0");
-  check(keep_checkpoints >= 0, "checkpoint.keep", "must be >= 0 (0 keeps all)");
-  check(!run_dir.empty(), "run.dir", "must not be empty");
-  check(peak_gflops >= 0, "run.peak_gflops", "must be >= 0");
+  CommonRules rules;
+  rules.eval_batches_zero_is_all = true;  // warmup's bound needs the data: SftTrainer checks it
+  validate_common(*this, rules);
   chat_template.validate();
 }
 
@@ -165,17 +153,7 @@ std::string SftConfig::to_toml(size_t rows_per_epoch) const {
                                 {"truncation", std::string(sft_truncation_name(truncation))},
                                 {"seed", static_cast<int64_t>(seed)},
                                 {"threads", threads}});
-  t.insert("optim", toml::table{{"lr", static_cast<double>(lr)},
-                                {"min_lr_ratio", static_cast<double>(min_lr_ratio)},
-                                {"warmup_steps", warmup_steps},
-                                {"weight_decay", static_cast<double>(weight_decay)},
-                                {"beta1", static_cast<double>(beta1)},
-                                {"beta2", static_cast<double>(beta2)},
-                                {"eps", static_cast<double>(eps)},
-                                {"grad_clip", static_cast<double>(grad_clip)}});
-  t.insert("eval", toml::table{{"interval", eval_interval}, {"batches", eval_batches}});
-  t.insert("checkpoint", toml::table{{"interval", checkpoint_interval}, {"keep", keep_checkpoints}});
-  t.insert("run", toml::table{{"dir", run_dir}, {"peak_gflops", peak_gflops}});
+  insert_common_toml(t, *this);
   // Escaped "basic" strings only: templates hold newlines, which toml++ would write as a
   // triple-quoted literal that reads back without its leading newline.
   std::ostringstream os;

@@ -9,11 +9,12 @@
 #include "teddy/data/chat_template.h"
 #include "teddy/data/sft_dataset.h"
 #include "teddy/data/sft_format.h"
+#include "teddy/train/common_config.h"
 #include "teddy/train/sft_batches.h"
 
 namespace teddy {
 
-struct SftConfig {
+struct SftConfig : CommonConfig {
   // [model]
   std::string init;       // teddy checkpoint directory, or a run directory (its newest intact checkpoint)
   std::string tokenizer;  // default: tokenizer.json of the init checkpoint's run directory
@@ -36,24 +37,16 @@ struct SftConfig {
   SftTruncation truncation = SftTruncation::right;
   uint64_t seed = 1337;
   int threads = 0;
-  // [optim]
-  float lr = 1e-4f;
-  float min_lr_ratio = 0.1f;
-  int64_t warmup_steps = 10;
-  float weight_decay = 0.0f;
-  float beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f;
-  float grad_clip = 1.0f;
-  // [eval]
-  int64_t eval_interval = 50;  // steps; 0: only at the start and the end
-  int eval_batches = 0;        // validation micro-batches per evaluation; 0: the whole split
-  // [checkpoint]
-  int64_t checkpoint_interval = 100;
-  int keep_checkpoints = 2;
-  // [run]
-  std::string run_dir = "runs/sft";
-  double peak_gflops = 0;
+  // [optim] [eval] [checkpoint] [dist] [run]: CommonConfig (common_config.h), with
+  // SFT's defaults: lr 1e-4, warmup_steps 10, weight_decay 0, eval.batches 0 (the
+  // whole validation split), checkpoint.keep 2, run.dir runs/sft.
+  SftConfig();
 
-  int rows_per_step() const { return micro_batch * grad_accum; }
+  // Not a key: the data-parallel ranks of this run, set by the SftTrainer from the
+  // job's layout. A step draws micro_batch x grad_accum rows on every rank.
+  int data_parallel = 1;
+
+  int rows_per_step() const { return micro_batch * grad_accum * data_parallel; }  // the global batch
   // steps, or ceil(epochs * rows_per_epoch / rows_per_step).
   int64_t total_steps(size_t rows_per_epoch) const;
   SftDatasetOptions dataset_options() const { return {seq_len, truncation, train_on_inputs}; }

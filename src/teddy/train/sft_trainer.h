@@ -4,8 +4,10 @@
 // grown to match, see grow_vocab.h), JSONL examples rendered with a loss mask on the
 // answers, packed or padded micro-batches, AdamW with warmup + cosine, periodic
 // validation on a held-out split, checkpoints and exact resume, metrics.jsonl: the
-// pretraining loop's machinery with an SFT data stream. Reports through the same
-// event type as Pretrainer, so the CLI draws the same progress bar.
+// SFT task run by the one training loop (trainer.h), the same one pretraining uses,
+// so it runs data parallel under mpirun / srun too (each rank its slice of every
+// global batch and of the validation split). Reports through the same event type
+// as Pretrainer, so the CLI draws the same progress bar.
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -15,13 +17,14 @@
 #include "teddy/data/chat_template.h"
 #include "teddy/data/tokenizer.h"
 #include "teddy/model/model.h"
-#include "teddy/train/pretrainer.h"
-#include "teddy/train/checkpoint.h"
+#include "teddy/checkpoint/checkpoint.h"
+#include "teddy/dist/communicator.h"
+#include "teddy/train/trainer.h"
 #include "teddy/train/sft_config.h"
 
 namespace teddy {
 
-using SftEvent = PretrainEvent;  // start / step / eval / checkpoint / end, same fields
+using SftEvent = TrainEvent;  // start / step / eval / checkpoint / end, the same fields as pretraining's
 
 // What loading the data did, for the start report and tests.
 struct SftDataReport {
@@ -40,8 +43,10 @@ class SftTrainer {
   // resume, continues from the newest intact checkpoint in run_dir (whose model must
   // equal the one built from the init checkpoint and template); see Resume for a
   // run_dir without checkpoints. Temporary checkpoint directories of dead writers
-  // are removed first (remove_stale_checkpoint_temps).
-  SftTrainer(SftConfig cfg, Resume resume);
+  // are removed first (remove_stale_checkpoint_temps). With `comm` (the job's ranks
+  // under mpirun, train/job.h) the run is data parallel over them ([dist]); nullptr:
+  // one process.
+  SftTrainer(SftConfig cfg, Resume resume, dist::Communicator* comm = nullptr);
   ~SftTrainer();
 
   // Trains to the total; with stop_after > 0 stops (with a checkpoint) after that many
@@ -57,14 +62,16 @@ class SftTrainer {
   int64_t total_steps() const;
   int64_t start_step() const;
   const std::vector<double>& step_losses() const;  // training loss of each step run here
-  double validation_loss();                        // over the configured validation batches
+  double validation_loss();                        // over the configured validation batches (every rank calls)
   Model& model();
   const Tokenizer& tokenizer() const;
   const ChatTemplate& chat_template() const;
+  Trainer& trainer();
 
  private:
-  struct State;
-  std::unique_ptr<State> s_;
+  class Task;
+  Task* task_ = nullptr;  // owned by trainer_
+  std::unique_ptr<Trainer> trainer_;
 };
 
 }  // namespace teddy

@@ -1,4 +1,4 @@
-#include "teddy/train/lr_schedule.h"
+#include "teddy/train/optim/lr_schedule.h"
 
 #include <cmath>
 #include <numbers>

@@ -1,4 +1,4 @@
-#include "teddy/train/sharded_checkpoint.h"
+#include "teddy/checkpoint/shards.h"
 
 #include <xxhash.h>
 
@@ -13,7 +13,7 @@
 #include "teddy/core/error.h"
 #include "teddy/data/atomic_file.h"
 #include "teddy/io/safetensors.h"
-#include "teddy/train/checkpoint_json.h"
+#include "teddy/checkpoint/state_json.h"
 
 namespace fs = std::filesystem;
 
@@ -41,10 +41,7 @@ std::string shard_file_name(int rank, int world) {
 bool is_sharded_checkpoint(const std::string& dir) {
   std::error_code ec;
   if (fs::exists(fs::path(dir) / kShardManifestFile, ec)) return true;
-  if (fs::exists(fs::path(dir) / "state.json", ec)) return false;
-  for (const auto& e : fs::directory_iterator(dir, ec))
-    if (e.path().filename().string().rfind("shard_", 0) == 0) return true;
-  return false;
+  return !fs::exists(fs::path(dir) / "state.json", ec);
 }
 
 ShardEntry write_checkpoint_shard(const std::string& dir, int rank, int world, uint64_t begin, uint64_t end,
@@ -66,7 +63,8 @@ ShardEntry write_checkpoint_shard(const std::string& dir, int rank, int world, u
 }
 
 std::string finish_sharded_checkpoint(const std::string& run_dir, const std::string& temp_dir,
-                                      const ShardedManifest& man, int keep_last) {
+                                      const ShardedManifest& man, int keep_last,
+                                      const std::function<void(const std::string&)>& after_file) {
   nlohmann::ordered_json j;
   j["format"] = kFormat;
   j["version"] = kShardedCheckpointVersion;
@@ -82,6 +80,7 @@ std::string finish_sharded_checkpoint(const std::string& run_dir, const std::str
   for (const ParamInfo& p : man.layout) j["layout"].push_back({{"name", p.name}, {"offset", p.offset}, {"shape", p.shape}});
   // The manifest is what makes the directory a checkpoint: it goes in last.
   write_file_atomic((fs::path(temp_dir) / kShardManifestFile).string(), j.dump(1) + "\n");
+  if (after_file) after_file(kShardManifestFile);
   return commit_checkpoint_dir(run_dir, temp_dir, man.state.step, keep_last);
 }
 

@@ -1,12 +1,12 @@
 #pragma once
-// The run-state fields both checkpoint formats record in their JSON file (state.json,
-// checkpoint.h; manifest.json, sharded_checkpoint.h), written and read in one place.
+// The run-state fields both checkpoint formats record in their JSON file (manifest.json,
+// shards.h; the single-file format's state.json, legacy.h), written and read in one place.
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "teddy/model/config.h"
-#include "teddy/train/checkpoint.h"
+#include "teddy/checkpoint/checkpoint.h"
 
 namespace teddy {
 

@@ -1,13 +1,24 @@
 #pragma once
-// Checkpoints: <run>/checkpoints/step_<NNNNNNNN>/ holding
-//   model.safetensors      parameters by name (F32), model config in the metadata
-//   optimizer.safetensors  AdamW m and v (flat, the parameters' layout)
-//   state.json             step, optimizer t, data-loader state, run config, and the
-//                          XXH3-64 checksum and size of each file above
-// A checkpoint is written into a temporary sibling directory, every file fsynced,
-// then renamed into place (and the parent fsynced), so a crash at any point leaves
-// either no new checkpoint or a complete one; state.json is written last, so a
-// directory without a valid state.json is never considered intact.
+// Checkpoints, one format for every run: <run>/checkpoints/step_<NNNNNNNN>/ holding
+//   shard_<RRRRR>_of_<WWWWW>.safetensors   one per writer (a rank; one process is a
+//                          world of one and writes one shard): its contiguous range
+//                          [begin, end) of the flat buffer as three F32 tensors
+//                          "params", "adamw.m", "adamw.v"
+//   manifest.json          written last, once every shard is durable: world size,
+//                          ZeRO stage, flat size, the parameter layout, each shard's
+//                          file, range, bytes and XXH3-64, step, optimizer t, loader
+//                          state, model and run config (shards.h)
+// The directory is assembled under a temporary name (step_N.tmp-<pid>@<host>, the
+// first writer's pid and host), every file fsynced, then renamed into place and the
+// parent fsynced, so a crash at any point leaves either no new checkpoint or a
+// complete one; a directory without a valid manifest is never intact.
+//
+// Reading takes both that format and the single-file one teddy wrote before
+// (model.safetensors + optimizer.safetensors + state.json, legacy.h): verification,
+// the newest intact checkpoint, and any range of the flat buffer (read_checkpoint_range),
+// so N writers' checkpoint loads with M readers, in one process, for `teddy generate`
+// and as `teddy sft`'s init. Engines hand the writer their rank's range (group.h
+// coordinates the ranks); one process uses save_checkpoint below.
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -16,11 +27,11 @@
 #include <vector>
 
 #include "teddy/model/model.h"
-#include "teddy/train/adamw.h"
+#include "teddy/train/optim/adamw.h"
 
 namespace teddy {
 
-inline constexpr int kCheckpointVersion = 1;
+inline constexpr int kCheckpointVersion = 1;  // the single-file format's state.json
 
 struct CheckpointState {
   int64_t step = 0;               // optimizer steps completed
@@ -38,30 +49,37 @@ struct CheckpointInfo {
   int64_t optimizer_t = 0;
 };
 
-struct ShardedManifest;  // sharded_checkpoint.h
+struct ShardedManifest;  // shards.h
 
-// A checkpoint whose files have all been checked (sizes and checksums) by
-// verify_checkpoint, with what loading it needs: load_checkpoint(VerifiedCheckpoint)
-// reads it without hashing the files a second time.
+// A checkpoint whose files have been checked (sizes and checksums, or the share of
+// them one reader of several hashed), with what reading it needs, so a load does
+// not hash the files a second time.
 struct VerifiedCheckpoint {
   CheckpointInfo info;
-  std::shared_ptr<const ShardedManifest> manifest;  // sharded checkpoints; null for the single-process format
+  std::shared_ptr<const ShardedManifest> manifest;  // null: the single-file format
 };
 
-// Writes a checkpoint for state.step and then deletes all but the newest `keep_last`
+// ---- Writing (always the sharded format) ------------------------------------------
+
+// One process: writes a checkpoint of one shard (the whole flat buffer: parameters,
+// opt's m and v) for state.step and then deletes all but the newest `keep_last`
 // (0 keeps all). `after_file` (tests) is called with each file name once it is
-// durable in the temporary directory. Returns the checkpoint directory.
+// durable in the temporary directory (the shard, then manifest.json). Returns the
+// checkpoint directory. Several ranks: save_sharded_checkpoint (group.h).
 std::string save_checkpoint(const std::string& run_dir, const Model& model, const AdamW& opt,
                             const CheckpointState& state, int keep_last,
                             const std::function<void(const std::string&)>& after_file = {});
 
-// A checkpoint directory's life cycle, both formats (sharded_checkpoint.h too): the
-// files go into checkpoint_temp_dir (begin_checkpoint_dir creates it empty; the pid
-// and host keep concurrent writers apart), then commit_checkpoint_dir fsyncs it, renames it
-// to checkpoint_dir(run_dir, step) (replacing an older checkpoint of that step only
-// now), fsyncs the parent and deletes all but the newest keep_last (0 keeps all).
-// Returns the checkpoint directory.
+// A checkpoint directory's life cycle: the files go into checkpoint_temp_dir
+// (begin_checkpoint_dir creates it empty; the pid and host keep concurrent writers
+// apart), then commit_checkpoint_dir fsyncs it, renames it to checkpoint_dir(run_dir,
+// step) (replacing an older checkpoint of that step only now), fsyncs the parent and
+// deletes all but the newest keep_last (0 keeps all). Returns the checkpoint directory.
 std::string checkpoint_temp_dir(const std::string& run_dir, int64_t step);  // "step_N.tmp-<pid>@<host>"
+std::string checkpoint_dir(const std::string& run_dir, int64_t step);
+void begin_checkpoint_dir(const std::string& temp_dir);
+std::string commit_checkpoint_dir(const std::string& run_dir, const std::string& temp_dir, int64_t step,
+                                  int keep_last);
 
 // A save killed mid-way leaves its temporary directory behind. At a run's start the
 // writer removes those whose writer is gone: on this host and its pid no longer alive
@@ -81,21 +99,19 @@ enum class Resume { no, if_any, require };
 // The --resume flag's value: "" (flag absent) -> no, "auto" -> if_any, "require";
 // anything else throws ConfigError.
 Resume resume_from_flag(const std::string& value);
-std::string checkpoint_dir(const std::string& run_dir, int64_t step);
-void begin_checkpoint_dir(const std::string& temp_dir);
-std::string commit_checkpoint_dir(const std::string& run_dir, const std::string& temp_dir, int64_t step,
-                                  int keep_last);
 
-// Reads and verifies a checkpoint directory (state.json, sizes and checksums; or,
-// for a sharded checkpoint, manifest.json and every shard: sharded_checkpoint.h).
-// Throws FormatError naming the file and what is wrong.
+// ---- Reading (both formats) -------------------------------------------------------
+
+// Reads and verifies a checkpoint directory (manifest.json and every shard, or
+// state.json and its two files). Throws FormatError naming the file and what is wrong.
 CheckpointInfo inspect_checkpoint(const std::string& dir);
 // The same checks with the data files split among `parts` readers: this one hashes
-// the files i with i % parts == part (every part reads the state/manifest file).
+// the files i with i % parts == part (every part reads the manifest / state file).
 CheckpointInfo inspect_checkpoint_part(const std::string& dir, int part, int parts);
 
-// inspect_checkpoint, keeping what a load needs (the sharded manifest).
+// inspect_checkpoint(_part), keeping what a load needs.
 VerifiedCheckpoint verify_checkpoint(const std::string& dir);
+VerifiedCheckpoint verify_checkpoint_part(const std::string& dir, int part, int parts);
 
 // Checkpoint directories under <run>/checkpoints, newest step first (intact or not).
 std::vector<std::string> list_checkpoints(const std::string& run_dir);
@@ -107,12 +123,20 @@ std::optional<std::string> latest_intact_checkpoint(const std::string& run_dir,
 std::optional<VerifiedCheckpoint> latest_verified_checkpoint(const std::string& run_dir,
                                                              std::vector<std::string>* skipped = nullptr);
 
+// Throws ConfigError naming the first differing field when `model`'s config is not
+// the checkpoint's, FormatError when the flat layouts differ.
+void check_checkpoint_fits(const VerifiedCheckpoint& checkpoint, const Model& model);
+// Copies floats [begin, end) of the flat parameter buffer and of AdamW's m and v
+// (null pointers: skipped; each destination points at element `begin`), whatever
+// the format and however many wrote it; only the bytes of that range are read.
+// Alignment padding reads as zero. A file whose size changed since it was verified,
+// or whose contents do not parse, is refused.
+void read_checkpoint_range(const VerifiedCheckpoint& checkpoint, uint64_t begin, uint64_t end, float* params,
+                           float* m, float* v);
+
 // Loads parameters (and, if opt != nullptr, the optimizer state) into a model whose
-// config equals the checkpoint's; throws ConfigError naming the first differing
-// field otherwise. Sharded checkpoints are assembled from all their shards. The
-// directory form verifies the checkpoint first (verify_checkpoint); the other loads
-// one verified already: its files are not hashed again, but a file whose size
-// changed since, or whose contents do not parse, is still refused.
+// config equals the checkpoint's (check_checkpoint_fits). The directory form
+// verifies the checkpoint first; the other loads one verified already.
 CheckpointInfo load_checkpoint(const std::string& dir, Model& model, AdamW* opt);
 CheckpointInfo load_checkpoint(const VerifiedCheckpoint& checkpoint, Model& model, AdamW* opt);
 

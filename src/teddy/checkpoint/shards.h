@@ -1,26 +1,15 @@
 #pragma once
-// Sharded checkpoints, written by data-parallel runs (dist::DataParallelEngine):
-// <run>/checkpoints/step_<NNNNNNNN>/ holding
-//   shard_<RRRRR>_of_<WWWWW>.safetensors   one per rank: its contiguous range
-//                          [begin, end) of the flat buffer as three F32 tensors
-//                          "params", "adamw.m", "adamw.v" (the ZeRO shard; at
-//                          stage 0 the same equal split)
-//   manifest.json          written last, by rank 0, once every shard is durable:
-//                          world size, ZeRO stage, flat size, the parameter layout,
-//                          each shard's file, range, bytes and XXH3-64, step,
-//                          optimizer t, data-loader state, model and run config
-// The directory is assembled under a temporary name and renamed into place as the
-// single-process checkpoint is (checkpoint.h), so a step directory without a valid
-// manifest is never intact. Any number of readers can load any range of the flat
-// buffer from the shards that overlap it (resharding: N writers, M readers), and
-// load_checkpoint / inspect_checkpoint (checkpoint.h) accept both formats, so a
-// single process (resume, generate, sft) loads a sharded checkpoint whole.
+// The sharded format's pieces (checkpoint.h describes the directory): one shard
+// file per writer, the manifest that makes the directory a checkpoint, their
+// verification and range reads. group.h runs the save and load protocols over a
+// group of ranks with these; tests use them directly to write what W ranks write.
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "teddy/model/model.h"
-#include "teddy/train/checkpoint.h"
+#include "teddy/checkpoint/checkpoint.h"
 
 namespace teddy {
 
@@ -45,8 +34,8 @@ struct ShardedManifest {
   std::vector<ShardEntry> shards;
 };
 
-// True when `dir` holds a manifest.json, or shard files (then a missing manifest is
-// reported by inspect as an incomplete checkpoint).
+// True unless `dir` holds the single-file format's state.json: a directory without a
+// manifest.json (shard files only, or nothing) is an incomplete sharded checkpoint.
 bool is_sharded_checkpoint(const std::string& dir);
 std::string shard_file_name(int rank, int world);
 
@@ -56,10 +45,12 @@ ShardEntry write_checkpoint_shard(const std::string& dir, int rank, int world, u
                                   const float* params, const float* m, const float* v);
 
 // Rank 0, after every shard is durable in `temp_dir` (checkpoint_temp_dir from rank
-// 0's pid, begin_checkpoint_dir: checkpoint.h): writes manifest.json last, then
-// commit_checkpoint_dir. Returns the checkpoint directory.
+// 0's pid, begin_checkpoint_dir: checkpoint.h): writes manifest.json last (then
+// after_file("manifest.json"), when given), then commit_checkpoint_dir. Returns the
+// checkpoint directory.
 std::string finish_sharded_checkpoint(const std::string& run_dir, const std::string& temp_dir,
-                                      const ShardedManifest& manifest, int keep_last);
+                                      const ShardedManifest& manifest, int keep_last,
+                                      const std::function<void(const std::string&)>& after_file = {});
 
 // Parses and validates manifest.json (fields, shards covering [0, flat_size)
 // exactly, layout inside the buffer). FormatError naming the file otherwise.

@@ -1,4 +1,4 @@
-#include "teddy/train/loss_scaler.h"
+#include "teddy/train/optim/loss_scaler.h"
 
 #include <cfloat>
 #include <cmath>

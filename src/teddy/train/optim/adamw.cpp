@@ -1,4 +1,4 @@
-#include "teddy/train/adamw.h"
+#include "teddy/train/optim/adamw.h"
 
 #include <cmath>
 #include <cstring>

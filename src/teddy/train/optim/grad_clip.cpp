@@ -1,4 +1,4 @@
-#include "teddy/train/grad_clip.h"
+#include "teddy/train/optim/grad_clip.h"
 
 #include <cmath>
 #include <cstdint>

@@ -1,0 +1,88 @@
+#include "teddy/train/common_config.h"
+
+#include <cmath>
+
+#include "teddy/core/error.h"
+
+namespace teddy {
+
+namespace {
+
+void check(bool ok, const char* key, const std::string& rule) {
+  if (!ok) throw ConfigError(std::string(key) + ": " + rule);
+}
+
+}  // namespace
+
+void validate_common(const CommonConfig& c, const CommonRules& rules) {
+  check(std::isfinite(c.lr) && c.lr > 0, "optim.lr", "must be a finite number > 0");
+  check(c.min_lr_ratio >= 0 && c.min_lr_ratio <= 1, "optim.min_lr_ratio", "must be in [0, 1]");
+  if (rules.total_steps)
+    check(c.warmup_steps >= 0 && c.warmup_steps <= *rules.total_steps, "optim.warmup_steps",
+          "must be in [0, total steps]");
+  else
+    check(c.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0");
+  check(c.weight_decay >= 0, "optim.weight_decay", "must be >= 0");
+  check(c.beta1 >= 0 && c.beta1 < 1, "optim.beta1", "must be in [0, 1)");
+  check(c.beta2 >= 0 && c.beta2 < 1, "optim.beta2", "must be in [0, 1)");
+  check(c.eps > 0, "optim.eps", "must be > 0");
+  check(c.grad_clip >= 0, "optim.grad_clip", "must be >= 0 (0 disables clipping)");
+  check(c.eval_interval >= 0, "eval.interval", "must be >= 0");
+  if (rules.eval_batches_zero_is_all)
+    check(c.eval_batches >= 0, "eval.batches", "must be >= 0 (0: the whole validation split)");
+  else
+    check(c.eval_batches >= 1, "eval.batches", "must be >= 1");
+  check(c.checkpoint_interval >= 0, "checkpoint.interval", "must be >= 0");
+  check(c.keep_checkpoints >= 0, "checkpoint.keep", "must be >= 0 (0 keeps all)");
+  check(c.dp >= 0, "dist.dp", "must be >= 0 (0: every rank of the job; got " + std::to_string(c.dp) + ")");
+  check(c.timeout_s >= 0, "dist.timeout_s", "must be >= 0 (0: no watchdog)");
+  check(c.zero >= 0 && c.zero <= 3, "dist.zero", "must be 0, 1, 2 or 3 (got " + std::to_string(c.zero) + ")");
+  check(!c.run_dir.empty(), "run.dir", "must not be empty");
+  check(c.peak_gflops >= 0, "run.peak_gflops", "must be >= 0");
+}
+
+void insert_common_toml(toml::table& t, const CommonConfig& c) {
+  t.insert("optim", toml::table{{"lr", static_cast<double>(c.lr)},
+                                {"min_lr_ratio", static_cast<double>(c.min_lr_ratio)},
+                                {"warmup_steps", c.warmup_steps},
+                                {"weight_decay", static_cast<double>(c.weight_decay)},
+                                {"beta1", static_cast<double>(c.beta1)},
+                                {"beta2", static_cast<double>(c.beta2)},
+                                {"eps", static_cast<double>(c.eps)},
+                                {"grad_clip", static_cast<double>(c.grad_clip)}});
+  t.insert("eval", toml::table{{"interval", c.eval_interval}, {"batches", c.eval_batches}});
+  t.insert("checkpoint", toml::table{{"interval", c.checkpoint_interval}, {"keep", c.keep_checkpoints}});
+  t.insert("dist", toml::table{{"zero", c.zero}, {"dp", c.dp}, {"timeout_s", c.timeout_s}, {"overlap", c.overlap}});
+  t.insert("run", toml::table{{"dir", c.run_dir}, {"peak_gflops", c.peak_gflops}});
+}
+
+AdamWConfig CommonConfig::adamw() const {
+  AdamWConfig ac;
+  ac.lr = lr;
+  ac.beta1 = beta1;
+  ac.beta2 = beta2;
+  ac.eps = eps;
+  ac.weight_decay = weight_decay;
+  ac.validate();
+  return ac;
+}
+
+LrSchedule CommonConfig::lr_schedule(int64_t total_steps) const {
+  LrSchedule s;
+  s.lr = lr;
+  s.warmup_steps = warmup_steps;
+  s.total_steps = total_steps;
+  s.min_lr_ratio = min_lr_ratio;
+  s.validate();
+  return s;
+}
+
+dist::ParallelLayout CommonConfig::layout(int world_size) const {
+  dist::ParallelLayout l;
+  l.dp = dp > 0 ? dp : world_size;
+  l.zero = zero;
+  l.validate(world_size);
+  return l;
+}
+
+}  // namespace teddy

@@ -1,0 +1,92 @@
+#pragma once
+// The config sections every training command shares, defined once: [optim] [eval]
+// [checkpoint] [run] [dist]. PretrainConfig and SftConfig derive from CommonConfig
+// (each sets its own defaults in its constructor), read these keys through
+// add_common_keys, check them with validate_common and write them with
+// insert_common_toml, so a key, its type, its rule and its message are the same in
+// both. The few rules whose wording differs are CommonRules.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <toml++/toml.h>
+
+#include "teddy/dist/parallel_layout.h"
+#include "teddy/train/optim/adamw.h"
+#include "teddy/train/optim/lr_schedule.h"
+#include "teddy/train/toml_config.h"
+
+namespace teddy {
+
+struct CommonConfig {
+  // [optim]
+  float lr = 1e-3f;
+  float min_lr_ratio = 0.1f;
+  int64_t warmup_steps = 20;
+  float weight_decay = 0.1f;
+  float beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f;
+  float grad_clip = 1.0f;  // 0 disables clipping
+  // [eval]
+  int64_t eval_interval = 50;  // steps; 0: only at the end
+  int eval_batches = 8;        // validation micro-batches per evaluation
+  // [checkpoint]
+  int64_t checkpoint_interval = 100;  // steps; 0: only at the end
+  int keep_checkpoints = 3;           // 0 keeps all
+  // [dist] (used when launched by mpirun / srun; the world size is the job's)
+  int zero = 0;  // ZeRO stage: 0 data parallel, 1 shard optimizer state, 2 + gradients, 3 + parameters
+  int dp = 0;    // data-parallel ranks the run expects; 0: every rank of the job (refused if it differs)
+  double timeout_s = 600;  // a communication call waiting longer ends the job (a hung peer); 0: never
+  bool overlap = true;     // start gradient bucket collectives non-blocking during the backward
+  // [run]
+  std::string run_dir = "runs/train";
+  double peak_gflops = 0;  // MFU denominator; 0: measure the sgemm ceiling at start
+
+  AdamWConfig adamw() const;  // validated
+  LrSchedule lr_schedule(int64_t total_steps) const;  // validated
+  // The layout of a job of `world_size` ranks ([dist] dp, 0: all of them; zero),
+  // validated against it (ConfigError naming the axis or the sizes).
+  dist::ParallelLayout layout(int world_size) const;
+};
+
+// The rules whose wording differs between the commands.
+struct CommonRules {
+  // Known (pretraining): optim.warmup_steps "must be in [0, total steps]". Unknown
+  // until the data is read (SFT): "must be >= 0", and the trainer checks the bound.
+  std::optional<int64_t> total_steps;
+  // SFT: eval.batches 0 means the whole validation split; pretraining needs >= 1.
+  bool eval_batches_zero_is_all = false;
+};
+
+// Throws ConfigError "section.key: rule" for the first value of the common sections
+// that breaks a rule.
+void validate_common(const CommonConfig& c, const CommonRules& rules);
+// Adds the [optim], [eval], [checkpoint], [dist] and [run] tables.
+void insert_common_toml(toml::table& t, const CommonConfig& c);
+
+// Adds the common sections' keys to a config's key table.
+template <class Config>
+void add_common_keys(toml_config::KeyTable<Config>& k) {
+  using toml_config::field;
+#define TEDDY_COMMON(key, T, member, want) \
+  k[key] = field<T, Config>([](Config& c) -> T& { return c.member; }, want)
+  TEDDY_COMMON("optim.lr", float, lr, "a number");
+  TEDDY_COMMON("optim.min_lr_ratio", float, min_lr_ratio, "a number");
+  TEDDY_COMMON("optim.warmup_steps", int64_t, warmup_steps, "an integer");
+  TEDDY_COMMON("optim.weight_decay", float, weight_decay, "a number");
+  TEDDY_COMMON("optim.beta1", float, beta1, "a number");
+  TEDDY_COMMON("optim.beta2", float, beta2, "a number");
+  TEDDY_COMMON("optim.eps", float, eps, "a number");
+  TEDDY_COMMON("optim.grad_clip", float, grad_clip, "a number");
+  TEDDY_COMMON("eval.interval", int64_t, eval_interval, "an integer");
+  TEDDY_COMMON("eval.batches", int, eval_batches, "an integer");
+  TEDDY_COMMON("checkpoint.interval", int64_t, checkpoint_interval, "an integer");
+  TEDDY_COMMON("checkpoint.keep", int, keep_checkpoints, "an integer");
+  TEDDY_COMMON("dist.zero", int, zero, "an integer 0..3");
+  TEDDY_COMMON("dist.dp", int, dp, "an integer (0: all ranks)");
+  TEDDY_COMMON("dist.timeout_s", double, timeout_s, "a number of seconds");
+  TEDDY_COMMON("dist.overlap", bool, overlap, "true or false");
+  TEDDY_COMMON("run.dir", std::string, run_dir, "a directory path");
+  TEDDY_COMMON("run.peak_gflops", double, peak_gflops, "a number");
+#undef TEDDY_COMMON
+}
+
+}  // namespace teddy

@@ -1,0 +1,224 @@
+#include "teddy/train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "teddy/core/error.h"
+#include "teddy/core/memory_usage.h"
+#include "teddy/train/metrics_file.h"
+
+namespace fs = std::filesystem;
+
+namespace teddy {
+
+Trainer::Trainer(std::unique_ptr<TrainTask> task, const CommonConfig& common, const TrainerSettings& settings,
+                 const dist::ParallelLayout& layout, dist::Communicator* comm, Resume resume)
+    : task_(std::move(task)), common_(common), settings_(settings), layout_(layout) {
+  if (!comm) own_comm_ = std::make_unique<dist::SelfCommunicator>();
+  comm_ = comm ? comm : own_comm_.get();
+  layout_.validate(comm_->size());
+  Model& model = task_->model();
+  // One process is a world of one at stage 0, whatever [dist] says (it applies under mpirun).
+  const int stage = comm_->size() > 1 ? layout_.zero : 0;
+  engine_ = std::make_unique<dist::ZeroTrainer>(model, common_.adamw(), *comm_, stage, size_t{8} << 20,
+                                                common_.overlap);
+  if (settings_.loss_scaling) engine_->enable_loss_scaling(*settings_.loss_scaling);
+  schedule_ = common_.lr_schedule(settings_.total_steps);
+
+  const bool writer = rank() == 0;  // only rank 0 writes run files
+  const std::string& run_dir = common_.run_dir;
+  std::error_code ec;
+  fs::create_directories(run_dir, ec);
+  if (ec) throw Error(run_dir + ": cannot create run directory: " + ec.message());
+  metrics_path_ = (fs::path(run_dir) / "metrics.jsonl").string();
+
+  if (writer) notes_ += remove_stale_checkpoint_temps(run_dir).summary();
+  if (comm_->size() > 1) comm_->barrier();  // no rank lists checkpoints/ while rank 0 removes from it
+  if (resume != Resume::no && list_checkpoints(run_dir).empty()) {
+    if (resume == Resume::require) throw Error(run_dir + ": --resume=require: no checkpoint to resume from");
+    notes_ += "# --resume: no checkpoint in " + run_dir + " yet, starting from scratch\n";
+    resume = Resume::no;
+  }
+  if (resume != Resume::no) {
+    std::vector<std::string> skipped;
+    // The search hashes the checkpoint's files (each rank its share) and the load
+    // reuses what it verified.
+    const std::optional<VerifiedCheckpoint> latest = engine_->latest_checkpoint(run_dir, &skipped);
+    if (!latest) {
+      std::string msg = run_dir + ": --resume found no intact checkpoint";
+      for (auto& sk : skipped) msg += "\n  skipped " + sk;
+      throw Error(msg);
+    }
+    const CheckpointInfo info = engine_->load_checkpoint(*latest);
+    step_ = start_step_ = info.state.step;
+    tokens_ = info.state.tokens_processed;
+    task_->restore(info);
+    if (writer) truncate_metrics(metrics_path_, step_);
+  } else if (writer) {
+    std::ofstream(metrics_path_, std::ios::trunc);  // a fresh run starts a fresh metrics file
+  }
+  if (writer) task_->write_run_files(run_dir);
+}
+
+Trainer::~Trainer() = default;
+
+int Trainer::rank() const { return comm_->rank(); }
+int Trainer::world() const { return layout_.dp; }
+void Trainer::set_peak_probe(std::function<double(int threads)> probe) { peak_probe_ = std::move(probe); }
+
+double Trainer::validation_loss() {
+  const LossSum mine = task_->validate();
+  double v[2] = {mine.sum, static_cast<double>(mine.count)};
+  if (comm_->size() > 1) comm_->all_reduce_sum(v, 2);  // every rank evaluated its own share
+  return v[1] > 0 ? v[0] / v[1] : std::nan("");
+}
+
+void Trainer::run(const std::function<void(const TrainEvent&)>& on_event, int64_t stop_after) {
+  Model& model = task_->model();
+  const int64_t total = settings_.total_steps;
+  const ModelConfig& mc = model.config();
+  const double fpt = 6.0 * static_cast<double>(model.layout().count()) +
+                     12.0 * mc.n_layer * mc.d_model * static_cast<double>(settings_.seq_len);
+  const double peak =
+      common_.peak_gflops > 0 ? common_.peak_gflops : peak_probe_ ? peak_probe_(settings_.threads) : 0.0;
+  const bool writer = rank() == 0;
+  const int W = world();
+  std::ofstream metrics;
+  if (writer) metrics.open(metrics_path_, std::ios::app);
+  const LossScaler* scaler = engine_->loss_scaler();
+
+  auto emit = [&](TrainEvent e) {
+    e.total_steps = total;
+    task_->decorate(e);
+    if (on_event) on_event(e);
+  };
+
+  TrainReport report;
+  report.world = W;
+  report.threads = settings_.threads;
+  report.peak_gflops = peak;
+  report.peak_given = common_.peak_gflops > 0;
+  report.flops_per_token = fpt;
+  report.notes = notes_;
+  report.start_step = step_;
+  report.scaler = scaler;
+  if (W > 1) report.engine_report = engine_->report(layout_);  // collective
+  {
+    TrainEvent e;
+    e.kind = TrainEvent::Kind::start;
+    e.step = step_;
+    e.text = task_->start_text(report);
+    emit(e);
+  }
+
+  double last_val = std::nan("");
+  auto evaluate = [&] {
+    last_val = validation_loss();
+    TrainEvent ev;
+    ev.kind = TrainEvent::Kind::eval;
+    ev.step = step_;
+    ev.loss = last_val;
+    ev.tokens_seen = tokens_;
+    if (writer) metrics << nlohmann::ordered_json{{"step", step_}, {"val_loss", last_val}}.dump() << "\n" << std::flush;
+    emit(ev);
+  };
+  auto checkpoint = [&] {
+    CheckpointState cs;
+    cs.step = step_;
+    cs.tokens_processed = tokens_;
+    cs.seed = settings_.seed;
+    cs.loader_state = task_->loader_state();
+    cs.run_config = task_->run_config();
+    TrainEvent e;
+    e.kind = TrainEvent::Kind::checkpoint;
+    e.step = step_;
+    e.text = engine_->save_checkpoint(common_.run_dir, cs, common_.keep_checkpoints);  // fills the loss scaler's state
+    emit(e);
+  };
+
+  if (step_ == 0 && task_->validate_before_first_step() && task_->has_validation()) evaluate();  // the starting point
+  const auto t_start = std::chrono::steady_clock::now();
+  const int64_t first = step_;
+  int64_t run_tokens = 0;
+  std::vector<Batch> micro;
+  const int64_t stop = stop_after > 0 ? std::min(stop_after, total) : total;
+  while (step_ < stop) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const int64_t step_tokens = task_->next_step(micro);
+    const float lr = schedule_.at(step_);
+    const StepStats st = engine_->step(micro, lr, common_.grad_clip);
+    if (!std::isfinite(st.loss))
+      throw Error(task_->name() + " diverged: loss is " + std::to_string(st.loss) + " at step " +
+                  std::to_string(step_ + 1) + " (lower optim.lr?)");
+    ++step_;
+    tokens_ += step_tokens;
+    run_tokens += step_tokens;
+    losses_.push_back(st.loss);
+    const auto now = std::chrono::steady_clock::now();
+    const double dt = std::chrono::duration<double>(now - t0).count();
+    const double elapsed = std::chrono::duration<double>(now - t_start).count();
+    const double tps = static_cast<double>(step_tokens) / dt;
+
+    TrainEvent e;
+    e.kind = TrainEvent::Kind::step;
+    e.step = step_;
+    e.loss = st.loss;
+    e.lr = lr;
+    e.grad_norm = st.grad_norm;
+    e.tokens_per_s = tps;
+    e.mfu = peak > 0 ? tps * fpt / (peak * 1e9 * W) : 0.0;  // per-rank peak times ranks
+    e.elapsed_s = elapsed;
+    e.eta_s = elapsed / static_cast<double>(step_ - first) * static_cast<double>(total - step_);
+    e.tokens_seen = tokens_;
+    if (scaler) {
+      e.loss_scale = st.loss_scale;
+      e.skipped = st.skipped;
+      e.skipped_steps = scaler->skipped();
+    }
+    if (writer) {
+      nlohmann::ordered_json j{{"step", step_}, {"loss", st.loss}, {"lr", lr}, {"grad_norm", st.grad_norm}};
+      if (task_->metrics_loss_tokens()) j["loss_tokens"] = st.tokens;
+      j["tokens"] = tokens_;
+      j["tokens_per_s"] = tps;
+      j["mfu"] = e.mfu;
+      j["step_s"] = dt;
+      if (scaler) {
+        j["loss_scale"] = st.loss_scale;
+        j["skipped"] = st.skipped;
+        j["skipped_steps"] = scaler->skipped();
+      }
+      if (comm_->size() > 1) {
+        j["comm_bytes"] = engine_->last_step_bytes();                  // rank 0's, ring model
+        j["comm_payload_bytes"] = engine_->last_step_payload_bytes();  // rank 0's, measured
+        j["comm_s"] = engine_->last_step_comm_seconds();
+      }
+      metrics << j.dump() << "\n" << std::flush;
+    }
+    emit(e);
+
+    const bool last = step_ == stop;
+    if (task_->has_validation() && ((common_.eval_interval > 0 && step_ % common_.eval_interval == 0) || last))
+      evaluate();
+    if ((common_.checkpoint_interval > 0 && step_ % common_.checkpoint_interval == 0) || last) checkpoint();
+  }
+
+  TrainEvent end;
+  end.kind = TrainEvent::Kind::end;
+  end.step = step_;
+  end.loss = last_val;
+  end.tokens_seen = tokens_;
+  end.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  report.first_step = first;
+  report.step = step_;
+  report.run_tokens = run_tokens;
+  report.elapsed_s = end.elapsed_s;
+  report.last_val = last_val;
+  if (W > 1) report.engine_summary = engine_->summary();  // collective
+  end.text = task_->end_text(report);
+  emit(end);
+}
+
+}  // namespace teddy

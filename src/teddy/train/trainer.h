@@ -1,0 +1,166 @@
+#pragma once
+// The one training loop behind `teddy pretrain` and `teddy sft`. A task says where
+// the batches come from and what the run reports (PretrainTask over the prepared
+// dataset's loader, SftTask over chat examples); the Trainer does the rest, the
+// same way for both and for any number of ranks:
+//
+//   start     run.dir, temporary checkpoints of dead writers removed (rank 0),
+//             --resume (Resume) from the newest checkpoint no rank objects to,
+//             metrics.jsonl truncated to the resumed step or started fresh, the
+//             task's run files (rank 0), the start report
+//   each step the task's micro-batches for this rank (its slice of the global
+//             batch), lr from warmup + cosine, one step of the engine
+//             (dist::ZeroTrainer: a world of one in one process), metrics.jsonl
+//             (rank 0), a progress event; validation every eval.interval steps and
+//             at the end (each rank its share, summed); a checkpoint every
+//             checkpoint.interval steps and at the end (each rank its shard)
+//   end       the summary (the engine's per-rank communication under mpirun)
+//
+// Determinism: the loaders are pure functions of (seed, step, global row) and the
+// kernels reduce in a fixed order for a thread count, so a resumed run reproduces
+// the uninterrupted one bit for bit. The library reports through the event callback
+// and never prints; every rank calls run() (collectives inside), rank 0's events
+// are the job's.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "teddy/checkpoint/checkpoint.h"
+#include "teddy/dist/communicator.h"
+#include "teddy/dist/parallel_layout.h"
+#include "teddy/dist/zero_trainer.h"
+#include "teddy/model/model.h"
+#include "teddy/train/common_config.h"
+#include "teddy/train/optim/loss_scaler.h"
+
+namespace teddy {
+
+struct TrainEvent {
+  enum class Kind { start, step, eval, checkpoint, end };
+  Kind kind = Kind::step;
+  int64_t step = 0;          // optimizer steps completed
+  int64_t total_steps = 0;
+  double loss = 0;           // step: training loss; eval/end: validation loss
+  double lr = 0, grad_norm = 0;
+  double tokens_per_s = 0, mfu = 0;
+  double elapsed_s = 0, eta_s = 0;
+  int64_t tokens_seen = 0;   // since step 0 (resumed runs included)
+  // fp16 (step events): the loss scale the step ran with, whether it was skipped
+  // (gradient overflow), and the steps skipped so far; loss_scale is 0 without a scaler.
+  double loss_scale = 0;
+  bool skipped = false;
+  int64_t skipped_steps = 0;
+  std::string text;          // start: resolved config and memory report; checkpoint: its path; end: summary
+  std::vector<std::pair<std::string, uint64_t>> tokens_per_source;
+};
+
+// What the loop knows that a task's start report and end summary print.
+struct TrainReport {
+  int world = 1;                // data-parallel ranks
+  int threads = 1;
+  double peak_gflops = 0;       // MFU denominator (0: none)
+  bool peak_given = false;      // from run.peak_gflops (else measured)
+  double flops_per_token = 0;   // 6N + 12LCT
+  std::string engine_report;    // world > 1: the engine's layout and per-rank state lines
+  std::string notes;            // "# ..." lines: stale temporaries removed, fresh start on --resume
+  int64_t start_step = 0;       // 0, or the resumed checkpoint's step
+  // End only.
+  int64_t first_step = 0, step = 0;
+  int64_t run_tokens = 0;       // tokens of the steps run here (global batch)
+  double elapsed_s = 0;
+  double last_val = 0;          // NaN when there was no validation
+  const LossScaler* scaler = nullptr;  // fp16
+  std::string engine_summary;   // world > 1: every rank's communication totals
+};
+
+// Where a run's data comes from and what it reports. Every rank has its own task,
+// built for its data-parallel slice.
+class TrainTask {
+ public:
+  virtual ~TrainTask() = default;
+  virtual Model& model() = 0;
+  // Names the run in errors ("training", "SFT").
+  virtual std::string name() const = 0;
+  // Fills this rank's micro-batches of the next step (grad_accum of them; their
+  // memory stays valid until the next call) and returns the tokens (row positions)
+  // of the whole global batch, every rank's.
+  virtual int64_t next_step(std::vector<Batch>& micro) = 0;
+  // Validation: this rank's share of the loss (the trainer sums over ranks).
+  virtual bool has_validation() const = 0;
+  virtual bool validate_before_first_step() const = 0;
+  virtual LossSum validate() = 0;
+  // The data stream's position for a checkpoint, and back (info.state.step steps done).
+  virtual std::string loader_state() const = 0;
+  virtual void restore(const CheckpointInfo& info) = 0;
+  virtual std::string run_config() const = 0;  // resolved TOML, as saved in config.toml
+  // Rank 0 at the start: config.toml, the tokenizer, ... into run_dir.
+  virtual void write_run_files(const std::string& run_dir) = 0;
+  virtual std::string start_text(const TrainReport& r) = 0;
+  virtual std::string end_text(const TrainReport& r) = 0;
+  // Adds what the task knows to every event (pretraining: tokens per source).
+  virtual void decorate(TrainEvent&) const {}
+  // metrics.jsonl's step lines carry the step's loss tokens (SFT).
+  virtual bool metrics_loss_tokens() const { return false; }
+};
+
+// The run's settings beyond the common sections.
+struct TrainerSettings {
+  int64_t total_steps = 1;
+  int seq_len = 1;     // for FLOPs per token
+  uint64_t seed = 0;
+  int threads = 1;     // set by the task (omp_set_num_threads)
+  std::optional<LossScalerConfig> loss_scaling;  // fp16
+};
+
+class Trainer {
+ public:
+  // The task must be built for this rank's slice of `layout` (dp_rank, dp). comm:
+  // the job's ranks (the layout is validated against it); nullptr is one process
+  // (the trainer's own SelfCommunicator). The engine runs ZeRO stage layout.zero
+  // over the ranks (one process: stage 0). Resumes as `resume` says (see Resume).
+  Trainer(std::unique_ptr<TrainTask> task, const CommonConfig& common, const TrainerSettings& settings,
+          const dist::ParallelLayout& layout, dist::Communicator* comm, Resume resume);
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  // Trains to the configured total; with stop_after > 0, stops (with a checkpoint)
+  // once that many steps are completed, as if interrupted there.
+  void run(const std::function<void(const TrainEvent&)>& on_event, int64_t stop_after = 0);
+  // The MFU denominator when run.peak_gflops is 0: probe(threads), in GFLOP/s,
+  // called once at the start of run() (the CLI passes the sgemm ceiling of
+  // bench/sgemm_ceiling.h; train/ does not measure). With neither, MFU reports 0.
+  void set_peak_probe(std::function<double(int threads)> probe);
+
+  TrainTask& task() { return *task_; }
+  dist::ZeroTrainer& engine() { return *engine_; }
+  int rank() const;   // in the job
+  int world() const;  // data-parallel ranks
+  int64_t step() const { return step_; }
+  int64_t start_step() const { return start_step_; }
+  const std::vector<double>& step_losses() const { return losses_; }  // training loss of each step run here
+  // Validation loss over the task's validation batches, summed over the ranks (NaN: none).
+  double validation_loss();
+
+ private:
+  std::unique_ptr<dist::Communicator> own_comm_;  // one process
+  dist::Communicator* comm_ = nullptr;
+  std::unique_ptr<TrainTask> task_;
+  std::unique_ptr<dist::ZeroTrainer> engine_;  // after task_: its hooks go before the model does
+  CommonConfig common_;
+  TrainerSettings settings_;
+  dist::ParallelLayout layout_;
+  LrSchedule schedule_;
+  int64_t step_ = 0, start_step_ = 0;
+  int64_t tokens_ = 0;  // tokens (row positions) of the global batches so far
+  std::vector<double> losses_;
+  std::string metrics_path_;
+  std::string notes_;
+  std::function<double(int)> peak_probe_;
+};
+
+}  // namespace teddy
