@@ -1,12 +1,15 @@
 // Data parallelism and ZeRO 0-3: the pieces in one process (shard arithmetic,
-// layout validation, world-size-1 equivalence), then real multi-rank jobs under
+// layout validation, world-size-1 equivalence with the old single-process step), then real multi-rank jobs under
 // `mpirun --oversubscribe` (tests/dist/mpi_zero.cpp): the loss trajectory over 20
 // steps equals the single process, state bytes match ZeRO's formulas, bytes sent
 // per step match 2Ψ.
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cmath>
 #include <cstdlib>
+#include <cstring>
+#include <optional>
 #include <string>
 
 #include "teddy/core/error.h"
@@ -14,6 +17,8 @@
 #include "teddy/dist/flat_shards.h"
 #include "teddy/dist/parallel_layout.h"
 #include "teddy/dist/zero_trainer.h"
+#include "teddy/train/optim/grad_clip.h"
+#include "teddy/train/optim/loss_scaler.h"
 #include "teddy/train/train_step.h"
 #include "dist/mpi_run.h"
 #include "model/tiny_models.h"
@@ -64,9 +69,46 @@ namespace {
 ModelConfig tiny() { return teddy::test::tiny_gpt2(); }
 }  // namespace
 
+namespace {
+
+// The training step as train_step computed it before the engine took the step over
+// (train/train_step.cpp until then, verbatim but for the names): the reference a world
+// of one must reproduce bit for bit.
+StepStats old_train_step(Model& model, AdamW& opt, std::span<const Batch> micro_batches, float lr,
+                         float max_grad_norm, LossScaler* scaler) {
+  int64_t total = 0;
+  for (const Batch& b : micro_batches) total += count_targets(b);
+  const float scale = scaler ? scaler->scale() : 1.0f;
+  const float dloss = total > 0 ? static_cast<float>(1.0 / static_cast<double>(total)) * scale : 0.0f;
+  LossSum sum;
+  for (const Batch& b : micro_batches) {
+    const bool first = &b == micro_batches.data();
+    const LossSum s = model.forward_backward(b, dloss, first ? kernels::Grad::set : kernels::Grad::add);
+    sum.sum += s.sum;
+    sum.count += s.count;
+  }
+  StepStats st;
+  st.loss = sum.mean();
+  st.tokens = total;
+  st.lr = lr;
+  st.loss_scale = scale;
+  const double scaled_norm = grad_norm(model.grads(), model.flat_size(), model.context());
+  st.grad_norm = scaled_norm / scale;
+  if (scaler && !scaler->update(std::isfinite(scaled_norm))) {
+    st.skipped = true;
+    return st;
+  }
+  opt.step(model.params(), model.grads(), lr, clip_scale(st.grad_norm, max_grad_norm) / scale);
+  return st;
+}
+
+}  // namespace
+
 // With one rank every collective is the identity, so every stage (0-3) must reproduce
-// train_step bit for bit (buckets, hooks, page release and the sharded optimizer
-// included).
+// the single-process step bit for bit (buckets, hooks, page release, the sharded
+// optimizer and the loss scaler included), in fp32, bf16 and fp16. The fp16 runs start
+// at a loss scale so large that the first steps overflow (skipped, the scale halves)
+// and grow it every 2 clean steps, so skipping, halving and growth are all compared.
 TEST(ZeroTrainer, WorldOfOneEqualsTrainStepExactly) {
   std::vector<int32_t> tok(3 * 8), tgt(3 * 8);
   for (size_t i = 0; i < tok.size(); ++i) {
@@ -76,27 +118,72 @@ TEST(ZeroTrainer, WorldOfOneEqualsTrainStepExactly) {
   Batch b[2];
   b[0] = {tok.data(), tgt.data(), nullptr, nullptr, 2, 8};
   b[1] = {tok.data() + 16, tgt.data() + 16, nullptr, nullptr, 1, 8};
-  for (int stage : {0, 1, 2, 3}) {
-    Model ref(tiny()), m(tiny());
-    ref.init_weights(3);
-    m.init_weights(3);
-    AdamWConfig ac;
-    AdamW opt(ref.layout(), ac);
-    SelfCommunicator comm;
-    ZeroTrainer zt(m, ac, comm, stage, 512);
-    EXPECT_GT(zt.buckets(), 3u);
-    for (int k = 0; k < 3; ++k) {
-      const StepStats a = train_step(ref, opt, b, 1e-3f, 1.0f);
-      const StepStats z = zt.step(b, 1e-3f, 1.0f);
-      EXPECT_EQ(a.loss, z.loss) << "stage " << stage;
-      EXPECT_NEAR(a.grad_norm, z.grad_norm, 1e-12 * a.grad_norm) << "stage " << stage;
+  for (const Precision precision : {Precision::fp32, Precision::bf16, Precision::fp16}) {
+    for (int stage : {0, 1, 2, 3}) {
+      SCOPED_TRACE(std::string(precision_name(precision)) + " stage " + std::to_string(stage));
+      Model ref(tiny()), m(tiny());
+      ref.init_weights(3);
+      m.init_weights(3);
+      ref.set_precision(precision);
+      m.set_precision(precision);
+      AdamWConfig ac;
+      AdamW opt(ref.layout(), ac);
+      SelfCommunicator comm;
+      ZeroTrainer zt(m, ac, comm, stage, 512);
+      EXPECT_GT(zt.buckets(), 3u);
+      const LossScalerConfig lsc{std::ldexp(1.0f, 22), 2};  // the first steps overflow
+      std::optional<LossScaler> scaler;
+      if (precision == Precision::fp16) {
+        scaler.emplace(lsc);
+        zt.enable_loss_scaling(lsc);
+      }
+      int skipped = 0;
+      for (int k = 0; k < 8; ++k) {
+        const StepStats a = old_train_step(ref, opt, b, 1e-3f, 1.0f, scaler ? &*scaler : nullptr);
+        const StepStats z = zt.step(b, 1e-3f, 1.0f);
+        EXPECT_EQ(a.loss, z.loss) << "step " << k;
+        EXPECT_EQ(a.tokens, z.tokens);
+        EXPECT_EQ(a.skipped, z.skipped) << "step " << k;
+        EXPECT_EQ(a.loss_scale, z.loss_scale) << "step " << k;
+        if (!a.skipped) EXPECT_NEAR(a.grad_norm, z.grad_norm, 1e-12 * a.grad_norm) << "step " << k;
+        skipped += a.skipped;
+      }
+      if (precision == Precision::fp16) {
+        EXPECT_GE(skipped, 1);  // overflow exercised
+        EXPECT_LE(skipped, 6);  // and applied steps too
+        EXPECT_EQ(zt.loss_scaler()->scale(), scaler->scale());
+        EXPECT_EQ(zt.loss_scaler()->skipped(), scaler->skipped());
+      }
+      EXPECT_EQ(zt.optimizer_t(), opt.t());
+      for (size_t i = 0; i < m.flat_size(); ++i) ASSERT_EQ(m.params()[i], ref.params()[i]) << "at " << i;
+      const StateBytes mem = zt.memory();
+      const StateBytes want = ZeroTrainer::expected_memory(m.flat_size(), stage, 1);
+      EXPECT_LE(mem.params, want.params + 2 * 4096);  // whole resident pages
+      EXPECT_EQ(mem.optimizer, want.optimizer);
     }
-    for (size_t i = 0; i < m.flat_size(); ++i) ASSERT_EQ(m.params()[i], ref.params()[i]) << "stage " << stage << " at " << i;
-    const StateBytes mem = zt.memory();
-    const StateBytes want = ZeroTrainer::expected_memory(m.flat_size(), stage, 1);
-    EXPECT_LE(mem.params, want.params + 2 * 4096);  // whole resident pages
-    EXPECT_EQ(mem.optimizer, want.optimizer);
   }
+}
+
+// train_step() is the engine at stage 0 over a world of one: the same bits as the old path.
+TEST(ZeroTrainer, TrainStepIsTheEngine) {
+  std::vector<int32_t> tok(2 * 8), tgt(2 * 8);
+  for (size_t i = 0; i < tok.size(); ++i) {
+    tok[i] = static_cast<int32_t>((i * 5 + 1) % 61);
+    tgt[i] = static_cast<int32_t>((i * 3) % 61);
+  }
+  const Batch b{tok.data(), tgt.data(), nullptr, nullptr, 2, 8};
+  Model ref(tiny()), m(tiny());
+  ref.init_weights(4);
+  m.init_weights(4);
+  AdamW oa(ref.layout(), AdamWConfig{}), ob(m.layout(), AdamWConfig{});
+  for (int k = 0; k < 3; ++k) {
+    const StepStats a = old_train_step(ref, oa, std::span(&b, 1), 1e-3f, 0.5f, nullptr);
+    const StepStats z = train_step(m, ob, std::span(&b, 1), 1e-3f, 0.5f);
+    EXPECT_EQ(a.loss, z.loss);
+    EXPECT_EQ(a.grad_norm, z.grad_norm);
+  }
+  EXPECT_EQ(std::memcmp(m.params(), ref.params(), m.param_bytes()), 0);
+  EXPECT_EQ(std::memcmp(ob.m(), oa.m(), oa.size() * sizeof(float)), 0);
 }
 
 TEST(ZeroTrainer, RefusesAnUnknownStage) {

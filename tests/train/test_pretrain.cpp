@@ -23,6 +23,9 @@ using namespace teddy;
 
 namespace {
 
+// The shard a one-process run writes (a world of one writes one shard).
+constexpr const char* kOneShard = "shard_00000_of_00001.safetensors";
+
 // A small byte-level dataset: two text sources of generated "documents".
 std::string make_dataset(const fs::path& root) {
   const fs::path src = root / "src";
@@ -126,9 +129,11 @@ TEST_F(PretrainTest, LossFallsAndResumeIsBitExact) {
   const auto cb = inspect_checkpoint(*latest_intact_checkpoint(run_b));
   EXPECT_EQ(ca.state.step, 20);
   EXPECT_EQ(cb.state.step, 20);
-  std::ifstream fa(fs::path(ca.dir) / "model.safetensors", std::ios::binary), fb(fs::path(cb.dir) / "model.safetensors", std::ios::binary);
+  // One process writes one shard: parameters, AdamW m and v over the whole flat buffer.
+  std::ifstream fa(fs::path(ca.dir) / kOneShard, std::ios::binary), fb(fs::path(cb.dir) / kOneShard, std::ios::binary);
   const std::string ba((std::istreambuf_iterator<char>(fa)), {}), bb((std::istreambuf_iterator<char>(fb)), {});
-  EXPECT_TRUE(ba == bb) << "parameters after 20 straight steps differ from 10 + resume 10";
+  EXPECT_FALSE(ba.empty());
+  EXPECT_TRUE(ba == bb) << "parameters and optimizer state after 20 straight steps differ from 10 + resume 10";
 
   // metrics.jsonl of the resumed run has one line per step (no duplicates from the resume).
   std::ifstream m(fs::path(run_b) / "metrics.jsonl");
@@ -145,8 +150,8 @@ TEST_F(PretrainTest, KilledCheckpointWriteLeavesPreviousLoadable) {
     p.run({}, 10);  // writes step_00000010
   }
   ASSERT_TRUE(latest_intact_checkpoint(run).has_value());
-  // A process killed after writing the model and optimizer files of the next checkpoint,
-  // before its state.json. The child only writes files (no OpenMP), so fork is safe.
+  // A process killed after writing the shard of the next checkpoint, before its
+  // manifest.json. The child only writes files (no OpenMP), so fork is safe.
   {
     PretrainConfig c = tiny_config(dataset_, run);
     c.finalize(257);
@@ -159,7 +164,7 @@ TEST_F(PretrainTest, KilledCheckpointWriteLeavesPreviousLoadable) {
       CheckpointState st;
       st.step = 20;
       save_checkpoint(run, model, opt, st, 5, [](const std::string& f) {
-        if (f == "optimizer.safetensors") std::raise(SIGKILL);
+        if (f == kOneShard) std::raise(SIGKILL);
       });
       ::_exit(0);  // not reached
     }
@@ -184,7 +189,7 @@ TEST_F(PretrainTest, KilledCheckpointWriteLeavesPreviousLoadable) {
     CheckpointState st;
     st.step = 30;
     const std::string dir = save_checkpoint(run, model, opt, st, 5);
-    std::fstream f(fs::path(dir) / "model.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+    std::fstream f(fs::path(dir) / kOneShard, std::ios::in | std::ios::out | std::ios::binary);
     f.seekp(-3, std::ios::end);
     f.put('\x7f');
   }
@@ -230,7 +235,7 @@ TEST_F(PretrainTest, ResumeWithoutCheckpointStartsFresh) {
   EXPECT_EQ(a.step_losses(), b.step_losses());
   // Checkpoints that exist but are all broken are not a fresh start: that would throw the run away.
   for (const auto& e : fs::directory_iterator(fs::path(run_b) / "checkpoints"))
-    fs::remove(e.path() / "state.json");
+    fs::remove(e.path() / "manifest.json");
   EXPECT_THROW(Pretrainer(tiny_config(dataset_, run_b), Resume::if_any), Error);
 }
 
@@ -381,7 +386,7 @@ TEST_F(PretrainTest, MemoryReportIsConsistentAndRecomputeIsExact) {
 
 // Mixed precision through the whole loop: bf16 and fp16 runs train, stay near fp32,
 // and resume bit-exactly (fp32 master weights and AdamW state in the checkpoint, the
-// fp16 loss scaler's scale, clean streak and skip count in state.json). The fp16 run
+// fp16 loss scaler's scale, clean streak and skip count in the manifest). The fp16 run
 // starts at a 2^40 loss scale, so its first steps overflow, are skipped and halve the
 // scale, and a growth interval of 3 keeps the scale moving across the resume.
 TEST_F(PretrainTest, MixedPrecisionTrainsAndResumesBitExact) {
@@ -434,9 +439,10 @@ TEST_F(PretrainTest, MixedPrecisionTrainsAndResumesBitExact) {
     for (size_t i = 0; i < 20; ++i) EXPECT_EQ(full[i], resumed[i]) << "step " << i + 1 << " differs after resume";
     const auto ca = inspect_checkpoint(*latest_intact_checkpoint((root_ / (prec + "_a")).string()));
     const auto cb = inspect_checkpoint(*latest_intact_checkpoint((root_ / (prec + "_b")).string()));
-    std::ifstream fa(fs::path(ca.dir) / "model.safetensors", std::ios::binary), fb(fs::path(cb.dir) / "model.safetensors", std::ios::binary);
+    std::ifstream fa(fs::path(ca.dir) / kOneShard, std::ios::binary), fb(fs::path(cb.dir) / kOneShard, std::ios::binary);
     const std::string ba((std::istreambuf_iterator<char>(fa)), {}), bb((std::istreambuf_iterator<char>(fb)), {});
-    EXPECT_TRUE(ba == bb) << "parameters after 20 straight steps differ from 10 + resume 10";
+    EXPECT_FALSE(ba.empty());
+    EXPECT_TRUE(ba == bb) << "parameters and optimizer state after 20 straight steps differ from 10 + resume 10";
     EXPECT_EQ(ca.state.loss_scaler, cb.state.loss_scaler);
     if (prec == "bf16") {
       EXPECT_TRUE(ca.state.loss_scaler.empty());
