@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "checkpoint/legacy_writer.h"
 #include "teddy/core/error.h"
 #include "teddy/eval/sft_exact_match.h"
 #include "teddy/train/optim/adamw.h"
@@ -172,6 +173,22 @@ TEST_F(SftTrainerTest, LearnsResumesExactlyAndAnswers) {
   EXPECT_EQ(r.total, val.size());
   std::cout << "  exact match on " << r.total << " held-out examples: " << r.correct << "\n";
   EXPECT_GE(r.accuracy(), 0.8) << "first reply: \"" << r.samples[0].reply << "\"";
+}
+
+// A base in the single-file format teddy wrote before (an older pretraining run's
+// checkpoint) is an init too: the same weights give the same run, bit for bit.
+TEST_F(SftTrainerTest, InitFromTheSingleFileFormat) {
+  const std::string data = make_data(root_);
+  const fs::path old_base = root_ / "old_base";
+  fs::copy(base_, old_base, fs::copy_options::recursive);
+  test::convert_to_single_file((old_base / "checkpoints" / "step_00000100").string());
+  ASSERT_TRUE(fs::exists(old_base / "checkpoints" / "step_00000100" / "state.json"));
+  SftTrainer a(tiny_config(base_, data, (root_ / "new").string(), {"train.steps=6"}), Resume::no);
+  SftTrainer b(tiny_config(old_base.string(), data, (root_ / "old").string(), {"train.steps=6"}), Resume::no);
+  a.run({});
+  b.run({});
+  ASSERT_EQ(a.step_losses().size(), 6u);
+  EXPECT_EQ(a.step_losses(), b.step_losses());
 }
 
 TEST_F(SftTrainerTest, PaddedBatchingTrainsToo) {
