@@ -102,7 +102,7 @@ void load_weights(const HfWeights& w, const std::string& dir, Model& m, HfModel&
     }
     const SafeTensor* t = w.find(name);
     if (!t)
-      throw FormatError(dir + ": tensor " + s.hf_name + " is missing (a " + arch + " with this config.json has " +
+      throw FormatError(w.listing() + ": tensor " + s.hf_name + " is missing (a " + arch + " with this config.json has " +
                         std::to_string(specs.size()) + " tensors)");
     if (t->shape != s.hf_shape)
       throw FormatError(w.file_of(name) + ": " + name + ": shape " + shape_text(t->shape) + ", but config.json implies " +

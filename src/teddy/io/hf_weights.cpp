@@ -27,6 +27,7 @@ HfWeights HfWeights::open(const std::string& dir) {
   };
   if (fs::exists(index_path)) {
     const std::string ipath = index_path.string();
+    w.listing_ = ipath;
     nlohmann::json index;
     try {
       index = nlohmann::json::parse(read_text_file(ipath));
@@ -63,6 +64,7 @@ HfWeights HfWeights::open(const std::string& dir) {
     }
   } else if (fs::exists(single_path)) {
     const size_t fi = add_file(kSingleFile);
+    w.listing_ = single_path.string();
     for (const std::string& t : w.files_[fi]->names()) w.tensors_[t] = {fi, w.files_[fi]->find(t)};
   } else {
     throw FormatError(dir + ": no " + std::string(kSingleFile) + " or " + kIndexFile +

@@ -24,6 +24,8 @@ class HfWeights {
   const std::string& file_of(const std::string& name) const;  // the file holding it
   std::vector<std::string> names() const;                      // sorted
   const std::vector<std::string>& files() const { return file_names_; }
+  // The file that lists the tensors: the index, or model.safetensors.
+  const std::string& listing() const { return listing_; }
   // Copies tensor `name` (F32, F16 or BF16; anything else refused naming file, tensor
   // and dtype) into `dst` as floats.
   void copy_f32(const std::string& name, float* dst, size_t n) const;
@@ -31,6 +33,7 @@ class HfWeights {
  private:
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::vector<std::string> file_names_;
+  std::string listing_;
   std::map<std::string, std::pair<size_t, const SafeTensor*>> tensors_;  // name -> (file index, view)
 };
 
