@@ -89,7 +89,12 @@ void add_tokenizer(GgufWriter& w, const TeddyRun& run, GgufExportReport& r) {
   }
   const json hf = json::parse(tok.to_hf_json());
   std::vector<std::string> merges = hf["model"]["merges"].get<std::vector<std::string>>();
-  r.pre_tokenizer = tok.pattern() == PretokenizerKind::gpt2 ? "gpt-2" : "llama-bpe";
+  // llama.cpp names a pre-tokenizer for its regex and whether a piece that is itself a
+  // token is emitted whole before any merge (ignore_merges). "llama-bpe" (Llama 3's name)
+  // has the LLaMA-3 regex with ignore_merges; "smaug-bpe" has the same regex without it
+  // (teddy's own trained tokenizers), "gpt-2" the GPT-2 regex without it.
+  if (tok.pattern() == PretokenizerKind::gpt2) r.pre_tokenizer = "gpt-2";
+  else r.pre_tokenizer = v.whole_piece_first ? "llama-bpe" : "smaug-bpe";
   r.tokens = tokens.size();
   r.merges = merges.size();
   w.add_string("tokenizer.ggml.model", "gpt2");
