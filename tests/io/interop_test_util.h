@@ -113,6 +113,21 @@ std::string error_of(Fn&& fn) {
   return "";
 }
 
+// Runs tests/io/setup_node_llama_cpp.sh into <build>/npm-llama (idempotent): node-llama-cpp,
+// @huggingface/gguf, @huggingface/jinja. On failure returns "" and sets `error`: the peer
+// tests must fail, not skip.
+inline std::string llama_npm_dir(std::string& error) {
+  const std::string dir = std::string(TEDDY_BINARY_DIR) + "/npm-llama";
+  std::string out;
+  const int rc = run_command("bash '" TEDDY_SOURCE_DIR "/tests/io/setup_node_llama_cpp.sh' '" + dir + "' 2>&1", out);
+  if (rc != 0) {
+    error = "tests/io/setup_node_llama_cpp.sh failed (exit " + std::to_string(rc) +
+            "); node and npm (with registry access, or a filled " + dir + ") are required:\n" + out;
+    return "";
+  }
+  return dir;
+}
+
 inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 // Every file directly in `dir`, read whole (name -> bytes).

@@ -29,18 +29,6 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-std::string npm_dir(std::string& error) {
-  const std::string dir = std::string(TEDDY_BINARY_DIR) + "/npm-llama";
-  std::string out;
-  const int rc = test::run_command("bash '" TEDDY_SOURCE_DIR "/tests/io/setup_node_llama_cpp.sh' '" + dir + "' 2>&1", out);
-  if (rc != 0) {
-    error = "tests/io/setup_node_llama_cpp.sh failed (exit " + std::to_string(rc) +
-            "); node and npm (with registry access, or a filled " + dir + ") are required:\n" + out;
-    return "";
-  }
-  return dir;
-}
-
 // What the models memorise: the tokenizer test's mixed text and a few paragraphs.
 std::string corpus() {
   std::string s = test::read_file(TEDDY_SOURCE_DIR "/tests/data/tokenizer_mixed.txt");
@@ -145,7 +133,7 @@ class GgufLlamaCpp : public ::testing::TestWithParam<Family> {};
 
 TEST_P(GgufLlamaCpp, GreedyContinuationsAndTokenizerMatch) {
   std::string error;
-  const std::string npm = npm_dir(error);
+  const std::string npm = test::llama_npm_dir(error);
   ASSERT_FALSE(npm.empty()) << error;
   const Family f = GetParam();
   const std::string root = test::fresh_dir(std::string("gguf_llama_cpp_") + std::string(family_name(f)));
