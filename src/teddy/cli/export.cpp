@@ -21,12 +21,12 @@ void register_export(CLI::App& app, Run& run) {
     std::string checkpoint, out, tokenizer, dtype = "f32", max_shard = "5GB";
   };
   auto h = std::make_shared<HfOpts>();
-  CLI::App* hf = exp->add_subcommand(
-      "hf",
-      "A Hugging Face model directory (GPT2LMHeadModel / LlamaForCausalLM): config.json, generation_config.json, "
-      "model.safetensors (sharded with model.safetensors.index.json above --max-shard-size, as transformers does), "
-      "tokenizer.json and tokenizer_config.json with the chat template. Written under a temporary name and renamed "
-      "into place whole.");
+  CLI::App* hf = exp->add_subcommand("hf", "A Hugging Face model directory (GPT2LMHeadModel / LlamaForCausalLM)");
+  hf->footer(
+      "Writes config.json, generation_config.json, model.safetensors (sharded with model.safetensors.index.json above\n"
+      "--max-shard-size, as transformers does), tokenizer.json and tokenizer_config.json (special tokens, the chat\n"
+      "template as Jinja). A model imported with `teddy import hf` gets its own tokenizer_config and generation_config\n"
+      "back. The directory is assembled under a temporary name and renamed into place whole. See docs/INTEROP.md.");
   hf->add_option("--checkpoint", h->checkpoint, "Checkpoint directory, or a run directory (its newest intact checkpoint)")
       ->required();
   hf->add_option("--out,-o", h->out, "Directory to create (must not exist, or be empty)")->required();
@@ -55,12 +55,12 @@ void register_export(CLI::App& app, Run& run) {
     std::string checkpoint, out, tokenizer, type = "f16", name;
   };
   auto g = std::make_shared<GgufOpts>();
-  CLI::App* gguf = exp->add_subcommand(
-      "gguf",
-      "A GGUF v3 file for llama.cpp / ollama (architectures gpt2 and llama; tensor names, LLaMA q/k permutation, "
-      "hyperparameter and tokenizer.ggml.* keys as llama.cpp's convert_hf_to_gguf.py writes them; the chat template "
-      "as tokenizer.chat_template). Norms, biases and GPT-2's position embedding stay F32; q8_0 falls back to F16 "
-      "for rows that are not a multiple of 32. Written to a temporary file and renamed into place.");
+  CLI::App* gguf = exp->add_subcommand("gguf", "A GGUF v3 file for llama.cpp and ollama (gpt2 and llama architectures)");
+  gguf->footer(
+      "Tensor names, LLaMA's q/k permutation, hyperparameter and tokenizer.ggml.* keys follow llama.cpp's\n"
+      "convert_hf_to_gguf.py; the chat template goes to tokenizer.chat_template. Norms, biases and GPT-2's position\n"
+      "embedding stay F32; q8_0 falls back to F16 for rows that are not a multiple of 32. Written to a temporary\n"
+      "file and renamed into place. See docs/INTEROP.md.");
   gguf->add_option("--checkpoint", g->checkpoint, "Checkpoint directory, or a run directory (its newest intact checkpoint)")
       ->required();
   gguf->add_option("--out,-o", g->out, "GGUF file to write (replaced atomically)")->required();

@@ -17,12 +17,14 @@ void register_import(CLI::App& app, Run& run) {
     std::string dir, out;
   };
   auto o = std::make_shared<Opts>();
-  CLI::App* hf = imp->add_subcommand(
-      "hf",
-      "A Hugging Face model directory (GPT2LMHeadModel or LlamaForCausalLM: config.json, model.safetensors or a "
-      "sharded index, tokenizer.json, tokenizer_config.json, generation_config.json; f32, f16 or bf16) becomes a run "
-      "directory with one checkpoint (fp32 weights, fresh AdamW state) that generate, sft and pretrain --resume read. "
-      "Anything teddy cannot represent exactly is refused, naming the file and key; nothing is written then.");
+  CLI::App* hf = imp->add_subcommand("hf", "A Hugging Face model directory (GPT2LMHeadModel, LlamaForCausalLM)");
+  hf->footer(
+      "Reads config.json, model.safetensors or a sharded model.safetensors.index.json (F32, F16 or BF16),\n"
+      "tokenizer.json (byte-level BPE), tokenizer_config.json (special tokens, chat_template kept as text) and\n"
+      "generation_config.json. Writes RUN_DIR/checkpoints/step_00000000 (fp32 weights, fresh AdamW state), which\n"
+      "generate, sft and pretrain --resume read, RUN_DIR/tokenizer.json and RUN_DIR/hf_extras.json (what export hf\n"
+      "writes back). Anything teddy cannot represent exactly is refused, naming the file and key; nothing is\n"
+      "written then. See docs/INTEROP.md.");
   hf->add_option("dir", o->dir, "The Hugging Face model directory")->required();
   hf->add_option("--out,-o", o->out, "Run directory to create (must not exist, or be empty)")->required();
   hf->callback([o, &run] {
