@@ -2,6 +2,7 @@
 // `teddy sft eval`: exact-match accuracy of greedy replies against references.
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "teddy/cli/progress.h"
 #include "teddy/core/error.h"
 #include "teddy/eval/sft_exact_match.h"
+#include "teddy/io/hf_import.h"
 #include "teddy/train/chat_model.h"
 #include "teddy/train/sft_trainer.h"
 
@@ -55,7 +57,7 @@ void register_sft(CLI::App& app, Run& run) {
     bool skip_bad = false;
     int64_t print_every = 10, stop_after = 0;
     // eval
-    std::string checkpoint, tokenizer, data, format = "auto", template_name;
+    std::string checkpoint, tokenizer, data, format = "auto", template_name, model;
     int max_tokens = 64, show = 5;
     size_t limit = 0;
   };
@@ -63,6 +65,9 @@ void register_sft(CLI::App& app, Run& run) {
   CLI::App* sub = app.add_subcommand("sft", "Supervised finetuning: teach a checkpoint to answer (chat / instruction JSONL)");
   sub->add_option("--config,-c", o->config, "TOML run config (see configs/sft/*.toml and docs/SFT.md)");
   sub->add_option("overrides", o->overrides, "Overrides as section.key=value, e.g. train.steps=100 optim.lr=3e-4");
+  sub->add_option("--model", o->model,
+                  "The model to finetune (overrides model.init): a checkpoint or run directory, or hf:DIR, a Hugging "
+                  "Face model directory imported into RUN_DIR/hf_base first (reused when already there)");
   sub->add_flag("--resume{auto}", o->resume,
                 "Continue from the newest intact checkpoint in run.dir; with none there yet, start from scratch "
                 "(so a requeued job can always pass it). --resume=require fails instead");
@@ -77,7 +82,9 @@ void register_sft(CLI::App& app, Run& run) {
       "  [eval] interval batches   [checkpoint] interval keep   [run] dir peak_gflops");
 
   CLI::App* ev = sub->add_subcommand("eval", "Exact-match accuracy: greedy replies to each example's prompt vs its reference answer");
-  ev->add_option("--checkpoint", o->checkpoint, "Checkpoint directory, or a run directory (its newest intact checkpoint)")->required();
+  ev->add_option("--checkpoint", o->checkpoint,
+                 "Checkpoint directory, a run directory (its newest intact checkpoint), or hf:DIR (a Hugging Face model)")
+      ->required();
   ev->add_option("--data", o->data, "JSONL examples; the last assistant turn is the reference")->required();
   ev->add_option("--tokenizer", o->tokenizer, "Tokenizer file (default: tokenizer.json of the checkpoint's run directory)");
   ev->add_option("--template", o->template_name, "Chat template (default: the run's chat_template.json, else chatml)");
@@ -91,7 +98,10 @@ void register_sft(CLI::App& app, Run& run) {
   ev->callback([o, &run] {
     run = [o] {
       const ChatTemplate named = o->template_name.empty() ? ChatTemplate{} : ChatTemplate::named(o->template_name);
-      ChatModel cm = load_chat_model(o->checkpoint, o->tokenizer, true, o->template_name.empty() ? nullptr : &named);
+      const std::string hf_dir = hf_model_dir(o->checkpoint);
+      ChatModel cm = hf_dir.empty()
+                         ? load_chat_model(o->checkpoint, o->tokenizer, true, o->template_name.empty() ? nullptr : &named)
+                         : load_hf_chat_model(hf_dir, true, o->template_name.empty() ? nullptr : &named);
       SftReadStats rs;
       const std::vector<SftExample> ex = read_sft_jsonl(o->data, sft_format_from_name(o->format, "--format"), o->skip_bad, &rs);
       std::printf("checkpoint %s, template %s%s; %zu examples from %s (%llu bad lines skipped)\n", cm.checkpoint.c_str(),
@@ -126,7 +136,15 @@ void register_sft(CLI::App& app, Run& run) {
       if (o->config.empty()) throw ConfigError("teddy sft: --config is required (or use `teddy sft eval`)");
       std::vector<std::string> ovs = o->overrides;
       if (o->skip_bad) ovs.push_back("data.skip_bad=true");
-      SftTrainer trainer(SftConfig::load(o->config, ovs), resume);
+      SftConfig cfg = SftConfig::load(o->config, ovs);
+      if (!o->model.empty()) cfg.init = o->model;
+      if (const std::string hf_dir = hf_model_dir(cfg.init); !hf_dir.empty()) {
+        bool reused = false;
+        cfg.init = import_hf_once(hf_dir, (std::filesystem::path(cfg.run_dir) / "hf_base").string(), &reused);
+        std::printf("# model.init %s: %s %s\n", ("hf:" + hf_dir).c_str(), reused ? "reusing the import in" : "imported into",
+                    cfg.init.c_str());
+      }
+      SftTrainer trainer(std::move(cfg), resume);
       trainer.set_peak_probe([](int threads) { return measure_sgemm_gflops(threads, 0.5); });
       ProgressLine bar(stderr, o->print_every);
       trainer.run([&](const SftEvent& e) { print_event(e, bar); }, o->stop_after);

@@ -10,6 +10,7 @@
 #include "teddy/io/hf_staging.h"
 #include "teddy/io/hf_weights.h"
 #include "teddy/train/checkpoint.h"
+#include "teddy/train/grow_vocab.h"
 
 namespace fs = std::filesystem;
 
@@ -18,6 +19,13 @@ namespace teddy {
 namespace {
 
 using json = nlohmann::json;
+
+// An absolute, normalised directory name without a trailing separator.
+std::string normalized_dir(const std::string& dir) {
+  fs::path p = fs::absolute(dir).lexically_normal();
+  if (p.filename().empty()) p = p.parent_path();
+  return p.string();
+}
 
 json read_json(const std::string& path) {
   try {
@@ -173,7 +181,7 @@ HfModel read_hf_model(const std::string& dir) {
     throw FormatError(tok_path + ": has " + std::to_string(out.tokenizer.vocab_size()) + " ids, but " + config_path +
                       " says vocab_size " + std::to_string(cfg.vocab_size));
 
-  out.extras.source = fs::absolute(root).lexically_normal().string();
+  out.extras.source = normalized_dir(dir);
   out.extras.config = cfg_extras;
   const std::string tc_path = (root / "tokenizer_config.json").string();
   if (fs::exists(tc_path)) {
@@ -222,6 +230,41 @@ HfImportReport import_hf(const std::string& dir, const std::string& run_dir) {
   out.commit();
   r.checkpoint = (fs::path(run_dir) / fs::path(staged_ckpt).lexically_relative(out.dir())).string();
   return r;
+}
+
+std::string hf_model_dir(const std::string& spec) { return spec.rfind("hf:", 0) == 0 ? spec.substr(3) : ""; }
+
+ChatModel load_hf_chat_model(const std::string& dir, bool chat, const ChatTemplate* tmpl) {
+  HfModel m = read_hf_model(dir);
+  ChatModel cm;
+  cm.checkpoint = "hf:" + dir;
+  cm.tok = std::move(m.tokenizer);
+  cm.base_vocab = m.model->config().vocab_size;
+  if (chat) {
+    const auto builtin = builtin_template_for_jinja(m.extras.chat_template());
+    cm.tmpl = tmpl ? *tmpl : builtin ? *builtin : ChatTemplate{};
+    cm.added_specials = add_template_specials(cm.tok, cm.tmpl);
+  }
+  if (cm.tok.vocab_size() > cm.base_vocab)
+    cm.model = std::make_unique<Model>(grow_vocab(*m.model, cm.tok.vocab_size()));
+  else
+    cm.model = std::move(m.model);
+  return cm;
+}
+
+std::string import_hf_once(const std::string& dir, const std::string& run_dir, bool* reused) {
+  const fs::path extras = fs::path(run_dir) / kHfExtrasFile;
+  if (fs::exists(extras)) {
+    const HfExtras e = HfExtras::from_json(read_text_file(extras.string()), extras.string());
+    const std::string want = normalized_dir(dir);
+    if (e.source != want)
+      throw Error(run_dir + ": holds an import of " + e.source + ", not of " + want + " (remove it or pick another run.dir)");
+    if (reused) *reused = true;
+    return run_dir;
+  }
+  import_hf(dir, run_dir);
+  if (reused) *reused = false;
+  return run_dir;
 }
 
 }  // namespace teddy

@@ -18,6 +18,7 @@
 #include "teddy/data/tokenizer.h"
 #include "teddy/io/hf_extras.h"
 #include "teddy/model/model.h"
+#include "teddy/train/chat_model.h"
 
 namespace teddy {
 
@@ -44,5 +45,18 @@ struct HfImportReport {
 
 // read_hf_model, then writes the run directory (which must not exist, or be empty).
 HfImportReport import_hf(const std::string& dir, const std::string& run_dir);
+
+// `--model hf:DIR`. Strips the "hf:" prefix: "" when `spec` has none.
+std::string hf_model_dir(const std::string& spec);
+
+// For generate: a Hugging Face directory read in memory, as load_chat_model reads a run
+// (the tokenizer's missing template specials added and the vocabulary grown for chat).
+// The template is *tmpl if given, else the built-in one the model's Jinja chat_template
+// renders (chatml, llama3), else chatml.
+ChatModel load_hf_chat_model(const std::string& dir, bool chat, const ChatTemplate* tmpl = nullptr);
+
+// For sft: imports DIR into run_dir (import_hf), or, when run_dir already holds an import
+// of the same directory (its hf_extras.json names it), reuses it. Returns run_dir.
+std::string import_hf_once(const std::string& dir, const std::string& run_dir, bool* reused = nullptr);
 
 }  // namespace teddy

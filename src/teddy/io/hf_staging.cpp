@@ -24,7 +24,8 @@ StagedDir::StagedDir(std::string target) : target_(std::move(target)) {
   fs::path t(target_);
   fs::path parent = t.parent_path();
   if (parent.empty()) parent = ".";
-  if (!fs::is_directory(parent, ec)) throw Error(target_ + ": parent directory " + parent.string() + " does not exist");
+  if (!fs::is_directory(parent, ec) && !fs::create_directories(parent, ec))
+    throw Error(target_ + ": cannot create parent directory " + parent.string() + ": " + ec.message());
   temp_ = (parent / ("." + t.filename().string() + ".tmp-" + std::to_string(::getpid()))).string();
   fs::remove_all(temp_, ec);
   if (!fs::create_directory(temp_, ec)) throw Error(temp_ + ": cannot create: " + ec.message());

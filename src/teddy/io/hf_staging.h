@@ -11,7 +11,8 @@ namespace teddy {
 class StagedDir {
  public:
   // Throws Error naming `target` when it exists and is not an empty directory (nothing is
-  // overwritten), or when the temporary directory cannot be created.
+  // overwritten), or when the temporary directory cannot be created. Missing parent
+  // directories are created (as pretrain creates run.dir).
   explicit StagedDir(std::string target);
   ~StagedDir();
   StagedDir(const StagedDir&) = delete;
