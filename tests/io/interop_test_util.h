@@ -114,7 +114,7 @@ std::string error_of(Fn&& fn) {
 }
 
 // Runs tests/io/setup_node_llama_cpp.sh into <build>/npm-llama (idempotent): node-llama-cpp,
-// @huggingface/gguf, @huggingface/jinja. On failure returns "" and sets `error`: the peer
+// @huggingface/gguf, @huggingface/jinja, @huggingface/tokenizers. On failure returns "" and sets `error`: the peer
 // tests must fail, not skip.
 inline std::string llama_npm_dir(std::string& error) {
   const std::string dir = std::string(TEDDY_BINARY_DIR) + "/npm-llama";

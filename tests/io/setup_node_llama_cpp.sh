@@ -6,6 +6,7 @@
 #                         dependencies of hundreds of MB, are left out)
 #   @huggingface/gguf     an independent GGUF header parser (metadata check)
 #   @huggingface/jinja    the Jinja engine Hugging Face's JS libraries render chat templates with
+#   @huggingface/tokenizers  Hugging Face's JS tokenizers (reads tokenizer.json + tokenizer_config.json)
 # Usage: tests/io/setup_node_llama_cpp.sh [DIR]   (default: build/npm-llama)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -15,6 +16,7 @@ dir=${1:-$here/../../build/npm-llama}
 nlc_version=3.21.1
 gguf_version=0.4.6
 jinja_version=0.5.13
+tokenizers_version=0.2.0
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 # ctest runs test cases in parallel; one setup at a time.
@@ -26,10 +28,12 @@ command -v npm >/dev/null || { echo "setup_node_llama_cpp.sh: npm is not install
 
 installed() { node -p "try { require('$dir/node_modules/$1/package.json').version } catch (e) { '' }"; }
 if [ "$(installed node-llama-cpp)" != "$nlc_version" ] || [ "$(installed @node-llama-cpp/linux-x64)" != "$nlc_version" ] ||
-   [ "$(installed @huggingface/gguf)" != "$gguf_version" ] || [ "$(installed @huggingface/jinja)" != "$jinja_version" ]; then
+   [ "$(installed @huggingface/gguf)" != "$gguf_version" ] || [ "$(installed @huggingface/jinja)" != "$jinja_version" ] ||
+   [ "$(installed @huggingface/tokenizers)" != "$tokenizers_version" ]; then
   # NODE_LLAMA_CPP_SKIP_DOWNLOAD: never build llama.cpp from source at install time.
   NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm install --prefix "$dir" --no-audit --no-fund --loglevel=error --omit=optional \
     "node-llama-cpp@$nlc_version" "@node-llama-cpp/linux-x64@$nlc_version" \
-    "@huggingface/gguf@$gguf_version" "@huggingface/jinja@$jinja_version" >&2
+    "@huggingface/gguf@$gguf_version" "@huggingface/jinja@$jinja_version" \
+    "@huggingface/tokenizers@$tokenizers_version" >&2
 fi
 echo "$dir"

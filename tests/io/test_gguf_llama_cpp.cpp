@@ -246,6 +246,12 @@ TEST_P(GgufLlamaCpp, GreedyContinuationsAndTokenizerMatch) {
   if (!HasFailure()) fs::remove_all(root);
 }
 
+}  // namespace
+
+void PrintTo(Family f, std::ostream* os) { *os << family_name(f); }  // test names and logs
+
+namespace {
+
 INSTANTIATE_TEST_SUITE_P(Families, GgufLlamaCpp, ::testing::Values(Family::gpt2, Family::llama),
                          [](const auto& info) { return std::string(family_name(info.param)); });
 

@@ -91,10 +91,11 @@ Tokenizer read_tokenizer(const std::string& path, std::vector<std::string>& note
   }
 }
 
-// Checks every tensor's presence, shape and dtype, then copies them into `m`.
-void load_weights(const HfWeights& w, const std::string& dir, Model& m, HfModel& out) {
-  const ModelConfig& c = m.config();
-  const std::vector<HfTensorSpec> specs = hf_tensor_specs(c);
+// Checks every tensor's presence, shape and dtype against `c` (before any model is
+// allocated, so a config.json that promises a huge model over small files costs nothing).
+// Returns each spec's tensor name as stored.
+std::vector<std::string> check_weights(const HfWeights& w, const ModelConfig& c, const std::vector<HfTensorSpec>& specs,
+                                       std::vector<std::string>& notes) {
   const std::string arch = hf_architecture(c.family);
   // GPT-2 checkpoints saved from GPT2Model name tensors without "transformer.".
   std::vector<std::string> names(specs.size());
@@ -120,18 +121,24 @@ void load_weights(const HfWeights& w, const std::string& dir, Model& m, HfModel&
     names[i] = name;
     used.insert(name);
   }
-  const SafeTensor* tied_head = c.tie_embeddings ? w.find("lm_head.weight") : nullptr;
-  if (tied_head) used.insert("lm_head.weight");
+  if (c.tie_embeddings && w.find("lm_head.weight")) used.insert("lm_head.weight");  // compared once loaded
   for (const std::string& n : w.names()) {
     if (used.count(n)) continue;
     if (hf_ignorable_tensor(c.family, n)) {
-      out.notes.push_back(w.file_of(n) + ": " + n + " (a buffer, not a parameter) skipped");
+      notes.push_back(w.file_of(n) + ": " + n + " (a buffer, not a parameter) skipped");
       continue;
     }
     throw FormatError(w.file_of(n) + ": tensor " + n + " is not part of a " + arch +
                       " with this config.json (unexpected tensor)");
   }
+  return names;
+}
 
+// Copies the checked tensors into `m` (fp32).
+void copy_weights(const HfWeights& w, const std::vector<HfTensorSpec>& specs, const std::vector<std::string>& names,
+                  Model& m, HfModel& out) {
+  const ModelConfig& c = m.config();
+  const SafeTensor* tied_head = c.tie_embeddings ? w.find("lm_head.weight") : nullptr;
   std::vector<float> buf;
   for (size_t i = 0; i < specs.size(); ++i) {
     const HfTensorSpec& s = specs[i];
@@ -199,9 +206,11 @@ HfModel read_hf_model(const std::string& dir) {
     if (fs::exists(root / f)) out.notes.push_back((root / f).string() + ": not read (tokenizer.json and tokenizer_config.json say it all)");
 
   const HfWeights weights = HfWeights::open(dir);
+  const std::vector<HfTensorSpec> specs = hf_tensor_specs(cfg);
+  const std::vector<std::string> names = check_weights(weights, cfg, specs, out.notes);
   out.model = std::make_unique<Model>(cfg);
   std::memset(out.model->params(), 0, out.model->flat_size() * sizeof(float));
-  load_weights(weights, dir, *out.model, out);
+  copy_weights(weights, specs, names, *out.model, out);
   return out;
 }
 
