@@ -23,6 +23,7 @@ namespace teddy::test {
 constexpr double kEpsF32 = 1.1920928955078125e-07;  // 2^-23
 constexpr double kEpsBF16 = 0.0078125;               // 2^-7
 constexpr double kEpsF16 = 0.0009765625;             // 2^-10
+constexpr double kEpsF64 = 2.220446049250313e-16;    // 2^-52
 
 // Tolerance for a value computed by summing `reduction_len` float terms: rounding
 // error grows like sqrt(K) for random-sign sums; 16 is the safety factor.

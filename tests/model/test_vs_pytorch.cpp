@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "kernels/kernel_check.h"
+#include "model/model_f64.h"
 #include "teddy/core/error.h"
 #include "teddy/io/safetensors.h"
 #include "teddy/model/model.h"
@@ -100,56 +101,32 @@ std::string tail(const std::string& path, size_t max_chars = 4000) {
   return s.size() > max_chars ? "..." + s.substr(s.size() - max_chars) : s;
 }
 
-// The rule (the one tests/kernels/test_attention.cpp applies to FlashAttention): the
-// reference runs the same computation twice, in float32 (torch32: a plain fp32
-// implementation) and in float64 (torch64: the exact value to ~1e-15). teddy is fp32
-// too, so it cannot be closer to torch64 than fp32 rounding allows; it must not be
-// further than twice the plain implementation's distance, plus eps * ||torch64|| (the
-// error of merely storing the exact result in fp32: it keeps the bound meaningful for
-// a tensor that torch32 happens to compute almost exactly). k = 2: teddy and torch
-// reduce in other orders (GEMM blocking, ISA, threads), so their errors are different
-// draws of the same size; over a tensor's many entries the ratio of the two norms stays
-// close to 1 (teddy's error measured 0.7-1.3x torch32's, docs/TESTING.md), and a real
-// error (a wrong term, a missed scale) is orders of magnitude above 2x rounding.
-struct Dist {
-  double teddy_abs = 0, f32_abs = 0, norm64 = 0;         // ||teddy - t64||, ||t32 - t64||, ||t64||
-  double teddy_vs_f32 = 0, f32_vs_f64 = 0, teddy_vs_f64 = 0;  // the same, relative (report only)
-};
+// The rule for a tensor, ||teddy - torch64|| <= 2 ||torch32 - torch64|| + eps ||torch64||,
+// and why: tests/model/model_f64.h (test::Dist). torch32 is the plain fp32
+// implementation; teddy's error measured 0.7-1.3x torch32's (docs/TESTING.md).
+using test::Dist;
 template <class A>
 Dist dist(const A* got, const std::vector<double>& want32, const std::vector<double>& want64) {
-  Dist d;
-  double a = 0, b = 0, n = 0, n32 = 0, c = 0;
-  for (size_t i = 0; i < want64.size(); ++i) {
-    const double g = static_cast<double>(got[i]);
-    a += (g - want64[i]) * (g - want64[i]);
-    b += (want32[i] - want64[i]) * (want32[i] - want64[i]);
-    c += (g - want32[i]) * (g - want32[i]);
-    n += want64[i] * want64[i];
-    n32 += want32[i] * want32[i];
-  }
-  if (!std::isfinite(a)) a = INFINITY;
-  d.teddy_abs = std::sqrt(a), d.f32_abs = std::sqrt(b), d.norm64 = std::sqrt(n);
-  const double rel = n > 0 ? 1 / d.norm64 : 1;
-  d.teddy_vs_f64 = d.teddy_abs * rel, d.f32_vs_f64 = d.f32_abs * rel;
-  d.teddy_vs_f32 = n32 > 0 ? std::sqrt(c / n32) : std::sqrt(c);
-  return d;
+  return test::dist(got, want32.data(), want64.data(), want64.size());
 }
-double bound(const Dist& d) { return 2 * d.f32_abs + test::kEpsF32 * d.norm64; }
 
-// One row of the report: a tensor, three distances and how much of its bound it used.
+// One row of the report: a tensor, its relative distances to float64 and how much of
+// its bound it used.
 struct Row {
   std::string name;
-  double teddy_vs_f32, f32_vs_f64, teddy_vs_f64, used;
+  Dist d;
 };
 
 void report(const std::string& title, std::vector<Row> rows, size_t top = 4) {
-  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.used > b.used; });
-  std::cout << "  " << title << " (most of its bound used first; teddy-vs-torch32 | torch32-vs-torch64 | "
-            << "teddy-vs-torch64 | ||teddy - torch64|| / bound)\n";
-  for (size_t i = 0; i < std::min(top, rows.size()); ++i)
-    std::cout << "    " << std::left << std::setw(30) << rows[i].name << std::scientific
-              << std::setprecision(2) << rows[i].teddy_vs_f32 << " | " << rows[i].f32_vs_f64 << " | "
-              << rows[i].teddy_vs_f64 << " | " << std::fixed << rows[i].used << std::defaultfloat << "\n";
+  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.d.used() > b.d.used(); });
+  std::cout << "  " << title << " (most of its bound used first; ||teddy - torch64|| | ||torch32 - torch64|| "
+            << "relative to ||torch64|| | fraction of the bound)\n";
+  for (size_t i = 0; i < std::min(top, rows.size()); ++i) {
+    const Dist& d = rows[i].d;
+    const double n = d.norm64 > 0 ? d.norm64 : 1;
+    std::cout << "    " << std::left << std::setw(30) << rows[i].name << std::scientific << std::setprecision(2)
+              << d.x_abs / n << " | " << d.p_abs / n << " | " << std::fixed << d.used() << std::defaultfloat << "\n";
+  }
 }
 
 // Everything one case needs between preparing the reference's input and comparing.
@@ -421,7 +398,7 @@ void VsPyTorch::run(const std::string& name) {
   };
   std::vector<double> param_bound(model.flat_size(), 0.0);  // per element, accumulated over the steps
 
-  double used_logits = 0, used_loss = 0, used_norm = 0, used_param = 0;
+  double used_logits = 0, used_loss = 0, used_norm = 0, used_param = 0, used_twin = 0;
   std::map<std::string, Dist> joint;  // per tensor, its gradients at every step as one vector
   std::map<std::string, double> drift_bound, noise_max;  // zero-gradient slices, see below
   int clipped = 0;
@@ -436,12 +413,12 @@ void VsPyTorch::run(const std::string& name) {
     for (size_t r = 0; r < static_cast<size_t>(B) * T; ++r) std::copy_n(st.logits.data() + r * Vp, V, real.data() + r * V);
     const std::vector<double> z32 = step_of(at_logits, s, NV), z64 = step_of(at_logits64, s, NV);
     const Dist dz = dist(real.data(), z32, z64);
-    EXPECT_LE(dz.teddy_abs, bound(dz)) << at << " logits: " << dz.teddy_abs << " from float64, plain fp32 " << dz.f32_abs;
-    used_logits = std::max(used_logits, dz.teddy_abs / bound(dz));
+    EXPECT_LE(dz.x_abs, dz.bound()) << at << " logits: " << dz.x_abs << " from float64, plain fp32 " << dz.p_abs;
+    used_logits = std::max(used_logits, dz.used());
 
     // ---- the loss ----
     // d(loss)/dz of one target has l1 norm 2(1 - p_t) <= 2, so |loss - loss64| <= the mean
-    // over targets of 2 max_j |z_j - z64_j| (teddy's measured logits error), plus the
+    // over targets of 2 max_j |z_j - z64_j| (the measured logits error), plus the
     // cross-entropy kernel's own rounding (kernels/cpu/crossentropy.cpp), per target: the
     // float sum of V positive exps (relative error <= (V - 1) u in any order, u = eps/2),
     // each exp within 1 ulp (eps) of its argument x_j - max, which is itself rounded
@@ -450,20 +427,55 @@ void VsPyTorch::run(const std::string& name) {
     // train_step's loss comes from the same classifier GEMM run on row chunks, another
     // fp32 evaluation of the same logits: its logits error is taken as at most twice the
     // measured one (the rule above).
-    double zerr = 0, kernel = 0;
-    for (size_t r = 0; r < static_cast<size_t>(B) * T; ++r) {
-      if (p.targets[r] == kIgnoreIndex) continue;
-      double m = 0, lo = INFINITY, hi = -INFINITY;
-      for (int v = 0; v < V; ++v) {
-        m = std::max(m, std::fabs(real[r * V + v] - z64[r * V + v]));
-        lo = std::min(lo, static_cast<double>(real[r * V + v]));
-        hi = std::max(hi, static_cast<double>(real[r * V + v]));
+    struct LossBound {
+      double zerr = 0, kernel = 0;
+    };
+    auto loss_bound = [&](const auto* z, double eps) {  // z: (B*T, V)
+      LossBound lb;
+      for (size_t r = 0; r < static_cast<size_t>(B) * T; ++r) {
+        if (p.targets[r] == kIgnoreIndex) continue;
+        double m = 0, lo = INFINITY, hi = -INFINITY;
+        for (int v = 0; v < V; ++v) {
+          const double x = static_cast<double>(z[r * V + v]);
+          m = std::max(m, std::fabs(x - z64[r * V + v]));
+          lo = std::min(lo, x);
+          hi = std::max(hi, x);
+        }
+        lb.zerr += 2 * m / static_cast<double>(count);
+        lb.kernel += eps * ((V - 1) / 2.0 + 1 + (hi - lo) / 2) / static_cast<double>(count);
       }
-      zerr += 2 * m / static_cast<double>(count);
-      kernel += test::kEpsF32 * ((V - 1) / 2.0 + 1 + (hi - lo) / 2) / static_cast<double>(count);
+      lb.kernel += eps / 2 * std::fabs(at_loss64[s]);
+      return lb;
+    };
+    const LossBound lb = loss_bound(real.data(), test::kEpsF32);
+    const double zerr = lb.zerr;
+    const double kernel = lb.kernel;
+
+    // ---- the float64 twin (tests/model/model_f64.h, what the other whole-model tests
+    // measure against) agrees with torch64: the same rules with float64's eps, its
+    // rounding errors being fp32's scaled by eps64 / eps32 = 2^-29 ----
+    {
+      const test::F64Pass tw = test::f64_pass(model, st.params.data(), p.whole, true, true, 1.0 / count);
+      std::vector<double> twl(NV);
+      for (size_t r = 0; r < static_cast<size_t>(B) * T; ++r) std::copy_n(tw.logits.data() + r * Vp, V, twl.data() + r * V);
+      constexpr double kScale = test::kEpsF64 / test::kEpsF32;
+      const Dist dl = test::dist(twl.data(), z32.data(), z64.data(), NV);
+      EXPECT_LE(dl.x_abs, 2 * kScale * dl.p_abs + test::kEpsF64 * dl.norm64) << at << ": twin logits";
+      Dist dg;
+      for (const ParamInfo& pi : layout.params) {
+        const auto g32 = step_of(at_grad.at(pi.name), s, pi.numel), g64 = step_of(at_grad64.at(pi.name), s, pi.numel);
+        dg.add(test::dist(tw.grads.data() + pi.offset, g32.data(), g64.data(), pi.numel));
+      }
+      EXPECT_LE(dg.x_abs, 2 * kScale * dg.p_abs + test::kEpsF64 * dg.norm64) << at << ": twin gradients";
+      const LossBound tb = loss_bound(twl.data(), test::kEpsF64);
+      EXPECT_LE(std::fabs(tw.loss_sum / count - at_loss64[s]), tb.zerr + tb.kernel) << at << ": twin loss";
+      EXPECT_EQ(tw.count, count);
+      used_twin = std::max({used_twin, dl.x_abs / (2 * kScale * dl.p_abs + test::kEpsF64 * dl.norm64),
+                            dg.x_abs / (2 * kScale * dg.p_abs + test::kEpsF64 * dg.norm64),
+                            std::fabs(tw.loss_sum / count - at_loss64[s]) / (tb.zerr + tb.kernel)});
     }
+
     const double loss64 = at_loss64[s];
-    kernel += test::kEpsF32 / 2 * std::fabs(loss64);
     const double fwd_bound = zerr + kernel, step_bound = 2 * zerr + kernel;
     const double fe = std::fabs(st.fwd.mean() - loss64), se = std::fabs(st.st.loss - loss64);
     EXPECT_LE(fe, fwd_bound) << at << " forward loss: teddy " << st.fwd.mean() << " torch64 " << loss64;
@@ -482,15 +494,9 @@ void VsPyTorch::run(const std::string& name) {
     for (const ParamInfo& pi : layout.params) {
       const auto g32 = step_of(at_grad.at(pi.name), s, pi.numel), g64 = step_of(at_grad64.at(pi.name), s, pi.numel);
       const Dist d = dist(st.grads.data() + pi.offset, g32, g64);
-      all2 += d.teddy_abs * d.teddy_abs;
+      all2 += d.x_abs * d.x_abs;
       norm64 += d.norm64 * d.norm64;
-      Dist& j = joint[pi.name];
-      j.teddy_abs = std::hypot(j.teddy_abs, d.teddy_abs);
-      j.f32_abs = std::hypot(j.f32_abs, d.f32_abs);
-      j.norm64 = std::hypot(j.norm64, d.norm64);
-      j.teddy_vs_f32 = std::max(j.teddy_vs_f32, d.teddy_vs_f32);  // report: the worst step
-      j.f32_vs_f64 = std::max(j.f32_vs_f64, d.f32_vs_f64);
-      j.teddy_vs_f64 = std::max(j.teddy_vs_f64, d.teddy_vs_f64);
+      joint[pi.name].add(d);
     }
     norm64 = std::sqrt(norm64);
     const double ne = std::fabs(st.st.grad_norm - norm64), norm_bound = std::sqrt(all2) + test::kEpsF32 * norm64;
@@ -556,19 +562,19 @@ void VsPyTorch::run(const std::string& name) {
     std::vector<Row> rows;
     for (const ParamInfo& pi : layout.params) {
       const Dist& d = joint.at(pi.name);
-      rows.push_back({pi.name, d.teddy_vs_f32, d.f32_vs_f64, d.teddy_vs_f64, d.teddy_abs / bound(d)});
-      used_grad = std::max(used_grad, d.teddy_abs / bound(d));
-      EXPECT_LE(d.teddy_abs, bound(d)) << "gradients of " << pi.name << " at the 10 steps: " << d.teddy_abs
-                                       << " from float64, plain fp32 " << d.f32_abs;
+      rows.push_back({pi.name, d});
+      used_grad = std::max(used_grad, d.used());
+      EXPECT_LE(d.x_abs, d.bound()) << "gradients of " << pi.name << " at the 10 steps: " << d.x_abs
+                                    << " from float64, plain fp32 " << d.p_abs;
     }
-    report("gradients at the 10 steps (rel errors: the worst step's)", rows);
+    report("gradients at the 10 steps", rows);
   }
   EXPECT_EQ(clipped, kSteps) << "clipping should be active at every step";
   EXPECT_LT(p.steps.back().st.loss, p.steps.front().st.loss) << "training did not reduce the loss";
   std::cout << "  losses " << p.steps.front().st.loss << " -> " << p.steps.back().st.loss
             << "; largest fraction of a bound used over the 10 steps: logits " << used_logits << ", loss " << used_loss
             << ", gradients " << used_grad << ", grad norm " << used_norm << ", parameters "
-            << used_param << "\n";
+            << used_param << "; the float64 twin " << used_twin << "\n";
 
   // For information: teddy's run against the reference's own, independent one (the two
   // trajectories drift apart by rounding amplified by Adam; what is checked is each step
