@@ -16,6 +16,9 @@
 #include <initializer_list>
 #include <random>
 #include <sstream>
+#include <string>
+#include <cstdio>
+#include <cstdlib>
 #include <vector>
 
 namespace teddy::test {
@@ -29,6 +32,19 @@ constexpr double kEpsF64 = 2.220446049250313e-16;    // 2^-52
 // error grows like sqrt(K) for random-sign sums; 16 is the safety factor.
 inline double rtol_for(double eps, int64_t reduction_len) {
   return 16.0 * eps * std::sqrt(static_cast<double>(std::max<int64_t>(reduction_len, 1)));
+}
+
+// With TEDDY_BOUNDS set in the environment, prints "bound-used <what> <fraction>": how
+// much of a derived tolerance a result used (1 = at the bound), for collecting the
+// largest values across CPUs, BLAS kernels and thread counts (docs/TESTING.md).
+inline void note_used(const std::string& what, double fraction) {
+  if (std::getenv("TEDDY_BOUNDS")) std::printf("bound-used %s %.3g\n", what.c_str(), fraction);
+}
+
+// EXPECT_LE(err, bound), noted as above.
+inline void expect_within(double err, double bound, const std::string& what) {
+  EXPECT_LE(err, bound) << what;
+  note_used(what, err / bound);
 }
 
 template <class T = float>
