@@ -414,7 +414,12 @@ TEST_F(PretrainTest, MixedPrecisionTrainsAndResumesBitExact) {
       double max_diff = 0;
       for (size_t i = 0; i < full.size(); ++i) max_diff = std::max(max_diff, std::abs(full[i] - f32.step_losses()[i]));
       std::printf("  bf16 vs fp32: largest step-loss difference over 20 steps %.4f\n", max_diff);
-      EXPECT_LT(max_diff, 0.01);  // observed 0.0006
+      // Not derived: a 20-step trajectory, along which Adam amplifies bf16's rounding as it
+      // does fp32's (test_precision bounds one step at a fixed point from u_bf16 and the
+      // rounding places). A sanity bound: 0.01 is 0.2% of the loss (~5), 16x the largest
+      // difference seen (6e-4, docs/TESTING.md); a bf16 path that does not train like
+      // fp32 is off by far more.
+      EXPECT_LT(max_diff, 0.01);
       EXPECT_GT(max_diff, 0.0);
     }
 
