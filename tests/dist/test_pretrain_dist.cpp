@@ -7,7 +7,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -99,13 +101,16 @@ class PretrainDist : public ::testing::Test {
   // step's loss by ~5e-3 relative. 1e-5 sits between the two scales, 1000x from each.
   static void expect_same(const std::map<int, double>& want, const std::map<int, double>& got, int from = 1) {
     int compared = 0;
+    double worst = 0;
     for (const auto& [step, loss] : want) {
       if (step < from) continue;
       ASSERT_TRUE(got.count(step)) << "step " << step;
       EXPECT_LE(std::fabs(got.at(step) - loss) / std::fabs(loss), 1e-5) << "step " << step;
+      worst = std::max(worst, std::fabs(got.at(step) - loss) / std::fabs(loss));
       ++compared;
     }
     EXPECT_GT(compared, 0);
+    std::printf("  largest relative loss difference to the reference run: %.3g\n", worst);
   }
   static fs::path root_;
   static std::string dataset_;
