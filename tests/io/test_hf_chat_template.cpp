@@ -50,7 +50,7 @@ TEST(HfChatTemplate, JinjaRendersAsTeddy) {
   const std::string dir = test::fresh_dir("hf_chat_template");
   test::write_file(dir + "/job.json", jobs.dump());
   std::string out;
-  const int rc = test::run_command("node '" TEDDY_SOURCE_DIR "/tests/io/jinja_render.mjs' '" + npm + "' '" + dir +
+  const int rc = test::run_command("'" + npm + "/node/bin/node' '" TEDDY_SOURCE_DIR "/tests/io/jinja_render.mjs' '" + npm + "' '" + dir +
                                        "/job.json' 2>&1",
                                    out);
   ASSERT_EQ(rc, 0) << out;

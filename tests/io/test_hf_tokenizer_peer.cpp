@@ -52,7 +52,7 @@ TEST(HfTokenizerPeer, HuggingFaceTokenizersGiveTeddysIds) {
     test::write_run(root + "/run_" + name, m, tok, &t);
     export_hf(root + "/run_" + name, root + "/hf_" + name, {});
     std::string out;
-    const int rc = test::run_command("node '" TEDDY_SOURCE_DIR "/tests/io/hf_tokenizers_encode.mjs' '" + npm + "' '" +
+    const int rc = test::run_command("'" + npm + "/node/bin/node' '" TEDDY_SOURCE_DIR "/tests/io/hf_tokenizers_encode.mjs' '" + npm + "' '" +
                                          root + "/hf_" + name + "' '" + root + "/texts.json' 2>&1",
                                      out);
     ASSERT_EQ(rc, 0) << out;
