@@ -38,6 +38,7 @@ TEST(TrainBench, SamplesTheCeilingAroundEveryTimedStep) {
     EXPECT_LE(r.ms_per_step, r.ms_max);
     // Per-step MFU uses each step's own ceiling, so the median lies within what the
     // slowest/fastest step over the highest/lowest sample could give.
+    // (1 -+ 1e-9): the same quotient in another order of double operations, a few ulps.
     const double flops_per_step = r.flops_per_token * 16;
     EXPECT_GT(r.mfu, 0.0);
     EXPECT_GE(r.mfu, flops_per_step / (r.ms_max * 1e-3) / 1e9 / r.sgemm_max * (1 - 1e-9));

@@ -12,10 +12,12 @@
 #include <thread>
 #include <vector>
 
+#include "model/model_f64.h"
 #include "teddy/core/error.h"
 #include "teddy/dist/mpi_communicator.h"
 #include "teddy/dist/zero_trainer.h"
 #include "teddy/model/model.h"
+#include "teddy/train/optim/grad_clip.h"
 #include "teddy/train/train_step.h"
 
 using namespace teddy;
@@ -32,7 +34,7 @@ struct Args {
   double timeout = 0;                  // communicator watchdog (seconds, 0: off)
   int overlap = 1;                     // non-blocking bucket collectives
   int check_blocking = 0;              // also train with the other overlap setting; 1: params must match
-                                       // bit for bit, 2: within rounding (rel_l2 <= 1e-5, max_abs <= 1e-4)
+                                       // bit for bit, 2: both runs verified step by step (StepVerifier)
 };
 
 ModelConfig config(const std::string& family) {
@@ -96,6 +98,177 @@ std::vector<Batch> batches(const std::vector<Micro>& m, int rows, int T) {
   return b;
 }
 
+// Checks every step of a ZeroTrainer run against the math it must do, at the point
+// the run is at: each step's loss, global gradient and gradient norm against the
+// float64 twin (model/model_f64.h) at the step's parameters, and the parameters and
+// optimizer state after it against one AdamW step in double from the state before,
+// on the run's own (gathered) gradient. Rounding differs between ranks' partial sums
+// and one process's, and Adam amplifies it along a trajectory (a parameter with a
+// near-zero gradient can end anywhere in its trust region), so two runs' trajectories
+// cannot be compared with a bound derived from eps; each step at its own point can:
+//   loss: 2 max |logits error| per target + the cross-entropy kernel's rounding
+//     (test::loss_sum_bound), the logits from one process's fp32 forward at the step's
+//     parameters, twice for the run's own evaluation (the rule);
+//   gradient: within twice one process's fp32 distance from float64 at the same point
+//     (the rule; per matrix, the vectors pooled);
+//   norm: | ||g|| - ||g64|| | <= ||g - g64|| + eps ||g64||;
+//   AdamW, element by element: m and v each carry <= 2.5 / 3 eps of their terms (g
+//     times the clip scale, which may differ from this double recomputation by one
+//     float ulp, two products and a sum), then the bias corrections' float casts
+//     (measured here), sqrt, + eps, divide, decay and the update's roundings.
+// Collective: every rank calls before() and after(); rank 0 checks and prints.
+class StepVerifier {
+ public:
+  StepVerifier(Communicator& comm, const ModelConfig& cfg, const AdamWConfig& ac, float clip, const char* what)
+      : comm_(comm), ref_(cfg), ac_(ac), clip_(clip), what_(what) {}
+
+  // The run's full parameters, m, v and gradient (stages >= 1 hold their own range of
+  // the last three; stage 3 of the parameters too).
+  void capture(Model& model, ZeroTrainer& zt, bool grads) {
+    const size_t n = model.flat_size();
+    const auto counts = zt.shards().counts({0, n});
+    auto full = [&](const float* own_or_all, bool sharded) {
+      std::vector<float> f(n, 0.0f);
+      if (!sharded) {
+        std::copy(own_or_all, own_or_all + n, f.begin());
+      } else {
+        const Range r = zt.own();
+        std::copy(own_or_all, own_or_all + r.size(), f.begin() + static_cast<ptrdiff_t>(r.begin));
+        comm_.all_gather(f.data(), counts);
+      }
+      return f;
+    };
+    zt.gather_all_params();
+    p_ = full(model.params(), false);
+    if (zt.stage() >= 3) zt.release_params();
+    if (zt.optimizer_t() > 0) {
+      m_ = full(zt.m(), zt.stage() >= 1);
+      v_ = full(zt.v(), zt.stage() >= 1);
+    } else {
+      m_.assign(n, 0.0f);
+      v_.assign(n, 0.0f);
+    }
+    if (grads) g_ = full(model.grads() + (zt.stage() >= 1 ? zt.own().begin : 0), zt.stage() >= 1);
+    t_ = zt.optimizer_t();
+  }
+
+  void before(Model& model, ZeroTrainer& zt) {
+    capture(model, zt, false);
+    p0_ = p_, m0_ = m_, v0_ = v_;
+  }
+
+  // After step k (micro-batches `global`: every rank's rows, as one process runs them).
+  void after(Model& model, ZeroTrainer& zt, const StepStats& st, const std::vector<Batch>& global, float lr, int k) {
+    capture(model, zt, true);
+    if (comm_.rank() != 0) return;
+    const size_t n = model.flat_size();
+    const int V = ref_.config().vocab_size, Vp = ref_.config().padded_vocab_size;
+    // One process at the same point: fp32 logits and gradient, and the float64 twin.
+    std::copy(p0_.begin(), p0_.end(), ref_.params());
+    int64_t count = 0;
+    for (const Batch& b : global) count += count_targets(b);
+    const float dloss = static_cast<float>(1.0 / static_cast<double>(count));
+    ref_.zero_grad();
+    std::vector<double> g64(n, 0.0);
+    double loss64 = 0, loss_bound = 0;
+    for (const Batch& b : global) {
+      std::vector<float> z(static_cast<size_t>(b.B) * b.T * Vp);
+      ref_.forward(b, z.data());
+      const test::F64Pass tw = test::f64_pass(ref_, b, true, true, dloss);
+      for (size_t i = 0; i < n; ++i) g64[i] += tw.grads[i];
+      loss64 += tw.loss_sum;
+      loss_bound += test::loss_sum_bound(z.data(), tw.logits.data(), b.targets, b.B * b.T, V, Vp, 2, tw.loss_sum);
+    }
+    for (const Batch& b : global) ref_.forward_backward(b, dloss);
+    loss64 /= static_cast<double>(count);
+    loss_bound /= static_cast<double>(count);
+    const std::string at = what_ + " step " + std::to_string(k + 1);
+    auto fail = [&](const std::string& m) {
+      std::printf("FAIL %s: %s\n", at.c_str(), m.c_str());
+      ok = false;
+    };
+    worst_[0] = std::max(worst_[0], std::fabs(st.loss - loss64) / loss_bound);
+    if (!(std::fabs(st.loss - loss64) <= loss_bound))
+      fail("loss " + std::to_string(st.loss) + " float64 " + std::to_string(loss64));
+    // Gradient, under the rule.
+    test::Dist pooled, all;
+    double used = 0;
+    for (const ParamInfo& pi : ref_.layout().params) {
+      const test::Dist d = test::dist(g_.data() + pi.offset, ref_.grads() + pi.offset, g64.data() + pi.offset, pi.numel);
+      all.add(d);
+      if (pi.shape.size() == 1) {
+        pooled.add(d);
+      } else {
+        used = std::max(used, d.used());
+        if (!(d.x_abs <= d.bound())) fail("gradient of " + pi.name + " beyond twice one process's rounding");
+      }
+    }
+    used = std::max(used, pooled.used());
+    if (!(pooled.x_abs <= pooled.bound())) fail("gradient vectors beyond twice one process's rounding");
+    worst_[1] = std::max(worst_[1], used);
+    const double ne = std::fabs(st.grad_norm - all.norm64), nb = all.x_abs + test::kEpsF32 * all.norm64;
+    worst_[2] = std::max(worst_[2], ne / nb);
+    if (!(ne <= nb)) fail("grad norm " + std::to_string(st.grad_norm) + " float64 " + std::to_string(all.norm64));
+    // One AdamW step in double from the state before, on the run's gradient.
+    double ss = 0;
+    for (float x : g_) ss += static_cast<double>(x) * x;
+    const double scale = clip_scale(std::sqrt(ss), clip_);
+    const double eps = test::kEpsF32, b1 = ac_.beta1, b2 = ac_.beta2, t = static_cast<double>(t_);
+    const double bc1 = 1 / (1 - std::pow(b1, t)), bc2 = 1 / (1 - std::pow(b2, t));
+    const double dbc1 = std::fabs(static_cast<float>(bc1) - bc1), dbc2 = std::fabs(static_cast<float>(bc2) - bc2);
+    std::vector<bool> decay(n, false);
+    for (const ParamInfo& pi : ref_.layout().params)
+      for (size_t i = 0; i < pi.numel; ++i) decay[pi.offset + i] = pi.decay;
+    double worst = 0;
+    size_t worst_at = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const double gs = static_cast<double>(g_[i]) * scale, m0 = m0_[i], v0 = v0_[i], p0 = p0_[i];
+      const double m = b1 * m0 + (1 - b1) * gs, v = b2 * v0 + (1 - b2) * gs * gs;
+      const double em = 2.5 * eps * (b1 * std::fabs(m0) + (1 - b1) * std::fabs(gs));
+      const double ev = 3 * eps * (b2 * v0 + (1 - b2) * gs * gs);
+      const double mh = m * bc1, vh = v * bc2, sq = std::sqrt(vh), den = sq + ac_.eps, u = mh / den;
+      const double emh = em * bc1 + std::fabs(m) * dbc1 + 0.5 * eps * std::fabs(mh);
+      const double evh = ev * bc2 + v * dbc2 + 0.5 * eps * vh;
+      const double esq = (vh > 0 ? evh / (2 * sq) : std::sqrt(evh)) + 0.5 * eps * sq;
+      const double eu = emh / den + std::fabs(u) * (esq + 0.5 * eps * den) / den + 0.5 * eps * std::fabs(u);
+      const double wd = decay[i] ? ac_.weight_decay : 0.0, full = u + wd * p0;
+      const double pn = p0 - static_cast<double>(lr) * full;
+      const double ep = lr * (eu + eps * (wd * std::fabs(p0) + std::fabs(full))) + 0.5 * eps * (lr * std::fabs(full) + std::fabs(pn));
+      for (const auto& [got, want, bound] : {std::tuple{static_cast<double>(p_[i]), pn, ep},
+                                             std::tuple{static_cast<double>(m_[i]), m, em},
+                                             std::tuple{static_cast<double>(v_[i]), v, ev}}) {
+        const double e = std::fabs(got - want);
+        if (e == 0) continue;
+        if (!(e <= bound)) {
+          if (worst <= 1) worst_at = i;
+          worst = std::max(worst, bound > 0 ? e / bound : INFINITY);
+        } else {
+          worst = std::max(worst, e / bound);
+        }
+      }
+    }
+    worst_[3] = std::max(worst_[3], worst);
+    if (!(worst <= 1)) fail("AdamW step off at element " + std::to_string(worst_at) + " (" + std::to_string(worst) + " of its bound)");
+  }
+
+  void report() const {
+    if (comm_.rank() == 0)
+      std::printf("%s verified_steps: largest fraction of a bound used: loss %.3g gradient %.3g grad_norm %.3g adamw %.3g\n",
+                  what_.c_str(), worst_[0], worst_[1], worst_[2], worst_[3]);
+  }
+  bool ok = true;
+
+ private:
+  Communicator& comm_;
+  Model ref_;
+  AdamWConfig ac_;
+  float clip_;
+  std::string what_;
+  std::vector<float> p_, m_, v_, g_, p0_, m0_, v0_;
+  int64_t t_ = 0;
+  double worst_[4] = {0, 0, 0, 0};
+};
+
 int run(Communicator& comm, const Args& a) {
   const int W = comm.size(), rank = comm.rank();
   const ModelConfig cfg = config(a.family);
@@ -109,6 +282,7 @@ int run(Communicator& comm, const Args& a) {
   std::vector<double> losses;
   uint64_t step_bytes = 0, step_payload = 0;
   size_t outer = 0;
+  StepVerifier verifier(comm, cfg, ac, clip, a.overlap ? "overlapped" : "blocking");
   {
     ZeroTrainer zt(model, ac, comm, a.stage, a.bucket_bytes, a.overlap != 0);
     outer = zt.outer_floats();
@@ -117,11 +291,14 @@ int run(Communicator& comm, const Args& a) {
       if (rank == a.hang_rank && k == a.hang_step) std::this_thread::sleep_for(std::chrono::hours(1));
       const auto data = make_step(a, k, rank * a.B, a.B, cfg.vocab_size);
       const auto b = batches(data, a.B, a.T);
+      verifier.before(model, zt);
       comm.reset_stats();
       const StepStats st = zt.step(b, ac.lr, clip);
       step_bytes = comm.stats().bytes_sent;
       step_payload = comm.stats().payload_bytes;
       losses.push_back(st.loss);
+      const auto global = make_step(a, k, 0, W * a.B, cfg.vocab_size);
+      verifier.after(model, zt, st, batches(global, W * a.B, a.T), ac.lr, k);
     };
     one_step(0);
     // Per-rank state bytes after a step (resident pages), gathered to rank 0.
@@ -191,14 +368,20 @@ int run(Communicator& comm, const Args& a) {
     // inputs are the same, only when they run differs.
     Model other(cfg);
     other.init_weights(1234);
+    StepVerifier other_verifier(comm, cfg, ac, clip, a.overlap ? "blocking" : "overlapped");
     {
       ZeroTrainer zt(other, ac, comm, a.stage, a.bucket_bytes, a.overlap == 0);
       for (int k = 0; k < a.steps; ++k) {
         const auto data = make_step(a, k, rank * a.B, a.B, cfg.vocab_size);
-        zt.step(batches(data, a.B, a.T), ac.lr, clip);
+        other_verifier.before(other, zt);
+        const StepStats st = zt.step(batches(data, a.B, a.T), ac.lr, clip);
+        const auto global = make_step(a, k, 0, W * a.B, cfg.vocab_size);
+        other_verifier.after(other, zt, st, batches(global, W * a.B, a.T), ac.lr, k);
       }
       zt.gather_all_params();
     }
+    other_verifier.report();
+    ok = ok && other_verifier.ok;
     // How far apart: ||a - b|| / ||b|| over the whole buffer, and the largest |a - b|.
     // (Not an element-wise relative bound: a parameter near zero, a bias, can end
     // with the other sign, a relative difference near 2 at an absolute one ~1e-6.)
@@ -227,14 +410,11 @@ int run(Communicator& comm, const Args& a) {
       std::printf("FAIL rank %d overlapped and blocking runs differ\n", rank);
       ok = false;
     }
-    // Another summation order of the same partial sums: rounding only. Measured at 3
-    // ranks after 20 steps: rel_l2 <= 1.9e-6, max_abs <= 1.7e-5 (lr 3e-3; a missed
-    // or doubled bucket moves parameters by ~lr per step).
-    if (a.check_blocking == 2 && !(rel_l2 <= 1e-5 && max_abs <= 1e-4)) {
-      std::printf("FAIL rank %d overlapped and blocking runs differ by more than rounding (relative L2 %.3g, largest %.3g)\n",
-                  rank, rel_l2, max_abs);
-      ok = false;
-    }
+    // At 3 ranks another summation order of the same partial sums: rounding, which
+    // Adam amplifies along the 20 steps (elements with near-zero gradients can end
+    // anywhere in their trust region), so no bound from eps holds for the distance
+    // itself; instead both runs had every step verified at its own point
+    // (StepVerifier), and rel_l2 / max_abs are printed for information.
   }
 
   if (rank == 0) {
@@ -258,15 +438,16 @@ int run(Communicator& comm, const Args& a) {
     }
     std::printf("worst_loss_rel %.3g params_rel %.3g first_loss %.6f last_loss %.6f\n", worst,
                 std::sqrt(num / den), losses.front(), losses.back());
-    if (!(worst <= 1e-5)) {
-      std::printf("FAIL loss trajectory differs from the single process\n");
-      ok = false;
-    }
+    // For information: the single process's trajectory is another fp32 rounding of the
+    // same training, apart from this run's by Adam-amplified rounding (see
+    // StepVerifier, which checks every step of this run at its own point instead).
     if (!(losses.back() < losses.front() - 0.1)) {
       std::printf("FAIL the loss did not go down\n");
       ok = false;
     }
   }
+  verifier.report();
+  ok = ok && verifier.ok;
   int64_t bad = ok ? 0 : 1;
   comm.all_reduce_sum(&bad, 1);
   return bad == 0 ? 0 : 1;

@@ -145,7 +145,8 @@ TEST(ZeroTrainer, WorldOfOneEqualsTrainStepExactly) {
         EXPECT_EQ(a.tokens, z.tokens);
         EXPECT_EQ(a.skipped, z.skipped) << "step " << k;
         EXPECT_EQ(a.loss_scale, z.loss_scale) << "step " << k;
-        if (!a.skipped) EXPECT_NEAR(a.grad_norm, z.grad_norm, 1e-12 * a.grad_norm) << "step " << k;
+        // The same sum_squares over the same buffer (one rank's own range is all of it).
+        if (!a.skipped) EXPECT_EQ(a.grad_norm, z.grad_norm) << "step " << k;
         skipped += a.skipped;
       }
       if (precision == Precision::fp16) {
@@ -193,7 +194,12 @@ TEST(ZeroTrainer, RefusesAnUnknownStage) {
 }
 
 // The multi-rank equivalence runs: 20 steps, grad_accum 2, for each stage and both
-// model families, at 2 and 3 ranks on this machine's cores (oversubscribed).
+// model families, at 2 and 3 ranks on this machine's cores (oversubscribed). Every
+// step is verified at its own point (mpi_zero's StepVerifier: the loss, the global
+// gradient and its norm against float64 within bounds from fp32 rounding, the AdamW
+// step against double); the distance to one process's trajectory, which Adam's
+// amplification of rounding leaves without a bound from eps, is printed
+// (worst_loss_rel, ~1e-8).
 class MpiZero : public ::testing::TestWithParam<std::tuple<int, int, const char*>> {};
 
 TEST_P(MpiZero, LossTrajectoryEqualsSingleProcess) {
@@ -202,8 +208,10 @@ TEST_P(MpiZero, LossTrajectoryEqualsSingleProcess) {
                                       " --family " + family + " --steps 20 --accum 2");
   EXPECT_EQ(r.rc, 0) << r.output;
   EXPECT_NE(r.output.find("worst_loss_rel"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("verified_steps"), std::string::npos) << r.output;  // every step checked
   EXPECT_EQ(r.output.find("FAIL"), std::string::npos) << r.output;
   std::printf("%s", r.grep("worst_loss_rel").c_str());
+  std::printf("%s", r.grep("verified_steps").c_str());
   std::printf("%s", r.grep("comm_bytes_per_step").c_str());
   std::printf("%s", r.grep("bytes params").c_str());
 }
@@ -220,11 +228,11 @@ INSTANTIATE_TEST_SUITE_P(Stages, MpiZero,
 // collectives give the same parameters bit for bit after 20 steps at 2 ranks: the
 // same reductions on the same inputs, only earlier (a sum of two partial gradients
 // does not depend on the order). At 3 ranks OpenMPI's non-blocking collectives
-// (libnbc) add the three partial sums in another order than its blocking ones, so
-// there the parameters must agree within rounding: ||overlapped - blocking|| <= 1e-5
-// ||blocking|| and no parameter more than 1e-4 apart (measured: 1.9e-6, 1.7e-5),
-// every rank must agree with rank 0 bit for bit, and (MpiZero) the trajectory must
-// equal the single process within 1e-5.
+// (libnbc) add the three partial sums in another order than its blocking ones:
+// rounding, which Adam amplifies along the run, so the two runs' distance has no
+// bound from eps; instead mpi_zero verifies every step of both runs at its own point
+// (its StepVerifier: loss, gradient and norm against float64, the AdamW step against
+// double), and every rank must agree with rank 0 bit for bit.
 class MpiOverlap : public ::testing::TestWithParam<std::tuple<int, int>> {};
 
 TEST_P(MpiOverlap, MatchesBlockingCollectives) {
@@ -235,21 +243,17 @@ TEST_P(MpiOverlap, MatchesBlockingCollectives) {
   if (np == 2) {
     EXPECT_NE(r.output.find("differing_params 0 of"), std::string::npos) << r.output;
   }
-  // The bound, read back from every rank's line (mpi_zero also FAILs past it).
+  // Every rank reported its distance (printed for information), and both runs were
+  // verified step by step (mpi_zero FAILs a step past its bounds).
   int lines = 0;
-  for (size_t at = r.output.find("rel_l2 "); at != std::string::npos; at = r.output.find("rel_l2 ", at + 1)) {
-    const double rel = std::strtod(r.output.c_str() + at + 7, nullptr);
-    const size_t m = r.output.find("max_abs ", at);
-    ASSERT_NE(m, std::string::npos) << r.output;
-    const double abs = std::strtod(r.output.c_str() + m + 8, nullptr);
-    EXPECT_LE(rel, 1e-5) << r.output;
-    EXPECT_LE(abs, 1e-4) << r.output;
-    ++lines;
-  }
+  for (size_t at = r.output.find("rel_l2 "); at != std::string::npos; at = r.output.find("rel_l2 ", at + 1)) ++lines;
   EXPECT_EQ(lines, np) << r.output;
+  EXPECT_NE(r.output.find("overlapped verified_steps"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("blocking verified_steps"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("same_as_rank0 1"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("FAIL"), std::string::npos) << r.output;
   std::printf("%s", r.grep("overlap_vs_blocking").c_str());
+  std::printf("%s", r.grep("verified_steps").c_str());
 }
 
 INSTANTIATE_TEST_SUITE_P(Stages, MpiOverlap, ::testing::Combine(::testing::Values(2, 3), ::testing::Values(0, 1, 2, 3)),

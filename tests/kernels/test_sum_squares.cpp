@@ -29,8 +29,9 @@ TEST_P(SumSquaresBackend, MatchesDoubleLoop) {
     SCOPED_TRACE(::testing::Message() << "n=" << n);
     const auto x = randn(n, 1 + n, 2.0, 0.1);
     const double want = double_loop(x);
-    // Both accumulate exact float squares in double: only the summation order differs.
-    const double tol = 1e-14 * std::sqrt(static_cast<double>(n) + 1) * want;
+    // Both accumulate exact float squares in double: only the summation order differs,
+    // over n positive terms (no cancellation): rtol_for at eps64.
+    const double tol = rtol_for(kEpsF64, n + 1) * want;
     EXPECT_NEAR(kb->sum_squares(x.data(), n), want, tol);
     EXPECT_NEAR(kr::sum_squares(x.data(), n), want, tol);
     EXPECT_NEAR(kr::sum_squares_t<float>(x.data(), n), want, tol);
@@ -41,7 +42,9 @@ TEST_P(SumSquaresBackend, TinyAndHugeValuesDoNotOverflowOrFlush) {
   // Squares of 1e-30 underflow float but not double; 1e30^2 overflows float only.
   const std::vector<float> x = {1e-30f, 1e30f, -1e30f, 3.0f};
   const double want = 1e-60 + 2e60 + 9.0;
-  EXPECT_NEAR(kb->sum_squares(x.data(), 4), want, 1e-6 * want);
+  // want is from the decimal literals: 1e30f is 1e30 to within u = eps/2, its square to
+  // within eps; the sum itself is exact to eps64.
+  EXPECT_NEAR(kb->sum_squares(x.data(), 4), want, 2 * kEpsF32 * want);
   const std::vector<float> tiny(100, 1e-25f);
   EXPECT_GT(kb->sum_squares(tiny.data(), 100), 0.0);
 }
@@ -53,7 +56,7 @@ TEST_P(SumSquaresBackend, DeterministicForAFixedThreadCount) {
   for_each_thread_count({1, 2, 3}, [&](int threads) {
     const double a = kb->sum_squares(x.data(), n), b = kb->sum_squares(x.data(), n);
     EXPECT_EQ(a, b) << "threads=" << threads;
-    EXPECT_NEAR(a, want, 1e-12 * want) << "threads=" << threads;
+    EXPECT_NEAR(a, want, rtol_for(kEpsF64, n) * want) << "threads=" << threads;  // as in MatchesDoubleLoop
   });
 }
 

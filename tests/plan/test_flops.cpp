@@ -65,6 +65,8 @@ TEST(PlanFlops, TrainingTime) {
   // 1e21 FLOPs at 989 TFLOP/s and 40% MFU: 1e21 / 395.6e12 s.
   const TrainingTime t = training_time(1e10, 1e11, 989e12, 0.4, 8);
   EXPECT_DOUBLE_EQ(t.flops, 1e21);
+  // Double arithmetic, a few roundings on values ~700 (hours) and ~3e6 (seconds): ~1e-13
+  // and ~1e-9 absolute at most; the tolerances are 1e4 and 1e3 times that.
   EXPECT_NEAR(t.gpu_hours, 1e21 / (989e12 * 0.4) / 3600, 1e-9);
   EXPECT_NEAR(t.wall_seconds * 8, t.device_seconds, 1e-6);
   EXPECT_EQ(device_preset("h100").peak_flops, 989e12);

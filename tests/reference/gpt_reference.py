@@ -23,10 +23,22 @@ The input file (written by tests/model/test_vs_pytorch.cpp) holds:
   __metadata__ "config": model config JSON; "train": training hyperparameters JSON
   param.<name>: every parameter under teddy's names, float32, PyTorch [out, in] layout
   tokens, targets: int32 (B, T)
+  teddy.step_param.<name>, teddy.step_grad.<name> (steps, ...): teddy's own training
+  run, the parameters at the start of each step and the (unclipped) gradient it
+  computed there
 The output file holds, for the float32 run and (prefix "f64.") a float64 run of the
 same computation from the same float32 inputs:
   logits (B, T, V), loss (1), grad.<name>, step_losses, step_grad_norms, step_lrs,
-  final.<name> (parameters after all steps); metadata "decay": {name: bool}.
+  final.<name> (parameters after all steps): this reference's own training run;
+  at.logits (steps, B, T, V), at.loss (steps), at.grad.<name> (steps, ...): the forward
+  and backward evaluated at teddy's parameters of each step (so every step of teddy's
+  run is checked against a float64 value of the same point, whatever way the two
+  trajectories drift apart through rounding);
+and, in float64 only (prefix "f64."):
+  replay.param.<name> (steps, ...): torch.optim.AdamW (with clip_grad_norm_ and the
+  schedule) replayed from param.<name> on teddy's own gradients, the parameters after
+  each step: what teddy's optimizer step must produce from the gradients it had.
+Metadata "decay": {name: bool}.
 
 The `safetensors` package is not required: the format is parsed by hand.
 """
@@ -187,11 +199,7 @@ def run(cfg, tr, params_np, tokens, targets, dtype):
     for n in names:
         out["grad." + n] = P[n].grad.detach().numpy().copy()
 
-    decay = {n: P[n].dim() >= 2 for n in names}
-    groups = [
-        {"params": [P[n] for n in names if decay[n]], "weight_decay": tr["weight_decay"]},
-        {"params": [P[n] for n in names if not decay[n]], "weight_decay": 0.0},
-    ]
+    decay, groups = param_groups(P, names, tr)
     opt = torch.optim.AdamW(groups, lr=tr["lr"], betas=(tr["beta1"], tr["beta2"]), eps=tr["eps"])
     losses, norms, lrs = [], [], []
     for step in range(tr["steps"]):
@@ -218,6 +226,54 @@ def run(cfg, tr, params_np, tokens, targets, dtype):
     return out, decay
 
 
+def param_groups(P, names, tr):
+    decay = {n: P[n].dim() >= 2 for n in names}
+    return decay, [
+        {"params": [P[n] for n in names if decay[n]], "weight_decay": tr["weight_decay"]},
+        {"params": [P[n] for n in names if not decay[n]], "weight_decay": 0.0},
+    ]
+
+
+def at_points(cfg, step_params, tokens, targets, dtype):
+    """Logits, loss and gradients at each of teddy's step parameters."""
+    names = list(step_params)
+    steps = step_params[names[0]].shape[0]
+    logits, losses, grads = [], [], {n: [] for n in names}
+    for s in range(steps):
+        P = {n: torch.tensor(step_params[n][s], dtype=dtype, requires_grad=True) for n in names}
+        lg = forward(cfg, P, tokens)
+        loss = loss_fn(cfg, lg, targets)
+        loss.backward()
+        logits.append(lg[..., :cfg["vocab_size"]].detach().numpy().copy())
+        losses.append(loss.item())
+        for n in names:
+            grads[n].append(P[n].grad.detach().numpy().copy())
+    out = {"at.logits": np.stack(logits), "at.loss": np.array(losses, dtype=np.float64)}
+    for n in names:
+        out["at.grad." + n] = np.stack(grads[n])
+    return out
+
+
+def replay(tr, params_np, step_grads):
+    """torch's AdamW + clipping + schedule in float64, driven by teddy's gradients."""
+    names = list(params_np)
+    P = {n: torch.tensor(params_np[n], dtype=torch.float64, requires_grad=True) for n in names}
+    _, groups = param_groups(P, names, tr)
+    opt = torch.optim.AdamW(groups, lr=tr["lr"], betas=(tr["beta1"], tr["beta2"]), eps=tr["eps"])
+    after = {n: [] for n in names}
+    for step in range(step_grads[names[0]].shape[0]):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(tr, step)
+        for n in names:
+            P[n].grad = torch.tensor(step_grads[n][step], dtype=torch.float64)
+        if tr["max_grad_norm"] > 0:
+            torch.nn.utils.clip_grad_norm_([P[n] for n in names], tr["max_grad_norm"])
+        opt.step()
+        for n in names:
+            after[n].append(P[n].detach().numpy().copy())
+    return {"replay.param." + n: np.stack(after[n]) for n in names}
+
+
 def main(argv):
     if len(argv) < 3 or len(argv) % 2 != 1:
         sys.stderr.write(__doc__)
@@ -238,6 +294,12 @@ def run_file(in_path, out_path):
 
     out32, decay = run(cfg, tr, params, tokens, targets, torch.float32)
     out64, _ = run(cfg, tr, params, tokens, targets, torch.float64)
+    step_params = {k[len("teddy.step_param."):]: v for k, v in tensors.items() if k.startswith("teddy.step_param.")}
+    step_grads = {k[len("teddy.step_grad."):]: v for k, v in tensors.items() if k.startswith("teddy.step_grad.")}
+    if step_params:
+        out32.update(at_points(cfg, step_params, tokens, targets, torch.float32))
+        out64.update(at_points(cfg, step_params, tokens, targets, torch.float64))
+        out64.update(replay(tr, params, step_grads))
     result = dict(out32)
     result.update({"f64." + k: v.astype(np.float64) for k, v in out64.items()})
     out_meta = {"decay": json.dumps(decay, sort_keys=True), "torch": torch.__version__}

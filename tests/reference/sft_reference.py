@@ -10,12 +10,13 @@ packing: it gets each conversation's full token sequence, finds the answer token
 itself from the ChatML markers (after <|im_start|> + "assistant\\n", up to and
 including the next <|im_end|>), runs each conversation on its own (positions from 0)
 with the model of gpt_reference.py, and averages the cross-entropy of exactly those
-tokens over all conversations. Computed in float64.
+tokens over all conversations. Computed in float32 and (prefix "f64.") float64.
 
 Input: __metadata__ "config" (model config JSON), "markers" ({"im_start", "im_end",
 "assistant": [ids of "assistant\\n"]}); param.<name> float32; ex.<i> int32 (n_i,).
-Output: grad.<name> (float64), loss (1), count (1), and answer_positions.<i> (int32,
-the token indices found, for the test to cross-check its own mask).
+Output: grad.<name> and loss (1) of the float32 run, f64.grad.<name> and f64.loss of
+the float64 one, count (1), and answer_positions.<i> (int32, the token indices found,
+for the test to cross-check its own mask).
 """
 import json
 import os
@@ -45,17 +46,13 @@ def answer_positions(tokens, im_start, im_end, assistant):
     return out
 
 
-def run_file(in_path, out_path):
-    tensors, meta = read_safetensors(in_path)
-    cfg = json.loads(meta["config"])
-    mk = json.loads(meta["markers"])
+def mean_answer_loss(cfg, mk, params, examples, dtype, out):
+    """The mean cross-entropy over every answer token, each conversation on its own;
+    backward; the gradients into out (grad.<name>)."""
     V = cfg["vocab_size"]
-    P = {k[len("param."):]: torch.tensor(v, dtype=torch.float64, requires_grad=True)
-         for k, v in tensors.items() if k.startswith("param.")}
-    examples = sorted((int(k[3:]), v) for k, v in tensors.items() if k.startswith("ex."))
-    total = torch.zeros((), dtype=torch.float64)
+    P = {k: torch.tensor(v, dtype=dtype, requires_grad=True) for k, v in params.items()}
+    total = torch.zeros((), dtype=dtype)
     count = 0
-    out = {}
     for i, seq in examples:
         pos = answer_positions(seq.tolist(), mk["im_start"], mk["im_end"], mk["assistant"])
         out[f"answer_positions.{i}"] = np.array(pos, dtype=np.int32)
@@ -70,6 +67,18 @@ def run_file(in_path, out_path):
         out["grad." + n] = p.grad.detach().numpy().copy()
     out["loss"] = np.array([loss.item()], dtype=np.float64)
     out["count"] = np.array([count], dtype=np.int32)
+
+
+def run_file(in_path, out_path):
+    tensors, meta = read_safetensors(in_path)
+    cfg = json.loads(meta["config"])
+    mk = json.loads(meta["markers"])
+    params = {k[len("param."):]: v for k, v in tensors.items() if k.startswith("param.")}
+    examples = sorted((int(k[3:]), v) for k, v in tensors.items() if k.startswith("ex."))
+    out, out64 = {}, {}
+    mean_answer_loss(cfg, mk, params, examples, torch.float32, out)
+    mean_answer_loss(cfg, mk, params, examples, torch.float64, out64)
+    out.update({"f64." + k: v.astype(np.float64) for k, v in out64.items() if k.startswith(("grad.", "loss"))})
     write_safetensors(out_path, out, {"torch": torch.__version__})
 
 

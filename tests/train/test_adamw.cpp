@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <vector>
 
@@ -84,38 +86,67 @@ TEST(AdamW, ZeroGradsDecayOnlyMatrices) {
   }
 }
 
+// Five steps against textbook AdamW (decoupled decay) in double with the decimal
+// hyperparameters, element by element, each within a bound carried along in double:
+// per step, m = beta1 m + (1 - beta1) g in float carries (besides its old error, times
+// beta1) float beta1 against 0.9 (0.2 eps), 1 - beta1 in float against 0.1 (2 eps),
+// g * scale rounded (0.5 eps), two products and a sum (1.5 eps): <= 5 eps of the terms'
+// magnitudes; v likewise <= 6 eps (g enters squared: 1 eps, 1 - beta2 2 eps, ...). Then
+// m_hat, v_hat carry their bias corrections' float casts (computed exactly here) and a
+// product each (0.5 eps), the sqrt halves v_hat's relative error (+0.5 eps), + eps and
+// the divide 0.5 eps each, wd p and the sum 1 eps, lr * update and p - ... 0.5 eps each.
 TEST(AdamW, MatchesTextbookUpdateOverSteps) {
   const ParamLayout layout = small_layout();
   AdamWConfig oc{.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f};
   AdamW opt(layout, oc);
   std::vector<float> p = randn(layout.total, 1);
   for (size_t i : {15, 23, 24, 25, 26, 27, 28, 29, 30, 31, 40, 41, 42, 43, 44, 45, 46, 47}) p[i] = 0;
-  // Double-precision textbook AdamW (decoupled decay), per element.
-  std::vector<double> pd(p.begin(), p.end()), m(layout.total, 0), v(layout.total, 0);
-  std::vector<bool> decay(layout.total, false);
+  // Double-precision textbook AdamW (decoupled decay), per element, and the error bounds.
+  const size_t n = layout.total;
+  std::vector<double> pd(p.begin(), p.end()), m(n, 0), v(n, 0), em(n, 0), ev(n, 0), ep(n, 0);
+  std::vector<bool> decay(n, false);
   for (const ParamInfo& pi : layout.params)
     for (size_t i = 0; i < pi.numel; ++i) decay[pi.offset + i] = pi.decay;
+  constexpr double eps = 1.1920928955078125e-07;  // 2^-23
   for (int step = 1; step <= 5; ++step) {
-    std::vector<float> g = randn(layout.total, 100 + step);
+    std::vector<float> g = randn(n, 100 + step);
     for (size_t i : {15, 23, 24, 25, 26, 27, 28, 29, 30, 31, 40, 41, 42, 43, 44, 45, 46, 47}) g[i] = 0;
     const float lr = 1e-2f * static_cast<float>(step);
     const float scale = step % 2 ? 0.5f : 1.0f;
     opt.step(p.data(), g.data(), lr, scale);
-    for (size_t i = 0; i < layout.total; ++i) {
+    const double bc1 = 1 / (1 - std::pow(0.9, step)), bc2 = 1 / (1 - std::pow(0.95, step));
+    const double dbc1 = std::fabs(static_cast<float>(1 / (1 - std::pow(static_cast<double>(0.9f), step))) - bc1);
+    const double dbc2 = std::fabs(static_cast<float>(1 / (1 - std::pow(static_cast<double>(0.95f), step))) - bc2);
+    for (size_t i = 0; i < n; ++i) {
       const double gi = static_cast<double>(g[i]) * scale;
+      em[i] = 0.9 * em[i] + 5 * eps * (0.9 * std::fabs(m[i]) + 0.1 * std::fabs(gi));
+      ev[i] = 0.95 * ev[i] + 6 * eps * (0.95 * v[i] + 0.05 * gi * gi);
       m[i] = 0.9 * m[i] + 0.1 * gi;
       v[i] = 0.95 * v[i] + 0.05 * gi * gi;
-      const double mh = m[i] / (1 - std::pow(0.9, step)), vh = v[i] / (1 - std::pow(0.95, step));
+      const double mh = m[i] * bc1, vh = v[i] * bc2;
       const double wd = decay[i] ? 0.1 : 0.0;
-      pd[i] -= lr * (mh / (std::sqrt(vh) + 1e-8) + wd * pd[i]);
+      const double emh = em[i] * bc1 + std::fabs(m[i]) * dbc1 + 0.5 * eps * std::fabs(mh);
+      const double evh = ev[i] * bc2 + v[i] * dbc2 + 0.5 * eps * vh;
+      const double sq = std::sqrt(vh), den = sq + 1e-8, upd = mh / den;
+      const double esq = (vh > 0 ? evh / (2 * sq) : std::sqrt(evh)) + 0.5 * eps * sq;
+      const double eu = emh / den + std::fabs(upd) * (esq + 0.5 * eps * den) / den + 0.5 * eps * std::fabs(upd);
+      const double full = upd + wd * pd[i];
+      const double eupd = eu + wd * ep[i] + eps * (wd * std::fabs(pd[i]) + std::fabs(full));
+      pd[i] -= lr * full;
+      ep[i] += lr * eupd + 0.5 * eps * (lr * std::fabs(full) + std::fabs(pd[i]));
     }
   }
   EXPECT_EQ(opt.t(), 5);
-  for (size_t i = 0; i < layout.total; ++i) {
-    EXPECT_NEAR(p[i], pd[i], 1e-5 * (1 + std::fabs(pd[i]))) << i;
-    EXPECT_NEAR(opt.m()[i], m[i], 1e-5 * (1 + std::fabs(m[i]))) << i;
-    EXPECT_NEAR(opt.v()[i], v[i], 1e-5 * (1 + std::fabs(v[i]))) << i;
+  double worst = 0;
+  for (size_t i = 0; i < n; ++i) {
+    EXPECT_LE(std::fabs(p[i] - pd[i]), ep[i]) << i;
+    EXPECT_LE(std::fabs(opt.m()[i] - m[i]), em[i]) << i;
+    EXPECT_LE(std::fabs(opt.v()[i] - v[i]), ev[i]) << i;
+    for (double r : {std::fabs(p[i] - pd[i]) / ep[i], std::fabs(opt.m()[i] - m[i]) / em[i], std::fabs(opt.v()[i] - v[i]) / ev[i]})
+      if (std::isfinite(r)) worst = std::max(worst, r);
   }
+  std::printf("  largest fraction of an element's bound used: %.3g\n", worst);
+  if (std::getenv("TEDDY_BOUNDS")) std::printf("bound-used AdamW vs textbook %.3g\n", worst);
 }
 
 TEST(AdamW, StateRoundTrip) {

@@ -283,14 +283,21 @@ TEST_F(PretrainTest, MicroBatchSplitDoesNotChangeTheRun) {
   Pretrainer b(c, Resume::no);
   a.run({});
   b.run({});
-  // The same rows, so only summation order differs: the loss is a mean of positive
-  // per-token terms over fp32 reductions of at most K = 320 terms (padded vocabulary),
-  // each within ~sqrt(K) * eps_f32 / 2 = 1.1e-6 relative for random-sign terms; 1e-5
-  // leaves 10x for the two blocks and 20 steps of AdamW (measured: <= 6.3e-9 on
-  // Sapphire Rapids). Drawing other rows (the old loader) moves it by 1e-3 to 8e-3.
+  // The same rows, so only summation order differs, but over 20 steps: two trajectories,
+  // along which Adam amplifies rounding (an element with a near-zero gradient can end
+  // anywhere in its trust region), so no bound from eps holds (docs/TESTING.md, rule 6;
+  // each step's own math is checked at its point in test_vs_pytorch and
+  // test_train_step). The bound separates the two scales this test tells apart:
+  // rounding (<= 6.3e-9 measured over every OpenBLAS kernel family and thread count,
+  // docs/TESTING.md) and drawing other rows (the old loader: 1e-3 to 8e-3); 1e-5 is
+  // ~1000x from each.
   ASSERT_EQ(a.step_losses().size(), b.step_losses().size());
-  for (size_t i = 0; i < a.step_losses().size(); ++i)
+  double worst = 0;
+  for (size_t i = 0; i < a.step_losses().size(); ++i) {
     EXPECT_NEAR(a.step_losses()[i], b.step_losses()[i], 1e-5 * b.step_losses()[i]) << "step " << i + 1;
+    worst = std::max(worst, std::fabs(a.step_losses()[i] - b.step_losses()[i]) / b.step_losses()[i]);
+  }
+  std::printf("  micro-batch split: largest relative step-loss difference %.3g\n", worst);
 }
 
 TEST_F(PretrainTest, IncompatibleCheckpointIsRefused) {
@@ -419,7 +426,12 @@ TEST_F(PretrainTest, MixedPrecisionTrainsAndResumesBitExact) {
       double max_diff = 0;
       for (size_t i = 0; i < full.size(); ++i) max_diff = std::max(max_diff, std::abs(full[i] - f32.step_losses()[i]));
       std::printf("  bf16 vs fp32: largest step-loss difference over 20 steps %.4f\n", max_diff);
-      EXPECT_LT(max_diff, 0.01);  // observed 0.0006
+      // Not derived: a 20-step trajectory, along which Adam amplifies bf16's rounding as it
+      // does fp32's (test_precision bounds one step at a fixed point from u_bf16 and the
+      // rounding places). A sanity bound: 0.01 is 0.2% of the loss (~5), 50x the largest
+      // difference seen over every OpenBLAS kernel family and thread count (2e-4,
+      // docs/TESTING.md); a bf16 path that does not train like fp32 is off by far more.
+      EXPECT_LT(max_diff, 0.01);
       EXPECT_GT(max_diff, 0.0);
     }
 

@@ -16,6 +16,8 @@ void register_pretrain(CLI::App& app, Run& run);
 void register_generate(CLI::App& app, Run& run);
 void register_tokenizer(CLI::App& app, Run& run);
 void register_sft(CLI::App& app, Run& run);
+void register_import(CLI::App& app, Run& run);
+void register_export(CLI::App& app, Run& run);
 
 }  // namespace teddy::cli
 

@@ -8,6 +8,7 @@
 #include "teddy/cli/commands.h"
 #include "teddy/core/error.h"
 #include "teddy/data/tokenizer.h"
+#include "teddy/io/hf_import.h"
 #include "teddy/model/generate.h"
 #include "teddy/model/model.h"
 #include "teddy/train/chat_model.h"
@@ -19,7 +20,7 @@ namespace teddy::cli {
 
 void register_generate(CLI::App& app, Run& run) {
   struct Opts {
-    std::string checkpoint, tokenizer, prompt;
+    std::string checkpoint, model, tokenizer, prompt;
     int max_tokens = 200;
     float temperature = 0.8f, top_p = 1.0f;
     int top_k = 40;
@@ -29,7 +30,12 @@ void register_generate(CLI::App& app, Run& run) {
   };
   auto o = std::make_shared<Opts>();
   CLI::App* sub = app.add_subcommand("generate", "Generate text from a checkpoint (streams tokens, KV cache)");
-  sub->add_option("--checkpoint", o->checkpoint, "Checkpoint directory, or a run directory (its newest intact checkpoint)")->required();
+  CLI::Option* ck = sub->add_option("--checkpoint", o->checkpoint, "Checkpoint directory, or a run directory (its newest intact checkpoint)");
+  CLI::Option* md = sub->add_option("--model", o->model,
+                                    "hf:DIR: a Hugging Face model directory, imported in memory (docs/INTEROP.md); "
+                                    "or a checkpoint / run directory, as --checkpoint");
+  ck->excludes(md);
+  md->excludes(ck);
   sub->add_option("--tokenizer", o->tokenizer, "Tokenizer file (default: tokenizer.json of the checkpoint's run directory)");
   sub->add_option("--prompt,-p", o->prompt, "Prompt text")->required();
   sub->add_option("--max-tokens,-n", o->max_tokens, "Tokens to generate")->check(CLI::PositiveNumber);
@@ -41,7 +47,12 @@ void register_generate(CLI::App& app, Run& run) {
   sub->add_flag("--chat", o->chat, "Send the prompt as a user turn in the chat template (the run's chat_template.json, else chatml) and stop at the end of the reply");
   sub->callback([o, &run] {
     run = [o] {
-      ChatModel cm = load_chat_model(o->checkpoint, o->tokenizer, o->chat);
+      if (o->checkpoint.empty() && o->model.empty()) throw ConfigError("generate: give --checkpoint or --model");
+      const std::string source = o->checkpoint.empty() ? o->model : o->checkpoint;
+      const std::string hf_dir = hf_model_dir(source);
+      if (!hf_dir.empty() && !o->tokenizer.empty())
+        throw ConfigError("--tokenizer: a Hugging Face model brings its own tokenizer.json");
+      ChatModel cm = hf_dir.empty() ? load_chat_model(source, o->tokenizer, o->chat) : load_hf_chat_model(hf_dir, o->chat);
       Model& model = *cm.model;
       const Tokenizer& tok = cm.tok;
       std::vector<int32_t> prompt;

@@ -2,6 +2,7 @@
 // `teddy sft eval`: exact-match accuracy of greedy replies against references.
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "teddy/cli/progress.h"
 #include "teddy/core/error.h"
 #include "teddy/eval/sft_exact_match.h"
+#include "teddy/io/hf_import.h"
 #include "teddy/train/chat_model.h"
 #include "teddy/dist/world.h"
 #include "teddy/train/job.h"
@@ -56,7 +58,7 @@ void register_sft(CLI::App& app, Run& run) {
     bool skip_bad = false;
     int64_t print_every = 10, stop_after = 0;
     // eval
-    std::string checkpoint, tokenizer, data, format = "auto", template_name;
+    std::string checkpoint, tokenizer, data, format = "auto", template_name, model;
     int max_tokens = 64, show = 5;
     size_t limit = 0;
   };
@@ -64,6 +66,9 @@ void register_sft(CLI::App& app, Run& run) {
   CLI::App* sub = app.add_subcommand("sft", "Supervised finetuning: teach a checkpoint to answer (chat / instruction JSONL)");
   sub->add_option("--config,-c", o->config, "TOML run config (see configs/sft/*.toml and docs/SFT.md)");
   sub->add_option("overrides", o->overrides, "Overrides as section.key=value, e.g. train.steps=100 optim.lr=3e-4");
+  sub->add_option("--model", o->model,
+                  "The model to finetune (overrides model.init): a checkpoint or run directory, or hf:DIR, a Hugging "
+                  "Face model directory imported into RUN_DIR/hf_base first (reused when already there)");
   sub->add_flag("--resume{auto}", o->resume,
                 "Continue from the newest intact checkpoint in run.dir; with none there yet, start from scratch "
                 "(so a requeued job can always pass it). --resume=require fails instead");
@@ -79,7 +84,9 @@ void register_sft(CLI::App& app, Run& run) {
       "  [dist] zero (0-3) dp (0: all ranks) timeout_s overlap (used under mpirun / srun: data parallel over all ranks, see docs/DISTRIBUTED.md)");
 
   CLI::App* ev = sub->add_subcommand("eval", "Exact-match accuracy: greedy replies to each example's prompt vs its reference answer");
-  ev->add_option("--checkpoint", o->checkpoint, "Checkpoint directory, or a run directory (its newest intact checkpoint)")->required();
+  ev->add_option("--checkpoint", o->checkpoint,
+                 "Checkpoint directory, a run directory (its newest intact checkpoint), or hf:DIR (a Hugging Face model)")
+      ->required();
   ev->add_option("--data", o->data, "JSONL examples; the last assistant turn is the reference")->required();
   ev->add_option("--tokenizer", o->tokenizer, "Tokenizer file (default: tokenizer.json of the checkpoint's run directory)");
   ev->add_option("--template", o->template_name, "Chat template (default: the run's chat_template.json, else chatml)");
@@ -93,7 +100,10 @@ void register_sft(CLI::App& app, Run& run) {
   ev->callback([o, &run] {
     run = [o] {
       const ChatTemplate named = o->template_name.empty() ? ChatTemplate{} : ChatTemplate::named(o->template_name);
-      ChatModel cm = load_chat_model(o->checkpoint, o->tokenizer, true, o->template_name.empty() ? nullptr : &named);
+      const std::string hf_dir = hf_model_dir(o->checkpoint);
+      ChatModel cm = hf_dir.empty()
+                         ? load_chat_model(o->checkpoint, o->tokenizer, true, o->template_name.empty() ? nullptr : &named)
+                         : load_hf_chat_model(hf_dir, true, o->template_name.empty() ? nullptr : &named);
       SftReadStats rs;
       const std::vector<SftExample> ex = read_sft_jsonl(o->data, sft_format_from_name(o->format, "--format"), o->skip_bad, &rs);
       std::printf("checkpoint %s, template %s%s; %zu examples from %s (%llu bad lines skipped)\n", cm.checkpoint.c_str(),
@@ -129,6 +139,7 @@ void register_sft(CLI::App& app, Run& run) {
       std::vector<std::string> ovs = o->overrides;
       if (o->skip_bad) ovs.push_back("data.skip_bad=true");
       SftConfig cfg = SftConfig::load(o->config, ovs);
+      if (!o->model.empty()) cfg.init = o->model;
       cfg.validate();  // a bad value first, before the world, the checkpoint and the data are looked at
       // Under mpirun / srun: data parallel over every rank of the job ([dist]).
       const std::unique_ptr<dist::World> world = dist::World::from_environment(cfg.timeout_s);
@@ -139,6 +150,18 @@ void register_sft(CLI::App& app, Run& run) {
       const int rank = world->rank();
       ProgressLine bar(stderr, o->print_every);
       return run_on_world(*world, [&] {
+        if (const std::string hf_dir = hf_model_dir(cfg.init); !hf_dir.empty()) {
+          // Rank 0 imports the Hugging Face model into run.dir (or reuses an earlier
+          // import of it); the other ranks wait for it and then reuse it.
+          const std::string into = (std::filesystem::path(cfg.run_dir) / "hf_base").string();
+          bool reused = false;
+          if (rank == 0) cfg.init = import_hf_once(hf_dir, into, &reused);
+          world->barrier();
+          if (rank != 0) cfg.init = import_hf_once(hf_dir, into);
+          if (rank == 0)
+            std::printf("# model.init %s: %s %s\n", ("hf:" + hf_dir).c_str(),
+                        reused ? "reusing the import in" : "imported into", cfg.init.c_str());
+        }
         run_sft_job(*world, std::move(cfg), jo, [&](const SftEvent& e) {
           if (rank == 0) print_event(e, bar);  // rank 0 logs for the job
         });

@@ -351,12 +351,20 @@ void Tokenizer::save_tiktoken(const std::string& path) const {
   write_file_atomic(path, format_tiktoken_ranks(impl_->vocab));
 }
 
+std::string Tokenizer::to_hf_json() const {
+  try {
+    return format_hf_tokenizer(impl_->vocab, impl_->bpe);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string("cannot write tokenizer.json: ") + e.what());
+  }
+}
+
 void Tokenizer::save_hf_json(const std::string& path) const {
   std::string text;
   try {
-    text = format_hf_tokenizer(impl_->vocab, impl_->bpe);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(path + ": cannot write tokenizer.json: " + e.what());
+    text = to_hf_json();
+  } catch (const Error& e) {
+    throw Error(path + ": " + e.what());
   }
   write_file_atomic(path, text);
 }

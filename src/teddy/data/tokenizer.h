@@ -90,6 +90,7 @@ class Tokenizer {
   // Ranks only: pattern, specials and merge rules are lost (tiktoken's byte rule applies).
   void save_tiktoken(const std::string& path) const;
   void save_hf_json(const std::string& path) const;    // Hugging Face tokenizer.json (BPE)
+  std::string to_hf_json() const;                      // the same text
 
   struct Impl;
  private:

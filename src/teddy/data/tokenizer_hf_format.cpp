@@ -193,7 +193,8 @@ BpeVocab parse_hf_tokenizer(std::string_view content, const std::string& path) {
     for (size_t i = 0; i < added.size(); ++i) {
       const std::string field = "added_tokens[" + std::to_string(i) + "]";
       const auto& t = added[i];
-      if (!t.is_object() || !t.contains("id") || !t["id"].is_number_unsigned() || !t.contains("content") ||
+      if (!t.is_object() || !t.contains("id") || !t["id"].is_number_unsigned() ||
+          t["id"].get<uint64_t>() >= (1u << 26) || !t.contains("content") ||
           !t["content"].is_string())
         fail(field, "expected {\"id\": N, \"content\": \"...\"}");
       const uint32_t id = t["id"].get<uint32_t>();

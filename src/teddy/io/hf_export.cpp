@@ -1,0 +1,146 @@
+#include "teddy/io/hf_export.h"
+
+#include <cctype>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "teddy/core/error.h"
+#include "teddy/data/atomic_file.h"
+#include "teddy/io/hf_model.h"
+#include "teddy/io/hf_staging.h"
+#include "teddy/io/safetensors.h"
+
+namespace fs = std::filesystem;
+
+namespace teddy {
+
+namespace {
+
+using json = nlohmann::json;
+
+const char* st_dtype(DType t) { return t == DType::f32 ? "F32" : t == DType::bf16 ? "BF16" : "F16"; }
+const char* torch_dtype(DType t) { return t == DType::f32 ? "float32" : t == DType::bf16 ? "bfloat16" : "float16"; }
+
+// One HF tensor gathered from the model's flat buffer and converted to the output dtype.
+std::vector<std::byte> gather(const Model& m, const HfTensorSpec& s, DType dtype) {
+  const size_t n = static_cast<size_t>(s.rows * s.cols);
+  std::vector<float> f(n);
+  const float* p = m.params() + m.layout().find(s.teddy_name).offset + static_cast<size_t>(s.row_begin * s.cols);
+  if (!s.transpose) {
+    std::copy(p, p + n, f.begin());
+  } else {  // teddy rows -> HF [cols, rows]
+    for (int64_t r = 0; r < s.rows; ++r)
+      for (int64_t k = 0; k < s.cols; ++k) f[static_cast<size_t>(k * s.rows + r)] = p[r * s.cols + k];
+  }
+  std::vector<std::byte> out(n * dtype_size(dtype));
+  if (dtype == DType::f32) std::memcpy(out.data(), f.data(), out.size());
+  else if (dtype == DType::bf16) convert_f32_to_bf16(reinterpret_cast<bf16_t*>(out.data()), f.data(), n);
+  else convert_f32_to_f16(reinterpret_cast<f16_t*>(out.data()), f.data(), n);
+  return out;
+}
+
+void write_json(const std::string& path, const json& j) { write_file_atomic(path, j.dump(2) + "\n"); }
+
+}  // namespace
+
+uint64_t parse_byte_size(const std::string& text, const std::string& field) {
+  size_t i = 0;
+  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) ++i;
+  std::string unit = text.substr(i);
+  for (char& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  double mult = 0;
+  if (unit.empty() || unit == "B") mult = 1;
+  else if (unit == "KB") mult = 1e3;
+  else if (unit == "MB") mult = 1e6;
+  else if (unit == "GB") mult = 1e9;
+  else if (unit == "TB") mult = 1e12;
+  else if (unit == "KIB") mult = 1024.0;
+  else if (unit == "MIB") mult = 1024.0 * 1024;
+  else if (unit == "GIB") mult = 1024.0 * 1024 * 1024;
+  else if (unit == "TIB") mult = 1024.0 * 1024 * 1024 * 1024;
+  double v = 0;
+  try {
+    v = i ? std::stod(text.substr(0, i)) : -1;
+  } catch (const std::exception&) {
+    v = -1;
+  }
+  if (mult == 0 || !(v > 0))
+    throw ConfigError(field + ": expected a size such as 5GB, 500MB, 2GiB or a byte count (got \"" + text + "\")");
+  return static_cast<uint64_t>(v * mult);
+}
+
+HfExportReport write_hf_dir(const TeddyRun& run, const std::string& out_dir, const HfExportOptions& opts) {
+  const Model& m = *run.model;
+  const ModelConfig& cfg = m.config();
+  HfExportReport r;
+  r.out_dir = out_dir;
+  r.checkpoint = run.checkpoint;
+  r.architecture = hf_architecture(cfg.family);
+  StagedDir out(out_dir);
+
+  // Shards, as huggingface_hub's split_state_dict_into_shards_factory makes them.
+  const std::vector<HfTensorSpec> specs = hf_tensor_specs(cfg);
+  std::vector<std::vector<size_t>> shards;
+  std::vector<size_t> current;
+  uint64_t current_bytes = 0;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const uint64_t bytes = static_cast<uint64_t>(specs[i].rows * specs[i].cols) * dtype_size(opts.dtype);
+    r.tensor_bytes += bytes;
+    if (bytes > opts.max_shard_bytes) {
+      shards.push_back({i});
+      continue;
+    }
+    if (current_bytes + bytes > opts.max_shard_bytes) {
+      shards.push_back(std::move(current));
+      current.clear();
+      current_bytes = 0;
+    }
+    current.push_back(i);
+    current_bytes += bytes;
+  }
+  if (!current.empty()) shards.push_back(std::move(current));
+  r.shards = static_cast<int>(shards.size());
+  r.tensors = specs.size();
+
+  json weight_map = json::object();
+  for (size_t k = 0; k < shards.size(); ++k) {
+    char name[64];
+    if (shards.size() == 1) std::snprintf(name, sizeof name, "model.safetensors");
+    else std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", k + 1, shards.size());
+    SafetensorsWriter w;
+    w.set_metadata("format", "pt");
+    for (size_t i : shards[k]) {
+      const HfTensorSpec& s = specs[i];
+      const std::vector<std::byte> bytes = gather(m, s, opts.dtype);
+      w.add_copy(s.hf_name, st_dtype(opts.dtype), s.hf_shape, bytes.data(), bytes.size());
+      weight_map[s.hf_name] = name;
+    }
+    w.write(out.path(name));
+    r.files.push_back(name);
+  }
+  if (shards.size() > 1) {
+    write_json(out.path("model.safetensors.index.json"),
+               json{{"metadata", {{"total_size", r.tensor_bytes}}}, {"weight_map", weight_map}});
+    r.files.push_back("model.safetensors.index.json");
+  }
+
+  write_json(out.path("config.json"), model_to_hf_config(cfg, run.config_extras(), torch_dtype(opts.dtype)));
+  const json gen = make_generation_config(run.tokenizer, run.extras, run.chat ? &*run.chat : nullptr);
+  if (!gen.is_null()) {
+    write_json(out.path("generation_config.json"), gen);
+    r.files.push_back("generation_config.json");
+  }
+  write_file_atomic(out.path("tokenizer.json"), run.tokenizer.to_hf_json());
+  write_json(out.path("tokenizer_config.json"),
+             make_tokenizer_config(run.tokenizer, run.extras, run.chat_template(), cfg.max_seq_len));
+  r.files.insert(r.files.end(), {"config.json", "tokenizer.json", "tokenizer_config.json"});
+  out.commit();
+  return r;
+}
+
+HfExportReport export_hf(const std::string& checkpoint, const std::string& out_dir, const HfExportOptions& opts) {
+  return write_hf_dir(read_teddy_run(checkpoint, opts.tokenizer), out_dir, opts);
+}
+
+}  // namespace teddy

@@ -1,0 +1,41 @@
+#pragma once
+// `teddy export hf --checkpoint RUN --out DIR`: a teddy checkpoint as a Hugging Face
+// model directory that transformers loads as GPT2LMHeadModel or LlamaForCausalLM:
+//   config.json, generation_config.json, tokenizer.json, tokenizer_config.json (special
+//   tokens, chat_template), and model.safetensors, or, when the tensors exceed
+//   max_shard_bytes, model-0000i-of-0000n.safetensors plus model.safetensors.index.json
+//   split the way transformers' save_pretrained splits (tensors in state_dict order, a
+//   new shard when the next tensor would pass the limit, an oversized tensor alone).
+// The directory is assembled under a temporary name and renamed into place whole.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "teddy/core/dtype.h"
+#include "teddy/io/hf_run.h"
+
+namespace teddy {
+
+struct HfExportOptions {
+  std::string tokenizer;                     // "" : the run's tokenizer.json
+  DType dtype = DType::f32;                  // tensor dtype written (bf16 / f16 round to nearest even)
+  uint64_t max_shard_bytes = 5'000'000'000;  // transformers' default max_shard_size "5GB"
+};
+
+struct HfExportReport {
+  std::string out_dir, checkpoint, architecture;
+  std::vector<std::string> files;  // written, in order
+  size_t tensors = 0;
+  uint64_t tensor_bytes = 0;
+  int shards = 1;
+};
+
+HfExportReport export_hf(const std::string& checkpoint, const std::string& out_dir, const HfExportOptions& opts);
+// The same from a run already read.
+HfExportReport write_hf_dir(const TeddyRun& run, const std::string& out_dir, const HfExportOptions& opts);
+
+// "5GB", "500MB", "2GiB", "1000" (bytes): decimal units as huggingface_hub parses them
+// (KB = 1000), binary ones with "i". Throws ConfigError naming `field`.
+uint64_t parse_byte_size(const std::string& text, const std::string& field);
+
+}  // namespace teddy

@@ -1,0 +1,279 @@
+#include "teddy/io/hf_import.h"
+
+#include <cstring>
+#include <filesystem>
+#include <set>
+
+#include "teddy/core/error.h"
+#include "teddy/data/atomic_file.h"
+#include "teddy/data/tokenizer_file.h"
+#include "teddy/io/hf_staging.h"
+#include "teddy/io/hf_weights.h"
+#include "teddy/checkpoint/checkpoint.h"
+#include "teddy/train/grow_vocab.h"
+
+namespace fs = std::filesystem;
+
+namespace teddy {
+
+namespace {
+
+using json = nlohmann::json;
+
+// An absolute, normalised directory name without a trailing separator.
+std::string normalized_dir(const std::string& dir) {
+  fs::path p = fs::absolute(dir).lexically_normal();
+  if (p.filename().empty()) p = p.parent_path();
+  return p.string();
+}
+
+json read_json(const std::string& path) {
+  try {
+    return json::parse(read_text_file(path));
+  } catch (const json::exception& e) {
+    throw FormatError(path + ": not valid JSON (" + std::string(e.what()) + ")");
+  }
+}
+
+std::string shape_text(const std::vector<int64_t>& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+// tokenizer.json settings outside what parse_hf_tokenizer checks that would make teddy
+// encode or decode differently from the file's owner.
+void check_tokenizer_json(const json& j, const std::string& path, std::vector<std::string>& notes) {
+  auto fail = [&](const std::string& key, const std::string& what) -> void {
+    throw FormatError(path + ": " + key + ": " + what);
+  };
+  auto type_of = [](const json& v) { return v.is_object() ? v.value("type", std::string("?")) : v.dump(); };
+  if (j.contains("model") && j["model"].is_object()) {
+    const json& m = j["model"];
+    for (const char* k : {"continuing_subword_prefix", "end_of_word_suffix"})
+      if (m.contains(k) && !m[k].is_null() && !(m[k].is_string() && m[k].get<std::string>().empty()))
+        fail(std::string("model.") + k, "not supported (byte-level BPE has none; got " + m[k].dump() + ")");
+    if (m.contains("dropout") && !m["dropout"].is_null() && !(m["dropout"].is_number() && m["dropout"].get<double>() == 0))
+      fail("model.dropout", "BPE dropout is not supported (got " + m["dropout"].dump() + ")");
+  }
+  if (j.contains("decoder") && !j["decoder"].is_null()) {
+    const std::string t = type_of(j["decoder"]);
+    if (t != "ByteLevel") fail("decoder", "type \"" + t + "\" is not supported (only ByteLevel)");
+  }
+  if (j.contains("post_processor") && !j["post_processor"].is_null()) {
+    const std::string t = type_of(j["post_processor"]);
+    if (t == "TemplateProcessing")
+      notes.push_back(path + ": post_processor TemplateProcessing (tokens added around an encoding, e.g. BOS) is "
+                             "not applied by teddy's encoder");
+    else if (t != "ByteLevel")
+      fail("post_processor", "type \"" + t + "\" is not supported (null, ByteLevel or TemplateProcessing)");
+  }
+  for (const char* k : {"truncation", "padding"})
+    if (j.contains(k) && !j[k].is_null()) notes.push_back(path + ": " + k + " settings ignored");
+}
+
+Tokenizer read_tokenizer(const std::string& path, std::vector<std::string>& notes) {
+  const std::string text = read_text_file(path);
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    throw FormatError(path + ": not valid JSON (" + std::string(e.what()) + ")");
+  }
+  check_tokenizer_json(j, path, notes);
+  BpeVocab v = parse_hf_tokenizer(text, path);
+  try {
+    return Tokenizer::from_vocab(std::move(v));
+  } catch (const FormatError&) {
+    throw;
+  } catch (const Error& e) {
+    throw FormatError(path + ": " + e.what());
+  }
+}
+
+// Checks every tensor's presence, shape and dtype against `c` (before any model is
+// allocated, so a config.json that promises a huge model over small files costs nothing).
+// Returns each spec's tensor name as stored.
+std::vector<std::string> check_weights(const HfWeights& w, const ModelConfig& c, const std::vector<HfTensorSpec>& specs,
+                                       std::vector<std::string>& notes) {
+  const std::string arch = hf_architecture(c.family);
+  // GPT-2 checkpoints saved from GPT2Model name tensors without "transformer.".
+  std::vector<std::string> names(specs.size());
+  std::set<std::string> used;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const HfTensorSpec& s = specs[i];
+    std::string name = s.hf_name;
+    if (c.family == Family::gpt2 && name.rfind("transformer.", 0) == 0) {
+      const std::string bare = name.substr(std::strlen("transformer."));
+      if (w.find(bare) && w.find(name))
+        throw FormatError(w.file_of(bare) + ": both " + name + " and " + bare + " are present");
+      if (w.find(bare)) name = bare;
+    }
+    const SafeTensor* t = w.find(name);
+    if (!t)
+      throw FormatError(w.listing() + ": tensor " + s.hf_name + " is missing (a " + arch + " with this config.json has " +
+                        std::to_string(specs.size()) + " tensors)");
+    if (t->shape != s.hf_shape)
+      throw FormatError(w.file_of(name) + ": " + name + ": shape " + shape_text(t->shape) + ", but config.json implies " +
+                        shape_text(s.hf_shape));
+    if (t->dtype != "F32" && t->dtype != "F16" && t->dtype != "BF16")
+      throw FormatError(w.file_of(name) + ": " + name + ": dtype " + t->dtype + " is not supported (F32, F16 or BF16)");
+    names[i] = name;
+    used.insert(name);
+  }
+  if (c.tie_embeddings && w.find("lm_head.weight")) used.insert("lm_head.weight");  // compared once loaded
+  for (const std::string& n : w.names()) {
+    if (used.count(n)) continue;
+    if (hf_ignorable_tensor(c.family, n)) {
+      notes.push_back(w.file_of(n) + ": " + n + " (a buffer, not a parameter) skipped");
+      continue;
+    }
+    throw FormatError(w.file_of(n) + ": tensor " + n + " is not part of a " + arch +
+                      " with this config.json (unexpected tensor)");
+  }
+  return names;
+}
+
+// Copies the checked tensors into `m` (fp32).
+void copy_weights(const HfWeights& w, const std::vector<HfTensorSpec>& specs, const std::vector<std::string>& names,
+                  Model& m, HfModel& out) {
+  const ModelConfig& c = m.config();
+  const SafeTensor* tied_head = c.tie_embeddings ? w.find("lm_head.weight") : nullptr;
+  std::vector<float> buf;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const HfTensorSpec& s = specs[i];
+    const size_t n = static_cast<size_t>(s.rows * s.cols);
+    buf.resize(n);
+    w.copy_f32(names[i], buf.data(), n);
+    ++out.dtypes[w.find(names[i])->dtype];
+    float* p = m.param(s.teddy_name) + static_cast<size_t>(s.row_begin * s.cols);
+    if (!s.transpose) {
+      std::memcpy(p, buf.data(), n * sizeof(float));
+    } else {  // HF [cols, rows] -> teddy rows
+      for (int64_t r = 0; r < s.rows; ++r)
+        for (int64_t k = 0; k < s.cols; ++k) p[r * s.cols + k] = buf[static_cast<size_t>(k * s.rows + r)];
+    }
+  }
+  if (tied_head) {
+    const std::string& emb = names[0];
+    if (tied_head->shape != w.find(emb)->shape)
+      throw FormatError(w.file_of("lm_head.weight") + ": lm_head.weight: config.json ties it to " + emb +
+                        " but its shape differs");
+    buf.resize(static_cast<size_t>(tied_head->numel()));
+    w.copy_f32("lm_head.weight", buf.data(), buf.size());
+    if (std::memcmp(buf.data(), m.param("tok_emb.weight"), buf.size() * sizeof(float)) != 0)
+      throw FormatError(w.file_of("lm_head.weight") +
+                        ": lm_head.weight: differs from the embedding, but config.json has tie_word_embeddings");
+    out.notes.push_back("lm_head.weight equals the tied embedding; not stored twice");
+  }
+}
+
+}  // namespace
+
+HfModel read_hf_model(const std::string& dir) {
+  HfModel out;
+  const fs::path root(dir);
+  if (!fs::is_directory(root)) throw Error(dir + ": not a directory");
+  const std::string config_path = (root / "config.json").string();
+  if (!fs::exists(config_path)) throw FormatError(config_path + ": missing (a Hugging Face model directory has one)");
+  const json config = read_json(config_path);
+  HfConfigExtras cfg_extras;
+  const ModelConfig cfg = hf_config_to_model(config, config_path, &cfg_extras);
+
+  const std::string tok_path = (root / "tokenizer.json").string();
+  if (!fs::exists(tok_path))
+    throw FormatError(tok_path + ": missing (teddy reads tokenizer.json; vocab.json/merges.txt and tokenizer.model are not read)");
+  out.tokenizer = read_tokenizer(tok_path, out.notes);
+  if (out.tokenizer.vocab_size() > cfg.vocab_size)
+    throw FormatError(tok_path + ": has " + std::to_string(out.tokenizer.vocab_size()) + " ids, but " + config_path +
+                      " says vocab_size " + std::to_string(cfg.vocab_size));
+
+  out.extras.source = normalized_dir(dir);
+  out.extras.config = cfg_extras;
+  const std::string tc_path = (root / "tokenizer_config.json").string();
+  if (fs::exists(tc_path)) {
+    std::vector<std::string> ignored;
+    out.extras.tokenizer_config = read_tokenizer_config(read_json(tc_path), tc_path, out.tokenizer, &ignored);
+    if (!ignored.empty()) {
+      std::string list;
+      for (const std::string& k : ignored) list += (list.empty() ? "" : ", ") + k;
+      out.notes.push_back(tc_path + ": not kept: " + list);
+    }
+  }
+  const std::string gc_path = (root / "generation_config.json").string();
+  if (fs::exists(gc_path)) out.extras.generation_config = read_generation_config(read_json(gc_path), gc_path);
+  for (const char* f : {"special_tokens_map.json", "vocab.json", "merges.txt", "tokenizer.model"})
+    if (fs::exists(root / f)) out.notes.push_back((root / f).string() + ": not read (tokenizer.json and tokenizer_config.json say it all)");
+
+  const HfWeights weights = HfWeights::open(dir);
+  const std::vector<HfTensorSpec> specs = hf_tensor_specs(cfg);
+  const std::vector<std::string> names = check_weights(weights, cfg, specs, out.notes);
+  out.model = std::make_unique<Model>(cfg);
+  std::memset(out.model->params(), 0, out.model->flat_size() * sizeof(float));
+  copy_weights(weights, specs, names, *out.model, out);
+  return out;
+}
+
+HfImportReport import_hf(const std::string& dir, const std::string& run_dir) {
+  HfModel m = read_hf_model(dir);
+  HfImportReport r;
+  r.run_dir = run_dir;
+  r.config = m.model->config();
+  r.architecture = m.extras.config.architecture;
+  r.parameters = m.model->layout().count();
+  r.dtypes = m.dtypes;
+  r.notes = m.notes;
+
+  StagedDir out(run_dir);
+  // A fresh optimizer state: finetuning or continued pretraining starts AdamW at t = 0.
+  const AdamW opt(m.model->layout(), AdamWConfig{}, m.model->context());
+  CheckpointState state;
+  state.run_config = "# imported from Hugging Face: " + m.extras.source + "\n";
+  const std::string staged_ckpt = save_checkpoint(out.dir(), *m.model, opt, state, 0);
+  m.tokenizer.save(out.path("tokenizer.json"));
+  write_file_atomic(out.path(kHfExtrasFile), m.extras.to_json());
+  if (const auto t = builtin_template_for_jinja(m.extras.chat_template())) {
+    t->save(out.path("chat_template.json"));
+    r.chat_template = t->name;
+  }
+  out.commit();
+  r.checkpoint = (fs::path(run_dir) / fs::path(staged_ckpt).lexically_relative(out.dir())).string();
+  return r;
+}
+
+std::string hf_model_dir(const std::string& spec) { return spec.rfind("hf:", 0) == 0 ? spec.substr(3) : ""; }
+
+ChatModel load_hf_chat_model(const std::string& dir, bool chat, const ChatTemplate* tmpl) {
+  HfModel m = read_hf_model(dir);
+  ChatModel cm;
+  cm.checkpoint = "hf:" + dir;
+  cm.tok = std::move(m.tokenizer);
+  cm.base_vocab = m.model->config().vocab_size;
+  if (chat) {
+    const auto builtin = builtin_template_for_jinja(m.extras.chat_template());
+    cm.tmpl = tmpl ? *tmpl : builtin ? *builtin : ChatTemplate{};
+    cm.added_specials = add_template_specials(cm.tok, cm.tmpl);
+  }
+  if (cm.tok.vocab_size() > cm.base_vocab)
+    cm.model = std::make_unique<Model>(grow_vocab(*m.model, cm.tok.vocab_size()));
+  else
+    cm.model = std::move(m.model);
+  return cm;
+}
+
+std::string import_hf_once(const std::string& dir, const std::string& run_dir, bool* reused) {
+  const fs::path extras = fs::path(run_dir) / kHfExtrasFile;
+  if (fs::exists(extras)) {
+    const HfExtras e = HfExtras::from_json(read_text_file(extras.string()), extras.string());
+    const std::string want = normalized_dir(dir);
+    if (e.source != want)
+      throw Error(run_dir + ": holds an import of " + e.source + ", not of " + want + " (remove it or pick another run.dir)");
+    if (reused) *reused = true;
+    return run_dir;
+  }
+  import_hf(dir, run_dir);
+  if (reused) *reused = false;
+  return run_dir;
+}
+
+}  // namespace teddy

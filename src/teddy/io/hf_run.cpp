@@ -1,0 +1,45 @@
+#include "teddy/io/hf_run.h"
+
+#include <filesystem>
+
+#include "teddy/core/error.h"
+#include "teddy/data/tokenizer_file.h"
+#include "teddy/checkpoint/checkpoint.h"
+
+namespace fs = std::filesystem;
+
+namespace teddy {
+
+std::string TeddyRun::chat_template() const {
+  const std::string imported = extras.chat_template();
+  if (!imported.empty()) return imported;
+  return chat ? chat_template_jinja(*chat) : std::string();
+}
+
+HfConfigExtras TeddyRun::config_extras() const {
+  if (!extras.source.empty()) return extras.config;
+  return default_config_extras(tokenizer, model->config().family);
+}
+
+TeddyRun read_teddy_run(const std::string& checkpoint, const std::string& tokenizer) {
+  TeddyRun r;
+  const VerifiedCheckpoint verified = resolve_verified_checkpoint(checkpoint);
+  r.checkpoint = verified.info.dir;
+  r.run_dir = fs::path(r.checkpoint).parent_path().parent_path().string();
+  const std::string tok_path = !tokenizer.empty() ? tokenizer : (fs::path(r.run_dir) / "tokenizer.json").string();
+  if (!fs::exists(tok_path)) throw Error(tok_path + ": no tokenizer next to the checkpoint; pass --tokenizer");
+  r.tokenizer = Tokenizer::load(tok_path);
+  const ModelConfig& cfg = verified.info.model_config;
+  if (r.tokenizer.vocab_size() > cfg.vocab_size)
+    throw Error(tok_path + ": tokenizer has " + std::to_string(r.tokenizer.vocab_size()) + " ids but the model only " +
+                std::to_string(cfg.vocab_size));
+  r.model = std::make_unique<Model>(cfg);
+  load_checkpoint(verified, *r.model, nullptr);
+  const fs::path extras = fs::path(r.run_dir) / kHfExtrasFile;
+  if (fs::exists(extras)) r.extras = HfExtras::from_json(read_text_file(extras.string()), extras.string());
+  const fs::path chat = fs::path(r.run_dir) / "chat_template.json";
+  if (fs::exists(chat)) r.chat = ChatTemplate::load(chat.string());
+  return r;
+}
+
+}  // namespace teddy

@@ -1,0 +1,141 @@
+#pragma once
+// Helpers for the Hugging Face / GGUF interop tests: small teddy runs (a checkpoint
+// written by save_checkpoint, a trained tokenizer, optionally a chat template), their
+// parameters read back through load_checkpoint, and error-message checks.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "data/tokenizer_test_util.h"
+#include "teddy/core/error.h"
+#include "teddy/data/bpe_trainer.h"
+#include "teddy/data/chat_template.h"
+#include "teddy/data/tokenizer.h"
+#include "teddy/model/model.h"
+#include "teddy/train/optim/adamw.h"
+#include "teddy/checkpoint/checkpoint.h"
+
+namespace teddy::test {
+
+namespace fs = std::filesystem;
+
+// A fresh directory under the build tree, per process (ctest runs cases in parallel).
+inline std::string fresh_dir(const std::string& name) {
+  const fs::path d = fs::path(TEDDY_BINARY_DIR) / "test_interop" / (name + "." + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d.string();
+}
+
+inline Tokenizer trained_tokenizer(PretokenizerKind kind, int vocab = 600,
+                                   std::vector<std::string> specials = {"<|endoftext|>"}) {
+  BpeTrainer t({.vocab_size = vocab, .pattern = kind, .specials = std::move(specials)});
+  t.add_text(read_file(TEDDY_SOURCE_DIR "/tests/data/tokenizer_mixed.txt"));
+  return t.train();
+}
+
+// A small model of either family whose vocabulary is the tokenizer's (padded to 64).
+struct RunSpec {
+  Family family = Family::gpt2;
+  bool tie = true;
+  bool bias = true;
+  int n_head = 4, n_kv_head = 4, d_model = 32, d_ff = 128, n_layer = 2, max_seq_len = 32;
+  float norm_eps = 1e-5f, rope_theta = 10000.0f;
+};
+
+inline ModelConfig config_for(const RunSpec& s, int vocab) {
+  ModelConfig c = ModelConfig::for_family(s.family);
+  c.tie_embeddings = s.tie;
+  c.bias = s.bias;
+  c.n_head = s.n_head;
+  c.n_kv_head = s.n_kv_head;
+  c.d_model = s.d_model;
+  c.d_ff = s.d_ff;
+  c.n_layer = s.n_layer;
+  c.max_seq_len = s.max_seq_len;
+  c.norm_eps = s.norm_eps;
+  c.rope_theta = s.rope_theta;
+  c.vocab_size = vocab;
+  c.padded_vocab_size = ModelConfig::pad_vocab(vocab);
+  c.validate();
+  return c;
+}
+
+// Random weights (init_weights), norm weights and biases made non-trivial so a
+// swapped or dropped tensor shows. Padding rows stay zero, as in a trained model.
+inline void randomize(Model& m, uint64_t seed) {
+  m.init_weights(seed);
+  std::mt19937_64 rng(seed + 1);
+  std::normal_distribution<float> d(0.0f, 0.05f);
+  for (const ParamInfo& p : m.layout().params) {
+    if (p.shape.size() != 1) continue;
+    float* x = m.param(p.name);
+    for (size_t i = 0; i < p.numel; ++i) x[i] += d(rng);
+  }
+}
+
+// Writes a run directory the way pretrain / sft leave one: a checkpoint, tokenizer.json
+// (teddy's format) and, when given, chat_template.json.
+inline void write_run(const std::string& run_dir, const Model& m, const Tokenizer& tok, const ChatTemplate* tmpl = nullptr,
+                      int64_t step = 7) {
+  fs::create_directories(run_dir);
+  AdamW opt(m.layout(), AdamWConfig{}, m.context());
+  CheckpointState st;
+  st.step = step;
+  save_checkpoint(run_dir, m, opt, st, 0);
+  tok.save(run_dir + "/tokenizer.json");
+  if (tmpl) tmpl->save(run_dir + "/chat_template.json");
+}
+
+// The parameters of a run's newest checkpoint, through the public loader.
+inline std::vector<float> run_params(const std::string& run_dir, ModelConfig* cfg = nullptr) {
+  const VerifiedCheckpoint v = resolve_verified_checkpoint(run_dir);
+  Model m(v.info.model_config);
+  load_checkpoint(v, m, nullptr);
+  if (cfg) *cfg = v.info.model_config;
+  return std::vector<float>(m.params(), m.params() + m.flat_size());
+}
+
+// Runs fn and returns the message of the FormatError (or other teddy::Error) it throws;
+// a failure when nothing is thrown.
+template <class Fn>
+std::string error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected an error, nothing thrown";
+  return "";
+}
+
+// Runs tests/io/setup_node_llama_cpp.sh into <build>/npm-llama (idempotent): node-llama-cpp,
+// @huggingface/gguf, @huggingface/jinja, @huggingface/tokenizers. On failure returns "" and sets `error`: the peer
+// tests must fail, not skip.
+inline std::string llama_npm_dir(std::string& error) {
+  const std::string dir = std::string(TEDDY_BINARY_DIR) + "/npm-llama";
+  std::string out;
+  const int rc = run_command("bash '" TEDDY_SOURCE_DIR "/tests/io/setup_node_llama_cpp.sh' '" + dir + "' 2>&1", out);
+  if (rc != 0) {
+    error = "tests/io/setup_node_llama_cpp.sh failed (exit " + std::to_string(rc) +
+            "); node and npm (with registry access, or a filled " + dir + ") are required:\n" + out;
+    return "";
+  }
+  return dir;
+}
+
+inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+// Every file directly in `dir`, read whole (name -> bytes).
+inline std::map<std::string, std::string> dir_files(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.is_regular_file()) out[e.path().filename().string()] = read_file(e.path().string());
+  return out;
+}
+
+}  // namespace teddy::test

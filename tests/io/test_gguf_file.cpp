@@ -1,0 +1,273 @@
+// GGUF writing, checked without llama.cpp: the file layout read back by a small reader
+// written here from the format's description (docs/INTEROP.md), q8_0 blocks as ggml's
+// reference quantizer makes them, LLaMA's q/k row permutation both as
+// convert_hf_to_gguf.py writes it and by what it is for (ggml's adjacent-pair RoPE on
+// permuted rows equals HF's rotate-half RoPE, permuted), and the export's choice of
+// tensor types and names.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <map>
+
+#include "io/interop_test_util.h"
+#include "teddy/core/dtype.h"
+#include "teddy/io/gguf_export.h"
+#include "teddy/io/gguf_file.h"
+
+namespace teddy {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A GGUF reader for the tests: key-values as text, tensor infos, data offsets.
+struct Gguf {
+  uint32_t version = 0;
+  std::map<std::string, std::string> kv;  // scalars as text; arrays as "[n]"
+  std::map<std::string, uint32_t> kv_type;
+  struct Info {
+    std::vector<uint64_t> ne;
+    uint32_t type;
+    uint64_t offset;
+  };
+  std::vector<std::string> order;
+  std::map<std::string, Info> tensors;
+  uint64_t data_start = 0;
+  std::string bytes;
+
+  static Gguf read(const std::string& path) {
+    Gguf g;
+    g.bytes = test::read_file(path);
+    size_t p = 0;
+    auto take = [&](size_t n) {
+      if (p + n > g.bytes.size()) throw Error("gguf: truncated");
+      const char* s = g.bytes.data() + p;
+      p += n;
+      return s;
+    };
+    auto u32 = [&] { uint32_t v; std::memcpy(&v, take(4), 4); return v; };
+    auto u64 = [&] { uint64_t v; std::memcpy(&v, take(8), 8); return v; };
+    auto str = [&] { const uint64_t n = u64(); return std::string(take(n), n); };
+    if (std::string(take(4), 4) != "GGUF") throw Error("gguf: bad magic");
+    g.version = u32();
+    const uint64_t n_tensors = u64(), n_kv = u64();
+    std::function<std::string(uint32_t)> value = [&](uint32_t t) -> std::string {
+      switch (t) {
+        case 4: return std::to_string(u32());
+        case 5: { int32_t v; std::memcpy(&v, take(4), 4); return std::to_string(v); }
+        case 6: { float v; std::memcpy(&v, take(4), 4); return std::to_string(v); }
+        case 7: return *take(1) ? "true" : "false";
+        case 8: return str();
+        case 10: return std::to_string(u64());
+        case 9: {
+          const uint32_t et = u32();
+          const uint64_t n = u64();
+          for (uint64_t i = 0; i < n; ++i) value(et);
+          return "[" + std::to_string(n) + "]";
+        }
+      }
+      throw Error("gguf: value type " + std::to_string(t) + " not handled by the test reader");
+    };
+    for (uint64_t i = 0; i < n_kv; ++i) {
+      const std::string k = str();
+      const uint32_t t = u32();
+      g.kv_type[k] = t;
+      g.kv[k] = value(t);
+    }
+    for (uint64_t i = 0; i < n_tensors; ++i) {
+      const std::string name = str();
+      Info info;
+      const uint32_t nd = u32();
+      for (uint32_t d = 0; d < nd; ++d) info.ne.push_back(u64());
+      info.type = u32();
+      info.offset = u64();
+      g.order.push_back(name);
+      g.tensors[name] = info;
+    }
+    g.data_start = (p + 31) / 32 * 32;
+    return g;
+  }
+  const char* data(const std::string& name) const { return bytes.data() + data_start + tensors.at(name).offset; }
+};
+
+TEST(GgufFile, LayoutReadsBack) {
+  const std::string dir = test::fresh_dir("gguf_layout");
+  GgufWriter w;
+  w.add_string("general.architecture", "llama");
+  w.add_u32("llama.block_count", 3);
+  w.add_f32("llama.rope.freq_base", 500000.0f);
+  w.add_bool("tokenizer.ggml.add_bos_token", false);
+  w.add_string_array("tokenizer.ggml.tokens", {"a", "b", "Ġc"});
+  w.add_i32_array("tokenizer.ggml.token_type", {1, 1, 3});
+  const std::vector<float> a = {1, 2, 3}, b = {0.5f, -0.25f, 4, 8, 16, 32};
+  w.add_tensor("a", {3}, GgmlType::f32, [&] { return ggml_encode(GgmlType::f32, a.data(), a.size()); });
+  w.add_tensor("b", {3, 2}, GgmlType::f16, [&] { return ggml_encode(GgmlType::f16, b.data(), b.size()); });
+  w.write(dir + "/x.gguf");
+  const Gguf g = Gguf::read(dir + "/x.gguf");
+  EXPECT_EQ(g.version, 3u);
+  EXPECT_EQ(g.kv.at("general.architecture"), "llama");
+  EXPECT_EQ(g.kv.at("llama.block_count"), "3");
+  EXPECT_EQ(g.kv.at("llama.rope.freq_base"), "500000.000000");
+  EXPECT_EQ(g.kv.at("tokenizer.ggml.add_bos_token"), "false");
+  EXPECT_EQ(g.kv.at("tokenizer.ggml.tokens"), "[3]");
+  EXPECT_EQ(g.order, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(g.tensors.at("b").ne, (std::vector<uint64_t>{3, 2}));
+  EXPECT_EQ(g.tensors.at("b").type, 1u);
+  for (const auto& [n, t] : g.tensors) EXPECT_EQ(t.offset % kGgufAlignment, 0u) << n;
+  EXPECT_EQ(g.data_start % kGgufAlignment, 0u);
+  EXPECT_EQ(std::memcmp(g.data("a"), a.data(), 12), 0);
+  for (size_t i = 0; i < b.size(); ++i) {
+    f16_t h;
+    std::memcpy(&h, g.data("b") + 2 * i, 2);
+    EXPECT_EQ(f16_to_f32(h), b[i]);
+  }
+  EXPECT_EQ(g.bytes.size(), g.data_start + 32 + 32);  // each tensor padded to the alignment
+  fs::remove_all(dir);
+}
+
+TEST(GgufFile, Q8_0BlocksAsGgmlQuantizes) {
+  std::vector<float> x(64);
+  for (int i = 0; i < 32; ++i) x[i] = static_cast<float>(i - 16) * 0.1f;  // max |x| = 1.6
+  // Block 2 stays all zero: d = 0 and q = 0 (no division by zero).
+  const std::vector<std::byte> q = ggml_encode(GgmlType::q8_0, x.data(), x.size());
+  ASSERT_EQ(q.size(), 2u * 34);
+  f16_t dh;
+  std::memcpy(&dh, q.data(), 2);
+  const float d = 1.6f / 127.0f;
+  EXPECT_EQ(dh, f32_to_f16(d));
+  for (int i = 0; i < 32; ++i) {
+    const int8_t qi = static_cast<int8_t>(q[2 + i]);
+    EXPECT_EQ(qi, static_cast<int8_t>(std::roundf(x[i] * (1.0f / d)))) << i;
+  }
+  EXPECT_EQ(static_cast<int8_t>(q[2]), -127);  // -1.6 / d
+  std::memcpy(&dh, q.data() + 34, 2);
+  EXPECT_EQ(dh, 0);
+  for (int i = 0; i < 32; ++i) EXPECT_EQ(static_cast<int8_t>(q[36 + i]), 0);
+  EXPECT_THROW(ggml_encode(GgmlType::q8_0, x.data(), 40), Error);
+}
+
+// HF rotate-half RoPE on one head: (x[j], x[j + d/2]) rotated by pos * theta^(-2j/d).
+std::vector<double> rope_half(const std::vector<double>& x, int pos, double theta) {
+  const size_t d = x.size(), h = d / 2;
+  std::vector<double> y(d);
+  for (size_t j = 0; j < h; ++j) {
+    const double a = pos * std::pow(theta, -2.0 * j / d), c = std::cos(a), s = std::sin(a);
+    y[j] = x[j] * c - x[j + h] * s;
+    y[j + h] = x[j + h] * c + x[j] * s;
+  }
+  return y;
+}
+// ggml's LLAMA (NORM) RoPE: adjacent pairs (x[2j], x[2j + 1]) rotated by the same angles.
+std::vector<double> rope_adjacent(const std::vector<double>& x, int pos, double theta) {
+  const size_t d = x.size();
+  std::vector<double> y(d);
+  for (size_t j = 0; j < d / 2; ++j) {
+    const double a = pos * std::pow(theta, -2.0 * j / d), c = std::cos(a), s = std::sin(a);
+    y[2 * j] = x[2 * j] * c - x[2 * j + 1] * s;
+    y[2 * j + 1] = x[2 * j + 1] * c + x[2 * j] * s;
+  }
+  return y;
+}
+
+TEST(GgufFile, LlamaQkPermutation) {
+  const int64_t heads = 3, hd = 8, cols = 5;
+  std::vector<float> w(static_cast<size_t>(heads * hd * cols));
+  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>(i);
+  const std::vector<float> p = rope_rows_to_ggml(w.data(), heads, hd, cols);
+  // convert_hf_to_gguf.py: w.reshape(heads, 2, hd / 2, cols).swapaxes(1, 2).reshape(w.shape)
+  for (int64_t h = 0; h < heads; ++h)
+    for (int64_t two = 0; two < 2; ++two)
+      for (int64_t i = 0; i < hd / 2; ++i)
+        for (int64_t c = 0; c < cols; ++c)
+          EXPECT_EQ(p[((h * (hd / 2) + i) * 2 + two) * cols + c], w[((h * 2 + two) * (hd / 2) + i) * cols + c]);
+  // What it is for: the adjacent-pair RoPE of the permuted rows is the permuted
+  // rotate-half RoPE, so q . k (both permuted alike) is unchanged.
+  std::vector<float> x(hd);
+  for (int i = 0; i < hd; ++i) x[i] = std::sin(1.0f + i);
+  const std::vector<float> xp = rope_rows_to_ggml(x.data(), 1, hd, 1);
+  for (int pos : {0, 1, 7, 100}) {
+    const std::vector<double> want = rope_half(std::vector<double>(x.begin(), x.end()), pos, 10000.0);
+    const std::vector<float> want_f(want.begin(), want.end());
+    const std::vector<float> want_p = rope_rows_to_ggml(want_f.data(), 1, hd, 1);
+    const std::vector<double> got = rope_adjacent(std::vector<double>(xp.begin(), xp.end()), pos, 10000.0);
+    for (int i = 0; i < hd; ++i) EXPECT_NEAR(got[i], want_p[i], 1e-6) << "pos " << pos << " row " << i;
+  }
+}
+
+TEST(GgufFile, ExportTypesNamesAndFallbacks) {
+  const std::string dir = test::fresh_dir("gguf_export_types");
+  const Tokenizer tok = test::trained_tokenizer(PretokenizerKind::llama3);
+  test::RunSpec s;
+  s.family = Family::llama;
+  s.tie = true;  // no output.weight: llama.cpp reuses token_embd
+  s.bias = false;
+  s.n_kv_head = 2;
+  s.d_ff = 48;  // ffn_down rows of 48: not q8_0-able, falls back to F16 as the converter does
+  Model m(test::config_for(s, tok.vocab_size()));
+  test::randomize(m, 2);
+  test::write_run(dir + "/run", m, tok, nullptr);
+  GgufExportOptions o;
+  o.type = GgufFileType::q8_0;
+  const GgufExportReport r = export_gguf(dir + "/run", dir + "/m.gguf", o);
+  const Gguf g = Gguf::read(dir + "/m.gguf");
+  EXPECT_EQ(r.tensors, g.tensors.size());
+  EXPECT_FALSE(g.tensors.count("output.weight"));
+  EXPECT_EQ(g.tensors.at("token_embd.weight").type, 8u);
+  EXPECT_EQ(g.tensors.at("blk.0.attn_q.weight").type, 8u);
+  EXPECT_EQ(g.tensors.at("blk.0.attn_k.weight").ne, (std::vector<uint64_t>{32, 16}));  // 2 kv heads of 8
+  EXPECT_EQ(g.tensors.at("blk.0.ffn_gate.weight").type, 8u);
+  EXPECT_EQ(g.tensors.at("blk.0.ffn_down.weight").type, 1u);
+  EXPECT_EQ(g.tensors.at("blk.0.ffn_down.weight").ne, (std::vector<uint64_t>{48, 32}));
+  EXPECT_EQ(g.tensors.at("blk.1.attn_norm.weight").type, 0u);
+  EXPECT_EQ(g.tensors.at("output_norm.weight").type, 0u);
+  EXPECT_EQ(g.kv.at("general.file_type"), "7");
+  EXPECT_EQ(g.kv.at("tokenizer.ggml.pre"), "smaug-bpe");  // LLaMA-3 regex, merges applied as teddy does
+  EXPECT_EQ(g.kv.at("tokenizer.ggml.add_bos_token"), "false");
+  EXPECT_EQ(g.kv.at("llama.attention.head_count_kv"), "2");
+  EXPECT_EQ(g.kv.at("tokenizer.ggml.tokens"), "[" + std::to_string(m.config().vocab_size) + "]");
+  EXPECT_FALSE(g.kv.count("tokenizer.chat_template"));
+
+  // The v projection is not permuted, q is: compare with the checkpoint's rows (F32 export).
+  o.type = GgufFileType::f32;
+  export_gguf(dir + "/run", dir + "/m32.gguf", o);
+  const Gguf g32 = Gguf::read(dir + "/m32.gguf");
+  const ModelConfig& c = m.config();
+  const float* qkv = m.param("layers.1.attn.qkv.weight");
+  const int64_t C = c.d_model, Q = c.n_head * c.head_dim(), KV = c.n_kv_head * c.head_dim();
+  EXPECT_EQ(std::memcmp(g32.data("blk.1.attn_v.weight"), qkv + (Q + KV) * C, KV * C * 4), 0);
+  const std::vector<float> q = rope_rows_to_ggml(qkv, c.n_head, c.head_dim(), C);
+  EXPECT_EQ(std::memcmp(g32.data("blk.1.attn_q.weight"), q.data(), Q * C * 4), 0);
+  const std::vector<float> k = rope_rows_to_ggml(qkv + Q * C, c.n_kv_head, c.head_dim(), C);
+  EXPECT_EQ(std::memcmp(g32.data("blk.1.attn_k.weight"), k.data(), KV * C * 4), 0);
+  const float* up = m.param("layers.0.mlp.up.weight");  // [gate; up]
+  EXPECT_EQ(std::memcmp(g32.data("blk.0.ffn_gate.weight"), up, c.d_ff * C * 4), 0);
+  EXPECT_EQ(std::memcmp(g32.data("blk.0.ffn_up.weight"), up + c.d_ff * C, c.d_ff * C * 4), 0);
+
+  // A write that cannot happen leaves nothing behind.
+  const std::string msg = test::error_of([&] { export_gguf(dir + "/run", dir + "/no/such/dir/m.gguf", o); });
+  EXPECT_TRUE(test::contains(msg, dir + "/no/such/dir/m.gguf")) << msg;
+  fs::remove_all(dir);
+}
+
+TEST(GgufFile, ChatTemplateAndSpecialTokens) {
+  const std::string dir = test::fresh_dir("gguf_chat");
+  Tokenizer tok = test::trained_tokenizer(PretokenizerKind::gpt2);
+  const ChatTemplate t = ChatTemplate::named("chatml");
+  add_template_specials(tok, t);
+  Model m(test::config_for({}, tok.vocab_size()));
+  test::randomize(m, 4);
+  test::write_run(dir + "/run", m, tok, &t);
+  export_gguf(dir + "/run", dir + "/m.gguf", {});
+  const Gguf g = Gguf::read(dir + "/m.gguf");
+  EXPECT_EQ(g.kv.at("tokenizer.chat_template"), chat_template_jinja(t));
+  EXPECT_EQ(g.kv.at("tokenizer.ggml.eos_token_id"), std::to_string(tok.eot_id()));
+  EXPECT_EQ(g.kv.at("tokenizer.ggml.pre"), "gpt-2");
+  EXPECT_EQ(g.kv.at("general.file_type"), "1");  // f16 by default, as the converter
+  EXPECT_EQ(g.tensors.at("position_embd.weight").type, 0u);
+  EXPECT_EQ(g.tensors.at("blk.0.attn_qkv.weight").type, 1u);
+  EXPECT_EQ(g.tensors.at("blk.0.attn_qkv.bias").type, 0u);
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace teddy
