@@ -90,8 +90,7 @@ struct F64Pass {
 // layout) with `m`'s config, every tensor stored as S: double for the twin, float for
 // a plain fp32 implementation (f32_plain_pass).
 template <class S>
-F64Pass twin_pass(const Model& m, const float* params, const Batch& b, bool want_logits, bool backward,
-                  double dloss) {
+F64Pass twin_pass(const Model& m, const float* params, const Batch& b, bool want_logits, bool backward, double dloss) {
   namespace r = teddy::kernels::ref;
   const ModelConfig& c = m.config();
   const bool gpt2 = c.family == Family::gpt2;
@@ -124,8 +123,8 @@ F64Pass twin_pass(const Model& m, const float* params, const Batch& b, bool want
   auto norm_fwd = [&](Vec& out, Vec& mean, Vec& rstd, const Vec& in, const std::string& n) {
     out = zeros(NC), mean = zeros(static_cast<size_t>(N)), rstd = zeros(static_cast<size_t>(N));
     if (gpt2)
-      r::layernorm_forward_t<S>(out.data(), mean.data(), rstd.data(), in.data(), p(n + ".weight"), p(n + ".bias"),
-                                     N, C, eps);
+      r::layernorm_forward_t<S>(out.data(), mean.data(), rstd.data(), in.data(), p(n + ".weight"), p(n + ".bias"), N, C,
+                                eps);
     else
       r::rmsnorm_forward_t<S>(out.data(), rstd.data(), in.data(), p(n + ".weight"), N, C, eps);
   };
@@ -133,10 +132,10 @@ F64Pass twin_pass(const Model& m, const float* params, const Batch& b, bool want
                       const std::string& n) {
     if (gpt2)
       r::layernorm_backward_t<S>(dinp.data(), g(n + ".weight"), g(n + ".bias"), dout.data(), in.data(),
-                                      p(n + ".weight"), mean.data(), rstd.data(), N, C);
+                                 p(n + ".weight"), mean.data(), rstd.data(), N, C);
     else
-      r::rmsnorm_backward_t<S>(dinp.data(), g(n + ".weight"), dout.data(), in.data(), p(n + ".weight"),
-                                    rstd.data(), N, C);
+      r::rmsnorm_backward_t<S>(dinp.data(), g(n + ".weight"), dout.data(), in.data(), p(n + ".weight"), rstd.data(), N,
+                               C);
   };
   for (int l = 0; l < L; ++l) {
     Layer& a = ls[l];
@@ -144,19 +143,18 @@ F64Pass twin_pass(const Model& m, const float* params, const Batch& b, bool want
     a.x = x;
     norm_fwd(a.ln1, a.mean1, a.rstd1, a.x, pre + "norm1");
     a.qkv_pre = zeros(static_cast<size_t>(N) * QKV);
-    twin_detail::lin_fwd<S>(a.qkv_pre.data(), a.ln1.data(), p(pre + "attn.qkv.weight"), p(pre + "attn.qkv.bias"),
-                                N, C, QKV);
+    twin_detail::lin_fwd<S>(a.qkv_pre.data(), a.ln1.data(), p(pre + "attn.qkv.weight"), p(pre + "attn.qkv.bias"), N, C,
+                            QKV);
     a.qkv = a.qkv_pre;
     if (!gpt2) {  // rotate q and k heads (v passes)
       r::rope_forward_t<S>(a.qkv.data(), a.qkv_pre.data(), pos.data(), N, QKV, NH, HS, c.rope_theta);
       r::rope_forward_t<S>(a.qkv.data() + NH * HS, a.qkv_pre.data() + NH * HS, pos.data(), N, QKV, NKV, HS,
-                                c.rope_theta);
+                           c.rope_theta);
     }
     a.att = zeros(NC), a.lse = zeros(static_cast<size_t>(B) * NH * T);
     r::attention_forward_t<S>(a.att.data(), a.lse.data(), a.qkv.data(), b.seg, B, T, NH, NKV, HS);
     a.h = zeros(NC);
-    twin_detail::lin_fwd<S>(a.h.data(), a.att.data(), p(pre + "attn.proj.weight"), p(pre + "attn.proj.bias"), N,
-                                C, C);
+    twin_detail::lin_fwd<S>(a.h.data(), a.att.data(), p(pre + "attn.proj.weight"), p(pre + "attn.proj.bias"), N, C, C);
     for (size_t i = 0; i < NC; ++i) a.h[i] += a.x[i];
     norm_fwd(a.ln2, a.mean2, a.rstd2, a.h, pre + "norm2");
     a.up = zeros(static_cast<size_t>(N) * UP);
@@ -166,8 +164,7 @@ F64Pass twin_pass(const Model& m, const float* params, const Batch& b, bool want
       r::gelu_forward_t<S>(a.act.data(), a.up.data(), static_cast<int64_t>(N) * F);
     else
       r::swiglu_forward_t<S>(a.act.data(), a.up.data(), N, F);
-    twin_detail::lin_fwd<S>(x.data(), a.act.data(), p(pre + "mlp.down.weight"), p(pre + "mlp.down.bias"), N, F,
-                                C);
+    twin_detail::lin_fwd<S>(x.data(), a.act.data(), p(pre + "mlp.down.weight"), p(pre + "mlp.down.bias"), N, F, C);
     for (size_t i = 0; i < NC; ++i) x[i] += a.h[i];
   }
   Vec lnf, meanf, rstdf;
@@ -181,7 +178,7 @@ F64Pass twin_pass(const Model& m, const float* params, const Batch& b, bool want
     Vec losses(static_cast<size_t>(N));
     if (backward) dlogits = zeros(logits.size());
     out.loss_sum = r::crossentropy_forward_backward_t<S>(losses.data(), backward ? dlogits.data() : nullptr,
-                                                              logits.data(), b.targets, N, V, Vp, kIgnoreIndex, dloss);
+                                                         logits.data(), b.targets, N, V, Vp, kIgnoreIndex, dloss);
     for (int i = 0; i < N; ++i) out.count += b.targets[i] != kIgnoreIndex;
   }
   if (want_logits) out.logits.assign(logits.begin(), logits.end());
@@ -194,33 +191,33 @@ F64Pass twin_pass(const Model& m, const float* params, const Batch& b, bool want
     Layer& a = ls[l];
     const std::string pre = "layers." + std::to_string(l) + ".";
     Vec dact = zeros(static_cast<size_t>(N) * F), dup = zeros(static_cast<size_t>(N) * UP);
-    twin_detail::lin_bwd<S>(dact.data(), g(pre + "mlp.down.weight"), g(pre + "mlp.down.bias"), dx.data(),
-                                 a.act.data(), p(pre + "mlp.down.weight"), N, F, C);
+    twin_detail::lin_bwd<S>(dact.data(), g(pre + "mlp.down.weight"), g(pre + "mlp.down.bias"), dx.data(), a.act.data(),
+                            p(pre + "mlp.down.weight"), N, F, C);
     if (gpt2)
       r::gelu_backward_t<S>(dup.data(), dact.data(), a.up.data(), static_cast<int64_t>(N) * F);
     else
       r::swiglu_backward_t<S>(dup.data(), dact.data(), a.up.data(), N, F);
     Vec d2 = zeros(NC);
-    twin_detail::lin_bwd<S>(d2.data(), g(pre + "mlp.up.weight"), g(pre + "mlp.up.bias"), dup.data(),
-                                 a.ln2.data(), p(pre + "mlp.up.weight"), N, C, UP);
+    twin_detail::lin_bwd<S>(d2.data(), g(pre + "mlp.up.weight"), g(pre + "mlp.up.bias"), dup.data(), a.ln2.data(),
+                            p(pre + "mlp.up.weight"), N, C, UP);
     norm_bwd(dx, d2, a.h, a.mean2, a.rstd2, pre + "norm2");  // dx = dL/dh (residual + norm2 path)
     Vec datt = zeros(NC), dqkv = zeros(static_cast<size_t>(N) * QKV);
     twin_detail::lin_bwd<S>(datt.data(), g(pre + "attn.proj.weight"), g(pre + "attn.proj.bias"), dx.data(),
-                                 a.att.data(), p(pre + "attn.proj.weight"), N, C, C);
-    r::attention_backward_t<S>(dqkv.data(), datt.data(), a.qkv.data(), a.att.data(), a.lse.data(), b.seg, B, T,
-                                    NH, NKV, HS);
+                            a.att.data(), p(pre + "attn.proj.weight"), N, C, C);
+    r::attention_backward_t<S>(dqkv.data(), datt.data(), a.qkv.data(), a.att.data(), a.lse.data(), b.seg, B, T, NH, NKV,
+                               HS);
     if (!gpt2) {  // rotate the q and k gradients back; v passes
       Vec dr = zeros(dqkv.size());
       for (int i = 0; i < N; ++i)
-        for (int j = (NH + NKV) * HS; j < QKV; ++j) dr[static_cast<size_t>(i) * QKV + j] = dqkv[static_cast<size_t>(i) * QKV + j];
+        for (int j = (NH + NKV) * HS; j < QKV; ++j)
+          dr[static_cast<size_t>(i) * QKV + j] = dqkv[static_cast<size_t>(i) * QKV + j];
       r::rope_backward_t<S>(dr.data(), dqkv.data(), pos.data(), N, QKV, NH, HS, c.rope_theta);
-      r::rope_backward_t<S>(dr.data() + NH * HS, dqkv.data() + NH * HS, pos.data(), N, QKV, NKV, HS,
-                                 c.rope_theta);
+      r::rope_backward_t<S>(dr.data() + NH * HS, dqkv.data() + NH * HS, pos.data(), N, QKV, NKV, HS, c.rope_theta);
       dqkv = dr;
     }
     Vec d1 = zeros(NC);
-    twin_detail::lin_bwd<S>(d1.data(), g(pre + "attn.qkv.weight"), g(pre + "attn.qkv.bias"), dqkv.data(),
-                                 a.ln1.data(), p(pre + "attn.qkv.weight"), N, C, QKV);
+    twin_detail::lin_bwd<S>(d1.data(), g(pre + "attn.qkv.weight"), g(pre + "attn.qkv.bias"), dqkv.data(), a.ln1.data(),
+                            p(pre + "attn.qkv.weight"), N, C, QKV);
     norm_bwd(dx, d1, a.x, a.mean1, a.rstd1, pre + "norm1");  // dx = dL/dx_in
   }
   r::encoder_backward_t<S>(g("tok_emb.weight"), g("pos_emb.weight"), dx.data(), b.tokens, pos.data(), N, C);
@@ -263,8 +260,10 @@ inline F64Pass f64_pass(const Model& m, const Batch& b, bool want_logits, bool b
 // vectors get their own bounds (e.g. a loss from its logits' error).
 struct Dist {
   double x_abs = 0, p_abs = 0, norm64 = 0;  // ||X - X64||, ||P - X64||, ||X64||
-  double bound(double k = 2) const { return k * p_abs + kEpsF32 * norm64; }
-  double used(double k = 2) const { return x_abs / bound(k); }
+  // k ||P - X64|| + eps ||X64||; other k and eps state the same rule for another
+  // precision (the twin against torch64: k = 2 eps64 / eps32, eps = eps64).
+  double bound(double k = 2, double eps = kEpsF32) const { return k * p_abs + eps * norm64; }
+  double used(double k = 2, double eps = kEpsF32) const { return x_abs / bound(k, eps); }
   // Pools another part (a tensor, a step) into one vector.
   void add(const Dist& d) {
     x_abs = std::hypot(x_abs, d.x_abs);
@@ -332,8 +331,8 @@ double expect_grads_within(const Model& m, const X* x, const P* plain, const dou
   Dist pooled;
   double used = 0;
   auto check = [&](const Dist& d, const std::string& name) {
-    EXPECT_LE(d.x_abs, d.bound()) << what << ": gradient of " << name << ": " << d.x_abs
-                                  << " from float64, plain fp32 " << d.p_abs << " (norm " << d.norm64 << ")";
+    EXPECT_LE(d.x_abs, d.bound()) << what << ": gradient of " << name << ": " << d.x_abs << " from float64, plain fp32 "
+                                  << d.p_abs << " (norm " << d.norm64 << ")";
     used = std::max(used, d.used());
   };
   for (const ParamInfo& p : m.layout().params) {

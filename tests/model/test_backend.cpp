@@ -45,21 +45,6 @@ kernels::Backend counting_backend() {
   return b;
 }
 
-struct Data {
-  std::vector<int32_t> tokens, targets;
-  Batch batch(int B, int T) const {
-    Batch b;
-    b.tokens = tokens.data();
-    b.targets = targets.data();
-    b.B = B;
-    b.T = T;
-    return b;
-  }
-};
-Data make_data(const ModelConfig& c, int n, uint64_t seed) {
-  return {randint(n, 0, c.vocab_size, seed), randint(n, 0, c.vocab_size, seed + 1)};
-}
-
 TEST(ModelBackend, EveryKernelCallGoesThroughTheContextsTable) {
   const kernels::Backend counting = counting_backend();
   const ModelConfig cfg = tiny_family(Family::llama);
@@ -67,7 +52,7 @@ TEST(ModelBackend, EveryKernelCallGoesThroughTheContextsTable) {
   EXPECT_EQ(m.context().backend, &counting);
   fill_random_params(m, 1);
   const int B = 2, T = 8;
-  const Data d = make_data(cfg, B * T, 2);
+  const TokenData d = random_data(cfg, B, T, 2);
   linear_calls = attention_calls = 0;
   m.forward(d.batch(B, T));
   // Four linears per block and the classifier (one chunk at these sizes); one attention per block.
@@ -95,7 +80,7 @@ TEST(ModelBackend, RefAndCpuAgreeOnLossAndGradients) {
     const ModelConfig cfg = tiny_family(f);
     SCOPED_TRACE(config_label(cfg));
     const int B = 2, T = 16, N = B * T;
-    const Data d = make_data(cfg, B * T, 3);
+    const TokenData d = random_data(cfg, B, T, 3);
     Model cpu(cfg), ref(cfg, Context{.backend = &kernels::backend("ref")});
     fill_random_params(cpu, 4);
     std::copy(cpu.params(), cpu.params() + cpu.flat_size(), ref.params());

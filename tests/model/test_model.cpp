@@ -38,25 +38,8 @@ std::string label(const ModelConfig& c) { return test::config_label(c); }
 
 void fill_random(Model& m, uint64_t seed) { test::fill_random_params(m, seed); }
 
-struct Data {
-  std::vector<int32_t> tokens, targets;
-  Batch batch(int B, int T, size_t row0 = 0) const {
-    Batch b;
-    b.tokens = tokens.data() + row0 * T;
-    b.targets = targets.data() + row0 * T;
-    b.B = B;
-    b.T = T;
-    return b;
-  }
-};
-Data random_data(const ModelConfig& c, int B, int T, uint64_t seed, int ignore_every = 0) {
-  Data d;
-  d.tokens = test::randint(static_cast<size_t>(B) * T, 0, c.vocab_size, seed);
-  d.targets = test::randint(static_cast<size_t>(B) * T, 0, c.vocab_size, seed + 1);
-  if (ignore_every > 0)
-    for (size_t i = 0; i < d.targets.size(); i += ignore_every) d.targets[i] = kIgnoreIndex;
-  return d;
-}
+using Data = test::TokenData;
+using test::random_data;
 
 std::vector<float> grads_of(const Model& m) { return {m.grads(), m.grads() + m.flat_size()}; }
 

@@ -43,24 +43,8 @@ std::string label(const ModelConfig& c) { return test::config_label(c); }
 
 void fill_random(Model& m, uint64_t seed) { test::fill_random_params(m, seed); }
 
-struct Data {
-  std::vector<int32_t> tokens, targets;
-  Batch batch(int B, int T) const {
-    Batch b;
-    b.tokens = tokens.data();
-    b.targets = targets.data();
-    b.B = B;
-    b.T = T;
-    return b;
-  }
-};
-Data random_data(const ModelConfig& c, int B, int T, uint64_t seed) {
-  Data d;
-  d.tokens = test::randint(static_cast<size_t>(B) * T, 0, c.vocab_size, seed);
-  d.targets = test::randint(static_cast<size_t>(B) * T, 0, c.vocab_size, seed + 1);
-  for (size_t i = 0; i < d.targets.size(); i += 9) d.targets[i] = kIgnoreIndex;
-  return d;
-}
+using Data = test::TokenData;
+Data random_data(const ModelConfig& c, int B, int T, uint64_t seed) { return test::random_data(c, B, T, seed, 9); }
 
 struct Result {
   LossSum loss;

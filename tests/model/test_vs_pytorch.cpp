@@ -417,39 +417,15 @@ void VsPyTorch::run(const std::string& name) {
     used_logits = std::max(used_logits, dz.used());
 
     // ---- the loss ----
-    // d(loss)/dz of one target has l1 norm 2(1 - p_t) <= 2, so |loss - loss64| <= the mean
-    // over targets of 2 max_j |z_j - z64_j| (the measured logits error), plus the
-    // cross-entropy kernel's own rounding (kernels/cpu/crossentropy.cpp), per target: the
-    // float sum of V positive exps (relative error <= (V - 1) u in any order, u = eps/2),
-    // each exp within 1 ulp (eps) of its argument x_j - max, which is itself rounded
-    // (relative error of the term u |x_j - max| <= u * range of the row), then log and
-    // the rest in double: an absolute error in the loss; plus storing it (u |loss|).
-    // train_step's loss comes from the same classifier GEMM run on row chunks, another
-    // fp32 evaluation of the same logits: its logits error is taken as at most twice the
-    // measured one (the rule above).
-    struct LossBound {
-      double zerr = 0, kernel = 0;
+    // Each target's loss within 2 max_j |z_j - z64_j| (the measured logits error) plus
+    // the cross-entropy kernel's own rounding (test::loss_sum_bound, model_f64.h), here
+    // for the mean over the `count` targets. train_step's loss comes from the same
+    // classifier GEMM run on row chunks, another fp32 evaluation of the same logits: its
+    // logits error is taken as at most twice the measured one (the rule above: paths 2).
+    auto loss_bound = [&](const auto* z, double paths, double eps) {  // z: (B*T, V)
+      return test::loss_sum_bound(z, z64.data(), p.targets.data(), B * T, V, V, paths, at_loss64[s] * count, eps) /
+             static_cast<double>(count);
     };
-    auto loss_bound = [&](const auto* z, double eps) {  // z: (B*T, V)
-      LossBound lb;
-      for (size_t r = 0; r < static_cast<size_t>(B) * T; ++r) {
-        if (p.targets[r] == kIgnoreIndex) continue;
-        double m = 0, lo = INFINITY, hi = -INFINITY;
-        for (int v = 0; v < V; ++v) {
-          const double x = static_cast<double>(z[r * V + v]);
-          m = std::max(m, std::fabs(x - z64[r * V + v]));
-          lo = std::min(lo, x);
-          hi = std::max(hi, x);
-        }
-        lb.zerr += 2 * m / static_cast<double>(count);
-        lb.kernel += eps * ((V - 1) / 2.0 + 1 + (hi - lo) / 2) / static_cast<double>(count);
-      }
-      lb.kernel += eps / 2 * std::fabs(at_loss64[s]);
-      return lb;
-    };
-    const LossBound lb = loss_bound(real.data(), test::kEpsF32);
-    const double zerr = lb.zerr;
-    const double kernel = lb.kernel;
 
     // ---- the float64 twin (tests/model/model_f64.h, what the other whole-model tests
     // measure against) agrees with torch64: the same rules with float64's eps, its
@@ -458,25 +434,24 @@ void VsPyTorch::run(const std::string& name) {
       const test::F64Pass tw = test::f64_pass(model, st.params.data(), p.whole, true, true, 1.0 / count);
       std::vector<double> twl(NV);
       for (size_t r = 0; r < static_cast<size_t>(B) * T; ++r) std::copy_n(tw.logits.data() + r * Vp, V, twl.data() + r * V);
-      constexpr double kScale = test::kEpsF64 / test::kEpsF32;
+      constexpr double k64 = 2 * test::kEpsF64 / test::kEpsF32, eps64 = test::kEpsF64;
       const Dist dl = test::dist(twl.data(), z32.data(), z64.data(), NV);
-      EXPECT_LE(dl.x_abs, 2 * kScale * dl.p_abs + test::kEpsF64 * dl.norm64) << at << ": twin logits";
+      EXPECT_LE(dl.x_abs, dl.bound(k64, eps64)) << at << ": twin logits";
       Dist dg;
       for (const ParamInfo& pi : layout.params) {
         const auto g32 = step_of(at_grad.at(pi.name), s, pi.numel), g64 = step_of(at_grad64.at(pi.name), s, pi.numel);
         dg.add(test::dist(tw.grads.data() + pi.offset, g32.data(), g64.data(), pi.numel));
       }
-      EXPECT_LE(dg.x_abs, 2 * kScale * dg.p_abs + test::kEpsF64 * dg.norm64) << at << ": twin gradients";
-      const LossBound tb = loss_bound(twl.data(), test::kEpsF64);
-      EXPECT_LE(std::fabs(tw.loss_sum / count - at_loss64[s]), tb.zerr + tb.kernel) << at << ": twin loss";
+      EXPECT_LE(dg.x_abs, dg.bound(k64, eps64)) << at << ": twin gradients";
+      const double tl = std::fabs(tw.loss_sum / count - at_loss64[s]), tb = loss_bound(twl.data(), 1, eps64);
+      EXPECT_LE(tl, tb) << at << ": twin loss";
       EXPECT_EQ(tw.count, count);
-      used_twin = std::max({used_twin, dl.x_abs / (2 * kScale * dl.p_abs + test::kEpsF64 * dl.norm64),
-                            dg.x_abs / (2 * kScale * dg.p_abs + test::kEpsF64 * dg.norm64),
-                            std::fabs(tw.loss_sum / count - at_loss64[s]) / (tb.zerr + tb.kernel)});
+      used_twin = std::max({used_twin, dl.used(k64, eps64), dg.used(k64, eps64), tl / tb});
     }
 
     const double loss64 = at_loss64[s];
-    const double fwd_bound = zerr + kernel, step_bound = 2 * zerr + kernel;
+    const double fwd_bound = loss_bound(real.data(), 1, test::kEpsF32),
+                 step_bound = loss_bound(real.data(), 2, test::kEpsF32);
     const double fe = std::fabs(st.fwd.mean() - loss64), se = std::fabs(st.st.loss - loss64);
     EXPECT_LE(fe, fwd_bound) << at << " forward loss: teddy " << st.fwd.mean() << " torch64 " << loss64;
     EXPECT_LE(se, step_bound) << at << " train_step loss: teddy " << st.st.loss << " torch64 " << loss64;

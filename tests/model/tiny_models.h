@@ -69,4 +69,27 @@ inline void fill_random_params(Model& m, uint64_t seed) {
   }
 }
 
+// Random tokens and targets in [0, vocab_size) for B rows of T, every `ignore_every`-th
+// target (from the first) ignored (0: none).
+struct TokenData {
+  std::vector<int32_t> tokens, targets;
+  // Rows row0 .. row0 + B - 1 (of T tokens each) as a Batch.
+  Batch batch(int B, int T, size_t row0 = 0) const {
+    Batch b;
+    b.tokens = tokens.data() + row0 * T;
+    b.targets = targets.data() + row0 * T;
+    b.B = B;
+    b.T = T;
+    return b;
+  }
+};
+inline TokenData random_data(const ModelConfig& c, int B, int T, uint64_t seed, int ignore_every = 0) {
+  TokenData d;
+  d.tokens = randint(static_cast<size_t>(B) * T, 0, c.vocab_size, seed);
+  d.targets = randint(static_cast<size_t>(B) * T, 0, c.vocab_size, seed + 1);
+  if (ignore_every > 0)
+    for (size_t i = 0; i < d.targets.size(); i += ignore_every) d.targets[i] = kIgnoreIndex;
+  return d;
+}
+
 }  // namespace teddy::test

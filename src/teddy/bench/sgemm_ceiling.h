@@ -4,7 +4,8 @@
 // divides achieved model FLOP/s by it to report MFU against what is attainable
 // here (a datasheet peak would hide how far OpenBLAS itself is from the metal);
 // `teddy pretrain` and `teddy sft` hand measure_sgemm_gflops to their trainer as the
-// MFU denominator (Pretrainer::set_peak_probe; train/ itself measures nothing).
+// MFU denominator (the job's peak_probe, Trainer::set_peak_probe; train/ itself
+// measures nothing).
 // It times cblas_sgemm directly, not a backend's ops: it is the CPU's ceiling, and a
 // device backend will bring its own probe here.
 //

@@ -264,7 +264,7 @@ const float* rounded_head(const BlockShape& s, const float* W, size_t n, float* 
 }  // namespace
 
 BlockShape Model::shape_for(int B, int T) const {
-  BlockShape s = block_shape(cfg_, B, T, *ctx_.backend, impl_->prof);
+  BlockShape s = block_shape(cfg_, B, T, ctx_.ops(), impl_->prof);
   s.attn_scratch = impl_->acts.attn_scratch;
   s.attn_scratch_floats = impl_->acts.attn_scratch_floats;
   s.prec = precision_dtype(impl_->carved_prec);
@@ -309,7 +309,7 @@ void Model::run_trunk(const Batch& b) {
 LossSum Model::forward(const Batch& b, float* logits_out) {
   const ThreadScope threads(ctx_);
   run_trunk(b);
-  const kernels::Backend& k = *ctx_.backend;
+  const kernels::Backend& k = ctx_.ops();
   Activations& a = impl_->acts;
   const int N = b.B * b.T, C = cfg_.d_model, V = cfg_.vocab_size, Vp = cfg_.padded_vocab_size;
   const float* W = rounded_head(shape_for(b.B, b.T), params() + impl_->off.lm_head, static_cast<size_t>(Vp) * C,
@@ -345,7 +345,7 @@ LossSum Model::forward_backward(const Batch& b, float dloss, kernels::Grad param
   if (!b.targets) throw Error("forward_backward: batch has no targets");
   const ThreadScope threads(ctx_);
   run_trunk(b);
-  const kernels::Backend& k = *ctx_.backend;
+  const kernels::Backend& k = ctx_.ops();
   Activations& a = impl_->acts;
   const ParamOffsets& o = impl_->off;
   BlockShape s = shape_for(b.B, b.T);

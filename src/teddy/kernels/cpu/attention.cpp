@@ -469,27 +469,27 @@ size_t attention_backward_workspace(int B, int T, int NH, int NKV, int HS, int t
   return attention_flash_backward_scratch_floats(B, T, NH, NKV, HS, threads);
 }
 
+namespace {
+// The caller's workspace when it holds n floats, else `own`, allocated for this call.
+float* scratch_for(Workspace ws, size_t n, AlignedBuffer& own) {
+  if (ws.data && ws.floats >= n) return ws.data;
+  own.resize(n * sizeof(float));
+  return own.as<float>();
+}
+}  // namespace
+
 void attention_forward(float* out, float* lse, const float* qkv, const int32_t* seg, int B, int T, int NH, int NKV,
                        int HS, Workspace ws) {
   const size_t n = attention_flash_forward_scratch_floats(B, T, NH, NKV, HS);
-  if (ws.data && ws.floats >= n) {
-    attention_flash_forward(out, lse, qkv, seg, B, T, NH, NKV, HS, ws.data, ws.floats);
-    return;
-  }
-  AlignedBuffer scratch(n * sizeof(float));
-  attention_flash_forward(out, lse, qkv, seg, B, T, NH, NKV, HS, scratch.as<float>(), n);
+  AlignedBuffer own;
+  attention_flash_forward(out, lse, qkv, seg, B, T, NH, NKV, HS, scratch_for(ws, n, own), n);
 }
 
 void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse,
                         const int32_t* seg, int B, int T, int NH, int NKV, int HS, Grad mode, Workspace ws) {
   const size_t n = attention_flash_backward_scratch_floats(B, T, NH, NKV, HS);
-  if (ws.data && ws.floats >= n) {
-    attention_flash_backward(dqkv, dout, qkv, out, lse, seg, B, T, NH, NKV, HS, ws.data, ws.floats,
-                             FlashBackwardSplit::automatic, mode);
-    return;
-  }
-  AlignedBuffer scratch(n * sizeof(float));
-  attention_flash_backward(dqkv, dout, qkv, out, lse, seg, B, T, NH, NKV, HS, scratch.as<float>(), n,
+  AlignedBuffer own;
+  attention_flash_backward(dqkv, dout, qkv, out, lse, seg, B, T, NH, NKV, HS, scratch_for(ws, n, own), n,
                            FlashBackwardSplit::automatic, mode);
 }
 
