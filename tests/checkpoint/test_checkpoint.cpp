@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "checkpoint/expect_error.h"
 #include "checkpoint/legacy_writer.h"
 #include "model/tiny_models.h"
 #include "teddy/checkpoint/checkpoint.h"
@@ -21,6 +22,7 @@
 
 namespace fs = std::filesystem;
 using namespace teddy;
+using test::expect_error;
 
 namespace {
 
@@ -72,15 +74,6 @@ void expect_same(const Model& a, const AdamW& oa, const Model& b, const AdamW& o
   EXPECT_EQ(std::memcmp(oa.v(), ob.v(), oa.size() * sizeof(float)), 0);
 }
 
-void expect_error(const std::function<void()>& f, const std::string& needle) {
-  try {
-    f();
-    FAIL() << "expected an error mentioning " << needle;
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
-}
-
 }  // namespace
 
 // Every save goes through the sharded writer: one process writes one shard (the
@@ -122,8 +115,8 @@ TEST_F(Checkpoint, TheSingleFileFormatStillLoads) {
   const std::string dir = test::save_single_file_checkpoint(run_, f.model, f.opt, f.state(3));
   ASSERT_TRUE(fs::exists(fs::path(dir) / "state.json"));
   ASSERT_TRUE(fs::exists(fs::path(dir) / "model.safetensors"));
-  EXPECT_EQ(resolve_checkpoint_path(run_), dir);
   const VerifiedCheckpoint c = resolve_verified_checkpoint(run_);
+  EXPECT_EQ(c.info.dir, dir);
   EXPECT_EQ(c.manifest, nullptr);
   EXPECT_EQ(c.info.state.step, 3);
   EXPECT_EQ(c.info.optimizer_t, 7);
@@ -172,7 +165,7 @@ TEST_F(Checkpoint, ACorruptedSingleFileCheckpointIsSkipped) {
     io.put('\x7f');
   }
   expect_error([&] { inspect_checkpoint(newer); }, model_file.string() + ": checksum mismatch");
-  EXPECT_NO_THROW(inspect_checkpoint_part(newer, 1, 2));  // the optimizer file's reader
+  EXPECT_NO_THROW(verify_checkpoint_part(newer, 1, 2));  // the optimizer file's reader
   std::vector<std::string> skipped;
   EXPECT_EQ(latest_intact_checkpoint(run_, &skipped), older);
   ASSERT_EQ(skipped.size(), 1u);

@@ -17,9 +17,11 @@
 #include "teddy/checkpoint/checkpoint.h"
 #include "teddy/checkpoint/shards.h"
 #include "model/tiny_models.h"
+#include "checkpoint/expect_error.h"
 
 namespace fs = std::filesystem;
 using namespace teddy;
+using test::expect_error;
 
 namespace {
 
@@ -75,15 +77,6 @@ class ShardedCheckpoint : public ::testing::Test {
   std::string run_;
 };
 
-void expect_error(const std::function<void()>& f, const std::string& needle) {
-  try {
-    f();
-    FAIL() << "expected an error mentioning " << needle;
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
-}
-
 }  // namespace
 
 TEST_F(ShardedCheckpoint, ThreeShardsLoadWholeIntoOneProcessBitForBit) {
@@ -91,7 +84,7 @@ TEST_F(ShardedCheckpoint, ThreeShardsLoadWholeIntoOneProcessBitForBit) {
   const std::string dir = save_sharded(run_, f, 3, 7);
   EXPECT_TRUE(fs::exists(fs::path(dir) / "manifest.json"));
   EXPECT_TRUE(fs::exists(fs::path(dir) / "shard_00002_of_00003.safetensors"));
-  EXPECT_EQ(resolve_checkpoint_path(run_), dir);
+  EXPECT_EQ(resolve_verified_checkpoint(run_).info.dir, dir);
   const CheckpointInfo info = inspect_checkpoint(dir);
   EXPECT_EQ(info.state.step, 7);
   EXPECT_EQ(info.state.tokens_processed, 700);
@@ -146,8 +139,8 @@ TEST_F(ShardedCheckpoint, ACorruptedShardIsRefusedNamingItAndTheOlderOneIsUsed) 
   Model m(tiny());
   expect_error([&] { load_checkpoint(newer, m, nullptr); }, "checksum mismatch");
   // Split verification: only the part that hashes shard 1 objects.
-  EXPECT_NO_THROW(inspect_checkpoint_part(newer, 0, 2));
-  EXPECT_THROW(inspect_checkpoint_part(newer, 1, 2), FormatError);
+  EXPECT_NO_THROW(verify_checkpoint_part(newer, 0, 2));
+  EXPECT_THROW(verify_checkpoint_part(newer, 1, 2), FormatError);
   std::vector<std::string> skipped;
   EXPECT_EQ(latest_intact_checkpoint(run_, &skipped), older);
   ASSERT_EQ(skipped.size(), 1u);

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "dist/mpi_run.h"
+#include "train/sft_test_util.h"
 #include "teddy/checkpoint/checkpoint.h"
 #include "teddy/data/tokenizer.h"
 #include "teddy/model/model.h"
@@ -30,31 +31,8 @@ class SftDist : public ::testing::Test {
     root_ = fs::temp_directory_path() / ("teddy_sft_dist_" + std::to_string(getpid()));
     fs::remove_all(root_);
     fs::create_directories(root_);
-    // A "pretrained" base: a randomly initialised byte-level gpt2-tiny and its tokenizer.
-    const std::string base = (root_ / "base").string();
-    ModelConfig c = ModelConfig::preset("gpt2-tiny");
-    c.vocab_size = 257;
-    c.padded_vocab_size = ModelConfig::pad_vocab(257);
-    Model m(c);
-    m.init_weights(9);
-    AdamW opt(m.layout(), AdamWConfig{});
-    CheckpointState st;
-    st.step = 100;
-    save_checkpoint(base, m, opt, st, 0);
-    Tokenizer::bytes().save((fs::path(base) / "tokenizer.json").string());
-    // The greeting task of tests/train/test_sft_trainer.cpp: three formats, answers "hi".
-    std::ofstream out(root_ / "sft.jsonl");
-    const char* names[] = {"anna", "bob", "carl", "dora", "emil", "fay", "gus", "hana", "ivo", "jan"};
-    for (int i = 0; i < 80; ++i) {
-      const std::string name = std::string(names[i % 10]) + std::to_string(i);
-      if (i % 3 == 0)
-        out << R"({"prompt": "greet )" << name << R"(", "completion": "hi"})" << "\n";
-      else if (i % 3 == 1)
-        out << R"({"instruction": "greet )" << name << R"(", "output": "hi"})" << "\n";
-      else
-        out << R"({"messages": [{"role": "user", "content": "greet )" << name
-            << R"("}, {"role": "assistant", "content": "hi"}], "task": "greet"})" << "\n";
-    }
+    test::make_sft_base(root_);  // root_/base
+    test::make_sft_data(root_);  // root_/sft.jsonl
     std::ofstream(root_ / "sft.toml") << "[data]\nval_fraction = 0.15\n[train]\nseq_len = 64\nsteps = 24\nseed = 5\n"
                                          "threads = 1\n[optim]\nlr = 3e-3\nwarmup_steps = 3\n[eval]\ninterval = 8\n"
                                          "[checkpoint]\ninterval = 6\nkeep = 0\n[run]\npeak_gflops = 100\n";
@@ -128,7 +106,9 @@ TEST_F(SftDist, TwoRanksFollowOneProcessOnTheSameGlobalBatch) {
       // one process's when rows are packed (padded micro-batches are as wide as their
       // own longest example, so smaller ones pad less).
       EXPECT_EQ(metric(std::string("one_") + batching, "loss_tokens"), metric(run, "loss_tokens"));
-      if (std::string(batching) == "pack") EXPECT_EQ(metric("one_pack", "tokens"), metric(run, "tokens"));
+      if (std::string(batching) == "pack") {
+        EXPECT_EQ(metric("one_pack", "tokens"), metric(run, "tokens"));
+      }
     }
   }
   // 2 ranks x micro_batch 2 x grad_accum 2, ZeRO-3: the same global batch once more.

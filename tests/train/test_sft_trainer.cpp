@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "checkpoint/legacy_writer.h"
+#include "train/sft_test_util.h"
 #include "teddy/core/error.h"
 #include "teddy/eval/sft_exact_match.h"
 #include "teddy/train/optim/adamw.h"
@@ -22,43 +23,6 @@ namespace fs = std::filesystem;
 using namespace teddy;
 
 namespace {
-
-// A "pretrained" base: a randomly initialised byte-level gpt2-tiny in a run directory,
-// as `teddy pretrain` leaves it (checkpoint + tokenizer.json).
-std::string make_base(const fs::path& root) {
-  const std::string run = (root / "base").string();
-  ModelConfig c = ModelConfig::preset("gpt2-tiny");
-  c.vocab_size = 257;
-  c.padded_vocab_size = ModelConfig::pad_vocab(257);
-  Model m(c);
-  m.init_weights(9);
-  AdamW opt(m.layout(), AdamWConfig{});
-  CheckpointState st;
-  st.step = 100;
-  save_checkpoint(run, m, opt, st, 0);
-  Tokenizer::bytes().save((fs::path(run) / "tokenizer.json").string());
-  return run;
-}
-
-// A task a tiny model learns in a few dozen steps: the answer is a fixed word picked
-// by the last letter of the prompt's name.
-std::string make_data(const fs::path& root, const std::string& extra_line = "") {
-  const std::string path = (root / "sft.jsonl").string();
-  std::ofstream out(path);
-  const char* names[] = {"anna", "bob", "carl", "dora", "emil", "fay", "gus", "hana", "ivo", "jan"};
-  for (int i = 0; i < 80; ++i) {
-    const std::string name = std::string(names[i % 10]) + std::to_string(i);
-    if (i % 3 == 0)
-      out << R"({"prompt": "greet )" << name << R"(", "completion": "hi"})" << "\n";
-    else if (i % 3 == 1)
-      out << R"({"instruction": "greet )" << name << R"(", "output": "hi"})" << "\n";
-    else
-      out << R"({"messages": [{"role": "user", "content": "greet )" << name
-          << R"("}, {"role": "assistant", "content": "hi"}], "task": "greet"})" << "\n";
-    if (i == 40 && !extra_line.empty()) out << extra_line << "\n";
-  }
-  return path;
-}
 
 SftConfig tiny_config(const std::string& base, const std::string& data, const std::string& run_dir,
                       std::vector<std::string> ov = {}) {
@@ -95,7 +59,7 @@ class SftTrainerTest : public ::testing::Test {
             ("teddy_sft_" + std::to_string(::getpid()) + "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(root_);
     fs::create_directories(root_);
-    base_ = make_base(root_);
+    base_ = test::make_sft_base(root_);
   }
   void TearDown() override { fs::remove_all(root_); }
   fs::path root_;
@@ -110,7 +74,7 @@ std::string read_file(const fs::path& p) {
 }  // namespace
 
 TEST_F(SftTrainerTest, LearnsResumesExactlyAndAnswers) {
-  const std::string data = make_data(root_);
+  const std::string data = test::make_sft_data(root_);
   const std::string run_a = (root_ / "a").string(), run_b = (root_ / "b").string();
   std::vector<double> full;
   {
@@ -178,7 +142,7 @@ TEST_F(SftTrainerTest, LearnsResumesExactlyAndAnswers) {
 // A base in the single-file format teddy wrote before (an older pretraining run's
 // checkpoint) is an init too: the same weights give the same run, bit for bit.
 TEST_F(SftTrainerTest, InitFromTheSingleFileFormat) {
-  const std::string data = make_data(root_);
+  const std::string data = test::make_sft_data(root_);
   const fs::path old_base = root_ / "old_base";
   fs::copy(base_, old_base, fs::copy_options::recursive);
   test::convert_to_single_file((old_base / "checkpoints" / "step_00000100").string());
@@ -192,7 +156,7 @@ TEST_F(SftTrainerTest, InitFromTheSingleFileFormat) {
 }
 
 TEST_F(SftTrainerTest, PaddedBatchingTrainsToo) {
-  const std::string data = make_data(root_);
+  const std::string data = test::make_sft_data(root_);
   SftTrainer t(tiny_config(base_, data, (root_ / "pad").string(), {"train.batching=pad", "train.steps=12"}), Resume::no);
   t.run({});
   ASSERT_EQ(t.step_losses().size(), 12u);
@@ -200,7 +164,7 @@ TEST_F(SftTrainerTest, PaddedBatchingTrainsToo) {
 }
 
 TEST_F(SftTrainerTest, BadLinesStopOrAreSkipped) {
-  const std::string data = make_data(root_, R"({"messages": [{"role": "robot", "content": "x"}]})");
+  const std::string data = test::make_sft_data(root_, R"({"messages": [{"role": "robot", "content": "x"}]})");
   try {
     SftTrainer t(tiny_config(base_, data, (root_ / "r").string()), Resume::no);
     FAIL() << "expected a FormatError";
@@ -244,7 +208,7 @@ TEST(SftConfig, ErrorsNameTheKey) {
 }
 
 TEST_F(SftTrainerTest, RunErrors) {
-  const std::string data = make_data(root_);
+  const std::string data = test::make_sft_data(root_);
   // seq_len beyond the model's context (gpt2-tiny: 64).
   EXPECT_THROW(SftTrainer(tiny_config(base_, data, (root_ / "x").string(), {"train.seq_len=128"}), Resume::no), ConfigError);
   // warmup longer than the run.

@@ -29,7 +29,7 @@ std::string no_intact_checkpoint_message(const std::string& path, const std::vec
 }
 
 bool is_checkpoint_dir(const std::string& path) {
-  return fs::exists(fs::path(path) / legacy_checkpoint::kStateFile) || fs::exists(fs::path(path) / kShardManifestFile);
+  return legacy_checkpoint::is_single_file(path) || fs::exists(fs::path(path) / kShardManifestFile);
 }
 
 }  // namespace
@@ -125,11 +125,7 @@ VerifiedCheckpoint verify_checkpoint_part(const std::string& dir, int part, int 
 
 VerifiedCheckpoint verify_checkpoint(const std::string& dir) { return verify_checkpoint_part(dir, 0, 1); }
 
-CheckpointInfo inspect_checkpoint(const std::string& dir) { return verify_checkpoint_part(dir, 0, 1).info; }
-
-CheckpointInfo inspect_checkpoint_part(const std::string& dir, int part, int parts) {
-  return verify_checkpoint_part(dir, part, parts).info;
-}
+CheckpointInfo inspect_checkpoint(const std::string& dir) { return verify_checkpoint(dir).info; }
 
 std::optional<VerifiedCheckpoint> latest_verified_checkpoint(const std::string& run_dir,
                                                              std::vector<std::string>* skipped) {
@@ -183,13 +179,6 @@ CheckpointInfo load_checkpoint(const VerifiedCheckpoint& c, Model& model, AdamW*
   read_checkpoint_range(c, 0, n, model.params(), opt ? m.data() : nullptr, opt ? v.data() : nullptr);
   if (opt) opt->set_state(c.info.optimizer_t, m.data(), v.data());
   return c.info;
-}
-
-std::string resolve_checkpoint_path(const std::string& path) {
-  if (is_checkpoint_dir(path)) return path;
-  std::vector<std::string> skipped;
-  if (auto latest = latest_intact_checkpoint(path, &skipped)) return *latest;
-  throw Error(no_intact_checkpoint_message(path, skipped));
 }
 
 VerifiedCheckpoint resolve_verified_checkpoint(const std::string& path) {

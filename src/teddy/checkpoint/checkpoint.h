@@ -103,15 +103,14 @@ Resume resume_from_flag(const std::string& value);
 // ---- Reading (both formats) -------------------------------------------------------
 
 // Reads and verifies a checkpoint directory (manifest.json and every shard, or
-// state.json and its two files). Throws FormatError naming the file and what is wrong.
-CheckpointInfo inspect_checkpoint(const std::string& dir);
+// state.json and its two files), keeping what a load needs. Throws FormatError
+// naming the file and what is wrong.
+VerifiedCheckpoint verify_checkpoint(const std::string& dir);
 // The same checks with the data files split among `parts` readers: this one hashes
 // the files i with i % parts == part (every part reads the manifest / state file).
-CheckpointInfo inspect_checkpoint_part(const std::string& dir, int part, int parts);
-
-// inspect_checkpoint(_part), keeping what a load needs.
-VerifiedCheckpoint verify_checkpoint(const std::string& dir);
 VerifiedCheckpoint verify_checkpoint_part(const std::string& dir, int part, int parts);
+// verify_checkpoint's info alone.
+CheckpointInfo inspect_checkpoint(const std::string& dir);
 
 // Checkpoint directories under <run>/checkpoints, newest step first (intact or not).
 std::vector<std::string> list_checkpoints(const std::string& run_dir);
@@ -143,10 +142,8 @@ CheckpointInfo load_checkpoint(const VerifiedCheckpoint& checkpoint, Model& mode
 // First differing field of two model configs ("field (checkpoint X, run Y)"), or "".
 std::string model_config_difference(const ModelConfig& run, const ModelConfig& checkpoint);
 
-// Accepts a checkpoint directory or a run directory (then: its newest intact checkpoint).
-std::string resolve_checkpoint_path(const std::string& path);
-// The same, verified: a checkpoint directory is verified (errors thrown), a run
-// directory gives its newest intact checkpoint. Each file is hashed once.
+// Accepts a checkpoint directory (verified: errors thrown) or a run directory (its
+// newest intact checkpoint). Each file is hashed once.
 VerifiedCheckpoint resolve_verified_checkpoint(const std::string& path);
 
 // XXH3-64 of a whole file, streamed (the checksum checkpoints record per file); its

@@ -13,6 +13,7 @@
 #include "teddy/core/error.h"
 #include "teddy/data/atomic_file.h"
 #include "teddy/io/safetensors.h"
+#include "teddy/checkpoint/legacy.h"
 #include "teddy/checkpoint/state_json.h"
 
 namespace fs = std::filesystem;
@@ -40,8 +41,7 @@ std::string shard_file_name(int rank, int world) {
 
 bool is_sharded_checkpoint(const std::string& dir) {
   std::error_code ec;
-  if (fs::exists(fs::path(dir) / kShardManifestFile, ec)) return true;
-  return !fs::exists(fs::path(dir) / "state.json", ec);
+  return fs::exists(fs::path(dir) / kShardManifestFile, ec) || !legacy_checkpoint::is_single_file(dir);
 }
 
 ShardEntry write_checkpoint_shard(const std::string& dir, int rank, int world, uint64_t begin, uint64_t end,

@@ -1,6 +1,5 @@
 // `teddy pretrain`: next-token pretraining on a prepared dataset.
 #include <cstdio>
-#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,8 +39,7 @@ void register_pretrain(CLI::App& app, Run& run) {
       "  [optim] lr min_lr_ratio warmup_steps weight_decay beta1 beta2 eps grad_clip\n"
       "  [eval] interval batches   [checkpoint] interval keep   [run] dir peak_gflops\n"
       "  [dist] zero (0-3) dp (0: all ranks) timeout_s overlap (used under mpirun / srun: data parallel over all ranks, see docs/DISTRIBUTED.md)");
-  sub->callback([o, sub, &run] {
-    (void)sub;
+  sub->callback([o, &run] {
     run = [o] {
       const Resume resume = resume_from_flag(o->resume);  // a bad --resume=X first
       PretrainConfig cfg = o->config.empty() ? PretrainConfig::parse("", "<defaults>", o->overrides)
@@ -61,43 +59,7 @@ void register_pretrain(CLI::App& app, Run& run) {
       ProgressLine bar(stderr, o->print_every);
       return run_on_world(*world, [&] {
         run_pretrain_job(*world, std::move(cfg), jo, [&](const PretrainEvent& e) {
-          if (rank != 0) return;  // rank 0 logs for the job
-          char buf[512];
-          switch (e.kind) {
-            case PretrainEvent::Kind::start:
-              std::printf("%s", e.text.c_str());
-              std::fflush(stdout);
-              break;
-            case PretrainEvent::Kind::step:
-              std::snprintf(buf, sizeof buf, "loss %.4f | lr %.2e | norm %.3f | %s tok/s | MFU %.1f%% | ETA %s",
-                            e.loss, e.lr, e.grad_norm, format_count(e.tokens_per_s).c_str(), 100 * e.mfu,
-                            format_duration(e.eta_s).c_str());
-              if (e.loss_scale > 0) {  // fp16: the scale this step ran with and the overflow skips so far
-                const size_t len = std::strlen(buf);
-                std::snprintf(buf + len, sizeof buf - len, " | scale %g%s | skipped %lld", e.loss_scale,
-                              e.skipped ? " (overflow, step skipped)" : "", static_cast<long long>(e.skipped_steps));
-              }
-              bar.update(e.step, e.total_steps, buf);
-              break;
-            case PretrainEvent::Kind::eval:
-              std::snprintf(buf, sizeof buf, "step %lld: validation loss %.4f (%s tokens seen)",
-                            static_cast<long long>(e.step), e.loss,
-                            format_count(static_cast<double>(e.tokens_seen)).c_str());
-              bar.message(buf);
-              break;
-            case PretrainEvent::Kind::checkpoint:
-              bar.message("checkpoint: " + e.text);
-              break;
-            case PretrainEvent::Kind::end: {
-              bar.finish();
-              std::printf("done: %s", e.text.c_str());
-              std::printf("tokens seen per source:");
-              for (const auto& [name, n] : e.tokens_per_source)
-                std::printf(" %s=%s", name.c_str(), format_count(static_cast<double>(n)).c_str());
-              std::printf("\n");
-              break;
-            }
-          }
+          if (rank == 0) print_train_event(e, bar, "tokens", true);  // rank 0 logs for the job
         });
       });
     };

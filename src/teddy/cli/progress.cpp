@@ -3,6 +3,9 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstring>
+
+#include "teddy/train/trainer.h"
 
 namespace teddy::cli {
 
@@ -54,6 +57,44 @@ void ProgressLine::message(const std::string& line) {
 void ProgressLine::finish() {
   if (tty_ && drawn_) std::fprintf(out_, "\n");
   drawn_ = false;
+}
+
+void print_train_event(const TrainEvent& e, ProgressLine& bar, const char* seen, bool per_source) {
+  char buf[512];
+  switch (e.kind) {
+    case TrainEvent::Kind::start:
+      std::printf("%s", e.text.c_str());
+      std::fflush(stdout);
+      break;
+    case TrainEvent::Kind::step:
+      std::snprintf(buf, sizeof buf, "loss %.4f | lr %.2e | norm %.3f | %s tok/s | MFU %.1f%% | ETA %s", e.loss, e.lr,
+                    e.grad_norm, format_count(e.tokens_per_s).c_str(), 100 * e.mfu, format_duration(e.eta_s).c_str());
+      if (e.loss_scale > 0) {  // fp16: the scale this step ran with and the overflow skips so far
+        const size_t len = std::strlen(buf);
+        std::snprintf(buf + len, sizeof buf - len, " | scale %g%s | skipped %lld", e.loss_scale,
+                      e.skipped ? " (overflow, step skipped)" : "", static_cast<long long>(e.skipped_steps));
+      }
+      bar.update(e.step, e.total_steps, buf);
+      break;
+    case TrainEvent::Kind::eval:
+      std::snprintf(buf, sizeof buf, "step %lld: validation loss %.4f (%s %s seen)", static_cast<long long>(e.step),
+                    e.loss, format_count(static_cast<double>(e.tokens_seen)).c_str(), seen);
+      bar.message(buf);
+      break;
+    case TrainEvent::Kind::checkpoint:
+      bar.message("checkpoint: " + e.text);
+      break;
+    case TrainEvent::Kind::end:
+      bar.finish();
+      std::printf("done: %s", e.text.c_str());
+      if (per_source) {
+        std::printf("tokens seen per source:");
+        for (const auto& [name, n] : e.tokens_per_source)
+          std::printf(" %s=%s", name.c_str(), format_count(static_cast<double>(n)).c_str());
+        std::printf("\n");
+      }
+      break;
+  }
 }
 
 }  // namespace teddy::cli

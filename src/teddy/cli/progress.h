@@ -5,6 +5,10 @@
 #include <cstdio>
 #include <string>
 
+namespace teddy {
+struct TrainEvent;  // train/trainer.h
+}
+
 namespace teddy::cli {
 
 std::string format_duration(double seconds);  // "1h02m", "3m05s", "42s"
@@ -25,5 +29,11 @@ class ProgressLine {
   int64_t every_;
   bool drawn_ = false;
 };
+
+// Renders an event of `teddy pretrain` / `teddy sft` (rank 0's): the start report
+// and the summary on stdout, steps on the bar (fp16: scale and skips), validation
+// and checkpoint lines. `seen` names what tokens_seen counts ("tokens", SFT's
+// "positions"); with per_source the summary ends with the tokens seen per source.
+void print_train_event(const TrainEvent& e, ProgressLine& bar, const char* seen, bool per_source);
 
 }  // namespace teddy::cli

@@ -19,37 +19,6 @@
 
 namespace teddy::cli {
 
-namespace {
-
-void print_event(const SftEvent& e, ProgressLine& bar) {
-  char buf[512];
-  switch (e.kind) {
-    case SftEvent::Kind::start:
-      std::printf("%s", e.text.c_str());
-      std::fflush(stdout);
-      break;
-    case SftEvent::Kind::step:
-      std::snprintf(buf, sizeof buf, "loss %.4f | lr %.2e | norm %.3f | %s tok/s | MFU %.1f%% | ETA %s", e.loss, e.lr,
-                    e.grad_norm, format_count(e.tokens_per_s).c_str(), 100 * e.mfu, format_duration(e.eta_s).c_str());
-      bar.update(e.step, e.total_steps, buf);
-      break;
-    case SftEvent::Kind::eval:
-      std::snprintf(buf, sizeof buf, "step %lld: validation loss %.4f (%s positions seen)",
-                    static_cast<long long>(e.step), e.loss, format_count(static_cast<double>(e.tokens_seen)).c_str());
-      bar.message(buf);
-      break;
-    case SftEvent::Kind::checkpoint:
-      bar.message("checkpoint: " + e.text);
-      break;
-    case SftEvent::Kind::end:
-      bar.finish();
-      std::printf("done: %s", e.text.c_str());
-      break;
-  }
-}
-
-}  // namespace
-
 void register_sft(CLI::App& app, Run& run) {
   struct Opts {
     std::string config;
@@ -163,7 +132,7 @@ void register_sft(CLI::App& app, Run& run) {
                         reused ? "reusing the import in" : "imported into", cfg.init.c_str());
         }
         run_sft_job(*world, std::move(cfg), jo, [&](const SftEvent& e) {
-          if (rank == 0) print_event(e, bar);  // rank 0 logs for the job
+          if (rank == 0) print_train_event(e, bar, "positions", false);  // rank 0 logs for the job
         });
       });
     };

@@ -139,7 +139,8 @@ class ZeroTrainer {
   std::string report(const ParallelLayout& layout);
   // End-of-run lines: every rank's communication totals (gathered; every rank calls).
   std::string summary();
-  // Stage 3: makes the whole parameter buffer valid (checkpoints), then frees it again.
+  // Stage 3: makes the whole parameter buffer valid (a caller that reads every
+  // parameter; checkpoints need not: each rank writes its own range), then frees it again.
   void gather_all_params();
   void release_params();
   // Elements all-gathered per forward that are not in any block (stage 3 gathers

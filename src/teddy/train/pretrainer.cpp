@@ -49,8 +49,6 @@ class Pretrainer::Task final : public TrainTask {
 
   const PretrainConfig& config() const { return cfg_; }
   int threads() const { return threads_; }
-  void set_optimizer_bytes(size_t b) { optimizer_bytes_ = b; }
-  size_t optimizer_bytes() const { return optimizer_bytes_; }
 
   Model& model() override { return *model_; }
   std::string name() const override { return "training"; }
@@ -108,7 +106,7 @@ class Pretrainer::Task final : public TrainTask {
       os << "# memory: activations " << human_bytes(model_->activation_bytes()) << " per rank\n";
     else
       os << "# memory: params " << human_bytes(model_->param_bytes()) << ", grads " << human_bytes(model_->grad_bytes())
-         << ", AdamW state " << human_bytes(optimizer_bytes_) << ", activations "
+         << ", AdamW state " << human_bytes(r.optimizer_bytes) << ", activations "
          << human_bytes(model_->activation_bytes()) << " (recompute " << cfg_.recompute << ", precision "
          << cfg_.precision << "; saved by the layers " << human_bytes(model_->saved_activation_bytes()) << ")\n";
     if (model_->weight_scratch_bytes())
@@ -158,7 +156,6 @@ class Pretrainer::Task final : public TrainTask {
   std::unique_ptr<Model> model_;
   std::vector<int32_t> tokens_, targets_;  // (grad_accum, B, T)
   int threads_ = 1;
-  size_t optimizer_bytes_ = 0;
 };
 
 Pretrainer::Pretrainer(PretrainConfig cfg, Resume resume, dist::Communicator* comm) {
@@ -181,7 +178,6 @@ Pretrainer::Pretrainer(PretrainConfig cfg, Resume resume, dist::Communicator* co
   st.threads = task_->threads();
   if (precision == Precision::fp16) st.loss_scaling = c.loss_scaler_config();
   trainer_ = std::make_unique<Trainer>(std::move(task), c, st, layout, comm, resume);
-  task_->set_optimizer_bytes(trainer_->engine().optimizer_bytes());
 }
 
 Pretrainer::~Pretrainer() = default;
@@ -201,7 +197,7 @@ PretrainMemory Pretrainer::memory() const {
   PretrainMemory m;
   m.params = model.param_bytes();
   m.grads = model.grad_bytes();
-  m.optimizer = task_->optimizer_bytes();
+  m.optimizer = trainer_->engine().optimizer_bytes();
   m.activations = model.activation_bytes();
   m.saved_activations = model.saved_activation_bytes();
   m.weight_scratch = model.weight_scratch_bytes();

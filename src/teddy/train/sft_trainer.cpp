@@ -86,7 +86,6 @@ class SftTrainer::Task final : public TrainTask {
   int threads() const { return threads_; }
   const Tokenizer& tokenizer() const { return tok_; }
   const ChatTemplate& chat_template() const { return tmpl_; }
-  void set_optimizer_bytes(size_t b) { optimizer_bytes_ = b; }
 
   Model& model() override { return *model_; }
   std::string name() const override { return "SFT"; }
@@ -176,7 +175,7 @@ class SftTrainer::Task final : public TrainTask {
     os << "; " << total_ << " steps of " << cfg_.rows_per_step() << " rows = "
        << static_cast<double>(total_) * cfg_.rows_per_step() / static_cast<double>(r.rows_per_epoch) << " epochs\n";
     os << "# memory: params " << human_bytes(static_cast<double>(model_->param_bytes())) << ", AdamW state "
-       << human_bytes(static_cast<double>(optimizer_bytes_)) << ", activations "
+       << human_bytes(static_cast<double>(rep.optimizer_bytes)) << ", activations "
        << human_bytes(static_cast<double>(model_->activation_bytes())) << "; threads " << rep.threads << "\n";
     os << rep.engine_report;
     os << rep.notes;
@@ -209,7 +208,6 @@ class SftTrainer::Task final : public TrainTask {
   std::vector<SftMicroBatch> micro_;  // this rank's micro-batches of the current step
   std::vector<SftRow> rows_;          // scratch: one micro-batch's row plans
   int threads_ = 1;
-  size_t optimizer_bytes_ = 0;
 };
 
 SftTrainer::SftTrainer(SftConfig cfg, Resume resume, dist::Communicator* comm) {
@@ -227,7 +225,6 @@ SftTrainer::SftTrainer(SftConfig cfg, Resume resume, dist::Communicator* comm) {
   st.seed = cfg.seed;
   st.threads = task_->threads();
   trainer_ = std::make_unique<Trainer>(std::move(task), cfg, st, layout, comm, resume);
-  task_->set_optimizer_bytes(trainer_->engine().optimizer_bytes());
 }
 
 SftTrainer::~SftTrainer() = default;

@@ -37,21 +37,22 @@ Trainer::Trainer(std::unique_ptr<TrainTask> task, const CommonConfig& common, co
 
   if (writer) notes_ += remove_stale_checkpoint_temps(run_dir).summary();
   if (comm_->size() > 1) comm_->barrier();  // no rank lists checkpoints/ while rank 0 removes from it
-  if (resume != Resume::no && list_checkpoints(run_dir).empty()) {
-    if (resume == Resume::require) throw Error(run_dir + ": --resume=require: no checkpoint to resume from");
-    notes_ += "# --resume: no checkpoint in " + run_dir + " yet, starting from scratch\n";
-    resume = Resume::no;
-  }
-  if (resume != Resume::no) {
-    std::vector<std::string> skipped;
-    // The search hashes the checkpoint's files (each rank its share) and the load
-    // reuses what it verified.
-    const std::optional<VerifiedCheckpoint> latest = engine_->latest_checkpoint(run_dir, &skipped);
-    if (!latest) {
+  // The search hashes the checkpoint's files (each rank its share) and the load
+  // reuses what it verified. Every checkpoint it passes over is in `skipped`, so
+  // none found and none skipped means run.dir holds no checkpoint at all.
+  std::vector<std::string> skipped;
+  std::optional<VerifiedCheckpoint> latest;
+  if (resume != Resume::no) latest = engine_->latest_checkpoint(run_dir, &skipped);
+  if (resume != Resume::no && !latest) {
+    if (!skipped.empty()) {
       std::string msg = run_dir + ": --resume found no intact checkpoint";
       for (auto& sk : skipped) msg += "\n  skipped " + sk;
       throw Error(msg);
     }
+    if (resume == Resume::require) throw Error(run_dir + ": --resume=require: no checkpoint to resume from");
+    notes_ += "# --resume: no checkpoint in " + run_dir + " yet, starting from scratch\n";
+  }
+  if (latest) {
     const CheckpointInfo info = engine_->load_checkpoint(*latest);
     step_ = start_step_ = info.state.step;
     tokens_ = info.state.tokens_processed;
@@ -102,6 +103,7 @@ void Trainer::run(const std::function<void(const TrainEvent&)>& on_event, int64_
   report.peak_gflops = peak;
   report.peak_given = common_.peak_gflops > 0;
   report.flops_per_token = fpt;
+  report.optimizer_bytes = engine_->optimizer_bytes();
   report.notes = notes_;
   report.start_step = step_;
   report.scaler = scaler;

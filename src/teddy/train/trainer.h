@@ -65,6 +65,7 @@ struct TrainReport {
   double peak_gflops = 0;       // MFU denominator (0: none)
   bool peak_given = false;      // from run.peak_gflops (else measured)
   double flops_per_token = 0;   // 6N + 12LCT
+  size_t optimizer_bytes = 0;   // the AdamW state this rank holds (the engine's)
   std::string engine_report;    // world > 1: the engine's layout and per-rank state lines
   std::string notes;            // "# ..." lines: stale temporaries removed, fresh start on --resume
   int64_t start_step = 0;       // 0, or the resumed checkpoint's step
