@@ -41,18 +41,24 @@ inline std::string temp_dir() {
   return d;
 }
 
-// Runs tests/data/setup_tiktoken.sh into <build>/npm (idempotent). On failure returns
-// "" and sets `error` to what went wrong: the exactness tests must fail, not skip.
-inline std::string tiktoken_dir(std::string& error) {
-  const std::string dir = std::string(TEDDY_BINARY_DIR) + "/npm";
+// Runs the npm set-up script `script` (relative to the source tree) into
+// <build>/<dir_name> (idempotent). On failure returns "" and sets `error` to what went
+// wrong: the peer tests must fail, not skip.
+inline std::string npm_peer_dir(const std::string& script, const std::string& dir_name, std::string& error) {
+  const std::string dir = std::string(TEDDY_BINARY_DIR) + "/" + dir_name;
   std::string out;
-  const int rc = run_command("bash '" TEDDY_SOURCE_DIR "/tests/data/setup_tiktoken.sh' '" + dir + "' 2>&1", out);
+  const int rc = run_command("bash '" TEDDY_SOURCE_DIR "/" + script + "' '" + dir + "' 2>&1", out);
   if (rc != 0) {
-    error = "tests/data/setup_tiktoken.sh failed (exit " + std::to_string(rc) +
-            "); node and npm (with registry access, or a filled " + dir + ") are required:\n" + out;
+    error = script + " failed (exit " + std::to_string(rc) + "); node and npm (with registry access, or a filled " +
+            dir + ") are required:\n" + out;
     return "";
   }
   return dir;
+}
+
+// tests/data/setup_tiktoken.sh into <build>/npm: the exactness tests' tiktoken peer.
+inline std::string tiktoken_dir(std::string& error) {
+  return npm_peer_dir("tests/data/setup_tiktoken.sh", "npm", error);
 }
 
 inline void append_utf8(std::string& s, uint32_t cp) {

@@ -47,6 +47,18 @@ struct RunSpec {
   float norm_eps = 1e-5f, rope_theta = 10000.0f;
 };
 
+// The small LLaMA-style shape the interop tests share: GQA (4 query heads over 2 kv
+// heads) and d_ff 48, whose rows are not a multiple of q8_0's 32.
+inline RunSpec llama_spec(bool tie = false, bool bias = false) {
+  RunSpec s;
+  s.family = Family::llama;
+  s.tie = tie;
+  s.bias = bias;
+  s.n_kv_head = 2;
+  s.d_ff = 48;
+  return s;
+}
+
 inline ModelConfig config_for(const RunSpec& s, int vocab) {
   ModelConfig c = ModelConfig::for_family(s.family);
   c.tie_embeddings = s.tie;
@@ -113,19 +125,10 @@ std::string error_of(Fn&& fn) {
   return "";
 }
 
-// Runs tests/io/setup_node_llama_cpp.sh into <build>/npm-llama (idempotent): node-llama-cpp,
-// @huggingface/gguf, @huggingface/jinja, @huggingface/tokenizers. On failure returns "" and sets `error`: the peer
-// tests must fail, not skip.
+// tests/io/setup_node_llama_cpp.sh into <build>/npm-llama: node-llama-cpp,
+// @huggingface/gguf, @huggingface/jinja, @huggingface/tokenizers.
 inline std::string llama_npm_dir(std::string& error) {
-  const std::string dir = std::string(TEDDY_BINARY_DIR) + "/npm-llama";
-  std::string out;
-  const int rc = run_command("bash '" TEDDY_SOURCE_DIR "/tests/io/setup_node_llama_cpp.sh' '" + dir + "' 2>&1", out);
-  if (rc != 0) {
-    error = "tests/io/setup_node_llama_cpp.sh failed (exit " + std::to_string(rc) +
-            "); node and npm (with registry access, or a filled " + dir + ") are required:\n" + out;
-    return "";
-  }
-  return dir;
+  return npm_peer_dir("tests/io/setup_node_llama_cpp.sh", "npm-llama", error);
 }
 
 inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }

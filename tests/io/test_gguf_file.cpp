@@ -197,13 +197,9 @@ TEST(GgufFile, LlamaQkPermutation) {
 TEST(GgufFile, ExportTypesNamesAndFallbacks) {
   const std::string dir = test::fresh_dir("gguf_export_types");
   const Tokenizer tok = test::trained_tokenizer(PretokenizerKind::llama3);
-  test::RunSpec s;
-  s.family = Family::llama;
-  s.tie = true;  // no output.weight: llama.cpp reuses token_embd
-  s.bias = false;
-  s.n_kv_head = 2;
-  s.d_ff = 48;  // ffn_down rows of 48: not q8_0-able, falls back to F16 as the converter does
-  Model m(test::config_for(s, tok.vocab_size()));
+  // Tied: no output.weight (llama.cpp reuses token_embd). ffn_down rows of d_ff = 48 are
+  // not q8_0-able and fall back to F16, as the converter does.
+  Model m(test::config_for(test::llama_spec(/*tie=*/true), tok.vocab_size()));
   test::randomize(m, 2);
   test::write_run(dir + "/run", m, tok, nullptr);
   GgufExportOptions o;

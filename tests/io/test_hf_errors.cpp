@@ -31,14 +31,7 @@ class HfErrors : public ::testing::Test {
   // A valid HF directory of the family (sharded when max_shard is small).
   std::string valid(Family f, uint64_t max_shard = 5'000'000'000) {
     const Tokenizer tok = test::trained_tokenizer(f == Family::gpt2 ? PretokenizerKind::gpt2 : PretokenizerKind::llama3);
-    test::RunSpec s;
-    s.family = f;
-    if (f == Family::llama) {
-      s.tie = false;
-      s.bias = false;
-      s.n_kv_head = 2;
-      s.d_ff = 48;
-    }
+    const test::RunSpec s = f == Family::llama ? test::llama_spec() : test::RunSpec{};
     Model m(test::config_for(s, tok.vocab_size()));
     test::randomize(m, 5);
     const std::string run = root_ + "/run_" + std::to_string(n_++);

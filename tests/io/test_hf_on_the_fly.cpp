@@ -17,13 +17,7 @@ TEST(HfOnTheFly, GenerateFromAnHfDirectory) {
   Tokenizer tok = test::trained_tokenizer(PretokenizerKind::llama3);
   const ChatTemplate t = ChatTemplate::named("llama3");
   add_template_specials(tok, t);
-  test::RunSpec s;
-  s.family = Family::llama;
-  s.tie = false;
-  s.bias = false;
-  s.n_kv_head = 2;
-  s.d_ff = 48;
-  Model m(test::config_for(s, tok.vocab_size()));
+  Model m(test::config_for(test::llama_spec(), tok.vocab_size()));
   test::randomize(m, 8);
   test::write_run(root + "/run", m, tok, &t);
   export_hf(root + "/run", root + "/hf", {});

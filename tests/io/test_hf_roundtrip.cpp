@@ -168,13 +168,7 @@ void run_case(const Case& c) {
 }
 
 test::RunSpec llama(bool tie, bool bias) {
-  test::RunSpec s;
-  s.family = Family::llama;
-  s.tie = tie;
-  s.bias = bias;
-  s.n_head = 4;
-  s.n_kv_head = 2;
-  s.d_ff = 48;
+  test::RunSpec s = test::llama_spec(tie, bias);
   s.norm_eps = 1e-6f;
   s.rope_theta = 500000.0f;
   return s;

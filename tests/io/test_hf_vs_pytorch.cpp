@@ -41,13 +41,7 @@ struct Case {
 };
 
 test::RunSpec llama(bool tie, bool bias) {
-  test::RunSpec s;
-  s.family = Family::llama;
-  s.tie = tie;
-  s.bias = bias;
-  s.n_head = 4;
-  s.n_kv_head = 2;  // GQA: two query heads per kv head
-  s.d_ff = 48;
+  test::RunSpec s = test::llama_spec(tie, bias);  // GQA: two query heads per kv head
   s.norm_eps = 1e-6f;
   s.rope_theta = 5000.0f;  // not the default, so a dropped theta would show
   return s;

@@ -26,7 +26,8 @@ teddy's code; transformers itself is not needed (nor available here):
     heads j*n_rep .. j*n_rep + n_rep - 1); post_attention_layernorm; MLP
     down_proj(silu(gate_proj(x)) * up_proj(x)) (biases when mlp_bias); model.norm; the head
     lm_head.weight, or embed_tokens when tie_word_embeddings.
-The safetensors format is parsed by hand (the `safetensors` package is not required).
+The safetensors format is parsed by hand (the `safetensors` package is not required);
+the output is written by gpt_reference.py's writer.
 """
 import json
 import math
@@ -37,6 +38,9 @@ import sys
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gpt_reference import write_safetensors  # noqa: E402  (the file format only)
 
 
 def read_safetensors(path):
@@ -160,23 +164,6 @@ def llama_logits(cfg, W, ids, dtype):
     return x @ head.T
 
 
-def write_safetensors(path, tensors):
-    header, blobs, offset = {}, [], 0
-    for name, arr in tensors.items():
-        b = np.ascontiguousarray(arr).tobytes()
-        dt = {np.dtype("float32"): "F32", np.dtype("float64"): "F64"}[arr.dtype]
-        header[name] = {"dtype": dt, "shape": list(arr.shape), "data_offsets": [offset, offset + len(b)]}
-        blobs.append(b)
-        offset += len(b)
-    h = json.dumps(header).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-
-
 def run(model_dir, tokens, out_path):
     with open(os.path.join(model_dir, "config.json")) as f:
         cfg = json.load(f)
@@ -190,7 +177,7 @@ def run(model_dir, tokens, out_path):
             logits = fn(cfg, W, ids, dtype)
         assert logits.shape == (len(ids), cfg["vocab_size"]), logits.shape
         out[prefix + "logits"] = logits.numpy()
-    write_safetensors(out_path, out)
+    write_safetensors(out_path, out, {})
 
 
 def main():

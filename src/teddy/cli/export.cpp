@@ -10,6 +10,7 @@
 #include "teddy/core/memory_usage.h"
 #include "teddy/io/gguf_export.h"
 #include "teddy/io/hf_export.h"
+#include "teddy/plan/units.h"
 
 namespace teddy::cli {
 
@@ -39,7 +40,7 @@ void register_export(CLI::App& app, Run& run) {
       HfExportOptions opts;
       opts.tokenizer = h->tokenizer;
       opts.dtype = dtype_from_name(h->dtype);
-      opts.max_shard_bytes = parse_byte_size(h->max_shard, "--max-shard-size");
+      opts.max_shard_bytes = static_cast<uint64_t>(plan::parse_bytes("--max-shard-size", h->max_shard, 1e18));
       const HfExportReport r = export_hf(h->checkpoint, h->out, opts);
       std::printf("exported %s as %s: %zu tensors, %s in %d safetensors file%s (%s)\n", r.checkpoint.c_str(),
                   r.architecture.c_str(), r.tensors, human_bytes(static_cast<double>(r.tensor_bytes)).c_str(), r.shards,

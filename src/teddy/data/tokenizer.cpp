@@ -309,16 +309,25 @@ std::string_view Tokenizer::token_bytes(uint32_t id) const {
 
 int Tokenizer::vocab_size() const { return static_cast<int>(impl_->decode_offset.size()) - 1; }
 
-uint32_t Tokenizer::eot_id() const {
+std::optional<uint32_t> Tokenizer::find_eot() const {
   for (const char* name : {"<|endoftext|>", "<|end_of_text|>"})
-    for (const auto& [text, id] : impl_->vocab.specials)
-      if (text == name) return id;
+    if (const auto id = find_special(name)) return id;
+  return std::nullopt;
+}
+
+uint32_t Tokenizer::eot_id() const {
+  if (const auto id = find_eot()) return *id;
   throw Error("tokenizer: no <|endoftext|> (or <|end_of_text|>) special token");
 }
 
-uint32_t Tokenizer::special_id(std::string_view text) const {
+std::optional<uint32_t> Tokenizer::find_special(std::string_view text) const {
   for (const auto& [t, id] : impl_->vocab.specials)
     if (t == text) return id;
+  return std::nullopt;
+}
+
+uint32_t Tokenizer::special_id(std::string_view text) const {
+  if (const auto id = find_special(text)) return *id;
   throw Error("tokenizer: no special token " + std::string(text));
 }
 

@@ -8,6 +8,7 @@
 // See docs/TOKENIZER.md.
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -75,8 +76,10 @@ class Tokenizer {
 
   int vocab_size() const;       // number of ids (max id + 1), specials included
   uint32_t eot_id() const;      // <|endoftext|> (or LLaMA-3's <|end_of_text|>); throws Error if neither
+  std::optional<uint32_t> find_eot() const;  // the same, or nullopt
   // Id of a special token by its text; throws Error if absent.
   uint32_t special_id(std::string_view text) const;
+  std::optional<uint32_t> find_special(std::string_view text) const;  // the same, or nullopt
   // Adds a new special token (e.g. chat template markers) at the next free id.
   // Returns the existing id if `text` is already a special token.
   uint32_t add_special(std::string_view text);

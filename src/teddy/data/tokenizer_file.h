@@ -34,6 +34,8 @@ std::vector<std::pair<std::string, uint32_t>> tiktoken_default_specials(size_t n
 
 // The byte-level "unicode" alphabet of GPT-2 / Hugging Face: byte -> code point.
 uint32_t byte_to_unicode(unsigned char b);
+// `bytes` spelled in that alphabet (UTF-8): how tokenizer.json and GGUF write a token.
+std::string to_byte_alphabet(std::string_view bytes);
 
 class BpeEncoder;
 std::string format_teddy_tokenizer(const BpeVocab& vocab);

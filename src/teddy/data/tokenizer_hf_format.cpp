@@ -120,6 +120,7 @@ PretokenizerKind pattern_of(const nlohmann::json& pre, const std::string& path) 
 }  // namespace
 
 uint32_t byte_to_unicode(unsigned char b) { return alphabet().to_cp[b]; }
+std::string to_byte_alphabet(std::string_view bytes) { return to_alphabet(bytes); }
 
 BpeVocab parse_hf_tokenizer(std::string_view content, const std::string& path) {
   const nlohmann::json j = parse_json_or_throw(content, path);

@@ -29,31 +29,6 @@ uint32_t file_type_code(GgufFileType t) {
   return 0;
 }
 
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else {  // GPT-2's byte alphabet stays below U+0800
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
-
-std::string byte_level(const std::string& bytes) {
-  std::string out;
-  for (unsigned char b : bytes) append_utf8(out, byte_to_unicode(b));
-  return out;
-}
-
-bool ends_with(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-std::optional<uint32_t> special_id(const Tokenizer& tok, const std::string& text) {
-  for (const auto& [s, id] : tok.vocab().specials)
-    if (s == text) return id;
-  return std::nullopt;
-}
-
 // A special token's id: tokenizer_config's `key` (text -> id), else config.json's id
 // (the first of a list), else `fallback`.
 std::optional<uint32_t> token_id(const TeddyRun& run, const char* tc_key, const json& config_id,
@@ -62,7 +37,7 @@ std::optional<uint32_t> token_id(const TeddyRun& run, const char* tc_key, const 
   if (tc.contains(tc_key)) {
     const json& v = tc[tc_key];
     const std::string text = v.is_string() ? v.get<std::string>() : v.is_object() ? v.value("content", "") : "";
-    if (const auto id = special_id(run.tokenizer, text)) return id;
+    if (const auto id = run.tokenizer.find_special(text)) return id;
   }
   if (config_id.is_number_unsigned()) return config_id.get<uint32_t>();
   if (config_id.is_array() && !config_id.empty() && config_id[0].is_number_unsigned()) return config_id[0].get<uint32_t>();
@@ -77,7 +52,7 @@ void add_tokenizer(GgufWriter& w, const TeddyRun& run, GgufExportReport& r) {
   std::vector<int32_t> types(static_cast<size_t>(V), kUnused);
   for (int id = 0; id < V; ++id) {
     if (static_cast<size_t>(id) < v.tokens.size() && !v.tokens[id].empty()) {
-      tokens[id] = byte_level(v.tokens[id]);
+      tokens[id] = to_byte_alphabet(v.tokens[id]);
       types[id] = kNormal;
     } else {
       tokens[id] = "[PAD" + std::to_string(id) + "]";  // as the converter names ids no token has
@@ -103,9 +78,7 @@ void add_tokenizer(GgufWriter& w, const TeddyRun& run, GgufExportReport& r) {
   w.add_i32_array("tokenizer.ggml.token_type", types);
   w.add_string_array("tokenizer.ggml.merges", merges);
 
-  std::optional<uint32_t> eot;
-  for (const char* name : {"<|endoftext|>", "<|end_of_text|>"})
-    if (!eot) eot = special_id(tok, name);
+  const std::optional<uint32_t> eot = tok.find_eot();
   const HfConfigExtras ce = run.config_extras();
   if (const auto bos = token_id(run, "bos_token", ce.bos_token_id, eot)) w.add_u32("tokenizer.ggml.bos_token_id", *bos);
   if (const auto eos = token_id(run, "eos_token", ce.eos_token_id, eot)) w.add_u32("tokenizer.ggml.eos_token_id", *eos);
@@ -122,12 +95,6 @@ void add_tokenizer(GgufWriter& w, const TeddyRun& run, GgufExportReport& r) {
     for (const json& e : tc["chat_template"])
       if (e.value("name", "") != "default")
         w.add_string("tokenizer.chat_template." + e.value("name", ""), e.value("template", ""));
-}
-
-// Rows [row_begin, row_begin + rows) of a teddy tensor (cols floats each).
-std::vector<float> rows_of(const Model& m, const std::string& name, int64_t row_begin, int64_t rows, int64_t cols) {
-  const float* p = m.params() + m.layout().find(name).offset + static_cast<size_t>(row_begin * cols);
-  return std::vector<float>(p, p + static_cast<size_t>(rows * cols));
 }
 
 }  // namespace
@@ -190,17 +157,16 @@ GgufExportReport write_gguf(const TeddyRun& run, const std::string& out_file, co
   w.add_u32("general.quantization_version", 2);
   add_tokenizer(w, run, r);
 
-  // One GGUF tensor: rows of a teddy tensor, optionally RoPE-permuted (n_heads > 0).
-  const Model* mp = &m;
+  // One GGUF tensor: rows of a teddy tensor, optionally RoPE-permuted (rope_heads > 0).
+  const int64_t C = c.d_model, V = c.vocab_size, F = c.d_ff, HS = c.head_dim();
+  const int64_t Q = c.n_head * HS, KV = c.n_kv_head * HS;
   auto add = [&](const std::string& gguf_name, const std::string& teddy_name, int64_t row_begin, int64_t rows,
                  int64_t cols, int64_t rope_heads = 0) {
-    const bool vector = cols == 1;
+    const bool vector = cols == 1;  // norms and biases
     std::vector<uint64_t> ne = vector ? std::vector<uint64_t>{static_cast<uint64_t>(rows)}
                                       : std::vector<uint64_t>{static_cast<uint64_t>(cols), static_cast<uint64_t>(rows)};
     GgmlType t = GgmlType::f32;
-    const bool keep_f32 = vector || ends_with(gguf_name, "_norm.weight") || gguf_name == "position_embd.weight" ||
-                          !ends_with(gguf_name, ".weight");
-    if (!keep_f32) {
+    if (!vector && gguf_name != "position_embd.weight") {
       switch (opts.type) {
         case GgufFileType::f32: t = GgmlType::f32; break;
         case GgufFileType::f16: t = GgmlType::f16; break;
@@ -209,15 +175,14 @@ GgufExportReport write_gguf(const TeddyRun& run, const std::string& out_file, co
       }
     }
     ++r.types[ggml_type_name(t)];
-    const int64_t HS = c.head_dim();
+    const float* p = m.params() + m.layout().find(teddy_name).offset + static_cast<size_t>(row_begin * cols);
+    const size_t n = static_cast<size_t>(rows * cols);
     w.add_tensor(gguf_name, std::move(ne), t, [=] {
-      std::vector<float> f = rows_of(*mp, teddy_name, row_begin, rows, cols);
-      if (rope_heads > 0) f = rope_rows_to_ggml(f.data(), rope_heads, HS, cols);
-      return ggml_encode(t, f.data(), f.size());
+      if (rope_heads == 0) return ggml_encode(t, p, n);
+      const std::vector<float> f = rope_rows_to_ggml(p, rope_heads, HS, cols);
+      return ggml_encode(t, f.data(), n);
     });
   };
-  const int64_t C = c.d_model, V = c.vocab_size, F = c.d_ff, HS = c.head_dim();
-  const int64_t Q = c.n_head * HS, KV = c.n_kv_head * HS;
   add("token_embd.weight", "tok_emb.weight", 0, V, C);
   if (gpt2) add("position_embd.weight", "pos_emb.weight", 0, c.max_seq_len, C);
   for (int i = 0; i < c.n_layer; ++i) {

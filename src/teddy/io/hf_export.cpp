@@ -1,6 +1,5 @@
 #include "teddy/io/hf_export.h"
 
-#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -43,32 +42,6 @@ std::vector<std::byte> gather(const Model& m, const HfTensorSpec& s, DType dtype
 void write_json(const std::string& path, const json& j) { write_file_atomic(path, j.dump(2) + "\n"); }
 
 }  // namespace
-
-uint64_t parse_byte_size(const std::string& text, const std::string& field) {
-  size_t i = 0;
-  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) ++i;
-  std::string unit = text.substr(i);
-  for (char& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  double mult = 0;
-  if (unit.empty() || unit == "B") mult = 1;
-  else if (unit == "KB") mult = 1e3;
-  else if (unit == "MB") mult = 1e6;
-  else if (unit == "GB") mult = 1e9;
-  else if (unit == "TB") mult = 1e12;
-  else if (unit == "KIB") mult = 1024.0;
-  else if (unit == "MIB") mult = 1024.0 * 1024;
-  else if (unit == "GIB") mult = 1024.0 * 1024 * 1024;
-  else if (unit == "TIB") mult = 1024.0 * 1024 * 1024 * 1024;
-  double v = 0;
-  try {
-    v = i ? std::stod(text.substr(0, i)) : -1;
-  } catch (const std::exception&) {
-    v = -1;
-  }
-  if (mult == 0 || !(v > 0))
-    throw ConfigError(field + ": expected a size such as 5GB, 500MB, 2GiB or a byte count (got \"" + text + "\")");
-  return static_cast<uint64_t>(v * mult);
-}
 
 HfExportReport write_hf_dir(const TeddyRun& run, const std::string& out_dir, const HfExportOptions& opts) {
   const Model& m = *run.model;
@@ -126,15 +99,16 @@ HfExportReport write_hf_dir(const TeddyRun& run, const std::string& out_dir, con
   }
 
   write_json(out.path("config.json"), model_to_hf_config(cfg, run.config_extras(), torch_dtype(opts.dtype)));
+  r.files.push_back("config.json");
   const json gen = make_generation_config(run.tokenizer, run.extras, run.chat ? &*run.chat : nullptr);
   if (!gen.is_null()) {
     write_json(out.path("generation_config.json"), gen);
     r.files.push_back("generation_config.json");
   }
-  write_file_atomic(out.path("tokenizer.json"), run.tokenizer.to_hf_json());
+  run.tokenizer.save_hf_json(out.path("tokenizer.json"));
   write_json(out.path("tokenizer_config.json"),
              make_tokenizer_config(run.tokenizer, run.extras, run.chat_template(), cfg.max_seq_len));
-  r.files.insert(r.files.end(), {"config.json", "tokenizer.json", "tokenizer_config.json"});
+  r.files.insert(r.files.end(), {"tokenizer.json", "tokenizer_config.json"});
   out.commit();
   return r;
 }

@@ -34,8 +34,4 @@ HfExportReport export_hf(const std::string& checkpoint, const std::string& out_d
 // The same from a run already read.
 HfExportReport write_hf_dir(const TeddyRun& run, const std::string& out_dir, const HfExportOptions& opts);
 
-// "5GB", "500MB", "2GiB", "1000" (bytes): decimal units as huggingface_hub parses them
-// (KB = 1000), binary ones with "i". Throws ConfigError naming `field`.
-uint64_t parse_byte_size(const std::string& text, const std::string& field);
-
 }  // namespace teddy

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "teddy/core/error.h"
+#include "teddy/data/json_errors.h"
 
 namespace teddy {
 
@@ -14,19 +15,14 @@ const char* const kSpecialKeys[] = {"bos_token", "eos_token", "unk_token", "pad_
 const char* const kKeptScalars[] = {"add_bos_token", "add_eos_token", "model_max_length", "clean_up_tokenization_spaces",
                                     "tokenizer_class"};
 
-bool is_token_id(const json& v) { return v.is_number_integer() && v.get<int64_t>() >= 0 && v.get<int64_t>() <= INT32_MAX; }
-
 void check_id_field(const json& j, const std::string& key, const std::string& path) {
-  if (!j.contains(key) || j[key].is_null() || is_token_id(j[key])) return;
-  if (j[key].is_array() && std::all_of(j[key].begin(), j[key].end(), is_token_id)) return;
+  if (!j.contains(key) || is_hf_token_ids(j[key])) return;
   throw FormatError(path + ": " + key + ": expected a token id or a list of them (got " + j[key].dump() + ")");
 }
 
 bool has_token(const Tokenizer& tok, const std::string& text) {
-  const BpeVocab& v = tok.vocab();
-  for (const auto& [s, id] : v.specials)
-    if (s == text) return true;
-  return std::find(v.tokens.begin(), v.tokens.end(), text) != v.tokens.end();
+  const std::vector<std::string>& tokens = tok.vocab().tokens;
+  return tok.find_special(text) || std::find(tokens.begin(), tokens.end(), text) != tokens.end();
 }
 
 // A special-token entry: "text" or an AddedToken object {"content": "text", ...}.
@@ -34,18 +30,6 @@ std::string token_text(const json& v, const std::string& path, const std::string
   if (v.is_string()) return v.get<std::string>();
   if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
   throw FormatError(path + ": " + key + ": expected a string or {\"content\": ...} (got " + v.dump() + ")");
-}
-
-std::optional<uint32_t> special_or_none(const Tokenizer& tok, const std::string& text) {
-  for (const auto& [s, id] : tok.vocab().specials)
-    if (s == text) return id;
-  return std::nullopt;
-}
-
-std::optional<std::string> eot_text(const Tokenizer& tok) {
-  for (const char* name : {"<|endoftext|>", "<|end_of_text|>"})
-    if (special_or_none(tok, name)) return std::string(name);
-  return std::nullopt;
 }
 
 // A Jinja string literal for `s` (single quotes; \\, \', \n, \r, \t escaped).
@@ -83,8 +67,8 @@ std::string HfExtras::to_json() const {
 
 HfExtras HfExtras::from_json(const std::string& text, const std::string& where) {
   HfExtras e;
+  const json j = parse_json_or_throw(text, where);
   try {
-    const json j = json::parse(text);
     if (j.value("format", "") != "teddy-hf-extras") throw FormatError(where + ": format: expected \"teddy-hf-extras\"");
     if (j.value("version", 0) != 1) throw FormatError(where + ": version: expected 1");
     e.source = j.at("source").get<std::string>();
@@ -192,9 +176,9 @@ json make_tokenizer_config(const Tokenizer& tok, const HfExtras& extras, const s
   if (!imported) {
     j["add_bos_token"] = false;
     j["add_eos_token"] = false;
-    if (const auto eot = eot_text(tok)) {
-      j["bos_token"] = *eot;
-      j["eos_token"] = *eot;
+    if (const auto eot = tok.find_eot()) {
+      j["bos_token"] = std::string(tok.token_bytes(*eot));
+      j["eos_token"] = std::string(tok.token_bytes(*eot));
     }
     j["clean_up_tokenization_spaces"] = false;
     j["model_max_length"] = max_seq_len;
@@ -208,13 +192,12 @@ json make_tokenizer_config(const Tokenizer& tok, const HfExtras& extras, const s
 json make_generation_config(const Tokenizer& tok, const HfExtras& extras, const ChatTemplate* tmpl) {
   if (!extras.source.empty()) return extras.generation_config.is_null() ? json() : extras.generation_config;
   json j = json::object();
-  if (const auto eot = eot_text(tok)) {
-    const uint32_t id = *special_or_none(tok, *eot);
-    j["bos_token_id"] = id;
-    j["eos_token_id"] = id;
+  if (const auto id = tok.find_eot()) {
+    j["bos_token_id"] = *id;
+    j["eos_token_id"] = *id;
     if (tmpl)
-      if (const auto end = special_or_none(tok, tmpl->end_of_turn); end && *end != id)
-        j["eos_token_id"] = json::array({id, *end});
+      if (const auto end = tok.find_special(tmpl->end_of_turn); end && *end != *id)
+        j["eos_token_id"] = json::array({*id, *end});
   }
   return j;
 }
@@ -222,9 +205,9 @@ json make_generation_config(const Tokenizer& tok, const HfExtras& extras, const 
 HfConfigExtras default_config_extras(const Tokenizer& tok, Family f) {
   HfConfigExtras e;
   e.architecture = hf_architecture(f);
-  if (const auto eot = eot_text(tok)) {
-    e.bos_token_id = *special_or_none(tok, *eot);
-    e.eos_token_id = e.bos_token_id;
+  if (const auto eot = tok.find_eot()) {
+    e.bos_token_id = *eot;
+    e.eos_token_id = *eot;
   }
   return e;
 }

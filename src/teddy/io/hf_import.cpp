@@ -6,6 +6,7 @@
 
 #include "teddy/core/error.h"
 #include "teddy/data/atomic_file.h"
+#include "teddy/data/json_errors.h"
 #include "teddy/data/tokenizer_file.h"
 #include "teddy/io/hf_staging.h"
 #include "teddy/io/hf_weights.h"
@@ -27,13 +28,7 @@ std::string normalized_dir(const std::string& dir) {
   return p.string();
 }
 
-json read_json(const std::string& path) {
-  try {
-    return json::parse(read_text_file(path));
-  } catch (const json::exception& e) {
-    throw FormatError(path + ": not valid JSON (" + std::string(e.what()) + ")");
-  }
-}
+json read_json(const std::string& path) { return parse_json_or_throw(read_text_file(path), path); }
 
 std::string shape_text(const std::vector<int64_t>& s) {
   std::string out = "[";
@@ -74,13 +69,7 @@ void check_tokenizer_json(const json& j, const std::string& path, std::vector<st
 
 Tokenizer read_tokenizer(const std::string& path, std::vector<std::string>& notes) {
   const std::string text = read_text_file(path);
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    throw FormatError(path + ": not valid JSON (" + std::string(e.what()) + ")");
-  }
-  check_tokenizer_json(j, path, notes);
+  check_tokenizer_json(parse_json_or_throw(text, path), path, notes);
   BpeVocab v = parse_hf_tokenizer(text, path);
   try {
     return Tokenizer::from_vocab(std::move(v));
@@ -116,8 +105,7 @@ std::vector<std::string> check_weights(const HfWeights& w, const ModelConfig& c,
     if (t->shape != s.hf_shape)
       throw FormatError(w.file_of(name) + ": " + name + ": shape " + shape_text(t->shape) + ", but config.json implies " +
                         shape_text(s.hf_shape));
-    if (t->dtype != "F32" && t->dtype != "F16" && t->dtype != "BF16")
-      throw FormatError(w.file_of(name) + ": " + name + ": dtype " + t->dtype + " is not supported (F32, F16 or BF16)");
+    w.check_dtype(name);
     names[i] = name;
     used.insert(name);
   }

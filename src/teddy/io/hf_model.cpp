@@ -1,5 +1,6 @@
 #include "teddy/io/hf_model.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <climits>
@@ -59,14 +60,8 @@ struct ConfigReader {
 json token_id_field(const ConfigReader& r, const std::string& key) {
   if (!r.j.contains(key)) return nullptr;
   const json& v = r.j[key];
-  auto is_id = [](const json& x) { return x.is_number_integer() && x.get<int64_t>() >= 0 && x.get<int64_t>() <= INT_MAX; };
-  if (v.is_null() || is_id(v)) return v;
-  if (v.is_array()) {
-    for (const json& x : v)
-      if (!is_id(x)) r.fail(key, "expected a token id or a list of them (got " + v.dump() + ")");
-    return v;
-  }
-  r.fail(key, "expected a token id or a list of them (got " + v.dump() + ")");
+  if (!is_hf_token_ids(v)) r.fail(key, "expected a token id or a list of them (got " + v.dump() + ")");
+  return v;
 }
 
 void check_architectures(const ConfigReader& r, const std::string& want) {
@@ -151,6 +146,11 @@ ModelConfig llama_config(const ConfigReader& r) {
 }
 
 }  // namespace
+
+bool is_hf_token_ids(const json& v) {
+  auto is_id = [](const json& x) { return x.is_number_integer() && x.get<int64_t>() >= 0 && x.get<int64_t>() <= INT_MAX; };
+  return v.is_null() || is_id(v) || (v.is_array() && std::all_of(v.begin(), v.end(), is_id));
+}
 
 std::string hf_architecture(Family f) { return f == Family::gpt2 ? "GPT2LMHeadModel" : "LlamaForCausalLM"; }
 

@@ -53,6 +53,10 @@ struct HfConfigExtras {
   std::string torch_dtype;      // as written ("float32", "bfloat16", ...), "" if absent
 };
 
+// A token-id field of config.json / generation_config.json: null, an id (0..INT32_MAX)
+// or a list of ids.
+bool is_hf_token_ids(const nlohmann::json& v);
+
 // Reads config.json (already parsed; `path` names it in errors). Refuses, naming the
 // key, every setting teddy cannot represent: another architecture or model_type, an
 // activation other than GPT-2's tanh GELU / LLaMA's SiLU, head_dim != hidden / heads,

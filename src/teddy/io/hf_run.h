@@ -1,6 +1,6 @@
 #pragma once
 // What `teddy export hf` and `teddy export gguf` read from a teddy run: the checkpoint
-// (through the public loader, train/checkpoint.h), the tokenizer beside it, the chat
+// (through the public loader, checkpoint/checkpoint.h), the tokenizer beside it, the chat
 // template (chat_template.json) and, for an imported model, hf_extras.json.
 #include <memory>
 #include <optional>

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "teddy/core/error.h"
+#include "teddy/data/json_errors.h"
 #include "teddy/data/tokenizer_file.h"
 
 namespace fs = std::filesystem;
@@ -28,12 +29,7 @@ HfWeights HfWeights::open(const std::string& dir) {
   if (fs::exists(index_path)) {
     const std::string ipath = index_path.string();
     w.listing_ = ipath;
-    nlohmann::json index;
-    try {
-      index = nlohmann::json::parse(read_text_file(ipath));
-    } catch (const nlohmann::json::exception& e) {
-      throw FormatError(ipath + ": not valid JSON (" + std::string(e.what()) + ")");
-    }
+    const nlohmann::json index = parse_json_or_throw(read_text_file(ipath), ipath);
     if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
       throw FormatError(ipath + ": weight_map: missing (expected {tensor: file})");
     std::map<std::string, std::vector<std::string>> by_file;  // file -> tensors the index puts there
@@ -90,14 +86,16 @@ std::vector<std::string> HfWeights::names() const {
   return out;
 }
 
+void HfWeights::check_dtype(const std::string& name) const {
+  const SafeTensor* t = find(name);
+  if (!t) throw Error("tensor " + name + " is not in the model's files");
+  if (t->dtype != "F32" && t->dtype != "F16" && t->dtype != "BF16")
+    throw FormatError(file_of(name) + ": " + name + ": dtype " + t->dtype + " is not supported (F32, F16 or BF16)");
+}
+
 void HfWeights::copy_f32(const std::string& name, float* dst, size_t n) const {
-  const auto it = tensors_.find(name);
-  if (it == tensors_.end()) throw Error("tensor " + name + " is not in the model's files");
-  const SafetensorsFile& f = *files_[it->second.first];
-  const SafeTensor& t = *it->second.second;
-  if (t.dtype != "F32" && t.dtype != "F16" && t.dtype != "BF16")
-    throw FormatError(f.path() + ": " + name + ": dtype " + t.dtype + " is not supported (F32, F16 or BF16)");
-  f.copy_f32(name, dst, n);
+  check_dtype(name);
+  files_[tensors_.at(name).first]->copy_f32(name, dst, n);
 }
 
 }  // namespace teddy

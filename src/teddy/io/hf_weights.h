@@ -26,8 +26,10 @@ class HfWeights {
   const std::vector<std::string>& files() const { return file_names_; }
   // The file that lists the tensors: the index, or model.safetensors.
   const std::string& listing() const { return listing_; }
-  // Copies tensor `name` (F32, F16 or BF16; anything else refused naming file, tensor
-  // and dtype) into `dst` as floats.
+  // Throws FormatError naming file, tensor and dtype unless tensor `name` is F32, F16 or
+  // BF16 (the dtypes teddy widens exactly to fp32).
+  void check_dtype(const std::string& name) const;
+  // Copies tensor `name` (check_dtype's dtypes) into `dst` as floats.
   void copy_f32(const std::string& name, float* dst, size_t n) const;
 
  private:
