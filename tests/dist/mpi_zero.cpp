@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "model/model_f64.h"
+#include "train/adamw_exact.h"
 #include "teddy/core/error.h"
 #include "teddy/dist/mpi_communicator.h"
 #include "teddy/dist/zero_trainer.h"
@@ -112,10 +113,7 @@ std::vector<Batch> batches(const std::vector<Micro>& m, int rows, int T) {
 //   gradient: within twice one process's fp32 distance from float64 at the same point
 //     (the rule; per matrix, the vectors pooled);
 //   norm: | ||g|| - ||g64|| | <= ||g - g64|| + eps ||g64||;
-//   AdamW, element by element: m and v each carry <= 2.5 / 3 eps of their terms (g
-//     times the clip scale, which may differ from this double recomputation by one
-//     float ulp, two products and a sum), then the bias corrections' float casts
-//     (measured here), sqrt, + eps, divide, decay and the update's roundings.
+//   AdamW, element by element: train/adamw_exact.h (its error model is written there).
 // Collective: every rank calls before() and after(); rank 0 checks and prints.
 class StepVerifier {
  public:
@@ -213,37 +211,26 @@ class StepVerifier {
     double ss = 0;
     for (float x : g_) ss += static_cast<double>(x) * x;
     const double scale = clip_scale(std::sqrt(ss), clip_);
-    const double eps = test::kEpsF32, b1 = ac_.beta1, b2 = ac_.beta2, t = static_cast<double>(t_);
-    const double bc1 = 1 / (1 - std::pow(b1, t)), bc2 = 1 / (1 - std::pow(b2, t));
-    const double dbc1 = std::fabs(static_cast<float>(bc1) - bc1), dbc2 = std::fabs(static_cast<float>(bc2) - bc2);
+    const test::AdamWStepConstants kc(ac_, t_);
     std::vector<bool> decay(n, false);
     for (const ParamInfo& pi : ref_.layout().params)
       for (size_t i = 0; i < pi.numel; ++i) decay[pi.offset + i] = pi.decay;
     double worst = 0;
     size_t worst_at = 0;
     for (size_t i = 0; i < n; ++i) {
-      const double gs = static_cast<double>(g_[i]) * scale, m0 = m0_[i], v0 = v0_[i], p0 = p0_[i];
-      const double m = b1 * m0 + (1 - b1) * gs, v = b2 * v0 + (1 - b2) * gs * gs;
-      const double em = 2.5 * eps * (b1 * std::fabs(m0) + (1 - b1) * std::fabs(gs));
-      const double ev = 3 * eps * (b2 * v0 + (1 - b2) * gs * gs);
-      const double mh = m * bc1, vh = v * bc2, sq = std::sqrt(vh), den = sq + ac_.eps, u = mh / den;
-      const double emh = em * bc1 + std::fabs(m) * dbc1 + 0.5 * eps * std::fabs(mh);
-      const double evh = ev * bc2 + v * dbc2 + 0.5 * eps * vh;
-      const double esq = (vh > 0 ? evh / (2 * sq) : std::sqrt(evh)) + 0.5 * eps * sq;
-      const double eu = emh / den + std::fabs(u) * (esq + 0.5 * eps * den) / den + 0.5 * eps * std::fabs(u);
-      const double wd = decay[i] ? ac_.weight_decay : 0.0, full = u + wd * p0;
-      const double pn = p0 - static_cast<double>(lr) * full;
-      const double ep = lr * (eu + eps * (wd * std::fabs(p0) + std::fabs(full))) + 0.5 * eps * (lr * std::fabs(full) + std::fabs(pn));
-      for (const auto& [got, want, bound] : {std::tuple{static_cast<double>(p_[i]), pn, ep},
-                                             std::tuple{static_cast<double>(m_[i]), m, em},
-                                             std::tuple{static_cast<double>(v_[i]), v, ev}}) {
-        const double e = std::fabs(got - want);
-        if (e == 0) continue;
-        if (!(e <= bound)) {
+      const double wd = decay[i] ? ac_.weight_decay : 0.0;
+      const test::AdamWElementStep e =
+          test::adamw_element_step(static_cast<double>(g_[i]) * scale, p0_[i], m0_[i], v0_[i], ac_, wd, lr, kc);
+      for (const auto& [got, want, bound] : {std::tuple{static_cast<double>(p_[i]), e.p, e.ep},
+                                             std::tuple{static_cast<double>(m_[i]), e.m, e.em},
+                                             std::tuple{static_cast<double>(v_[i]), e.v, e.ev}}) {
+        const double d = std::fabs(got - want);
+        if (d == 0) continue;
+        if (!(d <= bound)) {
           if (worst <= 1) worst_at = i;
-          worst = std::max(worst, bound > 0 ? e / bound : INFINITY);
+          worst = std::max(worst, bound > 0 ? d / bound : INFINITY);
         } else {
-          worst = std::max(worst, e / bound);
+          worst = std::max(worst, d / bound);
         }
       }
     }

@@ -52,7 +52,7 @@ TEST(ModelBackend, EveryKernelCallGoesThroughTheContextsTable) {
   EXPECT_EQ(m.context().backend, &counting);
   fill_random_params(m, 1);
   const int B = 2, T = 8;
-  const TokenData d = random_data(cfg, B, T, 2);
+  const TokenData d = random_token_data(cfg, B, T, 2);
   linear_calls = attention_calls = 0;
   m.forward(d.batch(B, T));
   // Four linears per block and the classifier (one chunk at these sizes); one attention per block.
@@ -80,7 +80,7 @@ TEST(ModelBackend, RefAndCpuAgreeOnLossAndGradients) {
     const ModelConfig cfg = tiny_family(f);
     SCOPED_TRACE(config_label(cfg));
     const int B = 2, T = 16, N = B * T;
-    const TokenData d = random_data(cfg, B, T, 3);
+    const TokenData d = random_token_data(cfg, B, T, 3);
     Model cpu(cfg), ref(cfg, Context{.backend = &kernels::backend("ref")});
     fill_random_params(cpu, 4);
     std::copy(cpu.params(), cpu.params() + cpu.flat_size(), ref.params());

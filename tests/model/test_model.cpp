@@ -39,7 +39,7 @@ std::string label(const ModelConfig& c) { return test::config_label(c); }
 void fill_random(Model& m, uint64_t seed) { test::fill_random_params(m, seed); }
 
 using Data = test::TokenData;
-using test::random_data;
+using test::random_token_data;
 
 std::vector<float> grads_of(const Model& m) { return {m.grads(), m.grads() + m.flat_size()}; }
 
@@ -48,7 +48,7 @@ TEST(Model, LossAtInitIsLogVocab) {
     SCOPED_TRACE(label(c));
     Model m(c);
     m.init_weights(7);
-    const Data d = random_data(c, 4, 32, 3);
+    const Data d = random_token_data(c, 4, 32, 3);
     const LossSum loss = m.forward(d.batch(4, 32));
     EXPECT_EQ(loss.count, 4 * 32);
     // Not rounding: at init (weights N(0, 0.02^2), C = 32) the logits are ~N(0, 0.013),
@@ -104,7 +104,7 @@ TEST(Model, ForwardLossEqualsForwardBackwardLossAndLogitsPath) {
     SCOPED_TRACE(label(c));
     Model m(c);
     fill_random(m, 11);
-    const Data d = random_data(c, 3, 20, 5, 7);
+    const Data d = random_token_data(c, 3, 20, 5, 7);
     const LossSum f = m.forward(d.batch(3, 20));
     std::vector<float> logits(static_cast<size_t>(3) * 20 * c.padded_vocab_size);
     const LossSum fl = m.forward(d.batch(3, 20), logits.data());
@@ -170,7 +170,7 @@ TEST(Model, GradientsMatchFiniteDifferences) {
     Model m(c);
     fill_random(m, 100);
     const int B = 2, T = 9;
-    const Data d = random_data(c, B, T, 21, 5);
+    const Data d = random_token_data(c, B, T, 21, 5);
     const Batch b = d.batch(B, T);
     m.zero_grad();
     const LossSum base = m.forward_backward(b, 1.0f);
@@ -236,7 +236,7 @@ TEST(Model, MicroBatchesAccumulateToBigBatch) {
     Model m(c);
     fill_random(m, 5);
     const int B = 4, T = 16;
-    Data d = random_data(c, B, T, 9);
+    Data d = random_token_data(c, B, T, 9);
     for (int i = 0; i < 2 * T; i += 2) d.targets[i] = kIgnoreIndex;  // rows 0-1: half ignored
     d.targets[3 * T + 5] = kIgnoreIndex;
     m.zero_grad();
@@ -283,7 +283,7 @@ TEST(Model, SetParamGradsEqualsZeroGradThenAdd) {
       m.set_precision(p);
       fill_random(m, 7);
       const int B = 4, T = 16;
-      const Data d = random_data(c, B, T, 11, 5);
+      const Data d = random_token_data(c, B, T, 11, 5);
       const float dloss = 1.0f / (B * T);
       m.zero_grad();
       m.forward_backward(d.batch(2, T, 0), dloss);
@@ -307,7 +307,7 @@ TEST(Model, PackedDocumentsMatchSeparateRuns) {
     Model m(c);
     fill_random(m, 77);
     const int TA = 10, TB = 6, T = TA + TB, Vp = c.padded_vocab_size;
-    const Data d = random_data(c, 1, T, 31);
+    const Data d = random_token_data(c, 1, T, 31);
     std::vector<int32_t> pos(T), seg(T);
     for (int t = 0; t < T; ++t) {
       pos[t] = t < TA ? t : t - TA;
@@ -363,7 +363,7 @@ TEST(Model, PaddedVocabularyIgnored) {
     SCOPED_TRACE(label(c));
     Model m(c);
     fill_random(m, 3);
-    const Data d = random_data(c, 2, 8, 1);
+    const Data d = random_token_data(c, 2, 8, 1);
     float* w = m.param(c.tie_embeddings ? "tok_emb.weight" : "lm_head.weight");
     std::fill(w + static_cast<size_t>(c.vocab_size) * c.d_model, w + static_cast<size_t>(c.padded_vocab_size) * c.d_model,
               0.0f);
@@ -379,7 +379,7 @@ TEST(Model, ArenaSizedOncePerRowsAndReported) {
   Model m(c);
   m.init_weights(1);
   EXPECT_EQ(m.activation_bytes(), 0u);
-  const Data d = random_data(c, 4, 16, 2);
+  const Data d = random_token_data(c, 4, 16, 2);
   m.forward_backward(d.batch(4, 16), 1.0f);
   const size_t bytes = m.activation_bytes();
   EXPECT_EQ(bytes, Model::activation_bytes_for(c, 4, 16));
@@ -397,7 +397,7 @@ TEST(Model, ProfilerSeesEveryKernel) {
     Model m(c);
     m.init_weights(1);
     const int B = 2, T = 8, N = B * T, L = c.n_layer, C = c.d_model, F = c.d_ff;
-    const Data d = random_data(c, B, T, 2);
+    const Data d = random_token_data(c, B, T, 2);
     Profiler prof;
     m.set_profiler(&prof);
     m.forward_backward(d.batch(B, T), 1.0f);
@@ -426,7 +426,7 @@ TEST(Model, ProfilerSeesEveryKernel) {
 TEST(Model, RejectsBadBatches) {
   const ModelConfig c = tiny("gpt2-tiny");
   Model m(c);
-  Data d = random_data(c, 1, 8, 4);
+  Data d = random_token_data(c, 1, 8, 4);
   Batch b = d.batch(1, 8);
   d.tokens[3] = c.vocab_size;  // a padded id is not a token
   EXPECT_THROW(m.forward(b), Error);
@@ -460,7 +460,7 @@ TEST(Model, RecomputeGradientsAreBitIdentical) {
   for (const ModelConfig& c : all_configs()) {
     SCOPED_TRACE(label(c));
     const int B = 2, T = 16;
-    Data d = random_data(c, B, T, 5, 7);
+    Data d = random_token_data(c, B, T, 5, 7);
     std::vector<int32_t> pos(static_cast<size_t>(B) * T), seg(pos.size());
     for (int i = 0; i < B * T; ++i) {  // row 1 packs two documents
       const int t = i % T;

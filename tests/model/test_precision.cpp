@@ -44,7 +44,7 @@ std::string label(const ModelConfig& c) { return test::config_label(c); }
 void fill_random(Model& m, uint64_t seed) { test::fill_random_params(m, seed); }
 
 using Data = test::TokenData;
-Data random_data(const ModelConfig& c, int B, int T, uint64_t seed) { return test::random_data(c, B, T, seed, 9); }
+Data random_token_data(const ModelConfig& c, int B, int T, uint64_t seed) { return test::random_token_data(c, B, T, seed, 9); }
 
 struct Result {
   LossSum loss;
@@ -145,7 +145,7 @@ TEST(Precision, CloseToFp32AndFp16CloserThanBf16) {
   for (const ModelConfig& c : all_configs()) {
     SCOPED_TRACE(label(c));
     const int B = 2, T = 24, N = B * T, V = c.vocab_size, Vp = c.padded_vocab_size;
-    const Data d = random_data(c, B, T, 21);
+    const Data d = random_token_data(c, B, T, 21);
     const Batch b = d.batch(B, T);
     Model m(c);
     fill_random(m, 5);
@@ -196,7 +196,7 @@ TEST(Precision, MatmulWeightsAndOnlyThoseAreRounded) {
     for (Precision p : {Precision::bf16, Precision::fp16}) {
       SCOPED_TRACE(std::string(precision_name(p)));
       const int B = 2, T = 16;
-      const Data d = random_data(c, B, T, 8);
+      const Data d = random_token_data(c, B, T, 8);
       Model a(c), r(c);
       fill_random(a, 17);
       std::memcpy(r.params(), a.params(), a.flat_size() * 4);
@@ -224,7 +224,7 @@ TEST(Precision, RecomputeIsBitIdenticalIn16Bit) {
     for (Precision p : {Precision::bf16, Precision::fp16}) {
       SCOPED_TRACE(std::string(precision_name(p)));
       const int B = 2, T = 16;
-      const Data d = random_data(c, B, T, 3);
+      const Data d = random_token_data(c, B, T, 3);
       Model m(c);
       fill_random(m, 2);
       m.set_precision(p);
@@ -255,7 +255,7 @@ TEST(Precision, RecomputeIsBitIdenticalIn16Bit) {
 TEST(Precision, Fp16GradientsUnderflowWithoutScaleAndOverflowWithAHugeOne) {
   const ModelConfig c = tiny("gpt2-tiny");
   const int B = 2, T = 16;
-  const Data d = random_data(c, B, T, 4);
+  const Data d = random_token_data(c, B, T, 4);
   Model m(c);
   fill_random(m, 9);
   m.set_precision(Precision::fp16);

@@ -83,7 +83,7 @@ struct TokenData {
     return b;
   }
 };
-inline TokenData random_data(const ModelConfig& c, int B, int T, uint64_t seed, int ignore_every = 0) {
+inline TokenData random_token_data(const ModelConfig& c, int B, int T, uint64_t seed, int ignore_every = 0) {
   TokenData d;
   d.tokens = randint(static_cast<size_t>(B) * T, 0, c.vocab_size, seed);
   d.targets = randint(static_cast<size_t>(B) * T, 0, c.vocab_size, seed + 1);
