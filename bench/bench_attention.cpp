@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "teddy/bench/attention_bench.h"
+#include "bench/attention_bench.h"
 #include "teddy/core/buffer.h"
 #include "teddy/kernels/baseline/attention_plain.h"
 #include "teddy/kernels/cpu/attention.h"

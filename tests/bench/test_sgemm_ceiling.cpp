@@ -8,7 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "teddy/core/error.h"
-#include "teddy/bench/sgemm_ceiling.h"
+#include "bench/sgemm_ceiling.h"
 
 namespace {
 

@@ -3,7 +3,7 @@
 // are refused before anything is measured.
 #include <gtest/gtest.h>
 
-#include "teddy/bench/train_bench.h"
+#include "bench/train_bench.h"
 #include "teddy/core/error.h"
 
 namespace {

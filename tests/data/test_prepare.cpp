@@ -15,7 +15,7 @@
 #include "teddy/data/manifest.h"
 #include "teddy/data/prepare.h"
 #include "teddy/data/shard.h"
-#include "teddy/data/tokenizer.h"
+#include "teddy/tokenizer/tokenizer.h"
 
 using namespace teddy;
 using namespace teddy::test;

@@ -7,10 +7,10 @@
 
 #include "data/data_test_util.h"
 #include "teddy/core/error.h"
-#include "teddy/data/chat_template.h"
-#include "teddy/data/sft_dataset.h"
-#include "teddy/data/sft_format.h"
-#include "teddy/data/tokenizer.h"
+#include "teddy/data/sft/chat_template.h"
+#include "teddy/data/sft/dataset.h"
+#include "teddy/data/sft/format.h"
+#include "teddy/tokenizer/tokenizer.h"
 
 using namespace teddy;
 using teddy::test::ScratchDir;

@@ -7,7 +7,7 @@
 
 #include "data/data_test_util.h"
 #include "teddy/core/error.h"
-#include "teddy/data/atomic_file.h"
+#include "teddy/io/atomic_file.h"
 #include "teddy/data/shard.h"
 
 using namespace teddy;

@@ -10,11 +10,11 @@
 #include <string>
 #include <vector>
 
-#include "data/tokenizer_test_util.h"
+#include "tokenizer/tokenizer_test_util.h"
 #include "teddy/core/error.h"
-#include "teddy/data/bpe_trainer.h"
-#include "teddy/data/chat_template.h"
-#include "teddy/data/tokenizer.h"
+#include "teddy/tokenizer/bpe_trainer.h"
+#include "teddy/data/sft/chat_template.h"
+#include "teddy/tokenizer/tokenizer.h"
 #include "teddy/model/model.h"
 #include "teddy/train/optim/adamw.h"
 #include "teddy/checkpoint/checkpoint.h"
@@ -34,7 +34,7 @@ inline std::string fresh_dir(const std::string& name) {
 inline Tokenizer trained_tokenizer(PretokenizerKind kind, int vocab = 600,
                                    std::vector<std::string> specials = {"<|endoftext|>"}) {
   BpeTrainer t({.vocab_size = vocab, .pattern = kind, .specials = std::move(specials)});
-  t.add_text(read_file(TEDDY_SOURCE_DIR "/tests/data/tokenizer_mixed.txt"));
+  t.add_text(read_file(TEDDY_SOURCE_DIR "/tests/tokenizer/tokenizer_mixed.txt"));
   return t.train();
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Test setup for the llama.cpp peer test (idempotent), like tests/data/setup_tiktoken.sh:
+# Test setup for the llama.cpp peer test (idempotent), like tests/tokenizer/setup_tiktoken.sh:
 # npm-installs into DIR
 #   node-llama-cpp        llama.cpp for Node, with its prebuilt linux-x64 CPU binaries
 #                         (@node-llama-cpp/linux-x64; the CUDA/Vulkan variants, optional

@@ -31,7 +31,7 @@ using json = nlohmann::json;
 
 // What the models memorise: the tokenizer test's mixed text and a few paragraphs.
 std::string corpus() {
-  std::string s = test::read_file(TEDDY_SOURCE_DIR "/tests/data/tokenizer_mixed.txt");
+  std::string s = test::read_file(TEDDY_SOURCE_DIR "/tests/tokenizer/tokenizer_mixed.txt");
   s += R"(
 The lighthouse keeper wrote in his log every evening. The wind came from the west, the sea was calm,
 and three ships passed before midnight. In the morning he counted 42 gulls on the rocks and painted
@@ -167,7 +167,7 @@ TEST_P(GgufLlamaCpp, GreedyContinuationsAndTokenizerMatch) {
   std::cout << "\n";
 
   // Mixed text: the tokenizer test's file, lines of it, random strings.
-  std::vector<std::string> texts = {test::read_file(TEDDY_SOURCE_DIR "/tests/data/tokenizer_mixed.txt"), corpus()};
+  std::vector<std::string> texts = {test::read_file(TEDDY_SOURCE_DIR "/tests/tokenizer/tokenizer_mixed.txt"), corpus()};
   std::mt19937 rng(9);
   for (int i = 0; i < 100; ++i) texts.push_back(test::random_text(rng, 1 + static_cast<int>(rng() % 80)));
 

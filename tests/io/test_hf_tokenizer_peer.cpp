@@ -27,7 +27,7 @@ TEST(HfTokenizerPeer, HuggingFaceTokenizersGiveTeddysIds) {
   const std::string npm = test::llama_npm_dir(error);
   ASSERT_FALSE(npm.empty()) << error;
   const std::string root = test::fresh_dir("hf_tokenizer_peer");
-  std::vector<std::string> texts = {test::read_file(TEDDY_SOURCE_DIR "/tests/data/tokenizer_mixed.txt"),
+  std::vector<std::string> texts = {test::read_file(TEDDY_SOURCE_DIR "/tests/tokenizer/tokenizer_mixed.txt"),
                                     "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", "<|endoftext|>x"};
   std::mt19937 rng(17);
   for (int i = 0; i < 300; ++i) texts.push_back(test::random_text(rng, 1 + static_cast<int>(rng() % 120)));

@@ -3,7 +3,7 @@
 // every rank under mpirun. Together: planner == measured, within shard padding.
 #include <gtest/gtest.h>
 
-#include "teddy/dist/zero_trainer.h"
+#include "teddy/distributed/zero_trainer.h"
 #include "teddy/model/config.h"
 #include "teddy/model/model.h"
 #include "teddy/plan/memory.h"

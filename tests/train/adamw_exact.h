@@ -2,7 +2,7 @@
 // One AdamW step of one element, in double from the fp32 kernel's inputs, with a bound
 // on how far the fp32 kernel (kernels/cpu/adamw.cpp) may land from it in p, m and v.
 // Shared by the tests that check an optimizer step element by element from a known
-// state (tests/train/test_train_step.cpp, tests/dist/mpi_zero.cpp).
+// state (tests/train/test_train_step.cpp, tests/distributed/mpi_zero.cpp).
 //
 // The error terms follow the kernel's operations (eps = 2^-23, unit roundoff eps/2):
 // m and v each carry <= 2.5 / 3 eps of their terms (g times the clip scale, which may

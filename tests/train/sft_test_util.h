@@ -1,12 +1,12 @@
 #pragma once
 // What the SFT tests train on, shared by tests/train/test_sft_trainer.cpp (the
-// library in one process) and tests/dist/test_sft_dist.cpp (`teddy sft` under mpirun).
+// library in one process) and tests/distributed/test_sft_dist.cpp (`teddy sft` under mpirun).
 #include <filesystem>
 #include <fstream>
 #include <string>
 
 #include "teddy/checkpoint/checkpoint.h"
-#include "teddy/data/tokenizer.h"
+#include "teddy/tokenizer/tokenizer.h"
 #include "teddy/model/model.h"
 #include "teddy/train/optim/adamw.h"
 

@@ -24,8 +24,8 @@
 #include <vector>
 
 #include "model/model_f64.h"
-#include "teddy/data/chat_template.h"
-#include "teddy/data/sft_dataset.h"
+#include "teddy/data/sft/chat_template.h"
+#include "teddy/data/sft/dataset.h"
 #include "teddy/io/safetensors.h"
 #include "teddy/model/model.h"
 #include "teddy/train/sft_batches.h"

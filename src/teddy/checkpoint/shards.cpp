@@ -11,7 +11,7 @@
 #include <sstream>
 
 #include "teddy/core/error.h"
-#include "teddy/data/atomic_file.h"
+#include "teddy/io/atomic_file.h"
 #include "teddy/io/safetensors.h"
 #include "teddy/checkpoint/legacy.h"
 #include "teddy/checkpoint/state_json.h"

@@ -9,8 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "teddy/bench/attention_bench.h"
-#include "teddy/bench/train_bench.h"
+#include "bench/attention_bench.h"
+#include "bench/train_bench.h"
 #include "teddy/cli/commands.h"
 #include "teddy/plan/units.h"
 

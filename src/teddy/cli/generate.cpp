@@ -7,7 +7,7 @@
 
 #include "teddy/cli/commands.h"
 #include "teddy/core/error.h"
-#include "teddy/data/tokenizer.h"
+#include "teddy/tokenizer/tokenizer.h"
 #include "teddy/io/hf_import.h"
 #include "teddy/model/generate.h"
 #include "teddy/model/model.h"

@@ -3,7 +3,7 @@
 #include <exception>
 
 #include "teddy/cli/commands.h"
-#include "teddy/dist/world.h"
+#include "teddy/distributed/world.h"
 
 namespace teddy::cli {
 

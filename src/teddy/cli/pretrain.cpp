@@ -4,11 +4,11 @@
 #include <string>
 #include <vector>
 
-#include "teddy/bench/sgemm_ceiling.h"
+#include "bench/sgemm_ceiling.h"
 #include "teddy/cli/commands.h"
 #include "teddy/cli/progress.h"
 #include "teddy/core/error.h"
-#include "teddy/dist/world.h"
+#include "teddy/distributed/world.h"
 #include "teddy/train/job.h"
 
 namespace teddy::cli {

@@ -7,14 +7,14 @@
 #include <string>
 #include <vector>
 
-#include "teddy/bench/sgemm_ceiling.h"
+#include "bench/sgemm_ceiling.h"
 #include "teddy/cli/commands.h"
 #include "teddy/cli/progress.h"
 #include "teddy/core/error.h"
 #include "teddy/eval/sft_exact_match.h"
 #include "teddy/io/hf_import.h"
 #include "teddy/train/chat_model.h"
-#include "teddy/dist/world.h"
+#include "teddy/distributed/world.h"
 #include "teddy/train/job.h"
 
 namespace teddy::cli {

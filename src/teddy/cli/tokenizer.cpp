@@ -1,5 +1,5 @@
 // `teddy tokenizer train|encode|decode|info|convert`: the command-line face of the
-// byte-level BPE tokenizer (data/tokenizer.h). Text and ids travel on stdin/stdout
+// byte-level BPE tokenizer (tokenizer/tokenizer.h). Text and ids travel on stdin/stdout
 // as raw bytes, so encode/decode round-trip any file.
 #include <cctype>
 #include <charconv>
@@ -13,10 +13,10 @@
 
 #include "teddy/cli/commands.h"
 #include "teddy/core/error.h"
-#include "teddy/data/bpe_trainer.h"
-#include "teddy/data/pretokenizer.h"
-#include "teddy/data/tokenizer.h"
-#include "teddy/data/tokenizer_file.h"
+#include "teddy/tokenizer/bpe_trainer.h"
+#include "teddy/tokenizer/pretokenizer.h"
+#include "teddy/tokenizer/tokenizer.h"
+#include "teddy/tokenizer/tokenizer_file.h"
 
 namespace teddy::cli {
 

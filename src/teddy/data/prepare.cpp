@@ -13,9 +13,9 @@
 #include <set>
 
 #include "teddy/core/error.h"
-#include "teddy/data/atomic_file.h"
+#include "teddy/io/atomic_file.h"
 #include "teddy/data/shard.h"
-#include "teddy/data/tokenizer.h"
+#include "teddy/tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;
 

@@ -18,7 +18,7 @@
 
 #include "teddy/data/manifest.h"
 #include "teddy/data/source.h"
-#include "teddy/data/tokenizer.h"
+#include "teddy/tokenizer/tokenizer.h"
 
 namespace teddy {
 

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "teddy/core/error.h"
-#include "teddy/data/atomic_file.h"
+#include "teddy/io/atomic_file.h"
 
 namespace teddy {
 

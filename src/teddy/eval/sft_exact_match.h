@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "teddy/data/chat_template.h"
-#include "teddy/data/sft_format.h"
-#include "teddy/data/tokenizer.h"
+#include "teddy/data/sft/chat_template.h"
+#include "teddy/data/sft/format.h"
+#include "teddy/tokenizer/tokenizer.h"
 #include "teddy/model/model.h"
 
 namespace teddy {

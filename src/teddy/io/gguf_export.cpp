@@ -5,7 +5,7 @@
 #include <optional>
 
 #include "teddy/core/error.h"
-#include "teddy/data/tokenizer_file.h"
+#include "teddy/tokenizer/tokenizer_file.h"
 
 namespace fs = std::filesystem;
 

@@ -6,7 +6,7 @@
 
 #include "teddy/core/dtype.h"
 #include "teddy/core/error.h"
-#include "teddy/data/atomic_file.h"
+#include "teddy/io/atomic_file.h"
 
 namespace teddy {
 

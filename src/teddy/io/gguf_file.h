@@ -7,7 +7,7 @@
 //     u32 ggml type, u64 offset into the data section (a multiple of the alignment),
 //   zero padding to general.alignment (32), then each tensor's bytes, padded to it.
 // All little-endian. The file is written to a temporary next to the target, fsynced and
-// renamed over it (data/atomic_file.h): a failed write leaves nothing under the name.
+// renamed over it (io/atomic_file.h): a failed write leaves nothing under the name.
 #include <cstddef>
 #include <cstdint>
 #include <functional>

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "teddy/core/error.h"
-#include "teddy/data/atomic_file.h"
+#include "teddy/io/atomic_file.h"
 #include "teddy/io/hf_model.h"
 #include "teddy/io/hf_staging.h"
 #include "teddy/io/safetensors.h"

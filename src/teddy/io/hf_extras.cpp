@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "teddy/core/error.h"
-#include "teddy/data/json_errors.h"
+#include "teddy/io/json_errors.h"
 
 namespace teddy {
 

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "teddy/data/chat_template.h"
-#include "teddy/data/tokenizer.h"
+#include "teddy/data/sft/chat_template.h"
+#include "teddy/tokenizer/tokenizer.h"
 #include "teddy/io/hf_model.h"
 
 namespace teddy {

@@ -5,9 +5,9 @@
 #include <set>
 
 #include "teddy/core/error.h"
-#include "teddy/data/atomic_file.h"
-#include "teddy/data/json_errors.h"
-#include "teddy/data/tokenizer_file.h"
+#include "teddy/io/atomic_file.h"
+#include "teddy/io/json_errors.h"
+#include "teddy/tokenizer/tokenizer_file.h"
 #include "teddy/io/hf_staging.h"
 #include "teddy/io/hf_weights.h"
 #include "teddy/checkpoint/checkpoint.h"

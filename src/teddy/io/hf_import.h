@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "teddy/data/tokenizer.h"
+#include "teddy/tokenizer/tokenizer.h"
 #include "teddy/io/hf_extras.h"
 #include "teddy/model/model.h"
 #include "teddy/train/chat_model.h"

@@ -3,7 +3,7 @@
 #include <filesystem>
 
 #include "teddy/core/error.h"
-#include "teddy/data/tokenizer_file.h"
+#include "teddy/tokenizer/tokenizer_file.h"
 #include "teddy/checkpoint/checkpoint.h"
 
 namespace fs = std::filesystem;

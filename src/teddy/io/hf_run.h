@@ -6,8 +6,8 @@
 #include <optional>
 #include <string>
 
-#include "teddy/data/chat_template.h"
-#include "teddy/data/tokenizer.h"
+#include "teddy/data/sft/chat_template.h"
+#include "teddy/tokenizer/tokenizer.h"
 #include "teddy/io/hf_extras.h"
 #include "teddy/model/model.h"
 

@@ -7,7 +7,7 @@
 #include <filesystem>
 
 #include "teddy/core/error.h"
-#include "teddy/data/atomic_file.h"
+#include "teddy/io/atomic_file.h"
 
 namespace fs = std::filesystem;
 

@@ -5,8 +5,8 @@
 #include <nlohmann/json.hpp>
 
 #include "teddy/core/error.h"
-#include "teddy/data/json_errors.h"
-#include "teddy/data/tokenizer_file.h"
+#include "teddy/io/json_errors.h"
+#include "teddy/tokenizer/tokenizer_file.h"
 
 namespace fs = std::filesystem;
 

@@ -172,7 +172,7 @@ class Model {
   // GEMM entries carry their FLOPs.
   void set_profiler(Profiler* p);
 
-  // Optional per-block callbacks, called with the block index (dist/ uses them:
+  // Optional per-block callbacks, called with the block index (distributed/ uses them:
   // ZeRO-3 gathers a block's parameters just before its forward and backward; data
   // parallelism reduces a block's gradients as soon as its backward is done, while
   // the earlier blocks' backward is still to run). Empty functions are skipped.

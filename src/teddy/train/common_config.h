@@ -10,7 +10,7 @@
 #include <string>
 #include <toml++/toml.h>
 
-#include "teddy/dist/parallel_layout.h"
+#include "teddy/distributed/parallel_layout.h"
 #include "teddy/train/optim/adamw.h"
 #include "teddy/train/optim/lr_schedule.h"
 #include "teddy/train/toml_config.h"

@@ -10,7 +10,7 @@
 #include <functional>
 
 #include "teddy/checkpoint/checkpoint.h"
-#include "teddy/dist/world.h"
+#include "teddy/distributed/world.h"
 #include "teddy/train/pretrainer.h"
 #include "teddy/train/sft_trainer.h"
 

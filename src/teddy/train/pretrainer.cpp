@@ -11,7 +11,7 @@
 #include "teddy/core/memory_usage.h"
 #include "teddy/data/loader.h"
 #include "teddy/data/manifest.h"
-#include "teddy/data/tokenizer.h"
+#include "teddy/tokenizer/tokenizer.h"
 #include "teddy/model/model.h"
 
 namespace fs = std::filesystem;

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "teddy/checkpoint/checkpoint.h"
-#include "teddy/dist/communicator.h"
+#include "teddy/distributed/communicator.h"
 #include "teddy/train/pretrain_config.h"
 #include "teddy/train/trainer.h"
 

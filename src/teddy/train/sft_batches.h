@@ -17,7 +17,7 @@
 #include <string_view>
 #include <vector>
 
-#include "teddy/data/sft_dataset.h"
+#include "teddy/data/sft/dataset.h"
 #include "teddy/model/model.h"
 
 namespace teddy {

@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "teddy/data/chat_template.h"
-#include "teddy/data/sft_dataset.h"
-#include "teddy/data/sft_format.h"
+#include "teddy/data/sft/chat_template.h"
+#include "teddy/data/sft/dataset.h"
+#include "teddy/data/sft/format.h"
 #include "teddy/train/common_config.h"
 #include "teddy/train/sft_batches.h"
 

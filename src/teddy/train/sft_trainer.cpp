@@ -11,7 +11,7 @@
 
 #include "teddy/core/error.h"
 #include "teddy/core/memory_usage.h"
-#include "teddy/data/sft_dataset.h"
+#include "teddy/data/sft/dataset.h"
 #include "teddy/train/chat_model.h"
 #include "teddy/train/sft_batches.h"
 

@@ -14,11 +14,11 @@
 #include <string>
 #include <vector>
 
-#include "teddy/data/chat_template.h"
-#include "teddy/data/tokenizer.h"
+#include "teddy/data/sft/chat_template.h"
+#include "teddy/tokenizer/tokenizer.h"
 #include "teddy/model/model.h"
 #include "teddy/checkpoint/checkpoint.h"
-#include "teddy/dist/communicator.h"
+#include "teddy/distributed/communicator.h"
 #include "teddy/train/trainer.h"
 #include "teddy/train/sft_config.h"
 

@@ -1,6 +1,6 @@
 #include "teddy/train/train_step.h"
 
-#include "teddy/dist/communicator.h"
+#include "teddy/distributed/communicator.h"
 #include "teddy/train/optim/loss_scaler.h"
 
 namespace teddy {

@@ -6,7 +6,7 @@
 // comparison, tools).
 #include <span>
 
-#include "teddy/dist/zero_trainer.h"  // StepStats, count_targets
+#include "teddy/distributed/zero_trainer.h"  // StepStats, count_targets
 #include "teddy/model/model.h"
 #include "teddy/train/optim/adamw.h"
 

@@ -30,9 +30,9 @@
 #include <vector>
 
 #include "teddy/checkpoint/checkpoint.h"
-#include "teddy/dist/communicator.h"
-#include "teddy/dist/parallel_layout.h"
-#include "teddy/dist/zero_trainer.h"
+#include "teddy/distributed/communicator.h"
+#include "teddy/distributed/parallel_layout.h"
+#include "teddy/distributed/zero_trainer.h"
 #include "teddy/model/model.h"
 #include "teddy/train/common_config.h"
 #include "teddy/train/optim/loss_scaler.h"

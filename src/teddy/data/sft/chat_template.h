@@ -1,0 +1,77 @@
+#pragma once
+// Chat templates: how a conversation becomes one token sequence, and which of its
+// tokens carry the SFT loss.
+//
+// A template is a few strings: the conversation is
+//   bos, then for each turn: header_prefix + role + header_suffix, content, end_of_turn,
+//   with `separator` between turns (not after the last).
+// The default, "chatml":
+//   <|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n
+//   <|im_start|>assistant\nHello.<|im_end|>
+// "llama3" is Llama 3's (<|begin_of_text|>, <|start_header_id|>role<|end_header_id|>\n\n,
+// <|eot_id|>). A config may define its own (docs/SFT.md).
+//
+// Markers are special tokens (added to the tokenizer when missing); turn contents are
+// encoded as plain text, so a user typing "<|im_end|>" cannot forge a marker. Each
+// piece is encoded on its own, so a BPE merge never spans a marker and content.
+// Loss: the content of assistant turns and their end_of_turn token (so the model
+// learns to stop); with train_on_inputs, every token but the first.
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "teddy/data/sft/format.h"
+#include "teddy/tokenizer/tokenizer.h"
+
+namespace teddy {
+
+struct ChatTemplate {
+  std::string name = "chatml";
+  std::string bos;                             // once, at the start
+  std::string header_prefix = "<|im_start|>";  // then the role name
+  std::string header_suffix = "\n";
+  std::string end_of_turn = "<|im_end|>";      // after each turn's content: one special token
+  std::string separator = "\n";                // between turns
+  std::vector<std::string> specials = {"<|im_start|>", "<|im_end|>"};  // tokens the template needs
+
+  // "chatml" (the default) or "llama3"; throws ConfigError listing the names.
+  static ChatTemplate named(std::string_view name);
+  static std::vector<std::string> names();
+  // end_of_turn is one of specials; specials are distinct and non-empty. Throws ConfigError.
+  void validate() const;
+
+  // The conversation as text (markers spelled out), e.g. for docs and debugging.
+  // add_generation_prompt appends the assistant header, as when asking for a reply.
+  std::string render_text(std::span<const ChatTurn> turns, bool add_generation_prompt = false) const;
+
+  // JSON for the run directory (chat_template.json), so `teddy generate --chat` renders
+  // prompts exactly as training did.
+  std::string to_json() const;
+  static ChatTemplate from_json(const std::string& text, const std::string& where);  // throws FormatError
+  void save(const std::string& path) const;
+  static ChatTemplate load(const std::string& path);
+};
+
+// Adds the template's special tokens that `tok` lacks, at the next free ids, in the
+// template's order. Returns how many were added.
+int add_template_specials(Tokenizer& tok, const ChatTemplate& t);
+
+struct ChatTokens {
+  std::vector<int32_t> tokens;
+  std::vector<uint8_t> loss;  // loss[i] != 0: token i is a training target (predicted from i-1)
+  size_t loss_count() const;
+};
+
+// Throws Error if the tokenizer lacks one of the template's special tokens.
+ChatTokens render_chat(const Tokenizer& tok, const ChatTemplate& t, std::span<const ChatTurn> turns,
+                       bool train_on_inputs = false);
+// The prompt that asks for the next assistant turn: `turns` (ending with a user turn,
+// usually), the separator, and the assistant header.
+std::vector<int32_t> render_generation_prompt(const Tokenizer& tok, const ChatTemplate& t,
+                                              std::span<const ChatTurn> turns);
+// The id of t.end_of_turn in `tok` (generation stops there).
+int32_t end_of_turn_id(const Tokenizer& tok, const ChatTemplate& t);
+
+}  // namespace teddy
