@@ -464,7 +464,12 @@ int main(int argc, char** argv) {
     }
   }
   MpiRuntime mpi;
-  auto comm = mpi.world(a.timeout);
+  // The CLI's pattern for a hung collective (cli/job.cpp): the library reports it, the
+  // caller names the rank; when the handler returns, the communicator ends the job.
+  auto comm = mpi.world(a.timeout, true, [](const HungCall& h) {
+    std::fprintf(stderr, "teddy: error on rank %d of %d: %s, ending the job\n", h.rank, h.size, h.message().c_str());
+    std::fflush(stderr);
+  });
   try {
     const int rc = run(*comm, a);
     std::fflush(stdout);

@@ -322,6 +322,69 @@ TEST_F(PretrainDist, AHungRankIsCaughtByTheWatchdog) {
   EXPECT_NE(r.output.find("waited more than 5 s"), std::string::npos) << r.output;
 }
 
+// The same in `teddy pretrain` itself: rank 1 is stopped (SIGSTOP) mid-run, so it
+// neither answers nor dies. Rank 0's watchdog (dist.timeout_s=5) reports the hung
+// collective through the library (a HungCall to the job's handler), and the CLI
+// prints "teddy: error on rank 0 of 2: MPI ... waited more than 5 s ..." and ends
+// every rank of the job with exit code 3, instead of waiting forever.
+TEST_F(PretrainDist, AStoppedRankIsReportedByTeddyAndEndsTheJob) {
+  const fs::path run = root_ / "stopped";
+  const fs::path log = root_ / "stopped.log", rcf = root_ / "stopped.rc";
+  const std::string cmd = "sh -c '" + mpirun_env() + mpirun_prefix(2) + kTeddy + args("stopped", 2, 100000) +
+                          " dist.timeout_s=5 > " + log.string() + " 2>&1; echo $? > " + rcf.string() + "' &";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  // Training has started when the first checkpoint is there.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (list_checkpoints(run.string()).empty() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // Rank 1: the teddy process of this run whose environment says OMPI_COMM_WORLD_RANK=1.
+  pid_t victim = 0;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream cl(e.path() / "cmdline"), env(e.path() / "environ");
+    const std::string cmdline((std::istreambuf_iterator<char>(cl)), std::istreambuf_iterator<char>());
+    const std::string all((std::istreambuf_iterator<char>(env)), std::istreambuf_iterator<char>());
+    if (cmdline.rfind(kTeddy, 0) == 0 && cmdline.find(run.string()) != std::string::npos &&
+        all.find(std::string("OMPI_COMM_WORLD_RANK=1") + '\0') != std::string::npos)
+      victim = std::stoi(name);
+  }
+  auto read_log = [&] {
+    std::ifstream in(log);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  ASSERT_GT(victim, 0) << "rank 1 not found\n" << read_log();
+  ASSERT_FALSE(list_checkpoints(run.string()).empty()) << read_log();
+  ASSERT_EQ(kill(victim, SIGSTOP), 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  deadline = t0 + std::chrono::seconds(60);
+  while (!fs::exists(rcf) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const bool ended = fs::exists(rcf);
+  if (!ended) {  // leave nothing behind
+    kill(victim, SIGKILL);
+  }
+  ASSERT_TRUE(ended) << "the job did not end within 60 s of stopping rank 1\n" << read_log();
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the shell's echo finishes
+  int rc = -1;
+  std::ifstream(rcf) >> rc;
+  const std::string out = read_log();
+  std::printf("  stopped rank: the job ended %.1f s after the stop, mpirun exit code %d\n",
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), rc);
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_NE(out.find("teddy: error on rank 0 of 2: MPI "), std::string::npos) << out;
+  EXPECT_NE(out.find("waited more than 5 s (dist.timeout_s); a peer rank is hung or gone, ending the job"),
+            std::string::npos)
+      << out;
+  if (kill(victim, 0) == 0) {  // the launcher must have ended the stopped rank too
+    std::ifstream st("/proc/" + std::to_string(victim) + "/stat");
+    std::string pid, comm, state;
+    st >> pid >> comm >> state;
+    EXPECT_EQ(state, "Z") << "rank 1 outlived the job";
+    if (state != "Z") kill(victim, SIGKILL);
+  }
+}
+
 // Kills rank 1 of a running job with SIGKILL: mpirun must notice and end the other
 // rank within 60 s, naming rank 1, and the newest complete checkpoint must load.
 TEST_F(PretrainDist, AKilledRankStopsTheJobAndTheLastCheckpointLoads) {

@@ -20,17 +20,3 @@ void register_import(CLI::App& app, Run& run);
 void register_export(CLI::App& app, Run& run);
 
 }  // namespace teddy::cli
-
-namespace teddy::dist {
-class World;
-}
-
-namespace teddy::cli {
-
-// Runs a training job (pretrain, sft) on this rank and returns its exit code. One
-// process: errors propagate to main, which prints them and picks the exit code.
-// Under mpirun / srun a rank that fails prints "teddy: error on rank R of W: ..."
-// and ends every rank of the job (exit 1), so none waits forever in a collective.
-int run_on_world(dist::World& world, const std::function<void()>& job);
-
-}  // namespace teddy::cli

@@ -1,24 +1,28 @@
-// How the training commands end on an error under mpirun (commands.h: run_on_world).
-#include <cstdio>
-#include <exception>
+// How the training commands show a job and end it on a failure under mpirun (job.h).
+#include "teddy/cli/job.h"
 
-#include "teddy/cli/commands.h"
-#include "teddy/distributed/world.h"
+#include <cstdio>
 
 namespace teddy::cli {
 
-int run_on_world(dist::World& world, const std::function<void()>& job) {
-  try {
-    job();
-  } catch (const std::exception& e) {
-    if (world.size() == 1) throw;
-    // One failed rank must not leave the others blocked in a collective: say which
-    // rank failed, then end the whole job.
-    std::fprintf(stderr, "teddy: error on rank %d of %d: %s\n", world.rank(), world.size(), e.what());
-    std::fflush(stderr);
-    world.abort(1, e.what());
-  }
-  return 0;
+TrainJobView::TrainJobView(int64_t print_every, const char* seen, bool per_source)
+    : bar_(stderr, print_every), seen_(seen), per_source_(per_source) {}
+
+void TrainJobView::on_event(const TrainEvent& e) { print_train_event(e, bar_, seen_, per_source_); }
+
+void TrainJobView::on_note(const std::string& line) {
+  std::printf("# %s\n", line.c_str());
+  std::fflush(stdout);  // before the start report and the progress lines on stderr
+}
+
+int TrainJobView::on_rank_failure(const RankFailure& f) {
+  // Say which rank failed and why; the job then ends every rank with this code, so
+  // none waits forever in a collective. A hang is reported by the watchdog thread
+  // while this rank is still blocked in the call.
+  std::fprintf(stderr, "teddy: error on rank %d of %d: %s%s\n", f.rank, f.size, f.what.c_str(),
+               f.hang ? ", ending the job" : "");
+  std::fflush(stderr);
+  return f.hang ? dist::kHangExitCode : 1;
 }
 
 }  // namespace teddy::cli

@@ -6,10 +6,7 @@
 
 #include "bench/sgemm_ceiling.h"
 #include "teddy/cli/commands.h"
-#include "teddy/cli/progress.h"
-#include "teddy/core/error.h"
-#include "teddy/distributed/world.h"
-#include "teddy/train/job.h"
+#include "teddy/cli/job.h"
 
 namespace teddy::cli {
 
@@ -44,24 +41,16 @@ void register_pretrain(CLI::App& app, Run& run) {
       const Resume resume = resume_from_flag(o->resume);  // a bad --resume=X first
       PretrainConfig cfg = o->config.empty() ? PretrainConfig::parse("", "<defaults>", o->overrides)
                                              : PretrainConfig::load(o->config, o->overrides);
-      // A bad value first, before run.dir and the dataset are looked at (at one rank:
-      // the token budget's step count only shrinks with more ranks, so no rule here is
-      // stricter than the Pretrainer's own check with the job's ranks).
-      cfg.validate();
-      // Under mpirun / srun: data parallel over every rank of the job ([dist] zero).
-      const std::unique_ptr<dist::World> world = dist::World::from_environment(cfg.timeout_s);
       JobOptions jo;
       jo.resume = resume;
       jo.overwrite = o->overwrite;
       jo.stop_after = o->stop_after;
       jo.peak_probe = [](int threads) { return measure_sgemm_gflops(threads, 0.5); };
-      const int rank = world->rank();
-      ProgressLine bar(stderr, o->print_every);
-      return run_on_world(*world, [&] {
-        run_pretrain_job(*world, std::move(cfg), jo, [&](const PretrainEvent& e) {
-          if (rank == 0) print_train_event(e, bar, "tokens", true);  // rank 0 logs for the job
-        });
-      });
+      // Validates, builds the world (every rank of an mpirun / srun job: data parallel,
+      // [dist]) and the engine, and trains; the view draws rank 0's progress.
+      TrainJobView view(o->print_every, "tokens", true);
+      run_pretrain_job(std::move(cfg), jo, view);
+      return 0;
     };
   });
 }

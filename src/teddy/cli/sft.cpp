@@ -9,13 +9,12 @@
 
 #include "bench/sgemm_ceiling.h"
 #include "teddy/cli/commands.h"
+#include "teddy/cli/job.h"
 #include "teddy/cli/progress.h"
 #include "teddy/core/error.h"
 #include "teddy/eval/sft_exact_match.h"
 #include "teddy/io/hf_import.h"
 #include "teddy/train/chat_model.h"
-#include "teddy/distributed/world.h"
-#include "teddy/train/job.h"
 
 namespace teddy::cli {
 
@@ -24,7 +23,7 @@ void register_sft(CLI::App& app, Run& run) {
     std::string config;
     std::vector<std::string> overrides;
     std::string resume;  // "" (no --resume), "auto" or "require"
-    bool skip_bad = false;
+    bool skip_bad = false, overwrite = false;
     int64_t print_every = 10, stop_after = 0;
     // eval
     std::string checkpoint, tokenizer, data, format = "auto", template_name, model;
@@ -41,6 +40,7 @@ void register_sft(CLI::App& app, Run& run) {
   sub->add_flag("--resume{auto}", o->resume,
                 "Continue from the newest intact checkpoint in run.dir; with none there yet, start from scratch "
                 "(so a requeued job can always pass it). --resume=require fails instead");
+  sub->add_flag("--overwrite", o->overwrite, "Start a fresh run in a run.dir that holds checkpoints (deletes them)")->excludes("--resume");
   sub->add_flag("--skip-bad", o->skip_bad, "Count and skip bad JSONL lines instead of stopping at the first");
   sub->add_option("--stop-after", o->stop_after, "Stop (with a checkpoint) after this many steps, as if interrupted");
   sub->add_option("--print-every", o->print_every, "When not on a terminal, print progress every N steps")->check(CLI::PositiveNumber);
@@ -48,6 +48,7 @@ void register_sft(CLI::App& app, Run& run) {
       "Config sections and keys: [model] init tokenizer   [data] train val val_fraction format skip_bad train_on_inputs\n"
       "  [template] name bos header_prefix header_suffix end_of_turn separator specials\n"
       "  [train] micro_batch seq_len grad_accum steps epochs batching truncation seed threads\n"
+      "    precision (fp32|bf16|fp16) loss_scale loss_scale_growth_interval (fp16)\n"
       "  [optim] lr min_lr_ratio warmup_steps weight_decay beta1 beta2 eps grad_clip\n"
       "  [eval] interval batches   [checkpoint] interval keep   [run] dir peak_gflops\n"
       "  [dist] zero (0-3) dp (0: all ranks) timeout_s overlap (used under mpirun / srun: data parallel over all ranks, see docs/DISTRIBUTED.md)");
@@ -109,32 +110,16 @@ void register_sft(CLI::App& app, Run& run) {
       if (o->skip_bad) ovs.push_back("data.skip_bad=true");
       SftConfig cfg = SftConfig::load(o->config, ovs);
       if (!o->model.empty()) cfg.init = o->model;
-      cfg.validate();  // a bad value first, before the world, the checkpoint and the data are looked at
-      // Under mpirun / srun: data parallel over every rank of the job ([dist]).
-      const std::unique_ptr<dist::World> world = dist::World::from_environment(cfg.timeout_s);
       JobOptions jo;
       jo.resume = resume;
+      jo.overwrite = o->overwrite;
       jo.stop_after = o->stop_after;
       jo.peak_probe = [](int threads) { return measure_sgemm_gflops(threads, 0.5); };
-      const int rank = world->rank();
-      ProgressLine bar(stderr, o->print_every);
-      return run_on_world(*world, [&] {
-        if (const std::string hf_dir = hf_model_dir(cfg.init); !hf_dir.empty()) {
-          // Rank 0 imports the Hugging Face model into run.dir (or reuses an earlier
-          // import of it); the other ranks wait for it and then reuse it.
-          const std::string into = (std::filesystem::path(cfg.run_dir) / "hf_base").string();
-          bool reused = false;
-          if (rank == 0) cfg.init = import_hf_once(hf_dir, into, &reused);
-          world->barrier();
-          if (rank != 0) cfg.init = import_hf_once(hf_dir, into);
-          if (rank == 0)
-            std::printf("# model.init %s: %s %s\n", ("hf:" + hf_dir).c_str(),
-                        reused ? "reusing the import in" : "imported into", cfg.init.c_str());
-        }
-        run_sft_job(*world, std::move(cfg), jo, [&](const SftEvent& e) {
-          if (rank == 0) print_train_event(e, bar, "positions", false);  // rank 0 logs for the job
-        });
-      });
+      // Validates, builds the world (every rank of an mpirun / srun job: data parallel,
+      // [dist]), imports an hf:DIR model once, builds the engine and trains.
+      TrainJobView view(o->print_every, "positions", false);
+      run_sft_job(std::move(cfg), jo, view);
+      return 0;
     };
   });
 }

@@ -6,7 +6,6 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <cstdio>
 #include <mutex>
 #include <thread>
 #include <cstdlib>
@@ -14,6 +13,7 @@
 #include <vector>
 
 #include "teddy/core/error.h"
+#include "teddy/distributed/watchdog.h"
 
 namespace teddy::dist {
 
@@ -42,20 +42,18 @@ int64_t now_ns() {
 class Timed {
  public:
   // counts: a call of its own (not a test or wait of one already counted).
-  Timed(CommStats& s, std::atomic<int64_t>& busy, std::atomic<const char*>& what, const char* name, bool counts = true)
-      : s_(s), busy_(busy), t0_(now_ns()) {
+  Timed(CommStats& s, Watchdog& dog, const char* name, bool counts = true) : s_(s), dog_(dog), t0_(now_ns()) {
     if (counts) ++s_.calls;
-    what.store(name);
-    busy_.store(t0_);
+    dog_.begin(name);
   }
   ~Timed() {
-    busy_.store(0);
+    dog_.end();
     s_.seconds += static_cast<double>(now_ns() - t0_) * 1e-9;
   }
 
  private:
   CommStats& s_;
-  std::atomic<int64_t>& busy_;
+  Watchdog& dog_;
   int64_t t0_;
 };
 
@@ -68,12 +66,16 @@ int to_int(size_t n, const char* what) {
 
 class MpiCommunicator final : public Communicator {
  public:
-  MpiCommunicator(double timeout_s, bool progress_thread) {
+  MpiCommunicator(double timeout_s, bool progress_thread, bool thread_multiple, HangHandler on_hang)
+      : thread_multiple_(thread_multiple) {
     check(MPI_Comm_dup(MPI_COMM_WORLD, &comm_), "Comm_dup");
     MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
-    if (timeout_s > 0) watchdog_ = std::thread([this, timeout_s] { watch(timeout_s); });
+    // After the handler has reported, the default end (watchdog.h): the call that
+    // hangs cannot be unwound.
+    dog_ = std::make_unique<Watchdog>(timeout_s, rank_, size_, std::move(on_hang),
+                                      [this] { abort(kHangExitCode, "a communication call hung"); });
     if (progress_thread) progress_ = std::thread([this] { progress_loop(); });
   }
   ~MpiCommunicator() override {
@@ -87,14 +89,7 @@ class MpiCommunicator final : public Communicator {
     }
     for (Pending& p : pending_)  // never free a buffer MPI still writes
       if (!p.done) MPI_Wait(&p.req, MPI_STATUS_IGNORE);
-    if (watchdog_.joinable()) {
-      {
-        std::lock_guard<std::mutex> lk(mu_);
-        stop_ = true;
-      }
-      cv_.notify_all();
-      watchdog_.join();
-    }
+    dog_.reset();
     MPI_Comm_free(&comm_);
   }
   int rank() const override { return rank_; }
@@ -105,7 +100,7 @@ class MpiCommunicator final : public Communicator {
   void all_reduce_sum(int64_t* d, size_t n) override { ar(d, n, MPI_INT64_T, sizeof(int64_t)); }
 
   void reduce_scatter_sum(float* data, std::span<const size_t> counts) override {
-    Timed t(stats_, busy_since_, busy_what_, "Reduce_scatter");
+    Timed t(stats_, *dog_, "Reduce_scatter");
     const auto [cnt, off, total] = pieces(counts);
     // In place, MPI leaves the reduced piece at the start of the buffer; move it to
     // this rank's own offset (the other pieces are scratch).
@@ -115,7 +110,7 @@ class MpiCommunicator final : public Communicator {
   }
 
   CommRequest start_all_reduce_sum(float* d, size_t n) override {
-    Timed t(stats_, busy_since_, busy_what_, "Iallreduce");
+    Timed t(stats_, *dog_, "Iallreduce");
     CommRequest id = 0;
     {
       std::lock_guard<std::mutex> lk(pmu_);
@@ -129,7 +124,7 @@ class MpiCommunicator final : public Communicator {
   }
 
   CommRequest start_reduce_scatter_sum(float* data, std::span<const size_t> counts) override {
-    Timed t(stats_, busy_since_, busy_what_, "Ireduce_scatter");
+    Timed t(stats_, *dog_, "Ireduce_scatter");
     auto pc = pieces(counts);
     CommRequest id = 0;
     {
@@ -152,14 +147,14 @@ class MpiCommunicator final : public Communicator {
     if (!progress_.joinable()) {
       // No progress thread: testing every request, not just `id`, is what moves
       // the others along.
-      Timed t(stats_, busy_since_, busy_what_, "Test", false);
+      Timed t(stats_, *dog_, "Test", false);
       for (Pending& p : pending_) test_one(p);
     }
     return take_if_done(id);
   }
 
   void wait(CommRequest id) override {
-    Timed t(stats_, busy_since_, busy_what_, "Wait", false);
+    Timed t(stats_, *dog_, "Wait", false);
     std::unique_lock<std::mutex> lk(pmu_);
     const auto it = find(id);
     if (it == pending_.end()) return;
@@ -173,7 +168,7 @@ class MpiCommunicator final : public Communicator {
   }
 
   void all_gather(float* data, std::span<const size_t> counts) override {
-    Timed t(stats_, busy_since_, busy_what_, "Allgatherv");
+    Timed t(stats_, *dog_, "Allgatherv");
     const auto [cnt, off, total] = pieces(counts);
     check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, cnt.data(), off.data(), MPI_FLOAT, comm_),
           "Allgatherv");
@@ -181,7 +176,7 @@ class MpiCommunicator final : public Communicator {
   }
 
   void broadcast(void* data, size_t bytes, int root) override {
-    Timed t(stats_, busy_since_, busy_what_, "Bcast");
+    Timed t(stats_, *dog_, "Bcast");
     check(MPI_Bcast(data, to_int(bytes, "Bcast"), MPI_BYTE, root, comm_), "Bcast");
     if (rank_ == root) {
       stats_.bytes_sent += bytes;
@@ -189,51 +184,37 @@ class MpiCommunicator final : public Communicator {
     }
   }
   void send(const void* data, size_t bytes, int to, int tag) override {
-    Timed t(stats_, busy_since_, busy_what_, "Send");
+    Timed t(stats_, *dog_, "Send");
     check(MPI_Send(data, to_int(bytes, "Send"), MPI_BYTE, to, tag, comm_), "Send");
     stats_.bytes_sent += bytes;
     stats_.payload_bytes += bytes;
   }
   void recv(void* data, size_t bytes, int from, int tag) override {
-    Timed t(stats_, busy_since_, busy_what_, "Recv");
+    Timed t(stats_, *dog_, "Recv");
     check(MPI_Recv(data, to_int(bytes, "Recv"), MPI_BYTE, from, tag, comm_, MPI_STATUS_IGNORE), "Recv");
   }
   void barrier() override {
-    Timed t(stats_, busy_since_, busy_what_, "Barrier");
+    Timed t(stats_, *dog_, "Barrier");
     check(MPI_Barrier(comm_), "Barrier");
   }
+  // Safe from any thread: the watchdog's (and a HangHandler's) call comes while the
+  // main thread is inside MPI, which only MPI_THREAD_MULTIPLE allows; without it this
+  // process just ends and the launcher ends the other ranks as for any rank that died.
   [[noreturn]] void abort(int code, const std::string&) override {
     // OpenMPI's launcher then kills every other rank and names this one.
-    MPI_Abort(MPI_COMM_WORLD, code);
+    if (thread_multiple_ || std::this_thread::get_id() == owner_) MPI_Abort(MPI_COMM_WORLD, code);
     std::_Exit(code);
   }
 
  private:
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1;
-  std::atomic<int64_t> busy_since_{0};  // start of the call in flight (ns), 0: none
-  std::atomic<const char*> busy_what_{""};
-  std::thread watchdog_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
+  bool thread_multiple_ = false;
+  std::thread::id owner_ = std::this_thread::get_id();  // the thread that made the communicator
+  std::unique_ptr<Watchdog> dog_;  // marks every call in flight; with a timeout, a thread watches them
 
-  void watch(double timeout_s) {
-    const int64_t limit = static_cast<int64_t>(timeout_s * 1e9);
-    std::unique_lock<std::mutex> lk(mu_);
-    while (!cv_.wait_for(lk, std::chrono::milliseconds(500), [this] { return stop_; })) {
-      const int64_t since = busy_since_.load();
-      if (since != 0 && now_ns() - since > limit) {
-        // The fault path: nothing else can report it, the main thread is blocked in MPI.
-        std::fprintf(stderr, "teddy: rank %d of %d: MPI %s waited more than %.0f s; a peer rank is hung or gone, ending the job\n",
-                     rank_, size_, busy_what_.load(), timeout_s);
-        std::fflush(stderr);
-        std::_Exit(3);
-      }
-    }
-  }
   void ar(void* d, size_t n, MPI_Datatype type, size_t elem) {
-    Timed t(stats_, busy_since_, busy_what_, "Allreduce");
+    Timed t(stats_, *dog_, "Allreduce");
     check(MPI_Allreduce(MPI_IN_PLACE, d, to_int(n, "Allreduce"), type, MPI_SUM, comm_), "Allreduce");
     account(n, elem, 2);
   }
@@ -351,8 +332,9 @@ MpiRuntime::~MpiRuntime() {
   if (!finalized) MPI_Finalize();
 }
 
-std::unique_ptr<Communicator> MpiRuntime::world(double timeout_s, bool progress_thread) const {
-  return std::make_unique<MpiCommunicator>(timeout_s, progress_thread && thread_multiple_);
+std::unique_ptr<Communicator> MpiRuntime::world(double timeout_s, bool progress_thread, HangHandler on_hang) const {
+  return std::make_unique<MpiCommunicator>(timeout_s, progress_thread && thread_multiple_, thread_multiple_,
+                                           std::move(on_hang));
 }
 
 }  // namespace teddy::dist

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "teddy/distributed/communicator.h"
+#include "teddy/distributed/watchdog.h"
 
 namespace teddy::dist {
 
@@ -22,16 +23,19 @@ class MpiRuntime {
   ~MpiRuntime();
   MpiRuntime(const MpiRuntime&) = delete;
   MpiRuntime& operator=(const MpiRuntime&) = delete;
-  // A communicator over all ranks of the job. With timeout_s > 0 a watchdog thread
-  // ends this process (exit code 3, after one line on stderr naming the rank and the
-  // call) when one communication call has waited longer than that: a peer that
-  // hangs without dying would otherwise block every rank forever. The launcher then
-  // tears the job down as for any failed rank. Make it longer than the slowest
-  // legitimate wait (rank 0 writing a checkpoint while the others wait).
+  // A communicator over all ranks of the job. With timeout_s > 0 a watchdog
+  // (watchdog.h) reports a communication call that has waited longer than that: a
+  // peer that hangs without dying would otherwise block every rank forever. It
+  // calls on_hang on the watchdog thread with a HungCall (the call, this rank, the
+  // world size, the seconds waited) and prints nothing; when the handler returns, or
+  // with none, it ends the job with exit code 3 (kHangExitCode: MPI_Abort under
+  // MPI_THREAD_MULTIPLE, else this process ends and the launcher tears the job down
+  // as for any failed rank). Make it longer than the slowest legitimate wait (rank 0
+  // writing a checkpoint while the others wait).
   // With progress_thread (and MPI_THREAD_MULTIPLE), a thread tests the started
   // (non-blocking) collectives every 20 us while they are open, so they progress
   // while this thread computes; otherwise they move only inside test() and wait().
-  std::unique_ptr<Communicator> world(double timeout_s = 0, bool progress_thread = true) const;
+  std::unique_ptr<Communicator> world(double timeout_s = 0, bool progress_thread = true, HangHandler on_hang = {}) const;
   bool thread_multiple() const { return thread_multiple_; }
 
  private:

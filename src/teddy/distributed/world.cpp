@@ -4,11 +4,11 @@
 
 namespace teddy::dist {
 
-std::unique_ptr<World> World::from_environment(double timeout_s) {
+std::unique_ptr<World> World::from_environment(double timeout_s, HangHandler on_hang) {
   std::unique_ptr<World> w(new World());
   if (launched_by_mpi()) {
     w->mpi_ = std::make_unique<MpiRuntime>();
-    w->comm_ = w->mpi_->world(timeout_s);
+    w->comm_ = w->mpi_->world(timeout_s, true, std::move(on_hang));
   }
   return w;
 }

@@ -14,8 +14,9 @@ class World {
  public:
   // MPI when this process was started by a launcher (launched_by_mpi()), else one
   // process. timeout_s: the watchdog on every communication call ([dist] timeout_s;
-  // 0: none; MpiRuntime::world).
-  static std::unique_ptr<World> from_environment(double timeout_s);
+  // 0: none), which reports a hung call to on_hang and then ends the job
+  // (MpiRuntime::world, watchdog.h). One process has no watchdog: nothing to wait for.
+  static std::unique_ptr<World> from_environment(double timeout_s, HangHandler on_hang = {});
   ~World();
   World(const World&) = delete;
   World& operator=(const World&) = delete;
@@ -26,7 +27,8 @@ class World {
   void barrier();
   // Ends every rank of the job now (MPI_Abort; one process: exits) with `code`: what
   // a caller does when this rank failed, so that no other rank waits forever in a
-  // collective. The caller reports why first.
+  // collective. The caller reports why first. Callable from any thread (a
+  // HangHandler's: the watchdog thread).
   [[noreturn]] void abort(int code, const std::string& why);
 
  private:

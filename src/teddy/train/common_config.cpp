@@ -15,6 +15,12 @@ void check(bool ok, const char* key, const std::string& rule) {
 }  // namespace
 
 void validate_common(const CommonConfig& c, const CommonRules& rules) {
+  c.precision_mode();
+  try {
+    c.loss_scaler_config().validate();
+  } catch (const ConfigError& e) {
+    throw ConfigError(std::string("train.") + e.what());
+  }
   check(std::isfinite(c.lr) && c.lr > 0, "optim.lr", "must be a finite number > 0");
   check(c.min_lr_ratio >= 0 && c.min_lr_ratio <= 1, "optim.min_lr_ratio", "must be in [0, 1]");
   if (rules.total_steps)
@@ -42,6 +48,11 @@ void validate_common(const CommonConfig& c, const CommonRules& rules) {
 }
 
 void insert_common_toml(toml::table& t, const CommonConfig& c) {
+  if (!t.contains("train")) t.insert("train", toml::table{});
+  toml::table& train = *t["train"].as_table();
+  train.insert_or_assign("precision", c.precision);
+  train.insert_or_assign("loss_scale", static_cast<double>(c.loss_scale));
+  train.insert_or_assign("loss_scale_growth_interval", c.loss_scale_growth_interval);
   t.insert("optim", toml::table{{"lr", static_cast<double>(c.lr)},
                                 {"min_lr_ratio", static_cast<double>(c.min_lr_ratio)},
                                 {"warmup_steps", c.warmup_steps},
@@ -65,6 +76,15 @@ AdamWConfig CommonConfig::adamw() const {
   ac.weight_decay = weight_decay;
   ac.validate();
   return ac;
+}
+
+Precision CommonConfig::precision_mode() const { return precision_from_name(precision, "train.precision"); }
+
+LossScalerConfig CommonConfig::loss_scaler_config() const {
+  LossScalerConfig ls;
+  ls.init_scale = loss_scale;
+  ls.growth_interval = loss_scale_growth_interval;
+  return ls;
 }
 
 LrSchedule CommonConfig::lr_schedule(int64_t total_steps) const {

@@ -1,6 +1,7 @@
 #pragma once
 // The config sections every training command shares, defined once: [optim] [eval]
-// [checkpoint] [run] [dist]. PretrainConfig and SftConfig derive from CommonConfig
+// [checkpoint] [run] [dist], and [train]'s precision keys (precision, loss_scale,
+// loss_scale_growth_interval). PretrainConfig and SftConfig derive from CommonConfig
 // (each sets its own defaults in its constructor), read these keys through
 // add_common_keys, check them with validate_common and write them with
 // insert_common_toml, so a key, its type, its rule and its message are the same in
@@ -11,13 +12,21 @@
 #include <toml++/toml.h>
 
 #include "teddy/distributed/parallel_layout.h"
+#include "teddy/model/model.h"
 #include "teddy/train/optim/adamw.h"
+#include "teddy/train/optim/loss_scaler.h"
 #include "teddy/train/optim/lr_schedule.h"
 #include "teddy/train/toml_config.h"
 
 namespace teddy {
 
 struct CommonConfig {
+  // [train] precision: fp32, or bf16 / fp16 mixed precision (fp32 master weights,
+  // gradients and AdamW state; 16-bit matmul weights and saved activations). fp16
+  // adds a dynamic loss scale, kept by the step engine on every rank.
+  std::string precision = "fp32";  // fp32 | bf16 | fp16
+  float loss_scale = 65536.0f;     // fp16: initial dynamic loss scale (a power of two)
+  int64_t loss_scale_growth_interval = 1000;  // fp16: clean steps before the scale doubles
   // [optim]
   float lr = 1e-3f;
   float min_lr_ratio = 0.1f;
@@ -41,6 +50,8 @@ struct CommonConfig {
   double peak_gflops = 0;  // MFU denominator; 0: measure the sgemm ceiling at start
 
   AdamWConfig adamw() const;  // validated
+  Precision precision_mode() const;  // from precision (ConfigError "train.precision: ...")
+  LossScalerConfig loss_scaler_config() const;  // from loss_scale, loss_scale_growth_interval
   LrSchedule lr_schedule(int64_t total_steps) const;  // validated
   // The layout of a job of `world_size` ranks ([dist] dp, 0: all of them; zero),
   // validated against it (ConfigError naming the axis or the sizes).
@@ -59,7 +70,8 @@ struct CommonRules {
 // Throws ConfigError "section.key: rule" for the first value of the common sections
 // that breaks a rule.
 void validate_common(const CommonConfig& c, const CommonRules& rules);
-// Adds the [optim], [eval], [checkpoint], [dist] and [run] tables.
+// Adds the [optim], [eval], [checkpoint], [dist] and [run] tables, and the precision
+// keys to the [train] table (created if absent).
 void insert_common_toml(toml::table& t, const CommonConfig& c);
 
 // Adds the common sections' keys to a config's key table.
@@ -68,6 +80,9 @@ void add_common_keys(toml_config::KeyTable<Config>& k) {
   using toml_config::field;
 #define TEDDY_COMMON(key, T, member, want) \
   k[key] = field<T, Config>([](Config& c) -> T& { return c.member; }, want)
+  TEDDY_COMMON("train.precision", std::string, precision, "\"fp32\", \"bf16\" or \"fp16\"");
+  TEDDY_COMMON("train.loss_scale", float, loss_scale, "a number");
+  TEDDY_COMMON("train.loss_scale_growth_interval", int64_t, loss_scale_growth_interval, "an integer");
   TEDDY_COMMON("optim.lr", float, lr, "a number");
   TEDDY_COMMON("optim.min_lr_ratio", float, min_lr_ratio, "a number");
   TEDDY_COMMON("optim.warmup_steps", int64_t, warmup_steps, "an integer");

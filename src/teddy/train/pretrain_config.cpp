@@ -9,7 +9,6 @@
 
 #include "teddy/core/error.h"
 #include "teddy/model/model.h"
-#include "teddy/train/optim/loss_scaler.h"
 #include "teddy/train/toml_config.h"
 
 namespace teddy {
@@ -49,9 +48,6 @@ const toml_config::KeyTable<PretrainConfig>& keys() {
       {"train.seed", field<uint64_t>([](PretrainConfig& c) -> uint64_t& { return c.seed; }, "an integer")},
       {"train.threads", field<int>([](PretrainConfig& c) -> int& { return c.threads; }, "an integer")},
       {"train.recompute", field<std::string>([](PretrainConfig& c) -> std::string& { return c.recompute; }, "\"none\", \"attention\" or \"block\"")},
-      {"train.precision", field<std::string>([](PretrainConfig& c) -> std::string& { return c.precision; }, "\"fp32\", \"bf16\" or \"fp16\"")},
-      {"train.loss_scale", field<float>([](PretrainConfig& c) -> float& { return c.loss_scale; }, "a number")},
-      {"train.loss_scale_growth_interval", field<int64_t>([](PretrainConfig& c) -> int64_t& { return c.loss_scale_growth_interval; }, "an integer")},
     };
     add_common_keys(t);  // [optim] [eval] [checkpoint] [dist] [run]
     return t;
@@ -68,13 +64,6 @@ PretrainConfig::PretrainConfig() {
   eval_batches = 8;
   keep_checkpoints = 3;
   run_dir = "runs/pretrain";
-}
-
-LossScalerConfig PretrainConfig::loss_scaler_config() const {
-  LossScalerConfig ls;
-  ls.init_scale = loss_scale;
-  ls.growth_interval = loss_scale_growth_interval;
-  return ls;
 }
 
 int64_t PretrainConfig::total_steps() const {
@@ -124,12 +113,6 @@ void PretrainConfig::validate() const {
   } catch (const ConfigError& e) {
     throw ConfigError(std::string("train.") + e.what());
   }
-  precision_from_name(precision, "train.precision");
-  try {
-    loss_scaler_config().validate();
-  } catch (const ConfigError& e) {
-    throw ConfigError(std::string("train.") + e.what());
-  }
   CommonRules rules;
   rules.total_steps = total_steps();
   validate_common(*this, rules);
@@ -161,10 +144,7 @@ std::string PretrainConfig::to_toml() const {
                                 {"tokens", tokens},
                                 {"seed", static_cast<int64_t>(seed)},
                                 {"threads", threads},
-                                {"recompute", recompute},
-                                {"precision", precision},
-                                {"loss_scale", static_cast<double>(loss_scale)},
-                                {"loss_scale_growth_interval", loss_scale_growth_interval}});
+                                {"recompute", recompute}});
   insert_common_toml(t, *this);
   std::ostringstream os;
   os << t << "\n";

@@ -8,7 +8,6 @@
 
 #include "teddy/model/config.h"
 #include "teddy/train/common_config.h"
-#include "teddy/train/optim/loss_scaler.h"
 
 namespace teddy {
 
@@ -28,9 +27,7 @@ struct PretrainConfig : CommonConfig {
   uint64_t seed = 1337;
   int threads = 0;        // 0: all cores (OMP_NUM_THREADS if set)
   std::string recompute = "none";  // activation recomputation: none | attention | block
-  std::string precision = "fp32";  // fp32 | bf16 | fp16 (mixed precision, fp32 master weights)
-  float loss_scale = 65536.0f;     // fp16: initial dynamic loss scale (a power of two)
-  int64_t loss_scale_growth_interval = 1000;  // fp16: clean steps before the scale doubles
+  // precision, loss_scale, loss_scale_growth_interval: CommonConfig (common_config.h)
   // [optim] [eval] [checkpoint] [dist] [run]: CommonConfig (common_config.h), with
   // pretraining's defaults: lr 1e-3, warmup_steps 20, weight_decay 0.1,
   // eval.batches 8, checkpoint.keep 3, run.dir runs/pretrain.
@@ -43,7 +40,6 @@ struct PretrainConfig : CommonConfig {
   int64_t tokens_per_step() const { return static_cast<int64_t>(micro_batch) * seq_len * grad_accum; }  // per rank
   int64_t global_tokens_per_step() const { return tokens_per_step() * data_parallel; }
   int64_t total_steps() const;  // steps, or ceil(tokens / global_tokens_per_step)
-  LossScalerConfig loss_scaler_config() const;  // from loss_scale, loss_scale_growth_interval
 
   // Parses `toml_text` (from `source` for messages), then applies `overrides`
   // ("section.key=value", value in TOML syntax; bare words are taken as strings).

@@ -40,7 +40,7 @@ class Pretrainer::Task final : public TrainTask {
     model_ = std::make_unique<Model>(cfg_.model);  // default context: the cpu backend
     model_->init_weights(cfg_.seed);
     model_->set_recompute(recompute_from_name(cfg_.recompute));
-    model_->set_precision(precision_from_name(cfg_.precision, "train.precision"));
+    model_->set_precision(cfg_.precision_mode());
     model_->reserve_activations(cfg_.micro_batch, cfg_.seq_len);
     const size_t n = static_cast<size_t>(cfg_.grad_accum) * cfg_.micro_batch * cfg_.seq_len;
     tokens_.resize(n);
@@ -170,13 +170,12 @@ Pretrainer::Pretrainer(PretrainConfig cfg, Resume resume, dist::Communicator* co
   auto task = std::make_unique<Task>(cfg, layout.dp_rank(rank), layout.dp);
   task_ = task.get();
   const PretrainConfig& c = task_->config();
-  const Precision precision = precision_from_name(c.precision, "train.precision");
   TrainerSettings st;
   st.total_steps = c.total_steps();
   st.seq_len = c.seq_len;
   st.seed = c.seed;
   st.threads = task_->threads();
-  if (precision == Precision::fp16) st.loss_scaling = c.loss_scaler_config();
+  if (c.precision_mode() == Precision::fp16) st.loss_scaling = c.loss_scaler_config();
   trainer_ = std::make_unique<Trainer>(std::move(task), c, st, layout, comm, resume);
 }
 

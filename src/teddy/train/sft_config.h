@@ -37,6 +37,7 @@ struct SftConfig : CommonConfig {
   SftTruncation truncation = SftTruncation::right;
   uint64_t seed = 1337;
   int threads = 0;
+  // precision, loss_scale, loss_scale_growth_interval: CommonConfig (common_config.h)
   // [optim] [eval] [checkpoint] [dist] [run]: CommonConfig (common_config.h), with
   // SFT's defaults: lr 1e-4, warmup_steps 10, weight_decay 0, eval.batches 0 (the
   // whole validation split), checkpoint.keep 2, run.dir runs/sft.

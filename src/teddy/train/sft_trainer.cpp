@@ -76,6 +76,7 @@ class SftTrainer::Task final : public TrainTask {
     if (cfg.warmup_steps > total_)
       throw ConfigError("optim.warmup_steps: must be <= the run's steps (" + std::to_string(cfg.warmup_steps) + " > " +
                         std::to_string(total_) + ")");
+    model_->set_precision(cfg.precision_mode());  // before the activations are sized: 16-bit saves less
     model_->reserve_activations(cfg.micro_batch, cfg.seq_len);
     micro_.resize(static_cast<size_t>(cfg.grad_accum));
   }
@@ -176,7 +177,11 @@ class SftTrainer::Task final : public TrainTask {
        << static_cast<double>(total_) * cfg_.rows_per_step() / static_cast<double>(r.rows_per_epoch) << " epochs\n";
     os << "# memory: params " << human_bytes(static_cast<double>(model_->param_bytes())) << ", AdamW state "
        << human_bytes(static_cast<double>(rep.optimizer_bytes)) << ", activations "
-       << human_bytes(static_cast<double>(model_->activation_bytes())) << "; threads " << rep.threads << "\n";
+       << human_bytes(static_cast<double>(model_->activation_bytes())) << " (precision " << cfg_.precision
+       << "); threads " << rep.threads << "\n";
+    if (rep.scaler)
+      os << "# fp16: dynamic loss scale from " << rep.scaler->scale() << ", x2 after "
+         << cfg_.loss_scale_growth_interval << " clean steps\n";
     os << rep.engine_report;
     os << rep.notes;
     if (rep.start_step > 0) os << "# resumed from step " << rep.start_step << "\n";
@@ -187,6 +192,9 @@ class SftTrainer::Task final : public TrainTask {
     std::ostringstream os;
     os << "steps " << r.first_step << " -> " << r.step << " in " << r.elapsed_s << " s\n";
     os << "final validation loss: " << r.last_val << "\n";
+    if (r.scaler)
+      os << "fp16 loss scaling: " << r.scaler->skipped() << " steps skipped (gradient overflow), scale now "
+         << r.scaler->scale() << "\n";
     os << "peak resident memory: " << human_bytes(static_cast<double>(peak_rss_bytes())) << "\n";
     os << r.engine_summary;
     return os.str();
@@ -224,6 +232,7 @@ SftTrainer::SftTrainer(SftConfig cfg, Resume resume, dist::Communicator* comm) {
   st.seq_len = cfg.seq_len;
   st.seed = cfg.seed;
   st.threads = task_->threads();
+  if (cfg.precision_mode() == Precision::fp16) st.loss_scaling = cfg.loss_scaler_config();  // in the engine
   trainer_ = std::make_unique<Trainer>(std::move(task), cfg, st, layout, comm, resume);
 }
 
