@@ -371,7 +371,7 @@ TEST_F(PretrainDist, AStoppedRankIsReportedByTeddyAndEndsTheJob) {
   const std::string out = read_log();
   std::printf("  stopped rank: the job ended %.1f s after the stop, mpirun exit code %d\n",
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), rc);
-  EXPECT_NE(rc, 0) << out;
+  EXPECT_EQ(rc, 3) << "the hang's exit code (dist::kHangExitCode, through MPI_Abort)\n" << out;
   EXPECT_NE(out.find("teddy: error on rank 0 of 2: MPI "), std::string::npos) << out;
   EXPECT_NE(out.find("waited more than 5 s (dist.timeout_s); a peer rank is hung or gone, ending the job"),
             std::string::npos)

@@ -218,14 +218,18 @@ TEST_F(SftTrainerTest, MixedPrecisionTrainsAndResumesBitExact) {
     ASSERT_EQ(full.size(), 24u);
     EXPECT_NE(start.find("(precision " + prec + ")"), std::string::npos) << start;
     EXPECT_NE(start.find("precision = \"" + prec + "\""), std::string::npos) << start;  // the resolved config
-    EXPECT_LT(full.back(), 0.5 * full.front()) << "the SFT loss should fall in " << prec;
+    // fp32 falls from 5.57 to 2.95 nats in these 24 steps; fp16 loses its first,
+    // skipped steps. A path that does not train stays near 5.6.
+    EXPECT_LT(full.back(), full.front() - 1.0) << "the SFT loss should fall in " << prec;
     if (prec == "bf16") {
       double max_diff = 0;
       for (size_t i = 0; i < full.size(); ++i) max_diff = std::max(max_diff, std::abs(full[i] - f32.step_losses()[i]));
       std::printf("  SFT bf16 vs fp32: largest step-loss difference over 24 steps %.4g\n", max_diff);
       // Not derived (a trajectory, docs/TESTING.md rule 6), as pretraining's bf16 check:
       // a sanity bound that separates bf16 rounding carried along 24 Adam steps from a
-      // precision path that does not train like fp32. MAXDIFF_NOTE
+      // precision path that does not train like fp32: 0.05 is 1-2% of the loss (5.6 ->
+      // 2.9), 55x the 9.0e-4 measured here (Sapphire Rapids, OpenBLAS's SkylakeX
+      // kernels, 2 threads); a bf16 path that trains differently is off by far more.
       EXPECT_LT(max_diff, 0.05);
       EXPECT_GT(max_diff, 0.0) << "bf16 ran as fp32";
       EXPECT_EQ(steps.front().loss_scale, 0.0);  // no scaler
@@ -241,6 +245,8 @@ TEST_F(SftTrainerTest, MixedPrecisionTrainsAndResumesBitExact) {
           EXPECT_EQ(steps[i].loss_scale, steps[i - 1].loss_scale / 2) << "step " << i + 1;
         }
       }
+      std::printf("  SFT fp16: %lld of 24 steps skipped, final scale %g\n", static_cast<long long>(skipped),
+                  steps.back().loss_scale);
       EXPECT_GE(skipped, 1) << "no overflow exercised";
       EXPECT_LE(skipped, 10) << "too few steps applied";
       EXPECT_NE(start.find("# fp16: dynamic loss scale from "), std::string::npos) << start;
