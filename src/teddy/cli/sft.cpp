@@ -2,7 +2,6 @@
 // `teddy sft eval`: exact-match accuracy of greedy replies against references.
 #include <algorithm>
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
