@@ -17,6 +17,7 @@
 #include "teddy/data/prepare.h"
 #include "teddy/checkpoint/checkpoint.h"
 #include "teddy/train/pretrainer.h"
+#include "train/tensorboard_check.h"
 
 namespace fs = std::filesystem;
 using namespace teddy;
@@ -141,6 +142,10 @@ TEST_F(PretrainTest, LossFallsAndResumeIsBitExact) {
   for (std::string line; std::getline(m, line);)
     if (line.find("\"loss\"") != std::string::npos) ++step_lines;
   EXPECT_EQ(step_lines, 20);
+  // Both runs' TensorBoard files say what metrics.jsonl says; run_b's two files (the
+  // resume's starts at step 11) give each step once.
+  test::expect_tensorboard_matches_metrics(run_a);
+  test::expect_tensorboard_matches_metrics(run_b);
 }
 
 TEST_F(PretrainTest, KilledCheckpointWriteLeavesPreviousLoadable) {
@@ -456,6 +461,7 @@ TEST_F(PretrainTest, MixedPrecisionTrainsAndResumesBitExact) {
     EXPECT_FALSE(ba.empty());
     EXPECT_TRUE(ba == bb) << "parameters and optimizer state after 20 straight steps differ from 10 + resume 10";
     EXPECT_EQ(ca.state.loss_scaler, cb.state.loss_scaler);
+    test::expect_tensorboard_matches_metrics((root_ / (prec + "_b")).string());  // fp16: precision/ tags
     if (prec == "bf16") {
       EXPECT_TRUE(ca.state.loss_scaler.empty());
       continue;
