@@ -7,10 +7,11 @@ descriptors written here after tensorflow/core/util/event.proto and
 tensorflow/core/framework/summary.proto (field numbers as published), not from teddy's
 code. Prints one JSON object: {"records": [...], "complete": N, "tail_bytes": K}, where
 a record is {"wall_time", "step", "file_version"?, "session_status"?, "scalars": {tag:
-value}}; K bytes after the last complete record are an incomplete one (a cut file).
+value, or "nan" / "inf" / "-inf"}}; K bytes after the last complete record are an incomplete one (a cut file).
 Exits 1 naming the record on a CRC mismatch or an unparsable message.
 """
 import json
+import math
 import struct
 import sys
 
@@ -22,6 +23,11 @@ crc32c = crcmod.predefined.mkCrcFun("crc-32c")
 
 def masked(crc):
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def finite_or_name(x):
+    # JSON has no NaN or infinity: name them ("nan", "inf", "-inf").
+    return x if math.isfinite(x) else str(x)
 
 
 def build_event_class():
@@ -75,7 +81,7 @@ def main(path):
             sys.exit(f"{path}: record {len(records)} at byte {pos}: payload CRC mismatch")
         ev = Event()
         ev.ParseFromString(payload)
-        rec = {"wall_time": ev.wall_time, "step": ev.step, "scalars": {v.tag: v.simple_value for v in ev.summary.value}}
+        rec = {"wall_time": ev.wall_time, "step": ev.step, "scalars": {v.tag: finite_or_name(v.simple_value) for v in ev.summary.value}}
         if ev.file_version:
             rec["file_version"] = ev.file_version
         if ev.HasField("session_log"):

@@ -19,7 +19,7 @@ void register_pretrain(CLI::App& app, Run& run) {
     std::vector<std::string> overrides;
     std::string resume;  // "" (no --resume), "auto" or "require"
     bool overwrite = false;
-    int64_t print_every = 10;
+    ProgressOptions progress;
     int64_t stop_after = 0;
   };
   auto o = std::make_shared<Opts>();
@@ -31,7 +31,7 @@ void register_pretrain(CLI::App& app, Run& run) {
                 "(so a requeued job can always pass it). --resume=require fails instead");
   sub->add_flag("--overwrite", o->overwrite, "Start a fresh run in a run.dir that holds checkpoints (deletes them)")->excludes("--resume");
   sub->add_option("--stop-after", o->stop_after, "Stop (with a checkpoint) after this many steps, as if interrupted; resume later with --resume");
-  sub->add_option("--print-every", o->print_every, "When not on a terminal, print progress every N steps")->check(CLI::PositiveNumber);
+  add_progress_options(sub, o->progress);
   sub->footer(
       "Config sections and keys: [model] preset family n_layer n_head n_kv_head d_model d_ff max_seq_len\n"
       "  [data] dataset mix   [train] micro_batch seq_len grad_accum steps tokens seed threads recompute\n"
@@ -56,7 +56,7 @@ void register_pretrain(CLI::App& app, Run& run) {
       jo.stop_after = o->stop_after;
       jo.peak_probe = [](int threads) { return measure_sgemm_gflops(threads, 0.5); };
       const int rank = world->rank();
-      ProgressLine bar(stderr, o->print_every);
+      ProgressLine bar(stderr, o->progress);
       return run_on_world(*world, [&] {
         run_pretrain_job(*world, std::move(cfg), jo, [&](const PretrainEvent& e) {
           if (rank == 0) print_train_event(e, bar, "tokens", true);  // rank 0 logs for the job

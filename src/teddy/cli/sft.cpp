@@ -25,7 +25,8 @@ void register_sft(CLI::App& app, Run& run) {
     std::vector<std::string> overrides;
     std::string resume;  // "" (no --resume), "auto" or "require"
     bool skip_bad = false;
-    int64_t print_every = 10, stop_after = 0;
+    int64_t stop_after = 0;
+    ProgressOptions progress;
     // eval
     std::string checkpoint, tokenizer, data, format = "auto", template_name, model;
     int max_tokens = 64, show = 5;
@@ -43,7 +44,7 @@ void register_sft(CLI::App& app, Run& run) {
                 "(so a requeued job can always pass it). --resume=require fails instead");
   sub->add_flag("--skip-bad", o->skip_bad, "Count and skip bad JSONL lines instead of stopping at the first");
   sub->add_option("--stop-after", o->stop_after, "Stop (with a checkpoint) after this many steps, as if interrupted");
-  sub->add_option("--print-every", o->print_every, "When not on a terminal, print progress every N steps")->check(CLI::PositiveNumber);
+  add_progress_options(sub, o->progress);
   sub->footer(
       "Config sections and keys: [model] init tokenizer   [data] train val val_fraction format skip_bad train_on_inputs\n"
       "  [template] name bos header_prefix header_suffix end_of_turn separator specials\n"
@@ -117,7 +118,7 @@ void register_sft(CLI::App& app, Run& run) {
       jo.stop_after = o->stop_after;
       jo.peak_probe = [](int threads) { return measure_sgemm_gflops(threads, 0.5); };
       const int rank = world->rank();
-      ProgressLine bar(stderr, o->print_every);
+      ProgressLine bar(stderr, o->progress);
       return run_on_world(*world, [&] {
         if (const std::string hf_dir = hf_model_dir(cfg.init); !hf_dir.empty()) {
           // Rank 0 imports the Hugging Face model into run.dir (or reuses an earlier
@@ -127,7 +128,7 @@ void register_sft(CLI::App& app, Run& run) {
           if (rank == 0) cfg.init = import_hf_once(hf_dir, into, &reused);
           world->barrier();
           if (rank != 0) cfg.init = import_hf_once(hf_dir, into);
-          if (rank == 0)
+          if (rank == 0 && !bar.json())  // --json-progress: stdout holds JSON lines only
             std::printf("# model.init %s: %s %s\n", ("hf:" + hf_dir).c_str(),
                         reused ? "reusing the import in" : "imported into", cfg.init.c_str());
         }
