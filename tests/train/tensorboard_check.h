@@ -70,6 +70,8 @@ inline void expect_tensorboard_matches_metrics(const std::string& run_dir) {
     expect_tag(step, "throughput/mfu", l["mfu"]);
     expect_tag(step, "tokens/seen", l["tokens"]);
     expect_tag(step, "memory/peak_rss_bytes", l["peak_rss_bytes"]);
+    if (l.contains("tokens_per_source"))
+      for (const auto& [name, n] : l["tokens_per_source"].items()) expect_tag(step, "tokens/" + name, n);
     if (l.contains("loss_scale")) {
       expect_tag(step, "precision/loss_scale", l["loss_scale"]);
       expect_tag(step, "precision/skipped_steps", l["skipped_steps"]);

@@ -191,6 +191,8 @@ void Trainer::run(const std::function<void(const TrainEvent&)>& on_event, int64_
       e.skipped_steps = scaler->skipped();
     }
     const size_t rss = writer ? peak_rss_bytes() : 0;
+    TrainEvent per_source;  // the task's tokens seen per data source (pretraining), if any
+    if (writer) task_->decorate(per_source);
     if (writer) {
       nlohmann::ordered_json j{{"step", step_}, {"loss", st.loss}, {"lr", lr}, {"grad_norm", st.grad_norm}};
       if (task_->metrics_loss_tokens()) j["loss_tokens"] = st.tokens;
@@ -199,6 +201,11 @@ void Trainer::run(const std::function<void(const TrainEvent&)>& on_event, int64_
       j["mfu"] = e.mfu;
       j["step_s"] = dt;
       j["peak_rss_bytes"] = rss;
+      if (!per_source.tokens_per_source.empty()) {
+        nlohmann::ordered_json ps;
+        for (const auto& [name, n] : per_source.tokens_per_source) ps[name] = n;
+        j["tokens_per_source"] = ps;
+      }
       if (scaler) {
         j["loss_scale"] = st.loss_scale;
         j["skipped"] = st.skipped;
@@ -221,6 +228,8 @@ void Trainer::run(const std::function<void(const TrainEvent&)>& on_event, int64_
           {"throughput/mfu", static_cast<float>(e.mfu)},
           {"tokens/seen", static_cast<float>(tokens_)},
           {"memory/peak_rss_bytes", static_cast<float>(rss)}};
+      for (const auto& [name, n] : per_source.tokens_per_source)
+        sc.emplace_back("tokens/" + name, static_cast<float>(n));
       if (scaler) {
         sc.emplace_back("precision/loss_scale", st.loss_scale);
         sc.emplace_back("precision/skipped_steps", static_cast<float>(scaler->skipped()));
