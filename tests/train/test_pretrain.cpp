@@ -11,12 +11,15 @@
 #include <fstream>
 #include <random>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "teddy/core/error.h"
 #include "teddy/data/prepare.h"
 #include "teddy/checkpoint/checkpoint.h"
 #include "teddy/train/pretrainer.h"
+#include "train/tensorboard_check.h"
 
 namespace fs = std::filesystem;
 using namespace teddy;
@@ -141,6 +144,10 @@ TEST_F(PretrainTest, LossFallsAndResumeIsBitExact) {
   for (std::string line; std::getline(m, line);)
     if (line.find("\"loss\"") != std::string::npos) ++step_lines;
   EXPECT_EQ(step_lines, 20);
+  // Both runs' TensorBoard files say what metrics.jsonl says; run_b's two files (the
+  // resume's starts at step 11) give each step once.
+  test::expect_tensorboard_matches_metrics(run_a);
+  test::expect_tensorboard_matches_metrics(run_b);
 }
 
 TEST_F(PretrainTest, KilledCheckpointWriteLeavesPreviousLoadable) {
@@ -456,6 +463,7 @@ TEST_F(PretrainTest, MixedPrecisionTrainsAndResumesBitExact) {
     EXPECT_FALSE(ba.empty());
     EXPECT_TRUE(ba == bb) << "parameters and optimizer state after 20 straight steps differ from 10 + resume 10";
     EXPECT_EQ(ca.state.loss_scaler, cb.state.loss_scaler);
+    test::expect_tensorboard_matches_metrics((root_ / (prec + "_b")).string());  // fp16: precision/ tags
     if (prec == "bf16") {
       EXPECT_TRUE(ca.state.loss_scaler.empty());
       continue;
@@ -517,4 +525,66 @@ TEST_F(PretrainTest, ABadValueIsReportedBeforeTheDatasetIsRead) {
   EXPECT_NE(out.find("optim.lr"), std::string::npos) << out;
   EXPECT_EQ(out.find("earlier run"), std::string::npos) << out;
   EXPECT_EQ(out.find("no_such_dataset"), std::string::npos) << out;
+}
+
+// Progress suits where it runs: off a terminal, plain lines (no carriage returns or
+// escape codes) every --print-every steps; --quiet: the summary alone; --json-progress:
+// stdout is JSON lines only, one per event, whose step losses are metrics.jsonl's.
+TEST_F(PretrainTest, ProgressSuitsWhereItRuns) {
+  auto run_cli = [&](const std::string& name, const std::string& flags) {
+    const fs::path dir = root_ / name;
+    const std::string cmd = std::string(TEDDY_BINARY_DIR) + "/teddy pretrain " + flags +
+                            " model.preset=gpt2-tiny train.micro_batch=2 train.seq_len=32 train.steps=7 train.threads=2"
+                            " optim.warmup_steps=2 eval.interval=5 eval.batches=1 checkpoint.interval=0 run.peak_gflops=100 data.dataset=" +
+                            dataset_ + " run.dir=" + dir.string() + " > " + (root_ / (name + ".out")).string() + " 2> " +
+                            (root_ / (name + ".err")).string();
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd << "\n" << std::ifstream(root_ / (name + ".err")).rdbuf();
+    auto slurp = [](const fs::path& p) {
+      std::ifstream f(p);
+      return std::string((std::istreambuf_iterator<char>(f)), {});
+    };
+    return std::pair{slurp(root_ / (name + ".out")), slurp(root_ / (name + ".err"))};
+  };
+  {
+    const auto [out, err] = run_cli("plain", "--print-every 3");
+    const std::string both = out + err;
+    EXPECT_EQ(both.find('\r'), std::string::npos);
+    EXPECT_EQ(both.find('\033'), std::string::npos);
+    for (const char* want : {"] 1/7 ", "] 3/7 ", "] 6/7 ", "] 7/7 "}) EXPECT_NE(err.find(want), std::string::npos) << want << "\n" << err;
+    EXPECT_EQ(err.find("] 2/7 "), std::string::npos) << err;
+    EXPECT_NE(out.find("done:"), std::string::npos) << out;
+  }
+  {
+    const auto [out, err] = run_cli("quiet", "--quiet");
+    EXPECT_EQ(err.find("/7 "), std::string::npos) << err;
+    EXPECT_EQ(err.find("validation loss"), std::string::npos) << err;
+    EXPECT_NE(out.find("done:"), std::string::npos) << out;
+    EXPECT_EQ(out.find("precision"), std::string::npos) << out;  // no start report
+  }
+  {
+    const auto [out, err] = run_cli("json", "--json-progress");
+    std::vector<nlohmann::json> events;
+    std::istringstream lines(out);
+    for (std::string line; std::getline(lines, line);) {
+      ASSERT_NO_THROW(events.push_back(nlohmann::json::parse(line))) << "not JSON: " << line;
+    }
+    ASSERT_GE(events.size(), 2u);
+    EXPECT_EQ(events.front()["event"], "start");
+    EXPECT_EQ(events.back()["event"], "end");
+    std::vector<double> losses;
+    int evals = 0;
+    for (const auto& e : events) {
+      if (e["event"] == "step") losses.push_back(e["loss"].get<double>());
+      if (e["event"] == "eval") ++evals;
+    }
+    EXPECT_EQ(evals, 2);  // steps 5 and 7
+    std::ifstream m(root_ / "json" / "metrics.jsonl");
+    std::vector<double> want;
+    for (std::string line; std::getline(m, line);) {
+      const auto j = nlohmann::json::parse(line);
+      if (j.contains("loss")) want.push_back(j["loss"].get<double>());
+    }
+    EXPECT_EQ(losses, want);
+    EXPECT_EQ(losses.size(), 7u);
+  }
 }

@@ -1,17 +1,22 @@
 // How the training commands show a job and end it on a failure under mpirun (job.h).
 #include "teddy/cli/job.h"
 
+#include <nlohmann/json.hpp>
+
 #include <cstdio>
 
 namespace teddy::cli {
 
-TrainJobView::TrainJobView(int64_t print_every, const char* seen, bool per_source)
-    : bar_(stderr, print_every), seen_(seen), per_source_(per_source) {}
+TrainJobView::TrainJobView(const ProgressOptions& progress, const char* seen, bool per_source)
+    : bar_(stderr, progress), seen_(seen), per_source_(per_source) {}
 
 void TrainJobView::on_event(const TrainEvent& e) { print_train_event(e, bar_, seen_, per_source_); }
 
 void TrainJobView::on_note(const std::string& line) {
-  std::printf("# %s\n", line.c_str());
+  if (bar_.json())  // --json-progress: stdout holds JSON lines only
+    std::printf("%s\n", nlohmann::json{{"event", "note"}, {"text", line}}.dump().c_str());
+  else  // also under --quiet: notes are what a user must not miss (a fresh start on --resume)
+    std::printf("# %s\n", line.c_str());
   std::fflush(stdout);  // before the start report and the progress lines on stderr
 }
 

@@ -16,8 +16,8 @@ namespace teddy::cli {
 
 class TrainJobView final : public JobObserver {
  public:
-  // seen, per_source: as print_train_event's. print_every: --print-every.
-  TrainJobView(int64_t print_every, const char* seen, bool per_source);
+  // seen, per_source: as print_train_event's. progress: --print-every, --quiet, --json-progress.
+  TrainJobView(const ProgressOptions& progress, const char* seen, bool per_source);
   void on_event(const TrainEvent& e) override;
   void on_note(const std::string& line) override;
   int on_rank_failure(const RankFailure& f) override;

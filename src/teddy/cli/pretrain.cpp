@@ -16,7 +16,7 @@ void register_pretrain(CLI::App& app, Run& run) {
     std::vector<std::string> overrides;
     std::string resume;  // "" (no --resume), "auto" or "require"
     bool overwrite = false;
-    int64_t print_every = 10;
+    ProgressOptions progress;
     int64_t stop_after = 0;
   };
   auto o = std::make_shared<Opts>();
@@ -28,7 +28,7 @@ void register_pretrain(CLI::App& app, Run& run) {
                 "(so a requeued job can always pass it). --resume=require fails instead");
   sub->add_flag("--overwrite", o->overwrite, "Start a fresh run in a run.dir that holds checkpoints (deletes them)")->excludes("--resume");
   sub->add_option("--stop-after", o->stop_after, "Stop (with a checkpoint) after this many steps, as if interrupted; resume later with --resume");
-  sub->add_option("--print-every", o->print_every, "When not on a terminal, print progress every N steps")->check(CLI::PositiveNumber);
+  add_progress_options(sub, o->progress);
   sub->footer(
       "Config sections and keys: [model] preset family n_layer n_head n_kv_head d_model d_ff max_seq_len\n"
       "  [data] dataset mix   [train] micro_batch seq_len grad_accum steps tokens seed threads recompute\n"
@@ -48,7 +48,7 @@ void register_pretrain(CLI::App& app, Run& run) {
       jo.peak_probe = [](int threads) { return measure_sgemm_gflops(threads, 0.5); };
       // Validates, builds the world (every rank of an mpirun / srun job: data parallel,
       // [dist]) and the engine, and trains; the view draws rank 0's progress.
-      TrainJobView view(o->print_every, "tokens", true);
+      TrainJobView view(o->progress, "tokens", true);
       run_pretrain_job(std::move(cfg), jo, view);
       return 0;
     };

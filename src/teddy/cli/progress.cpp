@@ -2,8 +2,10 @@
 
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cmath>
 #include <cstring>
+#include <nlohmann/json.hpp>
 
 #include "teddy/train/trainer.h"
 
@@ -28,7 +30,66 @@ std::string format_count(double n) {
   return buf;
 }
 
+void add_progress_options(CLI::App* sub, ProgressOptions& o) {
+  sub->add_option("--print-every", o.every, "When not on a terminal, print progress every N steps")
+      ->check(CLI::PositiveNumber);
+  CLI::Option* q = sub->add_flag("--quiet,-q", o.quiet, "Print no progress, only the final summary (and errors)");
+  sub->add_flag("--json-progress", o.json,
+                "Print one JSON object per event (start, step, eval, checkpoint, end) on stdout instead of the bar")
+      ->excludes(q);
+}
+
 ProgressLine::ProgressLine(FILE* out, int64_t every) : out_(out), tty_(isatty(fileno(out))), every_(every) {}
+
+ProgressLine::ProgressLine(FILE* out, const ProgressOptions& o) : ProgressLine(out, o.every) {
+  quiet_ = o.quiet;
+  json_ = o.json;
+}
+
+namespace {
+// --json-progress: what a script needs of each event, numbers as numbers.
+void print_json_event(const TrainEvent& e) {
+  static const char* kinds[] = {"start", "step", "eval", "checkpoint", "end"};
+  nlohmann::ordered_json j{{"event", kinds[static_cast<int>(e.kind)]}, {"step", e.step}, {"total_steps", e.total_steps}};
+  auto num = [](double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr); };
+  switch (e.kind) {
+    case TrainEvent::Kind::step:
+      j["loss"] = num(e.loss);
+      j["lr"] = e.lr;
+      j["grad_norm"] = num(e.grad_norm);
+      j["tokens_per_s"] = e.tokens_per_s;
+      j["mfu"] = e.mfu;
+      j["elapsed_s"] = e.elapsed_s;
+      j["eta_s"] = num(e.eta_s);
+      j["tokens"] = e.tokens_seen;
+      if (e.loss_scale > 0) {
+        j["loss_scale"] = e.loss_scale;
+        j["skipped"] = e.skipped;
+        j["skipped_steps"] = e.skipped_steps;
+      }
+      break;
+    case TrainEvent::Kind::eval:
+      j["val_loss"] = num(e.loss);
+      j["tokens"] = e.tokens_seen;
+      break;
+    case TrainEvent::Kind::end:
+      j["val_loss"] = num(e.loss);
+      j["tokens"] = e.tokens_seen;
+      j["elapsed_s"] = e.elapsed_s;
+      if (!e.tokens_per_source.empty()) {
+        nlohmann::ordered_json per;
+        for (const auto& [name, n] : e.tokens_per_source) per[name] = n;
+        j["tokens_per_source"] = per;
+      }
+      j["text"] = e.text;
+      break;
+    default:
+      j["text"] = e.text;
+  }
+  std::printf("%s\n", j.dump().c_str());
+  std::fflush(stdout);
+}
+}  // namespace
 
 void ProgressLine::update(int64_t step, int64_t total, const std::string& status) {
   constexpr int kWidth = 20;
@@ -60,6 +121,8 @@ void ProgressLine::finish() {
 }
 
 void print_train_event(const TrainEvent& e, ProgressLine& bar, const char* seen, bool per_source) {
+  if (bar.json()) return print_json_event(e);
+  if (bar.quiet() && e.kind != TrainEvent::Kind::end) return;
   char buf[512];
   switch (e.kind) {
     case TrainEvent::Kind::start:

@@ -23,7 +23,8 @@ void register_sft(CLI::App& app, Run& run) {
     std::vector<std::string> overrides;
     std::string resume;  // "" (no --resume), "auto" or "require"
     bool skip_bad = false, overwrite = false;
-    int64_t print_every = 10, stop_after = 0;
+    int64_t stop_after = 0;
+    ProgressOptions progress;
     // eval
     std::string checkpoint, tokenizer, data, format = "auto", template_name, model;
     int max_tokens = 64, show = 5;
@@ -42,7 +43,7 @@ void register_sft(CLI::App& app, Run& run) {
   sub->add_flag("--overwrite", o->overwrite, "Start a fresh run in a run.dir that holds checkpoints (deletes them)")->excludes("--resume");
   sub->add_flag("--skip-bad", o->skip_bad, "Count and skip bad JSONL lines instead of stopping at the first");
   sub->add_option("--stop-after", o->stop_after, "Stop (with a checkpoint) after this many steps, as if interrupted");
-  sub->add_option("--print-every", o->print_every, "When not on a terminal, print progress every N steps")->check(CLI::PositiveNumber);
+  add_progress_options(sub, o->progress);
   sub->footer(
       "Config sections and keys: [model] init tokenizer   [data] train val val_fraction format skip_bad train_on_inputs\n"
       "  [template] name bos header_prefix header_suffix end_of_turn separator specials\n"
@@ -116,7 +117,7 @@ void register_sft(CLI::App& app, Run& run) {
       jo.peak_probe = [](int threads) { return measure_sgemm_gflops(threads, 0.5); };
       // Validates, builds the world (every rank of an mpirun / srun job: data parallel,
       // [dist]), imports an hf:DIR model once, builds the engine and trains.
-      TrainJobView view(o->print_every, "positions", false);
+      TrainJobView view(o->progress, "positions", false);
       run_sft_job(std::move(cfg), jo, view);
       return 0;
     };

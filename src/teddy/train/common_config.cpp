@@ -65,6 +65,7 @@ void insert_common_toml(toml::table& t, const CommonConfig& c) {
   t.insert("checkpoint", toml::table{{"interval", c.checkpoint_interval}, {"keep", c.keep_checkpoints}});
   t.insert("dist", toml::table{{"zero", c.zero}, {"dp", c.dp}, {"timeout_s", c.timeout_s}, {"overlap", c.overlap}});
   t.insert("run", toml::table{{"dir", c.run_dir}, {"peak_gflops", c.peak_gflops}});
+  t.insert("log", toml::table{{"tensorboard", c.tensorboard}});
 }
 
 AdamWConfig CommonConfig::adamw() const {

@@ -1,6 +1,6 @@
 #pragma once
 // The config sections every training command shares, defined once: [optim] [eval]
-// [checkpoint] [run] [dist], and [train]'s precision keys (precision, loss_scale,
+// [checkpoint] [run] [dist] [log], and [train]'s precision keys (precision, loss_scale,
 // loss_scale_growth_interval). PretrainConfig and SftConfig derive from CommonConfig
 // (each sets its own defaults in its constructor), read these keys through
 // add_common_keys, check them with validate_common and write them with
@@ -48,6 +48,8 @@ struct CommonConfig {
   // [run]
   std::string run_dir = "runs/train";
   double peak_gflops = 0;  // MFU denominator; 0: measure the sgemm ceiling at start
+  // [log]
+  bool tensorboard = true;  // rank 0 writes <run.dir>/tensorboard/events.out.tfevents.*
 
   AdamWConfig adamw() const;  // validated
   Precision precision_mode() const;  // from precision (ConfigError "train.precision: ...")
@@ -70,7 +72,7 @@ struct CommonRules {
 // Throws ConfigError "section.key: rule" for the first value of the common sections
 // that breaks a rule.
 void validate_common(const CommonConfig& c, const CommonRules& rules);
-// Adds the [optim], [eval], [checkpoint], [dist] and [run] tables, and the precision
+// Adds the [optim], [eval], [checkpoint], [dist], [run] and [log] tables, and the precision
 // keys to the [train] table (created if absent).
 void insert_common_toml(toml::table& t, const CommonConfig& c);
 
@@ -101,6 +103,7 @@ void add_common_keys(toml_config::KeyTable<Config>& k) {
   TEDDY_COMMON("dist.overlap", bool, overlap, "true or false");
   TEDDY_COMMON("run.dir", std::string, run_dir, "a directory path");
   TEDDY_COMMON("run.peak_gflops", double, peak_gflops, "a number");
+  TEDDY_COMMON("log.tensorboard", bool, tensorboard, "true or false");
 #undef TEDDY_COMMON
 }
 

@@ -4,10 +4,12 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "teddy/core/error.h"
 #include "teddy/core/memory_usage.h"
+#include "teddy/io/tensorboard_events.h"
 #include "teddy/train/metrics_file.h"
 
 namespace fs = std::filesystem;
@@ -89,6 +91,13 @@ void Trainer::run(const std::function<void(const TrainEvent&)>& on_event, int64_
   const int W = world();
   std::ofstream metrics;
   if (writer) metrics.open(metrics_path_, std::ios::app);
+  // TensorBoard: a new event file per run or resume; its first record tells TensorBoard
+  // to drop earlier files' events from step_ + 1 on, as metrics.jsonl was truncated.
+  std::unique_ptr<EventFileWriter> tb;
+  if (writer && common_.tensorboard) {
+    tb = std::make_unique<EventFileWriter>((std::filesystem::path(common_.run_dir) / "tensorboard").string());
+    tb->session_start(step_ + 1);
+  }
   const LossScaler* scaler = engine_->loss_scaler();
 
   auto emit = [&](TrainEvent e) {
@@ -125,6 +134,7 @@ void Trainer::run(const std::function<void(const TrainEvent&)>& on_event, int64_
     ev.loss = last_val;
     ev.tokens_seen = tokens_;
     if (writer) metrics << nlohmann::ordered_json{{"step", step_}, {"val_loss", last_val}}.dump() << "\n" << std::flush;
+    if (tb) tb->add_scalars(step_, {{"loss/val", static_cast<float>(last_val)}});
     emit(ev);
   };
   auto checkpoint = [&] {
@@ -180,6 +190,9 @@ void Trainer::run(const std::function<void(const TrainEvent&)>& on_event, int64_
       e.skipped = st.skipped;
       e.skipped_steps = scaler->skipped();
     }
+    const size_t rss = writer ? peak_rss_bytes() : 0;
+    TrainEvent per_source;  // the task's tokens seen per data source (pretraining), if any
+    if (writer) task_->decorate(per_source);
     if (writer) {
       nlohmann::ordered_json j{{"step", step_}, {"loss", st.loss}, {"lr", lr}, {"grad_norm", st.grad_norm}};
       if (task_->metrics_loss_tokens()) j["loss_tokens"] = st.tokens;
@@ -187,6 +200,12 @@ void Trainer::run(const std::function<void(const TrainEvent&)>& on_event, int64_
       j["tokens_per_s"] = tps;
       j["mfu"] = e.mfu;
       j["step_s"] = dt;
+      j["peak_rss_bytes"] = rss;
+      if (!per_source.tokens_per_source.empty()) {
+        nlohmann::ordered_json ps;
+        for (const auto& [name, n] : per_source.tokens_per_source) ps[name] = n;
+        j["tokens_per_source"] = ps;
+      }
       if (scaler) {
         j["loss_scale"] = st.loss_scale;
         j["skipped"] = st.skipped;
@@ -198,6 +217,24 @@ void Trainer::run(const std::function<void(const TrainEvent&)>& on_event, int64_
         j["comm_s"] = engine_->last_step_comm_seconds();
       }
       metrics << j.dump() << "\n" << std::flush;
+    }
+    if (tb) {
+      // Tags as TensorBoard users group them; values as metrics.jsonl has them, in float.
+      std::vector<std::pair<std::string, float>> sc{
+          {"loss/train", st.loss},
+          {"lr", lr},
+          {"grad_norm", st.grad_norm},
+          {"throughput/tokens_per_s", static_cast<float>(tps)},
+          {"throughput/mfu", static_cast<float>(e.mfu)},
+          {"tokens/seen", static_cast<float>(tokens_)},
+          {"memory/peak_rss_bytes", static_cast<float>(rss)}};
+      for (const auto& [name, n] : per_source.tokens_per_source)
+        sc.emplace_back("tokens/" + name, static_cast<float>(n));
+      if (scaler) {
+        sc.emplace_back("precision/loss_scale", st.loss_scale);
+        sc.emplace_back("precision/skipped_steps", static_cast<float>(scaler->skipped()));
+      }
+      tb->add_scalars(step_, sc);
     }
     emit(e);
 
