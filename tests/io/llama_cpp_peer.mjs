@@ -13,8 +13,8 @@ import { pathToFileURL } from "node:url";
 const [npmDir, jobFile] = process.argv.slice(2);
 const job = JSON.parse(fs.readFileSync(jobFile, "utf8"));
 const mod = (name, file) => import(pathToFileURL(path.join(npmDir, "node_modules", name, file)).href);
-const { getLlama, LlamaLogLevel } = await mod("node-llama-cpp", "distributed/index.js");
-const { gguf } = await mod("@huggingface/gguf", "distributed/index.mjs");
+const { getLlama, LlamaLogLevel } = await mod("node-llama-cpp", "dist/index.js");
+const { gguf } = await mod("@huggingface/gguf", "dist/index.mjs");
 
 const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
 const model = await llama.loadModel({ modelPath: job.model, gpuLayers: 0 });
