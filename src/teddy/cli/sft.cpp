@@ -11,6 +11,7 @@
 #include "teddy/cli/commands.h"
 #include "teddy/cli/progress.h"
 #include "teddy/core/error.h"
+#include "teddy/core/stop_signal.h"
 #include "teddy/eval/sft_exact_match.h"
 #include "teddy/io/hf_import.h"
 #include "teddy/train/chat_model.h"
@@ -49,8 +50,10 @@ void register_sft(CLI::App& app, Run& run) {
       "  [template] name bos header_prefix header_suffix end_of_turn separator specials\n"
       "  [train] micro_batch seq_len grad_accum steps epochs batching truncation seed threads\n"
       "  [optim] lr min_lr_ratio warmup_steps weight_decay beta1 beta2 eps grad_clip\n"
-      "  [eval] interval batches   [checkpoint] interval keep   [run] dir peak_gflops\n"
-      "  [dist] zero (0-3) dp (0: all ranks) timeout_s overlap (used under mpirun / srun: data parallel over all ranks, see docs/DISTRIBUTED.md)");
+      "  [eval] interval batches   [checkpoint] interval keep   [run] dir peak_gflops save_on\n"
+      "  [dist] zero (0-3) dp (0: all ranks) timeout_s overlap (used under mpirun / srun: data parallel over all ranks, see docs/DISTRIBUTED.md)\n"
+      "Stop signals: SIGTERM, SIGINT, SIGUSR1 ([run] save_on) end the run after the current step with a checkpoint\n"
+      "  of it and exit code 75 (continue with --resume); a second one ends the process at once. docs/CLUSTER.md");
 
   CLI::App* ev = sub->add_subcommand("eval", "Exact-match accuracy: greedy replies to each example's prompt vs its reference answer");
   ev->add_option("--checkpoint", o->checkpoint,
@@ -118,7 +121,9 @@ void register_sft(CLI::App& app, Run& run) {
       jo.peak_probe = [](int threads) { return measure_sgemm_gflops(threads, 0.5); };
       const int rank = world->rank();
       ProgressLine bar(stderr, o->print_every);
-      return run_on_world(*world, [&] {
+      install_stop_handlers(cfg.save_on_signals());  // [run] save_on: stop at the next step with a checkpoint
+      int stopped_by = 0;
+      const int rc = run_on_world(*world, [&] {
         if (const std::string hf_dir = hf_model_dir(cfg.init); !hf_dir.empty()) {
           // Rank 0 imports the Hugging Face model into run.dir (or reuses an earlier
           // import of it); the other ranks wait for it and then reuse it.
@@ -132,9 +137,11 @@ void register_sft(CLI::App& app, Run& run) {
                         reused ? "reusing the import in" : "imported into", cfg.init.c_str());
         }
         run_sft_job(*world, std::move(cfg), jo, [&](const SftEvent& e) {
+          if (e.kind == TrainEvent::Kind::end) stopped_by = e.stop_signal;
           if (rank == 0) print_train_event(e, bar, "positions", false);  // rank 0 logs for the job
         });
       });
+      return rc != 0 ? rc : stopped_by ? kExitStoppedBySignal : 0;
     };
   });
 }

@@ -5,11 +5,15 @@
 #include <vector>
 
 #include "teddy/core/error.h"
+#include "teddy/io/run_lock.h"
 
 namespace teddy {
 
 void run_pretrain_job(dist::World& world, PretrainConfig cfg, const JobOptions& opts,
                       const std::function<void(const PretrainEvent&)>& on_event) {
+  // One writer per run.dir, taken before --overwrite may delete anything (the Trainer
+  // shares it; a refusal on rank 0 ends the job through run_on_world).
+  const auto lock = world.rank() == 0 ? RunLock::acquire(cfg.run_dir) : nullptr;
   // A fresh run never mixes with (or silently deletes) an earlier run's checkpoints.
   if (opts.resume == Resume::no) {
     const std::vector<std::string> existing = list_checkpoints(cfg.run_dir);

@@ -34,6 +34,7 @@ class SftTrainer::Task final : public TrainTask {
     {
       ChatModel cm = load_chat_model(cfg.init, cfg.tokenizer, true, &cfg.chat_template);
       report_.init_checkpoint = cm.checkpoint;
+      report_.init_skipped = cm.skipped;
       report_.added_specials = cm.added_specials;
       report_.base_vocab = cm.base_vocab;
       tok_ = std::move(cm.tok);
@@ -157,6 +158,7 @@ class SftTrainer::Task final : public TrainTask {
     os << cfg_.to_toml(r.rows_per_epoch);
     os << "# init: " << r.init_checkpoint << " (" << family_name(mc.family) << ", " << model_->layout().count()
        << " parameters)\n";
+    for (const std::string& sk : r.init_skipped) os << "# model.init: skipped damaged checkpoint " << sk << "\n";
     os << "# template " << tmpl_.name << ": " << r.added_specials << " special tokens added, vocabulary "
        << r.base_vocab << " -> " << r.vocab << " (padded " << mc.padded_vocab_size << ")\n";
     auto read_line = [&](const char* what, const SftReadStats& rs) {
@@ -241,8 +243,8 @@ const ChatTemplate& SftTrainer::chat_template() const { return task_->chat_templ
 Trainer& SftTrainer::trainer() { return *trainer_; }
 double SftTrainer::validation_loss() { return trainer_->validation_loss(); }
 
-void SftTrainer::run(const std::function<void(const SftEvent&)>& on_event, int64_t stop_after) {
-  trainer_->run(on_event, stop_after);
+TrainResult SftTrainer::run(const std::function<void(const SftEvent&)>& on_event, int64_t stop_after) {
+  return trainer_->run(on_event, stop_after);
 }
 
 }  // namespace teddy
