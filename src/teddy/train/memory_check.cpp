@@ -17,11 +17,7 @@ namespace teddy {
 
 namespace {
 
-std::string gb(double bytes) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f", bytes / 1e9);
-  return buf;
-}
+std::string gb(double bytes) { return format_bytes(bytes, ByteUnits::decimal); }
 
 }  // namespace
 
@@ -39,13 +35,13 @@ std::string memory_check_failure(const ModelConfig& cfg, const plan::TrainSetup&
   const double per_rank = est.total() + runtime;
   const double need = per_rank * here;
   if (!(need > budget.bytes)) return "";
-  std::string msg = "not enough memory for this run: it needs " + gb(need) + " GB";
-  if (here > 1) msg += " (" + std::to_string(here) + " ranks on this machine, " + gb(per_rank) + " GB each:";
+  std::string msg = "not enough memory for this run: it needs " + gb(need);
+  if (here > 1) msg += " (" + std::to_string(here) + " ranks on this machine, " + gb(per_rank) + " each: ";
   else msg += " (";
-  msg += " parameters " + gb(est.states.params) + ", gradients " + gb(est.states.grads) + ", AdamW " +
+  msg += "parameters " + gb(est.states.params) + ", gradients " + gb(est.states.grads) + ", AdamW " +
          gb(est.states.optimizer) + ", activations " + gb(est.activations.total()) + " for micro_batch " +
          std::to_string(setup.micro_batch) + " x seq_len " + std::to_string(setup.seq_len) + ", runtime " +
-         gb(runtime) + "), " + gb(budget.bytes) + " GB available (" + budget.source + ")";
+         gb(runtime) + "), " + gb(budget.bytes) + " available (" + budget.source + ")";
   // What would fit, in the order a user would try.
   const double room = budget.bytes / here - runtime;
   std::vector<std::string> fixes;
@@ -57,7 +53,15 @@ std::string memory_check_failure(const ModelConfig& cfg, const plan::TrainSetup&
   if (setup.recompute != Recompute::block) {
     plan::TrainSetup r = setup;
     r.recompute = Recompute::block;
-    if (plan::estimate_memory(cfg, r).total() <= room) fixes.push_back("train.recompute = \"block\"");
+    if (plan::estimate_memory(cfg, r).total() <= room) {
+      fixes.push_back("train.recompute = \"block\"");
+    } else {
+      try {
+        const int b = plan::max_micro_batch(cfg, r, room);
+        fixes.push_back("train.micro_batch <= " + std::to_string(b) + " with train.recompute = \"block\"");
+      } catch (const Error&) {
+      }
+    }
   }
   if (setup.dp > 1 && setup.zero_stage < 3) {
     for (int z = setup.zero_stage + 1; z <= 3; ++z) {
@@ -69,9 +73,12 @@ std::string memory_check_failure(const ModelConfig& cfg, const plan::TrainSetup&
       }
     }
   }
-  if (fixes.empty()) {
+  if (room <= 0) {
+    msg += "; the runtime alone (BLAS and OpenMP buffers, thread stacks, the loader) needs about " + gb(runtime) +
+           (here > 1 ? " per rank" : "") + ": raise the limit";
+  } else if (fixes.empty()) {
     msg += "; nothing in reach fits: the model states alone need " + gb(est.states.total()) +
-           " GB (a smaller model, or more ranks with dist.zero = 3)";
+           " (a smaller model, or more ranks with dist.zero = 3)";
   } else {
     msg += "; fits with ";
     for (size_t i = 0; i < fixes.size(); ++i) msg += (i ? ", or " : "") + fixes[i];
