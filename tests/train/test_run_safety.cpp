@@ -1,10 +1,17 @@
-// `teddy pretrain` stopped by signals, as a scheduler or a user stops it: SIGTERM,
+// `teddy pretrain` on a shared machine, as a user would run it (docs/CLUSTER.md).
+//
+// Stopped by signals, as a scheduler or a user stops it: SIGTERM,
 // SIGINT and SIGUSR1 end the run after the current step with a checkpoint of that
 // step and exit code 75; the resumed run is the uninterrupted one bit for bit. A
 // second signal (one that may land in the middle of a save) ends the process at
 // once and leaves every committed checkpoint intact. Each trial prints the time from
 // the signal to the exit. TEDDY_SIGNAL_TRIALS=N runs N second-signal trials (4 by
 // default; docs/CLUSTER.md quotes a run of 20).
+//
+// One writer per run directory: a second `teddy pretrain` on a running run's
+// directory is refused naming the holder, and the lock of a killed run does not
+// block the next. Memory checked before it is spent: a run that cannot fit is
+// refused within a second, naming the buffers, what is available and what fits.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,6 +31,9 @@
 #include <vector>
 
 #include "teddy/checkpoint/checkpoint.h"
+#include "teddy/io/run_lock.h"
+#include "teddy/core/error.h"
+#include "teddy/train/memory_check.h"
 #include "teddy/data/prepare.h"
 
 namespace fs = std::filesystem;
@@ -112,10 +122,10 @@ bool wait_for(pid_t pid, int& status, double timeout_s) {
   return false;
 }
 
-class StopSignals : public ::testing::Test {
+class RunSafety : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    root_ = fs::temp_directory_path() / ("teddy_stop_signals_" + std::to_string(::getpid()));
+    root_ = fs::temp_directory_path() / ("teddy_run_safety_" + std::to_string(::getpid()));
     fs::remove_all(root_);
     dataset_ = make_dataset(root_);
     // The uninterrupted reference: the first kRefSteps steps of a kTotal-step run.
@@ -167,12 +177,12 @@ class StopSignals : public ::testing::Test {
   static fs::path root_, reference_;
   static std::string dataset_;
 };
-fs::path StopSignals::root_, StopSignals::reference_;
-std::string StopSignals::dataset_;
+fs::path RunSafety::root_, RunSafety::reference_;
+std::string RunSafety::dataset_;
 
 }  // namespace
 
-TEST_F(StopSignals, EachStopSignalSavesTheStepItEndsAtAndTheResumeIsExact) {
+TEST_F(RunSafety, EachStopSignalSavesTheStepItEndsAtAndTheResumeIsExact) {
   for (int sig : {SIGTERM, SIGINT, SIGUSR1}) {
     const std::string name = std::string("sig") + std::to_string(sig);
     const fs::path run = root_ / name;
@@ -212,7 +222,7 @@ TEST_F(StopSignals, EachStopSignalSavesTheStepItEndsAtAndTheResumeIsExact) {
 // A second signal ends the process at once, wherever it lands (a checkpoint is
 // saved every step here, so most land in or near a save). Whatever happened, every
 // committed checkpoint verifies and the resumed run is the uninterrupted one.
-TEST_F(StopSignals, ASecondSignalEndsAtOnceAndNoCheckpointIsDamaged) {
+TEST_F(RunSafety, ASecondSignalEndsAtOnceAndNoCheckpointIsDamaged) {
   const char* env = std::getenv("TEDDY_SIGNAL_TRIALS");
   const int trials = env ? std::max(1, std::atoi(env)) : 4;
   std::mt19937 rng(42);
@@ -253,4 +263,135 @@ TEST_F(StopSignals, ASecondSignalEndsAtOnceAndNoCheckpointIsDamaged) {
     expect_resume_matches_reference(run, name);
   }
   std::printf("  %d trials: %d ended by the second signal, %d had saved and exited first\n", trials, killed, saved_first);
+}
+
+// A second writer on a running run's directory is refused naming the first one's
+// pid and host; --overwrite is refused before it deletes anything; the first run is
+// untouched and, once it is gone (here killed: no clean-up ran), the lock file it
+// left does not block the next run.
+TEST_F(RunSafety, ASecondWriterIsRefusedNamingTheHolder) {
+  const fs::path run = root_ / "locked";
+  Child first = spawn(args(run, {}), (root_ / "locked.log").string());
+  while (logged_steps(run) < 3) {
+    int st = 0;
+    ASSERT_NE(::waitpid(first.pid, &st, WNOHANG), first.pid) << read_text(first.log);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  for (const std::vector<std::string>& extra : {std::vector<std::string>{"--resume"}, std::vector<std::string>{"--overwrite"}}) {
+    const auto t0 = Clock::now();
+    Child second = spawn(args(run, extra), (root_ / "second.log").string());
+    int st = 0;
+    ASSERT_TRUE(wait_for(second.pid, st, 60));
+    const std::string out = read_text(second.log);
+    ASSERT_TRUE(WIFEXITED(st)) << out;
+    EXPECT_EQ(WEXITSTATUS(st), 1) << out;
+    EXPECT_NE(out.find(run.string() + " is in use: locked by teddy pid " + std::to_string(first.pid) + " on "),
+              std::string::npos)
+        << out;
+    std::printf("  %s refused after %.3f s\n", extra[0].c_str(), std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  ASSERT_FALSE(list_checkpoints(run.string()).empty()) << "--overwrite deleted the running run's checkpoints";
+  int st = 0;
+  EXPECT_NE(::waitpid(first.pid, &st, WNOHANG), first.pid) << "the first run did not survive the second";
+  // Killed outright: its lock file stays, its lock goes with the process.
+  ASSERT_EQ(::kill(first.pid, SIGKILL), 0);
+  ASSERT_TRUE(wait_for(first.pid, st, 60));
+  ASSERT_TRUE(fs::exists(run / ".lock"));
+  Child next = spawn(args(run, {"--resume", "--stop-after", "3000"}), (root_ / "next.log").string());
+  ASSERT_TRUE(wait_for(next.pid, st, 60));
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << read_text(next.log);
+}
+
+// In one process the lock is shared (the job and its Trainer both take it); another
+// process is refused until the holder is gone.
+TEST(RunLock, HeldByOneProcessAtATime) {
+  const fs::path dir = fs::temp_directory_path() / ("teddy_run_lock_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  {
+    auto a = RunLock::acquire(dir.string());
+    auto b = RunLock::acquire(dir.string());
+    EXPECT_EQ(a, b);
+    EXPECT_TRUE(a->note().empty()) << a->note();
+    std::fflush(nullptr);
+    const pid_t child = ::fork();
+    if (child == 0) {  // another process: refused
+      try {
+        RunLock::acquire(dir.string());
+        ::_exit(3);
+      } catch (const Error& e) {
+        ::_exit(std::string(e.what()).find("locked by teddy pid " + std::to_string(::getppid())) != std::string::npos ? 0 : 4);
+      }
+    }
+    int st = 0;
+    ASSERT_EQ(::waitpid(child, &st, 0), child);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "exit " << WEXITSTATUS(st) << " (3: not refused, 4: holder not named)";
+  }
+  // Released with the last holder: another process takes it.
+  const pid_t child = ::fork();
+  if (child == 0) {
+    try {
+      RunLock::acquire(dir.string());
+      ::_exit(0);
+    } catch (...) {
+      ::_exit(5);
+    }
+  }
+  int st = 0;
+  ASSERT_EQ(::waitpid(child, &st, 0), child);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  fs::remove_all(dir);
+}
+
+// A run that needs more memory than the process may use is refused within a second,
+// before its first large allocation, naming every buffer, what is available and
+// what would fit. llama-1B at micro_batch 16 x 2048 needs ~85 GB (the case),
+// beyond any machine this suite runs on but well inside what --no-memory-check
+// would try to allocate.
+TEST_F(RunSafety, ARunThatCannotFitIsRefusedBeforeItAllocates) {
+  const MemoryBudget avail = available_memory();
+  if (avail.bytes > 80e9) GTEST_SKIP() << "this machine has " << avail.bytes / 1e9 << " GB available";
+  const fs::path run = root_ / "too_big";
+  const auto t0 = Clock::now();
+  Child c = spawn({"pretrain", "data.dataset=" + dataset_, "run.dir=" + run.string(), "model.preset=llama-1B",
+                   "train.seq_len=2048", "train.micro_batch=16", "train.steps=10", "optim.warmup_steps=1",
+                   "run.peak_gflops=1"},
+                  (root_ / "too_big.log").string());
+  int st = 0;
+  ASSERT_TRUE(wait_for(c.pid, st, 60));
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  const std::string out = read_text(c.log);
+  ASSERT_TRUE(WIFEXITED(st)) << out;
+  EXPECT_EQ(WEXITSTATUS(st), 1) << out;
+  for (const char* part : {"not enough memory for this run: it needs ", "parameters ", "gradients ", "AdamW ",
+                           "activations ", "for micro_batch 16 x seq_len 2048", " available (", "fits with train.micro_batch <= ",
+                           "--no-memory-check"})
+    EXPECT_NE(out.find(part), std::string::npos) << part << "\n" << out;
+  EXPECT_LT(secs, 10) << out;
+  std::printf("  refused after %.3f s: %s", secs, out.c_str());
+}
+
+// The check's arithmetic with a budget given: the same setup fits a budget above its
+// need and is refused below it; the fixes it names do fit.
+TEST(MemoryCheck, RefusesBelowTheNeedAndTheFixesFit) {
+  ModelConfig cfg = ModelConfig::preset("llama-134M");
+  plan::TrainSetup setup;
+  setup.micro_batch = 16;
+  setup.seq_len = 1024;
+  const double need = plan::estimate_memory(cfg, setup).total() + runtime_allowance_bytes(2);
+  EXPECT_EQ(memory_check_failure(cfg, setup, 2, 1, MemoryBudget{need * 1.01, "test"}), "");
+  const std::string msg = memory_check_failure(cfg, setup, 2, 1, MemoryBudget{need * 0.5, "test budget"});
+  ASSERT_NE(msg, "");
+  EXPECT_NE(msg.find("available (test budget)"), std::string::npos) << msg;
+  const size_t at = msg.find("train.micro_batch <= ");
+  ASSERT_NE(at, std::string::npos) << msg;
+  const int b = std::stoi(msg.substr(at + 21));
+  ASSERT_GE(b, 1);
+  ASSERT_LT(b, 16);
+  plan::TrainSetup fixed = setup;
+  fixed.micro_batch = b;
+  EXPECT_EQ(memory_check_failure(cfg, fixed, 2, 1, MemoryBudget{need * 0.5, "test"}), "");
+  fixed.micro_batch = b + 1;
+  EXPECT_NE(memory_check_failure(cfg, fixed, 2, 1, MemoryBudget{need * 0.5, "test"}), "");
+  // Two ranks on this machine need twice the memory.
+  EXPECT_NE(memory_check_failure(cfg, setup, 2, 2, MemoryBudget{need * 1.01, "test"}), "");
 }
