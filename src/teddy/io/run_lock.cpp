@@ -38,11 +38,14 @@ std::shared_ptr<RunLock> RunLock::acquire(const std::string& run_dir) {
   if (ec) throw Error(run_dir + ": cannot create run directory: " + ec.message());
   const std::string key = fs::weakly_canonical(run_dir, ec).string();
   std::lock_guard<std::recursive_mutex> guard(g_mutex);
+  // Shared inside this process only: a forked child inherits the map, not the right
+  // to the lock (flock belongs to the parent's open file).
   if (auto it = g_held.find(key); it != g_held.end())
-    if (auto held = it->second.lock()) return held;
+    if (auto held = it->second.lock(); held && held->pid_ == ::getpid()) return held;
 
   std::shared_ptr<RunLock> lock(new RunLock());
   lock->key_ = key;
+  lock->pid_ = ::getpid();
   lock->path_ = (fs::path(run_dir) / ".lock").string();
   lock->fd_ = ::open(lock->path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (lock->fd_ < 0) throw Error(lock->path_ + ": cannot open the run's lock file: " + std::strerror(errno));

@@ -33,6 +33,7 @@ class RunLock {
   RunLock() = default;
   std::string key_, path_, note_;
   int fd_ = -1;
+  int pid_ = 0;  // the process that took it
 };
 
 }  // namespace teddy
