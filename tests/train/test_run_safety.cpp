@@ -394,4 +394,7 @@ TEST(MemoryCheck, RefusesBelowTheNeedAndTheFixesFit) {
   EXPECT_NE(memory_check_failure(cfg, fixed, 2, 1, MemoryBudget{need * 0.5, "test"}), "");
   // Two ranks on this machine need twice the memory.
   EXPECT_NE(memory_check_failure(cfg, setup, 2, 2, MemoryBudget{need * 1.01, "test"}), "");
+  // What the process holds already (SFT's loaded model) is not needed again.
+  EXPECT_EQ(memory_check_failure(cfg, setup, 2, 1, MemoryBudget{need * 0.5, "test"}, need * 0.6), "");
+  EXPECT_NE(memory_check_failure(cfg, setup, 2, 1, MemoryBudget{need * 0.5, "test"}, need * 0.4), "");
 }

@@ -26,6 +26,7 @@ void register_sft(CLI::App& app, Run& run) {
     std::vector<std::string> overrides;
     std::string resume;  // "" (no --resume), "auto" or "require"
     bool skip_bad = false;
+    bool no_memory_check = false;
     int64_t print_every = 10, stop_after = 0;
     // eval
     std::string checkpoint, tokenizer, data, format = "auto", template_name, model;
@@ -43,6 +44,8 @@ void register_sft(CLI::App& app, Run& run) {
                 "Continue from the newest intact checkpoint in run.dir; with none there yet, start from scratch "
                 "(so a requeued job can always pass it). --resume=require fails instead");
   sub->add_flag("--skip-bad", o->skip_bad, "Count and skip bad JSONL lines instead of stopping at the first");
+  sub->add_flag("--no-memory-check", o->no_memory_check,
+                "Start even when the planned memory exceeds what this process may use (run.memory_check = false)");
   sub->add_option("--stop-after", o->stop_after, "Stop (with a checkpoint) after this many steps, as if interrupted");
   sub->add_option("--print-every", o->print_every, "When not on a terminal, print progress every N steps")->check(CLI::PositiveNumber);
   sub->footer(
@@ -110,6 +113,7 @@ void register_sft(CLI::App& app, Run& run) {
       if (o->config.empty()) throw ConfigError("teddy sft: --config is required (or use `teddy sft eval`)");
       std::vector<std::string> ovs = o->overrides;
       if (o->skip_bad) ovs.push_back("data.skip_bad=true");
+      if (o->no_memory_check) ovs.push_back("run.memory_check=false");
       SftConfig cfg = SftConfig::load(o->config, ovs);
       if (!o->model.empty()) cfg.init = o->model;
       cfg.validate();  // a bad value first, before the world, the checkpoint and the data are looked at

@@ -28,22 +28,25 @@ double runtime_allowance_bytes(int threads) {
 }
 
 std::string memory_check_failure(const ModelConfig& cfg, const plan::TrainSetup& setup, int threads, int ranks_here,
-                                 const MemoryBudget& budget) {
+                                 const MemoryBudget& budget, double allocated) {
   const plan::MemoryEstimate est = plan::estimate_memory(cfg, setup);
   const double runtime = runtime_allowance_bytes(threads);
   const int here = std::max(ranks_here, 1);
   const double per_rank = est.total() + runtime;
   const double need = per_rank * here;
-  if (!(need > budget.bytes)) return "";
+  const double still = need - allocated * here;  // what is yet to be allocated
+  if (!(still > budget.bytes)) return "";
   std::string msg = "not enough memory for this run: it needs " + gb(need);
   if (here > 1) msg += " (" + std::to_string(here) + " ranks on this machine, " + gb(per_rank) + " each: ";
   else msg += " (";
   msg += "parameters " + gb(est.states.params) + ", gradients " + gb(est.states.grads) + ", AdamW " +
          gb(est.states.optimizer) + ", activations " + gb(est.activations.total()) + " for micro_batch " +
          std::to_string(setup.micro_batch) + " x seq_len " + std::to_string(setup.seq_len) + ", runtime " +
-         gb(runtime) + "), " + gb(budget.bytes) + " available (" + budget.source + ")";
+         gb(runtime) + "), " +
+         (allocated > 0 ? "of which " + gb(allocated * here) + " is allocated already, " : std::string()) +
+         gb(budget.bytes) + " available (" + budget.source + ")";
   // What would fit, in the order a user would try.
-  const double room = budget.bytes / here - runtime;
+  const double room = budget.bytes / here + allocated - runtime;
   std::vector<std::string> fixes;
   try {
     const int b = plan::max_micro_batch(cfg, setup, room);
@@ -87,8 +90,9 @@ std::string memory_check_failure(const ModelConfig& cfg, const plan::TrainSetup&
   return msg;
 }
 
-void check_training_memory(const ModelConfig& cfg, const plan::TrainSetup& setup, int threads, int ranks_here) {
-  const std::string why = memory_check_failure(cfg, setup, threads, ranks_here, available_memory());
+void check_training_memory(const ModelConfig& cfg, const plan::TrainSetup& setup, int threads, int ranks_here,
+                           double allocated) {
+  const std::string why = memory_check_failure(cfg, setup, threads, ranks_here, available_memory(), allocated);
   if (!why.empty()) throw Error(why);
 }
 

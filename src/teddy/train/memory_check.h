@@ -22,12 +22,15 @@ double runtime_allowance_bytes(int threads);
 // this machine fits `budget`, else the refusal: every buffer, the budget, and the
 // settings that fit (a smaller train.micro_batch, train.recompute = "block", a higher
 // dist.zero when there are ranks to shard over) and the override.
+// `allocated`: bytes of the need this process holds already (SFT loads its model
+// first: parameters and gradients), which the budget no longer includes.
 std::string memory_check_failure(const ModelConfig& cfg, const plan::TrainSetup& setup, int threads, int ranks_here,
-                                 const MemoryBudget& budget);
+                                 const MemoryBudget& budget, double allocated = 0);
 
 // Throws Error with memory_check_failure's text when the run does not fit what this
 // process may use. ranks_here: processes of the job on this machine (each needs its own).
-void check_training_memory(const ModelConfig& cfg, const plan::TrainSetup& setup, int threads, int ranks_here);
+void check_training_memory(const ModelConfig& cfg, const plan::TrainSetup& setup, int threads, int ranks_here,
+                           double allocated = 0);
 
 // Processes of an mpirun / srun job on this machine (OMPI_COMM_WORLD_LOCAL_SIZE,
 // SLURM_NTASKS_PER_NODE; 1 outside a job).

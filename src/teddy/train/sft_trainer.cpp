@@ -1,4 +1,5 @@
 #include "teddy/train/sft_trainer.h"
+#include "teddy/train/memory_check.h"
 
 #include <omp.h>
 
@@ -77,6 +78,15 @@ class SftTrainer::Task final : public TrainTask {
     if (cfg.warmup_steps > total_)
       throw ConfigError("optim.warmup_steps: must be <= the run's steps (" + std::to_string(cfg.warmup_steps) + " > " +
                         std::to_string(total_) + ")");
+    if (cfg.memory_check) {  // before the optimizer state and the activation arena
+      plan::TrainSetup setup;
+      setup.micro_batch = cfg.micro_batch;
+      setup.seq_len = cfg.seq_len;
+      setup.dp = dp;
+      setup.zero_stage = dp > 1 ? cfg.zero : 0;
+      check_training_memory(model_->config(), setup, threads_, local_ranks(),
+                            static_cast<double>(model_->param_bytes() + model_->grad_bytes()));
+    }
     model_->reserve_activations(cfg.micro_batch, cfg.seq_len);
     micro_.resize(static_cast<size_t>(cfg.grad_accum));
   }
