@@ -570,3 +570,24 @@ TEST_F(PretrainTest, ABadValueIsReportedBeforeTheDatasetIsRead) {
   EXPECT_EQ(out.find("earlier run"), std::string::npos) << out;
   EXPECT_EQ(out.find("no_such_dataset"), std::string::npos) << out;
 }
+
+// A full disk under metrics.jsonl (here /dev/full: every write fails with ENOSPC)
+// stops the run with the file, the step and the reason, instead of training on with
+// a torn metrics file.
+TEST_F(PretrainTest, AFailedMetricsWriteStopsTheRun) {
+  if (!fs::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
+  const std::string run = (root_ / "run").string();
+  fs::create_directories(run);
+  fs::create_symlink("/dev/full", fs::path(run) / "metrics.jsonl");
+  Pretrainer p(tiny_config(dataset_, run), Resume::no);
+  try {
+    p.run({});
+    FAIL() << "a run whose metrics cannot be written went on";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find((fs::path(run) / "metrics.jsonl").string() + ": write failed at step 1 (No space left on device)"),
+              std::string::npos)
+        << what;
+  }
+  EXPECT_EQ(p.step_losses().size(), 1u);
+}

@@ -398,3 +398,51 @@ TEST(MemoryCheck, RefusesBelowTheNeedAndTheFixesFit) {
   EXPECT_EQ(memory_check_failure(cfg, setup, 2, 1, MemoryBudget{need * 0.5, "test"}, need * 0.6), "");
   EXPECT_NE(memory_check_failure(cfg, setup, 2, 1, MemoryBudget{need * 0.5, "test"}, need * 0.4), "");
 }
+
+// `teddy generate --checkpoint RUN` falls back past a damaged newest checkpoint and
+// says which one and why (on stderr: stdout is the generated text).
+TEST_F(RunSafety, GenerateNamesTheDamagedCheckpointItSkips) {
+  const fs::path run = root_ / "damaged";
+  fs::copy(reference_, run, fs::copy_options::recursive);
+  const std::string newest = checkpoint_dir(run.string(), kRefSteps);
+  {
+    std::fstream io(newest + "/shard_00000_of_00001.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+    io.seekp(-7, std::ios::end);
+    io.put('\x5a');
+  }
+  Child c = spawn({"generate", "--checkpoint", run.string(), "--prompt", "the cat", "-n", "2", "--temperature", "0"},
+                  (root_ / "generate.log").string());
+  int st = 0;
+  ASSERT_TRUE(wait_for(c.pid, st, 60));
+  const std::string out = read_text(c.log);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << out;
+  EXPECT_NE(out.find("# skipped damaged checkpoint " + newest + ": " + newest +
+                     "/shard_00000_of_00001.safetensors: checksum mismatch"),
+            std::string::npos)
+      << out;
+}
+
+// `teddy data prepare` out of memory (here under `ulimit -v`, one 48 MB document
+// whose tokens alone take 190 MB) is a clear error naming the source, not
+// "internal error: std::bad_alloc", and writes nothing.
+TEST_F(RunSafety, DataPrepareOutOfMemoryIsNamed) {
+  const fs::path src = root_ / "huge";
+  fs::create_directories(src);
+  {
+    std::ofstream out(src / "one.txt", std::ios::binary);
+    const std::string chunk = "the cat sat on a mat and the dog ran far away home. ";
+    for (size_t n = 0; n < 48'000'000; n += chunk.size()) out << chunk;
+  }
+  const fs::path out_dir = root_ / "huge_ds", log = root_ / "huge.log";
+  const std::string cmd = "ulimit -v 400000; OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 exec " + kTeddy +
+                          " data prepare --text " + src.string() + " --name huge --tokenizer bytes --out " +
+                          out_dir.string() + " > " + log.string() + " 2>&1";
+  const int st = std::system(("/bin/sh -c '" + cmd + "'").c_str());
+  const std::string out = read_text(log.string());
+  ASSERT_TRUE(WIFEXITED(st)) << out;
+  EXPECT_EQ(WEXITSTATUS(st), 1) << out;
+  EXPECT_NE(out.find("data prepare: out of memory while tokenizing source \"huge\" ("), std::string::npos) << out;
+  EXPECT_EQ(out.find("internal error"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(out_dir));
+  fs::remove_all(src);
+}

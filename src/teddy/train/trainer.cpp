@@ -1,7 +1,9 @@
 #include "teddy/train/trainer.h"
 
 #include <chrono>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -112,7 +114,23 @@ TrainResult Trainer::run(const std::function<void(const TrainEvent&)>& on_event,
   const bool writer = rank() == 0;
   const int W = world();
   std::ofstream metrics;
-  if (writer) metrics.open(metrics_path_, std::ios::app);
+  if (writer) {
+    metrics.open(metrics_path_, std::ios::app);
+    if (!metrics) throw Error(metrics_path_ + ": cannot open for writing: " + std::strerror(errno));
+  }
+  std::string last_checkpoint;
+  // A failed metrics write (a full disk) stops the run: training on would produce
+  // steps that neither metrics.jsonl nor, most likely, the next checkpoint can keep.
+  auto write_metrics = [&](const std::string& line) {
+    metrics << line << '\n' << std::flush;
+    if (!metrics)
+      throw Error(metrics_path_ + ": write failed at step " + std::to_string(step_) + " (" + std::strerror(errno) +
+                  "); the newest checkpoint is " +
+                  (!last_checkpoint.empty() ? last_checkpoint
+                   : start_step_ > 0        ? checkpoint_dir(common_.run_dir, start_step_)
+                                            : std::string("none yet")) +
+                  ": free space and continue with --resume");
+  };
   const LossScaler* scaler = engine_->loss_scaler();
 
   auto emit = [&](TrainEvent e) {
@@ -148,10 +166,9 @@ TrainResult Trainer::run(const std::function<void(const TrainEvent&)>& on_event,
     ev.step = step_;
     ev.loss = last_val;
     ev.tokens_seen = tokens_;
-    if (writer) metrics << nlohmann::ordered_json{{"step", step_}, {"val_loss", last_val}}.dump() << "\n" << std::flush;
+    if (writer) write_metrics(nlohmann::ordered_json{{"step", step_}, {"val_loss", last_val}}.dump());
     emit(ev);
   };
-  std::string last_checkpoint;
   auto checkpoint = [&] {
     CheckpointState cs;
     cs.step = step_;
@@ -224,7 +241,7 @@ TrainResult Trainer::run(const std::function<void(const TrainEvent&)>& on_event,
         j["comm_payload_bytes"] = engine_->last_step_payload_bytes();  // rank 0's, measured
         j["comm_s"] = engine_->last_step_comm_seconds();
       }
-      metrics << j.dump() << "\n" << std::flush;
+      write_metrics(j.dump());
     }
     emit(e);
 
