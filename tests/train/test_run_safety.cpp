@@ -226,7 +226,7 @@ TEST_F(RunSafety, ASecondSignalEndsAtOnceAndNoCheckpointIsDamaged) {
   const char* env = std::getenv("TEDDY_SIGNAL_TRIALS");
   const int trials = env ? std::max(1, std::atoi(env)) : 4;
   std::mt19937 rng(42);
-  int killed = 0, saved_first = 0;
+  int killed = 0, saved_first = 0, in_save = 0;
   for (int t = 0; t < trials; ++t) {
     const std::string name = "twice" + std::to_string(t);
     const fs::path run = root_ / name;
@@ -256,13 +256,24 @@ TEST_F(RunSafety, ASecondSignalEndsAtOnceAndNoCheckpointIsDamaged) {
     const auto ckpts = list_checkpoints(run.string());
     ASSERT_FALSE(ckpts.empty()) << out;
     for (const std::string& d : ckpts) EXPECT_NO_THROW(verify_checkpoint(d)) << d;
-    std::printf("  trial %d: %s at step >= %d, %s after %.3f s; newest checkpoint step %lld\n", t,
+    // A temporary directory left behind: the second signal landed inside a save.
+    auto temps = [&] {
+      int n = 0;
+      for (const auto& e : fs::directory_iterator(run / "checkpoints")) n += e.path().filename().string().find(".tmp-") != std::string::npos;
+      return n;
+    };
+    const int mid_save = temps();
+    std::printf("  trial %d: %s at step >= %d, %s after %.3f s%s; newest checkpoint step %lld\n", t,
                 sig == SIGINT ? "SIGINT" : "SIGTERM", at,
                 WIFSIGNALED(st) ? "killed by the second signal" : "exited 75 before the second", secs,
+                mid_save ? " inside a save (its temporary directory left)" : "",
                 static_cast<long long>(inspect_checkpoint(ckpts.front()).state.step));
+    in_save += mid_save > 0;
     expect_resume_matches_reference(run, name);
+    EXPECT_EQ(temps(), 0) << "the resumed run did not remove the killed save's temporary directory";
   }
-  std::printf("  %d trials: %d ended by the second signal, %d had saved and exited first\n", trials, killed, saved_first);
+  std::printf("  %d trials: %d ended by the second signal (%d inside a save), %d had saved and exited first\n", trials,
+              killed, in_save, saved_first);
 }
 
 // A second writer on a running run's directory is refused naming the first one's
