@@ -21,7 +21,9 @@ void install_stop_handlers(const std::vector<int>& signals);
 // Puts back the default action of the signals install_stop_handlers took.
 void restore_default_stop_handlers();
 
-// The signal that asked the process to stop, or 0. Async-signal-safe.
+// The signal that asked the process to stop, or 0. Async-signal-safe. It stays set
+// after a run has stopped on it (a process asked to stop stays asked): a caller that
+// means to train again in the same process calls clear_stop_request() first.
 int stop_requested();
 // Records a stop request as the handler does (tests; also async-signal-safe).
 void request_stop(int signo);
