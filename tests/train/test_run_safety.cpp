@@ -410,9 +410,10 @@ TEST(MemoryCheck, RefusesBelowTheNeedAndTheFixesFit) {
   EXPECT_NE(memory_check_failure(cfg, setup, 2, 1, MemoryBudget{need * 0.5, "test"}, need * 0.4), "");
 }
 
-// `teddy generate --checkpoint RUN` falls back past a damaged newest checkpoint and
-// says which one and why (on stderr: stdout is the generated text).
-TEST_F(RunSafety, GenerateNamesTheDamagedCheckpointItSkips) {
+// `teddy generate --checkpoint RUN` and `teddy export hf|gguf --checkpoint RUN` fall
+// back past a damaged newest checkpoint and say which one and why (generate on
+// stderr: its stdout is the generated text).
+TEST_F(RunSafety, GenerateAndExportNameTheDamagedCheckpointTheySkip) {
   const fs::path run = root_ / "damaged";
   fs::copy(reference_, run, fs::copy_options::recursive);
   const std::string newest = checkpoint_dir(run.string(), kRefSteps);
@@ -427,10 +428,18 @@ TEST_F(RunSafety, GenerateNamesTheDamagedCheckpointItSkips) {
   ASSERT_TRUE(wait_for(c.pid, st, 60));
   const std::string out = read_text(c.log);
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << out;
-  EXPECT_NE(out.find("# skipped damaged checkpoint " + newest + ": " + newest +
-                     "/shard_00000_of_00001.safetensors: checksum mismatch"),
-            std::string::npos)
-      << out;
+  const std::string named = "# skipped damaged checkpoint " + newest + ": " + newest +
+                            "/shard_00000_of_00001.safetensors: checksum mismatch";
+  EXPECT_NE(out.find(named), std::string::npos) << out;
+  for (const std::string format : {"hf", "gguf"}) {
+    Child e = spawn({"export", format, "--checkpoint", run.string(), "--out", (root_ / ("exported." + format)).string()},
+                    (root_ / ("export_" + format + ".log")).string());
+    ASSERT_TRUE(wait_for(e.pid, st, 60));
+    const std::string eout = read_text(e.log);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << eout;
+    EXPECT_NE(eout.find(named), std::string::npos) << eout;
+    EXPECT_NE(eout.find("exported " + checkpoint_dir(run.string(), 20)), std::string::npos) << eout;
+  }
 }
 
 // `teddy data prepare` out of memory (here under `ulimit -v`, one 48 MB document
