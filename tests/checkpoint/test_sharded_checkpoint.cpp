@@ -67,6 +67,17 @@ std::string save_sharded(const std::string& run, const Fixture& f, int world, in
   return finish_sharded_checkpoint(run, tmp, man, 0);
 }
 
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+void write_text(const fs::path& p, const std::string& s) { std::ofstream(p, std::ios::binary | std::ios::trunc) << s; }
+// A sealed manifest's text without its checksum field (what version 1 wrote, but for the version).
+std::string unsealed(const std::string& text) {
+  const size_t at = text.rfind(",\n \"manifest_xxh3_64\"");
+  return at == std::string::npos ? text : text.substr(0, at) + "\n}\n";
+}
+
 class ShardedCheckpoint : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -163,9 +174,12 @@ TEST_F(ShardedCheckpoint, AMissingOrIncompleteManifestIsRefused) {
   }
   {
     std::string s = text;
-    // world_size says 3 but only 2 shards are listed.
+    // world_size says 3 but only 2 shards are listed: the manifest's checksum catches
+    // the edit; resealed (a manifest written wrong), the shard rule does.
     s.replace(s.find("\"world_size\": 2"), 15, "\"world_size\": 3");
-    std::ofstream(manifest, std::ios::trunc) << s;
+    write_text(manifest, s);
+    expect_error([&] { inspect_checkpoint(dir); }, manifest.string() + ": checksum mismatch");
+    write_text(manifest, seal_manifest_text(unsealed(s)));
   }
   expect_error([&] { inspect_checkpoint(dir); }, "incomplete manifest");
   std::ofstream(manifest, std::ios::trunc) << text.substr(0, text.size() / 2);  // torn
@@ -226,4 +240,48 @@ TEST_F(ShardedCheckpoint, AVerifiedCheckpointLoadsWithoutHashingAgain) {
   expect_error([&] { load_checkpoint(older, again, nullptr); }, shard.string() + ": checksum mismatch");
   fs::resize_file(shard, 64);  // torn after the search: still refused
   expect_error([&] { load_checkpoint(*c, again, nullptr); }, shard.string() + ": missing or not the");
+}
+
+// The run state lives in manifest.json, which carries its own checksum: one flipped
+// digit in "step" (or "optimizer_t") would otherwise load as a valid checkpoint of
+// the wrong step, and the run would continue from there and diverge.
+TEST_F(ShardedCheckpoint, AFlippedDigitInTheManifestIsCaughtAndTheSearchFallsBack) {
+  Fixture f;
+  const std::string older = save_sharded(run_, f, 2, 40);
+  const std::string newer = save_sharded(run_, f, 2, 60);
+  const fs::path manifest = fs::path(newer) / "manifest.json";
+  const std::string text = read_text(manifest);
+  ASSERT_NE(text.find("\"version\": 2"), std::string::npos);
+  ASSERT_NE(text.find("\"manifest_xxh3_64\": \""), std::string::npos);
+  std::string flipped = text;
+  const size_t at = flipped.find("\"step\": 60");
+  ASSERT_NE(at, std::string::npos);
+  flipped[at + 8] ^= 0x01;  // '6' -> '7': still valid JSON, "step": 70
+  ASSERT_NE(flipped.find("\"step\": 70"), std::string::npos);
+  write_text(manifest, flipped);
+  expect_error([&] { inspect_checkpoint(newer); }, manifest.string() + ": checksum mismatch");
+  std::vector<std::string> skipped;
+  const auto c = latest_verified_checkpoint(run_, &skipped);
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->info.state.step, 40);
+  ASSERT_EQ(skipped.size(), 1u);
+  EXPECT_EQ(c->skipped, skipped);
+  EXPECT_NE(skipped[0].find(newer + ": " + manifest.string() + ": checksum mismatch"), std::string::npos) << skipped[0];
+  // The same for resolve_verified_checkpoint (generate --checkpoint RUN, sft model.init=RUN).
+  EXPECT_EQ(resolve_verified_checkpoint(run_).skipped, skipped);
+
+  // A truncated manifest (the tail with the checksum cut off) and a lost checksum field.
+  write_text(manifest, text.substr(0, text.size() - 10));
+  expect_error([&] { inspect_checkpoint(newer); }, manifest.string() + ": damaged");
+  write_text(manifest, unsealed(text));
+  expect_error([&] { inspect_checkpoint(newer); }, "manifests end with their checksum");
+
+  // A version 1 manifest (written before the checksum) still loads.
+  std::string v1 = unsealed(text);
+  v1.replace(v1.find("\"version\": 2"), 12, "\"version\": 1");
+  write_text(manifest, v1);
+  EXPECT_EQ(inspect_checkpoint(newer).state.step, 60);
+  Model back(tiny());
+  load_checkpoint(newer, back, nullptr);
+  EXPECT_EQ(std::memcmp(back.params(), f.model.params(), f.model.flat_size() * sizeof(float)), 0);
 }

@@ -5,6 +5,7 @@
 // checkpoints are refused.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -449,6 +450,96 @@ TEST_F(PretrainDist, AKilledRankStopsTheJobAndTheLastCheckpointLoads) {
   Model m(info.model_config);
   AdamW opt(m.layout(), AdamWConfig{});
   EXPECT_NO_THROW(load_checkpoint(*latest, m, &opt));
+}
+
+
+// Stop signals under mpirun: every rank stops after the same step (the flag is
+// agreed by a collective each step), each writes its shard of that step's
+// checkpoint, the job exits 75, and the resumed job is the uninterrupted one bit for
+// bit. SIGUSR1 to mpirun (which forwards it to every rank; SIGTERM would make
+// mpirun kill the job), and SIGTERM to rank 1 alone (as when one node is preempted):
+// rank 0 never saw a signal and still stops at the same step.
+TEST_F(PretrainDist, AStopSignalStopsEveryRankAtTheSameStepWithACheckpoint) {
+  constexpr int kTotal = 3000, kRef = 30;
+  ASSERT_EQ(ranks(2, "sig_ref", "dist.zero=1 --stop-after " + std::to_string(kRef), kTotal).rc, 0);
+  const auto want = losses("sig_ref");
+  ASSERT_EQ(want.size(), static_cast<size_t>(kRef));
+  for (const bool to_rank1 : {false, true}) {
+    const std::string name = to_rank1 ? "sig_rank1" : "sig_mpirun";
+    const fs::path run = root_ / name, log = root_ / (name + ".log");
+    // mpirun as our own child (exec'd: the pid is mpirun's), so its exit status is ours to read.
+    const std::string cmd = "exec " + mpirun_env() + mpirun_prefix(2) + kTeddy + args(name, 2, kTotal) +
+                            " dist.zero=1 checkpoint.interval=20 > " + log.string() + " 2>&1";
+    std::fflush(nullptr);
+    const pid_t mpirun_pid = fork();
+    if (mpirun_pid == 0) {
+      execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    ASSERT_GT(mpirun_pid, 0);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (losses(name).size() < 8 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    ASSERT_GE(losses(name).size(), 8u);
+    pid_t target = mpirun_pid;
+    int sig = SIGUSR1;
+    if (to_rank1) {
+      sig = SIGTERM;
+      target = 0;
+      for (const auto& e : fs::directory_iterator("/proc")) {
+        const std::string pname = e.path().filename().string();
+        if (pname.find_first_not_of("0123456789") != std::string::npos) continue;
+        std::ifstream stat(e.path() / "stat");
+        std::string pid, comm, state;
+        pid_t ppid = 0;
+        stat >> pid >> comm >> state >> ppid;
+        if (ppid != mpirun_pid) continue;
+        std::ifstream env(e.path() / "environ");
+        const std::string all((std::istreambuf_iterator<char>(env)), std::istreambuf_iterator<char>());
+        if (all.find(std::string("OMPI_COMM_WORLD_RANK=1") + '\0') != std::string::npos) target = std::stoi(pname);
+      }
+      ASSERT_GT(target, 0) << "rank 1 not found among mpirun's children";
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    ASSERT_EQ(kill(target, sig), 0);
+    int status = 0;
+    bool ended = false;
+    while (std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60)) {
+      if (waitpid(mpirun_pid, &status, WNOHANG) == mpirun_pid) {
+        ended = true;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    if (!ended) {
+      kill(mpirun_pid, SIGKILL);
+      waitpid(mpirun_pid, &status, 0);
+    }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::ifstream in(log);
+    const std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    ASSERT_TRUE(ended) << name << ": the job did not end within 60 s of the signal\n" << out;
+    ASSERT_TRUE(WIFEXITED(status)) << name << ": mpirun killed by a signal\n" << out;
+    EXPECT_EQ(WEXITSTATUS(status), 75) << out;
+    const auto dirs = list_checkpoints(run.string());
+    ASSERT_FALSE(dirs.empty()) << out;
+    const CheckpointInfo info = inspect_checkpoint(dirs.front());  // verifies both shards
+    const int saved = static_cast<int>(info.state.step);
+    EXPECT_EQ(saved, static_cast<int>(losses(name).size())) << "the newest checkpoint is not the last step run";
+    EXPECT_LT(saved, kRef) << out;
+    std::ifstream mf(fs::path(dirs.front()) / "manifest.json");
+    const auto man = nlohmann::json::parse(mf);
+    EXPECT_EQ(man["world_size"], 2);
+    const std::string sig_name = to_rank1 ? "SIGTERM" : "SIGUSR1";
+    EXPECT_NE(out.find("stopped by " + sig_name + " after step " + std::to_string(saved)), std::string::npos) << out;
+    std::printf("  %s: %s, both ranks stopped after step %d, signal to exit %.2f s\n", name.c_str(), sig_name.c_str(),
+                saved, secs);
+    const MpiResult r = ranks(2, name, "dist.zero=1 checkpoint.interval=20 --resume --stop-after " + std::to_string(kRef), kTotal);
+    ASSERT_EQ(r.rc, 0) << r.output;
+    const auto got = losses(name);
+    ASSERT_EQ(got.size(), want.size());
+    for (const auto& [step, loss] : want) EXPECT_EQ(got.at(step), loss) << name << ": step " << step;
+  }
 }
 
 }  // namespace

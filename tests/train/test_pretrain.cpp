@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "teddy/core/error.h"
+#include "teddy/core/stop_signal.h"
 #include "teddy/data/prepare.h"
 #include "teddy/checkpoint/checkpoint.h"
 #include "teddy/train/pretrainer.h"
@@ -221,6 +222,57 @@ TEST_F(PretrainTest, KilledCheckpointWriteLeavesPreviousLoadable) {
   EXPECT_NE(start_text.find("# removed 1 temporary checkpoint directory of writers that are gone: step_00000020.tmp-"),
             std::string::npos)
       << start_text;
+  // The fallback from step 30 to step 10 is named, with the file and the reason.
+  EXPECT_NE(start_text.find("# --resume: skipped damaged checkpoint " + (fs::path(run) / "checkpoints" / "step_00000030").string() +
+                            ": " + (fs::path(run) / "checkpoints" / "step_00000030" / kOneShard).string() + ": checksum mismatch"),
+            std::string::npos)
+      << start_text;
+}
+
+// A stop signal (Slurm's SIGTERM or --signal=USR1, Ctrl-C) ends the run after the step
+// it is in with a checkpoint of that step, and the resumed run is the uninterrupted
+// one bit for bit. The signal goes through the real handler (raise), at step 7 of 20,
+// between the checkpoints of steps 10 and 20.
+TEST_F(PretrainTest, AStopSignalSavesTheStepAndResumesBitExact) {
+  const std::string run_a = (root_ / "run_a").string(), run_b = (root_ / "run_b").string();
+  Pretrainer a(tiny_config(dataset_, run_a), Resume::no);
+  a.run({});
+  std::vector<double> resumed;
+  install_stop_handlers({SIGTERM, SIGINT, SIGUSR1});
+  {
+    Pretrainer b(tiny_config(dataset_, run_b), Resume::no);
+    int end_signal = -1;
+    std::string end_checkpoint;
+    const TrainResult res = b.run([&](const PretrainEvent& e) {
+      if (e.kind == PretrainEvent::Kind::step && e.step == 7) std::raise(SIGUSR1);
+      if (e.kind == PretrainEvent::Kind::end) end_signal = e.stop_signal, end_checkpoint = e.checkpoint;
+    });
+    EXPECT_EQ(res.stop_signal, SIGUSR1);
+    EXPECT_EQ(res.step, 7);
+    EXPECT_EQ(end_signal, SIGUSR1);
+    EXPECT_EQ(res.checkpoint, checkpoint_dir(run_b, 7));
+    EXPECT_EQ(end_checkpoint, res.checkpoint);
+    resumed = b.step_losses();
+  }
+  ASSERT_EQ(resumed.size(), 7u);
+  EXPECT_EQ(inspect_checkpoint(checkpoint_dir(run_b, 7)).state.step, 7);
+  clear_stop_request();
+  {
+    Pretrainer b2(tiny_config(dataset_, run_b), Resume::if_any);
+    EXPECT_EQ(b2.start_step(), 7);
+    const TrainResult res = b2.run({});
+    EXPECT_EQ(res.stop_signal, 0);
+    EXPECT_EQ(res.step, 20);
+    resumed.insert(resumed.end(), b2.step_losses().begin(), b2.step_losses().end());
+  }
+  restore_default_stop_handlers();
+  ASSERT_EQ(resumed.size(), 20u);
+  for (size_t i = 0; i < 20; ++i) EXPECT_EQ(a.step_losses()[i], resumed[i]) << "step " << i + 1 << " differs after resume";
+  std::ifstream fa(checkpoint_dir(run_a, 20) + "/" + kOneShard, std::ios::binary),
+      fb(checkpoint_dir(run_b, 20) + "/" + kOneShard, std::ios::binary);
+  const std::string ba((std::istreambuf_iterator<char>(fa)), {}), bb((std::istreambuf_iterator<char>(fb)), {});
+  EXPECT_FALSE(ba.empty());
+  EXPECT_TRUE(ba == bb) << "parameters and optimizer state after 20 straight steps differ from stopped at 7 + resumed";
 }
 
 // A requeued job runs the same `--resume` command every time, also when it was killed
@@ -587,4 +639,25 @@ TEST_F(PretrainTest, ProgressSuitsWhereItRuns) {
     EXPECT_EQ(losses, want);
     EXPECT_EQ(losses.size(), 7u);
   }
+}
+
+// A full disk under metrics.jsonl (here /dev/full: every write fails with ENOSPC)
+// stops the run with the file, the step and the reason, instead of training on with
+// a torn metrics file.
+TEST_F(PretrainTest, AFailedMetricsWriteStopsTheRun) {
+  if (!fs::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
+  const std::string run = (root_ / "run").string();
+  fs::create_directories(run);
+  fs::create_symlink("/dev/full", fs::path(run) / "metrics.jsonl");
+  Pretrainer p(tiny_config(dataset_, run), Resume::no);
+  try {
+    p.run({});
+    FAIL() << "a run whose metrics cannot be written went on";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find((fs::path(run) / "metrics.jsonl").string() + ": write failed at step 1 (No space left on device)"),
+              std::string::npos)
+        << what;
+  }
+  EXPECT_EQ(p.step_losses().size(), 1u);
 }

@@ -326,3 +326,36 @@ TEST_F(SftTrainerTest, RunErrors) {
   // --resume=require with nothing to resume (plain --resume starts from scratch: ResumeWithoutCheckpointStartsFresh).
   EXPECT_THROW(SftTrainer(tiny_config(base_, data, (root_ / "fresh").string()), Resume::require), Error);
 }
+
+// model.init = a run directory whose newest checkpoint is damaged: the run starts
+// from the previous one and its start report names the one it passed over and why.
+TEST_F(SftTrainerTest, ADamagedInitCheckpointIsNamedWhenSkipped) {
+  const std::string data = test::make_sft_data(root_);
+  {
+    ModelConfig c = ModelConfig::preset("gpt2-tiny");
+    c.vocab_size = 257;
+    c.padded_vocab_size = ModelConfig::pad_vocab(257);
+    Model m(c);
+    m.init_weights(10);
+    AdamW opt(m.layout(), AdamWConfig{});
+    CheckpointState st;
+    st.step = 200;
+    save_checkpoint(base_, m, opt, st, 0);
+  }
+  const std::string newest = checkpoint_dir(base_, 200);
+  {
+    std::fstream io(newest + "/manifest.json", std::ios::in | std::ios::out | std::ios::binary);
+    io.seekp(40);
+    io.put('X');  // a byte of the manifest changed: its checksum no longer matches
+  }
+  SftTrainer t(tiny_config(base_, data, (root_ / "run").string(), {"train.steps=1", "optim.warmup_steps=0"}), Resume::no);
+  std::string start;
+  t.run([&](const SftEvent& e) {
+    if (e.kind == SftEvent::Kind::start) start = e.text;
+  });
+  EXPECT_NE(start.find("# init: " + checkpoint_dir(base_, 100)), std::string::npos) << start;
+  EXPECT_NE(start.find("# model.init: skipped damaged checkpoint " + newest + ": " + newest +
+                       "/manifest.json: checksum mismatch"),
+            std::string::npos)
+      << start;
+}

@@ -129,13 +129,18 @@ CheckpointInfo inspect_checkpoint(const std::string& dir) { return verify_checkp
 
 std::optional<VerifiedCheckpoint> latest_verified_checkpoint(const std::string& run_dir,
                                                              std::vector<std::string>* skipped) {
+  std::vector<std::string> passed;
   for (const std::string& d : list_checkpoints(run_dir)) {
     try {
-      return verify_checkpoint(d);
+      VerifiedCheckpoint c = verify_checkpoint(d);
+      c.skipped = passed;
+      if (skipped) *skipped = std::move(passed);
+      return c;
     } catch (const Error& e) {
-      if (skipped) skipped->push_back(d + ": " + e.what());
+      passed.push_back(d + ": " + e.what());
     }
   }
+  if (skipped) *skipped = std::move(passed);
   return std::nullopt;
 }
 

@@ -57,6 +57,9 @@ struct ShardedManifest;  // shards.h
 struct VerifiedCheckpoint {
   CheckpointInfo info;
   std::shared_ptr<const ShardedManifest> manifest;  // null: the single-file format
+  // Found by a search of a run directory: the newer checkpoints it passed over,
+  // "dir: why" (checksum mismatch, size, missing file), so callers can name them.
+  std::vector<std::string> skipped;
 };
 
 // ---- Writing (always the sharded format) ------------------------------------------

@@ -24,6 +24,8 @@ namespace {
 
 constexpr const char* kFormat = "teddy-sharded-checkpoint";
 constexpr const char* kTensors[3] = {"params", "adamw.m", "adamw.v"};
+constexpr const char* kSealKey = ",\n \"manifest_xxh3_64\": \"";
+constexpr const char* kSealEnd = "\"\n}\n";
 
 uint64_t parse_hex64(const std::string& s, const std::string& where) {
   if (s.size() != 16 || s.find_first_not_of("0123456789abcdef") != std::string::npos)
@@ -32,6 +34,27 @@ uint64_t parse_hex64(const std::string& s, const std::string& where) {
 }
 
 }  // namespace
+
+std::string seal_manifest_text(const std::string& json) {
+  const size_t close = json.find_last_of('}');
+  std::string body = json.substr(0, close);
+  while (!body.empty() && (body.back() == '\n' || body.back() == ' ')) body.pop_back();
+  return body + kSealKey + hex64(XXH3_64bits(body.data(), body.size())) + kSealEnd;
+}
+
+bool check_manifest_seal(const std::string& text, const std::string& path) {
+  const size_t at = text.rfind(kSealKey);
+  if (at == std::string::npos) return false;
+  const std::string tail = text.substr(at + std::strlen(kSealKey));
+  if (tail.size() != 16 + std::strlen(kSealEnd) || tail.compare(16, std::string::npos, kSealEnd) != 0)
+    throw FormatError(path + ": damaged: the text after its checksum field is not what teddy writes (truncated or edited)");
+  const uint64_t want = parse_hex64(tail.substr(0, 16), path);
+  const uint64_t got = XXH3_64bits(text.data(), at);
+  if (got != want)
+    throw FormatError(path + ": checksum mismatch (contents " + hex64(got) + ", manifest_xxh3_64 " + hex64(want) +
+                      "): the file was changed or damaged after it was written");
+  return true;
+}
 
 std::string shard_file_name(int rank, int world) {
   char buf[64];
@@ -79,7 +102,7 @@ std::string finish_sharded_checkpoint(const std::string& run_dir, const std::str
   j["layout"] = nlohmann::json::array();
   for (const ParamInfo& p : man.layout) j["layout"].push_back({{"name", p.name}, {"offset", p.offset}, {"shape", p.shape}});
   // The manifest is what makes the directory a checkpoint: it goes in last.
-  write_file_atomic((fs::path(temp_dir) / kShardManifestFile).string(), j.dump(1) + "\n");
+  write_file_atomic((fs::path(temp_dir) / kShardManifestFile).string(), seal_manifest_text(j.dump(1)));
   if (after_file) after_file(kShardManifestFile);
   return commit_checkpoint_dir(run_dir, temp_dir, man.state.step, keep_last);
 }
@@ -90,6 +113,8 @@ ShardedManifest read_shard_manifest(const std::string& dir) {
   if (!f) throw FormatError(path + ": missing (a sharded checkpoint without its manifest is incomplete)");
   std::stringstream text;
   text << f.rdbuf();
+  // The checksum before the parse: a flipped digit still parses, as the wrong number.
+  const bool sealed = check_manifest_seal(text.str(), path);
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text.str());
@@ -100,9 +125,13 @@ ShardedManifest read_shard_manifest(const std::string& dir) {
   try {
     if (j.value("format", "") != kFormat) throw FormatError(path + ": not a teddy sharded checkpoint (format field)");
     const int version = j.at("version").get<int>();
-    if (version != kShardedCheckpointVersion)
-      throw FormatError(path + ": sharded checkpoint version " + std::to_string(version) + ", this teddy reads " +
+    if (version < 1 || version > kShardedCheckpointVersion)
+      throw FormatError(path + ": sharded checkpoint version " + std::to_string(version) + ", this teddy reads 1 to " +
                         std::to_string(kShardedCheckpointVersion));
+    // Version 2 on is always sealed: a manifest without its checksum field lost it.
+    if (version >= 2 && !sealed)
+      throw FormatError(path + ": damaged: version " + std::to_string(version) +
+                        " manifests end with their checksum (manifest_xxh3_64), this one has none");
     if (j.at("dtype").get<std::string>() != "F32") throw FormatError(path + ": dtype " + j.at("dtype").dump() + ", expected \"F32\"");
     m.world_size = j.at("world_size").get<int>();
     m.zero_stage = j.at("zero_stage").get<int>();

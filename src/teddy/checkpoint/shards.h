@@ -14,7 +14,8 @@
 namespace teddy {
 
 inline constexpr const char* kShardManifestFile = "manifest.json";
-inline constexpr int kShardedCheckpointVersion = 1;
+// 2: manifest.json ends with its own checksum (manifest_checksum_text); 1 (still read): without.
+inline constexpr int kShardedCheckpointVersion = 2;
 
 struct ShardEntry {
   std::string file;             // relative to the checkpoint directory
@@ -51,6 +52,14 @@ ShardEntry write_checkpoint_shard(const std::string& dir, int rank, int world, u
 std::string finish_sharded_checkpoint(const std::string& run_dir, const std::string& temp_dir,
                                       const ShardedManifest& manifest, int keep_last,
                                       const std::function<void(const std::string&)>& after_file = {});
+
+// The manifest's own checksum: `json` (a JSON object as dumped, ending in "}") gains a
+// last field "manifest_xxh3_64" holding the XXH3-64 of every byte before that field,
+// so a flipped digit in "step" or "optimizer_t" is caught before the state is used.
+std::string seal_manifest_text(const std::string& json);
+// Checks a sealed manifest's checksum: FormatError naming `path` on a mismatch or a
+// malformed tail. Returns false when the text has no checksum field (version 1).
+bool check_manifest_seal(const std::string& text, const std::string& path);
 
 // Parses and validates manifest.json (fields, shards covering [0, flat_size)
 // exactly, layout inside the buffer). FormatError naming the file otherwise.

@@ -20,4 +20,11 @@ void register_import(CLI::App& app, Run& run);
 void register_export(CLI::App& app, Run& run);
 void register_report(CLI::App& app, Run& run);
 
+// Exit code of `teddy pretrain` / `teddy sft` stopped by a stop signal ([run] save_on)
+// after writing the checkpoint of the step it completed: 75, EX_TEMPFAIL of
+// sysexits.h ("try again later"). Not 128+signo: a shell reports that for a process
+// the signal killed, and a requeue wrapper must tell "saved, resume me" from "killed,
+// the newest checkpoint may be older".
+inline constexpr int kExitStoppedBySignal = 75;
+
 }  // namespace teddy::cli

@@ -42,6 +42,7 @@ void register_export(CLI::App& app, Run& run) {
       opts.dtype = dtype_from_name(h->dtype);
       opts.max_shard_bytes = static_cast<uint64_t>(plan::parse_bytes("--max-shard-size", h->max_shard, 1e18));
       const HfExportReport r = export_hf(h->checkpoint, h->out, opts);
+      for (const std::string& sk : r.skipped) std::printf("# skipped damaged checkpoint %s\n", sk.c_str());
       std::printf("exported %s as %s: %zu tensors, %s in %d safetensors file%s (%s)\n", r.checkpoint.c_str(),
                   r.architecture.c_str(), r.tensors, human_bytes(static_cast<double>(r.tensor_bytes)).c_str(), r.shards,
                   r.shards == 1 ? "" : "s", h->dtype.c_str());
@@ -76,6 +77,7 @@ void register_export(CLI::App& app, Run& run) {
       opts.type = gguf_file_type_from_name(g->type);
       opts.name = g->name;
       const GgufExportReport r = export_gguf(g->checkpoint, g->out, opts);
+      for (const std::string& sk : r.skipped) std::printf("# skipped damaged checkpoint %s\n", sk.c_str());
       std::string types;
       for (const auto& [t, n] : r.types) types += (types.empty() ? "" : ", ") + std::to_string(n) + " " + t;
       std::printf("exported %s as GGUF (%s): %zu tensors (%s), %zu tokens, %zu merges, pre-tokenizer %s\n",

@@ -53,6 +53,8 @@ void register_generate(CLI::App& app, Run& run) {
       if (!hf_dir.empty() && !o->tokenizer.empty())
         throw ConfigError("--tokenizer: a Hugging Face model brings its own tokenizer.json");
       ChatModel cm = hf_dir.empty() ? load_chat_model(source, o->tokenizer, o->chat) : load_hf_chat_model(hf_dir, o->chat);
+      for (const std::string& sk : cm.skipped)  // stderr: stdout is the generated text
+        std::fprintf(stderr, "# skipped damaged checkpoint %s\n", sk.c_str());
       Model& model = *cm.model;
       const Tokenizer& tok = cm.tok;
       std::vector<int32_t> prompt;

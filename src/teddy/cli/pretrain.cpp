@@ -7,6 +7,7 @@
 #include "bench/sgemm_ceiling.h"
 #include "teddy/cli/commands.h"
 #include "teddy/cli/job.h"
+#include "teddy/core/stop_signal.h"
 
 namespace teddy::cli {
 
@@ -16,6 +17,7 @@ void register_pretrain(CLI::App& app, Run& run) {
     std::vector<std::string> overrides;
     std::string resume;  // "" (no --resume), "auto" or "require"
     bool overwrite = false;
+    bool no_memory_check = false;
     ProgressOptions progress;
     int64_t stop_after = 0;
   };
@@ -28,17 +30,24 @@ void register_pretrain(CLI::App& app, Run& run) {
                 "(so a requeued job can always pass it). --resume=require fails instead");
   sub->add_flag("--overwrite", o->overwrite, "Start a fresh run in a run.dir that holds checkpoints (deletes them)")->excludes("--resume");
   sub->add_option("--stop-after", o->stop_after, "Stop (with a checkpoint) after this many steps, as if interrupted; resume later with --resume");
+  sub->add_flag("--no-memory-check", o->no_memory_check,
+                "Start even when the planned memory exceeds what this process may use (run.memory_check = false)");
   add_progress_options(sub, o->progress);
   sub->footer(
       "Config sections and keys: [model] preset family n_layer n_head n_kv_head d_model d_ff max_seq_len\n"
       "  [data] dataset mix   [train] micro_batch seq_len grad_accum steps tokens seed threads recompute\n"
       "    precision (fp32|bf16|fp16) loss_scale loss_scale_growth_interval (fp16)\n"
       "  [optim] lr min_lr_ratio warmup_steps weight_decay beta1 beta2 eps grad_clip\n"
-      "  [eval] interval batches   [checkpoint] interval keep   [run] dir peak_gflops\n"
-      "  [dist] zero (0-3) dp (0: all ranks) timeout_s overlap (used under mpirun / srun: data parallel over all ranks, see docs/DISTRIBUTED.md)");
+      "  [eval] interval batches   [checkpoint] interval keep   [run] dir peak_gflops save_on\n"
+      "  [dist] zero (0-3) dp (0: all ranks) timeout_s overlap (used under mpirun / srun: data parallel over all ranks, see docs/DISTRIBUTED.md)\n"
+      "Stop signals: SIGTERM, SIGINT, SIGUSR1 ([run] save_on) end the run after the current step with a checkpoint\n"
+      "  of it and exit code 75 (continue with --resume); a second one ends the process at once (the previous\n"
+      "  checkpoint stays intact). Under mpirun send SIGUSR1 to mpirun (it forwards it; SIGTERM makes mpirun\n"
+      "  kill the job). docs/CLUSTER.md");
   sub->callback([o, &run] {
     run = [o] {
       const Resume resume = resume_from_flag(o->resume);  // a bad --resume=X first
+      if (o->no_memory_check) o->overrides.push_back("run.memory_check=false");
       PretrainConfig cfg = o->config.empty() ? PretrainConfig::parse("", "<defaults>", o->overrides)
                                              : PretrainConfig::load(o->config, o->overrides);
       JobOptions jo;
@@ -49,8 +58,10 @@ void register_pretrain(CLI::App& app, Run& run) {
       // Validates, builds the world (every rank of an mpirun / srun job: data parallel,
       // [dist]) and the engine, and trains; the view draws rank 0's progress.
       TrainJobView view(o->progress, "tokens", true);
-      run_pretrain_job(std::move(cfg), jo, view);
-      return 0;
+      install_stop_handlers(cfg.save_on_signals());  // [run] save_on: stop at the next step with a checkpoint
+      const TrainResult r = run_pretrain_job(std::move(cfg), jo, view);
+      // Every rank agreed on the stop (Trainer::run), so every rank exits 75.
+      return r.stop_signal ? kExitStoppedBySignal : 0;
     };
   });
 }

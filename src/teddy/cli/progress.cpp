@@ -7,6 +7,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "teddy/core/stop_signal.h"
 #include "teddy/train/trainer.h"
 
 namespace teddy::cli {
@@ -81,6 +82,10 @@ void print_json_event(const TrainEvent& e) {
         for (const auto& [name, n] : e.tokens_per_source) per[name] = n;
         j["tokens_per_source"] = per;
       }
+      if (e.stop_signal) {  // a stop signal ended the run early, with this checkpoint (exit code 75)
+        j["stop_signal"] = signal_name(e.stop_signal);
+        j["checkpoint"] = e.checkpoint;
+      }
       j["text"] = e.text;
       break;
     default:
@@ -149,7 +154,11 @@ void print_train_event(const TrainEvent& e, ProgressLine& bar, const char* seen,
       break;
     case TrainEvent::Kind::end:
       bar.finish();
-      std::printf("done: %s", e.text.c_str());
+      if (e.stop_signal)  // on stdout, where the summary goes, before it
+        std::printf("stopped by %s after step %lld of %lld: checkpoint %s written; continue with --resume (exit code 75)\n",
+                    signal_name(e.stop_signal).c_str(), static_cast<long long>(e.step),
+                    static_cast<long long>(e.total_steps), e.checkpoint.c_str());
+      std::printf("%s: %s", e.stop_signal ? "stopped" : "done", e.text.c_str());
       if (per_source) {
         std::printf("tokens seen per source:");
         for (const auto& [name, n] : e.tokens_per_source)

@@ -11,6 +11,7 @@
 #include "teddy/cli/job.h"
 #include "teddy/cli/progress.h"
 #include "teddy/core/error.h"
+#include "teddy/core/stop_signal.h"
 #include "teddy/eval/sft_exact_match.h"
 #include "teddy/io/hf_import.h"
 #include "teddy/train/chat_model.h"
@@ -23,6 +24,7 @@ void register_sft(CLI::App& app, Run& run) {
     std::vector<std::string> overrides;
     std::string resume;  // "" (no --resume), "auto" or "require"
     bool skip_bad = false, overwrite = false;
+    bool no_memory_check = false;
     int64_t stop_after = 0;
     ProgressOptions progress;
     // eval
@@ -42,6 +44,8 @@ void register_sft(CLI::App& app, Run& run) {
                 "(so a requeued job can always pass it). --resume=require fails instead");
   sub->add_flag("--overwrite", o->overwrite, "Start a fresh run in a run.dir that holds checkpoints (deletes them)")->excludes("--resume");
   sub->add_flag("--skip-bad", o->skip_bad, "Count and skip bad JSONL lines instead of stopping at the first");
+  sub->add_flag("--no-memory-check", o->no_memory_check,
+                "Start even when the planned memory exceeds what this process may use (run.memory_check = false)");
   sub->add_option("--stop-after", o->stop_after, "Stop (with a checkpoint) after this many steps, as if interrupted");
   add_progress_options(sub, o->progress);
   sub->footer(
@@ -50,8 +54,10 @@ void register_sft(CLI::App& app, Run& run) {
       "  [train] micro_batch seq_len grad_accum steps epochs batching truncation seed threads\n"
       "    precision (fp32|bf16|fp16) loss_scale loss_scale_growth_interval (fp16)\n"
       "  [optim] lr min_lr_ratio warmup_steps weight_decay beta1 beta2 eps grad_clip\n"
-      "  [eval] interval batches   [checkpoint] interval keep   [run] dir peak_gflops\n"
-      "  [dist] zero (0-3) dp (0: all ranks) timeout_s overlap (used under mpirun / srun: data parallel over all ranks, see docs/DISTRIBUTED.md)");
+      "  [eval] interval batches   [checkpoint] interval keep   [run] dir peak_gflops save_on\n"
+      "  [dist] zero (0-3) dp (0: all ranks) timeout_s overlap (used under mpirun / srun: data parallel over all ranks, see docs/DISTRIBUTED.md)\n"
+      "Stop signals: SIGTERM, SIGINT, SIGUSR1 ([run] save_on) end the run after the current step with a checkpoint\n"
+      "  of it and exit code 75 (continue with --resume); a second one ends the process at once. docs/CLUSTER.md");
 
   CLI::App* ev = sub->add_subcommand("eval", "Exact-match accuracy: greedy replies to each example's prompt vs its reference answer");
   ev->add_option("--checkpoint", o->checkpoint,
@@ -108,6 +114,7 @@ void register_sft(CLI::App& app, Run& run) {
       if (o->config.empty()) throw ConfigError("teddy sft: --config is required (or use `teddy sft eval`)");
       std::vector<std::string> ovs = o->overrides;
       if (o->skip_bad) ovs.push_back("data.skip_bad=true");
+      if (o->no_memory_check) ovs.push_back("run.memory_check=false");
       SftConfig cfg = SftConfig::load(o->config, ovs);
       if (!o->model.empty()) cfg.init = o->model;
       JobOptions jo;
@@ -118,8 +125,10 @@ void register_sft(CLI::App& app, Run& run) {
       // Validates, builds the world (every rank of an mpirun / srun job: data parallel,
       // [dist]), imports an hf:DIR model once, builds the engine and trains.
       TrainJobView view(o->progress, "positions", false);
-      run_sft_job(std::move(cfg), jo, view);
-      return 0;
+      install_stop_handlers(cfg.save_on_signals());  // [run] save_on: stop at the next step with a checkpoint
+      const TrainResult r = run_sft_job(std::move(cfg), jo, view);
+      // Every rank agreed on the stop (Trainer::run), so every rank exits 75.
+      return r.stop_signal ? kExitStoppedBySignal : 0;
     };
   });
 }

@@ -10,9 +10,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <new>
 #include <set>
 
 #include "teddy/core/error.h"
+#include "teddy/core/memory_usage.h"
 #include "teddy/io/atomic_file.h"
 #include "teddy/data/shard.h"
 #include "teddy/tokenizer/tokenizer.h"
@@ -245,7 +247,17 @@ Manifest prepare_dataset_impl(const PrepareConfig& cfg, const Tokenizer& tok, co
   fs::create_directories(out.parent_path());
   TreeGuard stage{make_temp_dir(out, ".staging.")};
   for (const auto& spec : cfg.sources) {
-    m.sources.push_back(prepare_source(cfg, spec, tok, stage.path));
+    try {
+      m.sources.push_back(prepare_source(cfg, spec, tok, stage.path));
+    } catch (const std::bad_alloc&) {
+      // Named here, where the source is known; nothing was written outside the staging directory.
+      const MemoryBudget b = available_memory();
+      throw Error("data prepare: out of memory while tokenizing source \"" + spec.name + "\" (" +
+                  (std::isfinite(b.bytes) ? human_bytes(b.bytes) + " available now, " + b.source : std::string("available memory unknown")) +
+                  "; each round holds up to " + human_bytes(static_cast<double>(cfg.batch_bytes)) +
+                  " of text and its tokens, and a whole-file document at once): use fewer threads, split very large "
+                  "files or documents, or free memory; the output directory was left as it was");
+    }
     if (progress) progress(m.sources.back());
   }
   m.save(stage.path.string());
@@ -276,6 +288,11 @@ Manifest prepare_dataset(const PrepareConfig& cfg, const Tokenizer& tok, const P
     return prepare_dataset_impl(cfg, tok, progress);
   } catch (const fs::filesystem_error& e) {
     throw Error(std::string("data prepare: ") + e.what());
+  } catch (const std::bad_alloc&) {  // outside a source: the tokenizer, the file list
+    const MemoryBudget b = available_memory();
+    throw Error("data prepare: out of memory (" +
+                (std::isfinite(b.bytes) ? human_bytes(b.bytes) + " available now, " + b.source : std::string("available memory unknown")) +
+                "); the output directory was left as it was");
   }
 }
 

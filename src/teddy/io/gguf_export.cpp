@@ -127,6 +127,7 @@ GgufExportReport write_gguf(const TeddyRun& run, const std::string& out_file, co
   GgufExportReport r;
   r.out_file = out_file;
   r.checkpoint = run.checkpoint;
+  r.skipped = run.skipped;
   r.architecture = arch;
 
   GgufWriter w;

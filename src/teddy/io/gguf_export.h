@@ -31,6 +31,7 @@ struct GgufExportOptions {
 
 struct GgufExportReport {
   std::string out_file, checkpoint, architecture, pre_tokenizer;
+  std::vector<std::string> skipped;  // damaged newer checkpoints passed over, "dir: why"
   size_t tensors = 0, tokens = 0, merges = 0;
   uint64_t bytes = 0;
   std::map<std::string, int> types;  // ggml type name -> tensors

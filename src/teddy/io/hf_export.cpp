@@ -49,6 +49,7 @@ HfExportReport write_hf_dir(const TeddyRun& run, const std::string& out_dir, con
   HfExportReport r;
   r.out_dir = out_dir;
   r.checkpoint = run.checkpoint;
+  r.skipped = run.skipped;
   r.architecture = hf_architecture(cfg.family);
   StagedDir out(out_dir);
 

@@ -24,6 +24,7 @@ struct HfExportOptions {
 
 struct HfExportReport {
   std::string out_dir, checkpoint, architecture;
+  std::vector<std::string> skipped;  // damaged newer checkpoints passed over, "dir: why"
   std::vector<std::string> files;  // written, in order
   size_t tensors = 0;
   uint64_t tensor_bytes = 0;

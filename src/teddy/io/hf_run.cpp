@@ -25,6 +25,7 @@ TeddyRun read_teddy_run(const std::string& checkpoint, const std::string& tokeni
   TeddyRun r;
   const VerifiedCheckpoint verified = resolve_verified_checkpoint(checkpoint);
   r.checkpoint = verified.info.dir;
+  r.skipped = verified.skipped;
   r.run_dir = fs::path(r.checkpoint).parent_path().parent_path().string();
   const std::string tok_path = !tokenizer.empty() ? tokenizer : (fs::path(r.run_dir) / "tokenizer.json").string();
   if (!fs::exists(tok_path)) throw Error(tok_path + ": no tokenizer next to the checkpoint; pass --tokenizer");

@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "teddy/data/sft/chat_template.h"
 #include "teddy/tokenizer/tokenizer.h"
@@ -19,6 +20,7 @@ struct TeddyRun {
   HfExtras extras;                    // source empty: a run teddy trained itself
   std::optional<ChatTemplate> chat;   // the run's chat_template.json, if any
   std::string checkpoint, run_dir;
+  std::vector<std::string> skipped;   // the run directory's newer checkpoints passed over (damaged), "dir: why"
 
   // The Jinja chat template to publish: the imported one, else chat_template.json's
   // (chat_template_jinja), else "".

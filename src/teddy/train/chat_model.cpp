@@ -16,6 +16,7 @@ ChatModel load_chat_model(const std::string& checkpoint, const std::string& toke
   const VerifiedCheckpoint verified = resolve_verified_checkpoint(checkpoint);  // each file hashed once
   const CheckpointInfo& info = verified.info;
   cm.checkpoint = info.dir;
+  cm.skipped = verified.skipped;
   const fs::path run_dir = fs::path(cm.checkpoint).parent_path().parent_path();
   const std::string tok_path = !tokenizer.empty() ? tokenizer : (run_dir / "tokenizer.json").string();
   if (!fs::exists(tok_path)) throw Error(tok_path + ": no tokenizer next to the checkpoint; pass the tokenizer file");

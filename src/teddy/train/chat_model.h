@@ -5,6 +5,7 @@
 // finetuned, or evaluated with the template before finetuning).
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "teddy/data/sft/chat_template.h"
 #include "teddy/tokenizer/tokenizer.h"
@@ -19,6 +20,7 @@ struct ChatModel {
   std::string checkpoint;   // the checkpoint directory actually loaded
   int base_vocab = 0;       // the checkpoint's vocabulary
   int added_specials = 0;   // template tokens the tokenizer lacked
+  std::vector<std::string> skipped;  // a run directory's newer checkpoints passed over, "dir: why"
 };
 
 // `checkpoint`: a checkpoint directory or a run directory (its newest intact one).

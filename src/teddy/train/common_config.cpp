@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "teddy/core/error.h"
+#include "teddy/core/stop_signal.h"
 
 namespace teddy {
 
@@ -45,6 +46,18 @@ void validate_common(const CommonConfig& c, const CommonRules& rules) {
   check(c.zero >= 0 && c.zero <= 3, "dist.zero", "must be 0, 1, 2 or 3 (got " + std::to_string(c.zero) + ")");
   check(!c.run_dir.empty(), "run.dir", "must not be empty");
   check(c.peak_gflops >= 0, "run.peak_gflops", "must be >= 0");
+  c.save_on_signals();
+}
+
+std::vector<int> CommonConfig::save_on_signals() const {
+  std::vector<int> out;
+  for (const std::string& n : save_on) {
+    const int s = stop_signal_from_name(n);
+    if (s == 0)
+      throw ConfigError("run.save_on: unknown signal \"" + n + "\" (expected TERM, INT, USR1, USR2, HUP, QUIT or XCPU)");
+    out.push_back(s);
+  }
+  return out;
 }
 
 void insert_common_toml(toml::table& t, const CommonConfig& c) {
@@ -64,7 +77,9 @@ void insert_common_toml(toml::table& t, const CommonConfig& c) {
   t.insert("eval", toml::table{{"interval", c.eval_interval}, {"batches", c.eval_batches}});
   t.insert("checkpoint", toml::table{{"interval", c.checkpoint_interval}, {"keep", c.keep_checkpoints}});
   t.insert("dist", toml::table{{"zero", c.zero}, {"dp", c.dp}, {"timeout_s", c.timeout_s}, {"overlap", c.overlap}});
-  t.insert("run", toml::table{{"dir", c.run_dir}, {"peak_gflops", c.peak_gflops}});
+  toml::array save_on;
+  for (const std::string& n : c.save_on) save_on.push_back(n);
+  t.insert("run", toml::table{{"dir", c.run_dir}, {"peak_gflops", c.peak_gflops}, {"save_on", save_on}, {"memory_check", c.memory_check}});
   t.insert("log", toml::table{{"tensorboard", c.tensorboard}});
 }
 

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <toml++/toml.h>
+#include <vector>
 
 #include "teddy/distributed/parallel_layout.h"
 #include "teddy/model/model.h"
@@ -50,6 +51,12 @@ struct CommonConfig {
   double peak_gflops = 0;  // MFU denominator; 0: measure the sgemm ceiling at start
   // [log]
   bool tensorboard = true;  // rank 0 writes <run.dir>/tensorboard/events.out.tfevents.*
+  // Signals that end the run at the next step boundary with a checkpoint
+  // (core/stop_signal.h; the CLI installs the handlers). [] disables it.
+  std::vector<std::string> save_on = {"TERM", "INT", "USR1"};
+  std::vector<int> save_on_signals() const;  // validated names -> signal numbers
+  // Refuse a run whose planned memory exceeds what the process may use (train/memory_check.h).
+  bool memory_check = true;
 
   AdamWConfig adamw() const;  // validated
   Precision precision_mode() const;  // from precision (ConfigError "train.precision: ...")
@@ -104,7 +111,11 @@ void add_common_keys(toml_config::KeyTable<Config>& k) {
   TEDDY_COMMON("run.dir", std::string, run_dir, "a directory path");
   TEDDY_COMMON("run.peak_gflops", double, peak_gflops, "a number");
   TEDDY_COMMON("log.tensorboard", bool, tensorboard, "true or false");
+  TEDDY_COMMON("run.memory_check", bool, memory_check, "true or false");
 #undef TEDDY_COMMON
+  k["run.save_on"] = [](Config& c, const toml::node& n, const std::string& where) {
+    c.save_on = toml_config::string_list(n, where, "an array of signal names like [\"TERM\", \"INT\", \"USR1\"]");
+  };
 }
 
 }  // namespace teddy

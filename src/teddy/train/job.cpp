@@ -10,6 +10,7 @@
 #include "teddy/core/error.h"
 #include "teddy/distributed/world.h"
 #include "teddy/io/hf_import.h"
+#include "teddy/io/run_lock.h"
 
 namespace fs = std::filesystem;
 
@@ -59,6 +60,13 @@ void run_in_world(double timeout_s, JobObserver& observer, Body&& body) {
   }
 }
 
+// One writer per run.dir (io/run_lock.h), taken by rank 0 before --overwrite may
+// delete anything and held while the job trains (the Trainer shares it). A refusal
+// is an error of rank 0, which ends the job like any other (run_in_world).
+std::shared_ptr<RunLock> lock_run_dir(const dist::World& world, const std::string& run_dir) {
+  return world.rank() == 0 ? RunLock::acquire(run_dir) : nullptr;
+}
+
 // A fresh run never mixes with (or silently deletes) an earlier run's checkpoints.
 void start_fresh_or_refuse(dist::World& world, const std::string& run_dir, const JobOptions& opts) {
   if (opts.resume != Resume::no) return;
@@ -84,22 +92,27 @@ std::function<void(const TrainEvent&)> job_events(const dist::World& world, JobO
 
 }  // namespace
 
-void run_pretrain_job(PretrainConfig cfg, const JobOptions& opts, JobObserver& observer) {
+TrainResult run_pretrain_job(PretrainConfig cfg, const JobOptions& opts, JobObserver& observer) {
   // A bad value first, before the world, run.dir and the dataset are looked at (at
   // one rank: the token budget's step count only shrinks with more ranks, so no rule
   // here is stricter than the Pretrainer's own check with the job's ranks).
   cfg.validate();
+  TrainResult result;
   run_in_world(cfg.timeout_s, observer, [&](dist::World& world) {
+    const auto lock = lock_run_dir(world, cfg.run_dir);
     start_fresh_or_refuse(world, cfg.run_dir, opts);
     Pretrainer trainer(std::move(cfg), opts.resume, world.comm());
     if (opts.peak_probe) trainer.set_peak_probe(opts.peak_probe);
-    trainer.run(job_events(world, observer), opts.stop_after);
+    result = trainer.run(job_events(world, observer), opts.stop_after);
   });
+  return result;
 }
 
-void run_sft_job(SftConfig cfg, const JobOptions& opts, JobObserver& observer) {
+TrainResult run_sft_job(SftConfig cfg, const JobOptions& opts, JobObserver& observer) {
   cfg.validate();  // a bad value first, before the world, the checkpoint and the data are looked at
+  TrainResult result;
   run_in_world(cfg.timeout_s, observer, [&](dist::World& world) {
+    const auto lock = lock_run_dir(world, cfg.run_dir);
     start_fresh_or_refuse(world, cfg.run_dir, opts);
     if (const std::string hf_dir = hf_model_dir(cfg.init); !hf_dir.empty()) {
       // Rank 0 imports the Hugging Face model into run.dir (or reuses an earlier
@@ -115,8 +128,9 @@ void run_sft_job(SftConfig cfg, const JobOptions& opts, JobObserver& observer) {
     }
     SftTrainer trainer(std::move(cfg), opts.resume, world.comm());
     if (opts.peak_probe) trainer.set_peak_probe(opts.peak_probe);
-    trainer.run(job_events(world, observer), opts.stop_after);
+    result = trainer.run(job_events(world, observer), opts.stop_after);
   });
+  return result;
 }
 
 }  // namespace teddy

@@ -5,6 +5,8 @@
 //   - validates the config (before anything else is looked at: no MPI, no run.dir),
 //   - builds the world it runs in (dist::World: MPI under a launcher, with the
 //     [dist] timeout_s watchdog; else one process),
+//   - locks run.dir (rank 0; io/run_lock.h: one writer per run.dir, a second is
+//     refused naming the holder) before anything there is deleted,
 //   - refuses a fresh run in a run.dir that holds an earlier run's checkpoints, or
 //     deletes them with overwrite,
 //   - (sft, model.init = hf:DIR) imports the Hugging Face model once into
@@ -73,7 +75,11 @@ class JobObserver {
   virtual int on_rank_failure(const RankFailure& f) { return f.hang ? dist::kHangExitCode : 1; }
 };
 
-void run_pretrain_job(PretrainConfig cfg, const JobOptions& opts, JobObserver& observer);
-void run_sft_job(SftConfig cfg, const JobOptions& opts, JobObserver& observer);
+// Returns how the run ended on this rank (Trainer::run's TrainResult): every rank
+// of a job gets the same stop_signal (the ranks agree on it after each step), so a
+// stop signal ([run] save_on) that ended the run with a checkpoint is seen by every
+// rank's caller (the CLI exits 75 on each).
+TrainResult run_pretrain_job(PretrainConfig cfg, const JobOptions& opts, JobObserver& observer);
+TrainResult run_sft_job(SftConfig cfg, const JobOptions& opts, JobObserver& observer);
 
 }  // namespace teddy

@@ -13,6 +13,7 @@
 #include "teddy/data/manifest.h"
 #include "teddy/tokenizer/tokenizer.h"
 #include "teddy/model/model.h"
+#include "teddy/train/memory_check.h"
 
 namespace fs = std::filesystem;
 
@@ -37,6 +38,17 @@ class Pretrainer::Task final : public TrainTask {
     lo.grad_accum = cfg_.grad_accum;  // a step's rows depend on the global batch only, not on its split
     loader_ = std::make_unique<DataLoader>(cfg_.dataset, mix, lo);
 
+    if (cfg_.memory_check) {  // before the first large allocation
+      plan::TrainSetup setup;
+      setup.micro_batch = cfg_.micro_batch;
+      setup.seq_len = cfg_.seq_len;
+      const Precision p = precision_from_name(cfg_.precision, "train.precision");
+      setup.precision = p == Precision::bf16 ? DType::bf16 : p == Precision::fp16 ? DType::f16 : DType::f32;
+      setup.dp = dp;
+      setup.zero_stage = dp > 1 ? cfg_.zero : 0;  // one process runs stage 0 (Trainer)
+      setup.recompute = recompute_from_name(cfg_.recompute);
+      check_training_memory(cfg_.model, setup, threads_, local_ranks());
+    }
     model_ = std::make_unique<Model>(cfg_.model);  // default context: the cpu backend
     model_->init_weights(cfg_.seed);
     model_->set_recompute(recompute_from_name(cfg_.recompute));
@@ -187,8 +199,8 @@ const std::vector<double>& Pretrainer::step_losses() const { return trainer_->st
 int64_t Pretrainer::start_step() const { return trainer_->start_step(); }
 Trainer& Pretrainer::trainer() { return *trainer_; }
 
-void Pretrainer::run(const std::function<void(const PretrainEvent&)>& on_event, int64_t stop_after) {
-  trainer_->run(on_event, stop_after);
+TrainResult Pretrainer::run(const std::function<void(const PretrainEvent&)>& on_event, int64_t stop_after) {
+  return trainer_->run(on_event, stop_after);
 }
 
 PretrainMemory Pretrainer::memory() const {

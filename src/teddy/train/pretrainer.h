@@ -43,7 +43,7 @@ class Pretrainer {
 
   // Trains to the configured total; with stop_after > 0, stops (with a checkpoint)
   // once that many steps are completed, as if interrupted there.
-  void run(const std::function<void(const PretrainEvent&)>& on_event, int64_t stop_after = 0);
+  TrainResult run(const std::function<void(const PretrainEvent&)>& on_event, int64_t stop_after = 0);
   // The MFU denominator when the config gives no run.peak_gflops: probe(threads), in
   // GFLOP/s, called once at the start of run() (the CLI passes the sgemm ceiling of
   // bench/sgemm_ceiling.h; train/ does not measure). With neither, MFU reports 0.

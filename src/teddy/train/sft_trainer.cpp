@@ -1,4 +1,5 @@
 #include "teddy/train/sft_trainer.h"
+#include "teddy/train/memory_check.h"
 
 #include <omp.h>
 
@@ -34,6 +35,7 @@ class SftTrainer::Task final : public TrainTask {
     {
       ChatModel cm = load_chat_model(cfg.init, cfg.tokenizer, true, &cfg.chat_template);
       report_.init_checkpoint = cm.checkpoint;
+      report_.init_skipped = cm.skipped;
       report_.added_specials = cm.added_specials;
       report_.base_vocab = cm.base_vocab;
       tok_ = std::move(cm.tok);
@@ -76,6 +78,17 @@ class SftTrainer::Task final : public TrainTask {
     if (cfg.warmup_steps > total_)
       throw ConfigError("optim.warmup_steps: must be <= the run's steps (" + std::to_string(cfg.warmup_steps) + " > " +
                         std::to_string(total_) + ")");
+    if (cfg.memory_check) {  // before the optimizer state and the activation arena
+      plan::TrainSetup setup;
+      setup.micro_batch = cfg.micro_batch;
+      setup.seq_len = cfg.seq_len;
+      const Precision p = cfg.precision_mode();  // 16-bit: fp32 master state, activations saved in 16 bits
+      setup.precision = p == Precision::bf16 ? DType::bf16 : p == Precision::fp16 ? DType::f16 : DType::f32;
+      setup.dp = dp;
+      setup.zero_stage = dp > 1 ? cfg.zero : 0;
+      check_training_memory(model_->config(), setup, threads_, local_ranks(),
+                            static_cast<double>(model_->param_bytes() + model_->grad_bytes()));
+    }
     model_->set_precision(cfg.precision_mode());  // before the activations are sized: 16-bit saves less
     model_->reserve_activations(cfg.micro_batch, cfg.seq_len);
     micro_.resize(static_cast<size_t>(cfg.grad_accum));
@@ -158,6 +171,7 @@ class SftTrainer::Task final : public TrainTask {
     os << cfg_.to_toml(r.rows_per_epoch);
     os << "# init: " << r.init_checkpoint << " (" << family_name(mc.family) << ", " << model_->layout().count()
        << " parameters)\n";
+    for (const std::string& sk : r.init_skipped) os << "# model.init: skipped damaged checkpoint " << sk << "\n";
     os << "# template " << tmpl_.name << ": " << r.added_specials << " special tokens added, vocabulary "
        << r.base_vocab << " -> " << r.vocab << " (padded " << mc.padded_vocab_size << ")\n";
     auto read_line = [&](const char* what, const SftReadStats& rs) {
@@ -250,8 +264,8 @@ const ChatTemplate& SftTrainer::chat_template() const { return task_->chat_templ
 Trainer& SftTrainer::trainer() { return *trainer_; }
 double SftTrainer::validation_loss() { return trainer_->validation_loss(); }
 
-void SftTrainer::run(const std::function<void(const SftEvent&)>& on_event, int64_t stop_after) {
-  trainer_->run(on_event, stop_after);
+TrainResult SftTrainer::run(const std::function<void(const SftEvent&)>& on_event, int64_t stop_after) {
+  return trainer_->run(on_event, stop_after);
 }
 
 }  // namespace teddy

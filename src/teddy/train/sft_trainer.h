@@ -35,6 +35,7 @@ struct SftDataReport {
   int added_specials = 0;             // tokens the template added to the tokenizer
   int base_vocab = 0, vocab = 0;      // model vocabulary before / after
   std::string init_checkpoint;
+  std::vector<std::string> init_skipped;  // model.init's newer checkpoints passed over (damaged), "dir: why"
 };
 
 class SftTrainer {
@@ -51,7 +52,7 @@ class SftTrainer {
 
   // Trains to the total; with stop_after > 0 stops (with a checkpoint) after that many
   // steps, as if interrupted. A fresh run evaluates once before the first step.
-  void run(const std::function<void(const SftEvent&)>& on_event, int64_t stop_after = 0);
+  TrainResult run(const std::function<void(const SftEvent&)>& on_event, int64_t stop_after = 0);
   // The MFU denominator when the config gives no run.peak_gflops: probe(threads), in
   // GFLOP/s, called once at the start of run() (the CLI passes the sgemm ceiling of
   // bench/sgemm_ceiling.h; train/ does not measure). With neither, MFU reports 0.

@@ -27,6 +27,20 @@ T get_as(const toml::node& n, const std::string& where, const char* want) {
   throw ConfigError(where + ": expected " + want);
 }
 
+// An array of strings (a single string is taken as an array of one).
+inline std::vector<std::string> string_list(const toml::node& n, const std::string& where, const char* want) {
+  std::vector<std::string> out;
+  if (auto v = n.value<std::string>()) return {*v};
+  const toml::array* a = n.as_array();
+  if (!a) throw ConfigError(where + ": expected " + want);
+  for (const toml::node& e : *a) {
+    auto v = e.value<std::string>();
+    if (!v) throw ConfigError(where + ": expected " + want);
+    out.push_back(*v);
+  }
+  return out;
+}
+
 template <class Config>
 using Setter = std::function<void(Config&, const toml::node&, const std::string& where)>;
 template <class Config>

@@ -1,7 +1,9 @@
 #include "teddy/train/trainer.h"
 
 #include <chrono>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -9,6 +11,7 @@
 
 #include "teddy/core/error.h"
 #include "teddy/core/memory_usage.h"
+#include "teddy/core/stop_signal.h"
 #include "teddy/io/tensorboard_events.h"
 #include "teddy/train/metrics_file.h"
 
@@ -32,6 +35,12 @@ Trainer::Trainer(std::unique_ptr<TrainTask> task, const CommonConfig& common, co
 
   const bool writer = rank() == 0;  // only rank 0 writes run files
   const std::string& run_dir = common_.run_dir;
+  // One writer per run.dir, before anything in it is touched; a refusal on rank 0
+  // reaches every rank (all_or_none), so none waits in the barrier below.
+  engine_->checkpoint_group().all_or_none("", [&] {
+    if (writer) lock_ = RunLock::acquire(run_dir);
+  });
+  if (lock_) notes_ += lock_->note();
   std::error_code ec;
   fs::create_directories(run_dir, ec);
   if (ec) throw Error(run_dir + ": cannot create run directory: " + ec.message());
@@ -55,6 +64,9 @@ Trainer::Trainer(std::unique_ptr<TrainTask> task, const CommonConfig& common, co
     notes_ += "# --resume: no checkpoint in " + run_dir + " yet, starting from scratch\n";
   }
   if (latest) {
+    // The newer checkpoints the search passed over are named with the reason, so a
+    // fallback to an older step is never silent.
+    for (const std::string& sk : skipped) notes_ += "# --resume: skipped damaged checkpoint " + sk + "\n";
     const CheckpointInfo info = engine_->load_checkpoint(*latest);
     step_ = start_step_ = info.state.step;
     tokens_ = info.state.tokens_processed;
@@ -79,7 +91,21 @@ double Trainer::validation_loss() {
   return v[1] > 0 ? v[0] / v[1] : std::nan("");
 }
 
-void Trainer::run(const std::function<void(const TrainEvent&)>& on_event, int64_t stop_after) {
+int Trainer::agreed_stop_signal() {
+  const int mine = stop_requested();
+  if (comm_->size() == 1) return mine;
+  // One count per signal number: a sum, so ranks that saw different signals (or
+  // none) all end up with the same answer.
+  constexpr int kSignals = 65;
+  int64_t seen[kSignals] = {};
+  if (mine > 0 && mine < kSignals) seen[mine] = 1;
+  comm_->all_reduce_sum(seen, kSignals);
+  for (int s = 1; s < kSignals; ++s)
+    if (seen[s] > 0) return s;
+  return 0;
+}
+
+TrainResult Trainer::run(const std::function<void(const TrainEvent&)>& on_event, int64_t stop_after) {
   Model& model = task_->model();
   const int64_t total = settings_.total_steps;
   const ModelConfig& mc = model.config();
@@ -90,7 +116,23 @@ void Trainer::run(const std::function<void(const TrainEvent&)>& on_event, int64_
   const bool writer = rank() == 0;
   const int W = world();
   std::ofstream metrics;
-  if (writer) metrics.open(metrics_path_, std::ios::app);
+  if (writer) {
+    metrics.open(metrics_path_, std::ios::app);
+    if (!metrics) throw Error(metrics_path_ + ": cannot open for writing: " + std::strerror(errno));
+  }
+  std::string last_checkpoint;
+  // A failed metrics write (a full disk) stops the run: training on would produce
+  // steps that neither metrics.jsonl nor, most likely, the next checkpoint can keep.
+  auto write_metrics = [&](const std::string& line) {
+    metrics << line << '\n' << std::flush;
+    if (!metrics)
+      throw Error(metrics_path_ + ": write failed at step " + std::to_string(step_) + " (" + std::strerror(errno) +
+                  "); the newest checkpoint is " +
+                  (!last_checkpoint.empty() ? last_checkpoint
+                   : start_step_ > 0        ? checkpoint_dir(common_.run_dir, start_step_)
+                                            : std::string("none yet")) +
+                  ": free space and continue with --resume");
+  };
   // TensorBoard: a new event file per run or resume; its first record tells TensorBoard
   // to drop earlier files' events from step_ + 1 on, as metrics.jsonl was truncated.
   std::unique_ptr<EventFileWriter> tb;
@@ -133,7 +175,7 @@ void Trainer::run(const std::function<void(const TrainEvent&)>& on_event, int64_
     ev.step = step_;
     ev.loss = last_val;
     ev.tokens_seen = tokens_;
-    if (writer) metrics << nlohmann::ordered_json{{"step", step_}, {"val_loss", last_val}}.dump() << "\n" << std::flush;
+    if (writer) write_metrics(nlohmann::ordered_json{{"step", step_}, {"val_loss", last_val}}.dump());
     if (tb) tb->add_scalars(step_, {{"loss/val", static_cast<float>(last_val)}});
     emit(ev);
   };
@@ -148,6 +190,7 @@ void Trainer::run(const std::function<void(const TrainEvent&)>& on_event, int64_
     e.kind = TrainEvent::Kind::checkpoint;
     e.step = step_;
     e.text = engine_->save_checkpoint(common_.run_dir, cs, common_.keep_checkpoints);  // fills the loss scaler's state
+    last_checkpoint = e.text;
     emit(e);
   };
 
@@ -157,6 +200,7 @@ void Trainer::run(const std::function<void(const TrainEvent&)>& on_event, int64_
   int64_t run_tokens = 0;
   std::vector<Batch> micro;
   const int64_t stop = stop_after > 0 ? std::min(stop_after, total) : total;
+  int stop_signal = 0;
   while (step_ < stop) {
     const auto t0 = std::chrono::steady_clock::now();
     const int64_t step_tokens = task_->next_step(micro);
@@ -216,7 +260,7 @@ void Trainer::run(const std::function<void(const TrainEvent&)>& on_event, int64_
         j["comm_payload_bytes"] = engine_->last_step_payload_bytes();  // rank 0's, measured
         j["comm_s"] = engine_->last_step_comm_seconds();
       }
-      metrics << j.dump() << "\n" << std::flush;
+      write_metrics(j.dump());
     }
     if (tb) {
       // Tags as TensorBoard users group them; values as metrics.jsonl has them, in float.
@@ -239,9 +283,14 @@ void Trainer::run(const std::function<void(const TrainEvent&)>& on_event, int64_
     emit(e);
 
     const bool last = step_ == stop;
-    if (task_->has_validation() && ((common_.eval_interval > 0 && step_ % common_.eval_interval == 0) || last))
+    // A stop signal on the last step changes nothing: the run completes as planned.
+    if (!last) stop_signal = agreed_stop_signal();  // every rank, every step: the same answer everywhere
+    if (task_->has_validation() && !stop_signal &&
+        ((common_.eval_interval > 0 && step_ % common_.eval_interval == 0) || last))
       evaluate();
-    if ((common_.checkpoint_interval > 0 && step_ % common_.checkpoint_interval == 0) || last) checkpoint();
+    if ((common_.checkpoint_interval > 0 && step_ % common_.checkpoint_interval == 0) || last || stop_signal)
+      checkpoint();
+    if (stop_signal) break;
   }
 
   TrainEvent end;
@@ -257,7 +306,10 @@ void Trainer::run(const std::function<void(const TrainEvent&)>& on_event, int64_
   report.last_val = last_val;
   if (W > 1) report.engine_summary = engine_->summary();  // collective
   end.text = task_->end_text(report);
+  end.stop_signal = stop_signal;
+  end.checkpoint = last_checkpoint;
   emit(end);
+  return TrainResult{step_, stop_signal, last_checkpoint};
 }
 
 }  // namespace teddy

@@ -4,7 +4,7 @@
 // dataset's loader, SftTask over chat examples); the Trainer does the rest, the
 // same way for both and for any number of ranks:
 //
-//   start     run.dir, temporary checkpoints of dead writers removed (rank 0),
+//   start     run.dir locked (rank 0; io/run_lock.h), temporary checkpoints of dead writers removed (rank 0),
 //             --resume (Resume) from the newest checkpoint no rank objects to,
 //             metrics.jsonl truncated to the resumed step or started fresh, the
 //             task's run files (rank 0), the start report
@@ -33,6 +33,7 @@
 #include "teddy/distributed/communicator.h"
 #include "teddy/distributed/parallel_layout.h"
 #include "teddy/distributed/zero_trainer.h"
+#include "teddy/io/run_lock.h"
 #include "teddy/model/model.h"
 #include "teddy/train/common_config.h"
 #include "teddy/train/optim/loss_scaler.h"
@@ -55,6 +56,10 @@ struct TrainEvent {
   bool skipped = false;
   int64_t skipped_steps = 0;
   std::string text;          // start: resolved config and memory report; checkpoint: its path; end: summary
+  // end: the stop signal that ended the run early at `step` (0: it ran to its end or
+  // to stop_after) and the newest checkpoint written by this run ("" if none).
+  int stop_signal = 0;
+  std::string checkpoint;
   std::vector<std::pair<std::string, uint64_t>> tokens_per_source;
 };
 
@@ -108,6 +113,13 @@ class TrainTask {
   virtual bool metrics_loss_tokens() const { return false; }
 };
 
+// How run() ended.
+struct TrainResult {
+  int64_t step = 0;         // optimizer steps completed
+  int stop_signal = 0;      // a stop signal (core/stop_signal.h) ended it early; 0: it ran to its end / stop_after
+  std::string checkpoint;   // the newest checkpoint this run wrote ("" if none)
+};
+
 // The run's settings beyond the common sections.
 struct TrainerSettings {
   int64_t total_steps = 1;
@@ -130,8 +142,12 @@ class Trainer {
   Trainer& operator=(const Trainer&) = delete;
 
   // Trains to the configured total; with stop_after > 0, stops (with a checkpoint)
-  // once that many steps are completed, as if interrupted there.
-  void run(const std::function<void(const TrainEvent&)>& on_event, int64_t stop_after = 0);
+  // once that many steps are completed, as if interrupted there. After each step it
+  // polls stop_requested() (core/stop_signal.h), agreed over the ranks by one small
+  // all-reduce, so every rank stops after the same step: then it writes a checkpoint
+  // of that step (no validation: a scheduler's grace time goes to the save) and
+  // returns with result.stop_signal set.
+  TrainResult run(const std::function<void(const TrainEvent&)>& on_event, int64_t stop_after = 0);
   // The MFU denominator when run.peak_gflops is 0: probe(threads), in GFLOP/s,
   // called once at the start of run() (the CLI passes the sgemm ceiling of
   // bench/sgemm_ceiling.h; train/ does not measure). With neither, MFU reports 0.
@@ -148,6 +164,11 @@ class Trainer {
   double validation_loss();
 
  private:
+  // stop_requested() of any rank (the lowest signal number when they differ), the
+  // same on every rank.
+  int agreed_stop_signal();
+
+  std::shared_ptr<RunLock> lock_;  // rank 0: run.dir's lock, held for the Trainer's life
   std::unique_ptr<dist::Communicator> own_comm_;  // one process
   dist::Communicator* comm_ = nullptr;
   std::unique_ptr<TrainTask> task_;
