@@ -76,7 +76,11 @@ std::vector<JsonlRow> read_jsonl(const std::string& path) {
     try {
       r.value = nlohmann::json::parse(s);
     } catch (const nlohmann::json::exception& e) {
-      row_error(path, line, std::string("invalid JSON: ") + e.what());
+      // nlohmann says "[json.exception.parse_error.101] parse error at line 1, column
+      // 7: ..."; the row is one line, so keep from "column" on.
+      const std::string what = e.what();
+      const size_t col = what.find("column ");
+      row_error(path, line, "invalid JSON at " + (col == std::string::npos ? what : what.substr(col)));
     }
     if (!r.value.is_object()) row_error(path, line, std::string("expected a JSON object, got ") + json_kind(r.value));
     rows.push_back(std::move(r));
