@@ -19,6 +19,7 @@ void register_sft(CLI::App& app, Run& run);
 void register_import(CLI::App& app, Run& run);
 void register_export(CLI::App& app, Run& run);
 void register_eval(CLI::App& app, Run& run);
+void register_arena(CLI::App& app, Run& run);
 
 }  // namespace teddy::cli
 
