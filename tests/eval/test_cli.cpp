@@ -131,6 +131,20 @@ TEST_F(EvalCli, ArcAccNormFromSamples) {
   EXPECT_NEAR(j["info"]["chance"].get<double>(), (0.25 + 1.0 / 3 + 0.25) / 3, 1e-12);
 }
 
+TEST_F(EvalCli, HuggingFaceDirectoryScoresTheSame) {
+  // The run exported to transformers' layout (f32: the same weights, the byte-level
+  // tokenizer as tokenizer.json) and read back with --model hf:DIR.
+  const fs::path hf = *dir_ / "hf";
+  ASSERT_EQ(run_teddy("export hf --checkpoint " + *run_ + " --out " + hf.string()).rc, 0);
+  const fs::path data = test::make_arc(*dir_ / "arc_hf.jsonl");
+  const fs::path a = *dir_ / "ckpt.jsonl", b = *dir_ / "hf.jsonl";
+  run_json("eval arc_challenge --checkpoint " + *run_ + " --data " + data.string() + " --log-samples " + a.string());
+  run_json("eval arc_challenge --model hf:" + hf.string() + " --data " + data.string() + " --log-samples " + b.string());
+  const std::vector<json> x = read_lines(a), y = read_lines(b);
+  ASSERT_EQ(x.size(), y.size());
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(x[i]["loglikelihoods"], y[i]["loglikelihoods"]);  // same floats, same kernels
+}
+
 TEST_F(EvalCli, Gsm8kPredictionsAndGeneration) {
   const fs::path data = test::make_gsm8k(*dir_ / "gsm8k.jsonl");
   const fs::path pred = *dir_ / "gsm8k_pred.jsonl";
