@@ -33,7 +33,7 @@ namespace {
 enum Record : int { kIsolation = 1, kInnerPid = 2, kStatus = 3 };
 enum Bit : int {
   kNet = 1, kMountNs = 2, kPidNs = 4, kReadOnly = 8, kTmpfsWork = 16, kHideHome = 32, kHideCwd = 64,
-  kAsNobody = 128, kUserNs = 256, kRlimits = 512
+  kAsNobody = 128, kUserNs = 256, kRlimits = 512, kOwnProc = 1024
 };
 constexpr uid_t kNobody = 65534;
 
@@ -182,6 +182,10 @@ struct ChildPlan {
   if (init == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != outer && !(bits & kPidNs)) _exit(126);  // the outer child is already gone
+    // A /proc of this PID namespace: the program sees its own processes, not the host's.
+    if ((bits & kPidNs) && (bits & kMountNs) &&
+        mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, nullptr) == 0)
+      bits |= kOwnProc;
     const pid_t prog = fork();
     if (prog < 0) _exit(126);
     if (prog == 0) run_program(p, bits, out_w, info_w);
@@ -350,7 +354,7 @@ SandboxResult run_python_sandboxed(const std::string& program, const SandboxLimi
   }
   if (cwd_in_home && (bits & kHideHome)) bits |= kHideCwd;
   const std::pair<int, const char*> names[] = {{kUserNs, "userns"}, {kNet, "netns"}, {kMountNs, "mountns"},
-                                               {kPidNs, "pidns"}, {kReadOnly, "readonly-mounts"},
+                                               {kPidNs, "pidns"}, {kOwnProc, "own-proc"}, {kReadOnly, "readonly-mounts"},
                                                {kTmpfsWork, "tmpfs-work"}, {kHideHome, "home-hidden"},
                                                {kHideCwd, "cwd-hidden"}, {kAsNobody, "nobody"}, {kRlimits, "rlimits"}};
   for (const auto& [b, name] : names)
