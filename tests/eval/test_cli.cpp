@@ -218,6 +218,33 @@ TEST_F(EvalCli, PerplexityOnTextAndJsonl) {
   EXPECT_LT(a["perplexity"].get<double>(), 1000.0);
 }
 
+TEST_F(EvalCli, ArenaBattleBetweenModels) {
+  const std::string other = test::make_run(*dir_ / "other", 8);  // another random model
+  write_text(*dir_ / "prompts.jsonl", R"({"prompt": "2 + 2 =", "reference": "4"})" "\n"
+                                      R"({"prompt": "The capital of France is", "reference": "Paris"})" "\n"
+                                      R"({"question": "Opposite of hot?", "answer": "cold"})" "\n");
+  const fs::path out = *dir_ / "battles.jsonl";
+  const Result r = run_teddy("arena battle --model A=" + *run_ + " --model B=" + *run_ + " --model C=" + other +
+                                 " --prompts " + (*dir_ / "prompts.jsonl").string() + " --out " + out.string() + " --bootstrap 0",
+                             true);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const std::vector<json> b = read_lines(out);
+  ASSERT_EQ(b.size(), 9u);  // 3 prompts x 3 pairs
+  for (const json& x : b) {
+    const double sa = x["score_a"], sb = x["score_b"];
+    EXPECT_EQ(x["winner"], sa > sb ? "model_a" : sa < sb ? "model_b" : "tie");
+    if (x["model_a"] == "A" && x["model_b"] == "B") EXPECT_EQ(x["winner"], "tie");  // the same model
+  }
+  // The battles file is what `teddy arena` reads.
+  const Result again = run_teddy("arena --bootstrap 0 --battles " + out.string(), true);
+  EXPECT_EQ(again.rc, 0) << again.out;
+  const Result ex = run_teddy("arena battle --judge exact -n 4 --model A=" + *run_ + " --model C=" + other + " --prompts " +
+                                  (*dir_ / "prompts.jsonl").string() + " --out " + out.string(),
+                              true);
+  ASSERT_EQ(ex.rc, 0) << ex.out;
+  EXPECT_TRUE(read_lines(out)[0].contains("answer_a"));
+}
+
 TEST_F(EvalCli, ErrorsNameTheTaskFileLineAndField) {
   const Result unknown = run_teddy("eval nosuch --checkpoint " + *run_ + " --data x", true);
   EXPECT_EQ(unknown.rc, 1);

@@ -17,6 +17,12 @@ namespace teddy::cli {
 
 namespace {
 
+// JSON text of generated strings, which may hold invalid UTF-8 (a token can end
+// inside a character): such bytes become U+FFFD instead of an exception.
+std::string dump_lossy(const nlohmann::ordered_json& j) {
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
 struct Opts {
   std::string task, checkpoint, model, tokenizer, data, fewshot, predictions, log_samples, text_field = "text";
   int shots = -1, batch = 16, max_tokens = -1, samples_per_task = 1;
@@ -34,7 +40,7 @@ std::string fmt(const nlohmann::ordered_json& v) {
     std::snprintf(b, sizeof b, "%.4f", v.get<double>());
     return b;
   }
-  return v.is_string() ? v.get<std::string>() : v.dump();
+  return v.is_string() ? v.get<std::string>() : dump_lossy(v);
 }
 
 void print_table(const EvalResult& r, double seconds) {
@@ -154,7 +160,7 @@ void register_eval(CLI::App& app, Run& run) {
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (!o->log_samples.empty()) {
         std::string lines;
-        for (const auto& s : r.samples) lines += s.dump() + "\n";
+        for (const auto& s : r.samples) lines += dump_lossy(s) + "\n";
         write_file_atomic(o->log_samples, lines);
       }
       if (o->json) {
@@ -165,7 +171,7 @@ void register_eval(CLI::App& app, Run& run) {
         if (!r.groups.is_null()) j["groups"] = r.groups;
         j["info"] = r.info;
         j["seconds"] = seconds;
-        std::printf("%s\n", j.dump().c_str());
+        std::printf("%s\n", dump_lossy(j).c_str());
       } else {
         print_table(r, seconds);
         if (!o->log_samples.empty()) std::printf("  samples: %s\n", o->log_samples.c_str());
