@@ -1,5 +1,7 @@
 #include "teddy/eval/perplexity.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <filesystem>

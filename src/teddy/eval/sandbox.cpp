@@ -192,7 +192,7 @@ struct ChildPlan {
     close(out_w);
     // Reap everything (orphans re-parent to a namespace's first process) until the
     // program itself ends; leaving then kills whatever it left behind.
-    int status = 0;
+    int status = 126 << 8;  // "exited 126" unless the program's own status comes in
     for (;;) {
       int st = 0;
       const pid_t w = waitpid(-1, &st, 0);
