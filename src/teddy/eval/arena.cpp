@@ -76,7 +76,6 @@ std::vector<double> fit_table(const PairTable& t) {
   std::vector<double> x(p, 0.0);
   for (int it = 0; it < 200; ++it) {
     std::vector<double> g(p, 0.0), H(p * p, 1.0);
-    double ll = 0;
     for (size_t i = 0; i < p; ++i)
       for (size_t j = 0; j < p; ++j) {
         const double n = t.n[i * p + j];
@@ -86,7 +85,6 @@ std::vector<double> fit_table(const PairTable& t) {
         const double h = c * c * n * q * (1 - q);
         H[i * p + i] += h;
         H[i * p + j] -= h;
-        ll += t.s[i * p + j] * std::log(q);
       }
     const std::vector<double> d = solve_spd(H, g, p);
     double step = 0;
@@ -98,7 +96,6 @@ std::vector<double> fit_table(const PairTable& t) {
     for (double v : x)
       if (!std::isfinite(v) || std::abs(v) > 50)  // 20000 rating points apart: diverging
         throw Error("arena: the ratings are not finite (a model won or lost every battle, or groups of models never met)");
-    (void)ll;
   }
   throw Error("arena: the rating fit did not converge");
 }
