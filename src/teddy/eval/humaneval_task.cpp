@@ -98,6 +98,8 @@ EvalResult eval_humaneval(Model& m, const Tokenizer& tok, const std::string& dat
   const Scored s = run_tasks(tasks, comps, o, r, done, 2 * total);
   finish(r, s, o);
   r.info["samples_per_task"] = o.samples_per_task;
+  if (o.samples_per_task > 1 && o.temperature == 0.0f)
+    r.info["note"] = "temperature 0: the samples of a task are the same greedy completion (give --temperature)";
   r.info["temperature"] = o.temperature;
   r.info["max_new_tokens"] = max_new;
   return r;
