@@ -34,7 +34,7 @@ void register_arena(CLI::App& app, Run& run) {
   };
   auto o = std::make_shared<Opts>();
   CLI::App* sub = app.add_subcommand("arena", "Arena ratings (Bradley-Terry, Elo scale) from pairwise battles");
-  sub->add_option("--battles", o->battles, "JSONL rows {model_a, model_b, winner: model_a | model_b | tie}");
+  sub->add_option("--battles", o->battles, "JSONL rows {model_a, model_b, winner: model_a | model_b | tie} (required, unless `battle`)");
   sub->add_option("--bootstrap", o->bootstrap, "Bootstrap resamples for the 95% intervals (0: none)")->check(CLI::NonNegativeNumber);
   sub->add_option("--seed", o->seed, "Bootstrap seed");
   sub->add_flag("--json", o->json, "Print one JSON object: {\"ratings\": {MODEL: {rating, lower, upper, battles}}, \"win_rate\": ...}");
