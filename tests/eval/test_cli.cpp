@@ -1,0 +1,271 @@
+// The built `teddy eval` binary on fixture files in the published formats: one JSON
+// object with lm-eval's metric names, per-sample logs consistent with the metrics,
+// --predictions scoring (canonical HumanEval solutions pass, wrong ones fail), and
+// errors that name the file, line or field.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "eval/eval_fixtures.h"
+#include "teddy/eval/datasets.h"
+#include "teddy/eval/metrics.h"
+
+namespace teddy {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using test::scratch_dir;
+using test::write_text;
+
+struct Result {
+  int rc = -1;
+  std::string out;
+};
+
+Result run_teddy(const std::string& args, bool merge_stderr = false) {
+  const std::string bin = std::string(TEDDY_BINARY_DIR) + "/teddy";
+  EXPECT_TRUE(fs::exists(bin)) << bin << " missing: build the `teddy` target first";
+  const std::string cmd = bin + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
+  Result r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int status = pclose(p);
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+json run_json(const std::string& args) {
+  const Result r = run_teddy(args + " --json");
+  EXPECT_EQ(r.rc, 0) << run_teddy(args, true).out;
+  try {
+    return json::parse(r.out);
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "not JSON: " << r.out;
+    return json::object();
+  }
+}
+
+std::vector<json> read_lines(const fs::path& p) {
+  std::vector<json> v;
+  std::ifstream in(p);
+  for (std::string line; std::getline(in, line);) v.push_back(json::parse(line));
+  return v;
+}
+
+class EvalCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new fs::path(scratch_dir("cli"));
+    run_ = new std::string(test::make_run(*dir_));
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    delete run_;
+  }
+  static fs::path* dir_;
+  static std::string* run_;
+};
+fs::path* EvalCli::dir_ = nullptr;
+std::string* EvalCli::run_ = nullptr;
+
+TEST_F(EvalCli, MmluPerSubjectMicroMacroAndSamples) {
+  const fs::path data = test::make_mmlu(*dir_ / "mmlu");
+  const fs::path log = *dir_ / "mmlu_samples.jsonl";
+  const json j = run_json("eval mmlu --checkpoint " + *run_ + " --data " + data.string() + " --shots 1 --log-samples " + log.string());
+  EXPECT_EQ(j["task"], "mmlu");
+  EXPECT_EQ(j["n"], 4);
+  ASSERT_TRUE(j["groups"].contains("abstract_algebra"));
+  EXPECT_EQ(j["groups"]["abstract_algebra"]["n"], 3);
+  EXPECT_EQ(j["groups"]["anatomy"]["n"], 1);
+  const std::vector<json> s = read_lines(log);
+  ASSERT_EQ(s.size(), 4u);
+  // The metrics are the samples' arithmetic: micro = all questions, macro = subjects.
+  double correct = 0, aa = 0, an = 0;
+  for (const json& x : s) {
+    const std::vector<double> ll = x["loglikelihoods"];
+    EXPECT_EQ(x["prediction"].get<size_t>(), argmax_first(ll));
+    EXPECT_EQ(x["correct"].get<bool>(), x["prediction"] == x["gold"]);
+    EXPECT_EQ(x["choices"], json({" A", " B", " C", " D"}));
+    correct += x["correct"].get<bool>();
+    (x["subject"] == "anatomy" ? an : aa) += x["correct"].get<bool>();
+  }
+  EXPECT_DOUBLE_EQ(j["acc"].get<double>(), correct / 4);
+  EXPECT_DOUBLE_EQ(j["acc_macro"].get<double>(), (aa / 3 + an / 1) / 2);
+  // One shot from dev/, rendered before the question.
+  EXPECT_EQ(s[0]["prompt"].get<std::string>().rfind("The following are multiple choice questions (with answers) about abstract "
+                                                     "algebra.\n\nFind 1+1.\nA. 1\nB. 2\nC. 3\nD. 4\nAnswer: B\n\nIs Z",
+                                                     0),
+            0u);
+  // dev/ holds 2 abstract_algebra rows: 5 shots (the default) is refused, naming it.
+  const Result five = run_teddy("eval mmlu --checkpoint " + *run_ + " --data " + data.string(), true);
+  EXPECT_EQ(five.rc, 1);
+  EXPECT_NE(five.out.find("dev rows for subject \"abstract_algebra\", 5 shots asked"), std::string::npos) << five.out;
+}
+
+TEST_F(EvalCli, ArcAccNormFromSamples) {
+  const fs::path data = test::make_arc(*dir_ / "arc.jsonl");
+  const fs::path log = *dir_ / "arc_samples.jsonl";
+  const json j = run_json("eval arc_challenge --checkpoint " + *run_ + " --data " + data.string() + " --log-samples " + log.string());
+  EXPECT_EQ(j["n"], 3);
+  const std::vector<json> s = read_lines(log);
+  ASSERT_EQ(s.size(), 3u);
+  double acc = 0, norm = 0;
+  for (const json& x : s) {
+    const std::vector<double> ll = x["loglikelihoods"];
+    std::vector<double> per_char;
+    for (size_t i = 0; i < ll.size(); ++i) per_char.push_back(ll[i] / static_cast<double>(x["choices"][i].get<std::string>().size() - 1));
+    EXPECT_EQ(x["prediction_norm"].get<size_t>(), argmax_first(per_char));
+    acc += x["correct"].get<bool>();
+    norm += x["correct_norm"].get<bool>();
+  }
+  EXPECT_DOUBLE_EQ(j["acc"].get<double>(), acc / 3);
+  EXPECT_DOUBLE_EQ(j["acc_norm"].get<double>(), norm / 3);
+  EXPECT_NEAR(j["info"]["chance"].get<double>(), (0.25 + 1.0 / 3 + 0.25) / 3, 1e-12);
+}
+
+TEST_F(EvalCli, HuggingFaceDirectoryScoresTheSame) {
+  // The run exported to transformers' layout (f32: the same weights, the byte-level
+  // tokenizer as tokenizer.json) and read back with --model hf:DIR.
+  const fs::path hf = *dir_ / "hf";
+  ASSERT_EQ(run_teddy("export hf --checkpoint " + *run_ + " --out " + hf.string()).rc, 0);
+  const fs::path data = test::make_arc(*dir_ / "arc_hf.jsonl");
+  const fs::path a = *dir_ / "ckpt.jsonl", b = *dir_ / "hf.jsonl";
+  run_json("eval arc_challenge --checkpoint " + *run_ + " --data " + data.string() + " --log-samples " + a.string());
+  run_json("eval arc_challenge --model hf:" + hf.string() + " --data " + data.string() + " --log-samples " + b.string());
+  const std::vector<json> x = read_lines(a), y = read_lines(b);
+  ASSERT_EQ(x.size(), y.size());
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(x[i]["loglikelihoods"], y[i]["loglikelihoods"]);  // same floats, same kernels
+}
+
+TEST_F(EvalCli, Gsm8kPredictionsAndGeneration) {
+  const fs::path data = test::make_gsm8k(*dir_ / "gsm8k.jsonl");
+  const fs::path pred = *dir_ / "gsm8k_pred.jsonl";
+  write_text(pred, R"({"idx": 0, "completion": "3 + 4 = 7\n#### 7\n\nQuestion: more #### 9"})" "\n"
+                   R"({"question": "A book costs $1,200 and a pen $5. What do both cost?", "completion": "Both cost $1,205."})" "\n"
+                   R"({"idx": 2, "completion": "#### 3"})" "\n");
+  const json j = run_json("eval gsm8k --data " + data.string() + " --predictions " + pred.string());
+  EXPECT_EQ(j["n"], 3);
+  EXPECT_NEAR(j["exact_match"].get<double>(), 2.0 / 3, 1e-12);
+  EXPECT_NEAR(j["exact_match_strict"].get<double>(), 1.0 / 3, 1e-12);  // the second has no "####"
+  // With the model: one shot (the first row, then not scored), one problem.
+  const json g = run_json("eval gsm8k --checkpoint " + *run_ + " --data " + data.string() + " --shots 1 --limit 1 --max-tokens 8");
+  EXPECT_EQ(g["n"], 1);
+  EXPECT_TRUE(g.contains("exact_match"));
+  // A prediction for no problem is refused with its line.
+  write_text(pred, R"({"idx": 0, "completion": "#### 7"})" "\n" R"({"idx": 9, "completion": "#### 7"})" "\n");
+  const Result bad = run_teddy("eval gsm8k --data " + data.string() + " --predictions " + pred.string(), true);
+  EXPECT_EQ(bad.rc, 1);
+  EXPECT_NE(bad.out.find("gsm8k_pred.jsonl:2: \"idx\" 9 is outside"), std::string::npos) << bad.out;
+}
+
+TEST_F(EvalCli, HumanEvalCanonicalPassEmptyAndWrongFail) {
+  const fs::path data = test::make_humaneval(*dir_ / "HumanEval.jsonl.gz");
+  const std::vector<HumanEvalTask> tasks = read_humaneval(data.string());
+  const fs::path canon = *dir_ / "canonical.jsonl", empty = *dir_ / "empty.jsonl", mixed = *dir_ / "mixed.jsonl";
+  std::string c, e, m;
+  for (const HumanEvalTask& t : tasks) {
+    c += json({{"task_id", t.task_id}, {"completion", t.canonical_solution}}).dump() + "\n";
+    e += json({{"task_id", t.task_id}, {"completion", ""}}).dump() + "\n";
+  }
+  write_text(canon, c);
+  write_text(empty, e);
+  EXPECT_EQ(run_json("eval humaneval --data " + data.string() + " --predictions " + canon.string())["pass@1"], 1.0);
+  EXPECT_EQ(run_json("eval humaneval --data " + data.string() + " --predictions " + empty.string())["pass@1"], 0.0);
+  // 10 samples per task: task 0 gets 3 right, task 1 none, task 2 all ten; the wrong
+  // ones return a - b, a hanging loop, and a crash.
+  const char* wrong[] = {"    return a - b\n", "    while True: pass\n", "    raise SystemExit(3)\n"};
+  for (int k = 0; k < 10; ++k) {
+    m += json({{"task_id", "HumanEval/0"}, {"completion", k < 3 ? tasks[0].canonical_solution : wrong[k % 3]}}).dump() + "\n";
+    m += json({{"task_id", "HumanEval/1"}, {"completion", "    return n % 2 == 1\n"}}).dump() + "\n";
+    m += json({{"task_id", "HumanEval/2"}, {"completion", tasks[2].canonical_solution}}).dump() + "\n";
+  }
+  write_text(mixed, m);
+  const json j = run_json("eval humaneval --timeout 2 --data " + data.string() + " --predictions " + mixed.string());
+  EXPECT_NEAR(j["pass@1"].get<double>(), (0.3 + 0.0 + 1.0) / 3, 1e-12);
+  EXPECT_NEAR(j["pass@10"].get<double>(), (1.0 + 0.0 + 1.0) / 3, 1e-12);
+  // Generation with the model runs end to end (a random model fails; 0 is expected).
+  const json g = run_json("eval humaneval --checkpoint " + *run_ + " --data " + data.string() + " --limit 1 --max-tokens 8");
+  EXPECT_EQ(g["n"], 1);
+  EXPECT_TRUE(g.contains("pass@1"));
+  // A task without completions is refused.
+  write_text(mixed, json({{"task_id", "HumanEval/0"}, {"completion", "x"}}).dump() + "\n");
+  const Result bad = run_teddy("eval humaneval --data " + data.string() + " --predictions " + mixed.string(), true);
+  EXPECT_EQ(bad.rc, 1);
+  EXPECT_NE(bad.out.find("task HumanEval/1 of"), std::string::npos) << bad.out;
+}
+
+TEST_F(EvalCli, PerplexityOnTextAndJsonl) {
+  write_text(*dir_ / "ppl" / "a.txt", "the cat sat on the mat. the cat sat on the mat.\n");
+  write_text(*dir_ / "ppl.jsonl", R"({"text": "the cat sat on the mat. the cat sat on the mat.\n"})" "\n");
+  const json a = run_json("eval perplexity --checkpoint " + *run_ + " --data " + (*dir_ / "ppl").string());
+  const json b = run_json("eval perplexity --checkpoint " + *run_ + " --data " + (*dir_ / "ppl.jsonl").string());
+  EXPECT_EQ(a["n"], 1);
+  EXPECT_DOUBLE_EQ(a["perplexity"].get<double>(), b["perplexity"].get<double>());  // same text, same windows
+  // Byte-level tokenizer: tokens are bytes, so byte perplexity is token perplexity and
+  // bits per byte is its log2 (both from the same sum: a few ulps).
+  EXPECT_NEAR(a["byte_perplexity"].get<double>(), a["perplexity"].get<double>(), 1e-12 * a["perplexity"].get<double>());
+  EXPECT_NEAR(a["bits_per_byte"].get<double>(), std::log2(a["perplexity"].get<double>()), 1e-12);
+  // A random model is near uniform over 257 ids (not a bound, a sanity range).
+  EXPECT_GT(a["perplexity"].get<double>(), 100.0);
+  EXPECT_LT(a["perplexity"].get<double>(), 1000.0);
+}
+
+TEST_F(EvalCli, ArenaBattleBetweenModels) {
+  const std::string other = test::make_run(*dir_ / "other", 8);  // another random model
+  write_text(*dir_ / "prompts.jsonl", R"({"prompt": "2 + 2 =", "reference": "4"})" "\n"
+                                      R"({"prompt": "The capital of France is", "reference": "Paris"})" "\n"
+                                      R"({"question": "Opposite of hot?", "answer": "cold"})" "\n");
+  const fs::path out = *dir_ / "battles.jsonl";
+  const Result r = run_teddy("arena battle --model A=" + *run_ + " --model B=" + *run_ + " --model C=" + other +
+                                 " --prompts " + (*dir_ / "prompts.jsonl").string() + " --out " + out.string() + " --bootstrap 0",
+                             true);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const std::vector<json> b = read_lines(out);
+  ASSERT_EQ(b.size(), 9u);  // 3 prompts x 3 pairs
+  for (const json& x : b) {
+    const double sa = x["score_a"], sb = x["score_b"];
+    EXPECT_EQ(x["winner"], sa > sb ? "model_a" : sa < sb ? "model_b" : "tie");
+    if (x["model_a"] == "A" && x["model_b"] == "B") EXPECT_EQ(x["winner"], "tie");  // the same model
+  }
+  // The battles file is what `teddy arena` reads.
+  const Result again = run_teddy("arena --bootstrap 0 --battles " + out.string(), true);
+  EXPECT_EQ(again.rc, 0) << again.out;
+  const Result ex = run_teddy("arena battle --judge exact -n 4 --model A=" + *run_ + " --model C=" + other + " --prompts " +
+                                  (*dir_ / "prompts.jsonl").string() + " --out " + out.string(),
+                              true);
+  ASSERT_EQ(ex.rc, 0) << ex.out;
+  EXPECT_TRUE(read_lines(out)[0].contains("answer_a"));
+}
+
+TEST_F(EvalCli, ErrorsNameTheTaskFileLineAndField) {
+  const Result unknown = run_teddy("eval nosuch --checkpoint " + *run_ + " --data x", true);
+  EXPECT_EQ(unknown.rc, 1);
+  EXPECT_NE(unknown.out.find("unknown task 'nosuch' (known: mmlu, arc_challenge, gsm8k, humaneval, perplexity)"), std::string::npos)
+      << unknown.out;
+  write_text(*dir_ / "bad_arc.jsonl", R"({"question": {"stem": "q", "choices": []}})" "\n" "{oops\n");
+  const Result json_err = run_teddy("eval arc_challenge --checkpoint " + *run_ + " --data " + (*dir_ / "bad_arc.jsonl").string(), true);
+  EXPECT_EQ(json_err.rc, 1);
+  EXPECT_NE(json_err.out.find("bad_arc.jsonl:2: invalid JSON at column 2"), std::string::npos) << json_err.out;
+  write_text(*dir_ / "bad_arc.jsonl", R"({"question": {"stem": "q", "choices": []}})" "\n");
+  const Result bad = run_teddy("eval arc_challenge --checkpoint " + *run_ + " --data " + (*dir_ / "bad_arc.jsonl").string(), true);
+  EXPECT_EQ(bad.rc, 1);
+  EXPECT_NE(bad.out.find("bad_arc.jsonl:1: a question needs at least 2 choices"), std::string::npos) << bad.out;
+  write_text(*dir_ / "bad_gsm.jsonl", R"({"question": "q"})" "\n");
+  const Result missing = run_teddy("eval gsm8k --checkpoint " + *run_ + " --data " + (*dir_ / "bad_gsm.jsonl").string(), true);
+  EXPECT_EQ(missing.rc, 1);
+  EXPECT_NE(missing.out.find("bad_gsm.jsonl:1: missing field \"answer\""), std::string::npos) << missing.out;
+  const Result nomodel = run_teddy("eval arc_challenge --data " + (*dir_ / "bad_arc.jsonl").string(), true);
+  EXPECT_EQ(nomodel.rc, 1);
+  EXPECT_NE(nomodel.out.find("give --checkpoint or --model"), std::string::npos) << nomodel.out;
+}
+
+}  // namespace
+}  // namespace teddy
