@@ -13,8 +13,16 @@ namespace teddy {
 
 using namespace model_detail;
 
+namespace {
+ParamOffsets decoder_offsets(const Model& model) {
+  if (model.lora())  // its linears are not plain weights: fold the adapters in first
+    throw Error("kv cache: the model has unmerged LoRA adapters; merge them first (merge_lora, teddy lora merge)");
+  return resolve_offsets(model.config(), model.layout());
+}
+}  // namespace
+
 KvDecoder::KvDecoder(Model& model, int capacity, int max_rows)
-    : model_(model), off_(resolve_offsets(model.config(), model.layout())), cap_(capacity), max_rows_(max_rows) {
+    : model_(model), off_(decoder_offsets(model)), cap_(capacity), max_rows_(max_rows) {
   const ModelConfig& cfg = model.config();
   if (capacity <= 0 || capacity > cfg.max_seq_len)
     throw Error("kv cache: capacity must be in [1, max_seq_len=" + std::to_string(cfg.max_seq_len) + "] (got " +
