@@ -16,8 +16,8 @@ float LoraConfig::scale() const {
   return rslora ? alpha / std::sqrt(static_cast<float>(r)) : alpha / static_cast<float>(r);
 }
 
-void LoraConfig::validate(const ModelConfig& cfg, std::string_view section) const {
-  const std::string s(section);
+void LoraConfig::validate_values() const {
+  const std::string s = "lora";
   if (r < 1) throw ConfigError(s + ".r: must be >= 1 (got " + std::to_string(r) + ")");
   if (!(alpha > 0) || !std::isfinite(alpha))
     throw ConfigError(s + ".alpha: must be a positive finite number (got " + std::to_string(alpha) + ")");
@@ -25,6 +25,11 @@ void LoraConfig::validate(const ModelConfig& cfg, std::string_view section) cons
     throw ConfigError(s + ".dropout: must be in [0, 1) (got " + std::to_string(dropout) + ")");
   if (quantize != "none" && quantize != "bf16" && quantize != "nf4")
     throw ConfigError(s + ".quantize: unknown '" + quantize + "' (known: none, bf16, nf4)");
+}
+
+void LoraConfig::validate(const ModelConfig& cfg) const {
+  validate_values();
+  const std::string s = "lora";
   const int min_width = std::min({cfg.d_model, cfg.d_ff});
   if (r > min_width)
     throw ConfigError(s + ".r: " + std::to_string(r) + " exceeds the narrowest adapted width (" +

@@ -32,9 +32,11 @@ struct LoraConfig {
 
   bool enabled() const { return r > 0; }
   float scale() const;
-  // Throws ConfigError naming `section`.key and the rule (r >= 1, 0 <= dropout < 1,
-  // alpha > 0 and finite, quantize known, targets known for `cfg`'s family).
-  void validate(const ModelConfig& cfg, std::string_view section = "lora") const;
+  // Throws ConfigError naming lora.<key> and the rule: r >= 1, alpha > 0 and finite,
+  // 0 <= dropout < 1, quantize known (validate_values); and for a model, r no wider than
+  // its narrowest linear and every target known for its family (validate).
+  void validate_values() const;
+  void validate(const ModelConfig& cfg) const;
 };
 
 // The four linears of a block that can carry an adapter, in block order.

@@ -11,6 +11,7 @@
 #include <toml++/toml.h>
 
 #include "teddy/distributed/parallel_layout.h"
+#include "teddy/model/lora.h"
 #include "teddy/train/optim/adamw.h"
 #include "teddy/train/optim/lr_schedule.h"
 #include "teddy/train/toml_config.h"
@@ -39,6 +40,11 @@ struct CommonConfig {
   // [run]
   std::string run_dir = "runs/train";
   double peak_gflops = 0;  // MFU denominator; 0: measure the sgemm ceiling at start
+  // [lora] (docs/LORA.md): r, alpha, dropout, targets, rslora, quantize. Any key of the
+  // section turns LoRA on (and then r must be >= 1); the targets are checked against
+  // the model when it is built.
+  LoraConfig lora;
+  bool lora_section = false;
 
   AdamWConfig adamw() const;  // validated
   LrSchedule lr_schedule(int64_t total_steps) const;  // validated
@@ -61,6 +67,32 @@ struct CommonRules {
 void validate_common(const CommonConfig& c, const CommonRules& rules);
 // Adds the [optim], [eval], [checkpoint], [dist] and [run] tables.
 void insert_common_toml(toml::table& t, const CommonConfig& c);
+
+// An array of strings, or one string split at commas (blanks trimmed); ConfigError
+// naming `where` otherwise.
+std::vector<std::string> lora_targets_from_toml(const toml::node& n, const std::string& where);
+
+// [lora]'s keys: each marks the section present. lora.targets is a TOML array of
+// strings or one comma-separated string (so lora.targets=q_proj,v_proj overrides).
+template <class Config>
+void add_lora_keys(toml_config::KeyTable<Config>& k) {
+  using toml_config::get_as;
+  auto num = [](auto member, const char* want) {
+    return [member, want](Config& c, const toml::node& n, const std::string& where) {
+      c.lora_section = true;
+      c.lora.*member = get_as<std::remove_reference_t<decltype(c.lora.*member)>>(n, where, want);
+    };
+  };
+  k["lora.r"] = num(&LoraConfig::r, "an integer >= 1");
+  k["lora.alpha"] = num(&LoraConfig::alpha, "a number");
+  k["lora.dropout"] = num(&LoraConfig::dropout, "a number in [0, 1)");
+  k["lora.rslora"] = num(&LoraConfig::rslora, "true or false");
+  k["lora.quantize"] = num(&LoraConfig::quantize, "\"none\", \"bf16\" or \"nf4\"");
+  k["lora.targets"] = [](Config& c, const toml::node& n, const std::string& where) {
+    c.lora_section = true;
+    c.lora.targets = lora_targets_from_toml(n, where);
+  };
+}
 
 // Adds the common sections' keys to a config's key table.
 template <class Config>
@@ -87,6 +119,7 @@ void add_common_keys(toml_config::KeyTable<Config>& k) {
   TEDDY_COMMON("run.dir", std::string, run_dir, "a directory path");
   TEDDY_COMMON("run.peak_gflops", double, peak_gflops, "a number");
 #undef TEDDY_COMMON
+  add_lora_keys(k);
 }
 
 }  // namespace teddy
