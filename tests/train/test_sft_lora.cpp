@@ -76,33 +76,9 @@ class SftLoraTest : public ::testing::Test {
              ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(root_);
     fs::create_directories(root_);
-    base_ = make_lora_base(root_);
+    base_ = test::make_lora_sft_base(root_);
   }
-  // A "pretrained" base for LoRA: make_sft_base's model with embeddings 20x larger
-  // (std 0.4) and a tokenizer that already has the chat template's specials (random
-  // rows of their own). With GPT-2's 0.02 embeddings every logit is bounded by
-  // |LN(h)| |e_t| = 5.7 * 0.11 = 0.64, and a special added by SFT starts as the mean
-  // row (norm ~0.14): frozen, neither can be lifted by adapters (full finetuning grows
-  // them; PEFT users add such rows to modules_to_save). A pretrained chat base has both.
-  static std::string make_lora_base(const fs::path& root) {
-    const std::string run = (root / "base").string();
-    Tokenizer tok = Tokenizer::bytes();
-    ChatTemplate tmpl;
-    add_template_specials(tok, tmpl);
-    ModelConfig c = ModelConfig::preset("gpt2-tiny");
-    c.vocab_size = tok.vocab_size();
-    c.padded_vocab_size = ModelConfig::pad_vocab(c.vocab_size);
-    Model m(c);
-    m.init_weights(9);
-    const ParamInfo& e = m.layout().find("tok_emb.weight");
-    for (size_t i = 0; i < e.numel; ++i) m.params()[e.offset + i] *= 20;
-    AdamW opt(m.layout(), AdamWConfig{});
-    CheckpointState st;
-    st.step = 100;
-    save_checkpoint(run, m, opt, st, 0);
-    tok.save((fs::path(run) / "tokenizer.json").string());
-    return run;
-  }
+
   void TearDown() override { fs::remove_all(root_); }
   fs::path root_;
   std::string base_;

@@ -18,6 +18,7 @@ void register_tokenizer(CLI::App& app, Run& run);
 void register_sft(CLI::App& app, Run& run);
 void register_import(CLI::App& app, Run& run);
 void register_export(CLI::App& app, Run& run);
+void register_lora(CLI::App& app, Run& run);
 
 }  // namespace teddy::cli
 

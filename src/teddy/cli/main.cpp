@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
   teddy::cli::register_sft(app, run);
   teddy::cli::register_import(app, run);
   teddy::cli::register_export(app, run);
+  teddy::cli::register_lora(app, run);
   if (const std::string bad = unknown_subcommand(app, argc, argv); !bad.empty()) {
     std::fprintf(stderr, "teddy: error: unknown command '%s' (teddy --help lists the commands)\n", bad.c_str());
     return static_cast<int>(CLI::ExitCodes::ExtrasError);  // what CLI11 returns for `teddy NOSUCH`

@@ -17,14 +17,14 @@ namespace {
 // checkpoint, its tokenizer, the run's chat template's specials: the same grown
 // vocabulary), put the adapters on, read them, fold them in.
 ChatModel load_lora_run(const VerifiedCheckpoint& verified, const fs::path& run_dir, const LoraRunInfo& li,
-                        const std::string& tokenizer, bool chat, const ChatTemplate* tmpl) {
+                        const std::string& tokenizer, bool chat, const ChatTemplate* tmpl, bool merge = true) {
   const fs::path saved = run_dir / "chat_template.json";
   const ChatTemplate run_tmpl = fs::exists(saved) ? ChatTemplate::load(saved.string()) : ChatTemplate{};
   ChatModel base = load_chat_model(li.base, li.tokenizer, fs::exists(saved), &run_tmpl);
   base.model->enable_lora(li.lora, 0);
   load_checkpoint(verified, *base.model, nullptr);  // the adapters (layout checked against the manifest)
   ChatModel cm;
-  cm.model = std::make_unique<Model>(merge_lora(*base.model));
+  cm.model = merge ? std::make_unique<Model>(merge_lora(*base.model)) : std::move(base.model);
   cm.checkpoint = verified.info.dir;
   const std::string tok_path = !tokenizer.empty() ? tokenizer : (run_dir / "tokenizer.json").string();
   cm.tok = Tokenizer::load(tok_path);
@@ -35,12 +35,23 @@ ChatModel load_lora_run(const VerifiedCheckpoint& verified, const fs::path& run_
   if (chat) {
     cm.tmpl = tmpl ? *tmpl : run_tmpl;
     cm.added_specials = add_template_specials(cm.tok, cm.tmpl);
-    if (cm.tok.vocab_size() > cm.base_vocab) cm.model = std::make_unique<Model>(grow_vocab(*cm.model, cm.tok.vocab_size()));
+    if (cm.tok.vocab_size() > cm.base_vocab) {
+      if (!merge) throw Error(cm.checkpoint + ": the template's specials are not in the run's tokenizer");
+      cm.model = std::make_unique<Model>(grow_vocab(*cm.model, cm.tok.vocab_size()));
+    }
   }
   return cm;
 }
 
 }  // namespace
+
+ChatModel load_lora_run(const std::string& checkpoint) {
+  const VerifiedCheckpoint verified = resolve_verified_checkpoint(checkpoint);
+  const fs::path run_dir = fs::path(verified.info.dir).parent_path().parent_path();
+  const std::optional<LoraRunInfo> li = read_lora_run_info(run_dir.string());
+  if (!li) throw Error(checkpoint + ": not a LoRA run (no lora.json in " + run_dir.string() + ")");
+  return load_lora_run(verified, run_dir, *li, "", fs::exists(run_dir / "chat_template.json"), nullptr, false);
+}
 
 ChatModel load_chat_model(const std::string& checkpoint, const std::string& tokenizer, bool chat,
                           const ChatTemplate* tmpl) {
