@@ -38,7 +38,8 @@ void register_pretrain(CLI::App& app, Run& run) {
       "    precision (fp32|bf16|fp16) loss_scale loss_scale_growth_interval (fp16)\n"
       "  [optim] lr min_lr_ratio warmup_steps weight_decay beta1 beta2 eps grad_clip\n"
       "  [eval] interval batches   [checkpoint] interval keep   [run] dir peak_gflops\n"
-      "  [dist] zero (0-3) dp (0: all ranks) timeout_s overlap (used under mpirun / srun: data parallel over all ranks, see docs/DISTRIBUTED.md)");
+      "  [dist] zero (0-3) dp (0: all ranks) timeout_s overlap (used under mpirun / srun: data parallel over all ranks, see docs/DISTRIBUTED.md)\n"
+      "  [lora] r alpha dropout targets rslora quantize (any key trains LoRA adapters over a frozen base, docs/LORA.md)");
   sub->callback([o, &run] {
     run = [o] {
       const Resume resume = resume_from_flag(o->resume);  // a bad --resume=X first

@@ -50,7 +50,8 @@ void register_sft(CLI::App& app, Run& run) {
       "  [train] micro_batch seq_len grad_accum steps epochs batching truncation seed threads\n"
       "  [optim] lr min_lr_ratio warmup_steps weight_decay beta1 beta2 eps grad_clip\n"
       "  [eval] interval batches   [checkpoint] interval keep   [run] dir peak_gflops\n"
-      "  [dist] zero (0-3) dp (0: all ranks) timeout_s overlap (used under mpirun / srun: data parallel over all ranks, see docs/DISTRIBUTED.md)");
+      "  [dist] zero (0-3) dp (0: all ranks) timeout_s overlap (used under mpirun / srun: data parallel over all ranks, see docs/DISTRIBUTED.md)\n"
+      "  [lora] r alpha dropout targets rslora quantize (any key trains LoRA adapters over a frozen base, docs/LORA.md)");
 
   CLI::App* ev = sub->add_subcommand("eval", "Exact-match accuracy: greedy replies to each example's prompt vs its reference answer");
   ev->add_option("--checkpoint", o->checkpoint,
