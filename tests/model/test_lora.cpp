@@ -219,3 +219,65 @@ TEST(Lora, SetModeAndRecomputeAreExact) {
 }
 
 }  // namespace
+
+namespace {
+
+// QLoRA: a base whose blocks' linears are stored in NF4 (or bf16) computes what a LoRA
+// model over the dequantized fp32 weights computes: logits by the vector rule against a
+// float64 twin of the merged model, gradients within 1e-4 relative per tensor (two fp32
+// evaluations with different GEMM tilings); the base takes ~4.127 bits per linear weight.
+TEST(Lora, QuantizedBaseEqualsTheDequantizedOne) {
+  for (const char* quant : {"nf4", "bf16"})
+    for (Family f : {Family::gpt2, Family::llama}) {
+      SCOPED_TRACE(std::string(quant) + " " + std::string(family_name(f)));
+      const ModelConfig c = tiny_family(f);
+      LoraConfig l = lora_cfg(4);
+      l.quantize = quant;
+      Model q(c);
+      fill_random_params(q, 31);
+      const size_t fp32_bytes = q.param_bytes();
+      q.enable_lora(l, 2);
+      fill_random_params(q, 41);  // B != 0
+      // The same model with the dequantized weights in fp32.
+      Model r(c);
+      for (const ParamInfo& p : r.layout().params) q.base_weight(p.name, r.params() + p.offset);
+      l.quantize = "none";
+      r.enable_lora(l, 2);
+      std::copy(q.params(), q.params() + q.flat_size(), r.params());
+      const TokenData d = random_token_data(c, 2, 9, 8, 4);
+      const Batch b = d.batch(2, 9);
+      const std::vector<float> zq = logits_of(q, b);
+      Model merged = merge_lora(r);
+      const F64Pass t64 = twin_pass<double>(merged, merged.params(), b, true, false, 1.0);
+      const F64Pass t32 = twin_pass<float>(merged, merged.params(), b, true, false, 1.0);
+      expect_rule(dist(zq.data(), t32.logits.data(), t64.logits.data(), zq.size()), std::string(quant) + " logits");
+      q.forward_backward(b, 0.1f, kernels::Grad::set);
+      r.forward_backward(b, 0.1f, kernels::Grad::set);
+      for (const ParamInfo& p : q.layout().params)
+        EXPECT_LE(rel_error(q.grads() + p.offset, r.grads() + p.offset, p.numel), 1e-4) << p.name;
+      // Storage: the quantized linears plus the fp32 rest, well under the fp32 base.
+      EXPECT_LT(q.base_bytes(), fp32_bytes);
+    }
+}
+
+TEST(Lora, Nf4StorageCostsAbout4Point127Bits) {
+  ModelConfig c = tiny_family(Family::llama);
+  c.d_model = 256;
+  c.d_ff = 512;
+  c.n_head = 4;
+  c.n_kv_head = 2;
+  Model m(c);
+  size_t linear = 0;
+  for (const ParamInfo& p : m.layout().params)
+    if (p.layer >= 0 && p.shape.size() == 2) linear += p.numel;
+  const size_t rest = m.layout().total - linear;
+  LoraConfig l = lora_cfg(4);
+  l.quantize = "nf4";
+  m.enable_lora(l, 1);
+  // The fp32 rest (with its alignment padding, < 16 floats per tensor) plus the linears.
+  const double bits = 8.0 * static_cast<double>(m.base_bytes() - m.base_layout().total * 4) / static_cast<double>(linear);
+  EXPECT_NEAR(bits, 4.127, 0.01);
+  EXPECT_LE(m.base_layout().total, rest + 16 * m.base_layout().params.size());
+}
+
+}  // namespace

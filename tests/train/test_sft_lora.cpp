@@ -156,6 +156,34 @@ TEST_F(SftLoraTest, TrainsAdaptersResumesExactlyAndAnswers) {
   EXPECT_GE(r.accuracy(), 0.8) << "first reply: \"" << r.samples[0].reply << "\"";
 }
 
+// QLoRA: the same run over an NF4 base (blocks' linears in 4 bits, read a tile at a
+// time) learns the task too, and its checkpoint loads for generation (the base
+// quantized again from the same checkpoint, deterministically, then dequantized into
+// the merged model).
+TEST_F(SftLoraTest, QloraOverAnNf4BaseLearns) {
+  const std::string data = test::make_sft_data(root_);
+  const std::string run = (root_ / "q").string();
+  std::vector<double> losses;
+  {
+    SftTrainer a(lora_config(base_, data, run, {"lora.quantize=nf4"}), Resume::no);
+    ASSERT_NE(a.model().lora(), nullptr);
+    EXPECT_EQ(a.model().lora()->quantize, "nf4");
+    a.run({});
+    losses = a.step_losses();
+  }
+  std::cout << "  QLoRA (nf4) training loss " << losses.front() << " -> " << losses.back() << "\n";
+  EXPECT_LT(losses.back(), 0.5 * losses.front());
+  SftReadStats rs;
+  const auto all = read_sft_jsonl(data, SftFormat::auto_detect, false, &rs);
+  const std::vector<SftExample> val = split_sft_examples(all, 0.15).second;
+  ExactMatchOptions eo;
+  eo.max_new_tokens = 8;
+  ChatModel after = load_chat_model(run, "", true);
+  const ExactMatchResult r = sft_exact_match(*after.model, after.tok, after.tmpl, val, eo);
+  std::cout << "  QLoRA exact match on " << r.total << " held-out examples: " << r.correct << "\n";
+  EXPECT_GE(r.accuracy(), 0.8);
+}
+
 TEST_F(SftLoraTest, BadLoraKeysNameTheField) {
   const std::string data = test::make_sft_data(root_);
   auto msg = [&](std::vector<std::string> ov) {

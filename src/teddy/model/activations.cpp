@@ -29,15 +29,15 @@ ParamOffsets resolve_offsets(const ModelConfig& cfg, const ParamLayout& layout) 
     LayerOffsets& l = o.layers[i];
     l.norm1_w = layout.find(p + "norm1.weight").offset;
     l.norm1_b = offset_or_absent(layout, p + "norm1.bias");
-    l.qkv_w = layout.find(p + "attn.qkv.weight").offset;
+    l.qkv_w = offset_or_absent(layout, p + "attn.qkv.weight");  // absent: stored quantized (QLoRA)
     l.qkv_b = offset_or_absent(layout, p + "attn.qkv.bias");
-    l.proj_w = layout.find(p + "attn.proj.weight").offset;
+    l.proj_w = offset_or_absent(layout, p + "attn.proj.weight");
     l.proj_b = offset_or_absent(layout, p + "attn.proj.bias");
     l.norm2_w = layout.find(p + "norm2.weight").offset;
     l.norm2_b = offset_or_absent(layout, p + "norm2.bias");
-    l.up_w = layout.find(p + "mlp.up.weight").offset;
+    l.up_w = offset_or_absent(layout, p + "mlp.up.weight");
     l.up_b = offset_or_absent(layout, p + "mlp.up.bias");
-    l.down_w = layout.find(p + "mlp.down.weight").offset;
+    l.down_w = offset_or_absent(layout, p + "mlp.down.weight");
     l.down_b = offset_or_absent(layout, p + "mlp.down.bias");
   }
   return o;

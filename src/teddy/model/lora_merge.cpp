@@ -29,8 +29,7 @@ Model merge_lora(const Model& m) {
   const LoraConfig* lora = m.lora();
   if (!lora) throw Error("merge_lora: the model has no LoRA adapters");
   Model out(m.config(), m.context());
-  if (out.flat_size() != m.base_layout().total) throw Error("merge_lora: base layout mismatch");
-  std::memcpy(out.params(), m.base_params(), out.flat_size() * sizeof(float));
+  for (const ParamInfo& p : out.layout().params) m.base_weight(p.name, out.params() + p.offset);  // QLoRA: dequantized
   const ParamLayout& ad = m.layout();
   for (int l = 0; l < m.config().n_layer; ++l)
     for (const LoraSite& s : m.lora_sites()) {

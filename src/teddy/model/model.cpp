@@ -4,6 +4,7 @@
 #include "teddy/model/model.h"
 
 #include <algorithm>
+#include <cstring>
 #include <string>
 
 #include "teddy/core/error.h"
@@ -27,7 +28,66 @@ struct LoraState {
   uint64_t seed = 0, counter = 0;
   AlignedBuffer sink;  // 2*C floats: the frozen norms' weight gradients, never read
   std::vector<std::array<LoraRef, kLoraLinears>> refs;   // per layer, rebuilt per call
+  // QLoRA (quantize nf4 / bf16): the blocks' four linear weights, out of `base`.
+  std::vector<Nf4Tensor> nf4;
+  std::vector<std::vector<uint16_t>> b16;
+  std::vector<std::array<kernels::QuantWeight, kLoraLinears>> qw;  // per layer; empty: fp32 base
+  size_t quant_bytes = 0;
 };
+
+namespace {
+
+constexpr const char* kLinearNames[kLoraLinears] = {"attn.qkv", "attn.proj", "mlp.up", "mlp.down"};
+
+// Moves the blocks' linear weights of `st->base` into NF4 or bf16 storage and
+// compacts the fp32 base to what is left (embeddings, norms, biases, head).
+void quantize_base(LoraState* st, const ModelConfig& cfg) {
+  const bool nf4 = st->cfg.quantize == "nf4";
+  const int L = cfg.n_layer;
+  const float* old = st->base.as<float>();
+  ParamLayout compact;
+  std::vector<const ParamInfo*> kept;
+  constexpr size_t kAlign = kAlignBytes / sizeof(float);
+  if (nf4) st->nf4.resize(static_cast<size_t>(L) * kLoraLinears);
+  else st->b16.resize(static_cast<size_t>(L) * kLoraLinears);
+  st->qw.assign(L, {});
+  for (const ParamInfo& p : st->base_layout.params) {
+    int which = -1;
+    if (p.layer >= 0)
+      for (int i = 0; i < kLoraLinears; ++i)
+        if (p.name == "layers." + std::to_string(p.layer) + "." + kLinearNames[i] + ".weight") which = i;
+    if (which < 0) {
+      ParamInfo q = p;
+      q.offset = align_up(compact.total, kAlign);
+      compact.total = q.offset + q.numel;
+      compact.params.push_back(q);
+      kept.push_back(&p);
+      continue;
+    }
+    const size_t slot = static_cast<size_t>(p.layer) * kLoraLinears + which;
+    kernels::QuantWeight& w = st->qw[p.layer][which];
+    if (nf4) {
+      st->nf4[slot] = nf4_quantize(old + p.offset, static_cast<int64_t>(p.numel), true);
+      w.kind = kernels::QuantWeight::Kind::nf4;
+      w.nf4 = &st->nf4[slot];
+      st->quant_bytes += st->nf4[slot].bytes();
+    } else {
+      st->b16[slot].resize(p.numel);
+      convert_f32_to_bf16(st->b16[slot].data(), old + p.offset, p.numel);
+      w.kind = kernels::QuantWeight::Kind::bf16;
+      w.bf16 = st->b16[slot].data();
+      st->quant_bytes += p.numel * 2;
+    }
+  }
+  compact.total = align_up(compact.total, kAlign);
+  AlignedBuffer fresh(compact.total * sizeof(float));
+  for (size_t i = 0; i < kept.size(); ++i)
+    std::memcpy(fresh.as<float>() + compact.params[i].offset, old + kept[i]->offset, kept[i]->numel * sizeof(float));
+  st->base = std::move(fresh);
+  st->base_layout = std::move(compact);
+}
+
+}  // namespace
 
 struct Model::Impl {
   ParamOffsets off;
@@ -73,8 +133,6 @@ Model::Model(const ModelConfig& cfg, Context ctx) : cfg_(cfg), ctx_(ctx) {
 void Model::enable_lora(const LoraConfig& lora, uint64_t seed) {
   if (impl_->lora) throw Error("enable_lora: LoRA is already on");
   lora.validate(cfg_);
-  if (lora.quantize != "none")
-    throw ConfigError("lora.quantize: '" + lora.quantize + "' base storage is not supported yet (known: none)");
   auto st = std::make_unique<LoraState>();
   st->cfg = lora;
   st->sites = teddy::lora_sites(cfg_, lora);
@@ -82,6 +140,10 @@ void Model::enable_lora(const LoraConfig& lora, uint64_t seed) {
   st->base = std::move(params_);
   st->base_layout = std::move(layout_);
   grads_ = AlignedBuffer();  // the base has no gradient
+  if (lora.quantize != "none") {
+    quantize_base(st.get(), cfg_);
+    impl_->off = resolve_offsets(cfg_, st->base_layout);
+  }
   layout_ = make_lora_layout(cfg_, lora);
   params_ = AlignedBuffer();
   params_.resize(layout_.total * sizeof(float));
@@ -124,7 +186,29 @@ float* Model::base_params() { return impl_->lora ? impl_->lora->base.as<float>()
 const float* Model::base_params() const { return impl_->lora ? impl_->lora->base.as<float>() : params(); }
 const ParamLayout& Model::base_layout() const { return impl_->lora ? impl_->lora->base_layout : layout_; }
 float* Model::base_param(std::string_view name) { return base_params() + base_layout().find(name).offset; }
-size_t Model::base_bytes() const { return impl_->lora ? impl_->lora->base.bytes() : params_.bytes(); }
+size_t Model::base_bytes() const {
+  return impl_->lora ? impl_->lora->base.bytes() + impl_->lora->quant_bytes : params_.bytes();
+}
+
+void Model::base_weight(std::string_view name, float* out) const {
+  const LoraState* st = impl_->lora.get();
+  const ParamLayout& bl = base_layout();
+  for (const ParamInfo& p : bl.params)
+    if (p.name == name) {
+      std::memcpy(out, base_params() + p.offset, p.numel * sizeof(float));
+      return;
+    }
+  if (st && !st->qw.empty())
+    for (int l = 0; l < cfg_.n_layer; ++l)
+      for (int i = 0; i < kLoraLinears; ++i)
+        if (name == "layers." + std::to_string(l) + "." + kLinearNames[i] + ".weight") {
+          const ParamLayout full = make_param_layout(cfg_);
+          const ParamInfo& p = full.find(name);
+          kernels::dequantize_rows(st->qw[l][i], static_cast<int>(p.shape[1]), 0, static_cast<int>(p.shape[0]), out);
+          return;
+        }
+  throw Error("base_weight: \"" + std::string(name) + "\" is not a base tensor");
+}
 void Model::set_lora_dropout_counter(uint64_t c) {
   if (impl_->lora) impl_->lora->counter = c;
 }
@@ -417,6 +501,7 @@ void Model::run_trunk(const Batch& b) {
     if (hooks_.before_forward) hooks_.before_forward(l);
     LayerTensors w = rounded_layer(s, resolve_layer(P, o.layers[l]), W16);  // after the hook: ZeRO-3 gathers first
     w.lora = lora_refs(impl_->lora.get(), l, params(), grads(), a, impl_->training);
+    if (impl_->lora && !impl_->lora->qw.empty()) w.q = impl_->lora->qw[l].data();
     block_forward(s, w, a.layers[l], a.act, a.resid[l], a.resid[l + 1], a.pos, b.seg);
     keep16(s, "round_16", a.resid[l + 1], half ? a.resid16[l + 1] : nullptr, NC);
     if (hooks_.after_forward) hooks_.after_forward(l);
@@ -524,6 +609,7 @@ LossSum Model::forward_backward(const Batch& b, float dloss, kernels::Grad param
     if (hooks_.before_backward) hooks_.before_backward(l);
     LayerTensors w = rounded_layer(s, resolve_layer(P, o.layers[l]), W16);  // after the hook: ZeRO-3 gathers first
     w.lora = lora_refs(st, l, params(), G, a, true);
+    if (st && !st->qw.empty()) w.q = st->qw[l].data();
     const LayerTensors g = st ? frozen_layer_grads(sink, C, s.gpt2) : resolve_layer(G, o.layers[l]);
     block_widen(s, a, l);
     block_recompute(s, impl_->carved_for, w, a.layers[l], a.resid[l], a.pos, b.seg);

@@ -111,7 +111,8 @@ class Model {
   float* grad(std::string_view name);
 
   // LoRA (model/lora.h). Moves the current parameters (load the base first) into a
-  // frozen base buffer and makes params() / grads() / layout() / flat_size() the
+  // frozen base buffer (with lora.quantize nf4 / bf16, the blocks' linear weights are
+  // stored quantized and read a tile at a time: QLoRA) and makes params() / grads() / layout() / flat_size() the
   // adapters' (PEFT's init from `seed`): AdamW, clipping, ZeRO and checkpoints then act
   // on the adapters alone. The base has no gradient (its buffer is freed) and never
   // changes. Throws ConfigError for a bad `lora` (naming lora.<key>), Error if LoRA is
@@ -123,7 +124,10 @@ class Model {
   float* base_params();
   const float* base_params() const;
   const ParamLayout& base_layout() const;
-  float* base_param(std::string_view name);
+  float* base_param(std::string_view name);  // fp32 tensors only (not a quantized linear)
+  // Any base tensor as fp32 into out (numel floats): a quantized linear dequantized.
+  void base_weight(std::string_view name, float* out) const;
+  // Bytes of the frozen base: the fp32 buffer plus the quantized linears (QLoRA).
   size_t base_bytes() const;
   // Dropout masks of forward_backward derive from (seed, this counter, layer, linear);
   // the counter counts forward_backward calls. A trainer sets it (e.g. from the step)

@@ -51,6 +51,9 @@ struct LayerTensors {
   float *norm1_w, *norm1_b, *qkv_w, *qkv_b, *proj_w, *proj_b;
   float *norm2_w, *norm2_b, *up_w, *up_b, *down_w, *down_b;
   const LoraRef* lora = nullptr;
+  // QLoRA: the four linear weights (LoraLinear order) stored quantized; the fp32
+  // pointers of those are then nullptr.
+  const kernels::QuantWeight* q = nullptr;
 };
 LayerTensors resolve_layer(float* base, const LayerOffsets& o);
 // A frozen base's gradient "tensors": no linear gradients (nullptr: the GEMMs skip
