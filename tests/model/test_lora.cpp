@@ -15,6 +15,7 @@
 #include "model/model_f64.h"
 #include "model/tiny_models.h"
 #include "teddy/core/error.h"
+#include "teddy/model/kv_decoder.h"
 #include "teddy/model/lora.h"
 #include "teddy/model/model.h"
 
@@ -278,6 +279,47 @@ TEST(Lora, Nf4StorageCostsAbout4Point127Bits) {
   const double bits = 8.0 * static_cast<double>(m.base_bytes() - m.base_layout().total * 4) / static_cast<double>(linear);
   EXPECT_NEAR(bits, 4.127, 0.01);
   EXPECT_LE(m.base_layout().total, rest + 16 * m.base_layout().params.size());
+}
+
+}  // namespace
+
+namespace {
+
+// Several adapters on one base, unmerged: the KV decoder over a LoRA model (fp32 or
+// NF4 base) gives, for each adapter written into params(), the logits of that
+// adapter's merged model; zero adapters give the base's. The base is never reloaded.
+TEST(Lora, SwappedAdaptersDecodeAsTheirMergedModels) {
+  for (const char* quant : {"none", "nf4"})
+    for (Family f : {Family::gpt2, Family::llama}) {
+      SCOPED_TRACE(std::string(quant) + " " + std::string(family_name(f)));
+      const ModelConfig c = tiny_family(f);
+      LoraConfig l = lora_cfg(4);
+      l.quantize = quant;
+      Model m(c);
+      fill_random_params(m, 51);
+      m.enable_lora(l, 3);
+      std::vector<std::vector<float>> sets;
+      for (uint64_t s : {61, 71}) {
+        fill_random_params(m, s);
+        sets.emplace_back(m.params(), m.params() + m.flat_size());
+      }
+      sets.emplace_back(m.flat_size(), 0.0f);  // none
+      const std::vector<int32_t> prompt = {3, 14, 15, 9, 26, 5, 35};
+      const int T = static_cast<int>(prompt.size()), Vp = c.padded_vocab_size;
+      const Batch b{prompt.data(), nullptr, nullptr, nullptr, 1, T};
+      KvDecoder dec(m, 16, T);
+      (void)dec;
+      for (size_t k = 0; k < sets.size(); ++k) {
+        std::copy(sets[k].begin(), sets[k].end(), m.params());
+        Model merged = merge_lora(m);
+        std::vector<float> want(static_cast<size_t>(T) * Vp);
+        merged.forward(b, want.data());
+        KvDecoder d(m, 16, T);
+        const float* got = d.feed(prompt.data(), T);
+        EXPECT_LE(rel_error(got, want.data() + static_cast<size_t>(T - 1) * Vp, static_cast<size_t>(Vp)), 1e-5)
+            << "adapter " << k;
+      }
+    }
 }
 
 }  // namespace

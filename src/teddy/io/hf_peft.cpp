@@ -144,15 +144,11 @@ LoraConfig read_peft_config(const std::string& dir) {
   return l;
 }
 
-void load_peft_adapter(Model& m, const std::string& dir) {
-  LoraConfig l = read_peft_config(dir);
-  const std::string cfg_path = (fs::path(dir) / "adapter_config.json").string();
-  try {
-    l.validate(m.config());
-  } catch (const ConfigError& e) {
-    throw FormatError(cfg_path + ": " + e.what() + " (an adapter made for another model?)");
-  }
-  m.enable_lora(l, 0);
+namespace {
+
+// The adapter tensors of `dir` into out (m's adapter layout), every one checked.
+void read_tensors(const Model& m, const std::string& dir, float* out) {
+  const LoraConfig& l = *m.lora();
   const std::string path = (fs::path(dir) / "adapter_model.safetensors").string();
   const SafetensorsFile f = SafetensorsFile::open(path);
   std::set<std::string> used;
@@ -166,7 +162,7 @@ void load_peft_adapter(Model& m, const std::string& dir) {
       throw FormatError(path + ": tensor \"" + key + "\" has shape [" + std::to_string(t->shape.size() > 0 ? t->shape[0] : 0) +
                         ", " + std::to_string(t->shape.size() > 1 ? t->shape[1] : 0) + "], the model needs [" +
                         std::to_string(shape[0]) + ", " + std::to_string(shape[1]) + "] (an adapter made for another base?)");
-    f.copy_f32(key, m.params() + off, static_cast<size_t>(shape[0] * shape[1]));
+    f.copy_f32(key, out + off, static_cast<size_t>(shape[0] * shape[1]));
     used.insert(key);
   };
   for_each_part(m, [&](int layer, const LoraSite& s, const LoraPart& part, size_t a, size_t b) {
@@ -177,6 +173,40 @@ void load_peft_adapter(Model& m, const std::string& dir) {
     if (!used.count(n))
       throw FormatError(path + ": tensor \"" + n + "\" is not an adapter of this model (another architecture, more "
                         "layers, or modules teddy does not adapt)");
+}
+
+}  // namespace
+
+void load_peft_adapter(Model& m, const std::string& dir) {
+  LoraConfig l = read_peft_config(dir);
+  const std::string cfg_path = (fs::path(dir) / "adapter_config.json").string();
+  try {
+    l.validate(m.config());
+  } catch (const ConfigError& e) {
+    throw FormatError(cfg_path + ": " + e.what() + " (an adapter made for another model?)");
+  }
+  m.enable_lora(l, 0);
+  read_tensors(m, dir, m.params());
+}
+
+LoraConfig read_peft_adapter_into(const Model& m, const std::string& dir, float* out) {
+  if (!m.lora()) throw Error("read_peft_adapter_into: the model has no LoRA adapters yet");
+  const LoraConfig l = read_peft_config(dir);
+  const std::string cfg_path = (fs::path(dir) / "adapter_config.json").string();
+  const LoraConfig& have = *m.lora();
+  try {
+    l.validate(m.config());
+  } catch (const ConfigError& e) {
+    throw FormatError(cfg_path + ": " + e.what() + " (an adapter made for another model?)");
+  }
+  if (l.r != have.r || lora_sites(m.config(), l).size() != m.lora_sites().size() || l.scale() != have.scale())
+    throw FormatError(cfg_path + ": r, lora_alpha, use_rslora and target_modules must match the first adapter's (r " +
+                      std::to_string(have.r) + ", scale " + std::to_string(have.scale()) + ") to share its layout");
+  for (size_t i = 0; i < m.lora_sites().size(); ++i)
+    if (lora_sites(m.config(), l)[i].part_cols() != m.lora_sites()[i].part_cols())
+      throw FormatError(cfg_path + ": target_modules select other modules than the first adapter's");
+  read_tensors(m, dir, out);
+  return l;
 }
 
 }  // namespace teddy

@@ -31,4 +31,10 @@ LoraConfig read_peft_config(const std::string& dir);
 // or the file holds a tensor teddy would not read.
 void load_peft_adapter(Model& model, const std::string& dir);
 
+// Another adapter for a model that already has LoRA on (several adapters, one base):
+// its config must give the same adapter layout (r, targets), its tensors go into `out`
+// (model.flat_size() floats, model.layout()); write them into model.params() to switch.
+// FormatError naming the file and key otherwise. Returns its scale-relevant config.
+LoraConfig read_peft_adapter_into(const Model& model, const std::string& dir, float* out);
+
 }  // namespace teddy

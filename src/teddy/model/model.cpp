@@ -212,6 +212,12 @@ void Model::base_weight(std::string_view name, float* out) const {
 void Model::set_lora_dropout_counter(uint64_t c) {
   if (impl_->lora) impl_->lora->counter = c;
 }
+const kernels::QuantWeight* Model::base_quant(int layer, LoraLinear i) const {
+  const LoraState* st = impl_->lora.get();
+  if (!st || st->qw.empty()) return nullptr;
+  return &st->qw.at(static_cast<size_t>(layer))[static_cast<int>(i)];
+}
+
 uint64_t Model::lora_dropout_counter() const { return impl_->lora ? impl_->lora->counter : 0; }
 
 Model::~Model() = default;

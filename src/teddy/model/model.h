@@ -133,6 +133,8 @@ class Model {
   // the counter counts forward_backward calls. A trainer sets it (e.g. from the step)
   // so a resumed run draws the same masks.
   void set_lora_dropout_counter(uint64_t c);
+  // QLoRA: block `layer`'s linear `i` stored quantized, or nullptr (fp32 base).
+  const kernels::QuantWeight* base_quant(int layer, LoraLinear i) const;
   uint64_t lora_dropout_counter() const;
 
   // GPT-2 init: normal(0, 0.02), residual output projections (attn.proj, mlp.down)
