@@ -83,6 +83,20 @@ TEST(LoraCli, SftGenerateExportMerge) {
   r = run_teddy("generate --checkpoint " + (root / "m1").string() + prompt);
   ASSERT_EQ(r.rc, 0) << r.out;
   EXPECT_EQ(r.out, answer);
+  // Several adapters on the loaded base: the exported one answers as the run did; the
+  // same one twice answers identically; "none" is the base alone.
+  r = run_teddy("generate --checkpoint " + base + prompt + " --adapter a=" + (root / "peft").string() + " --adapter b=none" +
+                " --adapter c=" + (root / "peft").string());
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const size_t pa = r.out.find("[adapter a]\n"), pb = r.out.find("[adapter b]\n"), pc = r.out.find("[adapter c]\n");
+  ASSERT_TRUE(pa != std::string::npos && pb != std::string::npos && pc != std::string::npos) << r.out;
+  const std::string ans_a = r.out.substr(pa + 12, pb - pa - 12), ans_c = r.out.substr(pc + 12);
+  EXPECT_EQ(ans_a, answer);
+  EXPECT_EQ(ans_c, answer);
+  EXPECT_NE(r.out.substr(pb + 12, pc - pb - 12), answer) << "the base alone should not have learnt the task";
+  r = run_teddy("generate --checkpoint " + base + prompt + " --adapter broken");
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.out.find("--adapter: expected NAME=DIR"), std::string::npos) << r.out;
   // Bad input names the key or the file.
   r = run_teddy("sft -c " + cfg + " run.dir=" + (root / "bad").string() + " lora.r=0");
   EXPECT_NE(r.rc, 0);
