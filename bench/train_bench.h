@@ -27,14 +27,20 @@ struct TrainBenchOptions {
   std::string recompute = "none";  // activation recomputation: none | attention | block
   std::string precision = "fp32";  // fp32 | bf16 | fp16 (fp16 steps run the dynamic loss scaler)
   std::string backend = "cpu";     // the kernel backend the model and optimizer run on (kernels::backend)
+  int lora_r = 0;                  // > 0: LoRA adapters of this rank on every linear (alpha = 2r), the base frozen
+  std::string quantize = "none";   // with LoRA: the base's linears in none (fp32) | bf16 | nf4
 };
 
 struct TrainBenchResult {
   TrainBenchWorkload workload;
   int threads = 0;
   std::string backend;  // the kernel backend the step ran on
-  size_t params = 0;
-  double flops_per_token = 0;  // 6*N + 12*L*C*T
+  size_t params = 0;           // the model's parameters (the base's, with LoRA)
+  size_t trainable_params = 0; // what AdamW updates (the adapters, with LoRA)
+  size_t base_bytes = 0;       // the frozen base's storage (LoRA) or the parameters' bytes
+  int lora_r = 0;
+  std::string quantize = "none";
+  double flops_per_token = 0;  // 6*N + 12*L*C*T (LoRA: 4*N_base + 6*N_adapters + 12*L*C*T, no base weight gradient)
   double ms_per_step = 0;      // median
   double ms_min = 0, ms_max = 0;
   double cpu_ms_per_step = 0;  // median process CPU time (all threads) per step: robust to a loaded machine

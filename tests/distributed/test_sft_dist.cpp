@@ -125,6 +125,22 @@ TEST_F(SftDist, TwoRanksFollowOneProcessOnTheSameGlobalBatch) {
   expect_close(metric("one_pack"), metric("two_accum_zero3"));
 }
 
+// LoRA through the same engine: 2 ranks (ZeRO-1 and ZeRO-3, the adapters sharded and
+// gathered per block) follow the one process on the same global batch, as above, and
+// resume from the one process's adapter checkpoint.
+TEST_F(SftDist, LoraTwoRanksFollowOneProcess) {
+  const std::string l = "lora.r=4 lora.alpha=8";
+  const MpiResult one = single("lora_one", l);
+  ASSERT_EQ(one.rc, 0) << one.output;
+  EXPECT_NE(one.output.find("# lora: r 4"), std::string::npos) << one.output;
+  for (int zero : {1, 3}) {
+    const std::string run = "lora_two_zero" + std::to_string(zero);
+    const MpiResult two = ranks(2, run, l + " dist.zero=" + std::to_string(zero));
+    ASSERT_EQ(two.rc, 0) << two.output;
+    expect_close(metric("lora_one"), metric(run));
+  }
+}
+
 // Checkpoints resume in the other layout: written by 2 ranks (each its shard), resumed
 // in one process; written by one process (one shard), resumed by 2 ranks at ZeRO-1;
 // and by the same 2 ranks bit for bit as if never interrupted.

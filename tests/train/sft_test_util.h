@@ -6,6 +6,7 @@
 #include <string>
 
 #include "teddy/checkpoint/checkpoint.h"
+#include "teddy/data/sft/chat_template.h"
 #include "teddy/tokenizer/tokenizer.h"
 #include "teddy/model/model.h"
 #include "teddy/train/optim/adamw.h"
@@ -26,6 +27,32 @@ inline std::string make_sft_base(const std::filesystem::path& root) {
   st.step = 100;
   save_checkpoint(run, m, opt, st, 0);
   Tokenizer::bytes().save((std::filesystem::path(run) / "tokenizer.json").string());
+  return run;
+}
+
+// A "pretrained" base for LoRA: make_sft_base's model with embeddings 20x larger
+// (std 0.4) and a tokenizer that already has the chat template's specials (random
+// rows of their own). With GPT-2's 0.02 embeddings every logit is bounded by
+// |LN(h)| |e_t| = 5.7 * 0.11 = 0.64, and a special added by SFT starts as the mean
+// row (norm ~0.14): frozen, neither can be lifted by adapters (full finetuning grows
+// them; PEFT users add such rows to modules_to_save). A pretrained chat base has both.
+inline std::string make_lora_sft_base(const std::filesystem::path& root) {
+  const std::string run = (root / "base").string();
+  Tokenizer tok = Tokenizer::bytes();
+  ChatTemplate tmpl;
+  add_template_specials(tok, tmpl);
+  ModelConfig c = ModelConfig::preset("gpt2-tiny");
+  c.vocab_size = tok.vocab_size();
+  c.padded_vocab_size = ModelConfig::pad_vocab(c.vocab_size);
+  Model m(c);
+  m.init_weights(9);
+  const ParamInfo& e = m.layout().find("tok_emb.weight");
+  for (size_t i = 0; i < e.numel; ++i) m.params()[e.offset + i] *= 20;
+  AdamW opt(m.layout(), AdamWConfig{});
+  CheckpointState st;
+  st.step = 100;
+  save_checkpoint(run, m, opt, st, 0);
+  tok.save((std::filesystem::path(run) / "tokenizer.json").string());
   return run;
 }
 

@@ -95,6 +95,10 @@ void print_train_result(const TrainBenchResult& r, bool json) {
     j["threads"] = r.threads;
     j["backend"] = r.backend;
     j["params"] = r.params;
+    j["trainable_params"] = r.trainable_params;
+    j["base_bytes"] = r.base_bytes;
+    j["lora_r"] = r.lora_r;
+    j["quantize"] = r.quantize;
     j["flops_per_token"] = r.flops_per_token;
     j["ms_per_step"] = r.ms_per_step;
     j["ms_min"] = r.ms_min;
@@ -186,6 +190,10 @@ void add_bench_train(CLI::App& bench, Run& run) {
   cmd->add_option("--recompute", a->opts.recompute, "Activation recomputation: none | attention | block (default none)");
   cmd->add_option("--precision", a->opts.precision, "Training precision: fp32 | bf16 | fp16 (default fp32)");
   cmd->add_option("--backend", a->opts.backend, "Kernel backend the step runs on: ref | cpu (default cpu)");
+  cmd->add_option("--lora", a->opts.lora_r, "LoRA rank: train adapters on every linear over a frozen base (default 0: full)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--quantize", a->opts.quantize, "With --lora: the base's linears in none | bf16 | nf4 (QLoRA)")
+      ->check(CLI::IsMember({"none", "bf16", "nf4"}));
   cmd->add_flag("--json", a->json, "One JSON object per workload");
   cmd->footer("Standard workloads (fp32): W1 gpt2-124M B=4 T=64; W1b gpt2-124M B=4 T=256; W2 gpt2-d6 (6L/6H/384) B=8 T=256.\n"
               "FLOPs per token = 6*N + 12*L*C*T (N parameters, L layers, C width, T sequence). MFU: per timed step,\n"

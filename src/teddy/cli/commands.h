@@ -21,6 +21,7 @@ void register_export(CLI::App& app, Run& run);
 void register_report(CLI::App& app, Run& run);
 void register_eval(CLI::App& app, Run& run);
 void register_arena(CLI::App& app, Run& run);
+void register_lora(CLI::App& app, Run& run);
 
 // Exit code of `teddy pretrain` / `teddy sft` stopped by a stop signal ([run] save_on)
 // after writing the checkpoint of the step it completed: 75, EX_TEMPFAIL of

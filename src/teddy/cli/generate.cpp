@@ -1,4 +1,5 @@
 // `teddy generate`: stream a continuation from a checkpoint with the KV cache.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -9,6 +10,7 @@
 #include "teddy/core/error.h"
 #include "teddy/tokenizer/tokenizer.h"
 #include "teddy/io/hf_import.h"
+#include "teddy/io/hf_peft.h"
 #include "teddy/model/generate.h"
 #include "teddy/model/model.h"
 #include "teddy/train/chat_model.h"
@@ -27,6 +29,7 @@ void register_generate(CLI::App& app, Run& run) {
     uint64_t seed = 1234;
     bool stop_at_eot = true;
     bool chat = false;
+    std::vector<std::string> adapters;  // NAME=DIR
   };
   auto o = std::make_shared<Opts>();
   CLI::App* sub = app.add_subcommand("generate", "Generate text from a checkpoint (streams tokens, KV cache)");
@@ -44,6 +47,9 @@ void register_generate(CLI::App& app, Run& run) {
   sub->add_option("--top-p", o->top_p, "Nucleus sampling mass (1: off)")->check(CLI::Range(0.0, 1.0));
   sub->add_option("--seed", o->seed, "Sampling seed");
   sub->add_flag("!--no-stop", o->stop_at_eot, "Do not stop at <|endoftext|>");
+  sub->add_option("--adapter", o->adapters,
+                  "NAME=DIR: a PEFT LoRA adapter (teddy lora export writes them); repeat for several: the prompt is "
+                  "answered by the base with each in turn (and NAME=none: without), the base loaded once");
   sub->add_flag("--chat", o->chat, "Send the prompt as a user turn in the chat template (the run's chat_template.json, else chatml) and stop at the end of the reply");
   sub->callback([o, &run] {
     run = [o] {
@@ -66,6 +72,27 @@ void register_generate(CLI::App& app, Run& run) {
         prompt.assign(ids.begin(), ids.end());
       }
       if (prompt.empty()) throw Error("--prompt: the prompt encodes to no tokens");
+      // Adapters: the first turns LoRA on (its layout), the others are read into their
+      // own buffers; switching writes a buffer into the model's adapter parameters.
+      std::vector<std::pair<std::string, std::vector<float>>> sets;
+      for (const std::string& spec : o->adapters) {
+        const size_t eq = spec.find('=');
+        if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size())
+          throw ConfigError("--adapter: expected NAME=DIR (or NAME=none), got '" + spec + "'");
+        const std::string name = spec.substr(0, eq), dir = spec.substr(eq + 1);
+        if (dir == "none") {
+          sets.push_back({name, {}});
+          continue;
+        }
+        if (!model.lora()) {
+          load_peft_adapter(model, dir);
+          sets.push_back({name, std::vector<float>(model.params(), model.params() + model.flat_size())});
+        } else {
+          std::vector<float> v(model.flat_size());
+          read_peft_adapter_into(model, dir, v.data());
+          sets.push_back({name, std::move(v)});
+        }
+      }
       SamplingOptions so;
       so.temperature = o->temperature;
       so.top_k = o->top_k;
@@ -73,18 +100,29 @@ void register_generate(CLI::App& app, Run& run) {
       so.seed = o->seed;
       const uint32_t eot = o->chat ? static_cast<uint32_t>(end_of_turn_id(tok, cm.tmpl)) : tok.eot_id();
       if (o->stop_at_eot) so.stop_tokens.push_back(static_cast<int32_t>(eot));
-      if (o->chat) std::printf("user: %s\nassistant: ", o->prompt.c_str());
-      else std::fwrite(o->prompt.data(), 1, o->prompt.size(), stdout);
-      std::fflush(stdout);
-      generate(model, prompt, o->max_tokens, so, [&](int32_t t) {
-        if (static_cast<uint32_t>(t) == eot && o->stop_at_eot) return false;
-        const uint32_t u = static_cast<uint32_t>(t);
-        const std::string piece = tok.decode(std::span<const uint32_t>(&u, 1));
-        std::fwrite(piece.data(), 1, piece.size(), stdout);
+      auto answer = [&] {
+        if (o->chat) std::printf("user: %s\nassistant: ", o->prompt.c_str());
+        else std::fwrite(o->prompt.data(), 1, o->prompt.size(), stdout);
         std::fflush(stdout);
-        return true;
-      });
-      std::printf("\n");
+        generate(model, prompt, o->max_tokens, so, [&](int32_t t) {
+          if (static_cast<uint32_t>(t) == eot && o->stop_at_eot) return false;
+          const uint32_t u = static_cast<uint32_t>(t);
+          const std::string piece = tok.decode(std::span<const uint32_t>(&u, 1));
+          std::fwrite(piece.data(), 1, piece.size(), stdout);
+          std::fflush(stdout);
+          return true;
+        });
+        std::printf("\n");
+      };
+      if (sets.empty()) answer();
+      for (const auto& [name, values] : sets) {
+        if (model.lora()) {  // "none" = zero adapters: B = 0 adds exactly nothing
+          if (values.empty()) std::fill(model.params(), model.params() + model.flat_size(), 0.0f);
+          else std::copy(values.begin(), values.end(), model.params());
+        }
+        std::printf("[adapter %s]\n", name.c_str());
+        answer();
+      }
       return 0;
     };
   });

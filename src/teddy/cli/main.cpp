@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
   teddy::cli::register_report(app, run);
   teddy::cli::register_eval(app, run);
   teddy::cli::register_arena(app, run);
+  teddy::cli::register_lora(app, run);
   if (const std::string bad = unknown_subcommand(app, argc, argv); !bad.empty()) {
     std::fprintf(stderr, "teddy: error: unknown command '%s' (teddy --help lists the commands)\n", bad.c_str());
     return static_cast<int>(CLI::ExitCodes::ExtrasError);  // what CLI11 returns for `teddy NOSUCH`

@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "teddy/core/dtype.h"
+#include "teddy/kernels/quant_weight.h"
 
 namespace teddy::kernels {
 

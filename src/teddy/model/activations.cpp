@@ -29,18 +29,25 @@ ParamOffsets resolve_offsets(const ModelConfig& cfg, const ParamLayout& layout) 
     LayerOffsets& l = o.layers[i];
     l.norm1_w = layout.find(p + "norm1.weight").offset;
     l.norm1_b = offset_or_absent(layout, p + "norm1.bias");
-    l.qkv_w = layout.find(p + "attn.qkv.weight").offset;
+    l.qkv_w = offset_or_absent(layout, p + "attn.qkv.weight");  // absent: stored quantized (QLoRA)
     l.qkv_b = offset_or_absent(layout, p + "attn.qkv.bias");
-    l.proj_w = layout.find(p + "attn.proj.weight").offset;
+    l.proj_w = offset_or_absent(layout, p + "attn.proj.weight");
     l.proj_b = offset_or_absent(layout, p + "attn.proj.bias");
     l.norm2_w = layout.find(p + "norm2.weight").offset;
     l.norm2_b = offset_or_absent(layout, p + "norm2.bias");
-    l.up_w = layout.find(p + "mlp.up.weight").offset;
+    l.up_w = offset_or_absent(layout, p + "mlp.up.weight");
     l.up_b = offset_or_absent(layout, p + "mlp.up.bias");
-    l.down_w = layout.find(p + "mlp.down.weight").offset;
+    l.down_w = offset_or_absent(layout, p + "mlp.down.weight");
     l.down_b = offset_or_absent(layout, p + "mlp.down.bias");
   }
   return o;
+}
+
+LayerTensors frozen_layer_grads(float* sink, int C, bool norm_bias) {
+  LayerTensors g{};
+  g.norm1_w = g.norm2_w = sink;  // the norm kernels add into these; nothing reads them
+  if (norm_bias) g.norm1_b = g.norm2_b = sink + C;
+  return g;
 }
 
 LayerTensors resolve_layer(float* base, const LayerOffsets& o) {
@@ -68,7 +75,7 @@ int classifier_chunk_rows(const ModelConfig& cfg, int rows) {
 }
 
 void carve_activations(Arena& arena, const ModelConfig& cfg, int rows, Activations& a, Recompute recompute,
-                       Precision precision, const Context& ctx) {
+                       Precision precision, const Context& ctx, const LoraArena& lora) {
   const size_t N = static_cast<size_t>(rows), C = cfg.d_model, F = cfg.d_ff;
   const size_t QKV = cfg.qkv_dim(), NH = cfg.n_head;
   const size_t up = cfg.family == Family::gpt2 ? F : 2 * F;
@@ -164,6 +171,19 @@ void carve_activations(Arena& arena, const ModelConfig& cfg, int rows, Activatio
   a.dup = arena.take<float>(N * up);
   a.attn_scratch_floats = attention_scratch_floats(cfg, rows, ctx);
   a.attn_scratch = arena.take<float>(a.attn_scratch_floats);
+  a.lora_u.assign(lora.r > 0 ? cfg.n_layer : 0, std::array<float*, 4>{});
+  if (lora.r > 0) {
+    int max_cols = 0;
+    for (int l = 0; l < cfg.n_layer; ++l)
+      for (int i = 0; i < 4; ++i)
+        if (lora.parts[i] > 0) a.lora_u[l][i] = arena.take<float>(N * lora.parts[i] * lora.r);
+    for (int i = 0; i < 4; ++i) max_cols = std::max(max_cols, lora.parts[i] * lora.r);
+    a.lora_du = arena.take<float>(N * max_cols);
+    if (lora.dropout) {
+      a.lora_xd = arena.take<float>(N * std::max(C, F));
+      a.lora_dxd = arena.take<float>(N * std::max(C, F));
+    }
+  }
 }
 
 }  // namespace teddy::model_detail

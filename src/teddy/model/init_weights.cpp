@@ -44,6 +44,10 @@ void fill_normal(float* out, size_t n, double stddev, uint64_t seed) {
 }  // namespace
 
 void Model::init_weights(uint64_t seed) {
+  if (lora()) {
+    lora_init(params(), layout_, seed);
+    return;
+  }
   const double std_base = 0.02;
   const double std_resid = 0.02 / std::sqrt(2.0 * cfg_.n_layer);
   const size_t C = cfg_.d_model, V = cfg_.vocab_size;

@@ -13,8 +13,14 @@ namespace teddy {
 
 using namespace model_detail;
 
+namespace {
+ParamOffsets decoder_offsets(const Model& model) {
+  return resolve_offsets(model.config(), model.base_layout());  // with LoRA: the frozen base's
+}
+}  // namespace
+
 KvDecoder::KvDecoder(Model& model, int capacity, int max_rows)
-    : model_(model), off_(resolve_offsets(model.config(), model.layout())), cap_(capacity), max_rows_(max_rows) {
+    : model_(model), off_(decoder_offsets(model)), cap_(capacity), max_rows_(max_rows) {
   const ModelConfig& cfg = model.config();
   if (capacity <= 0 || capacity > cfg.max_seq_len)
     throw Error("kv cache: capacity must be in [1, max_seq_len=" + std::to_string(cfg.max_seq_len) + "] (got " +
@@ -24,9 +30,40 @@ KvDecoder::KvDecoder(Model& model, int capacity, int max_rows)
   n_threads_ = model.context().threads > 0 ? model.context().threads : omp_get_max_threads();
   const size_t kv = static_cast<size_t>(cfg.n_kv_head) * cfg.head_dim();
   cache_.resize(static_cast<size_t>(cfg.n_layer) * 2 * cap_ * kv * sizeof(float));
+  if (const LoraConfig* l = model.lora()) {
+    adapters_.assign(cfg.n_layer, {});
+    for (const LoraSite& site : model.lora_sites()) part_cols_.push_back(site.part_cols());
+    for (int li = 0; li < cfg.n_layer; ++li) {
+      size_t si = 0;
+      for (const LoraSite& site : model.lora_sites()) {
+        const std::string n = "layers." + std::to_string(li) + "." + site.name;
+        Adapter& ad = adapters_[li][static_cast<int>(site.linear)];
+        ad.a = model.layout().find(n + ".lora_A").offset;
+        ad.b = model.layout().find(n + ".lora_B").offset;
+        ad.parts = part_cols_[si++].data();
+        ad.P = static_cast<int>(site.parts.size());
+      }
+    }
+    (void)l;
+  }
   carve(scratch_);  // counting pass
   scratch_.allocate_counted();
   carve(scratch_);
+}
+
+void KvDecoder::linear(float* out, const float* in, const float* w, const float* b, int n, int C, int OC, int layer,
+                       LoraLinear which) {
+  const kernels::Backend& k = model_.context().ops();
+  if (const kernels::QuantWeight* q = model_.base_quant(layer, which))
+    k.linear_forward_q(out, in, q, b, n, C, OC);
+  else
+    k.linear_forward(out, in, w, b, n, C, OC);
+  if (adapters_.empty()) return;
+  const Adapter& ad = adapters_[layer][static_cast<int>(which)];
+  if (ad.P == 0) return;
+  const LoraConfig* l = model_.lora();
+  k.lora_forward(out, lora_u_, in, model_.params() + ad.a, model_.params() + ad.b, n, C, OC, l->r, ad.P, ad.parts,
+                 l->scale());
 }
 
 void KvDecoder::carve(Arena& a) {
@@ -40,6 +77,7 @@ void KvDecoder::carve(Arena& a) {
   mean_ = a.take<float>(R);
   rstd_ = a.take<float>(R);
   qkv_ = a.take<float>(R * cfg.qkv_dim());
+  lora_u_ = model_.lora() ? a.take<float>(R * 3 * model_.lora()->r) : nullptr;
   att_ = a.take<float>(R * C);
   tmp_ = a.take<float>(R * C);
   up_ = a.take<float>(R * up);
@@ -66,14 +104,14 @@ const float* KvDecoder::feed(const int32_t* tokens, int n) {
   const size_t qk = static_cast<size_t>(s.NH) * s.HS;     // k offset in a qkv row
   const int64_t NC = static_cast<int64_t>(n) * s.C;
   const int up_cols = s.gpt2 ? s.F : 2 * s.F;
-  float* P = model_.params();
+  float* P = model_.base_params();
   k.encoder_forward(x_, tokens, pos_, P + off_.tok_emb, at(P, off_.pos_emb), n, s.C);  // (n, C)
   for (int l = 0; l < cfg.n_layer; ++l) {
     const LayerTensors w = resolve_layer(P, off_.layers[l]);
     float* kc = cache_.as<float>() + static_cast<size_t>(l) * 2 * cap_ * kvw;  // (cap, NKV*HS)
     float* vc = kc + static_cast<size_t>(cap_) * kvw;
     norm_forward(s, ln_, mean_, rstd_, x_, w.norm1_w, w.norm1_b);
-    k.linear_forward(qkv_, ln_, w.qkv_w, w.qkv_b, n, s.C, s.QKV);  // (n, QKV)
+    linear(qkv_, ln_, w.qkv_w, w.qkv_b, n, s.C, s.QKV, l, LoraLinear::qkv);  // (n, QKV)
     if (!s.gpt2) {
       k.rope_forward(qkv_, qkv_, pos_, n, s.QKV, s.NH, s.HS, s.theta);
       k.rope_forward(qkv_ + qk, qkv_ + qk, pos_, n, s.QKV, s.NKV, s.HS, s.theta);
@@ -85,15 +123,15 @@ const float* KvDecoder::feed(const int32_t* tokens, int n) {
     }
     kv_attention_forward(att_, qkv_, s.QKV, kc, vc, static_cast<int>(kvw), n, len_, s.NH, s.NKV, s.HS, scores_, cap_,
                          n_threads_);
-    k.linear_forward(tmp_, att_, w.proj_w, w.proj_b, n, s.C, s.C);
+    linear(tmp_, att_, w.proj_w, w.proj_b, n, s.C, s.C, l, LoraLinear::proj);
     k.accumulate(x_, tmp_, NC);
     norm_forward(s, ln_, mean_, rstd_, x_, w.norm2_w, w.norm2_b);
-    k.linear_forward(up_, ln_, w.up_w, w.up_b, n, s.C, up_cols);
+    linear(up_, ln_, w.up_w, w.up_b, n, s.C, up_cols, l, LoraLinear::up);
     if (s.gpt2)
       k.gelu_forward(act_, up_, static_cast<int64_t>(n) * s.F);
     else
       k.swiglu_forward(act_, up_, n, s.F);
-    k.linear_forward(tmp_, act_, w.down_w, w.down_b, n, s.F, s.C);
+    linear(tmp_, act_, w.down_w, w.down_b, n, s.F, s.C, l, LoraLinear::down);
     k.accumulate(x_, tmp_, NC);
   }
   len_ += n;

@@ -1,7 +1,10 @@
 #pragma once
 // Incremental inference with a KV cache: feed tokens (a whole prompt, then one at a
 // time); each call appends keys (after RoPE) and values per layer and returns the
-// logits of the last token fed. Batch size 1.
+// logits of the last token fed. Batch size 1. A model with LoRA adapters decodes them
+// unmerged (over a fp32 or quantized base): swapping adapters is writing other values
+// into model.params(), the base is never reloaded.
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -34,6 +37,17 @@ class KvDecoder {
   int32_t* pos_ = nullptr;
   float *x_, *ln_, *mean_, *rstd_, *qkv_, *att_, *tmp_, *up_, *act_, *logits_, *scores_;
   void carve(Arena& a);
+  // LoRA: per layer and linear, the adapter's offsets in params() (A absent: none).
+  struct Adapter {
+    size_t a = 0, b = 0;
+    const int* parts = nullptr;
+    int P = 0;
+  };
+  std::vector<std::array<Adapter, kLoraLinears>> adapters_;
+  std::vector<std::vector<int>> part_cols_;
+  float* lora_u_ = nullptr;  // (max_rows, 3r)
+  void linear(float* out, const float* in, const float* w, const float* b, int n, int C, int OC, int layer,
+              LoraLinear which);
 };
 
 }  // namespace teddy

@@ -4,18 +4,95 @@
 #include "teddy/model/model.h"
 
 #include <algorithm>
+#include <cstring>
 #include <string>
 
 #include "teddy/core/error.h"
 #include "teddy/kernels/backend.h"
+#include "teddy/kernels/dropout_mask.h"
 #include "teddy/model/model_impl.h"
 
 namespace teddy {
 
 using namespace model_detail;
 
+// LoRA's state: the frozen base, where each block's adapters are, the dropout seed.
+struct LoraState {
+  LoraConfig cfg;
+  std::vector<LoraSite> sites;
+  std::array<int, kLoraLinears> site_of{-1, -1, -1, -1};  // index into sites per LoraLinear
+  std::vector<std::vector<int>> cols;                     // per site: {off, n} per part
+  AlignedBuffer base;                                     // the base parameters, frozen
+  ParamLayout base_layout;
+  std::vector<std::array<size_t, kLoraLinears>> a_off, b_off;  // per layer; kAbsent: not adapted
+  uint64_t seed = 0, counter = 0;
+  AlignedBuffer sink;  // 2*C floats: the frozen norms' weight gradients, never read
+  std::vector<std::array<LoraRef, kLoraLinears>> refs;   // per layer, rebuilt per call
+  // QLoRA (quantize nf4 / bf16): the blocks' four linear weights, out of `base`.
+  std::vector<Nf4Tensor> nf4;
+  std::vector<std::vector<uint16_t>> b16;
+  std::vector<std::array<kernels::QuantWeight, kLoraLinears>> qw;  // per layer; empty: fp32 base
+  size_t quant_bytes = 0;
+};
+
+namespace {
+
+constexpr const char* kLinearNames[kLoraLinears] = {"attn.qkv", "attn.proj", "mlp.up", "mlp.down"};
+
+// Moves the blocks' linear weights of `st->base` into NF4 or bf16 storage and
+// compacts the fp32 base to what is left (embeddings, norms, biases, head).
+void quantize_base(LoraState* st, const ModelConfig& cfg) {
+  const bool nf4 = st->cfg.quantize == "nf4";
+  const int L = cfg.n_layer;
+  const float* old = st->base.as<float>();
+  ParamLayout compact;
+  std::vector<const ParamInfo*> kept;
+  constexpr size_t kAlign = kAlignBytes / sizeof(float);
+  if (nf4) st->nf4.resize(static_cast<size_t>(L) * kLoraLinears);
+  else st->b16.resize(static_cast<size_t>(L) * kLoraLinears);
+  st->qw.assign(L, {});
+  for (const ParamInfo& p : st->base_layout.params) {
+    int which = -1;
+    if (p.layer >= 0)
+      for (int i = 0; i < kLoraLinears; ++i)
+        if (p.name == "layers." + std::to_string(p.layer) + "." + kLinearNames[i] + ".weight") which = i;
+    if (which < 0) {
+      ParamInfo q = p;
+      q.offset = align_up(compact.total, kAlign);
+      compact.total = q.offset + q.numel;
+      compact.params.push_back(q);
+      kept.push_back(&p);
+      continue;
+    }
+    const size_t slot = static_cast<size_t>(p.layer) * kLoraLinears + which;
+    kernels::QuantWeight& w = st->qw[p.layer][which];
+    if (nf4) {
+      st->nf4[slot] = nf4_quantize(old + p.offset, static_cast<int64_t>(p.numel), true);
+      w.kind = kernels::QuantWeight::Kind::nf4;
+      w.nf4 = &st->nf4[slot];
+      st->quant_bytes += st->nf4[slot].bytes();
+    } else {
+      st->b16[slot].resize(p.numel);
+      convert_f32_to_bf16(st->b16[slot].data(), old + p.offset, p.numel);
+      w.kind = kernels::QuantWeight::Kind::bf16;
+      w.bf16 = st->b16[slot].data();
+      st->quant_bytes += p.numel * 2;
+    }
+  }
+  compact.total = align_up(compact.total, kAlign);
+  AlignedBuffer fresh(compact.total * sizeof(float));
+  for (size_t i = 0; i < kept.size(); ++i)
+    std::memcpy(fresh.as<float>() + compact.params[i].offset, old + kept[i]->offset, kept[i]->numel * sizeof(float));
+  st->base = std::move(fresh);
+  st->base_layout = std::move(compact);
+}
+
+}  // namespace
+
 struct Model::Impl {
   ParamOffsets off;
+  std::unique_ptr<LoraState> lora;
+  bool training = false;  // inside forward_backward (LoRA dropout on)
   // Gradient ranges forward_backward(Grad::set) must zero: all but what the linears and
   // the classifier overwrite ([begin, end) in floats, ascending).
   std::vector<std::pair<size_t, size_t>> zero_on_set;
@@ -52,6 +129,96 @@ Model::Model(const ModelConfig& cfg, Context ctx) : cfg_(cfg), ctx_(ctx) {
   }
   if (pos < layout_.total) impl_->zero_on_set.emplace_back(pos, layout_.total);
 }
+
+void Model::enable_lora(const LoraConfig& lora, uint64_t seed) {
+  if (impl_->lora) throw Error("enable_lora: LoRA is already on");
+  lora.validate(cfg_);
+  auto st = std::make_unique<LoraState>();
+  st->cfg = lora;
+  st->sites = teddy::lora_sites(cfg_, lora);
+  st->seed = seed;
+  st->base = std::move(params_);
+  st->base_layout = std::move(layout_);
+  grads_ = AlignedBuffer();  // the base has no gradient
+  if (lora.quantize != "none") {
+    quantize_base(st.get(), cfg_);
+    impl_->off = resolve_offsets(cfg_, st->base_layout);
+  }
+  layout_ = make_lora_layout(cfg_, lora);
+  params_ = AlignedBuffer();
+  params_.resize(layout_.total * sizeof(float));
+  grads_.resize(layout_.total * sizeof(float));
+  lora_init(params(), layout_, seed);
+  st->a_off.assign(cfg_.n_layer, {kAbsent, kAbsent, kAbsent, kAbsent});
+  st->b_off = st->a_off;
+  for (size_t i = 0; i < st->sites.size(); ++i) {
+    const LoraSite& site = st->sites[i];
+    st->site_of[static_cast<int>(site.linear)] = static_cast<int>(i);
+    st->cols.push_back(site.part_cols());
+    for (int l = 0; l < cfg_.n_layer; ++l) {
+      const std::string n = "layers." + std::to_string(l) + "." + site.name;
+      st->a_off[l][static_cast<int>(site.linear)] = layout_.find(n + ".lora_A").offset;
+      st->b_off[l][static_cast<int>(site.linear)] = layout_.find(n + ".lora_B").offset;
+    }
+  }
+  st->sink.resize(2 * static_cast<size_t>(cfg_.d_model) * sizeof(float));
+  st->refs.resize(cfg_.n_layer);
+  // Every adapter tensor's gradient is written by lora_backward; only the padding
+  // between them needs zeroing in Grad::set mode.
+  impl_->zero_on_set.clear();
+  size_t pos = 0;
+  for (const ParamInfo& p : layout_.params) {
+    if (p.offset > pos) impl_->zero_on_set.emplace_back(pos, p.offset);
+    pos = p.offset + p.numel;
+  }
+  if (pos < layout_.total) impl_->zero_on_set.emplace_back(pos, layout_.total);
+  impl_->lora = std::move(st);
+  impl_->arena = Arena();  // re-carve with the adapters' saved tensors
+  impl_->acts = Activations{};
+}
+
+const LoraConfig* Model::lora() const { return impl_->lora ? &impl_->lora->cfg : nullptr; }
+const std::vector<LoraSite>& Model::lora_sites() const {
+  static const std::vector<LoraSite> none;
+  return impl_->lora ? impl_->lora->sites : none;
+}
+float* Model::base_params() { return impl_->lora ? impl_->lora->base.as<float>() : params(); }
+const float* Model::base_params() const { return impl_->lora ? impl_->lora->base.as<float>() : params(); }
+const ParamLayout& Model::base_layout() const { return impl_->lora ? impl_->lora->base_layout : layout_; }
+float* Model::base_param(std::string_view name) { return base_params() + base_layout().find(name).offset; }
+size_t Model::base_bytes() const {
+  return impl_->lora ? impl_->lora->base.bytes() + impl_->lora->quant_bytes : params_.bytes();
+}
+
+void Model::base_weight(std::string_view name, float* out) const {
+  const LoraState* st = impl_->lora.get();
+  const ParamLayout& bl = base_layout();
+  for (const ParamInfo& p : bl.params)
+    if (p.name == name) {
+      std::memcpy(out, base_params() + p.offset, p.numel * sizeof(float));
+      return;
+    }
+  if (st && !st->qw.empty())
+    for (int l = 0; l < cfg_.n_layer; ++l)
+      for (int i = 0; i < kLoraLinears; ++i)
+        if (name == "layers." + std::to_string(l) + "." + kLinearNames[i] + ".weight") {
+          const ParamLayout full = make_param_layout(cfg_);
+          const ParamInfo& p = full.find(name);
+          kernels::dequantize_rows(st->qw[l][i], static_cast<int>(p.shape[1]), 0, static_cast<int>(p.shape[0]), out);
+          return;
+        }
+  throw Error("base_weight: \"" + std::string(name) + "\" is not a base tensor");
+}
+void Model::set_lora_dropout_counter(uint64_t c) {
+  if (impl_->lora) impl_->lora->counter = c;
+}
+const kernels::QuantWeight* Model::base_quant(int layer, LoraLinear i) const {
+  const LoraState* st = impl_->lora.get();
+  if (!st || st->qw.empty()) return nullptr;
+  return &st->qw.at(static_cast<size_t>(layer))[static_cast<int>(i)];
+}
+
+uint64_t Model::lora_dropout_counter() const { return impl_->lora ? impl_->lora->counter : 0; }
 
 Model::~Model() = default;
 Model::Model(Model&&) noexcept = default;
@@ -170,6 +337,15 @@ void Model::reserve_activations(int B, int T) {
   if (rows > INT32_MAX) throw Error("reserve_activations: B*T must fit in int32");
   const Recompute mode = impl_->recompute;
   const Precision prec = impl_->precision;
+  if (impl_->lora && prec != Precision::fp32)
+    throw ConfigError("LoRA trains in fp32: precision '" + std::string(precision_name(prec)) +
+                      "' with LoRA is not supported yet");
+  LoraArena la;
+  if (const LoraState* st = impl_->lora.get()) {
+    la.r = st->cfg.r;
+    la.dropout = st->cfg.dropout > 0;
+    for (const LoraSite& site : st->sites) la.parts[static_cast<int>(site.linear)] = static_cast<int>(site.parts.size());
+  }
   const size_t wbytes = weight_scratch_bytes_for(cfg_, prec);
   if (impl_->wscratch.bytes() != wbytes) {
     impl_->wscratch = AlignedBuffer();
@@ -185,9 +361,9 @@ void Model::reserve_activations(int B, int T) {
   impl_->arena = Arena();  // free the old one first: the peak stays one arena
   Arena arena;
   Activations a;
-  carve_activations(arena, cfg_, r, a, mode, prec, ctx_);
+  carve_activations(arena, cfg_, r, a, mode, prec, ctx_, la);
   arena.allocate_counted();
-  carve_activations(arena, cfg_, r, a, mode, prec, ctx_);
+  carve_activations(arena, cfg_, r, a, mode, prec, ctx_, la);
   impl_->carved_for = mode;
   impl_->carved_prec = prec;
   impl_->arena = std::move(arena);
@@ -268,8 +444,40 @@ BlockShape Model::shape_for(int B, int T) const {
   s.attn_scratch = impl_->acts.attn_scratch;
   s.attn_scratch_floats = impl_->acts.attn_scratch_floats;
   s.prec = precision_dtype(impl_->carved_prec);
+  if (const LoraState* st = impl_->lora.get()) {
+    s.lora_r = st->cfg.r;
+    s.lora_scale = st->cfg.scale();
+    s.lora_dropout = impl_->training ? st->cfg.dropout : 0.0f;
+    s.lora_xd = impl_->acts.lora_xd;
+    s.lora_dxd = impl_->acts.lora_dxd;
+    s.lora_du = impl_->acts.lora_du;
+  }
   return s;
 }
+
+namespace {
+// Block l's adapters (parameters, gradients when training, saved u, the dropout
+// seed of this call) for LayerTensors::lora; nullptr without LoRA.
+const LoraRef* lora_refs(LoraState* st, int l, const float* A, float* G, const Activations& a, bool training) {
+  if (!st) return nullptr;
+  std::array<LoraRef, kLoraLinears>& r = st->refs[l];
+  for (int i = 0; i < kLoraLinears; ++i) {
+    r[i] = LoraRef{};
+    const int si = st->site_of[i];
+    if (si < 0) continue;
+    r[i].A = A + st->a_off[l][i];
+    r[i].B = A + st->b_off[l][i];
+    r[i].dA = training ? G + st->a_off[l][i] : nullptr;
+    r[i].dB = training ? G + st->b_off[l][i] : nullptr;
+    r[i].u = a.lora_u[l][i];
+    r[i].parts = st->cols[si].data();
+    r[i].P = static_cast<int>(st->sites[si].parts.size());
+    r[i].seed = kernels::dropout_hash(kernels::dropout_hash(st->seed, st->counter),
+                                      static_cast<uint64_t>(l) * kLoraLinears + i);
+  }
+  return r.data();
+}
+}  // namespace
 
 // Embeddings, every block, final norm: fills the arena's activations for `b`.
 void Model::run_trunk(const Batch& b) {
@@ -281,7 +489,7 @@ void Model::run_trunk(const Batch& b) {
   const BlockShape s = shape_for(b.B, b.T);
   const bool half = s.prec != DType::f32;
   float* W16 = impl_->wscratch.as<float>();
-  float* P = params();
+  float* P = base_params();
   if (b.pos) {
     std::copy(b.pos, b.pos + s.N, a.pos);
   } else {
@@ -297,7 +505,9 @@ void Model::run_trunk(const Batch& b) {
   keep16(s, "round_16", a.resid[0], half ? a.resid16[0] : nullptr, NC);
   for (int l = 0; l < cfg_.n_layer; ++l) {
     if (hooks_.before_forward) hooks_.before_forward(l);
-    const LayerTensors w = rounded_layer(s, resolve_layer(P, o.layers[l]), W16);  // after the hook: ZeRO-3 gathers first
+    LayerTensors w = rounded_layer(s, resolve_layer(P, o.layers[l]), W16);  // after the hook: ZeRO-3 gathers first
+    w.lora = lora_refs(impl_->lora.get(), l, params(), grads(), a, impl_->training);
+    if (impl_->lora && !impl_->lora->qw.empty()) w.q = impl_->lora->qw[l].data();
     block_forward(s, w, a.layers[l], a.act, a.resid[l], a.resid[l + 1], a.pos, b.seg);
     keep16(s, "round_16", a.resid[l + 1], half ? a.resid16[l + 1] : nullptr, NC);
     if (hooks_.after_forward) hooks_.after_forward(l);
@@ -308,11 +518,12 @@ void Model::run_trunk(const Batch& b) {
 
 LossSum Model::forward(const Batch& b, float* logits_out) {
   const ThreadScope threads(ctx_);
+  impl_->training = false;
   run_trunk(b);
   const kernels::Backend& k = ctx_.ops();
   Activations& a = impl_->acts;
   const int N = b.B * b.T, C = cfg_.d_model, V = cfg_.vocab_size, Vp = cfg_.padded_vocab_size;
-  const float* W = rounded_head(shape_for(b.B, b.T), params() + impl_->off.lm_head, static_cast<size_t>(Vp) * C,
+  const float* W = rounded_head(shape_for(b.B, b.T), base_params() + impl_->off.lm_head, static_cast<size_t>(Vp) * C,
                                 impl_->wscratch.as<float>());  // (Vp, C)
   Profiler* prof = impl_->prof;
   LossSum loss;
@@ -344,11 +555,21 @@ LossSum Model::forward(const Batch& b, float* logits_out) {
 LossSum Model::forward_backward(const Batch& b, float dloss, kernels::Grad param_grads) {
   if (!b.targets) throw Error("forward_backward: batch has no targets");
   const ThreadScope threads(ctx_);
+  impl_->training = true;
+  struct TrainingOff {  // also on a throw
+    Model::Impl* impl;
+    ~TrainingOff() {
+      impl->training = false;
+      if (impl->lora) ++impl->lora->counter;  // the next call draws new dropout masks
+    }
+  } training_off{impl_.get()};
   run_trunk(b);
   const kernels::Backend& k = ctx_.ops();
   Activations& a = impl_->acts;
   const ParamOffsets& o = impl_->off;
   BlockShape s = shape_for(b.B, b.T);
+  LoraState* st = impl_->lora.get();
+  float* sink = st ? st->sink.as<float>() : nullptr;  // the frozen base's norm gradients
   s.param_grads = param_grads;
   const bool set = param_grads == kernels::Grad::set;
   if (set)
@@ -356,8 +577,8 @@ LossSum Model::forward_backward(const Batch& b, float dloss, kernels::Grad param
       for (const auto& [lo, hi] : impl_->zero_on_set) zero_floats(grads() + lo, hi - lo);
     });
   const int N = s.N, C = s.C, V = cfg_.vocab_size, Vp = cfg_.padded_vocab_size;
-  float* P = params();
-  float* G = grads();
+  float* P = base_params();
+  float* G = grads();  // with LoRA: the adapters' only
   float* W16 = impl_->wscratch.as<float>();
   const float* Wh = rounded_head(s, P + o.lm_head, static_cast<size_t>(Vp) * C, W16);  // (Vp, C)
   LossSum loss;
@@ -375,7 +596,7 @@ LossSum Model::forward_backward(const Batch& b, float dloss, kernels::Grad param
     });
     timed(s.prof, "classifier_backward", 2 * linear_flops(R, C, Vp), [&] {
       // Chunks write disjoint rows of dlnf; in set mode the first chunk overwrites dW.
-      k.linear_backward(a.dln + static_cast<size_t>(r0) * C, G + o.lm_head, nullptr, a.logits, x, Wh, R, C, Vp,
+      k.linear_backward(a.dln + static_cast<size_t>(r0) * C, st ? nullptr : G + o.lm_head, nullptr, a.logits, x, Wh, R, C, Vp,
                          kernels::Grad::set, set && r0 == 0 ? kernels::Grad::set : kernels::Grad::add);
     });
   }
@@ -384,23 +605,27 @@ LossSum Model::forward_backward(const Batch& b, float dloss, kernels::Grad param
   timed(s.prof, "zero_activation_grads", 0, [&] { zero_floats(a.dx, static_cast<size_t>(N) * C); });
   const size_t NC = static_cast<size_t>(N) * C;
   if (s.prec != DType::f32) k.widen_to_f32(s.prec, a.resid[cfg_.n_layer], a.resid16[cfg_.n_layer], NC);
-  norm_backward(s, a.dx, at(G, o.final_w), at(G, o.final_b), a.dln, a.resid[cfg_.n_layer], at(P, o.final_w),
-                a.meanf, a.rstdf);
+  norm_backward(s, a.dx, st ? sink : at(G, o.final_w), st && o.final_b != kAbsent ? sink + C : at(G, o.final_b),
+                a.dln, a.resid[cfg_.n_layer], at(P, o.final_w), a.meanf, a.rstdf);
   // Mixed precision: the residual-stream gradient is rounded to 16 bits at every block
   // boundary (what a 16-bit backward would pass on), which is where fp16 needs the loss
   // scale: small gradients flush to zero, a too-large scale overflows to inf.
   keep16(s, "round_16", a.dx, nullptr, NC);
   for (int l = cfg_.n_layer - 1; l >= 0; --l) {
     if (hooks_.before_backward) hooks_.before_backward(l);
-    const LayerTensors w = rounded_layer(s, resolve_layer(P, o.layers[l]), W16);  // after the hook: ZeRO-3 gathers first
+    LayerTensors w = rounded_layer(s, resolve_layer(P, o.layers[l]), W16);  // after the hook: ZeRO-3 gathers first
+    w.lora = lora_refs(st, l, params(), G, a, true);
+    if (st && !st->qw.empty()) w.q = st->qw[l].data();
+    const LayerTensors g = st ? frozen_layer_grads(sink, C, s.gpt2) : resolve_layer(G, o.layers[l]);
     block_widen(s, a, l);
     block_recompute(s, impl_->carved_for, w, a.layers[l], a.resid[l], a.pos, b.seg);
-    block_backward(s, w, resolve_layer(G, o.layers[l]), a.layers[l], a, a.resid[l], a.pos, b.seg);
+    block_backward(s, w, g, a.layers[l], a, a.resid[l], a.pos, b.seg);
     keep16(s, "round_16", a.dx, nullptr, NC);
     if (hooks_.after_backward) hooks_.after_backward(l);
   }
-  timed(s.prof, "encoder_backward", 0,
-        [&] { k.encoder_backward(G + o.tok_emb, at(G, o.pos_emb), a.dx, b.tokens, a.pos, N, C); });
+  if (!st)  // a frozen base has no embedding gradient
+    timed(s.prof, "encoder_backward", 0,
+          [&] { k.encoder_backward(G + o.tok_emb, at(G, o.pos_emb), a.dx, b.tokens, a.pos, N, C); });
   if (hooks_.on_end) hooks_.on_end();
   return loss;
 }

@@ -15,6 +15,7 @@
 #include "teddy/core/dtype.h"
 #include "teddy/kernels/context.h"
 #include "teddy/model/config.h"
+#include "teddy/model/lora.h"
 
 namespace teddy {
 
@@ -109,8 +110,36 @@ class Model {
   float* param(std::string_view name);  // view into the flat buffer
   float* grad(std::string_view name);
 
+  // LoRA (model/lora.h). Moves the current parameters (load the base first) into a
+  // frozen base buffer (with lora.quantize nf4 / bf16, the blocks' linear weights are
+  // stored quantized and read a tile at a time: QLoRA) and makes params() / grads() / layout() / flat_size() the
+  // adapters' (PEFT's init from `seed`): AdamW, clipping, ZeRO and checkpoints then act
+  // on the adapters alone. The base has no gradient (its buffer is freed) and never
+  // changes. Throws ConfigError for a bad `lora` (naming lora.<key>), Error if LoRA is
+  // already on.
+  void enable_lora(const LoraConfig& lora, uint64_t seed);
+  const LoraConfig* lora() const;                 // nullptr without LoRA
+  const std::vector<LoraSite>& lora_sites() const;  // the adapted linears (empty without LoRA)
+  // The frozen base (without LoRA: the same as params() / layout()).
+  float* base_params();
+  const float* base_params() const;
+  const ParamLayout& base_layout() const;
+  float* base_param(std::string_view name);  // fp32 tensors only (not a quantized linear)
+  // Any base tensor as fp32 into out (numel floats): a quantized linear dequantized.
+  void base_weight(std::string_view name, float* out) const;
+  // Bytes of the frozen base: the fp32 buffer plus the quantized linears (QLoRA).
+  size_t base_bytes() const;
+  // Dropout masks of forward_backward derive from (seed, this counter, layer, linear);
+  // the counter counts forward_backward calls. A trainer sets it (e.g. from the step)
+  // so a resumed run draws the same masks.
+  void set_lora_dropout_counter(uint64_t c);
+  // QLoRA: block `layer`'s linear `i` stored quantized, or nullptr (fp32 base).
+  const kernels::QuantWeight* base_quant(int layer, LoraLinear i) const;
+  uint64_t lora_dropout_counter() const;
+
   // GPT-2 init: normal(0, 0.02), residual output projections (attn.proj, mlp.down)
   // scaled by 1/sqrt(2*n_layer), biases 0, norm weights 1. Deterministic in seed.
+  // With LoRA: re-initialises the adapters (lora_init), the base is untouched.
   void init_weights(uint64_t seed);
 
   // Forward only. If logits_out != nullptr it receives (B,T,padded_vocab) logits.
@@ -199,5 +228,11 @@ class Model {
   void run_trunk(const Batch& batch);  // embeddings, blocks, final norm
   model_detail::BlockShape shape_for(int B, int T) const;  // for the carved arena
 };
+
+// LoRA folded in: a plain model (same config and context) whose adapted linears are
+// W0 + scale * B A, every other tensor the base's. Throws Error without LoRA.
+Model merge_lora(const Model& m);
+// W (rows of `in` floats) += scale * B_p A_p on each part's rows of `site`.
+void lora_fold(float* W, int in, const float* A, const float* B, const LoraSite& site, int r, float scale);
 
 }  // namespace teddy

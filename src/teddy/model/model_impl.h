@@ -2,6 +2,7 @@
 // Private to model/: where each tensor lives (parameter offsets, activation arena
 // views) and the transformer block's forward and backward.
 #include <cstddef>
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -32,12 +33,32 @@ ParamOffsets resolve_offsets(const ModelConfig& cfg, const ParamLayout& layout);
 
 inline float* at(float* base, size_t off) { return off == kAbsent ? nullptr : base + off; }
 
+// One linear's adapter in one block (model/lora.h): A nullptr = not adapted.
+struct LoraRef {
+  const float* A = nullptr;  // (P*r, in) parameters
+  const float* B = nullptr;  // (sum rows, r)
+  float* dA = nullptr;       // their gradients (nullptr in forward-only calls)
+  float* dB = nullptr;
+  float* u = nullptr;        // (N, P*r) saved x A^T of this layer
+  const int* parts = nullptr;  // {off, n} per part
+  int P = 0;
+  uint64_t seed = 0;         // dropout mask seed of this (micro-batch, layer, linear)
+};
+
 // One block's tensors resolved against a flat buffer (parameters or gradients).
+// `lora` (parameters only): the block's four adapters indexed by LoraLinear, or nullptr.
 struct LayerTensors {
   float *norm1_w, *norm1_b, *qkv_w, *qkv_b, *proj_w, *proj_b;
   float *norm2_w, *norm2_b, *up_w, *up_b, *down_w, *down_b;
+  const LoraRef* lora = nullptr;
+  // QLoRA: the four linear weights (LoraLinear order) stored quantized; the fp32
+  // pointers of those are then nullptr.
+  const kernels::QuantWeight* q = nullptr;
 };
 LayerTensors resolve_layer(float* base, const LayerOffsets& o);
+// A frozen base's gradient "tensors": no linear gradients (nullptr: the GEMMs skip
+// them) and the norms' weight gradients into `sink` (2*C floats, never read).
+LayerTensors frozen_layer_grads(float* sink, int C, bool norm_bias);
 
 // What one block saves in forward for its backward. N rows = B*T.
 struct LayerActs {
@@ -90,13 +111,24 @@ struct Activations {
   // path neither allocates nor page-faults per call.
   float* attn_scratch = nullptr;
   size_t attn_scratch_floats = 0;
+  // LoRA: per layer, each linear's saved u = x A^T (N, P*r) (nullptr: not adapted);
+  // shared scratch for the dropped-out input and its gradient (N, max(C, F), only
+  // with dropout) and du (N, max P*r).
+  std::vector<std::array<float*, 4>> lora_u;
+  float *lora_xd = nullptr, *lora_dxd = nullptr, *lora_du = nullptr;
+};
+// What LoRA adds to the arena: rank, parts per linear (0: not adapted), dropout.
+struct LoraArena {
+  int r = 0;
+  std::array<int, 4> parts{};
+  bool dropout = false;
 };
 // Takes every view from `arena` in a fixed order (a counting pass when the arena is
 // not allocated yet). With recomputation, the tensors a mode drops point, for every
 // layer, into one shared block's worth of scratch.
 // The attention workspace is sized by ctx's backend.
 void carve_activations(Arena& arena, const ModelConfig& cfg, int rows, Activations& a, Recompute recompute,
-                       Precision precision, const Context& ctx);
+                       Precision precision, const Context& ctx, const LoraArena& lora = {});
 // Rows per classifier chunk for up to `rows` rows: as few chunks as the logits bound
 // allows, all about the same size (1024 rows as 320+320+320+64 would run the last
 // GEMMs on a thin tail); even_chunk_rows(N, max) splits N rows that way.
@@ -115,6 +147,11 @@ struct BlockShape {
   size_t attn_scratch_floats = 0;
   DType prec = DType::f32;  // f32: no rounding; bf16/f16: saved tensors and GEMM inputs rounded
   kernels::Grad param_grads = kernels::Grad::add;  // set: the linears overwrite their parameter gradients
+  // LoRA (LayerTensors::lora): rank, scale, dropout probability (0 outside training)
+  // and the scratch of Activations.
+  int lora_r = 0;
+  float lora_scale = 0, lora_dropout = 0;
+  float *lora_xd = nullptr, *lora_dxd = nullptr, *lora_du = nullptr;
 };
 
 // Runs f() inside a ProfileScope (one branch when prof is nullptr).

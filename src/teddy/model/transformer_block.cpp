@@ -80,17 +80,64 @@ void norm_backward(const BlockShape& s, float* dinp, float* dw, float* db, const
 
 namespace {
 
-void linear_fwd(const BlockShape& s, float* out, const float* inp, const float* w, const float* b, int C, int OC) {
-  ProfileScope scope(s.prof, "linear_forward", linear_flops(s.N, C, OC));
-  s.k->linear_forward(out, inp, w, b, s.N, C, OC);
+// The adapter of linear `i` in w, or nullptr.
+const LoraRef* lora_of(const LayerTensors& w, LoraLinear i) {
+  if (!w.lora) return nullptr;
+  const LoraRef& r = w.lora[static_cast<int>(i)];
+  return r.A ? &r : nullptr;
+}
+
+// The quantized base weight of linear `i` in w, or nullptr.
+const kernels::QuantWeight* quant_of(const LayerTensors& w, LoraLinear i) {
+  return w.q ? &w.q[static_cast<int>(i)] : nullptr;
+}
+
+void linear_fwd(const BlockShape& s, float* out, const float* inp, const float* w, const float* b, int C, int OC,
+                const LoraRef* lr = nullptr, const kernels::QuantWeight* qw = nullptr) {
+  {
+    ProfileScope scope(s.prof, qw ? "linear_forward_q" : "linear_forward", linear_flops(s.N, C, OC));
+    if (qw)
+      s.k->linear_forward_q(out, inp, qw, b, s.N, C, OC);
+    else
+      s.k->linear_forward(out, inp, w, b, s.N, C, OC);
+  }
+  if (!lr) return;
+  ProfileScope scope(s.prof, "lora_forward", linear_flops(s.N, C, lr->P * s.lora_r) + linear_flops(s.N, s.lora_r, OC));
+  const float* x = inp;
+  if (s.lora_dropout > 0) {  // the adapter sees drop(x); the base sees x
+    s.k->dropout_forward(s.lora_xd, inp, static_cast<int64_t>(s.N) * C, s.lora_dropout, lr->seed);
+    x = s.lora_xd;
+  }
+  s.k->lora_forward(out, lr->u, x, lr->A, lr->B, s.N, C, OC, s.lora_r, lr->P, lr->parts, s.lora_scale);
 }
 
 // Every block-internal activation gradient has one writer, so it is SET, not zeroed
 // and accumulated (saves a memset pass and a read per buffer).
+// With an adapter, its gradients are SET or added as the linears' (s.param_grads) and
+// its input gradient is added onto the base's; with dropout the dropped input is
+// regenerated from the mask seed (nothing was stored) and the input gradient goes
+// back through the same mask.
 void linear_bwd(const BlockShape& s, float* dinp, float* dw, float* db, const float* dout, const float* inp,
-                const float* w, int C, int OC) {
-  ProfileScope scope(s.prof, "linear_backward", 2 * linear_flops(s.N, C, OC));
-  s.k->linear_backward(dinp, dw, db, dout, inp, w, s.N, C, OC, kernels::Grad::set, s.param_grads);
+                const float* w, int C, int OC, const LoraRef* lr = nullptr, const kernels::QuantWeight* qw = nullptr) {
+  {
+    ProfileScope scope(s.prof, qw ? "linear_backward_q" : "linear_backward", (dw ? 2 : 1) * linear_flops(s.N, C, OC));
+    if (qw)  // a quantized base is frozen: no dw, db
+      s.k->linear_backward_q(dinp, dout, qw, s.N, C, OC, kernels::Grad::set);
+    else
+      s.k->linear_backward(dinp, dw, db, dout, inp, w, s.N, C, OC, kernels::Grad::set, s.param_grads);
+  }
+  if (!lr) return;
+  ProfileScope scope(s.prof, "lora_backward", 2 * linear_flops(s.N, C, lr->P * s.lora_r) + 2 * linear_flops(s.N, s.lora_r, OC));
+  const int64_t n = static_cast<int64_t>(s.N) * C;
+  if (s.lora_dropout > 0) {
+    s.k->dropout_forward(s.lora_xd, inp, n, s.lora_dropout, lr->seed);
+    s.k->lora_backward(s.lora_dxd, lr->dA, lr->dB, s.lora_du, dout, s.lora_xd, lr->u, lr->A, lr->B, s.N, C, OC,
+                       s.lora_r, lr->P, lr->parts, s.lora_scale, kernels::Grad::set, s.param_grads);
+    s.k->dropout_backward(dinp, s.lora_dxd, n, s.lora_dropout, lr->seed, kernels::Grad::add);
+  } else {
+    s.k->lora_backward(dinp, lr->dA, lr->dB, s.lora_du, dout, inp, lr->u, lr->A, lr->B, s.N, C, OC, s.lora_r, lr->P,
+                       lr->parts, s.lora_scale, kernels::Grad::add, s.param_grads);
+  }
 }
 
 void residual_timed(const BlockShape& s, float* dst, const float* src) {
@@ -133,7 +180,7 @@ void attention_half_forward(const BlockShape& s, const LayerTensors& w, const La
   const size_t N = static_cast<size_t>(s.N);
   norm_forward(s, a.ln1, a.mean1, a.rstd1, x_in, w.norm1_w, w.norm1_b);  // (N, C)
   keep16(s, "round_16", a.ln1, a.ln1_16, N * s.C);
-  linear_fwd(s, a.qkv, a.ln1, w.qkv_w, w.qkv_b, s.C, s.QKV);              // (N, QKV)
+  linear_fwd(s, a.qkv, a.ln1, w.qkv_w, w.qkv_b, s.C, s.QKV, lora_of(w, LoraLinear::qkv), quant_of(w, LoraLinear::qkv));              // (N, QKV)
   if (!s.gpt2) rope_qk_forward(s, a.qkv, pos);
   keep16(s, "round_16", a.qkv, a.qkv_16, N * s.QKV);
   timed(s.prof, "attention_forward", 0, [&] {
@@ -145,12 +192,12 @@ void attention_half_forward(const BlockShape& s, const LayerTensors& w, const La
 void mlp_inputs_forward(const BlockShape& s, const LayerTensors& w, const LayerActs& a, const float* x_in) {
   const size_t N = static_cast<size_t>(s.N);
   const int up_cols = s.gpt2 ? s.F : 2 * s.F;
-  linear_fwd(s, a.h, a.att, w.proj_w, w.proj_b, s.C, s.C);  // (N, C)
+  linear_fwd(s, a.h, a.att, w.proj_w, w.proj_b, s.C, s.C, lora_of(w, LoraLinear::proj), quant_of(w, LoraLinear::proj));  // (N, C)
   residual_timed(s, a.h, x_in);                              // h = x + attn
   keep16(s, "round_16", a.h, a.h_16, N * s.C);
   norm_forward(s, a.ln2, a.mean2, a.rstd2, a.h, w.norm2_w, w.norm2_b);  // (N, C)
   keep16(s, "round_16", a.ln2, a.ln2_16, N * s.C);
-  linear_fwd(s, a.up, a.ln2, w.up_w, w.up_b, s.C, up_cols);             // (N, F|2F)
+  linear_fwd(s, a.up, a.ln2, w.up_w, w.up_b, s.C, up_cols, lora_of(w, LoraLinear::up), quant_of(w, LoraLinear::up));             // (N, F|2F)
   keep16(s, "round_16", a.up, a.up_16, N * up_cols);
 }
 
@@ -168,7 +215,7 @@ void block_forward(const BlockShape& s, const LayerTensors& w, const LayerActs& 
   attention_half_forward(s, w, a, x_in, pos, seg);
   mlp_inputs_forward(s, w, a, x_in);
   mlp_act_forward(s, act, a.up);                                          // (N, F)
-  linear_fwd(s, x_out, act, w.down_w, w.down_b, s.F, s.C);              // (N, C)
+  linear_fwd(s, x_out, act, w.down_w, w.down_b, s.F, s.C, lora_of(w, LoraLinear::down), quant_of(w, LoraLinear::down));              // (N, C)
   residual_timed(s, x_out, a.h);                                          // out = h + mlp
 }
 
@@ -179,17 +226,17 @@ void block_backward(const BlockShape& s, const LayerTensors& w, const LayerTenso
   float* dx = acts.dx;  // (N, C): dL/d(out) on entry; the residual passes it through unchanged
   // MLP half. The activation was not kept: recompute it from the saved pre-activation.
   mlp_act_forward(s, acts.act, a.up);
-  linear_bwd(s, acts.dact, g.down_w, g.down_b, dx, acts.act, w.down_w, s.F, s.C);
+  linear_bwd(s, acts.dact, g.down_w, g.down_b, dx, acts.act, w.down_w, s.F, s.C, lora_of(w, LoraLinear::down), quant_of(w, LoraLinear::down));
   timed(s.prof, s.gpt2 ? "gelu_backward" : "swiglu_backward", 0, [&] {
     if (s.gpt2)
       s.k->gelu_backward(acts.dup, acts.dact, a.up, static_cast<int64_t>(N) * s.F, kernels::Grad::set);
     else
       s.k->swiglu_backward(acts.dup, acts.dact, a.up, s.N, s.F, kernels::Grad::set);
   });
-  linear_bwd(s, acts.dln, g.up_w, g.up_b, acts.dup, a.ln2, w.up_w, s.C, up_cols);
+  linear_bwd(s, acts.dln, g.up_w, g.up_b, acts.dup, a.ln2, w.up_w, s.C, up_cols, lora_of(w, LoraLinear::up), quant_of(w, LoraLinear::up));
   norm_backward(s, dx, g.norm2_w, g.norm2_b, acts.dln, a.h, w.norm2_w, a.mean2, a.rstd2);  // dx = dL/dh
   // Attention half.
-  linear_bwd(s, acts.datt, g.proj_w, g.proj_b, dx, a.att, w.proj_w, s.C, s.C);
+  linear_bwd(s, acts.datt, g.proj_w, g.proj_b, dx, a.att, w.proj_w, s.C, s.C, lora_of(w, LoraLinear::proj), quant_of(w, LoraLinear::proj));
   timed(s.prof, "attention_backward", 0, [&] {
     attention_bwd(s, acts.dqkv, acts.datt, a.qkv, a.att, a.lse, seg, kernels::Grad::set);
   });
@@ -209,7 +256,7 @@ void block_backward(const BlockShape& s, const LayerTensors& w, const LayerTenso
     s.k->rope_backward(dr + kq, acts.dqkv + kq, pos, s.N, s.QKV, s.NKV, s.HS, s.theta);
     dqkv = dr;
   }
-  linear_bwd(s, acts.dln, g.qkv_w, g.qkv_b, dqkv, a.ln1, w.qkv_w, s.C, s.QKV);
+  linear_bwd(s, acts.dln, g.qkv_w, g.qkv_b, dqkv, a.ln1, w.qkv_w, s.C, s.QKV, lora_of(w, LoraLinear::qkv), quant_of(w, LoraLinear::qkv));
   norm_backward(s, dx, g.norm1_w, g.norm1_b, acts.dln, x_in, w.norm1_w, a.mean1, a.rstd1);  // dx = dL/dx_in
 }
 

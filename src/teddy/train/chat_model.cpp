@@ -5,10 +5,53 @@
 #include "teddy/core/error.h"
 #include "teddy/checkpoint/checkpoint.h"
 #include "teddy/train/grow_vocab.h"
+#include "teddy/train/lora_run.h"
 
 namespace fs = std::filesystem;
 
 namespace teddy {
+
+namespace {
+
+// A LoRA run's checkpoint: rebuild its base exactly as the run did (the base
+// checkpoint, its tokenizer, the run's chat template's specials: the same grown
+// vocabulary), put the adapters on, read them, fold them in.
+ChatModel load_lora_run(const VerifiedCheckpoint& verified, const fs::path& run_dir, const LoraRunInfo& li,
+                        const std::string& tokenizer, bool chat, const ChatTemplate* tmpl, bool merge = true) {
+  const fs::path saved = run_dir / "chat_template.json";
+  const ChatTemplate run_tmpl = fs::exists(saved) ? ChatTemplate::load(saved.string()) : ChatTemplate{};
+  ChatModel base = load_chat_model(li.base, li.tokenizer, fs::exists(saved), &run_tmpl);
+  base.model->enable_lora(li.lora, 0);
+  load_checkpoint(verified, *base.model, nullptr);  // the adapters (layout checked against the manifest)
+  ChatModel cm;
+  cm.model = merge ? std::make_unique<Model>(merge_lora(*base.model)) : std::move(base.model);
+  cm.checkpoint = verified.info.dir;
+  const std::string tok_path = !tokenizer.empty() ? tokenizer : (run_dir / "tokenizer.json").string();
+  cm.tok = Tokenizer::load(tok_path);
+  cm.base_vocab = cm.model->config().vocab_size;
+  if (cm.tok.vocab_size() > cm.base_vocab)
+    throw Error(tok_path + ": tokenizer has " + std::to_string(cm.tok.vocab_size()) + " ids but the model only " +
+                std::to_string(cm.base_vocab));
+  if (chat) {
+    cm.tmpl = tmpl ? *tmpl : run_tmpl;
+    cm.added_specials = add_template_specials(cm.tok, cm.tmpl);
+    if (cm.tok.vocab_size() > cm.base_vocab) {
+      if (!merge) throw Error(cm.checkpoint + ": the template's specials are not in the run's tokenizer");
+      cm.model = std::make_unique<Model>(grow_vocab(*cm.model, cm.tok.vocab_size()));
+    }
+  }
+  return cm;
+}
+
+}  // namespace
+
+ChatModel load_lora_run(const std::string& checkpoint) {
+  const VerifiedCheckpoint verified = resolve_verified_checkpoint(checkpoint);
+  const fs::path run_dir = fs::path(verified.info.dir).parent_path().parent_path();
+  const std::optional<LoraRunInfo> li = read_lora_run_info(run_dir.string());
+  if (!li) throw Error(checkpoint + ": not a LoRA run (no lora.json in " + run_dir.string() + ")");
+  return load_lora_run(verified, run_dir, *li, "", fs::exists(run_dir / "chat_template.json"), nullptr, false);
+}
 
 ChatModel load_chat_model(const std::string& checkpoint, const std::string& tokenizer, bool chat,
                           const ChatTemplate* tmpl) {
@@ -18,6 +61,8 @@ ChatModel load_chat_model(const std::string& checkpoint, const std::string& toke
   cm.checkpoint = info.dir;
   cm.skipped = verified.skipped;
   const fs::path run_dir = fs::path(cm.checkpoint).parent_path().parent_path();
+  if (const std::optional<LoraRunInfo> li = read_lora_run_info(run_dir.string()))
+    return load_lora_run(verified, run_dir, *li, tokenizer, chat, tmpl);
   const std::string tok_path = !tokenizer.empty() ? tokenizer : (run_dir / "tokenizer.json").string();
   if (!fs::exists(tok_path)) throw Error(tok_path + ": no tokenizer next to the checkpoint; pass the tokenizer file");
   cm.tok = Tokenizer::load(tok_path);

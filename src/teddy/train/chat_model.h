@@ -29,7 +29,14 @@ struct ChatModel {
 // has one, else the default (chatml); its missing specials are added and the model
 // grown (grow_vocab: new rows = mean of the old). Throws Error if the tokenizer has
 // more ids than the model before that.
+// A LoRA run's checkpoint (its run directory has lora.json, train/lora_run.h) loads as
+// the run's base with the adapters folded in (merge_lora).
 ChatModel load_chat_model(const std::string& checkpoint, const std::string& tokenizer, bool chat,
                           const ChatTemplate* tmpl = nullptr);
+
+// A LoRA run's checkpoint as the run trained it: the base (vocabulary grown as the run
+// did) with the adapters on and not folded in (for export as a PEFT adapter). The
+// tokenizer and template are the run's. Throws Error if the run has no lora.json.
+ChatModel load_lora_run(const std::string& checkpoint);
 
 }  // namespace teddy

@@ -47,6 +47,7 @@ void validate_common(const CommonConfig& c, const CommonRules& rules) {
   check(!c.run_dir.empty(), "run.dir", "must not be empty");
   check(c.peak_gflops >= 0, "run.peak_gflops", "must be >= 0");
   c.save_on_signals();
+  if (c.lora_section) c.lora.validate_values();
 }
 
 std::vector<int> CommonConfig::save_on_signals() const {
@@ -57,6 +58,34 @@ std::vector<int> CommonConfig::save_on_signals() const {
       throw ConfigError("run.save_on: unknown signal \"" + n + "\" (expected TERM, INT, USR1, USR2, HUP, QUIT or XCPU)");
     out.push_back(s);
   }
+  return out;
+}
+
+std::vector<std::string> lora_targets_from_toml(const toml::node& n, const std::string& where) {
+  std::vector<std::string> out;
+  auto add = [&](std::string s) {
+    const size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
+    if (b == std::string::npos) throw ConfigError(where + ": an empty target name");
+    out.push_back(s.substr(b, e - b + 1));
+  };
+  if (const toml::array* a = n.as_array()) {
+    for (const toml::node& x : *a) {
+      const auto v = x.value<std::string>();
+      if (!v) throw ConfigError(where + ": expected an array of strings (module names)");
+      add(*v);
+    }
+  } else if (const auto v = n.value<std::string>()) {
+    size_t start = 0;
+    while (true) {
+      const size_t comma = v->find(',', start);
+      add(v->substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+  } else {
+    throw ConfigError(where + ": expected an array of strings or a comma-separated string");
+  }
+  if (out.empty()) throw ConfigError(where + ": no targets (use \"all\" for every linear)");
   return out;
 }
 
@@ -81,6 +110,17 @@ void insert_common_toml(toml::table& t, const CommonConfig& c) {
   for (const std::string& n : c.save_on) save_on.push_back(n);
   t.insert("run", toml::table{{"dir", c.run_dir}, {"peak_gflops", c.peak_gflops}, {"save_on", save_on}, {"memory_check", c.memory_check}});
   t.insert("log", toml::table{{"tensorboard", c.tensorboard}});
+  if (c.lora_section) {
+    toml::array targets;
+    for (const std::string& x : c.lora.targets) targets.push_back(x);
+    if (targets.empty()) targets.push_back("all");
+    t.insert("lora", toml::table{{"r", c.lora.r},
+                                 {"alpha", static_cast<double>(c.lora.alpha)},
+                                 {"dropout", static_cast<double>(c.lora.dropout)},
+                                 {"targets", targets},
+                                 {"rslora", c.lora.rslora},
+                                 {"quantize", c.lora.quantize}});
+  }
 }
 
 AdamWConfig CommonConfig::adamw() const {

@@ -14,6 +14,7 @@
 
 #include "teddy/distributed/parallel_layout.h"
 #include "teddy/model/model.h"
+#include "teddy/model/lora.h"
 #include "teddy/train/optim/adamw.h"
 #include "teddy/train/optim/loss_scaler.h"
 #include "teddy/train/optim/lr_schedule.h"
@@ -57,6 +58,11 @@ struct CommonConfig {
   std::vector<int> save_on_signals() const;  // validated names -> signal numbers
   // Refuse a run whose planned memory exceeds what the process may use (train/memory_check.h).
   bool memory_check = true;
+  // [lora] (docs/LORA.md): r, alpha, dropout, targets, rslora, quantize. Any key of the
+  // section turns LoRA on (and then r must be >= 1); the targets are checked against
+  // the model when it is built.
+  LoraConfig lora;
+  bool lora_section = false;
 
   AdamWConfig adamw() const;  // validated
   Precision precision_mode() const;  // from precision (ConfigError "train.precision: ...")
@@ -82,6 +88,32 @@ void validate_common(const CommonConfig& c, const CommonRules& rules);
 // Adds the [optim], [eval], [checkpoint], [dist], [run] and [log] tables, and the precision
 // keys to the [train] table (created if absent).
 void insert_common_toml(toml::table& t, const CommonConfig& c);
+
+// An array of strings, or one string split at commas (blanks trimmed); ConfigError
+// naming `where` otherwise.
+std::vector<std::string> lora_targets_from_toml(const toml::node& n, const std::string& where);
+
+// [lora]'s keys: each marks the section present. lora.targets is a TOML array of
+// strings or one comma-separated string (so lora.targets=q_proj,v_proj overrides).
+template <class Config>
+void add_lora_keys(toml_config::KeyTable<Config>& k) {
+  using toml_config::get_as;
+  auto num = [](auto member, const char* want) {
+    return [member, want](Config& c, const toml::node& n, const std::string& where) {
+      c.lora_section = true;
+      c.lora.*member = get_as<std::remove_reference_t<decltype(c.lora.*member)>>(n, where, want);
+    };
+  };
+  k["lora.r"] = num(&LoraConfig::r, "an integer >= 1");
+  k["lora.alpha"] = num(&LoraConfig::alpha, "a number");
+  k["lora.dropout"] = num(&LoraConfig::dropout, "a number in [0, 1)");
+  k["lora.rslora"] = num(&LoraConfig::rslora, "true or false");
+  k["lora.quantize"] = num(&LoraConfig::quantize, "\"none\", \"bf16\" or \"nf4\"");
+  k["lora.targets"] = [](Config& c, const toml::node& n, const std::string& where) {
+    c.lora_section = true;
+    c.lora.targets = lora_targets_from_toml(n, where);
+  };
+}
 
 // Adds the common sections' keys to a config's key table.
 template <class Config>
@@ -116,6 +148,7 @@ void add_common_keys(toml_config::KeyTable<Config>& k) {
   k["run.save_on"] = [](Config& c, const toml::node& n, const std::string& where) {
     c.save_on = toml_config::string_list(n, where, "an array of signal names like [\"TERM\", \"INT\", \"USR1\"]");
   };
+  add_lora_keys(k);
 }
 
 }  // namespace teddy

@@ -23,7 +23,7 @@ namespace teddy {
 // loader, validation windows split the same way.
 class Pretrainer::Task final : public TrainTask {
  public:
-  Task(const PretrainConfig& cfg, int dp_rank, int dp) : cfg_(cfg) {
+  Task(const PretrainConfig& cfg, int dp_rank, int dp) : cfg_(cfg), rank_(dp_rank), dp_(dp) {
     manifest_ = Manifest::load(cfg.dataset);
     cfg_.finalize(static_cast<int>(manifest_.tokenizer.vocab_size));
     threads_ = cfg_.threads > 0 ? cfg_.threads : omp_get_max_threads();
@@ -51,6 +51,8 @@ class Pretrainer::Task final : public TrainTask {
     }
     model_ = std::make_unique<Model>(cfg_.model);  // default context: the cpu backend
     model_->init_weights(cfg_.seed);
+    // LoRA over the seeded base (reproducible from the seed, so a resume rebuilds it).
+    if (cfg_.lora_section) model_->enable_lora(cfg_.lora, cfg_.seed + 1);
     model_->set_recompute(recompute_from_name(cfg_.recompute));
     model_->set_precision(cfg_.precision_mode());
     model_->reserve_activations(cfg_.micro_batch, cfg_.seq_len);
@@ -67,6 +69,8 @@ class Pretrainer::Task final : public TrainTask {
 
   int64_t next_step(std::vector<Batch>& micro) override {
     const int B = cfg_.micro_batch, T = cfg_.seq_len;
+    // LoRA dropout masks from (step, rank, micro-batch): resume draws the same ones.
+    model_->set_lora_dropout_counter((static_cast<uint64_t>(step_++) * dp_ + rank_) * cfg_.grad_accum);
     micro.resize(static_cast<size_t>(cfg_.grad_accum));
     for (int a = 0; a < cfg_.grad_accum; ++a) {
       int32_t* tk = tokens_.data() + static_cast<size_t>(a) * B * T;
@@ -97,6 +101,7 @@ class Pretrainer::Task final : public TrainTask {
   std::string loader_state() const override { return loader_->state().to_json(); }
   void restore(const CheckpointInfo& info) override {
     if (!info.state.loader_state.empty()) loader_->restore(LoaderState::from_json(info.state.loader_state));
+    step_ = info.state.step;
   }
   std::string run_config() const override { return cfg_.to_toml(); }
 
@@ -166,6 +171,8 @@ class Pretrainer::Task final : public TrainTask {
   std::unique_ptr<DataLoader> loader_;
   std::unique_ptr<ValidationLoader> val_;
   std::unique_ptr<Model> model_;
+  int rank_ = 0, dp_ = 1;
+  int64_t step_ = 0;  // next_step calls so far (restored on resume): the LoRA dropout counter
   std::vector<int32_t> tokens_, targets_;  // (grad_accum, B, T)
   int threads_ = 1;
 };

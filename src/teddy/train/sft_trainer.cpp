@@ -14,6 +14,7 @@
 #include "teddy/core/memory_usage.h"
 #include "teddy/data/sft/dataset.h"
 #include "teddy/train/chat_model.h"
+#include "teddy/train/lora_run.h"
 #include "teddy/train/sft_batches.h"
 
 namespace fs = std::filesystem;
@@ -42,6 +43,9 @@ class SftTrainer::Task final : public TrainTask {
       tmpl_ = cm.tmpl;
       model_ = std::move(cm.model);
     }
+    // LoRA: the loaded weights become the frozen base; the flat buffers the engine,
+    // AdamW and the checkpoints see hold only the adapters from here on.
+    if (cfg.lora_section) model_->enable_lora(cfg.lora, cfg.seed);
     report_.vocab = model_->config().vocab_size;
     if (cfg.seq_len > model_->config().max_seq_len)
       throw ConfigError("train.seq_len: must be <= the model's max_seq_len (" + std::to_string(cfg.seq_len) + " > " +
@@ -106,6 +110,9 @@ class SftTrainer::Task final : public TrainTask {
 
   int64_t next_step(std::vector<Batch>& micro) override {
     const int B = cfg_.micro_batch, A = cfg_.grad_accum;
+    // LoRA dropout masks: a function of (step, rank, micro-batch), so a resumed run
+    // draws what the uninterrupted one did and ranks draw different masks.
+    model_->set_lora_dropout_counter((static_cast<uint64_t>(step_++) * dp_ + rank_) * A);
     micro.resize(static_cast<size_t>(A));
     int64_t positions = 0;  // the global batch's, every rank's micro-batches
     for (int q = 0; q < dp_; ++q) {
@@ -154,6 +161,7 @@ class SftTrainer::Task final : public TrainTask {
       throw FormatError(info.dir + ": bad SFT loader state (" + e.what() + ")");
     }
     stream_->seek(rows);
+    step_ = info.state.step;
   }
   std::string run_config() const override { return cfg_.to_toml(report_.rows_per_epoch); }
 
@@ -162,6 +170,9 @@ class SftTrainer::Task final : public TrainTask {
     tok_.save((fs::path(run_dir) / "tokenizer.json").string());
     tmpl_.save((fs::path(run_dir) / "chat_template.json").string());
     std::ofstream((fs::path(run_dir) / "config.toml").string(), std::ios::trunc) << run_config();
+    if (const LoraConfig* l = model_->lora())  // the checkpoints hold adapters: how to rebuild the model
+      write_lora_run_info(run_dir, LoraRunInfo{*l, fs::absolute(report_.init_checkpoint).string(),
+                                               cfg_.tokenizer.empty() ? "" : fs::absolute(cfg_.tokenizer).string()});
   }
 
   std::string start_text(const TrainReport& rep) override {
@@ -169,9 +180,12 @@ class SftTrainer::Task final : public TrainTask {
     const ModelConfig& mc = model_->config();
     std::ostringstream os;
     os << cfg_.to_toml(r.rows_per_epoch);
-    os << "# init: " << r.init_checkpoint << " (" << family_name(mc.family) << ", " << model_->layout().count()
+    os << "# init: " << r.init_checkpoint << " (" << family_name(mc.family) << ", " << model_->base_layout().count()
        << " parameters)\n";
     for (const std::string& sk : r.init_skipped) os << "# model.init: skipped damaged checkpoint " << sk << "\n";
+    if (const LoraConfig* l = model_->lora())
+      os << "# lora: r " << l->r << ", scale " << l->scale() << ", dropout " << l->dropout << ": "
+         << model_->layout().count() << " trainable parameters (adapters) over a frozen base\n";
     os << "# template " << tmpl_.name << ": " << r.added_specials << " special tokens added, vocabulary "
        << r.base_vocab << " -> " << r.vocab << " (padded " << mc.padded_vocab_size << ")\n";
     auto read_line = [&](const char* what, const SftReadStats& rs) {
@@ -226,6 +240,7 @@ class SftTrainer::Task final : public TrainTask {
   std::unique_ptr<SftBatchStream> stream_;
   std::vector<SftRow> val_rows_;
   std::unique_ptr<Model> model_;
+  int64_t step_ = 0;  // next_step calls so far (restored on resume): the LoRA dropout counter
   int64_t total_ = 0;
   std::vector<SftMicroBatch> micro_;  // this rank's micro-batches of the current step
   std::vector<SftRow> rows_;          // scratch: one micro-batch's row plans

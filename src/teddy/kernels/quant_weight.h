@@ -1,0 +1,29 @@
+#pragma once
+// A frozen linear weight (OC, C) stored quantized (QLoRA's base): NF4 with double
+// quantization (core/nf4.h) or bf16. The linear_*_q ops read it a tile of rows at a
+// time, so no full fp32 copy of the weight ever exists.
+#include <cstddef>
+#include <cstdint>
+
+#include "teddy/core/dtype.h"
+#include "teddy/core/nf4.h"
+
+namespace teddy::kernels {
+
+struct QuantWeight {
+  enum class Kind { nf4, bf16 };
+  Kind kind = Kind::nf4;
+  const Nf4Tensor* nf4 = nullptr;  // Kind::nf4
+  const uint16_t* bf16 = nullptr;  // Kind::bf16: (OC, C) bit patterns
+};
+
+// Rows [r0, r0 + R) of the (OC, C) weight as floats into out (R, C).
+inline void dequantize_rows(const QuantWeight& w, int C, int r0, int R, float* out) {
+  const int64_t begin = static_cast<int64_t>(r0) * C, end = begin + static_cast<int64_t>(R) * C;
+  if (w.kind == QuantWeight::Kind::nf4)
+    nf4_dequantize(*w.nf4, begin, end, out);
+  else
+    convert_bf16_to_f32(out, w.bf16 + begin, static_cast<size_t>(end - begin));
+}
+
+}  // namespace teddy::kernels

@@ -1,0 +1,325 @@
+// LoRA in the model: the adapters are the only trainable parameters (the flat buffers
+// hold them alone, the base never changes, no base gradient exists), B = 0 starts
+// exactly at the base model, the targets select the right parts, a merged model's
+// logits equal the adapted model's, set-mode gradients equal zero + add, recompute
+// stays bit-exact, dropout masks follow the counter, bad configs name their key.
+// The gradients' values are checked against PyTorch in test_lora_vs_pytorch.cpp.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "kernels/kernel_check.h"
+#include "model/model_f64.h"
+#include "model/tiny_models.h"
+#include "teddy/core/error.h"
+#include "teddy/model/kv_decoder.h"
+#include "teddy/model/lora.h"
+#include "teddy/model/model.h"
+
+using namespace teddy;
+using namespace teddy::test;
+
+namespace {
+
+LoraConfig lora_cfg(int r = 4, std::vector<std::string> targets = {}, float dropout = 0) {
+  LoraConfig l;
+  l.r = r;
+  l.alpha = 8;
+  l.targets = std::move(targets);
+  l.dropout = dropout;
+  return l;
+}
+
+// A base model with random weights and a LoRA copy of it (same base), B random so
+// every adapter gradient is non-zero.
+struct Pair {
+  Model base, lora;
+};
+Pair make_pair(Family f, const LoraConfig& l, bool random_b = true) {
+  const ModelConfig c = tiny_family(f);
+  Pair p{Model(c), Model(c)};
+  fill_random_params(p.base, 11);
+  fill_random_params(p.lora, 11);
+  p.lora.enable_lora(l, 5);
+  if (random_b) fill_random_params(p.lora, 21);
+  return p;
+}
+
+std::vector<float> logits_of(Model& m, const Batch& b) {
+  const ModelConfig& c = m.config();
+  std::vector<float> out(static_cast<size_t>(b.B) * b.T * c.padded_vocab_size);
+  m.forward(b, out.data());
+  return out;
+}
+
+TEST(Lora, FlatBuffersHoldOnlyTheAdapters) {
+  for (Family f : {Family::gpt2, Family::llama}) {
+    const ModelConfig c = tiny_family(f);
+    Model m(c);
+    const size_t base_total = m.flat_size();
+    m.enable_lora(lora_cfg(4), 1);
+    EXPECT_EQ(m.base_layout().total, base_total);
+    for (const ParamInfo& p : m.layout().params) EXPECT_NE(p.name.find(".lora_"), std::string::npos) << p.name;
+    // Per block: qkv A (P*r, C) + B (QKV, r), proj, up, down; P = 3 / 2 for LLaMA's fused ones.
+    const size_t C = c.d_model, F = c.d_ff, r = 4, QKV = c.qkv_dim();
+    const size_t per_block = f == Family::gpt2
+                                 ? (r * C + QKV * r) + (r * C + C * r) + (r * C + F * r) + (r * F + C * r)
+                                 : (3 * r * C + QKV * r) + (r * C + C * r) + (2 * r * C + 2 * F * r) + (r * F + C * r);
+    EXPECT_EQ(m.layout().count(), per_block * c.n_layer);
+    EXPECT_EQ(m.grad_bytes(), m.flat_size() * sizeof(float));
+    EXPECT_EQ(m.param_bytes(), m.flat_size() * sizeof(float));
+    EXPECT_EQ(m.base_bytes(), base_total * sizeof(float));
+  }
+}
+
+TEST(Lora, ZeroBStartsExactlyAtTheBase) {
+  for (Family f : {Family::gpt2, Family::llama}) {
+    SCOPED_TRACE(family_name(f));
+    Pair p = make_pair(f, lora_cfg(4), /*random_b=*/false);
+    const TokenData d = random_token_data(p.base.config(), 2, 7, 3);
+    const Batch b = d.batch(2, 7);
+    // x W0^T + scale * u 0^T adds exact zeros: bit-identical logits and loss.
+    EXPECT_EQ(logits_of(p.lora, b), logits_of(p.base, b));
+    const LossSum lb = p.base.forward_backward(b, 1.0f);
+    const LossSum ll = p.lora.forward_backward(b, 1.0f);
+    EXPECT_EQ(ll.sum, lb.sum);
+    // B's gradient is not zero (A is), A's is (B = 0).
+    double gA = 0, gB = 0;
+    for (const ParamInfo& q : p.lora.layout().params)
+      for (size_t i = 0; i < q.numel; ++i)
+        (q.name.back() == 'A' ? gA : gB) += std::fabs(p.lora.grads()[q.offset + i]);
+    EXPECT_EQ(gA, 0.0);
+    EXPECT_GT(gB, 0.0);
+  }
+}
+
+TEST(Lora, BaseIsFrozen) {
+  Pair p = make_pair(Family::llama, lora_cfg(2));
+  const std::vector<float> before(p.lora.base_params(), p.lora.base_params() + p.lora.base_layout().total);
+  const TokenData d = random_token_data(p.lora.config(), 2, 9, 4);
+  p.lora.forward_backward(d.batch(2, 9), 0.1f);
+  p.lora.forward(d.batch(2, 9));
+  EXPECT_EQ(std::memcmp(before.data(), p.lora.base_params(), before.size() * sizeof(float)), 0);
+}
+
+TEST(Lora, MergedLogitsEqualTheAdaptedModels) {
+  for (Family f : {Family::gpt2, Family::llama})
+    for (bool rs : {false, true}) {
+      SCOPED_TRACE(std::string(family_name(f)) + (rs ? " rslora" : ""));
+      LoraConfig l = lora_cfg(3);
+      l.rslora = rs;
+      Pair p = make_pair(f, l);
+      Model merged = merge_lora(p.lora);
+      EXPECT_EQ(merged.lora(), nullptr);
+      const TokenData d = random_token_data(p.lora.config(), 2, 11, 5);
+      const Batch b = d.batch(2, 11);
+      const std::vector<float> a = logits_of(p.lora, b), m = logits_of(merged, b);
+      // Both are fp32 evaluations of the same function; the float64 twin of the merged
+      // weights measures how far a plain fp32 pass is, and the rule asks each to stay
+      // within 2x that + eps (model_f64.h).
+      const F64Pass t64 = twin_pass<double>(merged, merged.params(), b, true, false, 1.0);
+      const F64Pass t32 = twin_pass<float>(merged, merged.params(), b, true, false, 1.0);
+      expect_rule(dist(a.data(), t32.logits.data(), t64.logits.data(), a.size()), "adapted logits");
+      expect_rule(dist(m.data(), t32.logits.data(), t64.logits.data(), m.size()), "merged logits");
+      // The figure: within 1e-5 relative.
+      EXPECT_LE(rel_error(a.data(), m.data(), a.size()), 1e-5);
+    }
+}
+
+TEST(Lora, TargetsSelectParts) {
+  const ModelConfig c = tiny_family(Family::llama);
+  auto sites = lora_sites(c, lora_cfg(2, {"q_proj", "v_proj"}));
+  ASSERT_EQ(sites.size(), 1u);
+  EXPECT_EQ(sites[0].name, "attn.qkv");
+  ASSERT_EQ(sites[0].parts.size(), 2u);
+  EXPECT_EQ(sites[0].parts[0].hf_module, "self_attn.q_proj");
+  EXPECT_EQ(sites[0].parts[1].off, c.n_head * c.head_dim() + c.n_kv_head * c.head_dim());
+  EXPECT_EQ(lora_sites(c, lora_cfg(2, {"mlp.up"}))[0].parts.size(), 2u);  // gate and up
+  const ModelConfig g = tiny_family(Family::gpt2);
+  EXPECT_EQ(lora_sites(g, lora_cfg(2, {"c_proj"})).size(), 2u);  // attn.c_proj and mlp.c_proj, as PEFT
+  EXPECT_EQ(lora_sites(g, lora_cfg(2, {"mlp.c_proj"})).size(), 1u);
+  EXPECT_EQ(lora_sites(g, lora_cfg(2)).size(), 4u);
+  // A subset model runs and folds like the full one.
+  Pair p = make_pair(Family::llama, lora_cfg(2, {"q_proj", "v_proj", "down_proj"}));
+  Model merged = merge_lora(p.lora);
+  const TokenData d = random_token_data(c, 1, 6, 6);
+  const std::vector<float> a = logits_of(p.lora, d.batch(1, 6)), m = logits_of(merged, d.batch(1, 6));
+  EXPECT_LE(rel_error(a.data(), m.data(), a.size()), 1e-5);
+  // k_proj's rows are untouched by the fold.
+  const int q = c.n_head * c.head_dim(), kv = c.n_kv_head * c.head_dim();
+  const float* w0 = p.lora.base_param("layers.0.attn.qkv.weight");
+  const float* w1 = merged.param("layers.0.attn.qkv.weight");
+  EXPECT_EQ(std::memcmp(w0 + static_cast<size_t>(q) * c.d_model, w1 + static_cast<size_t>(q) * c.d_model,
+                        static_cast<size_t>(kv) * c.d_model * sizeof(float)),
+            0);
+}
+
+TEST(Lora, BadConfigsNameTheirKey) {
+  const ModelConfig c = tiny_family(Family::llama);
+  auto msg = [&](const LoraConfig& l) {
+    try {
+      l.validate(c);
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(msg(lora_cfg(0)).find("lora.r"), std::string::npos);
+  EXPECT_NE(msg(lora_cfg(-3)).find("lora.r"), std::string::npos);
+  EXPECT_NE(msg(lora_cfg(2, {"c_attn"})).find("lora.targets: unknown target 'c_attn'"), std::string::npos);
+  EXPECT_NE(msg(lora_cfg(2, {}, 1.0f)).find("lora.dropout"), std::string::npos);
+  LoraConfig q = lora_cfg(2);
+  q.quantize = "int3";
+  EXPECT_NE(msg(q).find("lora.quantize"), std::string::npos);
+  LoraConfig a = lora_cfg(2);
+  a.alpha = -1;
+  EXPECT_NE(msg(a).find("lora.alpha"), std::string::npos);
+  EXPECT_EQ(msg(lora_cfg(2)), "no error");
+  Model m(c);
+  m.enable_lora(lora_cfg(2), 1);
+  EXPECT_THROW(m.enable_lora(lora_cfg(2), 1), Error);
+}
+
+// Grad::set on a NaN-filled gradient buffer equals zero_grad + add, bit for bit; the
+// recompute modes give the same gradients bit for bit.
+TEST(Lora, SetModeAndRecomputeAreExact) {
+  for (Family f : {Family::gpt2, Family::llama})
+    for (float drop : {0.0f, 0.25f}) {
+      SCOPED_TRACE(std::string(family_name(f)) + " dropout " + std::to_string(drop));
+      Pair p = make_pair(f, lora_cfg(3, {}, drop));
+      const TokenData d = random_token_data(p.lora.config(), 2, 9, 7, 3);
+      const Batch b = d.batch(2, 9);
+      p.lora.zero_grad();
+      p.lora.set_lora_dropout_counter(4);
+      const LossSum l0 = p.lora.forward_backward(b, 0.5f);
+      const std::vector<float> g0(p.lora.grads(), p.lora.grads() + p.lora.flat_size());
+      std::fill(p.lora.grads(), p.lora.grads() + p.lora.flat_size(), NAN);
+      p.lora.set_lora_dropout_counter(4);
+      const LossSum l1 = p.lora.forward_backward(b, 0.5f, kernels::Grad::set);
+      EXPECT_EQ(l1.sum, l0.sum);
+      EXPECT_EQ(std::vector<float>(p.lora.grads(), p.lora.grads() + p.lora.flat_size()), g0);
+      for (Recompute r : {Recompute::attention, Recompute::block}) {
+        p.lora.set_recompute(r);
+        p.lora.set_lora_dropout_counter(4);
+        p.lora.forward_backward(b, 0.5f, kernels::Grad::set);
+        EXPECT_EQ(std::vector<float>(p.lora.grads(), p.lora.grads() + p.lora.flat_size()), g0) << recompute_name(r);
+      }
+      p.lora.set_recompute(Recompute::none);
+      // Another counter: other masks (with dropout), so another loss; without, the same.
+      p.lora.set_lora_dropout_counter(5);
+      const LossSum l2 = p.lora.forward_backward(b, 0.5f, kernels::Grad::set);
+      if (drop > 0)
+        EXPECT_NE(l2.sum, l0.sum);
+      else
+        EXPECT_EQ(l2.sum, l0.sum);
+      EXPECT_EQ(p.lora.lora_dropout_counter(), 6u);  // counts forward_backward calls
+    }
+}
+
+}  // namespace
+
+namespace {
+
+// QLoRA: a base whose blocks' linears are stored in NF4 (or bf16) computes what a LoRA
+// model over the dequantized fp32 weights computes: logits by the vector rule against a
+// float64 twin of the merged model, gradients within 1e-4 relative per tensor (two fp32
+// evaluations with different GEMM tilings); the base takes ~4.127 bits per linear weight.
+TEST(Lora, QuantizedBaseEqualsTheDequantizedOne) {
+  for (const char* quant : {"nf4", "bf16"})
+    for (Family f : {Family::gpt2, Family::llama}) {
+      SCOPED_TRACE(std::string(quant) + " " + std::string(family_name(f)));
+      const ModelConfig c = tiny_family(f);
+      LoraConfig l = lora_cfg(4);
+      l.quantize = quant;
+      Model q(c);
+      fill_random_params(q, 31);
+      const size_t fp32_bytes = q.param_bytes();
+      q.enable_lora(l, 2);
+      fill_random_params(q, 41);  // B != 0
+      // The same model with the dequantized weights in fp32.
+      Model r(c);
+      for (const ParamInfo& p : r.layout().params) q.base_weight(p.name, r.params() + p.offset);
+      l.quantize = "none";
+      r.enable_lora(l, 2);
+      std::copy(q.params(), q.params() + q.flat_size(), r.params());
+      const TokenData d = random_token_data(c, 2, 9, 8, 4);
+      const Batch b = d.batch(2, 9);
+      const std::vector<float> zq = logits_of(q, b);
+      Model merged = merge_lora(r);
+      const F64Pass t64 = twin_pass<double>(merged, merged.params(), b, true, false, 1.0);
+      const F64Pass t32 = twin_pass<float>(merged, merged.params(), b, true, false, 1.0);
+      expect_rule(dist(zq.data(), t32.logits.data(), t64.logits.data(), zq.size()), std::string(quant) + " logits");
+      q.forward_backward(b, 0.1f, kernels::Grad::set);
+      r.forward_backward(b, 0.1f, kernels::Grad::set);
+      for (const ParamInfo& p : q.layout().params)
+        EXPECT_LE(rel_error(q.grads() + p.offset, r.grads() + p.offset, p.numel), 1e-4) << p.name;
+      // Storage: the quantized linears plus the fp32 rest, well under the fp32 base.
+      EXPECT_LT(q.base_bytes(), fp32_bytes);
+    }
+}
+
+TEST(Lora, Nf4StorageCostsAbout4Point127Bits) {
+  ModelConfig c = tiny_family(Family::llama);
+  c.d_model = 256;
+  c.d_ff = 512;
+  c.n_head = 4;
+  c.n_kv_head = 2;
+  Model m(c);
+  size_t linear = 0;
+  for (const ParamInfo& p : m.layout().params)
+    if (p.layer >= 0 && p.shape.size() == 2) linear += p.numel;
+  const size_t rest = m.layout().total - linear;
+  LoraConfig l = lora_cfg(4);
+  l.quantize = "nf4";
+  m.enable_lora(l, 1);
+  // The fp32 rest (with its alignment padding, < 16 floats per tensor) plus the linears.
+  const double bits = 8.0 * static_cast<double>(m.base_bytes() - m.base_layout().total * 4) / static_cast<double>(linear);
+  EXPECT_NEAR(bits, 4.127, 0.01);
+  EXPECT_LE(m.base_layout().total, rest + 16 * m.base_layout().params.size());
+}
+
+}  // namespace
+
+namespace {
+
+// Several adapters on one base, unmerged: the KV decoder over a LoRA model (fp32 or
+// NF4 base) gives, for each adapter written into params(), the logits of that
+// adapter's merged model; zero adapters give the base's. The base is never reloaded.
+TEST(Lora, SwappedAdaptersDecodeAsTheirMergedModels) {
+  for (const char* quant : {"none", "nf4"})
+    for (Family f : {Family::gpt2, Family::llama}) {
+      SCOPED_TRACE(std::string(quant) + " " + std::string(family_name(f)));
+      const ModelConfig c = tiny_family(f);
+      LoraConfig l = lora_cfg(4);
+      l.quantize = quant;
+      Model m(c);
+      fill_random_params(m, 51);
+      m.enable_lora(l, 3);
+      std::vector<std::vector<float>> sets;
+      for (uint64_t s : {61, 71}) {
+        fill_random_params(m, s);
+        sets.emplace_back(m.params(), m.params() + m.flat_size());
+      }
+      sets.emplace_back(m.flat_size(), 0.0f);  // none
+      const std::vector<int32_t> prompt = {3, 14, 15, 9, 26, 5, 35};
+      const int T = static_cast<int>(prompt.size()), Vp = c.padded_vocab_size;
+      const Batch b{prompt.data(), nullptr, nullptr, nullptr, 1, T};
+      KvDecoder dec(m, 16, T);
+      (void)dec;
+      for (size_t k = 0; k < sets.size(); ++k) {
+        std::copy(sets[k].begin(), sets[k].end(), m.params());
+        Model merged = merge_lora(m);
+        std::vector<float> want(static_cast<size_t>(T) * Vp);
+        merged.forward(b, want.data());
+        KvDecoder d(m, 16, T);
+        const float* got = d.feed(prompt.data(), T);
+        EXPECT_LE(rel_error(got, want.data() + static_cast<size_t>(T - 1) * Vp, static_cast<size_t>(Vp)), 1e-5)
+            << "adapter " << k;
+      }
+    }
+}
+
+}  // namespace
