@@ -1,4 +1,5 @@
 #pragma once
+#include <unistd.h>
 // Tiny data files in the forms the benchmarks are published in, written by the tests,
 // and a small model run (checkpoint + byte-level tokenizer) to score them with.
 #include <zlib.h>
@@ -98,9 +99,11 @@ inline std::string make_run(const fs::path& root, uint64_t seed = 7) {
   return run;
 }
 
-// A fresh directory under the build tree for one test.
+// A fresh directory under the build tree for one test process. The pid keeps it
+// private: ctest -j runs each test of a file as its own process, and a suite's
+// SetUpTestSuite in one would otherwise wipe the files another is reading.
 inline fs::path scratch_dir(const std::string& name) {
-  const fs::path d = fs::path(TEDDY_BINARY_DIR) / "test_eval" / name;
+  const fs::path d = fs::path(TEDDY_BINARY_DIR) / "test_eval" / (name + "." + std::to_string(::getpid()));
   fs::remove_all(d);
   fs::create_directories(d);
   return d;
