@@ -16,6 +16,7 @@
 #include "teddy/core/error.h"
 #include "teddy/core/profiler.h"
 #include "teddy/model/model.h"
+#include "teddy/model/model_impl.h"  // even_chunk_rows
 #include "model/tiny_models.h"
 #include "model/model_f64.h"
 
@@ -505,3 +506,12 @@ TEST(Model, RecomputeGradientsAreBitIdentical) {
 
 }  // namespace
 }  // namespace teddy
+
+// Rows near 2^31 (the planner's micro-batch search reaches them) split without int
+// overflow: 256 chunks of 8388600 rows, not a wrapped negative count.
+TEST(ModelChunks, EvenChunkRowsNearIntMax) {
+  EXPECT_EQ(teddy::model_detail::even_chunk_rows(2147481600, 8388600), 8388600);
+  EXPECT_EQ(teddy::model_detail::even_chunk_rows(2147483647, 1024), 1024);
+  EXPECT_EQ(teddy::model_detail::even_chunk_rows(1000, 512), 512);  // 2 chunks of 500, rounded up to 16
+  EXPECT_EQ(teddy::model_detail::even_chunk_rows(100, 512), 112);
+}

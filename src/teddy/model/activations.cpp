@@ -1,4 +1,5 @@
 // Where tensors live: parameter offsets by role, and the activation arena's views.
+#include <cstdint>
 #include <algorithm>
 #include <string>
 
@@ -57,9 +58,12 @@ LayerTensors resolve_layer(float* base, const LayerOffsets& o) {
 }
 
 int even_chunk_rows(int N, int max_rows) {
-  const int chunks = (N + max_rows - 1) / max_rows;
-  const int r = (N + chunks - 1) / chunks;
-  return std::min(max_rows, (r + 15) / 16 * 16);
+  // In 64 bits: the planner's micro-batch search reaches N near 2^31, where N + max_rows
+  // overflowed int (undefined behaviour; UBSan caught it in `teddy plan --model llama-1B`).
+  const int64_t n = N, m = max_rows;
+  const int64_t chunks = (n + m - 1) / m;
+  const int64_t r = (n + chunks - 1) / chunks;
+  return static_cast<int>(std::min(m, (r + 15) / 16 * 16));
 }
 
 int classifier_chunk_rows(const ModelConfig& cfg, int rows) {
