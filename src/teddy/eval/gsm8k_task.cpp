@@ -4,6 +4,7 @@
 
 #include "teddy/core/error.h"
 #include "teddy/eval/datasets.h"
+#include "teddy/eval/fewshot.h"
 #include "teddy/eval/generate_until.h"
 #include "teddy/eval/jsonl.h"
 #include "teddy/eval/metrics.h"
@@ -54,17 +55,8 @@ void finish(EvalResult& r, const std::vector<double>& em, const std::vector<doub
 EvalResult eval_gsm8k(Model& m, const Tokenizer& tok, const std::string& data, const EvalOptions& o) {
   const int K = o.shots < 0 ? 8 : o.shots;
   const std::vector<Gsm8kDoc> docs = read_gsm8k(data);
-  std::vector<Gsm8kDoc> shots;
   size_t first = 0;
-  if (K > 0 && !o.fewshot_path.empty()) {
-    const std::vector<Gsm8kDoc> pool = read_gsm8k(o.fewshot_path);
-    if (pool.size() < static_cast<size_t>(K))
-      throw FormatError(o.fewshot_path + ": " + std::to_string(pool.size()) + " rows, " + std::to_string(K) + " shots asked");
-    shots.assign(pool.begin(), pool.begin() + K);
-  } else if (K > 0) {
-    first = std::min<size_t>(static_cast<size_t>(K), docs.size());
-    shots.assign(docs.begin(), docs.begin() + static_cast<ptrdiff_t>(first));
-  }
+  const std::vector<Gsm8kDoc> shots = select_shots(docs, K, o.fewshot_path, read_gsm8k, first);
   const size_t end = o.limit ? std::min(docs.size(), first + o.limit) : docs.size();
   if (first >= end) throw FormatError(data + ": no problems left to score after the few-shot rows");
   SamplingOptions so;

@@ -3,6 +3,7 @@
 
 #include "teddy/core/error.h"
 #include "teddy/eval/datasets.h"
+#include "teddy/eval/fewshot.h"
 #include "teddy/eval/metrics.h"
 #include "teddy/eval/prompts.h"
 #include "teddy/eval/tasks.h"
@@ -132,17 +133,8 @@ EvalResult eval_mmlu(Model& m, const Tokenizer& tok, const std::string& data, co
 EvalResult eval_arc(Model& m, const Tokenizer& tok, const std::string& data, const EvalOptions& o) {
   const int K = o.shots < 0 ? 0 : o.shots;
   const std::vector<McDoc> docs = read_arc(data);
-  std::vector<McDoc> shots;
   size_t first = 0;
-  if (K > 0 && !o.fewshot_path.empty()) {
-    const std::vector<McDoc> pool = read_arc(o.fewshot_path);
-    if (pool.size() < static_cast<size_t>(K))
-      throw FormatError(o.fewshot_path + ": " + std::to_string(pool.size()) + " rows, " + std::to_string(K) + " shots asked");
-    shots.assign(pool.begin(), pool.begin() + K);
-  } else if (K > 0) {
-    first = std::min<size_t>(static_cast<size_t>(K), docs.size());
-    shots.assign(docs.begin(), docs.begin() + static_cast<ptrdiff_t>(first));
-  }
+  const std::vector<McDoc> shots = select_shots(docs, K, o.fewshot_path, read_arc, first);
   EvalResult r;
   r.task = "arc_challenge";
   std::vector<McItem> items;
