@@ -20,6 +20,7 @@
 #include "teddy/data/prepare.h"
 #include "teddy/io/hf_export.h"
 #include "teddy/train/job.h"
+#include "train/word_dataset.h"
 
 namespace fs = std::filesystem;
 using namespace teddy;
@@ -44,28 +45,7 @@ struct Recorder final : JobObserver {
   }
 };
 
-std::string make_dataset(const fs::path& root) {
-  const fs::path src = root / "src";
-  fs::create_directories(src);
-  std::mt19937 rng(5);
-  const char* words[] = {"the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far", "away", "home"};
-  for (int f = 0; f < 4; ++f) {
-    std::ofstream out(src / ("doc" + std::to_string(f) + ".txt"));
-    for (int w = 0; w < 600; ++w) out << words[rng() % 12] << (w % 13 == 12 ? ".\n" : " ");
-  }
-  PrepareConfig pc;
-  SourceSpec a;
-  a.name = "prose";
-  a.kind = SourceKind::text;
-  a.paths = {src.string()};
-  pc.sources = {a};
-  pc.tokenizer = "bytes";
-  pc.out_dir = (root / "dataset").string();
-  pc.val_fraction = 0.2;
-  pc.overwrite = true;
-  prepare_dataset(pc);
-  return pc.out_dir;
-}
+std::string make_dataset(const fs::path& root) { return test::make_word_dataset(root, 4, 600); }
 
 class JobTest : public ::testing::Test {
  protected:
