@@ -63,6 +63,17 @@ inline void expect_tensorboard_matches_metrics(const std::string& run_dir) {
       expect_tag(step, "loss/val", l["val_loss"]);
       continue;
     }
+    if (l.contains("eval")) {  // a benchmark task's record: eval/<task>/<metric> for each metric
+      const std::string task = l["eval"].get<std::string>();
+      size_t metrics = 0;
+      for (const auto& [k, v] : l.items())
+        if (k != "step" && k != "tokens" && k != "eval" && k != "n" && k != "eval_s") {
+          expect_tag(step, "eval/" + task + "/" + k, v);
+          ++metrics;
+        }
+      EXPECT_GT(metrics, 0u) << "step " << step << ": an eval record without metrics";
+      continue;
+    }
     expect_tag(step, "loss/train", l["loss"]);
     expect_tag(step, "lr", l["lr"]);
     expect_tag(step, "grad_norm", l["grad_norm"]);

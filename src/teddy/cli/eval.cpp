@@ -31,7 +31,7 @@ struct Opts {
   uint64_t seed = 1234;
   double timeout = 10.0;
   size_t memory_mb = 1024;
-  bool json = false;
+  bool json = false, cot = false;
 };
 
 std::string fmt(const nlohmann::ordered_json& v) {
@@ -96,6 +96,7 @@ void register_eval(CLI::App& app, Run& run) {
                   "Score completions made elsewhere instead of generating: HumanEval samples {task_id, completion}; "
                   "GSM8K {question or idx, completion} (no model needed)");
   sub->add_option("--text-field", o->text_field, "perplexity on JSONL: the field holding the text");
+  sub->add_flag("--cot", o->cot, "gsm8k: lm-eval's gsm8k_cot (\"Q: .. A:\" with the fixed 8 chain-of-thought exemplars of Wei et al.); same as task gsm8k_cot");
   sub->add_flag("--json", o->json, "Print one JSON object (task, n, the metrics under lm-eval's names, groups, info)");
   sub->add_option("--log-samples", o->log_samples, "Write one JSON line per sample (prompt, choices, scores, prediction, correct)");
   sub->footer(
@@ -111,20 +112,28 @@ void register_eval(CLI::App& app, Run& run) {
         names += (names.empty() ? "" : ", ") + n;
       }
       if (!known) throw ConfigError("eval: unknown task '" + o->task + "' (known: " + names + ")");
-      EvalOptions eo;
-      eo.shots = o->shots;
-      eo.limit = o->limit;
-      eo.fewshot_path = o->fewshot;
-      eo.loglik.max_batch = o->batch;
-      eo.max_new_tokens = o->max_tokens;
-      eo.samples_per_task = o->samples_per_task;
-      eo.temperature = o->temperature;
-      eo.top_p = o->top_p;
-      eo.seed = o->seed;
-      eo.sandbox.wall_seconds = o->timeout;
-      eo.sandbox.cpu_seconds = std::max(1, static_cast<int>(o->timeout + 0.999));
-      eo.sandbox.address_space_bytes = o->memory_mb << 20;
-      eo.text_field = o->text_field;
+      if (o->cot) {
+        if (o->task != "gsm8k" && o->task != "gsm8k_cot")
+          throw ConfigError("--cot: only for gsm8k (lm-eval's gsm8k_cot), not " + o->task);
+        o->task = "gsm8k_cot";
+      }
+      // The flags as an [eval.<task>] table would give them: one mapping to options.
+      EvalTaskConfig tc;
+      tc.task = o->task;
+      tc.data = o->data;
+      tc.shots = o->shots;
+      tc.limit = static_cast<int64_t>(o->limit);
+      tc.fewshot = o->fewshot;
+      tc.batch_size = o->batch;
+      tc.max_tokens = o->max_tokens;
+      tc.samples_per_task = o->samples_per_task;
+      tc.temperature = o->temperature;
+      tc.top_p = o->top_p;
+      tc.seed = o->seed;
+      tc.timeout = o->timeout;
+      tc.memory_mb = static_cast<int64_t>(o->memory_mb);
+      tc.text_field = o->text_field;
+      EvalOptions eo = eval_options(tc);
       ProgressLine bar(stderr, 20);
       eo.progress = [&bar](size_t done, size_t total) {
         bar.update(static_cast<int64_t>(done), static_cast<int64_t>(total), "");
@@ -134,7 +143,7 @@ void register_eval(CLI::App& app, Run& run) {
       if (!o->predictions.empty()) {
         if (!o->checkpoint.empty() || !o->model.empty())
           throw ConfigError("--predictions scores completions made elsewhere: give no --checkpoint / --model");
-        if (o->task == "gsm8k") r = score_gsm8k_predictions(o->data, o->predictions, eo);
+        if (o->task == "gsm8k" || o->task == "gsm8k_cot") r = score_gsm8k_predictions(o->data, o->predictions, eo);
         else if (o->task == "humaneval") r = score_humaneval_predictions(o->data, o->predictions, eo);
         else throw ConfigError("--predictions: only for the generation tasks gsm8k and humaneval (got " + o->task + ")");
       } else {
@@ -149,11 +158,7 @@ void register_eval(CLI::App& app, Run& run) {
                       family_name(cm.model->config().family).data(), o->data.c_str());
         std::fflush(stdout);
         Model& m = *cm.model;
-        if (o->task == "mmlu") r = eval_mmlu(m, cm.tok, o->data, eo);
-        else if (o->task == "arc_challenge") r = eval_arc(m, cm.tok, o->data, eo);
-        else if (o->task == "gsm8k") r = eval_gsm8k(m, cm.tok, o->data, eo);
-        else if (o->task == "humaneval") r = eval_humaneval(m, cm.tok, o->data, eo);
-        else r = eval_perplexity(m, cm.tok, o->data, eo);
+        r = run_eval_task(m, cm.tok, tc, eo);
         r.info["model"] = cm.checkpoint;
       }
       bar.finish();

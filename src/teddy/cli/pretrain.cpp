@@ -8,6 +8,7 @@
 #include "teddy/cli/commands.h"
 #include "teddy/cli/job.h"
 #include "teddy/core/stop_signal.h"
+#include "teddy/eval/training_eval.h"
 
 namespace teddy::cli {
 
@@ -38,7 +39,10 @@ void register_pretrain(CLI::App& app, Run& run) {
       "  [data] dataset mix   [train] micro_batch seq_len grad_accum steps tokens seed threads recompute\n"
       "    precision (fp32|bf16|fp16) loss_scale loss_scale_growth_interval (fp16)\n"
       "  [optim] lr min_lr_ratio warmup_steps weight_decay beta1 beta2 eps grad_clip\n"
-      "  [eval] interval batches   [checkpoint] interval keep   [run] dir peak_gflops save_on\n"
+      "  [eval] interval batches task_interval, [eval.<task>] (mmlu arc_challenge gsm8k gsm8k_cot humaneval perplexity)\n"
+      "    data shots limit fewshot batch_size max_tokens samples_per_task temperature top_p seed timeout memory_mb\n"
+      "    text_field: benchmark tasks scored every task_interval steps and at the end (docs/EVAL.md)\n"
+      "  [checkpoint] interval keep   [run] dir peak_gflops save_on\n"
       "  [dist] zero (0-3) dp (0: all ranks) timeout_s overlap (used under mpirun / srun: data parallel over all ranks, see docs/DISTRIBUTED.md)\n"
       "  [lora] r alpha dropout targets rslora quantize (any key trains LoRA adapters over a frozen base, docs/LORA.md)\n"
       "Stop signals: SIGTERM, SIGINT, SIGUSR1 ([run] save_on) end the run after the current step with a checkpoint\n"
@@ -55,6 +59,7 @@ void register_pretrain(CLI::App& app, Run& run) {
       jo.resume = resume;
       jo.overwrite = o->overwrite;
       jo.stop_after = o->stop_after;
+      if (!cfg.eval_tasks.empty()) jo.task_evaluator = make_task_evaluator(cfg.eval_tasks, cfg.run_dir);
       jo.peak_probe = [](int threads) { return measure_sgemm_gflops(threads, 0.5); };
       // Validates, builds the world (every rank of an mpirun / srun job: data parallel,
       // [dist]) and the engine, and trains; the view draws rank 0's progress.

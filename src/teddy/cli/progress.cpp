@@ -36,7 +36,7 @@ void add_progress_options(CLI::App* sub, ProgressOptions& o) {
       ->check(CLI::PositiveNumber);
   CLI::Option* q = sub->add_flag("--quiet,-q", o.quiet, "Print no progress, only the final summary (and errors)");
   sub->add_flag("--json-progress", o.json,
-                "Print one JSON object per event (start, step, eval, checkpoint, end) on stdout instead of the bar")
+                "Print one JSON object per event (start, step, eval, task_eval, checkpoint, end) on stdout instead of the bar")
       ->excludes(q);
 }
 
@@ -50,7 +50,7 @@ ProgressLine::ProgressLine(FILE* out, const ProgressOptions& o) : ProgressLine(o
 namespace {
 // --json-progress: what a script needs of each event, numbers as numbers.
 void print_json_event(const TrainEvent& e) {
-  static const char* kinds[] = {"start", "step", "eval", "checkpoint", "end"};
+  static const char* kinds[] = {"start", "step", "eval", "task_eval", "checkpoint", "end"};
   nlohmann::ordered_json j{{"event", kinds[static_cast<int>(e.kind)]}, {"step", e.step}, {"total_steps", e.total_steps}};
   auto num = [](double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr); };
   switch (e.kind) {
@@ -72,6 +72,13 @@ void print_json_event(const TrainEvent& e) {
     case TrainEvent::Kind::eval:
       j["val_loss"] = num(e.loss);
       j["tokens"] = e.tokens_seen;
+      break;
+    case TrainEvent::Kind::task_eval:
+      j["task"] = e.eval_task;
+      j["tokens"] = e.tokens_seen;
+      j["n"] = e.eval_n;
+      for (const auto& [name, v] : e.eval_scores) j[name] = num(v);
+      j["eval_s"] = e.eval_s;
       break;
     case TrainEvent::Kind::end:
       j["val_loss"] = num(e.loss);
@@ -149,6 +156,18 @@ void print_train_event(const TrainEvent& e, ProgressLine& bar, const char* seen,
                     e.loss, format_count(static_cast<double>(e.tokens_seen)).c_str(), seen);
       bar.message(buf);
       break;
+    case TrainEvent::Kind::task_eval: {
+      // The scores without their standard errors, and the time it took (not in tokens/s).
+      std::string line = "step " + std::to_string(e.step) + ": eval " + e.eval_task + " (n " + std::to_string(e.eval_n) + ")";
+      for (const auto& [name, v] : e.eval_scores) {
+        if (name.ends_with("_stderr")) continue;
+        std::snprintf(buf, sizeof buf, " %s %.4f", name.c_str(), v);
+        line += buf;
+      }
+      std::snprintf(buf, sizeof buf, " in %.2f s", e.eval_s);
+      bar.message(line + buf);
+      break;
+    }
     case TrainEvent::Kind::checkpoint:
       bar.message("checkpoint: " + e.text);
       break;

@@ -10,10 +10,7 @@
 
 namespace teddy {
 
-const std::vector<std::string>& eval_task_names() {
-  static const std::vector<std::string> names{"mmlu", "arc_challenge", "gsm8k", "humaneval", "perplexity"};
-  return names;
-}
+const std::vector<std::string>& eval_task_names() { return benchmark_task_names(); }
 
 namespace {
 

@@ -14,6 +14,7 @@
 #include "teddy/eval/sandbox.h"
 #include "teddy/model/model.h"
 #include "teddy/tokenizer/tokenizer.h"
+#include "teddy/train/eval_task_config.h"
 
 namespace teddy {
 
@@ -30,6 +31,7 @@ struct EvalOptions {
   uint64_t seed = 1234;
   SandboxLimits sandbox;
   std::string text_field = "text";  // perplexity on JSONL
+  bool cot = false;                 // GSM8K: lm-eval's gsm8k_cot (the fixed 8 exemplars of Wei et al.)
   std::function<void(size_t done, size_t total)> progress;
 };
 
@@ -42,8 +44,15 @@ struct EvalResult {
   std::vector<nlohmann::ordered_json> samples;  // one record per sample (--log-samples)
 };
 
-// The task names `teddy eval` knows, in display order.
+// The task names `teddy eval` knows, in display order (train/eval_task_config.h's).
 const std::vector<std::string>& eval_task_names();
+
+// The options a task's settings mean: `teddy eval`'s flags and an [eval.<task>] table
+// go through this one mapping, so both score a model the same way.
+EvalOptions eval_options(const EvalTaskConfig& t);
+
+// Runs task `t.task` (one of eval_task_names(); gsm8k_cot is gsm8k with cot) on t.data.
+EvalResult run_eval_task(Model& m, const Tokenizer& tok, const EvalTaskConfig& t, const EvalOptions& o);
 
 EvalResult eval_mmlu(Model& m, const Tokenizer& tok, const std::string& data, const EvalOptions& o);
 EvalResult eval_arc(Model& m, const Tokenizer& tok, const std::string& data, const EvalOptions& o);

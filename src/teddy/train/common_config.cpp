@@ -39,6 +39,8 @@ void validate_common(const CommonConfig& c, const CommonRules& rules) {
     check(c.eval_batches >= 0, "eval.batches", "must be >= 0 (0: the whole validation split)");
   else
     check(c.eval_batches >= 1, "eval.batches", "must be >= 1");
+  check(c.eval_task_interval >= -1, "eval.task_interval", "must be >= 0 (0: only at the end)");
+  for (const EvalTaskConfig& t : c.eval_tasks) validate_eval_task(t);
   check(c.checkpoint_interval >= 0, "checkpoint.interval", "must be >= 0");
   check(c.keep_checkpoints >= 0, "checkpoint.keep", "must be >= 0 (0 keeps all)");
   check(c.dp >= 0, "dist.dp", "must be >= 0 (0: every rank of the job; got " + std::to_string(c.dp) + ")");
@@ -103,7 +105,12 @@ void insert_common_toml(toml::table& t, const CommonConfig& c) {
                                 {"beta2", static_cast<double>(c.beta2)},
                                 {"eps", static_cast<double>(c.eps)},
                                 {"grad_clip", static_cast<double>(c.grad_clip)}});
-  t.insert("eval", toml::table{{"interval", c.eval_interval}, {"batches", c.eval_batches}});
+  toml::table eval{{"interval", c.eval_interval}, {"batches", c.eval_batches}};
+  if (!c.eval_tasks.empty()) {
+    eval.insert("task_interval", c.task_interval());
+    for (const EvalTaskConfig& task : c.eval_tasks) eval.insert(task.task, eval_task_toml(task));
+  }
+  t.insert("eval", std::move(eval));
   t.insert("checkpoint", toml::table{{"interval", c.checkpoint_interval}, {"keep", c.keep_checkpoints}});
   t.insert("dist", toml::table{{"zero", c.zero}, {"dp", c.dp}, {"timeout_s", c.timeout_s}, {"overlap", c.overlap}});
   toml::array save_on;

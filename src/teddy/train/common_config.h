@@ -15,6 +15,7 @@
 #include "teddy/distributed/parallel_layout.h"
 #include "teddy/model/model.h"
 #include "teddy/model/lora.h"
+#include "teddy/train/eval_task_config.h"
 #include "teddy/train/optim/adamw.h"
 #include "teddy/train/optim/loss_scaler.h"
 #include "teddy/train/optim/lr_schedule.h"
@@ -39,6 +40,11 @@ struct CommonConfig {
   // [eval]
   int64_t eval_interval = 50;  // steps; 0: only at the end
   int eval_batches = 8;        // validation micro-batches per evaluation
+  // Benchmark tasks ([eval.<task>] tables, train/eval_task_config.h), run on rank 0
+  // every task_interval steps (-1: eval.interval; 0: only at the end) and at the end.
+  std::vector<EvalTaskConfig> eval_tasks;
+  int64_t eval_task_interval = -1;
+  int64_t task_interval() const { return eval_task_interval < 0 ? eval_interval : eval_task_interval; }
   // [checkpoint]
   int64_t checkpoint_interval = 100;  // steps; 0: only at the end
   int keep_checkpoints = 3;           // 0 keeps all
@@ -134,6 +140,7 @@ void add_common_keys(toml_config::KeyTable<Config>& k) {
   TEDDY_COMMON("optim.grad_clip", float, grad_clip, "a number");
   TEDDY_COMMON("eval.interval", int64_t, eval_interval, "an integer");
   TEDDY_COMMON("eval.batches", int, eval_batches, "an integer");
+  TEDDY_COMMON("eval.task_interval", int64_t, eval_task_interval, "an integer (steps; 0: only at the end)");
   TEDDY_COMMON("checkpoint.interval", int64_t, checkpoint_interval, "an integer");
   TEDDY_COMMON("checkpoint.keep", int, keep_checkpoints, "an integer");
   TEDDY_COMMON("dist.zero", int, zero, "an integer 0..3");
@@ -149,6 +156,10 @@ void add_common_keys(toml_config::KeyTable<Config>& k) {
     c.save_on = toml_config::string_list(n, where, "an array of signal names like [\"TERM\", \"INT\", \"USR1\"]");
   };
   add_lora_keys(k);
+  for (const std::string& name : benchmark_task_names())
+    k["eval." + name] = [name](Config& c, const toml::node& n, const std::string& where) {
+      c.eval_tasks.push_back(eval_task_from_toml(name, n, where));
+    };
 }
 
 }  // namespace teddy

@@ -103,6 +103,7 @@ TrainResult run_pretrain_job(PretrainConfig cfg, const JobOptions& opts, JobObse
     start_fresh_or_refuse(world, cfg.run_dir, opts);
     Pretrainer trainer(std::move(cfg), opts.resume, world.comm());
     if (opts.peak_probe) trainer.set_peak_probe(opts.peak_probe);
+    if (opts.task_evaluator) trainer.trainer().set_task_evaluator(opts.task_evaluator);
     result = trainer.run(job_events(world, observer), opts.stop_after);
   });
   return result;
@@ -128,6 +129,7 @@ TrainResult run_sft_job(SftConfig cfg, const JobOptions& opts, JobObserver& obse
     }
     SftTrainer trainer(std::move(cfg), opts.resume, world.comm());
     if (opts.peak_probe) trainer.set_peak_probe(opts.peak_probe);
+    if (opts.task_evaluator) trainer.trainer().set_task_evaluator(opts.task_evaluator);
     result = trainer.run(job_events(world, observer), opts.stop_after);
   });
   return result;

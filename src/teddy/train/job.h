@@ -48,6 +48,9 @@ struct JobOptions {
   bool overwrite = false;
   int64_t stop_after = 0;  // stop (with a checkpoint) after this many steps, as if interrupted
   std::function<double(int threads)> peak_probe;  // the MFU denominator when run.peak_gflops is 0
+  // Scores the config's [eval.<task>] tasks (the CLI's eval/training_eval.h); needed
+  // when the config has any.
+  TaskEvaluator task_evaluator;
 };
 
 // Why a rank of a job of several ranks cannot go on.

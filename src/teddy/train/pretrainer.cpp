@@ -147,8 +147,10 @@ class Pretrainer::Task final : public TrainTask {
   std::string end_text(const TrainReport& r) override {
     std::ostringstream os;
     const double run_tokens = static_cast<double>(r.run_tokens);
+    const double train_s = r.elapsed_s - r.task_eval_s;  // benchmark evaluations are not training time
     os << "steps " << r.first_step << " -> " << r.step << ", " << r.run_tokens << " tokens in " << r.elapsed_s
-       << " s (" << (r.elapsed_s > 0 ? run_tokens / r.elapsed_s : 0) << " tokens/s)\n";
+       << " s (" << (train_s > 0 ? run_tokens / train_s : 0) << " tokens/s)\n";
+    os << task_eval_summary(r);
     os << "total training FLOPs (6N+12LCT per token): " << run_tokens * r.flops_per_token << "\n";
     os << "final validation loss: " << r.last_val << "\n";
     if (r.scaler)

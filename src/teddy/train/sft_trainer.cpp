@@ -219,6 +219,7 @@ class SftTrainer::Task final : public TrainTask {
   std::string end_text(const TrainReport& r) override {
     std::ostringstream os;
     os << "steps " << r.first_step << " -> " << r.step << " in " << r.elapsed_s << " s\n";
+    os << task_eval_summary(r);
     os << "final validation loss: " << r.last_val << "\n";
     if (r.scaler)
       os << "fp16 loss scaling: " << r.scaler->skipped() << " steps skipped (gradient overflow), scale now "

@@ -9,12 +9,24 @@ void apply_override(toml::table& tbl, const std::string& ov) {
   if (eq == std::string::npos || eq == 0)
     throw ConfigError("override \"" + ov + "\": expected section.key=value (e.g. train.steps=100)");
   const std::string key = ov.substr(0, eq), value = ov.substr(eq + 1);
-  const auto dot = key.find('.');
-  if (dot == std::string::npos || key.find('.', dot + 1) != std::string::npos)
-    throw ConfigError("override \"" + ov + "\": key must be section.key (e.g. optim.lr)");
-  const std::string section = key.substr(0, dot), name = key.substr(dot + 1);
-  if (!tbl[section].as_table()) tbl.insert_or_assign(section, toml::table{});
-  toml::table* sec = tbl[section].as_table();
+  // section.key, or section.table.key for a table inside a section ([eval.mmlu] limit).
+  std::vector<std::string> parts;
+  for (size_t start = 0;;) {
+    const size_t dot = key.find('.', start);
+    parts.push_back(key.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  bool empty_part = false;
+  for (const std::string& p : parts) empty_part = empty_part || p.empty();
+  if (parts.size() < 2 || parts.size() > 3 || empty_part)
+    throw ConfigError("override \"" + ov + "\": key must be section.key (e.g. optim.lr) or section.table.key (e.g. eval.mmlu.limit)");
+  toml::table* sec = &tbl;
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    if (!(*sec)[parts[i]].as_table()) sec->insert_or_assign(parts[i], toml::table{});
+    sec = (*sec)[parts[i]].as_table();
+  }
+  const std::string& name = parts.back();
   try {
     toml::table parsed = toml::parse("v = " + value);
     if (const toml::node* v = parsed.get("v")) {

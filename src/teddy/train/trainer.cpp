@@ -3,11 +3,14 @@
 #include <chrono>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <optional>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "teddy/core/error.h"
 #include "teddy/core/memory_usage.h"
@@ -83,6 +86,49 @@ Trainer::~Trainer() = default;
 int Trainer::rank() const { return comm_->rank(); }
 int Trainer::world() const { return layout_.dp; }
 void Trainer::set_peak_probe(std::function<double(int threads)> probe) { peak_probe_ = std::move(probe); }
+void Trainer::set_task_evaluator(TaskEvaluator evaluator) { task_evaluator_ = std::move(evaluator); }
+
+std::string task_eval_summary(const TrainReport& r) {
+  if (r.task_evals == 0) return "";
+  char b[160];
+  std::snprintf(b, sizeof b, "benchmark evaluation ([eval] tasks): %d evaluations, %.2f s (not counted in tokens/s)\n",
+                r.task_evals, r.task_eval_s);
+  return b;
+}
+
+Model eval_snapshot(const Model& m) {
+  if (m.lora()) return merge_lora(m);
+  Model snap(m.config());
+  std::memcpy(snap.params(), m.params(), m.flat_size() * sizeof(float));
+  return snap;
+}
+
+void Trainer::wait_for_rank0() {
+  if (comm_->size() == 1) return;
+  float token = 0;
+  const dist::CommRequest r = comm_->start_all_reduce_sum(&token, 1);
+  if (rank() == 0) {
+    comm_->wait(r);
+    return;
+  }
+  while (!comm_->test(r)) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+}
+
+std::vector<TaskScores> Trainer::evaluate_tasks() {
+  std::vector<TaskScores> scores;
+  {
+    // ZeRO-3 keeps only each rank's range of the parameters: gather them (every rank)
+    // for the snapshot, then free them again before the evaluation.
+    const bool gather = comm_->size() > 1 && engine_->stage() == 3;
+    if (gather) engine_->gather_all_params();
+    std::optional<Model> snap;
+    if (rank() == 0) snap.emplace(eval_snapshot(task_->model()));
+    if (gather) engine_->release_params();
+    if (rank() == 0) scores = task_evaluator_(*snap, step_);
+  }
+  wait_for_rank0();
+  return scores;
+}
 
 double Trainer::validation_loss() {
   const LossSum mine = task_->validate();
@@ -141,6 +187,9 @@ TrainResult Trainer::run(const std::function<void(const TrainEvent&)>& on_event,
     tb->session_start(step_ + 1);
   }
   const LossScaler* scaler = engine_->loss_scaler();
+  if (!common_.eval_tasks.empty() && !task_evaluator_)
+    throw Error("[eval." + common_.eval_tasks.front().task +
+                "]: benchmark tasks are configured but this caller gives the trainer no task evaluator");
 
   auto emit = [&](TrainEvent e) {
     e.total_steps = total;
@@ -179,6 +228,40 @@ TrainResult Trainer::run(const std::function<void(const TrainEvent&)>& on_event,
     if (tb) tb->add_scalars(step_, {{"loss/val", static_cast<float>(last_val)}});
     emit(ev);
   };
+  // The [eval.<task>] tasks: one metrics.jsonl record and one TensorBoard scalar per
+  // metric for each task, at this step. Their time is reported, and kept out of
+  // tokens/s (each step's throughput is timed around the step alone).
+  double task_eval_s = 0;
+  int task_evals = 0;
+  auto evaluate_tasks_now = [&] {
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::vector<TaskScores> scores = evaluate_tasks();
+    task_eval_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ++task_evals;
+    for (const TaskScores& sc : scores) {
+      if (writer) {
+        nlohmann::ordered_json j{{"step", step_}, {"tokens", tokens_}, {"eval", sc.task}, {"n", sc.n}};
+        for (const auto& [name, v] : sc.metrics) j[name] = v;
+        j["eval_s"] = sc.seconds;
+        write_metrics(j.dump());
+      }
+      if (tb) {
+        std::vector<std::pair<std::string, float>> tags;
+        for (const auto& [name, v] : sc.metrics) tags.emplace_back("eval/" + sc.task + "/" + name, static_cast<float>(v));
+        tb->add_scalars(step_, tags);
+      }
+      TrainEvent ev;
+      ev.kind = TrainEvent::Kind::task_eval;
+      ev.step = step_;
+      ev.tokens_seen = tokens_;
+      ev.eval_task = sc.task;
+      ev.eval_scores = sc.metrics;
+      ev.eval_n = sc.n;
+      ev.eval_s = sc.seconds;
+      emit(ev);
+    }
+  };
+  const int64_t task_interval = common_.task_interval();
   auto checkpoint = [&] {
     CheckpointState cs;
     cs.step = step_;
@@ -288,6 +371,8 @@ TrainResult Trainer::run(const std::function<void(const TrainEvent&)>& on_event,
     if (task_->has_validation() && !stop_signal &&
         ((common_.eval_interval > 0 && step_ % common_.eval_interval == 0) || last))
       evaluate();
+    if (!common_.eval_tasks.empty() && !stop_signal && ((task_interval > 0 && step_ % task_interval == 0) || last))
+      evaluate_tasks_now();
     if ((common_.checkpoint_interval > 0 && step_ % common_.checkpoint_interval == 0) || last || stop_signal)
       checkpoint();
     if (stop_signal) break;
@@ -304,6 +389,8 @@ TrainResult Trainer::run(const std::function<void(const TrainEvent&)>& on_event,
   report.run_tokens = run_tokens;
   report.elapsed_s = end.elapsed_s;
   report.last_val = last_val;
+  report.task_eval_s = task_eval_s;
+  report.task_evals = task_evals;
   if (W > 1) report.engine_summary = engine_->summary();  // collective
   end.text = task_->end_text(report);
   end.stop_signal = stop_signal;

@@ -12,7 +12,9 @@
 //             batch), lr from warmup + cosine, one step of the engine
 //             (dist::ZeroTrainer: a world of one in one process), metrics.jsonl
 //             (rank 0), a progress event; validation every eval.interval steps and
-//             at the end (each rank its share, summed); a checkpoint every
+//             at the end (each rank its share, summed); the [eval.<task>] benchmark
+//             tasks every eval.task_interval steps and at the end (rank 0 scores a
+//             snapshot of the weights while the others wait; TaskEvaluator); a checkpoint every
 //             checkpoint.interval steps and at the end (each rank its shard)
 //   end       the summary (the engine's per-rank communication under mpirun)
 //
@@ -41,7 +43,7 @@
 namespace teddy {
 
 struct TrainEvent {
-  enum class Kind { start, step, eval, checkpoint, end };
+  enum class Kind { start, step, eval, task_eval, checkpoint, end };
   Kind kind = Kind::step;
   int64_t step = 0;          // optimizer steps completed
   int64_t total_steps = 0;
@@ -61,7 +63,31 @@ struct TrainEvent {
   int stop_signal = 0;
   std::string checkpoint;
   std::vector<std::pair<std::string, uint64_t>> tokens_per_source;
+  // task_eval: one benchmark task's scores at `step` (lm-eval's metric names), its
+  // sample count and the seconds it took (not counted in tokens/s).
+  std::string eval_task;
+  std::vector<std::pair<std::string, double>> eval_scores;
+  int64_t eval_n = 0;
+  double eval_s = 0;
 };
+
+// One benchmark task's scores on a snapshot of the weights (train/eval_task_config.h).
+struct TaskScores {
+  std::string task;
+  int64_t n = 0;  // samples scored
+  std::vector<std::pair<std::string, double>> metrics;  // lm-eval's names ("acc", "acc_stderr", ...), in order
+  double seconds = 0;
+};
+// Scores `snapshot` (a plain fp32 model with the run's weights at `step`, LoRA folded
+// in: what `teddy eval --checkpoint` of that step's checkpoint loads) on the run's
+// [eval.<task>] tasks, in config order. The CLI builds it from eval/
+// (eval/training_eval.h): train/ does not depend on eval/.
+using TaskEvaluator = std::function<std::vector<TaskScores>(Model& snapshot, int64_t step)>;
+
+// The model `teddy eval` would load from a checkpoint of `m`: the same config and
+// parameters in a fresh fp32 model on the default context (no layer hooks, no
+// training modes), with LoRA adapters folded in (merge_lora).
+Model eval_snapshot(const Model& m);
 
 // What the loop knows that a task's start report and end summary print.
 struct TrainReport {
@@ -79,9 +105,15 @@ struct TrainReport {
   int64_t run_tokens = 0;       // tokens of the steps run here (global batch)
   double elapsed_s = 0;
   double last_val = 0;          // NaN when there was no validation
+  double task_eval_s = 0;       // seconds spent on [eval.<task>] benchmark tasks (not in tokens/s)
+  int task_evals = 0;           // evaluations of them (each over every task)
   const LossScaler* scaler = nullptr;  // fp16
   std::string engine_summary;   // world > 1: every rank's communication totals
 };
+
+// The end summary's line on the [eval.<task>] evaluations ("" without any): their
+// count and time, which tokens/s leaves out.
+std::string task_eval_summary(const TrainReport& r);
 
 // Where a run's data comes from and what it reports. Every rank has its own task,
 // built for its data-parallel slice.
@@ -152,6 +184,9 @@ class Trainer {
   // called once at the start of run() (the CLI passes the sgemm ceiling of
   // bench/sgemm_ceiling.h; train/ does not measure). With neither, MFU reports 0.
   void set_peak_probe(std::function<double(int threads)> probe);
+  // Runs the config's [eval.<task>] tasks (every rank sets one; only rank 0's is
+  // called). A run with tasks and no evaluator is refused at the start of run().
+  void set_task_evaluator(TaskEvaluator evaluator);
 
   TrainTask& task() { return *task_; }
   dist::ZeroTrainer& engine() { return *engine_; }
@@ -167,6 +202,13 @@ class Trainer {
   // stop_requested() of any rank (the lowest signal number when they differ), the
   // same on every rank.
   int agreed_stop_signal();
+  // Rank 0 scores a snapshot with the task evaluator; the other ranks wait for it
+  // (wait_for_rank0). Every rank calls; the scores are rank 0's (empty elsewhere).
+  std::vector<TaskScores> evaluate_tasks();
+  // The ranks other than 0 wait in short test() calls on a non-blocking all-reduce
+  // that rank 0 joins when done, so no communication call waits longer than a poll
+  // and the watchdog ([dist] timeout_s) is not tripped by a long evaluation.
+  void wait_for_rank0();
 
   std::shared_ptr<RunLock> lock_;  // rank 0: run.dir's lock, held for the Trainer's life
   std::unique_ptr<dist::Communicator> own_comm_;  // one process
@@ -183,6 +225,7 @@ class Trainer {
   std::string metrics_path_;
   std::string notes_;
   std::function<double(int)> peak_probe_;
+  TaskEvaluator task_evaluator_;
 };
 
 }  // namespace teddy
