@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,7 +33,9 @@ class ReportTest : public ::testing::Test {
   void TearDown() override { fs::remove_all(root_); }
 
   // A pretraining run of `steps` steps: loss 5 -> ~2, validation every 10 steps.
-  std::string make_run(const std::string& name, int steps, double lr, bool fp16 = false, const std::string& tail = "") {
+  // With evals: benchmark records every 20 steps (mmlu acc / acc_stderr, gsm8k exact_match).
+  std::string make_run(const std::string& name, int steps, double lr, bool fp16 = false, const std::string& tail = "",
+                       bool evals = false) {
     const fs::path d = root_ / name;
     fs::create_directories(d);
     std::ofstream m(d / "metrics.jsonl");
@@ -44,6 +47,12 @@ class ReportTest : public ::testing::Test {
       if (fp16) m << ",\"loss_scale\":" << (s < 4 ? 65536 : 32768) << ",\"skipped\":false,\"skipped_steps\":" << (s < 4 ? 0 : 1);
       m << "}\n";
       if (s % 10 == 0) m << "{\"step\":" << s << ",\"val_loss\":" << 2.5 + 2 * std::exp(-s / 50.0) << "}\n";
+      if (evals && s % 20 == 0) {
+        m << "{\"step\":" << s << ",\"tokens\":" << 256 * s << ",\"eval\":\"mmlu\",\"n\":57,\"acc\":" << 0.25 + s / 1000.0
+          << ",\"acc_stderr\":0.05,\"eval_s\":1.5}\n";
+        m << "{\"step\":" << s << ",\"tokens\":" << 256 * s << ",\"eval\":\"gsm8k\",\"n\":8,\"exact_match\":" << s / 800.0
+          << ",\"eval_s\":3}\n";
+      }
     }
     m << tail;
     std::ofstream(d / "config.toml") << "[model]\npreset = \"gpt2-tiny\"\n[optim]\nlr = " << lr
@@ -106,14 +115,54 @@ TEST_F(ReportTest, PageComparesRunsAndFetchesNothing) {
   for (const char* want : {"lr3e-4", "lr1e-3", "<code>optim.lr</code>", "fp16 loss scale", "clip 1<", "gpt2-tiny"})
     EXPECT_NE(html.find(want), std::string::npos) << want;
   EXPECT_EQ(html.find("<code>run.dir</code>"), std::string::npos);  // always differs: not listed
-  // Self-contained: no URL, script, external resource or stylesheet import.
-  for (const char* banned : {"http:", "https:", "<script", "src=", "href=", "url(", "@import"})
+  // Self-contained: no URL, external resource or stylesheet import; the one inline
+  // script (the hover read-out) loads and requests nothing.
+  for (const char* banned : {"http:", "https:", "src=", "href=", "url(", "@import", "fetch(", "XMLHttpRequest",
+                             "import(", "WebSocket", "sendBeacon", "<link", "<iframe"})
     EXPECT_EQ(html.find(banned), std::string::npos) << banned;
+  const size_t script = html.find("<script>");
+  ASSERT_NE(script, std::string::npos) << "the hover read-out";
+  EXPECT_EQ(html.find("<script", script + 1), std::string::npos) << "one script only";
+  // Each chart carries its data for the read-out: the loss chart's first point is step 1's.
+  char first[64];
+  std::snprintf(first, sizeof first, "[256,%.7g]", runs[0].steps[0].loss);
+  EXPECT_NE(html.find(first), std::string::npos) << first;
   // The summary's final training loss is the last step's, as metrics.jsonl has it.
   char want[64];
   std::snprintf(want, sizeof want, "<td>%.4g</td>", runs[0].steps.back().loss);
   EXPECT_NE(html.find(want), std::string::npos) << want;
   EXPECT_EQ(differing_config_keys(runs), std::vector<std::string>{"optim.lr"});
+}
+
+// Evaluation records ([eval.<task>] during training): one chart per task and metric
+// with the runs overlaid (standard errors left out), the last value in the summary.
+TEST_F(ReportTest, EvaluationMetricsOverSteps) {
+  const std::vector<RunLog> runs{read_run(make_run("a", 100, 3e-4, false, "", true)),
+                                 read_run(make_run("b", 60, 1e-3, false, "", true))};
+  ASSERT_EQ(runs[0].steps.size(), 100u) << "eval records are not steps";
+  ASSERT_EQ(runs[0].evals.size(), 10u);
+  EXPECT_EQ(runs[0].evals[0].task, "mmlu");
+  EXPECT_EQ(runs[0].evals[0].step, 20);
+  EXPECT_EQ(runs[0].evals[0].tokens, 256 * 20);
+  EXPECT_DOUBLE_EQ(runs[0].evals[0].metrics.at("acc"), 0.25 + 20 / 1000.0);
+  const auto charts = build_charts(runs, {});
+  std::map<std::string, Chart> by;
+  for (const auto& [stem, c] : charts) by[stem] = c;
+  ASSERT_TRUE(by.count("eval_mmlu_acc"));
+  ASSERT_TRUE(by.count("eval_gsm8k_exact_match"));
+  EXPECT_FALSE(by.count("eval_mmlu_acc_stderr"));
+  const Chart& acc = by["eval_mmlu_acc"];
+  ASSERT_EQ(acc.series.size(), 2u);
+  ASSERT_EQ(acc.series[0].points.size(), 5u);
+  ASSERT_EQ(acc.series[1].points.size(), 3u);
+  EXPECT_EQ(acc.series[1].points[2].first, 60.0);
+  EXPECT_DOUBLE_EQ(acc.series[1].points[2].second, 0.25 + 60 / 1000.0);
+  const std::string html = render_html(runs, {});
+  EXPECT_NE(html.find("Evaluation: mmlu acc"), std::string::npos);
+  EXPECT_NE(html.find("<th>mmlu acc (last)</th>"), std::string::npos);
+  char want[64];
+  std::snprintf(want, sizeof want, "<td>%.4g</td>", 0.25 + 100 / 1000.0);  // run a's last mmlu acc
+  EXPECT_NE(html.find(want), std::string::npos) << want;
 }
 
 TEST_F(ReportTest, LongRunsStaySmallAndKeepTheirSpike) {

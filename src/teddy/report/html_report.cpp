@@ -49,6 +49,115 @@ std::string duration(double s) {
   return b;
 }
 
+// The hover read-out: a small inline script (no URL, no network, nothing loaded) that
+// maps the cursor over a chart back to data with the chart's data-plot attribute and
+// shows the x value and each run's nearest value there, with a guide line. The SVG's
+// <title>s stay for readers without script.
+const char* kHoverScript = R"JS(
+(function () {
+  var box = document.createElement('div');
+  box.className = 'readout';
+  box.style.display = 'none';
+  document.body.appendChild(box);
+  function fmt(v) {
+    if (!isFinite(v)) return '–';
+    var a = Math.abs(v);
+    if (a >= 1e9) return (v / 1e9).toPrecision(4) + 'G';
+    if (a >= 1e6) return (v / 1e6).toPrecision(4) + 'M';
+    if (a >= 1e4) return (v / 1e3).toPrecision(4) + 'k';
+    return Number(v.toPrecision(5)).toString();
+  }
+  function nearest(p, x) {
+    var lo = 0, hi = p.length - 1;
+    if (hi < 0) return null;
+    while (hi - lo > 1) {
+      var mid = (lo + hi) >> 1;
+      if (p[mid][0] < x) lo = mid; else hi = mid;
+    }
+    return Math.abs(p[lo][0] - x) <= Math.abs(p[hi][0] - x) ? p[lo] : p[hi];
+  }
+  document.querySelectorAll('figure[data-plot]').forEach(function (fig) {
+    var d = JSON.parse(fig.getAttribute('data-plot'));
+    var svg = fig.querySelector('svg');
+    if (!svg || d.empty) return;
+    var guide = document.createElementNS(svg.namespaceURI, 'line');
+    guide.setAttribute('stroke', '#555');
+    guide.setAttribute('stroke-dasharray', '2 2');
+    guide.setAttribute('y1', d.top);
+    guide.setAttribute('y2', d.top + d.height);
+    guide.style.display = 'none';
+    svg.appendChild(guide);
+    svg.addEventListener('mousemove', function (ev) {
+      var r = svg.getBoundingClientRect();
+      var sx = (ev.clientX - r.left) * (svg.viewBox.baseVal.width / r.width);
+      if (sx < d.left || sx > d.left + d.width) { box.style.display = 'none'; guide.style.display = 'none'; return; }
+      var t = d.x0 + (sx - d.left) / d.width * (d.x1 - d.x0);
+      var x = d.log ? Math.pow(10, t) : t;
+      box.textContent = '';
+      var head = document.createElement('div');
+      head.textContent = d.xlabel + ' ' + fmt(x);
+      box.appendChild(head);
+      d.series.forEach(function (s) {
+        var p = nearest(s.p, x);
+        if (!p) return;
+        var row = document.createElement('div');
+        var key = document.createElement('span');
+        key.textContent = '■ ';
+        key.style.color = s.color;
+        row.appendChild(key);
+        row.appendChild(document.createTextNode(s.name + ': ' + (p[1] === null ? '–' : fmt(p[1])) +
+                                                ' (at ' + fmt(p[0]) + ')'));
+        box.appendChild(row);
+      });
+      guide.setAttribute('x1', sx);
+      guide.setAttribute('x2', sx);
+      guide.style.display = '';
+      box.style.display = 'block';
+      box.style.left = (ev.pageX + 14) + 'px';
+      box.style.top = (ev.pageY + 10) + 'px';
+    });
+    svg.addEventListener('mouseleave', function () { box.style.display = 'none'; guide.style.display = 'none'; });
+  });
+})();
+)JS";
+
+// A number for the data-plot JSON (null when not finite, as JSON has no NaN).
+std::string json_num(double v) {
+  if (!std::isfinite(v)) return "null";
+  char b[32];
+  std::snprintf(b, sizeof b, "%.7g", v);
+  return b;
+}
+
+std::string json_str(const std::string& s) {
+  std::string o = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') o += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) continue;
+    o += c;
+  }
+  return o + "\"";
+}
+
+// The chart's data for the read-out: the plot frame and each series' points (thinned
+// to about one per horizontal pixel), as JSON for an HTML attribute.
+std::string plot_data(const Chart& c) {
+  const PlotFrame f = plot_frame(c);
+  std::ostringstream j;
+  j << "{\"left\":" << f.left << ",\"top\":" << f.top << ",\"width\":" << f.width << ",\"height\":" << f.height
+    << ",\"x0\":" << json_num(f.x0) << ",\"x1\":" << json_num(f.x1) << ",\"log\":" << (f.log_x ? "true" : "false")
+    << ",\"empty\":" << (f.empty ? "true" : "false") << ",\"xlabel\":" << json_str(c.x_label) << ",\"series\":[";
+  for (size_t i = 0; i < c.series.size(); ++i) {
+    const Series& s = c.series[i];
+    j << (i ? "," : "") << "{\"name\":" << json_str(s.name) << ",\"color\":" << json_str(s.color) << ",\"p\":[";
+    const auto pts = thin(s.points, static_cast<size_t>(f.width));
+    for (size_t k = 0; k < pts.size(); ++k) j << (k ? "," : "") << "[" << json_num(pts[k].first) << "," << json_num(pts[k].second) << "]";
+    j << "]}";
+  }
+  j << "]}";
+  return j.str();
+}
+
 template <class F>
 Series step_series(const RunLog& r, size_t i, const ReportOptions& o, F value, bool by_tokens = false) {
   Series s;
@@ -61,6 +170,25 @@ Series step_series(const RunLog& r, size_t i, const ReportOptions& o, F value, b
   }
   s.points = thin(p, o.max_points);
   return s;
+}
+
+// The (task, metric) pairs any run evaluated, standard errors left out, in name order.
+std::vector<std::pair<std::string, std::string>> eval_metrics(const std::vector<RunLog>& runs) {
+  std::set<std::pair<std::string, std::string>> seen;
+  for (const RunLog& r : runs)
+    for (const EvalRow& e : r.evals)
+      for (const auto& [m, v] : e.metrics)
+        if (!m.ends_with("_stderr")) seen.insert({e.task, m});
+  return {seen.begin(), seen.end()};
+}
+
+// The run's last value of a task's metric (NaN: never evaluated).
+double last_eval(const RunLog& r, const std::string& task, const std::string& metric) {
+  double v = NAN;
+  for (const EvalRow& e : r.evals)
+    if (e.task == task)
+      if (const auto it = e.metrics.find(metric); it != e.metrics.end()) v = it->second;
+  return v;
 }
 
 bool any_of_runs(const std::vector<RunLog>& runs, bool (*has)(const StepRow&)) {
@@ -151,6 +279,26 @@ std::vector<std::pair<std::string, Chart>> build_charts(const std::vector<RunLog
     charts.push_back(per_step("skipped_steps", "fp16 steps skipped (gradient overflow), cumulative", "steps",
                               [](const StepRow& s) { return s.loss_scale ? static_cast<double>(s.skipped_steps) : NAN; }));
   }
+  // Evaluation metrics over steps: one chart per task and metric, the runs overlaid.
+  for (const auto& [task, metric] : eval_metrics(runs)) {
+    Chart c;
+    c.title = "Evaluation: " + task + " " + metric;
+    c.x_label = "step";
+    c.y_label = metric;
+    for (size_t i = 0; i < runs.size(); ++i) {
+      Series v;
+      v.name = runs[i].label;
+      v.color = palette(i);
+      for (const EvalRow& e : runs[i].evals)
+        if (e.task == task)
+          if (const auto it = e.metrics.find(metric); it != e.metrics.end())
+            v.points.emplace_back(static_cast<double>(e.step), it->second);
+      v.markers = v.points.size() <= 200;
+      v.points = thin(v.points, o.max_points);
+      c.series.push_back(v);
+    }
+    charts.emplace_back("eval_" + task + "_" + metric, c);
+  }
   return charts;
 }
 
@@ -176,7 +324,9 @@ std::string render_html(const std::vector<RunLog>& runs, const ReportOptions& o)
   h << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>teddy report</title>\n"
        "<style>body{font-family:sans-serif;margin:24px;color:#222}table{border-collapse:collapse;margin:8px 0 24px}"
        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
-       ".charts{display:flex;flex-wrap:wrap;gap:12px}figure{margin:0}.warn{color:#a40}code{background:#f4f4f4;padding:0 3px}</style>\n"
+       ".charts{display:flex;flex-wrap:wrap;gap:12px}figure{margin:0}.warn{color:#a40}code{background:#f4f4f4;padding:0 3px}"
+       ".readout{position:absolute;background:#fff;border:1px solid #999;padding:4px 6px;font-size:12px;"
+       "pointer-events:none;box-shadow:1px 1px 3px #0003}</style>\n"
        "</head><body>\n<h1>teddy report</h1>\n";
   std::vector<std::string> warnings;
   for (const RunLog& r : runs)
@@ -185,7 +335,10 @@ std::string render_html(const std::vector<RunLog>& runs, const ReportOptions& o)
 
   h << "<h2>Runs</h2>\n<table><tr><th>run</th><th>directory</th><th>model</th><th>parameters</th><th>steps</th>"
        "<th>tokens</th><th>wall time</th><th>training FLOPs (6ND)</th><th>final train loss</th><th>final val loss</th>"
-       "<th>best val loss (step)</th></tr>\n";
+       "<th>best val loss (step)</th>";
+  const auto evals = eval_metrics(runs);
+  for (const auto& [task, metric] : evals) h << "<th>" << esc(task) << " " << esc(metric) << " (last)</th>";
+  h << "</tr>\n";
   for (size_t i = 0; i < runs.size(); ++i) {
     const RunLog& r = runs[i];
     const StepRow& last = r.steps.back();
@@ -196,7 +349,9 @@ std::string render_html(const std::vector<RunLog>& runs, const ReportOptions& o)
       << (r.params ? count(static_cast<double>(*r.params)) : "–") << "</td><td>" << last.step << "</td><td>"
       << count(static_cast<double>(last.tokens)) << "</td><td>" << duration(r.wall_s()) << "</td><td>" << num(flops, "%.3g")
       << "</td><td>" << num(last.loss) << "</td><td>" << (r.vals.empty() ? "–" : num(r.vals.back().val_loss))
-      << "</td><td>" << (best ? num(*best) + " (" + std::to_string(r.best_val_step()) + ")" : "–") << "</td></tr>\n";
+      << "</td><td>" << (best ? num(*best) + " (" + std::to_string(r.best_val_step()) + ")" : "–") << "</td>";
+    for (const auto& [task, metric] : evals) h << "<td>" << num(last_eval(r, task, metric)) << "</td>";
+    h << "</tr>\n";
   }
   h << "</table>\n";
 
@@ -227,9 +382,10 @@ std::string render_html(const std::vector<RunLog>& runs, const ReportOptions& o)
     // Inline SVG needs no namespace declaration; dropping it keeps the page free of URLs.
     const std::string ns = " xmlns=\"http://www.w3.org/2000/svg\"";
     if (const size_t p = svg.find(ns); p != std::string::npos) svg.erase(p, ns.size());
-    h << "<figure id=\"" << stem << "\">" << svg << "</figure>\n";
+    h << "<figure id=\"" << esc(stem) << "\" data-plot=\"" << esc(plot_data(chart)) << "\">" << svg << "</figure>\n";
   }
-  h << "</div>\n<p>Written by <code>teddy report</code> from each run's metrics.jsonl and config.toml.</p>\n</body></html>\n";
+  h << "</div>\n<p>Written by <code>teddy report</code> from each run's metrics.jsonl and config.toml. Hover a chart "
+       "for the values at the cursor.</p>\n<script>" << kHoverScript << "</script>\n</body></html>\n";
   return h.str();
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // `teddy report`: the charts and tables that compare runs, as one self-contained HTML
-// page (inline SVG and CSS, no script, nothing fetched) or as one SVG file per chart.
+// page (inline SVG and CSS, one small inline script for the hover read-out, nothing
+// fetched) or as one SVG file per chart.
 #include <string>
 #include <utility>
 #include <vector>

@@ -132,6 +132,17 @@ RunLog read_run(const std::string& dir) {
       j = nlohmann::json::parse(lines[i]);
       if (!j.is_object() || !j.contains("step") || !j["step"].is_number_integer())
         throw FormatError("not a JSON object with an integer \"step\"");
+      if (j.contains("eval")) {  // {"step", "tokens", "eval": task, "n", metrics..., "eval_s"}
+        EvalRow e;
+        e.step = j["step"].get<int64_t>();
+        e.tokens = j.value("tokens", int64_t{0});
+        e.task = j["eval"].get<std::string>();
+        for (const auto& [k, v] : j.items())
+          if (k != "step" && k != "tokens" && k != "eval" && k != "n" && k != "eval_s" && (v.is_number() || v.is_null()))
+            e.metrics[k] = number_or_nan(j, k.c_str());
+        r.evals.push_back(std::move(e));
+        continue;
+      }
       if (j.contains("val_loss")) {
         r.vals.push_back({j["step"].get<int64_t>(), 0, number_or_nan(j, "val_loss")});
         continue;

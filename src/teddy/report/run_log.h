@@ -1,6 +1,7 @@
 #pragma once
 // A finished or running training run as `teddy report` reads it: its metrics.jsonl
-// (one object per step, one per validation) and its config.toml.
+// (one object per step, one per validation, one per benchmark task evaluated) and its
+// config.toml.
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -25,11 +26,20 @@ struct ValRow {
   double val_loss = 0;
 };
 
+// A benchmark task's scores at a step ([eval.<task>] during training).
+struct EvalRow {
+  int64_t step = 0;
+  int64_t tokens = 0;
+  std::string task;
+  std::map<std::string, double> metrics;  // lm-eval's names: acc, acc_stderr, exact_match, ...
+};
+
 struct RunLog {
   std::string dir;
   std::string label;  // the directory's name (made unique among the runs compared)
   std::vector<StepRow> steps;
   std::vector<ValRow> vals;
+  std::vector<EvalRow> evals;  // in file order
   // config.toml flattened: "section.key" -> the value as TOML writes it.
   std::map<std::string, std::string> config;
   std::string model;           // "gpt2-tiny", "llama, 12 layers x 768", or the SFT base

@@ -64,6 +64,28 @@ std::string tick_label(double v) {
   return b;
 }
 
+PlotFrame plot_frame(const Chart& c) {
+  PlotFrame f;
+  const double L = 64, R = 16, T = 30, B = 44;
+  f.left = L;
+  f.top = T;
+  f.width = c.width - L - R;
+  f.height = c.height - T - B;
+  f.log_x = c.log_x;
+  double x0 = std::numeric_limits<double>::infinity(), x1 = -x0;
+  for (const Series& s : c.series)
+    for (const auto& [x, y] : s.points)
+      if (std::isfinite(x) && std::isfinite(y) && (!c.log_x || x > 0) && (!c.log_y || y > 0)) {
+        const double t = c.log_x ? std::log10(x) : x;
+        x0 = std::min(x0, t), x1 = std::max(x1, t);
+      }
+  if (!std::isfinite(x0)) return f;
+  f.empty = false;
+  f.x0 = x0;
+  f.x1 = x1 <= x0 ? x0 + 1 : x1;
+  return f;
+}
+
 std::string render_svg(const Chart& c) {
   const double W = c.width, H = c.height, L = 64, R = 16, T = 30, B = 44;
   const double pw = W - L - R, ph = H - T - B;

@@ -35,6 +35,16 @@ std::vector<double> nice_ticks(double lo, double hi, int target = 6);
 // A compact tick label: "1.5k", "2M", "0.001", "3e-05".
 std::string tick_label(double v);
 
+// Where the data sit in the chart's SVG (the HTML page's hover read-out maps the
+// cursor back to data with it): the plot rectangle in SVG units and the x range it
+// spans (log10 of x on a log axis). empty: no finite point.
+struct PlotFrame {
+  double left = 0, top = 0, width = 0, height = 0;
+  double x0 = 0, x1 = 1;
+  bool log_x = false, empty = true;
+};
+PlotFrame plot_frame(const Chart& c);
+
 // The chart as an <svg> element. A chart with no finite point says so inside the frame.
 std::string render_svg(const Chart& c);
 
