@@ -8,11 +8,13 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "eval/eval_fixtures.h"
 #include "teddy/eval/datasets.h"
 #include "teddy/eval/metrics.h"
+#include "teddy/eval/mmlu_categories.h"
 
 namespace teddy {
 namespace {
@@ -110,6 +112,73 @@ TEST_F(EvalCli, MmluPerSubjectMicroMacroAndSamples) {
   EXPECT_NE(five.out.find("dev rows for subject \"abstract_algebra\", 5 shots asked"), std::string::npos) << five.out;
 }
 
+// lm-eval's category groups: each category's acc weighted by size (micro, as lm-eval
+// reports a group) and the mean over its subjects (macro), from the per-sample log;
+// a subject outside lm-eval's 57 belongs to none.
+TEST_F(EvalCli, MmluCategoriesMicroAndMacro) {
+  const fs::path root = *dir_ / "mmlu_cats";
+  const std::map<std::string, int> rows{{"abstract_algebra", 3}, {"college_physics", 1}, {"philosophy", 2},
+                                        {"sociology", 1}, {"marketing", 2}, {"my_own_subject", 1}};
+  int k = 0;
+  for (const auto& [subject, n] : rows) {
+    std::string t;
+    for (int i = 0; i < n; ++i, ++k)
+      t += "Question " + std::to_string(k) + " about " + subject + "?,w" + std::to_string(k) + ",x,y,z," + "ABCD"[k % 4] + "\n";
+    write_text(root / "test" / (subject + "_test.csv"), t);
+  }
+  const fs::path log = *dir_ / "mmlu_cats_samples.jsonl";
+  const json j = run_json("eval mmlu --checkpoint " + *run_ + " --data " + root.string() + " --shots 0 --log-samples " + log.string());
+  const std::map<std::string, std::string> cat{{"abstract_algebra", "stem"}, {"college_physics", "stem"},
+                                               {"philosophy", "humanities"}, {"sociology", "social_sciences"},
+                                               {"marketing", "other"}};
+  std::map<std::string, std::pair<double, int>> per;  // subject -> (correct, n)
+  for (const json& x : read_lines(log)) {
+    auto& p = per[x["subject"].get<std::string>()];
+    p.first += x["correct"].get<bool>();
+    ++p.second;
+  }
+  ASSERT_TRUE(j["categories"].is_object()) << j;
+  EXPECT_EQ(j["categories"].size(), 4u);
+  for (const std::string c : {"stem", "humanities", "social_sciences", "other"}) {
+    double correct = 0, macro = 0;
+    int n = 0, subjects = 0;
+    for (const auto& [subject, p] : per)
+      if (cat.count(subject) && cat.at(subject) == c) correct += p.first, n += p.second, macro += p.first / p.second, ++subjects;
+    const json& g = j["categories"][c];
+    EXPECT_EQ(g["n"].get<int>(), n) << c;
+    EXPECT_EQ(g["subjects"].get<int>(), subjects) << c;
+    EXPECT_DOUBLE_EQ(g["acc"].get<double>(), correct / n) << c;
+    EXPECT_DOUBLE_EQ(g["acc_macro"].get<double>(), macro / subjects) << c;
+    EXPECT_DOUBLE_EQ(j["acc_" + c].get<double>(), correct / n) << c;
+  }
+  EXPECT_EQ(j["info"]["uncategorised_subjects"], json({"my_own_subject"}));
+  EXPECT_EQ(j["categories"]["stem"]["subjects"], 2);
+}
+
+TEST(EvalMmlu, CategoryMapIsLmEvalsFiftySeven) {
+  // lm_eval/tasks/mmlu/_generate_configs.py: 19 stem, 13 other, 12 social_sciences, 13 humanities.
+  const char* subjects[] = {
+      "abstract_algebra", "anatomy", "astronomy", "business_ethics", "clinical_knowledge", "college_biology",
+      "college_chemistry", "college_computer_science", "college_mathematics", "college_medicine", "college_physics",
+      "computer_security", "conceptual_physics", "econometrics", "electrical_engineering", "elementary_mathematics",
+      "formal_logic", "global_facts", "high_school_biology", "high_school_chemistry", "high_school_computer_science",
+      "high_school_european_history", "high_school_geography", "high_school_government_and_politics",
+      "high_school_macroeconomics", "high_school_mathematics", "high_school_microeconomics", "high_school_physics",
+      "high_school_psychology", "high_school_statistics", "high_school_us_history", "high_school_world_history",
+      "human_aging", "human_sexuality", "international_law", "jurisprudence", "logical_fallacies", "machine_learning",
+      "management", "marketing", "medical_genetics", "miscellaneous", "moral_disputes", "moral_scenarios", "nutrition",
+      "philosophy", "prehistory", "professional_accounting", "professional_law", "professional_medicine",
+      "professional_psychology", "public_relations", "security_studies", "sociology", "us_foreign_policy", "virology",
+      "world_religions"};
+  std::map<std::string, int> count;
+  for (const char* s : subjects) ++count[mmlu_category(s)];
+  EXPECT_EQ(count, (std::map<std::string, int>{{"stem", 19}, {"other", 13}, {"social_sciences", 12}, {"humanities", 13}}));
+  EXPECT_EQ(mmlu_category("econometrics"), "social_sciences");
+  EXPECT_EQ(mmlu_category("formal_logic"), "humanities");
+  EXPECT_EQ(mmlu_category("global_facts"), "other");
+  EXPECT_EQ(mmlu_category("not_a_subject"), "");
+}
+
 TEST_F(EvalCli, ArcAccNormFromSamples) {
   const fs::path data = test::make_arc(*dir_ / "arc.jsonl");
   const fs::path log = *dir_ / "arc_samples.jsonl";
@@ -164,6 +233,26 @@ TEST_F(EvalCli, Gsm8kPredictionsAndGeneration) {
   const Result bad = run_teddy("eval gsm8k --data " + data.string() + " --predictions " + pred.string(), true);
   EXPECT_EQ(bad.rc, 1);
   EXPECT_NE(bad.out.find("gsm8k_pred.jsonl:2: \"idx\" 9 is outside"), std::string::npos) << bad.out;
+}
+
+// gsm8k --cot is lm-eval's gsm8k_cot: reported under that name, its strict filter
+// "The answer is N." (a "#### N" completion is not strict there, only flexible).
+TEST_F(EvalCli, Gsm8kCotPredictions) {
+  const fs::path data = test::make_gsm8k(*dir_ / "gsm8k_cot.jsonl");
+  const fs::path preds = *dir_ / "gsm8k_cot_preds.jsonl";
+  write_text(preds,
+             "{\"idx\": 0, \"completion\": \" He had 3, then 4 more. 3 + 4 = 7. The answer is 7.\"}\n"
+             "{\"idx\": 1, \"completion\": \" 1200 + 5 = 1205\\n#### 1,205\"}\n"
+             "{\"idx\": 2, \"completion\": \" The answer is 3.\"}\n");
+  const json j = run_json("eval gsm8k --cot --data " + data.string() + " --predictions " + preds.string());
+  EXPECT_EQ(j["task"], "gsm8k_cot");
+  EXPECT_DOUBLE_EQ(j["exact_match_strict"].get<double>(), 1.0 / 3);   // only row 0 (row 2 is -3)
+  EXPECT_DOUBLE_EQ(j["exact_match_flexible"].get<double>(), 2.0 / 3);  // rows 0 and 1
+  EXPECT_DOUBLE_EQ(j["exact_match"].get<double>(), 2.0 / 3);  // strict, else flexible: rows 0 and 1
+  const json same = run_json("eval gsm8k_cot --data " + data.string() + " --predictions " + preds.string());
+  EXPECT_EQ(same["exact_match_strict"], j["exact_match_strict"]);
+  const Result bad = run_teddy("eval mmlu --cot --data " + data.string() + " --predictions " + preds.string(), true);
+  EXPECT_NE(bad.out.find("--cot: only for gsm8k"), std::string::npos) << bad.out;
 }
 
 TEST_F(EvalCli, HumanEvalCanonicalPassEmptyAndWrongFail) {
@@ -248,7 +337,7 @@ TEST_F(EvalCli, ArenaBattleBetweenModels) {
 TEST_F(EvalCli, ErrorsNameTheTaskFileLineAndField) {
   const Result unknown = run_teddy("eval nosuch --checkpoint " + *run_ + " --data x", true);
   EXPECT_EQ(unknown.rc, 1);
-  EXPECT_NE(unknown.out.find("unknown task 'nosuch' (known: mmlu, arc_challenge, gsm8k, humaneval, perplexity)"), std::string::npos)
+  EXPECT_NE(unknown.out.find("unknown task 'nosuch' (known: mmlu, arc_challenge, gsm8k, gsm8k_cot, humaneval, perplexity)"), std::string::npos)
       << unknown.out;
   write_text(*dir_ / "bad_arc.jsonl", R"({"question": {"stem": "q", "choices": []}})" "\n" "{oops\n");
   const Result json_err = run_teddy("eval arc_challenge --checkpoint " + *run_ + " --data " + (*dir_ / "bad_arc.jsonl").string(), true);

@@ -2,9 +2,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
+#include <iterator>
 
 #include "teddy/core/error.h"
 #include "teddy/eval/metrics.h"
+#include "teddy/eval/prompts.h"
 #include "teddy/eval/tasks.h"
 
 namespace teddy {
@@ -87,6 +90,41 @@ TEST(EvalMetrics, StandardError) {
   // Values 1, 0, 1, 0: sample sd = sqrt(1/3), stderr = sqrt(1/3) / 2.
   const std::vector<double> v{1, 0, 1, 0};
   EXPECT_NEAR(mean_stderr(v), std::sqrt(1.0 / 3.0) / 2.0, 1e-15);
+}
+
+}  // namespace
+}  // namespace teddy
+
+namespace teddy {
+namespace {
+
+// gsm8k_cot's strict filter: "The answer is (\-?[0-9\.\,]+)." takes the first match and
+// needs one more character after the number (the regex's final unescaped ".").
+TEST(EvalMetrics, Gsm8kCotStrictAndExtract) {
+  EXPECT_EQ(gsm8k_cot_strict("So 21 - 15 = 6. The answer is 6."), "6");
+  EXPECT_EQ(gsm8k_cot_strict("The answer is -1,205.\nThe answer is 3."), "-1,205");
+  EXPECT_EQ(gsm8k_cot_strict("The answer is 6"), "[invalid]");  // nothing after the number
+  EXPECT_EQ(gsm8k_cot_strict("The answer is 7 apples."), "7");
+  EXPECT_EQ(gsm8k_cot_strict("#### 7"), "[invalid]");
+  EXPECT_EQ(gsm8k_cot_extract("we get 3 and then 12"), "12");  // flexible: the last number
+  EXPECT_TRUE(gsm8k_match(gsm8k_cot_extract("The answer is 1,205."), "1200 + 5\n#### 1,205"));
+}
+
+// The prompt byte for byte as lm-eval renders gsm8k_cot: tests/eval/data/gsm8k_cot_prompt.txt
+// was rendered with Jinja2 from lm_eval/tasks/gsm8k/gsm8k-cot.yaml (EleutherAI
+// lm-evaluation-harness 4e7e0d4: doc_to_text and doc_to_target templates over its
+// fewshot_config samples, target_delimiter " ", fewshot_delimiter "\n\n").
+TEST(EvalPrompts, Gsm8kCotMatchesLmEvalsRendering) {
+  std::ifstream f(TEDDY_SOURCE_DIR "/tests/eval/data/gsm8k_cot_prompt.txt", std::ios::binary);
+  ASSERT_TRUE(f) << "tests/eval/data/gsm8k_cot_prompt.txt";
+  const std::string want((std::istreambuf_iterator<char>(f)), {});
+  Gsm8kDoc d;
+  d.question = "Tom has 3 apples and buys 4 more. How many apples does he have?";
+  d.answer = "He has 3 + 4 = <<3+4=7>>7 apples.\n#### 7";
+  EXPECT_EQ(gsm8k_cot_prompt(d, 8), want);
+  ASSERT_EQ(gsm8k_cot_exemplars().size(), 8u);
+  EXPECT_EQ(gsm8k_cot_prompt(d, 0), "Q: " + d.question + "\nA:");
+  EXPECT_EQ(gsm8k_cot_stop_sequences(), (std::vector<std::string>{"Q:", "</s>", "<|im_end|>"}));
 }
 
 }  // namespace

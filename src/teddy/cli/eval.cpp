@@ -50,6 +50,13 @@ void print_table(const EvalResult& r, double seconds) {
       std::printf("%-40s %6s %8s\n", name.c_str(), fmt(g["n"]).c_str(), fmt(g["acc"]).c_str());
     std::printf("\n");
   }
+  if (r.categories.is_object() && !r.categories.empty()) {
+    std::printf("%-40s %6s %8s %8s %10s\n", "category (lm-eval's groups)", "n", "subjects", "acc", "acc_macro");
+    for (const auto& [name, g] : r.categories.items())
+      std::printf("%-40s %6s %8s %8s %10s\n", name.c_str(), fmt(g["n"]).c_str(), fmt(g["subjects"]).c_str(),
+                  fmt(g["acc"]).c_str(), fmt(g["acc_macro"]).c_str());
+    std::printf("\n");
+  }
   std::printf("%-16s %6s  %-22s %s\n", "task", "n", "metric", "value");
   bool first = true;
   for (const auto& [name, v] : r.metrics.items()) {
@@ -174,6 +181,7 @@ void register_eval(CLI::App& app, Run& run) {
         j["n"] = r.n;
         for (const auto& [k, v] : r.metrics.items()) j[k] = v;
         if (!r.groups.is_null()) j["groups"] = r.groups;
+        if (!r.categories.is_null()) j["categories"] = r.categories;
         j["info"] = r.info;
         j["seconds"] = seconds;
         std::printf("%s\n", dump_lossy(j).c_str());

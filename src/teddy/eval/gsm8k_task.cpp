@@ -16,9 +16,12 @@ namespace teddy {
 namespace {
 
 // Scores one completion into r; returns whether it matched.
+// cot: gsm8k_cot's strict filter ("The answer is N.") instead of "#### N".
 void score_completion(const Gsm8kDoc& d, size_t idx, const std::string& prompt, const std::string& completion,
-                      EvalResult& r, std::vector<double>& em, std::vector<double>& strict, std::vector<double>& flex) {
-  const std::string ex = gsm8k_extract(completion), s = gsm8k_strict(completion), f = gsm8k_flexible(completion);
+                      EvalResult& r, std::vector<double>& em, std::vector<double>& strict, std::vector<double>& flex,
+                      bool cot) {
+  const std::string ex = cot ? gsm8k_cot_extract(completion) : gsm8k_extract(completion);
+  const std::string s = cot ? gsm8k_cot_strict(completion) : gsm8k_strict(completion), f = gsm8k_flexible(completion);
   const bool ok = gsm8k_match(ex, d.answer);
   em.push_back(ok);
   strict.push_back(gsm8k_match(s, d.answer));
@@ -56,7 +59,16 @@ EvalResult eval_gsm8k(Model& m, const Tokenizer& tok, const std::string& data, c
   const int K = o.shots < 0 ? 8 : o.shots;
   const std::vector<Gsm8kDoc> docs = read_gsm8k(data);
   size_t first = 0;
-  const std::vector<Gsm8kDoc> shots = select_shots(docs, K, o.fewshot_path, read_gsm8k, first);
+  std::vector<Gsm8kDoc> shots;
+  if (o.cot) {
+    // gsm8k_cot: lm-eval's fixed exemplars, never rows of the data.
+    if (!o.fewshot_path.empty()) throw ConfigError("gsm8k_cot: its exemplars are fixed (Wei et al.); give no --fewshot");
+    if (K > static_cast<int>(gsm8k_cot_exemplars().size()))
+      throw ConfigError("gsm8k_cot: " + std::to_string(K) + " shots asked, it has " +
+                        std::to_string(gsm8k_cot_exemplars().size()) + " exemplars");
+  } else {
+    shots = select_shots(docs, K, o.fewshot_path, read_gsm8k, first);
+  }
   const size_t end = o.limit ? std::min(docs.size(), first + o.limit) : docs.size();
   if (first >= end) throw FormatError(data + ": no problems left to score after the few-shot rows");
   SamplingOptions so;
@@ -65,19 +77,23 @@ EvalResult eval_gsm8k(Model& m, const Tokenizer& tok, const std::string& data, c
   so.seed = o.seed;
   const int max_new = o.max_new_tokens > 0 ? o.max_new_tokens : 256;
   EvalResult r;
-  r.task = "gsm8k";
+  r.task = o.cot ? "gsm8k_cot" : "gsm8k";
   std::vector<double> em, strict, flex;
   int dropped = 0;
   for (size_t i = first; i < end; ++i) {
-    const std::string prompt = gsm8k_prompt(docs[i], shots);
-    const GenerateUntilResult g = generate_until(m, tok, prompt, gsm8k_stop_sequences(), max_new, so);
+    const std::string prompt = o.cot ? gsm8k_cot_prompt(docs[i], K) : gsm8k_prompt(docs[i], shots);
+    const GenerateUntilResult g =
+        generate_until(m, tok, prompt, o.cot ? gsm8k_cot_stop_sequences() : gsm8k_stop_sequences(), max_new, so);
     dropped += g.dropped_tokens > 0;
-    score_completion(docs[i], i, prompt, g.text, r, em, strict, flex);
+    score_completion(docs[i], i, prompt, g.text, r, em, strict, flex, o.cot);
     if (o.progress) o.progress(i + 1 - first, end - first);
   }
   finish(r, em, strict, flex);
   r.info["shots"] = K;
-  r.info["fewshot_source"] = K == 0 ? "none" : o.fewshot_path.empty() ? "the first rows of the data (not scored)" : o.fewshot_path;
+  r.info["fewshot_source"] = K == 0                    ? "none"
+                             : o.cot                     ? "lm-eval gsm8k-cot.yaml's fixed exemplars (Wei et al.)"
+                             : o.fewshot_path.empty()    ? "the first rows of the data (not scored)"
+                                                         : o.fewshot_path;
   r.info["max_new_tokens"] = max_new;
   r.info["prompts_truncated"] = dropped;
   return r;
@@ -88,7 +104,7 @@ EvalResult score_gsm8k_predictions(const std::string& data, const std::string& p
   std::map<std::string, size_t> by_question;
   for (size_t i = 0; i < docs.size(); ++i) by_question.emplace(docs[i].question, i);
   EvalResult r;
-  r.task = "gsm8k";
+  r.task = o.cot ? "gsm8k_cot" : "gsm8k";
   std::vector<double> em, strict, flex;
   for (const JsonlRow& row : read_jsonl(predictions)) {
     if (o.limit && em.size() >= o.limit) break;
@@ -106,7 +122,7 @@ EvalResult score_gsm8k_predictions(const std::string& data, const std::string& p
     } else {
       row_error(predictions, row.line, "needs a string field \"question\" or an integer field \"idx\" (0-based row of the data)");
     }
-    score_completion(docs[idx], idx, "", completion, r, em, strict, flex);
+    score_completion(docs[idx], idx, "", completion, r, em, strict, flex, o.cot);
   }
   if (em.empty()) throw FormatError(predictions + ": no predictions");
   finish(r, em, strict, flex);

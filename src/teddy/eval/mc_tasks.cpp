@@ -5,6 +5,7 @@
 #include "teddy/eval/datasets.h"
 #include "teddy/eval/fewshot.h"
 #include "teddy/eval/metrics.h"
+#include "teddy/eval/mmlu_categories.h"
 #include "teddy/eval/prompts.h"
 #include "teddy/eval/tasks.h"
 
@@ -120,6 +121,38 @@ EvalResult eval_mmlu(Model& m, const Tokenizer& tok, const std::string& data, co
   r.metrics["acc"] = micro / static_cast<double>(all.size());
   r.metrics["acc_stderr"] = mean_stderr(all);
   r.metrics["acc_macro"] = macro / static_cast<double>(per.size());
+  // lm-eval's category groups: acc weighted by size (micro) as lm-eval reports a group,
+  // and the mean over the category's subjects (macro). Subjects outside lm-eval's 57
+  // belong to none.
+  struct Cat {
+    double correct = 0, subject_acc_sum = 0;
+    size_t n = 0, subjects = 0;
+  };
+  std::map<std::string, Cat> cats;
+  std::vector<std::string> uncategorised;
+  for (const auto& [subject, p] : per) {
+    const std::string c = mmlu_category(subject);
+    if (c.empty()) {
+      uncategorised.push_back(subject);
+      continue;
+    }
+    Cat& k = cats[c];
+    k.correct += p.first;
+    k.n += p.second;
+    k.subject_acc_sum += p.first / static_cast<double>(p.second);
+    ++k.subjects;
+  }
+  r.categories = nlohmann::ordered_json::object();
+  for (const std::string& c : mmlu_categories()) {
+    const auto it = cats.find(c);
+    if (it == cats.end()) continue;
+    const Cat& k = it->second;
+    const double acc = k.correct / static_cast<double>(k.n);
+    r.categories[c] = {{"n", k.n}, {"subjects", k.subjects}, {"acc", acc},
+                       {"acc_macro", k.subject_acc_sum / static_cast<double>(k.subjects)}};
+    r.metrics["acc_" + c] = acc;
+  }
+  if (!uncategorised.empty()) r.info["uncategorised_subjects"] = uncategorised;
   r.info["shots"] = K;
   r.info["fewshot_source"] = K == 0 ? "none" : dev.empty() ? "the first rows of each subject (not scored)" : dev;
   r.info["subjects"] = per.size();

@@ -50,6 +50,18 @@ std::string gsm8k_extract(std::string_view text) {
   return s == "[invalid]" ? gsm8k_flexible(text) : s;
 }
 
+std::string gsm8k_cot_strict(std::string_view text) {
+  static const std::regex re("The answer is (\\-?[0-9\\.\\,]+).");
+  std::match_results<std::string_view::const_iterator> m;
+  if (std::regex_search(text.begin(), text.end(), m, re)) return m[1].str();
+  return "[invalid]";
+}
+
+std::string gsm8k_cot_extract(std::string_view text) {
+  std::string s = gsm8k_cot_strict(text);
+  return s == "[invalid]" ? gsm8k_flexible(text) : s;
+}
+
 std::string gsm8k_normalize(std::string_view in) {
   // lm-eval applies its regexes_to_ignore in order: ",", "\$", "(?s).*#### ", "\.$".
   std::string s;

@@ -32,6 +32,11 @@ McPrediction mc_predict(std::span<const double> loglik, std::span<const std::str
 std::string gsm8k_strict(std::string_view text);
 std::string gsm8k_flexible(std::string_view text);
 std::string gsm8k_extract(std::string_view text);
+// gsm8k_cot's strict filter: the first "The answer is <number>" followed by any one
+// character (regex "The answer is (\-?[0-9\.\,]+)."); exact_match for gsm8k_cot is
+// this, else the flexible filter.
+std::string gsm8k_cot_strict(std::string_view text);
+std::string gsm8k_cot_extract(std::string_view text);
 // lm-eval's exact_match normalisation for GSM8K: remove ",", "$", everything up to
 // the last "#### ", one trailing "."; lower case. A reference "...#### 1,234"
 // becomes "1234".

@@ -9,11 +9,16 @@
 //          choices scored are " <text>".
 //   GSM8K  "Question: <question>\nAnswer:", shots end in " <worked answer>\n\n";
 //          generation stops at "Question:", "</s>" or "<|im_end|>".
+//   GSM8K-CoT (lm-eval's gsm8k_cot) "Q: <question>\nA:", shots the fixed 8
+//          chain-of-thought exemplars of Wei et al. (2022) as lm-eval's gsm8k-cot.yaml
+//          lists them, each "Q: <q>\nA: <reasoning ... The answer is N.>\n\n";
+//          generation stops at "Q:", "</s>" or "<|im_end|>".
 //   HumanEval  the task's prompt; generation stops at "\nclass", "\ndef", "\n#",
 //          "\nif" or "\nprint" (the Codex paper's stop sequences).
 // Few-shot rows are the first K of the few-shot split (lm-eval's first_n sampler).
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "teddy/eval/datasets.h"
@@ -32,6 +37,12 @@ std::vector<std::string> arc_continuations(const McDoc& d);  // " <text>" per ch
 std::string gsm8k_question(const Gsm8kDoc& d);
 std::string gsm8k_prompt(const Gsm8kDoc& d, std::span<const Gsm8kDoc> shots);
 const std::vector<std::string>& gsm8k_stop_sequences();
+
+// gsm8k_cot: the exemplars (question, target), the prompt with the first `shots` of
+// them (0..8), the stop sequences.
+const std::vector<std::pair<std::string, std::string>>& gsm8k_cot_exemplars();
+std::string gsm8k_cot_prompt(const Gsm8kDoc& d, int shots);
+const std::vector<std::string>& gsm8k_cot_stop_sequences();
 
 const std::vector<std::string>& humaneval_stop_sequences();
 // The program HumanEval's reference harness runs for a completion:

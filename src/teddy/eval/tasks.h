@@ -40,6 +40,9 @@ struct EvalResult {
   size_t n = 0;                     // samples scored
   nlohmann::ordered_json metrics;   // {"acc": .., "acc_stderr": .., ...}
   nlohmann::ordered_json groups;    // MMLU: {subject: {"n", "acc"}}; else null
+  // MMLU: lm-eval's category groups present, {category: {"n", "subjects", "acc" (micro,
+  // lm-eval's weight_by_size), "acc_macro" (mean over its subjects)}}; else null.
+  nlohmann::ordered_json categories;
   nlohmann::ordered_json info;      // shots, chance level, few-shot source, sandbox isolation ...
   std::vector<nlohmann::ordered_json> samples;  // one record per sample (--log-samples)
 };

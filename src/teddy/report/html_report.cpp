@@ -93,6 +93,7 @@ const char* kHoverScript = R"JS(
       if (sx < d.left || sx > d.left + d.width) { box.style.display = 'none'; guide.style.display = 'none'; return; }
       var t = d.x0 + (sx - d.left) / d.width * (d.x1 - d.x0);
       var x = d.log ? Math.pow(10, t) : t;
+      if (d.xlabel === 'step') x = Math.round(x);  // steps are whole
       box.textContent = '';
       var head = document.createElement('div');
       head.textContent = d.xlabel + ' ' + fmt(x);
