@@ -8,13 +8,17 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <algorithm>
 #include <map>
+#include <random>
 #include <nlohmann/json.hpp>
 
 #include "eval/eval_fixtures.h"
 #include "teddy/eval/datasets.h"
 #include "teddy/eval/metrics.h"
 #include "teddy/eval/mmlu_categories.h"
+#include "teddy/io/hf_peft.h"
+#include "teddy/model/lora.h"
 
 namespace teddy {
 namespace {
@@ -253,6 +257,80 @@ TEST_F(EvalCli, Gsm8kCotPredictions) {
   EXPECT_EQ(same["exact_match_strict"], j["exact_match_strict"]);
   const Result bad = run_teddy("eval mmlu --cot --data " + data.string() + " --predictions " + preds.string(), true);
   EXPECT_NE(bad.out.find("--cot: only for gsm8k"), std::string::npos) << bad.out;
+}
+
+// --adapter DIR: a PEFT adapter on the checkpoint, scored unmerged, gives the scores of
+// the merged model (`teddy lora merge`) up to float rounding. Bound, per continuation:
+// merging changes only the rounding inside the adapted linears; each output of a
+// linear of fan-in n moves by at most about n*u relative (u = 2^-24, fp32 sums), at most
+// 4 adapted linears per block on the path through n_layer blocks, and a continuation
+// of T tokens sums T log-probabilities: |dll| <= T * 4 * n_layer * d_ff * u * max(1, |ll|)
+// (gpt2-tiny: n_layer 2, d_ff 128 is the largest fan-in). The adapter itself moves the
+// scores far more than that (checked), so a dropped adapter fails.
+TEST_F(EvalCli, AdapterScoresEqualTheMergedModel) {
+  const fs::path adapter = *dir_ / "adapter";
+  {
+    ModelConfig c = ModelConfig::preset("gpt2-tiny");
+    c.vocab_size = 257;
+    c.padded_vocab_size = ModelConfig::pad_vocab(257);
+    c.max_seq_len = 256;
+    Model m(c);
+    m.init_weights(7);  // make_run's base
+    LoraConfig l;
+    l.r = 4;
+    l.alpha = 8;
+    l.targets = {"all"};
+    m.enable_lora(l, 3);
+    std::mt19937 rng(11);
+    std::normal_distribution<float> nd(0.0f, 0.2f);
+    for (size_t i = 0; i < m.flat_size(); ++i) m.params()[i] = nd(rng);  // A and B both non-zero
+    save_peft_adapter(m, adapter.string(), "teddy-test-base");
+  }
+  const fs::path data = test::make_arc(*dir_ / "arc_adapter.jsonl");
+  const fs::path la = *dir_ / "with_adapter.jsonl", lm = *dir_ / "merged.jsonl", lb = *dir_ / "base.jsonl";
+  const json ja = run_json("eval arc_challenge --checkpoint " + *run_ + " --adapter " + adapter.string() + " --data " +
+                           data.string() + " --log-samples " + la.string());
+  EXPECT_EQ(ja["info"]["adapter"], adapter.string());
+  const fs::path merged = *dir_ / "merged_run";
+  fs::remove_all(merged);
+  const Result mr = run_teddy("lora merge --base " + *run_ + " --adapter " + adapter.string() + " --out " + merged.string(), true);
+  ASSERT_EQ(mr.rc, 0) << mr.out;
+  const json jm = run_json("eval arc_challenge --checkpoint " + merged.string() + " --data " + data.string() +
+                           " --log-samples " + lm.string());
+  run_json("eval arc_challenge --checkpoint " + *run_ + " --data " + data.string() + " --log-samples " + lb.string());
+  const std::vector<json> a = read_lines(la), b = read_lines(lm), base = read_lines(lb);
+  ASSERT_EQ(a.size(), b.size());
+  ASSERT_EQ(a.size(), base.size());
+  constexpr double u = 1.0 / (1 << 24);
+  const double per_token = 4.0 * 2 * 128 * u;
+  double max_rel_gap = 0, adapter_effect = 0;
+  bool same_predictions = true;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const std::vector<double> x = a[i]["loglikelihoods"], y = b[i]["loglikelihoods"], z = base[i]["loglikelihoods"];
+    const std::vector<std::string> choices = a[i]["choices"];
+    double margin = 1e300;  // the best choice's lead over the next, normalised by its bound
+    std::vector<double> sorted = x;
+    std::sort(sorted.rbegin(), sorted.rend());
+    for (size_t k = 0; k < x.size(); ++k) {
+      const double bound = static_cast<double>(choices[k].size()) * per_token * std::max(1.0, std::fabs(x[k]));
+      EXPECT_LE(std::fabs(x[k] - y[k]), bound) << "sample " << i << " choice " << k;
+      max_rel_gap = std::max(max_rel_gap, std::fabs(x[k] - y[k]) / bound);
+      adapter_effect = std::max(adapter_effect, std::fabs(x[k] - z[k]) / bound);
+      if (sorted.size() > 1) margin = std::min(margin, (sorted[0] - sorted[1]) / (2 * bound));
+    }
+    if (margin > 1) same_predictions = same_predictions && a[i]["prediction"] == b[i]["prediction"];
+  }
+  EXPECT_TRUE(same_predictions);
+  EXPECT_GT(adapter_effect, 10.0) << "the adapter must move the scores far beyond the bound for this test to mean anything";
+  // Where no choice is within the bound of another, the metrics are the same.
+  EXPECT_EQ(ja["acc"], jm["acc"]);
+  EXPECT_EQ(ja["acc_norm"], jm["acc_norm"]);
+  std::printf("largest |d loglik| / bound: %.3g; adapter effect / bound: %.3g\n", max_rel_gap, adapter_effect);
+  // An adapter for another base is named.
+  const Result bad = run_teddy("eval arc_challenge --checkpoint " + *run_ + " --adapter " + (*dir_ / "nope").string() +
+                               " --data " + data.string(), true);
+  EXPECT_NE(bad.rc, 0);
+  EXPECT_NE(bad.out.find("nope"), std::string::npos) << bad.out;
 }
 
 TEST_F(EvalCli, HumanEvalCanonicalPassEmptyAndWrongFail) {

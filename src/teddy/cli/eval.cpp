@@ -11,6 +11,7 @@
 #include "teddy/eval/tasks.h"
 #include "teddy/io/atomic_file.h"
 #include "teddy/io/hf_import.h"
+#include "teddy/io/hf_peft.h"
 #include "teddy/train/chat_model.h"
 
 namespace teddy::cli {
@@ -24,7 +25,7 @@ std::string dump_lossy(const nlohmann::ordered_json& j) {
 }
 
 struct Opts {
-  std::string task, checkpoint, model, tokenizer, data, fewshot, predictions, log_samples, text_field = "text";
+  std::string task, checkpoint, model, tokenizer, adapter, data, fewshot, predictions, log_samples, text_field = "text";
   int shots = -1, batch = 16, max_tokens = -1, samples_per_task = 1;
   size_t limit = 0;
   float temperature = 0.0f, top_p = 1.0f;
@@ -83,6 +84,9 @@ void register_eval(CLI::App& app, Run& run) {
   CLI::Option* md = sub->add_option("--model", o->model, "hf:DIR (a Hugging Face model directory), or a checkpoint / run directory");
   ck->excludes(md);
   md->excludes(ck);
+  sub->add_option("--adapter", o->adapter,
+                  "A LoRA adapter directory in PEFT's format (teddy lora export writes them) on top of --checkpoint / "
+                  "--model; scored unmerged, as teddy generate --adapter runs it");
   sub->add_option("--tokenizer", o->tokenizer, "Tokenizer file (default: tokenizer.json of the checkpoint's run)");
   sub->add_option("--data", o->data,
                   "The task's data as published: MMLU's folder (test/ and dev/ CSVs) or JSONL export; ARC, GSM8K, "
@@ -150,6 +154,7 @@ void register_eval(CLI::App& app, Run& run) {
       if (!o->predictions.empty()) {
         if (!o->checkpoint.empty() || !o->model.empty())
           throw ConfigError("--predictions scores completions made elsewhere: give no --checkpoint / --model");
+        if (!o->adapter.empty()) throw ConfigError("--adapter: --predictions scores completions made elsewhere (no model)");
         if (o->task == "gsm8k" || o->task == "gsm8k_cot") r = score_gsm8k_predictions(o->data, o->predictions, eo);
         else if (o->task == "humaneval") r = score_humaneval_predictions(o->data, o->predictions, eo);
         else throw ConfigError("--predictions: only for the generation tasks gsm8k and humaneval (got " + o->task + ")");
@@ -165,8 +170,12 @@ void register_eval(CLI::App& app, Run& run) {
                       family_name(cm.model->config().family).data(), o->data.c_str());
         std::fflush(stdout);
         Model& m = *cm.model;
+        // The adapter on the base: LoRA turned on with its config and tensors (a
+        // mismatched adapter is a FormatError naming its file and tensor).
+        if (!o->adapter.empty()) load_peft_adapter(m, o->adapter);
         r = run_eval_task(m, cm.tok, tc, eo);
         r.info["model"] = cm.checkpoint;
+        if (!o->adapter.empty()) r.info["adapter"] = o->adapter;
       }
       bar.finish();
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
