@@ -119,6 +119,54 @@ TEST_F(PretrainDist, EveryStageFollowsTheSingleProcess) {
   expect_same(losses("single"), losses("np3_zero3"));
 }
 
+// [eval.<task>] under mpirun at ZeRO-3: rank 0 scores a snapshot of the gathered
+// weights while rank 1 waits in short polls. The evaluation takes longer than
+// dist.timeout_s (1 s: a perplexity pass over ~300 KB), so a blocking wait would trip
+// the watchdog. Every record equals `teddy eval` of the checkpoint at its step, one
+// process, one thread (rank 0's thread count): the same numbers exactly.
+TEST_F(PretrainDist, EvalTasksOnRankZeroEqualTeddyEvalOfTheCheckpoints) {
+  const fs::path text = root_ / "eval_ppl.txt";
+  {
+    std::ofstream t(text);
+    const char* words[] = {"the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far"};
+    for (int i = 0; i < 60000; ++i) t << words[(i * 7 + i / 13) % 10] << (i % 11 == 10 ? ".\n" : " ");
+  }
+  const fs::path arc = root_ / "eval_arc.jsonl";
+  std::ofstream(arc) << R"({"id": "q1", "question": {"stem": "Which one sat on the mat?", "choices": [{"text": "the cat", "label": "A"}, {"text": "the dog", "label": "B"}]}, "answerKey": "A"})"
+                     << "\n"
+                     << R"({"id": "q2", "question": {"stem": "Where did the dog run?", "choices": [{"text": "far away", "label": "A"}, {"text": "on a mat", "label": "B"}, {"text": "home", "label": "C"}]}, "answerKey": "A"})"
+                     << "\n";
+  const std::string run = "np2_eval";
+  const MpiResult r = ranks(2, run,
+                            "dist.zero=3 dist.timeout_s=1 eval.task_interval=10 eval.arc_challenge.data=" + arc.string() +
+                                " eval.perplexity.data=" + text.string());
+  ASSERT_EQ(r.rc, 0) << r.output;
+  std::map<std::pair<int, std::string>, nlohmann::json> recs;
+  double slowest = 0;
+  std::ifstream in(root_ / run / "metrics.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (!j.contains("eval")) continue;
+    EXPECT_TRUE(recs.emplace(std::make_pair(j["step"].get<int>(), j["eval"].get<std::string>()), j).second) << line;
+    slowest = std::max(slowest, j["eval_s"].get<double>());
+  }
+  ASSERT_EQ(recs.size(), 4u) << "arc_challenge and perplexity at steps 10 and 20";
+  EXPECT_GT(slowest, 1.0) << "the evaluation must outlast dist.timeout_s for this test to mean anything";
+  for (const auto& [key, rec] : recs) {
+    const std::string task = key.second == "perplexity" ? "perplexity --data " + text.string()
+                                                        : "arc_challenge --data " + arc.string();
+    const MpiResult e = run_command("env OMP_NUM_THREADS=1 " + kTeddy + " eval " + task + " --checkpoint " +
+                                    checkpoint_dir((root_ / run).string(), key.first) + " --json 2>/dev/null");
+    ASSERT_EQ(e.rc, 0) << e.output;
+    const auto want = nlohmann::json::parse(e.output.substr(e.output.find('{')));
+    EXPECT_EQ(rec["n"], want["n"]);
+    for (const auto& [name, v] : want.items())
+      if (v.is_number() && name != "n" && name != "seconds")
+        EXPECT_EQ(rec[name].get<double>(), v.get<double>()) << key.second << " " << name << " at step " << key.first;
+  }
+  std::printf("  slowest evaluation: %.2f s (dist.timeout_s = 1)\n", slowest);
+}
+
 // Saved by 3 ranks at ZeRO-3 (every rank writes its shard of parameters, m and v):
 // resumes with 3 ranks bit for bit as if never interrupted, with 2 ranks at ZeRO-0
 // and in one process within the reduction-order tolerance (the ranks after the
