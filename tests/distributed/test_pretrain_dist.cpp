@@ -160,9 +160,10 @@ TEST_F(PretrainDist, EvalTasksOnRankZeroEqualTeddyEvalOfTheCheckpoints) {
     ASSERT_EQ(e.rc, 0) << e.output;
     const auto want = nlohmann::json::parse(e.output.substr(e.output.find('{')));
     EXPECT_EQ(rec["n"], want["n"]);
-    for (const auto& [name, v] : want.items())
+    for (const auto& [name, v] : want.items()) {
       if (v.is_number() && name != "n" && name != "seconds")
         EXPECT_EQ(rec[name].get<double>(), v.get<double>()) << key.second << " " << name << " at step " << key.first;
+    }
   }
   std::printf("  slowest evaluation: %.2f s (dist.timeout_s = 1)\n", slowest);
 }
