@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -16,6 +17,7 @@
 #include "teddy/core/error.h"
 #include "teddy/train/pretrain_config.h"
 #include "teddy/train/sft_config.h"
+#include "train/sft_test_util.h"
 #include "train/tensorboard_check.h"
 #include "train/word_dataset.h"
 
@@ -184,6 +186,36 @@ TEST_F(TrainingEval, PretrainRecordsEqualTeddyEvalOfTheCheckpoints) {
   // Every record's metrics are TensorBoard scalars eval/<task>/<metric> at its step
   // (read by tests/reference/tfevents_reader.py).
   test::expect_tensorboard_matches_metrics(run.string());
+  // `teddy report` charts them over steps and puts the last values in the summary.
+  const fs::path page = root / "report.html";
+  const Result rep = run_teddy("report " + run.string() + " --out " + page.string());
+  ASSERT_EQ(rep.rc, 0) << rep.out;
+  std::ifstream in(page);
+  const std::string html((std::istreambuf_iterator<char>(in)), {});
+  for (const char* want : {"id=\"eval_mmlu_acc\"", "id=\"eval_arc_challenge_acc_norm\"", "id=\"eval_gsm8k_exact_match\"",
+                           "id=\"eval_perplexity_bits_per_byte\"", "Evaluation: mmlu acc", "<th>mmlu acc (last)</th>"})
+    EXPECT_NE(html.find(want), std::string::npos) << want;
+  EXPECT_EQ(html.find("eval_mmlu_acc_stderr"), std::string::npos);
+
+  // SFT with LoRA from that run: its perplexity records equal `teddy eval` of its checkpoints,
+  // which loads a LoRA run with the adapters folded in (the snapshot does the same).
+  const fs::path sft_run = root / "sft";
+  const std::string sft_cfg = (root / "s.toml").string();
+  write_text(sft_cfg, "[model]\ninit = \"" + run.string() + "\"\n[data]\ntrain = \"" + test::make_sft_data(root) +
+                          "\"\nval_fraction = 0.1\n[train]\nmicro_batch = 2\nseq_len = 32\nsteps = 2\nthreads = 1\n"
+                          "[optim]\nwarmup_steps = 1\nlr = 0.01\n[lora]\nr = 4\n[eval]\ninterval = 2\nbatches = 1\n"
+                          "[eval.perplexity]\ndata = \"" + ppl + "\"\n[checkpoint]\ninterval = 2\nkeep = 0\n"
+                          "[run]\npeak_gflops = 100\ndir = \"" + sft_run.string() + "\"\n");
+  r = run_teddy("sft -c " + sft_cfg);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const auto sft_recs = eval_records(sft_run, &count);
+  ASSERT_EQ(count, 1u);
+  const json& rec = sft_recs.begin()->second;
+  const Result e = run_teddy("eval " + args.at("perplexity") + " --checkpoint " + checkpoint_dir(sft_run.string(), 2) + " --json");
+  ASSERT_EQ(e.rc, 0) << e.out;
+  const json want = json::parse(e.out.substr(e.out.find('{')));
+  // Perplexity moves with any weight (an unmerged or missing adapter would show).
+  for (const char* m : {"perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte"}) EXPECT_EQ(rec[m], want[m]) << m;
 }
 
 }  // namespace
