@@ -80,7 +80,8 @@ struct TaskScores {
 };
 // Scores `snapshot` (a plain fp32 model with the run's weights at `step`, LoRA folded
 // in: what `teddy eval --checkpoint` of that step's checkpoint loads) on the run's
-// [eval.<task>] tasks, in config order. The CLI builds it from eval/
+// [eval.<task>] tasks, in task-name order (the config's tables, which TOML keeps
+// sorted). The CLI builds it from eval/
 // (eval/training_eval.h): train/ does not depend on eval/.
 using TaskEvaluator = std::function<std::vector<TaskScores>(Model& snapshot, int64_t step)>;
 
