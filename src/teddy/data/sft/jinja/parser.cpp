@@ -424,6 +424,8 @@ class Parser {
       if (is_op(".")) {
         const Token& dot = next();
         auto a = node(Expr::Kind::attr, dot);
+        a->line = e->line;  // errors point at the start of the expression
+        a->col = e->col;
         if (peek().kind == Tok::integer) {  // `x.0` is x[0]
           a->kind = Expr::Kind::index;
           auto lit = node(Expr::Kind::literal, peek());
@@ -452,6 +454,8 @@ class Parser {
         if (colons == 0) {
           if (!parts[0]) fail(br, "empty subscript");
           auto ix = node(Expr::Kind::index, br);
+          ix->line = e->line;
+          ix->col = e->col;
           ix->kids.push_back(std::move(e));
           ix->kids.push_back(std::move(parts[0]));
           e = std::move(ix);
@@ -463,6 +467,8 @@ class Parser {
         }
       } else if (is_op("(")) {
         auto c = node(Expr::Kind::call, peek());
+        c->line = e->line;  // errors point at the start of what is called
+        c->col = e->col;
         c->kids.push_back(std::move(e));
         call_args(*c);
         e = std::move(c);
