@@ -5,7 +5,9 @@
 // (tests/io/jinja_render.py). Conversations with and without a system prompt, with and
 // without add_generation_prompt, quotes, backslashes, Jinja syntax, unicode and
 // surrounding whitespace in the content; tool calls and tool results; templates that
-// refuse a conversation (raise_exception) must refuse it in all three.
+// refuse a conversation (raise_exception) must refuse it in all three. Also the engine's
+// constructs in an indented layout where trim_blocks / lstrip_blocks decide the output
+// (tests/io/jinja/constructs.jinja).
 // Needs node and npm (like the llama.cpp peer test) and python3-jinja2 (scripts/setup.sh).
 #include <gtest/gtest.h>
 
@@ -92,6 +94,12 @@ std::vector<Case> cases() {
                         {"bos_token", f.bos}, {"eos_token", f.eos}}});
     }
   }
+  // The engine's constructs in an indented layout (tests/io/jinja/constructs.jinja).
+  const std::string constructs = test::read_file(TEDDY_SOURCE_DIR "/tests/io/jinja/constructs.jinja");
+  for (const json& conv : conversations())
+    for (bool gen : {false, true})
+      out.push_back({"constructs.jinja", constructs, {{"messages", conv}, {"add_generation_prompt", gen}}});
+  out.push_back({"constructs.jinja", constructs, {{"messages", json::array()}, {"add_generation_prompt", true}}});
   // teddy's own published templates (chat_template_jinja), as in test_hf_chat_template.
   for (const std::string& name : ChatTemplate::names())
     for (const json& conv : conversations())
@@ -150,7 +158,7 @@ TEST(JinjaPeers, PublishedTemplatesRenderAsJinja2AndHuggingFaceJinja) {
     }
     EXPECT_EQ(mine[i], py[i]) << what << " vs Jinja2";
     EXPECT_EQ(mine[i], node[i]) << what << " vs @huggingface/jinja";
-    ++compared;
+    compared += mine[i] == py[i] && mine[i] == node[i];
   }
   std::printf("%zu renders equal in teddy, Jinja2 and @huggingface/jinja; %zu conversations refused by all three\n",
               compared, refused);
