@@ -92,6 +92,11 @@ TEST(Jinja, SetScopingAndNamespace) {
   EXPECT_EQ(R("{% set a, b = 1, 2 %}{{ a }}{{ b }}"), "12");
   EXPECT_EQ(R("{% set x %}in {{ 'block' }}{% endset %}[{{ x }}]"), "[in block]");
   EXPECT_EQ(R("{% set messages = messages[1:] %}{{ messages | length }}", {{"messages", {1, 2, 3}}}), "2");
+  // Each iteration starts from the outer value (Jinja2: "01020"), and a macro sees the
+  // template's variables as they are when it is called.
+  EXPECT_EQ(R("{% set x = 0 %}{% for i in [1,2] %}{{ x }}{% set x = i %}{{ x }}{% endfor %}{{ x }}"), "01020");
+  EXPECT_EQ(R("{% for i in [1,2] %}[{{ y }}]{% set y = i %}{% endfor %}"), "[][]");
+  EXPECT_EQ(R("{% macro m() %}{{ g }}{% endmacro %}{% set g = 5 %}{{ m() }}"), "5");
 }
 
 TEST(Jinja, Macros) {
