@@ -320,6 +320,18 @@ TEST(JinjaChat, EndOfTurnDerivedFromEachPublishedTemplate) {
   }
 }
 
+// strftime_now reads the pinned clock: Llama 3.2's "Today Date" is the same every day
+// (else an SFT run's tokens would change with the day it resumes on).
+TEST(JinjaChat, TodaysDateIsPinned) {
+  const ChatTemplate t = ChatTemplate::from_jinja("model", published("meta-llama-Llama-3.2-3B-Instruct.jinja"),
+                                                  "<|begin_of_text|>", "<|eot_id|>");
+  const std::vector<ChatTurn> conv = {{ChatRole::user, "Hi"}};
+  EXPECT_EQ(render_jinja_text(t, conv, true),
+            "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\n"
+            "Today Date: 26 Jul 2024\n\n<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
+            "<|start_header_id|>assistant<|end_header_id|>\n\n");
+}
+
 // Mistral's template writes the system prompt into the last user turn only: a
 // conversation with one has no prefix property, and SFT refuses it, naming the turn
 // (and, through SftDataset, the file and line).

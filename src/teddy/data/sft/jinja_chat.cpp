@@ -13,7 +13,9 @@ std::string render_jinja_text(const ChatTemplate& t, std::span<const ChatTurn> t
   const nlohmann::json ctx = {{"messages", messages},     {"add_generation_prompt", add_generation_prompt},
                               {"bos_token", t.bos_token}, {"eos_token", t.eos_token},
                               {"tools", nullptr},         {"documents", nullptr}};
-  return t.compiled().render(ctx);
+  jinja::RenderOptions opt;
+  opt.now = [] { return kChatTemplateClock; };
+  return t.compiled().render(ctx, opt);
 }
 
 namespace {

@@ -13,6 +13,7 @@
 // writes after it in that turn). A template without the property (Mistral's puts the
 // system prompt into the last user turn) is refused for SFT with the turn named.
 // Each masked or unmasked stretch is encoded on its own, so no token spans a boundary.
+#include <ctime>
 #include <span>
 #include <string>
 #include <vector>
@@ -20,6 +21,12 @@
 #include "teddy/data/sft/chat_template.h"
 
 namespace teddy {
+
+// strftime_now's clock for every render: 2024-07-26 12:00 UTC, the date Llama 3.1's
+// template falls back to. Templates that print today's date (Llama 3.2) then render the
+// same text every day, so an SFT run, its resume and its evaluation do not depend on
+// when they ran.
+inline constexpr std::time_t kChatTemplateClock = 1721995200;
 
 // The template's text for `turns`. Throws Error naming the template, line and column.
 std::string render_jinja_text(const ChatTemplate& t, std::span<const ChatTurn> turns, bool add_generation_prompt);

@@ -10,24 +10,18 @@
 
 namespace teddy::jinja {
 
-// Calls a function value with arguments; the interpreter passes itself in so filters
-// such as map and select can apply other filters and tests.
+// The parser refuses names these do not know; filters such as map and select apply
+// other filters and tests by name.
 bool is_filter(const std::string& name);
 bool is_test(const std::string& name);
 Value apply_filter(const std::string& name, const Value& v, Args& args);
 bool apply_test(const std::string& name, const Value& v, Args& args);
-// A bound method of a string or dict (`.strip`, `.items`), or Undefined.
-Value method_of(const Value& obj, const std::string& name);
-// raise_exception(msg), strftime_now(fmt) (`now` gives the time: injectable for tests),
-// namespace(**kw), range([start,] stop[, step]).
+// raise_exception(msg), strftime_now(fmt) (`now`: RenderOptions::now), namespace(**kw),
+// range([start,] stop[, step]).
 Dict global_functions(std::function<std::time_t()> now);
 
-// Argument helpers: positional i or keyword `name`, else `def`.
+// Argument i, or the keyword argument `name`, else `def`.
 Value arg(const Args& a, size_t i, const std::string& name, const Value& def);
-
-}  // namespace teddy::jinja
-
-namespace teddy::jinja {
 
 // Jinja's getattr on a value: a string's or dict's method, else a dict's key, else
 // Undefined (an attribute of none or of a number is Undefined too, as in Jinja).

@@ -1,7 +1,9 @@
 #include "teddy/data/sft/jinja/interpreter.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
 
 #include "teddy/data/sft/jinja/builtins.h"
 #include "teddy/data/sft/jinja/error.h"

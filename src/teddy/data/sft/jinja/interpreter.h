@@ -13,7 +13,9 @@
 namespace teddy::jinja {
 
 struct RenderOptions {
-  std::function<std::time_t()> now;  // strftime_now's clock (default: the system's)
+  // strftime_now's clock. Unset: the system's, in local time (transformers:
+  // datetime.now()); set: that instant in UTC, so a pinned clock renders alike everywhere.
+  std::function<std::time_t()> now;
 };
 
 // Throws JinjaError "<where>:<line>:<col>: ..." for a failure at that place.

@@ -165,7 +165,8 @@ Dict global_functions(std::function<std::time_t()> now) {
                    if (!fmt.is_string()) throw JinjaError("strftime_now(): expected a format string");
                    const std::time_t t = now ? now() : std::time(nullptr);
                    std::tm tm{};
-                   localtime_r(&t, &tm);  // transformers: datetime.now().strftime(format)
+                   if (now) gmtime_r(&t, &tm);  // a pinned instant: the same date in every time zone
+                   else localtime_r(&t, &tm);   // transformers: datetime.now().strftime(format)
                    char buf[256];
                    const size_t n = std::strftime(buf, sizeof buf, fmt.str().c_str(), &tm);
                    return std::string(buf, n);
