@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "teddy/core/error.h"
+#include "teddy/data/sft/jinja/template.h"
 #include "teddy/data/sft/jinja_chat.h"
 #include "teddy/io/atomic_file.h"
 

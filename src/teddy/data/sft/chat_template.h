@@ -31,8 +31,11 @@
 #include <memory>
 
 #include "teddy/data/sft/format.h"
-#include "teddy/data/sft/jinja/template.h"
 #include "teddy/tokenizer/tokenizer.h"
+
+namespace teddy::jinja {
+class Template;  // data/sft/jinja/template.h: only the files that render include the engine
+}
 
 namespace teddy {
 

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "teddy/core/error.h"
+#include "teddy/data/sft/jinja/template.h"
 
 namespace teddy {
 
