@@ -5,7 +5,7 @@ PKGS=(build-essential cmake ninja-build pkg-config git ca-certificates
       libopenblas-openmp-dev libcli11-dev nlohmann-json3-dev libtomlplusplus-dev
       libxxhash-dev libpcre2-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev
       openmpi-bin libopenmpi-dev python3 python3-torch python3-numpy
-      python3-protobuf python3-crcmod)
+      python3-protobuf python3-crcmod python3-jinja2)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -359,3 +359,53 @@ TEST_F(SftTrainerTest, ADamagedInitCheckpointIsNamedWhenSkipped) {
             std::string::npos)
       << start;
 }
+
+// A Jinja template in an SFT run: teddy's ChatML written as Jinja (template.name =
+// "jinja:PATH", its specials named) gives the built-in ChatML's tokens and loss masks,
+// so the two runs train bit for bit alike; the run keeps the Jinja text in
+// chat_template.json with the end-of-turn token derived from it, and a template.bos
+// (a built-in template's string) next to a Jinja name is refused.
+TEST_F(SftTrainerTest, JinjaChatmlTrainsAsTheBuiltin) {
+  const std::string data = test::make_sft_data(root_);
+  const std::string jinja_path = (root_ / "chatml.jinja").string();
+  const std::string chatml_jinja =
+      "{% for message in messages %}{% if not loop.first %}{{ '\\n' }}{% endif %}{{ '<|im_start|>' + message['role'] + "
+      "'\\n' + message['content'] + '<|im_end|>' }}{% endfor %}{% if add_generation_prompt %}{% if messages | length > 0 "
+      "%}{{ '\\n' }}{% endif %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+  std::ofstream(jinja_path) << chatml_jinja;
+  SftTrainer a(tiny_config(base_, data, (root_ / "builtin").string(), {"train.steps=6"}), Resume::no);
+  SftTrainer b(tiny_config(base_, data, (root_ / "jinja").string(),
+                           {"train.steps=6", "template.name=jinja:" + jinja_path,
+                            "template.specials=[\"<|im_start|>\", \"<|im_end|>\"]"}),
+               Resume::no);
+  // template.name = "model": the base run's own template (as teddy import hf keeps it).
+  const fs::path own_base = root_ / "own_base";
+  fs::copy(base_, own_base, fs::copy_options::recursive);
+  ChatTemplate::from_jinja("model", chatml_jinja, "", "").save((own_base / "chat_template.json").string());
+  SftTrainer c(tiny_config(own_base.string(), data, (root_ / "model").string(),
+                           {"train.steps=6", "template.name=model", "template.specials=[\"<|im_start|>\", \"<|im_end|>\"]"}),
+               Resume::no);
+  EXPECT_EQ(c.chat_template().jinja, chatml_jinja);
+  EXPECT_EQ(a.data_report().train.loss_tokens, b.data_report().train.loss_tokens);
+  a.run({});
+  b.run({});
+  c.run({});
+  ASSERT_EQ(a.step_losses().size(), 6u);
+  EXPECT_EQ(a.step_losses(), b.step_losses());
+  EXPECT_EQ(a.step_losses(), c.step_losses());
+  try {  // "model" on a base without a template of its own
+    SftTrainer d(tiny_config(base_, data, (root_ / "d").string(), {"template.name=model"}), Resume::no);
+    ADD_FAILURE() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("has no chat template of its own"), std::string::npos) << e.what();
+  }
+  const ChatTemplate saved = ChatTemplate::load((root_ / "jinja" / "chat_template.json").string());
+  EXPECT_EQ(saved.jinja, chatml_jinja);
+  EXPECT_EQ(saved.end_of_turn, "<|im_end|>");
+  try {
+    tiny_config(base_, data, (root_ / "x").string(), {"template.name=jinja:" + jinja_path, "template.bos=\"<s>\""});
+    ADD_FAILURE() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("template.bos: only for built-in templates"), std::string::npos) << e.what();
+  }
+}

@@ -22,7 +22,7 @@ namespace teddy::cli {
 
 void register_generate(CLI::App& app, Run& run) {
   struct Opts {
-    std::string checkpoint, model, tokenizer, prompt;
+    std::string checkpoint, model, tokenizer, prompt, template_name;
     int max_tokens = 200;
     float temperature = 0.8f, top_p = 1.0f;
     int top_k = 40;
@@ -51,6 +51,9 @@ void register_generate(CLI::App& app, Run& run) {
                   "NAME=DIR: a PEFT LoRA adapter (teddy lora export writes them); repeat for several: the prompt is "
                   "answered by the base with each in turn (and NAME=none: without), the base loaded once");
   sub->add_flag("--chat", o->chat, "Send the prompt as a user turn in the chat template (the run's chat_template.json, else chatml) and stop at the end of the reply");
+  sub->add_option("--template", o->template_name,
+                  "With --chat: chatml, llama3, model (the model's own Jinja chat_template) or jinja:PATH (a Jinja file); "
+                  "default: the run's chat_template.json (an imported model's own), else chatml");
   sub->callback([o, &run] {
     run = [o] {
       if (o->checkpoint.empty() && o->model.empty()) throw ConfigError("generate: give --checkpoint or --model");
@@ -58,7 +61,11 @@ void register_generate(CLI::App& app, Run& run) {
       const std::string hf_dir = hf_model_dir(source);
       if (!hf_dir.empty() && !o->tokenizer.empty())
         throw ConfigError("--tokenizer: a Hugging Face model brings its own tokenizer.json");
-      ChatModel cm = hf_dir.empty() ? load_chat_model(source, o->tokenizer, o->chat) : load_hf_chat_model(hf_dir, o->chat);
+      if (!o->template_name.empty() && !o->chat) throw ConfigError("--template: only with --chat");
+      const ChatTemplate named = o->template_name.empty() ? ChatTemplate{} : ChatTemplate::named(o->template_name);
+      const ChatTemplate* tmpl = o->template_name.empty() ? nullptr : &named;
+      ChatModel cm = hf_dir.empty() ? load_chat_model(source, o->tokenizer, o->chat, tmpl)
+                                    : load_hf_chat_model(hf_dir, o->chat, tmpl);
       for (const std::string& sk : cm.skipped)  // stderr: stdout is the generated text
         std::fprintf(stderr, "# skipped damaged checkpoint %s\n", sk.c_str());
       Model& model = *cm.model;

@@ -51,7 +51,8 @@ void register_sft(CLI::App& app, Run& run) {
   add_progress_options(sub, o->progress);
   sub->footer(
       "Config sections and keys: [model] init tokenizer   [data] train val val_fraction format skip_bad train_on_inputs\n"
-      "  [template] name bos header_prefix header_suffix end_of_turn separator specials\n"
+      "  [template] name (chatml, llama3, custom, model: the model's own Jinja chat_template, jinja:PATH) bos header_prefix\n"
+      "    header_suffix end_of_turn separator specials (a Jinja template: end_of_turn and specials only)\n"
       "  [train] micro_batch seq_len grad_accum steps epochs batching truncation seed threads\n"
       "    precision (fp32|bf16|fp16) loss_scale loss_scale_growth_interval (fp16)\n"
       "  [optim] lr min_lr_ratio warmup_steps weight_decay beta1 beta2 eps grad_clip\n"
@@ -70,7 +71,7 @@ void register_sft(CLI::App& app, Run& run) {
       ->required();
   ev->add_option("--data", o->data, "JSONL examples; the last assistant turn is the reference")->required();
   ev->add_option("--tokenizer", o->tokenizer, "Tokenizer file (default: tokenizer.json of the checkpoint's run directory)");
-  ev->add_option("--template", o->template_name, "Chat template (default: the run's chat_template.json, else chatml)");
+  ev->add_option("--template", o->template_name, "Chat template: chatml, llama3, model (the model's own Jinja chat_template) or jinja:PATH (default: the run's chat_template.json, else chatml)");
   ev->add_option("--format", o->format, "auto, messages, prompt_completion or alpaca");
   ev->add_option("--limit", o->limit, "Evaluate only the first N examples");
   ev->add_option("--max-tokens,-n", o->max_tokens, "Longest reply")->check(CLI::PositiveNumber);

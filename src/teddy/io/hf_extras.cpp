@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "teddy/core/error.h"
+#include "teddy/data/sft/jinja_chat.h"
 #include "teddy/io/json_errors.h"
 
 namespace teddy {
@@ -231,6 +232,32 @@ std::optional<ChatTemplate> builtin_template_for_jinja(const std::string& jinja)
     if (chat_template_jinja(t) == jinja) return t;
   }
   return std::nullopt;
+}
+
+}  // namespace teddy
+
+namespace teddy {
+
+std::optional<ChatTemplate> model_chat_template(const HfExtras& extras, const Tokenizer& tok, std::string* why) {
+  const std::string jinja = extras.chat_template();
+  if (jinja.empty()) return std::nullopt;
+  if (auto builtin = builtin_template_for_jinja(jinja)) return builtin;
+  auto special = [&](const char* key) {
+    const json& tc = extras.tokenizer_config;
+    return tc.contains(key) && !tc[key].is_null() ? token_text(tc[key], "tokenizer_config.json", key) : std::string();
+  };
+  ChatTemplate t;
+  try {
+    t = ChatTemplate::from_jinja("model", jinja, special("bos_token"), special("eos_token"));
+  } catch (const ConfigError& e) {  // a template teddy's engine cannot run: the model still imports
+    if (why) *why = e.what();
+    return std::nullopt;
+  }
+  try {
+    t.end_of_turn = derive_jinja_end_of_turn(tok, t);
+  } catch (const Error&) {  // left empty: generate --chat says so, and template.end_of_turn can name it
+  }
+  return t;
 }
 
 }  // namespace teddy

@@ -63,5 +63,11 @@ HfConfigExtras default_config_extras(const Tokenizer& tok, Family f);
 std::string chat_template_jinja(const ChatTemplate& t);
 // The built-in template (chatml, llama3) whose chat_template_jinja is `jinja`, if any.
 std::optional<ChatTemplate> builtin_template_for_jinja(const std::string& jinja);
+// The model's own chat template as teddy runs it: the built-in one its Jinja renders,
+// else the Jinja itself, named "model", with tokenizer_config's bos_token / eos_token
+// and the end-of-turn token derived from it (derive_jinja_end_of_turn; empty when that
+// fails). nullopt when there is none, or when teddy's Jinja engine refuses it (*why: the
+// parser's message, line and column).
+std::optional<ChatTemplate> model_chat_template(const HfExtras& extras, const Tokenizer& tok, std::string* why = nullptr);
 
 }  // namespace teddy

@@ -220,9 +220,12 @@ HfImportReport import_hf(const std::string& dir, const std::string& run_dir) {
   const std::string staged_ckpt = save_checkpoint(out.dir(), *m.model, opt, state, 0);
   m.tokenizer.save(out.path("tokenizer.json"));
   write_file_atomic(out.path(kHfExtrasFile), m.extras.to_json());
-  if (const auto t = builtin_template_for_jinja(m.extras.chat_template())) {
+  std::string why;
+  if (const auto t = model_chat_template(m.extras, m.tokenizer, &why)) {
     t->save(out.path("chat_template.json"));
     r.chat_template = t->name;
+  } else if (!why.empty()) {
+    r.notes.push_back(why + " (the template is kept for export; generate --chat and sft use chatml unless told otherwise)");
   }
   out.commit();
   r.checkpoint = (fs::path(run_dir) / fs::path(staged_ckpt).lexically_relative(out.dir())).string();
@@ -238,9 +241,9 @@ ChatModel load_hf_chat_model(const std::string& dir, bool chat, const ChatTempla
   cm.tok = std::move(m.tokenizer);
   cm.base_vocab = m.model->config().vocab_size;
   if (chat) {
-    const auto builtin = builtin_template_for_jinja(m.extras.chat_template());
-    cm.tmpl = tmpl ? *tmpl : builtin ? *builtin : ChatTemplate{};
+    cm.tmpl = resolve_chat_template(tmpl, model_chat_template(m.extras, cm.tok), cm.tok, "hf:" + dir);
     cm.added_specials = add_template_specials(cm.tok, cm.tmpl);
+    finish_chat_template(cm.tmpl, cm.tok);
   }
   if (cm.tok.vocab_size() > cm.base_vocab)
     cm.model = std::make_unique<Model>(grow_vocab(*m.model, cm.tok.vocab_size()));

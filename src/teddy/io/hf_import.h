@@ -6,7 +6,8 @@
 //                                        written by save_checkpoint like any checkpoint
 //   RUN_DIR/tokenizer.json               teddy's tokenizer file
 //   RUN_DIR/hf_extras.json               what export hf writes back (hf_extras.h)
-//   RUN_DIR/chat_template.json           when the chat template is one teddy knows
+//   RUN_DIR/chat_template.json           the model's chat template as teddy runs it
+//                                        (model_chat_template: a built-in one, or the Jinja)
 // Everything is read and checked before anything is written, and the run directory is
 // renamed into place whole (hf_staging.h). See docs/INTEROP.md.
 #include <cstdint>
@@ -40,7 +41,7 @@ struct HfImportReport {
   size_t parameters = 0;
   std::map<std::string, int64_t> dtypes;
   std::vector<std::string> notes;
-  std::string chat_template;  // "chatml" / "llama3" when chat_template.json was written, else ""
+  std::string chat_template;  // "chatml" / "llama3" / "model" (Jinja) when chat_template.json was written, else ""
 };
 
 // read_hf_model, then writes the run directory (which must not exist, or be empty).
@@ -51,8 +52,7 @@ std::string hf_model_dir(const std::string& spec);
 
 // For generate: a Hugging Face directory read in memory, as load_chat_model reads a run
 // (the tokenizer's missing template specials added and the vocabulary grown for chat).
-// The template is *tmpl if given, else the built-in one the model's Jinja chat_template
-// renders (chatml, llama3), else chatml.
+// The template is resolve_chat_template(tmpl, the model's own: model_chat_template).
 ChatModel load_hf_chat_model(const std::string& dir, bool chat, const ChatTemplate* tmpl = nullptr);
 
 // For sft: imports DIR into run_dir (import_hf), or, when run_dir already holds an import

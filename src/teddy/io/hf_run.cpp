@@ -13,7 +13,8 @@ namespace teddy {
 std::string TeddyRun::chat_template() const {
   const std::string imported = extras.chat_template();
   if (!imported.empty()) return imported;
-  return chat ? chat_template_jinja(*chat) : std::string();
+  if (!chat) return "";
+  return chat->is_jinja() ? chat->jinja : chat_template_jinja(*chat);  // a Jinja template verbatim
 }
 
 HfConfigExtras TeddyRun::config_extras() const {

@@ -4,6 +4,7 @@
 
 #include "teddy/core/error.h"
 #include "teddy/checkpoint/checkpoint.h"
+#include "teddy/data/sft/jinja_chat.h"
 #include "teddy/train/grow_vocab.h"
 #include "teddy/train/lora_run.h"
 
@@ -11,16 +12,51 @@ namespace fs = std::filesystem;
 
 namespace teddy {
 
+ChatTemplate resolve_chat_template(const ChatTemplate* given, const std::optional<ChatTemplate>& model_template,
+                                   const Tokenizer& tok, const std::string& model) {
+  ChatTemplate t = given ? *given : model_template ? *model_template : ChatTemplate{};
+  if (t.wants_model_template()) {
+    if (!model_template)
+      throw ConfigError("template \"model\": " + model +
+                        " has no chat template of its own (teddy import hf keeps a model's Jinja chat_template in the run's "
+                        "chat_template.json; name one: chatml, llama3, jinja:PATH)");
+    ChatTemplate own = *model_template;
+    if (!given->end_of_turn.empty()) own.end_of_turn = given->end_of_turn;
+    if (!given->specials.empty()) own.specials = given->specials;
+    t = std::move(own);
+  }
+  if (t.is_jinja() && t.bos_token.empty() && t.eos_token.empty()) {
+    // A Jinja file's bos_token / eos_token: the model's own template's, else teddy's <|endoftext|>.
+    if (model_template && model_template->is_jinja()) {
+      t.bos_token = model_template->bos_token;
+      t.eos_token = model_template->eos_token;
+    } else if (const auto eot = tok.find_eot()) {
+      t.bos_token = t.eos_token = std::string(tok.token_bytes(*eot));
+    }
+  }
+  return t;
+}
+
+void finish_chat_template(ChatTemplate& t, const Tokenizer& tok) {
+  if (t.is_jinja() && t.end_of_turn.empty()) t.end_of_turn = derive_jinja_end_of_turn(tok, t);
+}
+
 namespace {
+
+std::optional<ChatTemplate> saved_template(const fs::path& run_dir) {
+  const fs::path saved = run_dir / "chat_template.json";
+  if (!fs::exists(saved)) return std::nullopt;
+  return ChatTemplate::load(saved.string());
+}
 
 // A LoRA run's checkpoint: rebuild its base exactly as the run did (the base
 // checkpoint, its tokenizer, the run's chat template's specials: the same grown
 // vocabulary), put the adapters on, read them, fold them in.
 ChatModel load_lora_run(const VerifiedCheckpoint& verified, const fs::path& run_dir, const LoraRunInfo& li,
                         const std::string& tokenizer, bool chat, const ChatTemplate* tmpl, bool merge = true) {
-  const fs::path saved = run_dir / "chat_template.json";
-  const ChatTemplate run_tmpl = fs::exists(saved) ? ChatTemplate::load(saved.string()) : ChatTemplate{};
-  ChatModel base = load_chat_model(li.base, li.tokenizer, fs::exists(saved), &run_tmpl);
+  const std::optional<ChatTemplate> saved = saved_template(run_dir);
+  const ChatTemplate run_tmpl = saved ? *saved : ChatTemplate{};
+  ChatModel base = load_chat_model(li.base, li.tokenizer, saved.has_value(), &run_tmpl);
   base.model->enable_lora(li.lora, 0);
   load_checkpoint(verified, *base.model, nullptr);  // the adapters (layout checked against the manifest)
   ChatModel cm;
@@ -33,8 +69,9 @@ ChatModel load_lora_run(const VerifiedCheckpoint& verified, const fs::path& run_
     throw Error(tok_path + ": tokenizer has " + std::to_string(cm.tok.vocab_size()) + " ids but the model only " +
                 std::to_string(cm.base_vocab));
   if (chat) {
-    cm.tmpl = tmpl ? *tmpl : run_tmpl;
+    cm.tmpl = resolve_chat_template(tmpl, saved, cm.tok, run_dir.string());
     cm.added_specials = add_template_specials(cm.tok, cm.tmpl);
+    finish_chat_template(cm.tmpl, cm.tok);
     if (cm.tok.vocab_size() > cm.base_vocab) {
       if (!merge) throw Error(cm.checkpoint + ": the template's specials are not in the run's tokenizer");
       cm.model = std::make_unique<Model>(grow_vocab(*cm.model, cm.tok.vocab_size()));
@@ -73,9 +110,9 @@ ChatModel load_chat_model(const std::string& checkpoint, const std::string& toke
   Model base(info.model_config);
   load_checkpoint(verified, base, nullptr);
   if (chat) {
-    const fs::path saved = run_dir / "chat_template.json";
-    cm.tmpl = tmpl ? *tmpl : fs::exists(saved) ? ChatTemplate::load(saved.string()) : ChatTemplate{};
+    cm.tmpl = resolve_chat_template(tmpl, saved_template(run_dir), cm.tok, run_dir.string());
     cm.added_specials = add_template_specials(cm.tok, cm.tmpl);
+    finish_chat_template(cm.tmpl, cm.tok);
   }
   if (cm.tok.vocab_size() > cm.base_vocab)
     cm.model = std::make_unique<Model>(grow_vocab(base, cm.tok.vocab_size()));

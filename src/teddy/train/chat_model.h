@@ -4,6 +4,7 @@
 // to match when the checkpoint predates them (a pretrained model about to be
 // finetuned, or evaluated with the template before finetuning).
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,11 +24,20 @@ struct ChatModel {
   std::vector<std::string> skipped;  // a run directory's newer checkpoints passed over, "dir: why"
 };
 
+// The template a load uses: `given` if any, else the model's own (`model_template`: a
+// run's chat_template.json, an imported model's Jinja), else chatml. `given` named
+// "model" becomes the model's own (its end_of_turn / specials, when set, kept); a
+// Jinja template's bos_token / eos_token, when unset, are the model's own template's,
+// else the tokenizer's <|endoftext|>. Throws ConfigError for "model" without one.
+ChatTemplate resolve_chat_template(const ChatTemplate* given, const std::optional<ChatTemplate>& model_template,
+                                   const Tokenizer& tok, const std::string& model);
+// After its specials are in `tok`: a Jinja template's end_of_turn, derived when unset.
+void finish_chat_template(ChatTemplate& t, const Tokenizer& tok);
+
 // `checkpoint`: a checkpoint directory or a run directory (its newest intact one).
 // `tokenizer`: a tokenizer file, or "" for tokenizer.json of the checkpoint's run.
-// With chat, the template is *tmpl if given, else the run's chat_template.json if it
-// has one, else the default (chatml); its missing specials are added and the model
-// grown (grow_vocab: new rows = mean of the old). Throws Error if the tokenizer has
+// With chat, the template is resolve_chat_template(tmpl, the run's chat_template.json);
+// its missing specials are added and the model grown (grow_vocab: new rows = mean of the old). Throws Error if the tokenizer has
 // more ids than the model before that.
 // A LoRA run's checkpoint (its run directory has lora.json, train/lora_run.h) loads as
 // the run's base with the adapters folded in (merge_lora).

@@ -98,6 +98,11 @@ SftConfig SftConfig::parse(const std::string& text, const std::string& source, c
       throw ConfigError(source + ": " + e.what());
     }
     c.chat_template.name = name;
+    if (c.chat_template.is_jinja() || c.chat_template.wants_model_template())
+      for (const char* k : {"bos", "header_prefix", "header_suffix", "separator"})
+        if (auto v = tbl["template"][k]; v && !(v.is_string() && v.as_string()->get().empty()))
+          throw ConfigError(source + ": template." + k + ": only for built-in templates (\"" + name +
+                            "\" is a Jinja template: its text says how turns are written)");
   }
   toml_config::apply_keys(c, tbl, source, keys());
   return c;
@@ -137,13 +142,19 @@ std::string SftConfig::to_toml(size_t rows_per_epoch) const {
                                {"train_on_inputs", train_on_inputs}});
   toml::array specials;
   for (const auto& s : chat_template.specials) specials.push_back(s);
-  t.insert("template", toml::table{{"name", chat_template.name},
-                                   {"bos", chat_template.bos},
-                                   {"header_prefix", chat_template.header_prefix},
-                                   {"header_suffix", chat_template.header_suffix},
-                                   {"end_of_turn", chat_template.end_of_turn},
-                                   {"separator", chat_template.separator},
-                                   {"specials", specials}});
+  if (chat_template.is_jinja() || chat_template.wants_model_template()) {  // the text is in chat_template.json
+    t.insert("template", toml::table{{"name", chat_template.name},
+                                     {"end_of_turn", chat_template.end_of_turn},
+                                     {"specials", specials}});
+  } else {
+    t.insert("template", toml::table{{"name", chat_template.name},
+                                     {"bos", chat_template.bos},
+                                     {"header_prefix", chat_template.header_prefix},
+                                     {"header_suffix", chat_template.header_suffix},
+                                     {"end_of_turn", chat_template.end_of_turn},
+                                     {"separator", chat_template.separator},
+                                     {"specials", specials}});
+  }
   t.insert("train", toml::table{{"micro_batch", micro_batch},
                                 {"seq_len", seq_len},
                                 {"grad_accum", grad_accum},

@@ -6,6 +6,8 @@
 #include <sstream>
 
 #include "teddy/core/error.h"
+#include "teddy/data/sft/jinja/template.h"
+#include "teddy/data/sft/jinja_chat.h"
 #include "teddy/io/atomic_file.h"
 
 namespace teddy {
@@ -23,13 +25,66 @@ ChatTemplate ChatTemplate::named(std::string_view name) {
     t.specials = {"<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"};
     return t;
   }
+  if (name == "model") {  // resolved when the model is loaded: its run's chat_template.json
+    t.name = "model";
+    t.specials.clear();
+    t.end_of_turn.clear();
+    return t;
+  }
+  if (name.rfind("jinja:", 0) == 0) {
+    const std::string path(name.substr(6));
+    std::ifstream f(path, std::ios::binary);
+    if (!f) throw ConfigError("template.name: cannot read the Jinja chat template " + path);
+    std::ostringstream ss;
+    ss << f.rdbuf();
+    if (ss.str().empty()) throw ConfigError("template.name: " + path + " is empty");
+    return from_jinja(std::string(name), ss.str(), "", "");
+  }
   throw ConfigError("template.name: unknown chat template \"" + std::string(name) +
-                    "\" (known: chatml, llama3; or set name = \"custom\" and the template's strings)");
+                    "\" (known: chatml, llama3, model (the model's own Jinja template), jinja:PATH (a Jinja file); or "
+                    "set name = \"custom\" and the template's strings)");
+}
+
+ChatTemplate ChatTemplate::from_jinja(std::string name, std::string text, std::string bos_token, std::string eos_token) {
+  ChatTemplate t;
+  t.name = std::move(name);
+  t.bos.clear();
+  t.header_prefix.clear();
+  t.header_suffix.clear();
+  t.end_of_turn.clear();
+  t.separator.clear();
+  t.specials.clear();
+  t.jinja = std::move(text);
+  t.bos_token = std::move(bos_token);
+  t.eos_token = std::move(eos_token);
+  t.validate();
+  return t;
+}
+
+const jinja::Template& ChatTemplate::compiled() const {
+  if (!compiled_ || compiled_text_ != jinja) {
+    try {
+      compiled_ = std::make_shared<const jinja::Template>(jinja, "chat template \"" + name + "\"");
+    } catch (const jinja::JinjaError& e) {
+      throw ConfigError(e.what());
+    }
+    compiled_text_ = jinja;
+  }
+  return *compiled_;
 }
 
 std::vector<std::string> ChatTemplate::names() { return {"chatml", "llama3"}; }
 
 void ChatTemplate::validate() const {
+  if (is_jinja() || wants_model_template()) {
+    for (size_t i = 0; i < specials.size(); ++i) {
+      if (specials[i].empty()) throw ConfigError("template.specials: empty special token");
+      for (size_t k = 0; k < i; ++k)
+        if (specials[k] == specials[i]) throw ConfigError("template.specials: \"" + specials[i] + "\" listed twice");
+    }
+    if (is_jinja()) compiled();  // a syntax error now, not at the first example
+    return;
+  }
   if (specials.empty()) throw ConfigError("template.specials: a template needs at least its end-of-turn token");
   for (size_t i = 0; i < specials.size(); ++i) {
     if (specials[i].empty()) throw ConfigError("template.specials: empty special token");
@@ -41,6 +96,7 @@ void ChatTemplate::validate() const {
 }
 
 std::string ChatTemplate::render_text(std::span<const ChatTurn> turns, bool add_generation_prompt) const {
+  if (is_jinja()) return render_jinja_text(*this, turns, add_generation_prompt);
   std::string s = bos;
   for (size_t i = 0; i < turns.size(); ++i) {
     if (i) s += separator;
@@ -57,6 +113,11 @@ std::string ChatTemplate::to_json() const {
   nlohmann::ordered_json j{{"format", "teddy-chat-template"}, {"name", name},           {"bos", bos},
                            {"header_prefix", header_prefix},  {"header_suffix", header_suffix},
                            {"end_of_turn", end_of_turn},      {"separator", separator}, {"specials", specials}};
+  if (is_jinja()) {  // the template's text travels with the run
+    j["jinja"] = jinja;
+    j["bos_token"] = bos_token;
+    j["eos_token"] = eos_token;
+  }
   return j.dump(2) + "\n";
 }
 
@@ -72,6 +133,9 @@ ChatTemplate ChatTemplate::from_json(const std::string& text, const std::string&
     t.end_of_turn = j.at("end_of_turn").get<std::string>();
     t.separator = j.at("separator").get<std::string>();
     t.specials = j.at("specials").get<std::vector<std::string>>();
+    t.jinja = j.value("jinja", "");
+    t.bos_token = j.value("bos_token", "");
+    t.eos_token = j.value("eos_token", "");
   } catch (const nlohmann::json::exception& e) {
     throw FormatError(where + ": malformed chat template (" + e.what() + ")");
   }
@@ -109,10 +173,11 @@ size_t ChatTokens::loss_count() const {
 }
 
 int32_t end_of_turn_id(const Tokenizer& tok, const ChatTemplate& t) {
+  const std::string eot = t.is_jinja() && t.end_of_turn.empty() ? derive_jinja_end_of_turn(tok, t) : t.end_of_turn;
   try {
-    return static_cast<int32_t>(tok.special_id(t.end_of_turn));
+    return static_cast<int32_t>(tok.special_id(eot));
   } catch (const Error&) {
-    throw Error("chat template \"" + t.name + "\": the tokenizer has no special token \"" + t.end_of_turn +
+    throw Error("chat template \"" + t.name + "\": the tokenizer has no special token \"" + eot +
                 "\" (add the template's specials first)");
   }
 }
@@ -145,6 +210,8 @@ void check_specials(const Tokenizer& tok, const ChatTemplate& t) {
 ChatTokens render_chat(const Tokenizer& tok, const ChatTemplate& t, std::span<const ChatTurn> turns,
                        bool train_on_inputs) {
   check_specials(tok, t);
+  if (t.is_jinja()) return render_jinja_chat(tok, t, turns, train_on_inputs);
+  if (t.wants_model_template()) throw Error("chat template \"model\": not resolved to the model's template");
   ChatTokens out;
   append(out, tok, t.bos, true, train_on_inputs);
   const int32_t eot = end_of_turn_id(tok, t);
@@ -163,6 +230,11 @@ ChatTokens render_chat(const Tokenizer& tok, const ChatTemplate& t, std::span<co
 
 std::vector<int32_t> render_generation_prompt(const Tokenizer& tok, const ChatTemplate& t,
                                               std::span<const ChatTurn> turns) {
+  if (t.is_jinja()) {
+    check_specials(tok, t);
+    const std::vector<uint32_t> ids = tok.encode_with_special(render_jinja_text(t, turns, true));
+    return std::vector<int32_t>(ids.begin(), ids.end());
+  }
   ChatTokens out = render_chat(tok, t, turns, false);
   if (!turns.empty()) append(out, tok, t.separator, true, false);
   append(out, tok, t.header_prefix + "assistant" + t.header_suffix, true, false);

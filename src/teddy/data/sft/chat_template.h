@@ -11,6 +11,12 @@
 // "llama3" is Llama 3's (<|begin_of_text|>, <|start_header_id|>role<|end_header_id|>\n\n,
 // <|eot_id|>). A config may define its own (docs/SFT.md).
 //
+// Or the template is Jinja (`jinja` non-empty): a model's own chat_template ("model",
+// kept by teddy import hf) or a file ("jinja:PATH"), rendered by teddy's Jinja engine
+// (data/sft/jinja/) with loss masks from its prefix property (jinja_chat.h). Then only
+// end_of_turn (derived from the template when empty) and specials (added to the
+// tokenizer when missing; usually none: the model's tokenizer has them) are used.
+//
 // Markers are special tokens (added to the tokenizer when missing); turn contents are
 // encoded as plain text, so a user typing "<|im_end|>" cannot forge a marker. Each
 // piece is encoded on its own, so a BPE merge never spans a marker and content.
@@ -22,8 +28,14 @@
 #include <string_view>
 #include <vector>
 
+#include <memory>
+
 #include "teddy/data/sft/format.h"
 #include "teddy/tokenizer/tokenizer.h"
+
+namespace teddy::jinja {
+class Template;  // data/sft/jinja/template.h: only the files that render include the engine
+}
 
 namespace teddy {
 
@@ -36,11 +48,26 @@ struct ChatTemplate {
   std::string separator = "\n";                // between turns
   std::vector<std::string> specials = {"<|im_start|>", "<|im_end|>"};  // tokens the template needs
 
-  // "chatml" (the default) or "llama3"; throws ConfigError listing the names.
+  // A Jinja template: its text and the values of its bos_token / eos_token variables.
+  std::string jinja;
+  std::string bos_token, eos_token;
+  bool is_jinja() const { return !jinja.empty(); }
+  // "model" before it is resolved to the model's own template (train/chat_model.h).
+  bool wants_model_template() const { return name == "model" && jinja.empty(); }
+
+  // "chatml" (the default), "llama3", "model" (the model's own Jinja template, resolved
+  // when the model is loaded) or "jinja:PATH" (a Jinja file, read now); throws
+  // ConfigError listing the names, or naming the file that cannot be read or parsed.
   static ChatTemplate named(std::string_view name);
-  static std::vector<std::string> names();
-  // end_of_turn is one of specials; specials are distinct and non-empty. Throws ConfigError.
+  static std::vector<std::string> names();  // the built-in ones
+  // A Jinja template named `name`; throws ConfigError naming the line and column of a
+  // syntax error or unsupported construct.
+  static ChatTemplate from_jinja(std::string name, std::string text, std::string bos_token, std::string eos_token);
+  // Built-in: end_of_turn is one of specials; specials are distinct and non-empty.
+  // Jinja: specials distinct and non-empty, the template parses. Throws ConfigError.
   void validate() const;
+  // The parsed Jinja template (parsed once, shared by copies).
+  const jinja::Template& compiled() const;
 
   // The conversation as text (markers spelled out), e.g. for docs and debugging.
   // add_generation_prompt appends the assistant header, as when asking for a reply.
@@ -52,6 +79,10 @@ struct ChatTemplate {
   static ChatTemplate from_json(const std::string& text, const std::string& where);  // throws FormatError
   void save(const std::string& path) const;
   static ChatTemplate load(const std::string& path);
+
+ private:
+  mutable std::shared_ptr<const jinja::Template> compiled_;  // of `jinja`, when it was parsed
+  mutable std::string compiled_text_;
 };
 
 // Adds the template's special tokens that `tok` lacks, at the next free ids, in the
@@ -71,7 +102,8 @@ ChatTokens render_chat(const Tokenizer& tok, const ChatTemplate& t, std::span<co
 // usually), the separator, and the assistant header.
 std::vector<int32_t> render_generation_prompt(const Tokenizer& tok, const ChatTemplate& t,
                                               std::span<const ChatTurn> turns);
-// The id of t.end_of_turn in `tok` (generation stops there).
+// The id of t.end_of_turn in `tok` (generation stops there); a Jinja template's
+// end_of_turn, when empty, is derived from it (derive_jinja_end_of_turn).
 int32_t end_of_turn_id(const Tokenizer& tok, const ChatTemplate& t);
 
 }  // namespace teddy

@@ -36,7 +36,13 @@ SftDataset::SftDataset(std::span<const SftExample> examples, const Tokenizer& to
   if (opt.seq_len < 1) throw Error("SFT dataset: seq_len must be >= 1 (got " + std::to_string(opt.seq_len) + ")");
   const size_t max_tokens = static_cast<size_t>(opt.seq_len) + 1;
   for (size_t i = 0; i < examples.size(); ++i) {
-    ChatTokens ct = render_chat(tok, tmpl, examples[i].turns, opt.train_on_inputs);
+    ChatTokens ct;
+    try {
+      ct = render_chat(tok, tmpl, examples[i].turns, opt.train_on_inputs);
+    } catch (const Error& e) {  // a Jinja template refusing this conversation: say which one
+      if (examples[i].file.empty()) throw;
+      throw Error(examples[i].file + ":" + std::to_string(examples[i].line) + ": " + e.what());
+    }
     stats_.longest = std::max<uint64_t>(stats_.longest, ct.tokens.size());
     if (ct.tokens.size() > max_tokens) {
       if (opt.truncation == SftTruncation::drop) {
