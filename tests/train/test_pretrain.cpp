@@ -331,6 +331,35 @@ TEST_F(PretrainTest, StaleCheckpointTempsOfDeadWritersAreRemoved) {
   EXPECT_TRUE(remove_stale_checkpoint_temps((root_ / "no_such_run").string()).summary().empty());
 }
 
+// No litter at the end of a run either: a temporary checkpoint directory of a writer
+// that is gone, appearing while the run trains (here made at step 3, as a save killed
+// in another process would leave it), is removed when the run ends and the end report
+// says so in one line.
+TEST_F(PretrainTest, TheEndOfARunRemovesDeadWritersTemporaries) {
+  const std::string run = (root_ / "run").string();
+  const std::string mine = checkpoint_temp_dir(run, 7);
+  const std::string host = mine.substr(mine.find('@') + 1);
+  std::fflush(nullptr);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) ::_exit(0);
+  ASSERT_EQ(::waitpid(child, nullptr, 0), child);
+  const fs::path dead = fs::path(run) / "checkpoints" / ("step_00000003.tmp-" + std::to_string(child) + "@" + host);
+  Pretrainer p(tiny_config(dataset_, run), Resume::no);
+  std::string end_text;
+  p.run([&](const PretrainEvent& e) {
+    if (e.kind == PretrainEvent::Kind::step && e.step == 3) {
+      fs::create_directories(dead);
+      std::ofstream(dead / "shard_00000_of_00001.safetensors") << "partial";
+    }
+    if (e.kind == PretrainEvent::Kind::end) end_text = e.text;
+  });
+  EXPECT_FALSE(fs::exists(dead)) << "left at the end of the run";
+  EXPECT_NE(end_text.find("# removed 1 temporary checkpoint directory of writers that are gone: " + dead.filename().string()),
+            std::string::npos)
+      << end_text;
+}
+
 // Lowering the micro-batch to fit memory must not change the run: micro_batch 4 x
 // grad_accum 2 trains on the rows of micro_batch 8 (the loader draws a step's rows
 // from the global batch), so the losses agree up to summation order.
