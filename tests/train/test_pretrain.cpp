@@ -690,3 +690,50 @@ TEST_F(PretrainTest, AFailedMetricsWriteStopsTheRun) {
   }
   EXPECT_EQ(p.step_losses().size(), 1u);
 }
+
+// The resume's reader of metrics.jsonl: a torn last line (a run killed mid-write, a
+// full disk) and a line that is not JSON are dropped and said in the start report,
+// never silently and never failing the resume; the rewritten file holds the steps up
+// to the checkpoint and every line of it is JSON.
+TEST_F(PretrainTest, ResumeDropsATornMetricsLineWithAWarning) {
+  const std::string run = (root_ / "run").string();
+  {
+    Pretrainer p(tiny_config(dataset_, run), Resume::no);
+    p.run({}, 13);  // checkpoint at step 10 and (stop-after) 13
+  }
+  const fs::path metrics = fs::path(run) / "metrics.jsonl";
+  fs::remove_all(checkpoint_dir(run, 13));  // resume from step 10: steps 11-13 are cut
+  std::vector<std::string> lines;
+  {
+    std::ifstream in(metrics);
+    for (std::string l; std::getline(in, l);) lines.push_back(l);
+  }
+  ASSERT_GE(lines.size(), 5u);
+  lines.insert(lines.begin() + 2, "#garbage");
+  {
+    std::ofstream out(metrics, std::ios::trunc);
+    for (const auto& l : lines) out << l << "\n";
+    out << "{\"step\": 14, \"loss\": 4.1";  // torn: no end, no newline
+  }
+  Pretrainer r(tiny_config(dataset_, run), Resume::if_any);
+  ASSERT_EQ(r.start_step(), 10);
+  std::string start_text;
+  r.run([&](const PretrainEvent& e) {
+    if (e.kind == PretrainEvent::Kind::start) start_text = e.text;
+  }, 12);
+  EXPECT_NE(start_text.find("# " + metrics.string() + ":3: dropped a line that is not JSON"), std::string::npos) << start_text;
+  EXPECT_NE(start_text.find("# " + metrics.string() + ":" + std::to_string(lines.size() + 1) +
+                            ": dropped the last line, cut off"),
+            std::string::npos)
+      << start_text;
+  std::ifstream in(metrics);
+  std::vector<int64_t> steps;
+  for (std::string l; std::getline(in, l);) {
+    const auto j = nlohmann::json::parse(l, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << "not JSON: " << l;
+    if (j.contains("loss")) steps.push_back(j["step"].get<int64_t>());
+  }
+  std::vector<int64_t> want(12);
+  for (int i = 0; i < 12; ++i) want[static_cast<size_t>(i)] = i + 1;
+  EXPECT_EQ(steps, want);
+}

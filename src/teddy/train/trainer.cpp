@@ -71,7 +71,7 @@ Trainer::Trainer(std::unique_ptr<TrainTask> task, const CommonConfig& common, co
     step_ = start_step_ = info.state.step;
     tokens_ = info.state.tokens_processed;
     task_->restore(info);
-    if (writer) truncate_metrics(metrics_path_, step_);
+    if (writer) notes_ += truncate_metrics(metrics_path_, step_);  // a torn last line is dropped and said
   } else if (writer) {
     std::ofstream(metrics_path_, std::ios::trunc);  // a fresh run starts a fresh metrics file
   }
