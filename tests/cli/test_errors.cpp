@@ -97,3 +97,28 @@ TEST_F(CliErrors, AMissingTokenizerFileIsNamed) {
   expect_error(run_teddy("generate --checkpoint " + path("no_run") + " --tokenizer " + path("missing.json") + " --prompt hi"),
                path("missing.json") + ": tokenizer file not found");
 }
+
+// `teddy data inspect` checks the dataset's tokenizer like its shards, and
+// `teddy pretrain` refuses a dataset whose tokenizer was swapped, naming both.
+TEST_F(CliErrors, InspectAndPretrainRefuseASwappedTokenizer) {
+  for (const std::string v : {"270", "262"}) {
+    const Result t = run_teddy("tokenizer train -i " + path("txt") + " --vocab-size " + v + " -o " + path("tok" + v + ".json"));
+    ASSERT_EQ(t.rc, 0) << t.out;
+  }
+  const Result prep = run_teddy("data prepare --text " + path("txt") + " --name t --tokenizer " + path("tok270.json") +
+                                " --out " + path("tds"));
+  ASSERT_EQ(prep.rc, 0) << prep.out;
+  const Result ok = run_teddy("data inspect " + path("tds"));
+  EXPECT_EQ(ok.rc, 0) << ok.out;
+  EXPECT_NE(ok.out.find("tokenizer " + path("tds") + "/tokenizer/tok270.json (vocab 270"), std::string::npos) << ok.out;
+  EXPECT_NE(ok.out.find("verified, the dataset's copy"), std::string::npos) << ok.out;
+  fs::copy_file(path("tok262.json"), path("tds/tokenizer/tok270.json"), fs::copy_options::overwrite_existing);
+  const std::string named = path("tds") + "/tokenizer/tok270.json: not the tokenizer this dataset was tokenized with: xxh3 ";
+  const Result bad = run_teddy("data inspect " + path("tds"));
+  expect_error(bad, named);
+  EXPECT_NE(bad.out.find("(vocabulary 262), " + path("tds") + "/manifest.json records "), std::string::npos) << bad.out;
+  EXPECT_NE(bad.out.find("(vocabulary 270)"), std::string::npos) << bad.out;
+  expect_error(run_teddy("pretrain data.dataset=" + path("tds") + " run.dir=" + path("tr") +
+                         " model.preset=gpt2-tiny train.seq_len=16 train.steps=2 optim.warmup_steps=1"),
+               named);
+}
