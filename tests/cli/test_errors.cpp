@@ -122,3 +122,30 @@ TEST_F(CliErrors, InspectAndPretrainRefuseASwappedTokenizer) {
                          " model.preset=gpt2-tiny train.seq_len=16 train.steps=2 optim.warmup_steps=1"),
                named);
 }
+
+// Under a tight `ulimit -v` every command hung before main() in OpenBLAS's loader
+// (it retries a failed 128 MiB buffer forever); now the executable's preinit check
+// refuses at once, saying why and what to raise. 100 MB is below what any machine
+// needs for the libraries and one buffer (one thread); 1 GB is plenty for one.
+TEST_F(CliErrors, ATightAddressSpaceLimitIsRefusedNotHung) {
+  const std::string bin = std::string(TEDDY_BINARY_DIR) + "/teddy";
+  auto run_limited = [&](int kb) {
+    Result r;
+    const std::string cmd = "OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 timeout 20 sh -c 'ulimit -v " + std::to_string(kb) +
+                            "; exec " + bin + " --version' 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+    const int status = pclose(p);
+    r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return r;
+  };
+  const Result tight = run_limited(100000);
+  EXPECT_NE(tight.rc, 124) << "hung under ulimit -v 100000";
+  expect_error(tight, "ulimit -v (RLIMIT_AS) is 98 MiB and loading teddy's libraries already takes ");
+  EXPECT_NE(tight.out.find("OpenBLAS reserves 129 MiB per thread while it loads (1 thread"), std::string::npos) << tight.out;
+  EXPECT_NE(tight.out.find("raise ulimit -v to at least "), std::string::npos) << tight.out;
+  const Result ample = run_limited(1000000);
+  EXPECT_EQ(ample.rc, 0) << ample.out;
+}
