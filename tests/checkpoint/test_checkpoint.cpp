@@ -175,19 +175,28 @@ TEST_F(Checkpoint, ACorruptedSingleFileCheckpointIsSkipped) {
 }
 
 // The save protocol over a group whose collectives are the identity (one process):
-// a failure while writing is reported with the protocol's prefix and leaves only the
-// temporary directory, never a step directory.
-TEST_F(Checkpoint, AFailedSaveLeavesNoCheckpoint) {
+// a failure while writing (after the shard, or after the manifest: a full disk) is
+// reported with the protocol's prefix, leaves no step directory and removes its
+// temporary directory (no litter holding the space whose lack made it fail); the
+// previous checkpoint is untouched.
+TEST_F(Checkpoint, AFailedSaveLeavesNoCheckpointAndNoTemporary) {
   Fixture f;
+  const std::string previous = save_checkpoint(run_, f.model, f.opt, f.state(5), 0);
   CheckpointMeta meta;
   meta.state = f.state(9);
   const ShardPiece all{0, f.model.flat_size(), f.model.params(), f.opt.m(), f.opt.v()};
-  expect_error(
-      [&] {
-        save_sharded_checkpoint(CheckpointGroup::single(), run_, f.model, all, meta, 0,
-                                [](const std::string&) { throw Error("disk full"); });
-      },
-      "checkpoint: disk full");
-  EXPECT_FALSE(fs::exists(checkpoint_dir(run_, 9)));
-  EXPECT_TRUE(list_checkpoints(run_).empty());
+  for (const std::string fail_after : {"shard_00000_of_00001.safetensors", "manifest.json"}) {
+    expect_error(
+        [&] {
+          save_sharded_checkpoint(CheckpointGroup::single(), run_, f.model, all, meta, 0, [&](const std::string& file) {
+            if (file == fail_after) throw Error("disk full");
+          });
+        },
+        "checkpoint: disk full; its temporary directory was removed");
+    EXPECT_FALSE(fs::exists(checkpoint_dir(run_, 9)));
+    for (const auto& e : fs::directory_iterator(fs::path(run_) / "checkpoints"))
+      EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path() << " left behind";
+    EXPECT_EQ(list_checkpoints(run_), std::vector<std::string>{previous});
+    EXPECT_NO_THROW(verify_checkpoint(previous));
+  }
 }

@@ -11,11 +11,14 @@
 #include "data/data_test_util.h"
 #include "teddy/core/error.h"
 #include "teddy/data/data_config.h"
+#include "teddy/data/dataset_tokenizer.h"
 #include "teddy/data/loader.h"
 #include "teddy/data/manifest.h"
 #include "teddy/data/prepare.h"
 #include "teddy/data/shard.h"
+#include "teddy/tokenizer/bpe_trainer.h"
 #include "teddy/tokenizer/tokenizer.h"
+#include "teddy/train/pretrainer.h"
 
 using namespace teddy;
 using namespace teddy::test;
@@ -282,4 +285,100 @@ TEST(DataConfig, ErrorsNameTheFileAndField) {
                     ConfigError, "used twice");
   EXPECT_THROW_WITH(parse("this is not toml"), ConfigError, "bad.toml:1:");
   EXPECT_THROW_WITH(load_prepare_config("/no/such/config.toml"), ConfigError, "no such config file");
+}
+
+namespace {
+
+// A BPE tokenizer of `vocab` ids learned from the prose fixture, saved at `path`.
+void write_tokenizer(const std::string& path, int vocab) {
+  BpeTrainOptions o;
+  o.vocab_size = vocab;
+  BpeTrainer t(o);
+  t.add_text("The quick brown fox. Jumps over the lazy dog. the the quick quick fox fox dog dog over over");
+  fs::create_directories(fs::path(path).parent_path());
+  t.train().save(path);
+}
+
+// Runs f with the working directory at `dir` (old datasets resolve a relative path from it).
+template <class F>
+void in_directory(const fs::path& dir, F f) {
+  const fs::path old = fs::current_path();
+  fs::current_path(dir);
+  try {
+    f();
+  } catch (...) {
+    fs::current_path(old);
+    throw;
+  }
+  fs::current_path(old);
+}
+
+}  // namespace
+
+// The dataset owns its tokenizer: prepare keeps a copy (tokenizer/<name>, its checksum
+// recorded), so the dataset loads from any directory after a move, whatever the
+// original file became; a copy swapped for another tokenizer is refused naming the
+// file, both checksums and both vocabularies; so is pretraining on it.
+TEST_F(PrepareTest, TheDatasetKeepsAndVerifiesItsTokenizer) {
+  write_tokenizer(dir / "corpus/tok.json", 270);
+  cfg.tokenizer = dir / "corpus/tok.json";
+  cfg.sources.resize(1);
+  const Manifest m = prepare_dataset(cfg);
+  EXPECT_EQ(m.tokenizer.file, "tokenizer/tok.json");
+  EXPECT_EQ(read_bytes(dir / "out/tokenizer/tok.json"), read_bytes(dir / "corpus/tok.json"));
+  // Moved, the original replaced by a different tokenizer, read from elsewhere.
+  fs::rename(dir / "out", dir / "moved");
+  write_tokenizer(dir / "corpus/tok.json", 262);
+  const std::string moved = dir / "moved";
+  in_directory(fs::temp_directory_path(), [&] {
+    const Manifest back = Manifest::load(moved);
+    EXPECT_EQ(load_dataset_tokenizer(moved, back).vocab_size(), 270);
+    EXPECT_EQ(dataset_tokenizer_path(moved, back), moved + "/tokenizer/tok.json");
+  });
+  // The copy swapped: refused with both checksums and vocabularies.
+  const std::string theirs = tokenizer_file_checksum(dir / "corpus/tok.json");
+  fs::copy_file(dir / "corpus/tok.json", dir / "moved/tokenizer/tok.json", fs::copy_options::overwrite_existing);
+  EXPECT_THROW_WITH(load_dataset_tokenizer(moved, Manifest::load(moved)), FormatError,
+                    moved + "/tokenizer/tok.json: not the tokenizer this dataset was tokenized with: xxh3 " + theirs +
+                        " (vocabulary 262), " + moved + "/manifest.json records " + m.tokenizer.checksum + " (vocabulary 270)");
+  PretrainConfig pc = PretrainConfig::parse("[model]\npreset = \"gpt2-tiny\"\n[train]\nseq_len = 8\nsteps = 2\n[optim]\nwarmup_steps = 1\n",
+                                            "t.toml", {"data.dataset=" + moved, "run.dir=" + (dir / "run")});
+  EXPECT_THROW_WITH(Pretrainer(pc, Resume::no), FormatError, "not the tokenizer this dataset was tokenized with");
+  EXPECT_FALSE(fs::exists(dir / "run/checkpoints"));
+}
+
+// A dataset prepared before datasets kept a copy (no tokenizer.file): its path is
+// relative to where prepare ran. Found from there or next to the dataset directory;
+// from elsewhere the error says what was tried and how to fix it; another file at
+// that path (another corpus/tok.json) is refused by its checksum, never used silently.
+TEST_F(PrepareTest, AnOldDatasetFindsItsTokenizerByPathAndVerifiesIt) {
+  write_tokenizer(dir / "work/corpus/tok.json", 270);
+  cfg.sources.resize(1);
+  cfg.out_dir = dir / "work/old";
+  in_directory(dir / "work", [&] {
+    cfg.tokenizer = "corpus/tok.json";
+    prepare_dataset(cfg);
+  });
+  // What an older teddy wrote: no copy, no "file".
+  Manifest m = Manifest::load(dir / "work/old");
+  fs::remove_all(dir / "work/old/tokenizer");
+  m.tokenizer.file.clear();
+  m.save(dir / "work/old");
+  ASSERT_EQ(read_bytes(dir / "work/old/manifest.json").find("\"file\""), std::string::npos);
+  const std::string old = dir / "work/old";
+  in_directory(dir / "work", [&] { EXPECT_EQ(load_dataset_tokenizer(old, Manifest::load(old)).vocab_size(), 270); });
+  // From / the relative path is not there, but it is next to the dataset directory.
+  in_directory("/", [&] { EXPECT_EQ(dataset_tokenizer_path(old, Manifest::load(old)), dir / "work/corpus/tok.json"); });
+  // Moved away from both: named, with the fix.
+  fs::rename(dir / "work/old", dir / "old");
+  in_directory("/", [&] {
+    EXPECT_THROW_WITH(load_dataset_tokenizer(dir / "old", Manifest::load(dir / "old")), Error,
+                      "tokenizer \"corpus/tok.json\" not found (tried it from here and from ");
+  });
+  // Another corpus/tok.json where the path leads: refused by its checksum.
+  write_tokenizer(dir / "elsewhere/corpus/tok.json", 262);
+  in_directory(dir / "elsewhere", [&] {
+    EXPECT_THROW_WITH(load_dataset_tokenizer(dir / "old", Manifest::load(dir / "old")), FormatError,
+                      "corpus/tok.json: not the tokenizer this dataset was tokenized with");
+  });
 }

@@ -331,6 +331,35 @@ TEST_F(PretrainTest, StaleCheckpointTempsOfDeadWritersAreRemoved) {
   EXPECT_TRUE(remove_stale_checkpoint_temps((root_ / "no_such_run").string()).summary().empty());
 }
 
+// No litter at the end of a run either: a temporary checkpoint directory of a writer
+// that is gone, appearing while the run trains (here made at step 3, as a save killed
+// in another process would leave it), is removed when the run ends and the end report
+// says so in one line.
+TEST_F(PretrainTest, TheEndOfARunRemovesDeadWritersTemporaries) {
+  const std::string run = (root_ / "run").string();
+  const std::string mine = checkpoint_temp_dir(run, 7);
+  const std::string host = mine.substr(mine.find('@') + 1);
+  std::fflush(nullptr);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) ::_exit(0);
+  ASSERT_EQ(::waitpid(child, nullptr, 0), child);
+  const fs::path dead = fs::path(run) / "checkpoints" / ("step_00000003.tmp-" + std::to_string(child) + "@" + host);
+  Pretrainer p(tiny_config(dataset_, run), Resume::no);
+  std::string end_text;
+  p.run([&](const PretrainEvent& e) {
+    if (e.kind == PretrainEvent::Kind::step && e.step == 3) {
+      fs::create_directories(dead);
+      std::ofstream(dead / "shard_00000_of_00001.safetensors") << "partial";
+    }
+    if (e.kind == PretrainEvent::Kind::end) end_text = e.text;
+  });
+  EXPECT_FALSE(fs::exists(dead)) << "left at the end of the run";
+  EXPECT_NE(end_text.find("# removed 1 temporary checkpoint directory of writers that are gone: " + dead.filename().string()),
+            std::string::npos)
+      << end_text;
+}
+
 // Lowering the micro-batch to fit memory must not change the run: micro_batch 4 x
 // grad_accum 2 trains on the rows of micro_batch 8 (the loader draws a step's rows
 // from the global batch), so the losses agree up to summation order.
@@ -660,4 +689,51 @@ TEST_F(PretrainTest, AFailedMetricsWriteStopsTheRun) {
         << what;
   }
   EXPECT_EQ(p.step_losses().size(), 1u);
+}
+
+// The resume's reader of metrics.jsonl: a torn last line (a run killed mid-write, a
+// full disk) and a line that is not JSON are dropped and said in the start report,
+// never silently and never failing the resume; the rewritten file holds the steps up
+// to the checkpoint and every line of it is JSON.
+TEST_F(PretrainTest, ResumeDropsATornMetricsLineWithAWarning) {
+  const std::string run = (root_ / "run").string();
+  {
+    Pretrainer p(tiny_config(dataset_, run), Resume::no);
+    p.run({}, 13);  // checkpoint at step 10 and (stop-after) 13
+  }
+  const fs::path metrics = fs::path(run) / "metrics.jsonl";
+  fs::remove_all(checkpoint_dir(run, 13));  // resume from step 10: steps 11-13 are cut
+  std::vector<std::string> lines;
+  {
+    std::ifstream in(metrics);
+    for (std::string l; std::getline(in, l);) lines.push_back(l);
+  }
+  ASSERT_GE(lines.size(), 5u);
+  lines.insert(lines.begin() + 2, "#garbage");
+  {
+    std::ofstream out(metrics, std::ios::trunc);
+    for (const auto& l : lines) out << l << "\n";
+    out << "{\"step\": 14, \"loss\": 4.1";  // torn: no end, no newline
+  }
+  Pretrainer r(tiny_config(dataset_, run), Resume::if_any);
+  ASSERT_EQ(r.start_step(), 10);
+  std::string start_text;
+  r.run([&](const PretrainEvent& e) {
+    if (e.kind == PretrainEvent::Kind::start) start_text = e.text;
+  }, 12);
+  EXPECT_NE(start_text.find("# " + metrics.string() + ":3: dropped a line that is not JSON"), std::string::npos) << start_text;
+  EXPECT_NE(start_text.find("# " + metrics.string() + ":" + std::to_string(lines.size() + 1) +
+                            ": dropped the last line, cut off"),
+            std::string::npos)
+      << start_text;
+  std::ifstream in(metrics);
+  std::vector<int64_t> steps;
+  for (std::string l; std::getline(in, l);) {
+    const auto j = nlohmann::json::parse(l, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << "not JSON: " << l;
+    if (j.contains("loss")) steps.push_back(j["step"].get<int64_t>());
+  }
+  std::vector<int64_t> want(12);
+  for (int i = 0; i < 12; ++i) want[static_cast<size_t>(i)] = i + 1;
+  EXPECT_EQ(steps, want);
 }

@@ -446,3 +446,55 @@ TEST_F(RunSafety, DataPrepareOutOfMemoryIsNamed) {
   EXPECT_FALSE(fs::exists(out_dir));
   fs::remove_all(src);
 }
+
+// The disk fills between two checkpoints: a real full disk, a tmpfs mounted in a
+// user and mount namespace of its own (`unshare -rm`, no privileges needed where user
+// namespaces are allowed; skipped where they are not: the write path's failure is
+// then still covered by Checkpoint.AFailedSaveLeavesNoCheckpointAndNoTemporary). Its
+// size fits the run's files and one checkpoint and half of the next, so the save of
+// step 10 fails. The run stops at once with an error naming that checkpoint and the
+// newest intact one; the checkpoint of step 5 verifies; no temporary directory is
+// left. The tmpfs vanishes with the namespace, so the shell copies the run out first.
+TEST_F(RunSafety, AFullDiskStopsTheRunNamingTheCheckpointAndKeepsThePreviousOne) {
+  if (std::system("unshare -rm true > /dev/null 2>&1") != 0) GTEST_SKIP() << "no user/mount namespaces here (unshare -rm)";
+  // One checkpoint's size (and the run's other files) from a normal run of 5 steps.
+  const fs::path probe = root_ / "disk_probe";
+  Child c = spawn(args(probe, {"--stop-after", "5"}, 5), (root_ / "disk_probe.log").string());
+  int st = 0;
+  ASSERT_TRUE(wait_for(c.pid, st, 120));
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << read_text(c.log);
+  uintmax_t ckpt = 0, total = 0;
+  for (const auto& e : fs::recursive_directory_iterator(probe))
+    if (e.is_regular_file()) {
+      total += e.file_size();
+      if (e.path().string().find("/checkpoints/") != std::string::npos) ckpt += e.file_size();
+    }
+  const uintmax_t size_kb = (total + ckpt / 2) / 1024 + 64;  // + 64 KiB: metrics lines, tmpfs pages
+
+  const fs::path mnt = root_ / "full_disk", out = root_ / "full_disk_copy", log = root_ / "full_disk.log";
+  fs::create_directories(mnt);
+  std::string cmd = "mount -t tmpfs -o size=" + std::to_string(size_kb) + "k tmpfs " + mnt.string() + " && OMP_NUM_THREADS=1 " +
+                    kTeddy;
+  for (const std::string& a : args(mnt / "run", {"--stop-after", "20", "checkpoint.keep=0"}, 5)) cmd += " '" + a + "'";
+  cmd += " > " + log.string() + " 2>&1; rc=\\$?; cp -r " + (mnt / "run").string() + " " + out.string() + "; exit \\$rc";  // \\$: expanded by the inner shell, not by std::system's
+  const int sys = std::system(("unshare -rm sh -c \"" + cmd + "\"").c_str());
+  const std::string text = read_text(log.string());
+  ASSERT_TRUE(WIFEXITED(sys)) << text;
+  EXPECT_EQ(WEXITSTATUS(sys), 1) << text;
+  const std::string newest = checkpoint_dir((mnt / "run").string(), 5);
+  for (const std::string& part :
+       {std::string("checkpoint of step 10 could not be written: checkpoint: "), std::string("No space left on device"),
+        std::string("its temporary directory was removed"),
+        "the run stops at step 10, the newest checkpoint is " + newest + " (intact): free space and continue with --resume"})
+    EXPECT_NE(text.find(part), std::string::npos) << part << "\n" << text;
+  EXPECT_EQ(text.find("internal error"), std::string::npos) << text;
+  // The previous checkpoint verifies; no later one and no temporary directory exists.
+  const auto ckpts = list_checkpoints(out.string());
+  ASSERT_EQ(ckpts.size(), 1u) << text;
+  EXPECT_NO_THROW(verify_checkpoint(ckpts[0]));
+  EXPECT_EQ(inspect_checkpoint(ckpts[0]).state.step, 5);
+  for (const auto& e : fs::directory_iterator(out / "checkpoints"))
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path() << " left behind";
+  std::printf("  tmpfs of %llu KiB (one checkpoint %llu KiB): %s", static_cast<unsigned long long>(size_kb),
+              static_cast<unsigned long long>(ckpt / 1024), text.substr(text.find("teddy: error")).c_str());
+}

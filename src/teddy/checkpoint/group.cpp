@@ -1,6 +1,7 @@
 #include "teddy/checkpoint/group.h"
 
 #include <exception>
+#include <filesystem>
 
 #include "teddy/checkpoint/shards.h"
 #include "teddy/core/error.h"
@@ -42,6 +43,12 @@ void CheckpointGroup::all_or_none(const std::string& prefix, const std::function
   }
 }
 
+namespace {
+std::string write_sharded_checkpoint(const CheckpointGroup& g, const std::string& run_dir, const std::string& tmp,
+                                     const Model& model, const ShardPiece& mine, const CheckpointMeta& meta, int keep_last,
+                                     const std::function<void(const std::string&)>& after_file);
+}  // namespace
+
 std::string save_sharded_checkpoint(const CheckpointGroup& g, const std::string& run_dir, const Model& model,
                                     const ShardPiece& mine, const CheckpointMeta& meta, int keep_last,
                                     const std::function<void(const std::string&)>& after_file) {
@@ -50,6 +57,32 @@ std::string save_sharded_checkpoint(const CheckpointGroup& g, const std::string&
   g.all_or_none("checkpoint: ", [&] {
     if (g.rank == 0) begin_checkpoint_dir(tmp);
   });
+  try {
+    return write_sharded_checkpoint(g, run_dir, tmp, model, mine, meta, keep_last, after_file);
+  } catch (const Error& e) {
+    // Every rank throws here together (all_or_none), so no rank still writes into tmp:
+    // rank 0 removes it, and a failed save (a full disk) leaves no litter holding the
+    // space whose lack made it fail.
+    if (g.rank != 0) throw;
+    std::error_code ec;
+    std::string what = e.what();
+    if (std::filesystem::exists(tmp, ec)) {  // gone when the failure came after the rename into place
+      std::filesystem::remove_all(tmp, ec);
+      what += ec ? "; its temporary directory " + tmp + " could not be removed: " + ec.message()
+                 : "; its temporary directory was removed";
+    }
+    if (dynamic_cast<const ConfigError*>(&e)) throw ConfigError(what);
+    if (dynamic_cast<const FormatError*>(&e)) throw FormatError(what);
+    throw Error(what);
+  }
+}
+
+namespace {
+
+// The shards into tmp, then the manifest and the commit (rank 0).
+std::string write_sharded_checkpoint(const CheckpointGroup& g, const std::string& run_dir, const std::string& tmp,
+                                     const Model& model, const ShardPiece& mine, const CheckpointMeta& meta, int keep_last,
+                                     const std::function<void(const std::string&)>& after_file) {
   ShardEntry entry;
   g.all_or_none("checkpoint: ", [&] {
     entry = write_checkpoint_shard(tmp, g.rank, g.size, mine.begin, mine.end, mine.params, mine.m, mine.v);
@@ -79,6 +112,8 @@ std::string save_sharded_checkpoint(const CheckpointGroup& g, const std::string&
   });
   return dir;
 }
+
+}  // namespace
 
 std::optional<VerifiedCheckpoint> find_latest_checkpoint(const CheckpointGroup& g, const std::string& run_dir,
                                                          std::vector<std::string>* skipped) {

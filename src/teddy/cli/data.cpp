@@ -9,6 +9,7 @@
 #include "teddy/cli/commands.h"
 #include "teddy/core/error.h"
 #include "teddy/data/data_config.h"
+#include "teddy/data/dataset_tokenizer.h"
 #include "teddy/data/manifest.h"
 #include "teddy/data/prepare.h"
 #include "teddy/data/token_stream.h"
@@ -101,9 +102,16 @@ int run_prepare(const PrepareArgs& a) {
 int run_inspect(const std::string& dir, bool verify) {
   const Manifest m = Manifest::load(dir);
   std::printf("dataset %s\n", dir.c_str());
-  std::printf("  tokenizer %s (vocab %lld, eot %u%s%s), tokens stored as uint%u\n", m.tokenizer.path.c_str(),
+  // The tokenizer is checked like the shards: its checksum and vocabulary against the manifest.
+  load_dataset_tokenizer(dir, m);
+  const std::string tok_path = dataset_tokenizer_path(dir, m);
+  std::printf("  tokenizer %s (vocab %lld, eot %u%s%s; %s), tokens stored as uint%u\n", tok_path.c_str(),
               static_cast<long long>(m.tokenizer.vocab_size), m.tokenizer.eot_id,
-              m.tokenizer.checksum.empty() ? "" : ", xxh3 ", m.tokenizer.checksum.c_str(), m.token_bytes * 8);
+              m.tokenizer.checksum.empty() ? "" : ", xxh3 ", m.tokenizer.checksum.c_str(),
+              tok_path == "bytes"        ? "built in"
+              : m.tokenizer.file.empty() ? "verified; found by the path prepare was given: prepare again to keep a copy"
+                                         : "verified, the dataset's copy",
+              m.token_bytes * 8);
   std::printf("  val_fraction %g, split_seed %llu\n", m.val_fraction, static_cast<unsigned long long>(m.split_seed));
   double wsum = 0;
   for (const auto& s : m.sources) wsum += s.weight;

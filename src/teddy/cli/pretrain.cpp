@@ -7,6 +7,7 @@
 #include "bench/sgemm_ceiling.h"
 #include "teddy/cli/commands.h"
 #include "teddy/cli/job.h"
+#include "teddy/core/error.h"
 #include "teddy/core/stop_signal.h"
 #include "teddy/eval/training_eval.h"
 
@@ -51,6 +52,8 @@ void register_pretrain(CLI::App& app, Run& run) {
       "  kill the job). docs/CLUSTER.md");
   sub->callback([o, &run] {
     run = [o] {
+      if (o->stop_after < 0)
+        throw ConfigError("--stop-after: expected a number of steps >= 1 (got " + std::to_string(o->stop_after) + ")");
       const Resume resume = resume_from_flag(o->resume);  // a bad --resume=X first
       if (o->no_memory_check) o->overrides.push_back("run.memory_check=false");
       PretrainConfig cfg = o->config.empty() ? PretrainConfig::parse("", "<defaults>", o->overrides)

@@ -116,6 +116,8 @@ void register_sft(CLI::App& app, Run& run) {
   sub->callback([o, ev, &run] {
     if (ev->parsed()) return;  // `teddy sft eval`: its own callback set the runner
     run = [o] {
+      if (o->stop_after < 0)
+        throw ConfigError("--stop-after: expected a number of steps >= 1 (got " + std::to_string(o->stop_after) + ")");
       const Resume resume = resume_from_flag(o->resume);  // a bad --resume=X first
       if (o->config.empty()) throw ConfigError("teddy sft: --config is required (or use `teddy sft eval`)");
       std::vector<std::string> ovs = o->overrides;

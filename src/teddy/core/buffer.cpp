@@ -2,20 +2,22 @@
 
 #include <sys/mman.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 #include <string>
 
 #include "teddy/core/error.h"
+#include "teddy/core/memory_usage.h"
 
 namespace teddy {
 
 void AlignedBuffer::Free::operator()(std::byte* p) const { std::free(p); }
 
-AlignedBuffer::AlignedBuffer(size_t bytes) { resize(bytes); }
+AlignedBuffer::AlignedBuffer(size_t bytes, const std::string& what) { resize(bytes, what); }
 
-void AlignedBuffer::resize(size_t bytes) {
+void AlignedBuffer::resize(size_t bytes, const std::string& what) {
   ptr_.reset();
   bytes_ = 0;
   if (bytes == 0) return;
@@ -26,7 +28,14 @@ void AlignedBuffer::resize(size_t bytes) {
   const bool huge = bytes >= kHugePageBytes;
   const size_t align = huge ? kHugePageBytes : kAlignBytes;
   void* p = std::aligned_alloc(align, align_up(bytes, align));
-  if (!p) throw Error("out of memory allocating " + std::to_string(bytes) + " bytes");
+  if (!p) {
+    // Named, with what the process may still use: past the memory check (or without
+    // it) this is the buffer that did not fit.
+    const MemoryBudget b = available_memory();
+    throw Error("out of memory allocating " + (what.empty() ? std::string("a buffer") : what) + " (" +
+                human_bytes(static_cast<double>(bytes)) + ", " + std::to_string(bytes) + " bytes); " +
+                (std::isfinite(b.bytes) ? human_bytes(b.bytes) + " available (" + b.source + ")" : std::string("available memory unknown")));
+  }
 #ifdef MADV_HUGEPAGE
   if (huge) madvise(p, align_up(bytes, align), MADV_HUGEPAGE);  // advice only: failure is harmless
 #endif

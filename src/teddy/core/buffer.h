@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 namespace teddy {
 
@@ -18,11 +19,13 @@ inline size_t align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 class AlignedBuffer {
  public:
   AlignedBuffer() = default;
-  explicit AlignedBuffer(size_t bytes);
+  // `what` names the buffer in the error an allocation that fails throws
+  // ("out of memory allocating <what> (N bytes); ... available").
+  explicit AlignedBuffer(size_t bytes, const std::string& what = {});
   AlignedBuffer(AlignedBuffer&&) noexcept = default;
   AlignedBuffer& operator=(AlignedBuffer&&) noexcept = default;
 
-  void resize(size_t bytes);  // reallocates and zeroes
+  void resize(size_t bytes, const std::string& what = {});  // reallocates and zeroes
   void zero();
   size_t bytes() const { return bytes_; }
   std::byte* data() { return ptr_.get(); }
@@ -50,8 +53,8 @@ class Arena {
     if (used_ > buf_.bytes()) overflow();
     return reinterpret_cast<T*>(buf_.data() + off);
   }
-  void allocate(size_t bytes) { buf_.resize(bytes); used_ = 0; peak_ = 0; }
-  void allocate_counted() { allocate(peak_); }  // size to what the counting pass took
+  void allocate(size_t bytes, const std::string& what = {}) { buf_.resize(bytes, what); used_ = 0; peak_ = 0; }
+  void allocate_counted(const std::string& what = {}) { allocate(peak_, what); }  // size to what the counting pass took
   void reset() { used_ = 0; }                    // reuse from the start
   size_t used() const { return used_; }
   size_t peak() const { return peak_; }

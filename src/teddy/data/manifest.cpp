@@ -93,6 +93,7 @@ std::string Manifest::to_json() const {
   j["version"] = version;
   j["tokenizer"] = {{"path", tokenizer.path}, {"checksum", tokenizer.checksum},
                     {"vocab_size", tokenizer.vocab_size}, {"eot_id", tokenizer.eot_id}};
+  if (!tokenizer.file.empty()) j["tokenizer"]["file"] = tokenizer.file;
   j["token_bytes"] = token_bytes;
   j["val_fraction"] = val_fraction;
   j["split_seed"] = split_seed;
@@ -130,6 +131,12 @@ Manifest Manifest::from_json(const std::string& text, const std::string& where) 
   m.tokenizer.checksum = field<std::string>(t, "checksum", tw);
   m.tokenizer.vocab_size = field<int64_t>(t, "vocab_size", tw);
   m.tokenizer.eot_id = field<uint32_t>(t, "eot_id", tw);
+  if (t.contains("file")) {  // absent in datasets prepared before datasets kept their tokenizer
+    m.tokenizer.file = field<std::string>(t, "file", tw);
+    const std::filesystem::path f(m.tokenizer.file);
+    if (f.empty() || f.is_absolute() || m.tokenizer.file.find("..") != std::string::npos)
+      throw FormatError(tw + ".file: \"" + m.tokenizer.file + "\" is not a path inside the dataset directory");
+  }
   m.token_bytes = field<uint32_t>(j, "token_bytes", where);
   if (m.token_bytes != 2 && m.token_bytes != 4) throw FormatError(where + ": token_bytes must be 2 or 4");
   m.val_fraction = field<double>(j, "val_fraction", where);

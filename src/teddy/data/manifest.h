@@ -30,10 +30,14 @@ struct SourceInfo {
 };
 
 struct TokenizerInfo {
-  std::string path;          // "bytes" for the built-in byte tokenizer
+  std::string path;          // as given to `data prepare`; "bytes" for the built-in byte tokenizer
   std::string checksum;      // XXH3-64 (hex) of the tokenizer file; "" for "bytes"
   int64_t vocab_size = 0;
   uint32_t eot_id = 0;
+  // The dataset's own copy of the tokenizer file, relative to the dataset directory
+  // ("tokenizer/<name>"). "" for "bytes" and in datasets prepared before datasets kept
+  // a copy (then `path` is found as before: data/dataset_tokenizer.h).
+  std::string file;
 };
 
 struct Manifest {

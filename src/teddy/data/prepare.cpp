@@ -18,25 +18,13 @@
 #include "teddy/io/atomic_file.h"
 #include "teddy/data/shard.h"
 #include "teddy/tokenizer/tokenizer.h"
+#include "teddy/data/dataset_tokenizer.h"
 
 namespace fs = std::filesystem;
 
 namespace teddy {
 
 namespace {
-
-std::string hex64(uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
-std::string file_checksum(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open tokenizer file");
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return hex64(XXH3_64bits(bytes.data(), bytes.size()));
-}
 
 // Buffers tokens of one split and cuts them into shards of exactly shard_tokens.
 class ShardSink {
@@ -235,7 +223,7 @@ Manifest prepare_dataset_impl(const PrepareConfig& cfg, const Tokenizer& tok, co
 
   Manifest m;
   m.tokenizer.path = cfg.tokenizer;
-  m.tokenizer.checksum = cfg.tokenizer == "bytes" ? "" : file_checksum(cfg.tokenizer);
+  m.tokenizer.checksum = cfg.tokenizer == "bytes" ? "" : tokenizer_file_checksum(cfg.tokenizer);
   m.tokenizer.vocab_size = tok.vocab_size();
   m.tokenizer.eot_id = tok.eot_id();
   m.token_bytes = shard_token_bytes(tok.vocab_size());
@@ -259,6 +247,16 @@ Manifest prepare_dataset_impl(const PrepareConfig& cfg, const Tokenizer& tok, co
                   "files or documents, or free memory; the output directory was left as it was");
     }
     if (progress) progress(m.sources.back());
+  }
+  if (cfg.tokenizer != "bytes") {
+    // The dataset keeps its tokenizer (data/dataset_tokenizer.h): found wherever the
+    // dataset goes, and the copy's checksum is the one recorded.
+    const fs::path rel = fs::path("tokenizer") / fs::path(cfg.tokenizer).filename();
+    fs::create_directories(stage.path / "tokenizer");
+    fs::copy_file(cfg.tokenizer, stage.path / rel);
+    m.tokenizer.file = rel.string();
+    if (tokenizer_file_checksum((stage.path / rel).string()) != m.tokenizer.checksum)
+      throw Error(cfg.tokenizer + ": the tokenizer file changed while the dataset was prepared; prepare it again");
   }
   m.save(stage.path.string());
 

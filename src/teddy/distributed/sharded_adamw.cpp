@@ -17,8 +17,8 @@ ShardedAdamW::ShardedAdamW(const ParamLayout& layout, const AdamWConfig& cfg, Ra
     else
       runs_.push_back({b, e, p.decay});
   }
-  m_.resize(std::max<size_t>(shard.size(), 1) * sizeof(float));
-  v_.resize(std::max<size_t>(shard.size(), 1) * sizeof(float));
+  m_.resize(std::max<size_t>(shard.size(), 1) * sizeof(float), "AdamW first moments (this rank's shard)");
+  v_.resize(std::max<size_t>(shard.size(), 1) * sizeof(float), "AdamW second moments (this rank's shard)");
   m_.zero();
   v_.zero();
 }

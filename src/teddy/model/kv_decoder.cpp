@@ -29,7 +29,8 @@ KvDecoder::KvDecoder(Model& model, int capacity, int max_rows)
     throw Error("kv cache: max_rows must be in [1, capacity] (got " + std::to_string(max_rows) + ")");
   n_threads_ = model.context().threads > 0 ? model.context().threads : omp_get_max_threads();
   const size_t kv = static_cast<size_t>(cfg.n_kv_head) * cfg.head_dim();
-  cache_.resize(static_cast<size_t>(cfg.n_layer) * 2 * cap_ * kv * sizeof(float));
+  cache_.resize(static_cast<size_t>(cfg.n_layer) * 2 * cap_ * kv * sizeof(float),
+                "the KV cache for " + std::to_string(cap_) + " positions");
   if (const LoraConfig* l = model.lora()) {
     adapters_.assign(cfg.n_layer, {});
     for (const LoraSite& site : model.lora_sites()) part_cols_.push_back(site.part_cols());
@@ -47,7 +48,7 @@ KvDecoder::KvDecoder(Model& model, int capacity, int max_rows)
     (void)l;
   }
   carve(scratch_);  // counting pass
-  scratch_.allocate_counted();
+  scratch_.allocate_counted("the decoder's activations");
   carve(scratch_);
 }
 

@@ -112,8 +112,8 @@ Model::Model(const ModelConfig& cfg, Context ctx) : cfg_(cfg), ctx_(ctx) {
   if (!ctx_.backend) throw Error("Model: the context has no backend");
   cfg_.validate();
   layout_ = make_param_layout(cfg_);
-  params_.resize(layout_.total * sizeof(float));
-  grads_.resize(layout_.total * sizeof(float));
+  params_.resize(layout_.total * sizeof(float), "parameters");
+  grads_.resize(layout_.total * sizeof(float), "gradients");
   impl_ = std::make_unique<Impl>();
   impl_->off = resolve_offsets(cfg_, layout_);
   // The tensors the GEMMs overwrite in set mode: every block linear (weight and bias)
@@ -146,8 +146,8 @@ void Model::enable_lora(const LoraConfig& lora, uint64_t seed) {
   }
   layout_ = make_lora_layout(cfg_, lora);
   params_ = AlignedBuffer();
-  params_.resize(layout_.total * sizeof(float));
-  grads_.resize(layout_.total * sizeof(float));
+  params_.resize(layout_.total * sizeof(float), "parameters");
+  grads_.resize(layout_.total * sizeof(float), "gradients");
   lora_init(params(), layout_, seed);
   st->a_off.assign(cfg_.n_layer, {kAbsent, kAbsent, kAbsent, kAbsent});
   st->b_off = st->a_off;
@@ -349,7 +349,7 @@ void Model::reserve_activations(int B, int T) {
   const size_t wbytes = weight_scratch_bytes_for(cfg_, prec);
   if (impl_->wscratch.bytes() != wbytes) {
     impl_->wscratch = AlignedBuffer();
-    if (wbytes) impl_->wscratch.resize(wbytes);
+    if (wbytes) impl_->wscratch.resize(wbytes, "the 16-bit weight scratch");
   }
   if (impl_->arena.allocated() && rows <= impl_->acts.rows && impl_->carved_for == mode &&
       impl_->carved_prec == prec)
@@ -362,7 +362,7 @@ void Model::reserve_activations(int B, int T) {
   Arena arena;
   Activations a;
   carve_activations(arena, cfg_, r, a, mode, prec, ctx_, la);
-  arena.allocate_counted();
+  arena.allocate_counted("activations for " + std::to_string(r) + " rows (micro_batch x seq_len)");
   carve_activations(arena, cfg_, r, a, mode, prec, ctx_, la);
   impl_->carved_for = mode;
   impl_->carved_prec = prec;

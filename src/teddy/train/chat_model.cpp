@@ -92,6 +92,11 @@ ChatModel load_lora_run(const std::string& checkpoint) {
 
 ChatModel load_chat_model(const std::string& checkpoint, const std::string& tokenizer, bool chat,
                           const ChatTemplate* tmpl) {
+  // A tokenizer named by the caller must exist: checked before the checkpoint is read,
+  // and said as what it is (not "no tokenizer next to the checkpoint").
+  std::error_code ec;
+  if (!tokenizer.empty() && !fs::is_regular_file(tokenizer, ec))
+    throw Error(tokenizer + ": tokenizer file " + (fs::exists(tokenizer, ec) ? "is not a regular file" : "not found"));
   ChatModel cm;
   const VerifiedCheckpoint verified = resolve_verified_checkpoint(checkpoint);  // each file hashed once
   const CheckpointInfo& info = verified.info;

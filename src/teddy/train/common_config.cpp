@@ -26,9 +26,10 @@ void validate_common(const CommonConfig& c, const CommonRules& rules) {
   check(c.min_lr_ratio >= 0 && c.min_lr_ratio <= 1, "optim.min_lr_ratio", "must be in [0, 1]");
   if (rules.total_steps)
     check(c.warmup_steps >= 0 && c.warmup_steps <= *rules.total_steps, "optim.warmup_steps",
-          "must be in [0, total steps]");
+          "must be in [0, total steps] (got " + std::to_string(c.warmup_steps) + ", total steps " +
+              std::to_string(*rules.total_steps) + ")");
   else
-    check(c.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0");
+    check(c.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0 (got " + std::to_string(c.warmup_steps) + ")");
   check(c.weight_decay >= 0, "optim.weight_decay", "must be >= 0");
   check(c.beta1 >= 0 && c.beta1 < 1, "optim.beta1", "must be in [0, 1)");
   check(c.beta2 >= 0 && c.beta2 < 1, "optim.beta2", "must be in [0, 1)");

@@ -81,7 +81,7 @@ struct CommonConfig {
 
 // The rules whose wording differs between the commands.
 struct CommonRules {
-  // Known (pretraining): optim.warmup_steps "must be in [0, total steps]". Unknown
+  // Known (pretraining): optim.warmup_steps "must be in [0, total steps] (got W, total steps N)". Unknown
   // until the data is read (SFT): "must be >= 0", and the trainer checks the bound.
   std::optional<int64_t> total_steps;
   // SFT: eval.batches 0 means the whole validation split; pretraining needs >= 1.

@@ -6,7 +6,9 @@
 namespace teddy {
 
 // Keeps the lines of a metrics.jsonl up to and including `step` (a resumed run rewrites
-// the rest); a torn last line from a killed run is dropped. No file: nothing to do.
-void truncate_metrics(const std::string& path, int64_t step);
+// the rest), replacing the file atomically. A torn last line (a run killed mid-write, a
+// full disk) is dropped, and so is any other line that is not JSON; each is said in a
+// returned "# ..." line for the run's start report, never silently. No file: "".
+std::string truncate_metrics(const std::string& path, int64_t step);
 
 }  // namespace teddy

@@ -79,10 +79,11 @@ PretrainConfig PretrainConfig::parse(const std::string& text, const std::string&
 
   PretrainConfig c;
   // The preset is the base the other model keys modify, so read it first.
-  if (auto p = tbl["model"]["preset"]) c.model_preset = get_as<std::string>(*p.node(), source + ": model.preset", "a preset name");
+  if (auto p = tbl["model"]["preset"])
+    c.model_preset = get_as<std::string>(*p.node(), toml_config::key_origin(source, "model.preset", overrides), "a preset name");
   c.model = ModelConfig::preset(c.model_preset);
 
-  toml_config::apply_keys(c, tbl, source, keys(), {"model.preset"});
+  toml_config::apply_keys(c, tbl, source, keys(), {"model.preset"}, overrides);
   return c;
 }
 

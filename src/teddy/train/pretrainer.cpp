@@ -14,6 +14,7 @@
 #include "teddy/tokenizer/tokenizer.h"
 #include "teddy/model/model.h"
 #include "teddy/train/memory_check.h"
+#include "teddy/data/dataset_tokenizer.h"
 
 namespace fs = std::filesystem;
 
@@ -25,6 +26,9 @@ class Pretrainer::Task final : public TrainTask {
  public:
   Task(const PretrainConfig& cfg, int dp_rank, int dp) : cfg_(cfg), rank_(dp_rank), dp_(dp) {
     manifest_ = Manifest::load(cfg.dataset);
+    // The dataset's own tokenizer, verified (checksum, vocabulary) before anything is
+    // allocated; it goes into the run directory for `teddy generate`.
+    tok_ = std::make_unique<Tokenizer>(load_dataset_tokenizer(cfg.dataset, manifest_));
     cfg_.finalize(static_cast<int>(manifest_.tokenizer.vocab_size));
     threads_ = cfg_.threads > 0 ? cfg_.threads : omp_get_max_threads();
     omp_set_num_threads(threads_);
@@ -107,9 +111,7 @@ class Pretrainer::Task final : public TrainTask {
 
   // The run directory carries what `teddy generate` needs: the resolved config and the tokenizer.
   void write_run_files(const std::string& run_dir) override {
-    const std::string tok_path = manifest_.tokenizer.path;
-    Tokenizer tok = (tok_path == "bytes" || tok_path.empty()) ? Tokenizer::bytes() : Tokenizer::load(tok_path);
-    tok.save((fs::path(run_dir) / "tokenizer.json").string());
+    tok_->save((fs::path(run_dir) / "tokenizer.json").string());
     std::ofstream((fs::path(run_dir) / "config.toml").string(), std::ios::trunc) << cfg_.to_toml();
   }
 
@@ -170,6 +172,7 @@ class Pretrainer::Task final : public TrainTask {
  private:
   PretrainConfig cfg_;
   Manifest manifest_;
+  std::unique_ptr<Tokenizer> tok_;  // the dataset's, verified
   std::unique_ptr<DataLoader> loader_;
   std::unique_ptr<ValidationLoader> val_;
   std::unique_ptr<Model> model_;

@@ -90,7 +90,7 @@ SftConfig SftConfig::parse(const std::string& text, const std::string& source, c
   SftConfig c;
   // The template's name picks the base the other template keys modify: read it first.
   if (auto n = tbl["template"]["name"]) {
-    const std::string where = source + ": template.name";
+    const std::string where = toml_config::key_origin(source, "template.name", overrides);
     const std::string name = get_as<std::string>(*n.node(), where, "a template name");
     try {
       c.chat_template = name == "custom" ? ChatTemplate{} : ChatTemplate::named(name);
@@ -104,7 +104,7 @@ SftConfig SftConfig::parse(const std::string& text, const std::string& source, c
           throw ConfigError(source + ": template." + k + ": only for built-in templates (\"" + name +
                             "\" is a Jinja template: its text says how turns are written)");
   }
-  toml_config::apply_keys(c, tbl, source, keys());
+  toml_config::apply_keys(c, tbl, source, keys(), {}, overrides);
   return c;
 }
 

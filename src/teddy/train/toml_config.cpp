@@ -1,5 +1,7 @@
 #include "teddy/train/toml_config.h"
 
+#include <filesystem>
+
 namespace teddy::toml_config {
 
 namespace {
@@ -55,7 +57,19 @@ toml::table parse_with_overrides(const std::string& text, const std::string& sou
   return tbl;
 }
 
+std::string key_origin(const std::string& source, const std::string& key, const std::vector<std::string>& overrides) {
+  for (auto it = overrides.rbegin(); it != overrides.rend(); ++it) {
+    const auto eq = it->find('=');
+    if (eq != std::string::npos && it->compare(0, eq, key) == 0 && eq == key.size()) return "override " + *it;
+  }
+  return source + ": " + key;
+}
+
 std::string read_config_file(const std::string& path) {
+  // A directory opens as a stream on Linux and reads as empty: the run would start on the defaults.
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw ConfigError(path + ": is a directory; --config expects a TOML file");
   std::ifstream f(path);
   if (!f) throw ConfigError(path + ": cannot open config file");
   std::ostringstream ss;

@@ -59,11 +59,16 @@ Setter<Config> field(F accessor, const char* want) {
 toml::table parse_with_overrides(const std::string& text, const std::string& source,
                                  const std::vector<std::string>& overrides);
 
+// Where a key's value came from, for messages: "override section.key=value" when an
+// override set it (the last one of that key wins), else "source: section.key".
+std::string key_origin(const std::string& source, const std::string& key, const std::vector<std::string>& overrides);
+
 // Runs the table's setter for every key in `tbl`, except those in `skip` (read
-// earlier by the caller); unknown keys and non-table sections are refused.
+// earlier by the caller); unknown keys and non-table sections are refused. Errors
+// name the override that set a key (key_origin), not the config file.
 template <class Config>
 void apply_keys(Config& c, const toml::table& tbl, const std::string& source, const KeyTable<Config>& keys,
-                const std::vector<std::string>& skip = {}) {
+                const std::vector<std::string>& skip = {}, const std::vector<std::string>& overrides = {}) {
   auto known = [&] {
     std::string s;
     for (const auto& [k, _] : keys) s += (s.empty() ? "" : ", ") + k;
@@ -76,15 +81,19 @@ void apply_keys(Config& c, const toml::table& tbl, const std::string& source, co
     for (auto&& [k, node] : *sec_tbl) {
       const std::string full = sec + "." + std::string(k.str());
       auto it = keys.find(full);
-      if (it == keys.end()) throw ConfigError(source + ": unknown key \"" + full + "\"; known keys: " + known());
+      const std::string origin = key_origin(source, full, overrides);
+      if (it == keys.end())
+        throw ConfigError(origin == source + ": " + full
+                              ? source + ": unknown key \"" + full + "\"; known keys: " + known()
+                              : origin + ": unknown key; known keys: " + known());
       bool skipped = false;
       for (const auto& s : skip) skipped |= (s == full);
-      if (!skipped) it->second(c, node, source + ": " + full);
+      if (!skipped) it->second(c, node, origin);
     }
   }
 }
 
-// The file's text; ConfigError if it cannot be opened.
+// The file's text; ConfigError if it cannot be opened or is a directory.
 std::string read_config_file(const std::string& path);
 
 }  // namespace teddy::toml_config

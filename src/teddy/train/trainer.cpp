@@ -74,7 +74,7 @@ Trainer::Trainer(std::unique_ptr<TrainTask> task, const CommonConfig& common, co
     step_ = start_step_ = info.state.step;
     tokens_ = info.state.tokens_processed;
     task_->restore(info);
-    if (writer) truncate_metrics(metrics_path_, step_);
+    if (writer) notes_ += truncate_metrics(metrics_path_, step_);  // a torn last line is dropped and said
   } else if (writer) {
     std::ofstream(metrics_path_, std::ios::trunc);  // a fresh run starts a fresh metrics file
   }
@@ -272,7 +272,19 @@ TrainResult Trainer::run(const std::function<void(const TrainEvent&)>& on_event,
     TrainEvent e;
     e.kind = TrainEvent::Kind::checkpoint;
     e.step = step_;
-    e.text = engine_->save_checkpoint(common_.run_dir, cs, common_.keep_checkpoints);  // fills the loss scaler's state
+    try {
+      e.text = engine_->save_checkpoint(common_.run_dir, cs, common_.keep_checkpoints);  // fills the loss scaler's state
+    } catch (const Error& err) {
+      // A save that fails (a full disk) stops the run: the steps after it could not be
+      // kept either. The save removed its temporary directory; the previous checkpoint
+      // was never touched (a checkpoint is renamed into place only when complete).
+      throw Error("checkpoint of step " + std::to_string(step_) + " could not be written: " + err.what() +
+                  "; the run stops at step " + std::to_string(step_) + ", the newest checkpoint is " +
+                  (!last_checkpoint.empty() ? last_checkpoint
+                   : start_step_ > 0        ? checkpoint_dir(common_.run_dir, start_step_)
+                                            : std::string("none yet")) +
+                  " (intact): free space and continue with --resume");
+    }
     last_checkpoint = e.text;
     emit(e);
   };
@@ -393,6 +405,9 @@ TrainResult Trainer::run(const std::function<void(const TrainEvent&)>& on_event,
   report.task_evals = task_evals;
   if (W > 1) report.engine_summary = engine_->summary();  // collective
   end.text = task_->end_text(report);
+  // No litter at the end either: temporary checkpoint directories whose writers are
+  // gone (left at the start because their pid was alive then) go now, said in one line.
+  if (writer) end.text += remove_stale_checkpoint_temps(common_.run_dir).summary();
   end.stop_signal = stop_signal;
   end.checkpoint = last_checkpoint;
   emit(end);

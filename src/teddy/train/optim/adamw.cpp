@@ -31,8 +31,8 @@ AdamW::AdamW(const ParamLayout& layout, const AdamWConfig& cfg, Context ctx)
     else
       runs_.push_back({p.offset, p.offset + p.numel, p.decay});
   }
-  m_.resize(n_ * sizeof(float));
-  v_.resize(n_ * sizeof(float));
+  m_.resize(n_ * sizeof(float), "AdamW first moments");
+  v_.resize(n_ * sizeof(float), "AdamW second moments");
 }
 
 void AdamW::step(float* params, const float* grads, float lr, float grad_scale) {
