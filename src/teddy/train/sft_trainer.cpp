@@ -90,8 +90,12 @@ class SftTrainer::Task final : public TrainTask {
       setup.precision = p == Precision::bf16 ? DType::bf16 : p == Precision::fp16 ? DType::f16 : DType::f32;
       setup.dp = dp;
       setup.zero_stage = dp > 1 ? cfg.zero : 0;
-      check_training_memory(model_->config(), setup, threads_, local_ranks(),
-                            static_cast<double>(model_->param_bytes() + model_->grad_bytes()));
+      if (cfg.lora_section) setup.lora = cfg.lora;  // adapters' states + the frozen base (plan/lora.h)
+      // What the model holds already: its parameters and gradients (with LoRA the
+      // adapters') and the frozen base.
+      const double held = static_cast<double>(model_->param_bytes() + model_->grad_bytes()) +
+                          (cfg.lora_section ? static_cast<double>(model_->base_bytes()) : 0.0);
+      check_training_memory(model_->config(), setup, threads_, local_ranks(), held);
     }
     model_->set_precision(cfg.precision_mode());  // before the activations are sized: 16-bit saves less
     model_->reserve_activations(cfg.micro_batch, cfg.seq_len);
