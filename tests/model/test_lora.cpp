@@ -432,3 +432,47 @@ TEST(Lora, BaseBuiltFromASourceEqualsEnableLora) {
 }
 
 }  // namespace
+
+namespace {
+
+// Dropout by global position (set_lora_dropout_rows): one call over 4 samples draws the
+// masks of two calls over 2 + 2 (the second starts at sample 2 by itself), so the
+// losses and adapter gradients agree to rounding: each row's loss depends on its own
+// sample only, and only the GEMMs' row blocking and the order of adding the two
+// micro-batches' gradients differ (measured here: ~1e-7 relative; bound 1e-5). Masks
+// drawn per call instead (set_lora_dropout_counter) move them by far more: the check
+// asserts that gap, so it cannot pass with masks that ignore position.
+TEST(Lora, DropoutMasksFollowGlobalRows) {
+  for (Family f : {Family::gpt2, Family::llama}) {
+    SCOPED_TRACE(family_name(f));
+    Pair p = make_pair(f, lora_cfg(3, {}, 0.3f));
+    Model& m = p.lora;
+    const TokenData d = random_token_data(m.config(), 4, 9, 17, 0);
+    const Batch all = d.batch(4, 9);
+    Batch half0 = all, half1 = all;
+    half0.B = half1.B = 2;
+    half1.tokens += 2 * 9;
+    half1.targets += 2 * 9;
+    const size_t n = m.flat_size();
+    m.set_lora_dropout_rows(7, 0);
+    const double one = m.forward_backward(all, 0.1f, kernels::Grad::set).sum;
+    const std::vector<float> g1(m.grads(), m.grads() + n);
+    m.set_lora_dropout_rows(7, 0);
+    double two = m.forward_backward(half0, 0.1f, kernels::Grad::set).sum;
+    two += m.forward_backward(half1, 0.1f, kernels::Grad::add).sum;
+    const std::vector<float> g2(m.grads(), m.grads() + n);
+    EXPECT_LE(std::fabs(one - two) / std::fabs(one), 1e-5);
+    EXPECT_LE(rel_error(g2.data(), g1.data(), n), 1e-5);
+    // Per-call masks: the second half draws the first half's masks, not its own.
+    m.set_lora_dropout_counter(7);
+    double per_call = m.forward_backward(half0, 0.1f, kernels::Grad::set).sum;
+    m.set_lora_dropout_counter(7);
+    per_call += m.forward_backward(half1, 0.1f, kernels::Grad::add).sum;
+    EXPECT_GT(std::fabs(one - per_call) / std::fabs(one), 1e-3);
+    // Another step: other masks.
+    m.set_lora_dropout_rows(8, 0);
+    EXPECT_NE(m.forward_backward(all, 0.1f, kernels::Grad::set).sum, one);
+  }
+}
+
+}  // namespace

@@ -27,6 +27,8 @@ struct LoraState {
   ParamLayout base_layout;
   std::vector<std::array<size_t, kLoraLinears>> a_off, b_off;  // per layer; kAbsent: not adapted
   uint64_t seed = 0, counter = 0;
+  uint64_t sample0 = 0;     // the first row's sample in the step's global batch
+  bool positional = false;  // set_lora_dropout_rows: sample0 advances, counter stays
   AlignedBuffer sink;  // 2*C floats: the frozen norms' weight gradients, never read
   std::vector<std::array<LoraRef, kLoraLinears>> refs;   // per layer, rebuilt per call
   // QLoRA (quantize nf4 / bf16): the blocks' four linear weights, out of `base`.
@@ -312,7 +314,16 @@ void Model::base_weight(std::string_view name, float* out) const {
   throw Error("base_weight: \"" + std::string(name) + "\" is not a base tensor");
 }
 void Model::set_lora_dropout_counter(uint64_t c) {
-  if (impl_->lora) impl_->lora->counter = c;
+  if (!impl_->lora) return;
+  impl_->lora->counter = c;
+  impl_->lora->sample0 = 0;
+  impl_->lora->positional = false;
+}
+void Model::set_lora_dropout_rows(uint64_t step, uint64_t first_sample) {
+  if (!impl_->lora) return;
+  impl_->lora->counter = step;
+  impl_->lora->sample0 = first_sample;
+  impl_->lora->positional = true;
 }
 const kernels::QuantWeight* Model::base_quant(int layer, LoraLinear i) const {
   const LoraState* st = impl_->lora.get();
@@ -553,6 +564,8 @@ BlockShape Model::shape_for(int B, int T) const {
     s.lora_xd = impl_->acts.lora_xd;
     s.lora_dxd = impl_->acts.lora_dxd;
     s.lora_du = impl_->acts.lora_du;
+    s.lora_sample0 = st->sample0;
+    s.lora_stride_t = cfg_.max_seq_len;
   }
   return s;
 }
@@ -669,11 +682,16 @@ LossSum Model::forward_backward(const Batch& b, float dloss, kernels::Grad param
   impl_->training = true;
   struct TrainingOff {  // also on a throw
     Model::Impl* impl;
+    int B;
     ~TrainingOff() {
       impl->training = false;
-      if (impl->lora) ++impl->lora->counter;  // the next call draws new dropout masks
+      if (!impl->lora) return;
+      if (impl->lora->positional)
+        impl->lora->sample0 += static_cast<uint64_t>(B);  // the step's next rows
+      else
+        ++impl->lora->counter;  // the next call draws new dropout masks
     }
-  } training_off{impl_.get()};
+  } training_off{impl_.get(), b.B};
   run_trunk(b);
   const kernels::Backend& k = ctx_.ops();
   Activations& a = impl_->acts;

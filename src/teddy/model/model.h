@@ -152,6 +152,13 @@ class Model {
   // the counter counts forward_backward calls. A trainer sets it (e.g. from the step)
   // so a resumed run draws the same masks.
   void set_lora_dropout_counter(uint64_t c);
+  // Masks by global position instead (what trainers use): the seed and `step` pick the
+  // step's masks, and each element draws by its place in the step's global batch:
+  // (sample, position, feature) with sample = first_sample + the row in this call.
+  // Each forward_backward then advances first_sample by its B (the next micro-batch's
+  // rows), so a step's rows draw the same masks however they are split over
+  // micro-batches and ranks: rank r of dp sets first_sample = r * grad_accum * B.
+  void set_lora_dropout_rows(uint64_t step, uint64_t first_sample);
   // QLoRA: block `layer`'s linear `i` stored quantized, or nullptr (fp32 base).
   const kernels::QuantWeight* base_quant(int layer, LoraLinear i) const;
   uint64_t lora_dropout_counter() const;

@@ -75,8 +75,9 @@ class Pretrainer::Task final : public TrainTask {
 
   int64_t next_step(std::vector<Batch>& micro) override {
     const int B = cfg_.micro_batch, T = cfg_.seq_len;
-    // LoRA dropout masks from (step, rank, micro-batch): resume draws the same ones.
-    model_->set_lora_dropout_counter((static_cast<uint64_t>(step_++) * dp_ + rank_) * cfg_.grad_accum);
+    // LoRA dropout masks from (step, global row): resume and any rank split draw the same ones.
+    model_->set_lora_dropout_rows(static_cast<uint64_t>(step_++),
+                                  static_cast<uint64_t>(rank_) * cfg_.grad_accum * cfg_.micro_batch);
     micro.resize(static_cast<size_t>(cfg_.grad_accum));
     for (int a = 0; a < cfg_.grad_accum; ++a) {
       int32_t* tk = tokens_.data() + static_cast<size_t>(a) * B * T;

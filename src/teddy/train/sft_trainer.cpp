@@ -114,9 +114,9 @@ class SftTrainer::Task final : public TrainTask {
 
   int64_t next_step(std::vector<Batch>& micro) override {
     const int B = cfg_.micro_batch, A = cfg_.grad_accum;
-    // LoRA dropout masks: a function of (step, rank, micro-batch), so a resumed run
-    // draws what the uninterrupted one did and ranks draw different masks.
-    model_->set_lora_dropout_counter((static_cast<uint64_t>(step_++) * dp_ + rank_) * A);
+    // LoRA dropout masks: a function of (step, global row), so a resumed run draws what
+    // the uninterrupted one did and any split over ranks what one process draws.
+    model_->set_lora_dropout_rows(static_cast<uint64_t>(step_++), static_cast<uint64_t>(rank_) * A * B);
     micro.resize(static_cast<size_t>(A));
     int64_t positions = 0;  // the global batch's, every rank's micro-batches
     for (int q = 0; q < dp_; ++q) {
