@@ -34,7 +34,11 @@ class SftTrainer::Task final : public TrainTask {
 
     // The base model, its tokenizer, and the template's specials (growing the vocabulary).
     {
-      ChatModel cm = load_chat_model(cfg.init, cfg.tokenizer, true, &cfg.chat_template);
+      // With LoRA the base goes straight from the checkpoint into its storage (fp32,
+      // bf16 or NF4) when no vocabulary has to grow; else it loads in fp32 and
+      // enable_lora below moves it.
+      ChatModel cm = load_chat_model(cfg.init, cfg.tokenizer, true, &cfg.chat_template,
+                                     cfg.lora_section ? &cfg.lora : nullptr, cfg.seed);
       report_.init_checkpoint = cm.checkpoint;
       report_.init_skipped = cm.skipped;
       report_.added_specials = cm.added_specials;
@@ -45,7 +49,7 @@ class SftTrainer::Task final : public TrainTask {
     }
     // LoRA: the loaded weights become the frozen base; the flat buffers the engine,
     // AdamW and the checkpoints see hold only the adapters from here on.
-    if (cfg.lora_section) model_->enable_lora(cfg.lora, cfg.seed);
+    if (cfg.lora_section && !model_->lora()) model_->enable_lora(cfg.lora, cfg.seed);
     report_.vocab = model_->config().vocab_size;
     if (cfg.seq_len > model_->config().max_seq_len)
       throw ConfigError("train.seq_len: must be <= the model's max_seq_len (" + std::to_string(cfg.seq_len) + " > " +
