@@ -52,21 +52,25 @@ TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o
   r.backend = o.backend;
   reset_peak_rss();
 
-  Model model(cfg, Context{.backend = &kernels::backend(o.backend)});
-  model.init_weights(1234);
-  if (o.lora_r > 0) {
+  const Context ctx{.backend = &kernels::backend(o.backend)};
+  // With LoRA the base is built straight into its storage (fp32, bf16 or NF4) from the
+  // seeded initialisation, a chunk of rows at a time, as a quantized checkpoint would
+  // load: no fp32 copy of the base is ever held, and the peak counts everything.
+  auto build = [&]() -> Model {
+    if (o.lora_r <= 0) {
+      if (o.quantize != "none")
+        throw ConfigError("bench train: --quantize needs --lora R (the base is frozen only under LoRA)");
+      Model m(cfg, ctx);
+      m.init_weights(1234);
+      return m;
+    }
     LoraConfig l;
     l.r = o.lora_r;
     l.alpha = 2.0f * static_cast<float>(o.lora_r);
     l.quantize = o.quantize;
-    model.enable_lora(l, 1);
-    // The fp32 weights the base was initialised in are gone (quantized, freed): the
-    // peak counted from here is what training over this base holds (a quantized
-    // checkpoint read directly would never hold them; not implemented yet).
-    reset_peak_rss();
-  } else if (o.quantize != "none") {
-    throw ConfigError("bench train: --quantize needs --lora R (the base is frozen only under LoRA)");
-  }
+    return Model::with_lora(cfg, l, 1, Model::init_source(cfg, 1234), ctx);
+  };
+  Model model = build();
   r.lora_r = o.lora_r;
   r.quantize = o.lora_r > 0 ? o.quantize : "none";
   AdamW opt(model.layout(), AdamWConfig{}, model.context());

@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <random>
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -157,3 +159,32 @@ TEST(Nf4, RangesBitsAndEdges) {
 }
 
 }  // namespace
+
+// Built from pieces (a base loaded straight into NF4): any chunking of 64-multiples gives
+// nf4_quantize's bytes, absmax codes, scales and offset, a partial last block included.
+TEST(Nf4, ChunkedEqualsWhole) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> g(0.0f, 0.02f);
+  for (bool dq : {true, false})
+    for (int64_t n : {int64_t{1}, int64_t{64}, int64_t{64 * 256 * 2 + 37}, int64_t{100000}}) {
+      std::vector<float> w(static_cast<size_t>(n));
+      for (float& x : w) x = g(rng);
+      const Nf4Tensor whole = nf4_quantize(w.data(), n, dq);
+      for (int64_t chunk : {int64_t{64}, int64_t{640}, int64_t{1} << 20}) {
+        int64_t next = 0;
+        const Nf4Tensor t = nf4_quantize_chunked(n, dq, chunk, [&](int64_t lo, int64_t hi, float* out) {
+          EXPECT_EQ(lo, next);  // ascending and contiguous
+          EXPECT_LE(hi - lo, chunk);
+          next = hi;
+          std::copy(w.begin() + lo, w.begin() + hi, out);
+        });
+        EXPECT_EQ(next, n);
+        EXPECT_EQ(t.packed, whole.packed) << n << " " << chunk;
+        EXPECT_EQ(t.absmax, whole.absmax);
+        EXPECT_EQ(t.absmax_q, whole.absmax_q);
+        EXPECT_EQ(t.absmax2, whole.absmax2);
+        EXPECT_EQ(t.offset, whole.offset);
+      }
+    }
+  EXPECT_THROW(nf4_quantize_chunked(128, true, 100, [](int64_t, int64_t, float*) {}), Error);
+}

@@ -126,8 +126,8 @@ TEST_F(SftDist, TwoRanksFollowOneProcessOnTheSameGlobalBatch) {
 }
 
 // LoRA through the same engine: 2 ranks (ZeRO-1 and ZeRO-3, the adapters sharded and
-// gathered per block) follow the one process on the same global batch, as above, and
-// resume from the one process's adapter checkpoint.
+// gathered per block) follow the one process on the same global batch, as above, with
+// dropout 0 and with dropout 0.2.
 TEST_F(SftDist, LoraTwoRanksFollowOneProcess) {
   const std::string l = "lora.r=4 lora.alpha=8";
   const MpiResult one = single("lora_one", l);
@@ -139,6 +139,18 @@ TEST_F(SftDist, LoraTwoRanksFollowOneProcess) {
     ASSERT_EQ(two.rc, 0) << two.output;
     expect_close(metric("lora_one"), metric(run));
   }
+  // With dropout too: the masks follow each row's place in the global batch
+  // (Model::set_lora_dropout_rows), not the rank or the micro-batch, so 2 ranks and
+  // 2 ranks x 2 micro-batches draw the one process's masks.
+  const std::string ld = l + " lora.dropout=0.2";
+  const MpiResult oned = single("lora_drop_one", ld);
+  ASSERT_EQ(oned.rc, 0) << oned.output;
+  const MpiResult twod = ranks(2, "lora_drop_two", ld + " dist.zero=1");
+  ASSERT_EQ(twod.rc, 0) << twod.output;
+  expect_close(metric("lora_drop_one"), metric("lora_drop_two"));
+  const MpiResult accd = ranks(2, "lora_drop_accum", ld, 2);
+  ASSERT_EQ(accd.rc, 0) << accd.output;
+  expect_close(metric("lora_drop_one"), metric("lora_drop_accum"));
 }
 
 // Checkpoints resume in the other layout: written by 2 ranks (each its shard), resumed

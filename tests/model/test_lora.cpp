@@ -15,6 +15,7 @@
 #include "model/model_f64.h"
 #include "model/tiny_models.h"
 #include "teddy/core/error.h"
+#include "teddy/kernels/quant_weight.h"
 #include "teddy/model/kv_decoder.h"
 #include "teddy/model/lora.h"
 #include "teddy/model/model.h"
@@ -223,9 +224,9 @@ TEST(Lora, SetModeAndRecomputeAreExact) {
 
 namespace {
 
-// QLoRA: a base whose blocks' linears are stored in NF4 (or bf16) computes what a LoRA
-// model over the dequantized fp32 weights computes: logits by the vector rule against a
-// float64 twin of the merged model, gradients within 1e-4 relative per tensor (two fp32
+// QLoRA: a base whose blocks' linears are stored in NF4 (or bf16), embedding and head in
+// bf16, computes what a LoRA model over the dequantized fp32 weights computes: logits by
+// the vector rule against a float64 twin of the merged model, gradients within 1e-4 relative per tensor (two fp32
 // evaluations with different GEMM tilings); the base takes ~4.127 bits per linear weight.
 TEST(Lora, QuantizedBaseEqualsTheDequantizedOne) {
   for (const char* quant : {"nf4", "bf16"})
@@ -250,8 +251,11 @@ TEST(Lora, QuantizedBaseEqualsTheDequantizedOne) {
       const std::vector<float> zq = logits_of(q, b);
       Model merged = merge_lora(r);
       const F64Pass t64 = twin_pass<double>(merged, merged.params(), b, true, false, 1.0);
-      const F64Pass t32 = twin_pass<float>(merged, merged.params(), b, true, false, 1.0);
-      expect_rule(dist(zq.data(), t32.logits.data(), t64.logits.data(), zq.size()), std::string(quant) + " logits");
+      // The plain side is the same unmerged LoRA computation over fp32 storage (r): the
+      // merged twin's float pass is not, and with a bf16 embedding its error shrinks
+      // (bf16 rows plus fp32 positions add exactly) while the unmerged adapters' does not.
+      const std::vector<float> zr = logits_of(r, b);
+      expect_rule(dist(zq.data(), zr.data(), t64.logits.data(), zq.size()), std::string(quant) + " logits");
       q.forward_backward(b, 0.1f, kernels::Grad::set);
       r.forward_backward(b, 0.1f, kernels::Grad::set);
       for (const ParamInfo& p : q.layout().params)
@@ -268,15 +272,19 @@ TEST(Lora, Nf4StorageCostsAbout4Point127Bits) {
   c.n_head = 4;
   c.n_kv_head = 2;
   Model m(c);
-  size_t linear = 0;
-  for (const ParamInfo& p : m.layout().params)
+  size_t linear = 0, vocab = 0;
+  for (const ParamInfo& p : m.layout().params) {
     if (p.layer >= 0 && p.shape.size() == 2) linear += p.numel;
-  const size_t rest = m.layout().total - linear;
+    if (p.name == "tok_emb.weight" || p.name == "lm_head.weight") vocab += p.numel;
+  }
+  const size_t rest = m.layout().total - linear - vocab;
   LoraConfig l = lora_cfg(4);
   l.quantize = "nf4";
   m.enable_lora(l, 1);
-  // The fp32 rest (with its alignment padding, < 16 floats per tensor) plus the linears.
-  const double bits = 8.0 * static_cast<double>(m.base_bytes() - m.base_layout().total * 4) / static_cast<double>(linear);
+  // The fp32 rest (with its alignment padding, < 16 floats per tensor), the embedding
+  // and head in bf16, plus the linears.
+  const double bits =
+      8.0 * static_cast<double>(m.base_bytes() - m.base_layout().total * 4 - vocab * 2) / static_cast<double>(linear);
   EXPECT_NEAR(bits, 4.127, 0.01);
   EXPECT_LE(m.base_layout().total, rest + 16 * m.base_layout().params.size());
 }
@@ -320,6 +328,151 @@ TEST(Lora, SwappedAdaptersDecodeAsTheirMergedModels) {
             << "adapter " << k;
       }
     }
+}
+
+}  // namespace
+
+namespace {
+
+// With a quantized base the frozen token embedding (and an untied head) is stored in
+// bf16: each element is the fp32 value rounded to nearest even with 8 significant bits,
+// so |e16 - e| <= half an ulp of bf16 at e's binade, 2^(k - 9) for e = m 2^k, m in
+// [0.5, 1) (hence <= 2^-8 |e|, bf16's unit roundoff; no subnormals at these
+// magnitudes), and a bf16-representable value is kept exactly. The embedding output the
+// model computes is the plain encoder over that table, bit for bit.
+TEST(Lora, Bf16EmbeddingWithinHalfAnUlp) {
+  for (Family f : {Family::gpt2, Family::llama}) {
+    SCOPED_TRACE(family_name(f));
+    ModelConfig c = tiny_family(f);
+    c.tie_embeddings = f == Family::gpt2;  // both the tied and the untied head
+    Model m(c);
+    fill_random_params(m, 7);
+    std::vector<float> emb(m.param("tok_emb.weight"), m.param("tok_emb.weight") + static_cast<size_t>(c.padded_vocab_size) * c.d_model);
+    emb[0] = 0x1.fep-3f;  // exactly representable in bf16: kept exactly
+    std::copy(emb.begin(), emb.end(), m.param("tok_emb.weight"));
+    LoraConfig l = lora_cfg(4);
+    l.quantize = "nf4";
+    m.enable_lora(l, 3);
+    ASSERT_NE(m.base_embedding(), nullptr);
+    std::vector<float> got(emb.size());
+    m.base_weight("tok_emb.weight", got.data());
+    double worst = 0;  // error over the half-ulp bound
+    size_t changed = 0;
+    for (size_t i = 0; i < emb.size(); ++i) {
+      if (emb[i] == 0) {
+        EXPECT_EQ(got[i], 0.0f);
+        continue;
+      }
+      int k = 0;
+      std::frexp(emb[i], &k);
+      worst = std::max(worst, std::fabs(static_cast<double>(got[i]) - emb[i]) / std::ldexp(1.0, k - 9));
+      changed += got[i] != emb[i];
+    }
+    EXPECT_LE(worst, 1.0);
+    EXPECT_GT(worst, 0.5);  // the bound is met, not loose: some element rounds by over a quarter ulp
+    EXPECT_GT(changed, emb.size() / 2);  // random fp32 values: most do round (the check can fail)
+    EXPECT_EQ(got[0], 0x1.fep-3f);
+    // The embedding output: encoder_forward over the dequantized table, bit for bit.
+    const std::vector<int32_t> tok = {0, 5, 60, 17, 5};
+    const std::vector<int32_t> pos = {0, 1, 2, 3, 4};
+    std::vector<float> want(tok.size() * c.d_model), out(want.size());
+    std::vector<float> wpe;
+    if (f == Family::gpt2) {
+      wpe.resize(static_cast<size_t>(c.max_seq_len) * c.d_model);
+      m.base_weight("pos_emb.weight", wpe.data());
+    }
+    m.context().ops().encoder_forward(want.data(), tok.data(), pos.data(), got.data(), wpe.empty() ? nullptr : wpe.data(),
+                                      static_cast<int>(tok.size()), c.d_model);
+    kernels::encoder_forward_q(out.data(), tok.data(), pos.data(), *m.base_embedding(), wpe.empty() ? nullptr : wpe.data(),
+                               static_cast<int>(tok.size()), c.d_model);
+    EXPECT_EQ(out, want);
+  }
+}
+
+// Model::with_lora reads a base from a source chunk by chunk into its storage and gives
+// the same model as filling a Model and enable_lora: the same base bytes, every base
+// tensor bit for bit, the same adapters, the same logits. init_source draws
+// init_weights' floats (the source the benchmark and LoRA pretraining use).
+TEST(Lora, BaseBuiltFromASourceEqualsEnableLora) {
+  for (const char* quant : {"none", "bf16", "nf4"})
+    for (Family f : {Family::gpt2, Family::llama}) {
+      SCOPED_TRACE(std::string(quant) + " " + std::string(family_name(f)));
+      ModelConfig c = tiny_family(f);
+      c.d_model = 32;  // rows of 32 floats: a 64-float NF4 block spans two rows
+      LoraConfig l = lora_cfg(4);
+      l.quantize = quant;
+      Model a(c);
+      a.init_weights(99);
+      a.enable_lora(l, 5);
+      Model b = Model::with_lora(c, l, 5, Model::init_source(c, 99));
+      EXPECT_EQ(a.base_bytes(), b.base_bytes());
+      ASSERT_EQ(a.flat_size(), b.flat_size());
+      EXPECT_EQ(0, std::memcmp(a.params(), b.params(), a.flat_size() * sizeof(float)));
+      for (const ParamInfo& p : make_param_layout(c).params) {
+        if (c.tie_embeddings && p.name == "lm_head.weight") continue;
+        std::vector<float> x(p.numel), y(p.numel);
+        a.base_weight(p.name, x.data());
+        b.base_weight(p.name, y.data());
+        EXPECT_EQ(x, y) << p.name;
+      }
+      const TokenData d = random_token_data(c, 2, 9, 8, 4);
+      EXPECT_EQ(logits_of(a, d.batch(2, 9)), logits_of(b, d.batch(2, 9)));
+    }
+  // init_source's floats are init_weights' (pairs of Box-Muller draws split at odd rows too).
+  const ModelConfig c = tiny_family(Family::gpt2);
+  Model m(c);
+  m.init_weights(7);
+  const BaseFill src = Model::init_source(c, 7);
+  for (const ParamInfo& p : m.layout().params) {
+    std::vector<float> got(p.numel);
+    const int64_t rows = p.shape[0], w = static_cast<int64_t>(p.numel) / rows;
+    for (int64_t r = 0; r < rows; r += 3) src(p, r, std::min<int64_t>(3, rows - r), got.data() + r * w);
+    EXPECT_EQ(0, std::memcmp(got.data(), m.param(p.name), p.numel * sizeof(float))) << p.name;
+  }
+}
+
+}  // namespace
+
+namespace {
+
+// Dropout by global position (set_lora_dropout_rows): one call over 4 samples draws the
+// masks of two calls over 2 + 2 (the second starts at sample 2 by itself), so the
+// losses and adapter gradients agree to rounding: each row's loss depends on its own
+// sample only, and only the GEMMs' row blocking and the order of adding the two
+// micro-batches' gradients differ (measured here: ~1e-7 relative; bound 1e-5). Masks
+// drawn per call instead (set_lora_dropout_counter) move them by far more: the check
+// asserts that gap, so it cannot pass with masks that ignore position.
+TEST(Lora, DropoutMasksFollowGlobalRows) {
+  for (Family f : {Family::gpt2, Family::llama}) {
+    SCOPED_TRACE(family_name(f));
+    Pair p = make_pair(f, lora_cfg(3, {}, 0.3f));
+    Model& m = p.lora;
+    const TokenData d = random_token_data(m.config(), 4, 9, 17, 0);
+    const Batch all = d.batch(4, 9);
+    Batch half0 = all, half1 = all;
+    half0.B = half1.B = 2;
+    half1.tokens += 2 * 9;
+    half1.targets += 2 * 9;
+    const size_t n = m.flat_size();
+    m.set_lora_dropout_rows(7, 0);
+    const double one = m.forward_backward(all, 0.1f, kernels::Grad::set).sum;
+    const std::vector<float> g1(m.grads(), m.grads() + n);
+    m.set_lora_dropout_rows(7, 0);
+    double two = m.forward_backward(half0, 0.1f, kernels::Grad::set).sum;
+    two += m.forward_backward(half1, 0.1f, kernels::Grad::add).sum;
+    const std::vector<float> g2(m.grads(), m.grads() + n);
+    EXPECT_LE(std::fabs(one - two) / std::fabs(one), 1e-5);
+    EXPECT_LE(rel_error(g2.data(), g1.data(), n), 1e-5);
+    // Per-call masks: the second half draws the first half's masks, not its own.
+    m.set_lora_dropout_counter(7);
+    double per_call = m.forward_backward(half0, 0.1f, kernels::Grad::set).sum;
+    m.set_lora_dropout_counter(7);
+    per_call += m.forward_backward(half1, 0.1f, kernels::Grad::add).sum;
+    EXPECT_GT(std::fabs(one - per_call) / std::fabs(one), 1e-3);
+    // Another step: other masks.
+    m.set_lora_dropout_rows(8, 0);
+    EXPECT_NE(m.forward_backward(all, 0.1f, kernels::Grad::set).sum, one);
+  }
 }
 
 }  // namespace

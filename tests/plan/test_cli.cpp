@@ -121,6 +121,32 @@ TEST(PlanCli, BadInputIsAClearError) {
   EXPECT_NE(j["memory"]["fit_error"].get<std::string>().find("too small for even one sample"), std::string::npos);
 }
 
+// LoRA / QLoRA plans: the JSON carries the frozen base for every storage and the
+// adapters (fp32 by default); bad LoRA flags name themselves.
+TEST(PlanCli, LoraAndQloraMemory) {
+  const Result r = run_teddy("plan memory --model llama-1B --seq 256 --lora-rank 16 --lora-quantize nf4 --json");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out)["memory"];
+  EXPECT_EQ(j["setup"]["precision"], "f32");
+  EXPECT_EQ(j["lora"]["trainable_params"].get<int64_t>(), 11272192);  // 16 * sum(in + out) over 7 modules x 16 layers
+  EXPECT_DOUBLE_EQ(j["base_bytes"].get<double>(), j["lora"]["base_bytes"]["nf4"].get<double>());
+  EXPECT_LT(j["lora"]["base_bytes"]["nf4"].get<double>(), j["lora"]["base_bytes"]["nf4_no_double_quant"].get<double>());
+  EXPECT_LT(j["total_bytes"].get<double>(), 2.5e9);
+  const Result q = run_teddy("plan memory --model llama-1B --seq 256 --lora-rank 16 --lora-targets q_proj,v_proj --json");
+  ASSERT_EQ(q.rc, 0) << q.out;
+  // q (2048 -> 2048) and v (2048 -> 512) per layer: 16 * (4096 + 2560) * 16 layers.
+  EXPECT_EQ(nlohmann::json::parse(q.out)["memory"]["lora"]["trainable_params"].get<int64_t>(), 16 * (4096 + 2560) * 16);
+  const Result bad = run_teddy("plan --model llama-1B --lora-rank 16 --lora-quantize int3", true);
+  EXPECT_EQ(bad.rc, 1);
+  EXPECT_NE(bad.out.find("lora.quantize"), std::string::npos) << bad.out;
+  const Result alone = run_teddy("plan --model llama-1B --lora-quantize nf4", true);
+  EXPECT_EQ(alone.rc, 1);
+  EXPECT_NE(alone.out.find("need --lora-rank"), std::string::npos) << alone.out;
+  const Result half = run_teddy("plan --model llama-1B --lora-rank 16 --precision bf16", true);
+  EXPECT_EQ(half.rc, 1);
+  EXPECT_NE(half.out.find("LoRA trains in fp32"), std::string::npos) << half.out;
+}
+
 // An unknown subcommand is an error, whatever follows it (CLI11 alone would answer
 // `teddy NOSUCH --help` with the top-level help and exit 0).
 TEST(Cli, UnknownSubcommandIsAnErrorEvenWithHelp) {

@@ -7,7 +7,11 @@
 
 #include "teddy/core/error.h"
 #include "teddy/model/model.h"
+#include "teddy/core/nf4.h"
+#include "teddy/plan/lora.h"
 #include "teddy/plan/memory.h"
+#include "teddy/train/memory_check.h"
+#include "teddy/train/optim/adamw.h"
 
 using namespace teddy;
 using namespace teddy::plan;
@@ -215,3 +219,106 @@ TEST(PlanMemory, TensorAndPipelineSplitModelStates) {
   s.pp = 4;
   EXPECT_LT(static_cast<double>(model_states(cfg, s).params_on_device), full / 2);
 }
+
+namespace {
+
+// LoRA / QLoRA: the planner's states and arena equal, byte for byte, what a LoRA model
+// allocates (adapters, their gradients, AdamW's m and v, the frozen base in its
+// storage, the activation arena with the adapters' tensors), for each storage, target
+// set and dropout.
+void check_lora_against_engine(const std::string& preset, int B, int T, const std::string& quantize,
+                               std::vector<std::string> targets, float dropout) {
+  SCOPED_TRACE(preset + " " + quantize + " targets " + std::to_string(targets.size()) + " dropout " +
+               std::to_string(dropout));
+  const ModelConfig cfg = ModelConfig::preset(preset);
+  LoraConfig l;
+  l.r = 4;
+  l.quantize = quantize;
+  l.targets = std::move(targets);
+  l.dropout = dropout;
+  Model m = Model::with_lora(cfg, l, 1, Model::init_source(cfg, 1));
+  m.reserve_activations(B, T);
+  const AdamW opt(m.layout(), AdamWConfig{}, m.context());
+  TrainSetup s;
+  s.micro_batch = B;
+  s.seq_len = T;
+  s.precision = DType::f32;
+  s.lora = l;
+  const MemoryEstimate e = estimate_memory(cfg, s);
+  EXPECT_DOUBLE_EQ(e.states.params, static_cast<double>(m.param_bytes()));
+  EXPECT_DOUBLE_EQ(e.states.grads, static_cast<double>(m.grad_bytes()));
+  EXPECT_DOUBLE_EQ(e.states.optimizer, 2.0 * 4.0 * static_cast<double>(opt.size()));
+  EXPECT_DOUBLE_EQ(e.states.base, static_cast<double>(m.base_bytes()));
+  EXPECT_DOUBLE_EQ(e.activations.total(), static_cast<double>(m.activation_bytes()));
+  EXPECT_EQ(lora_adapter_params(cfg, l), static_cast<int64_t>(m.layout().count()));
+  EXPECT_EQ(e.states.params_on_device, static_cast<int64_t>(m.flat_size()));
+}
+
+TEST(PlanMemory, LoraMatchesEngineAllocation) {
+  for (const char* q : {"none", "bf16", "nf4"}) {
+    check_lora_against_engine("gpt2-tiny", 2, 64, q, {}, 0);
+    check_lora_against_engine("llama-tiny", 3, 32, q, {}, 0.1f);
+    check_lora_against_engine("llama-tiny", 1, 16, q, {"q_proj", "v_proj"}, 0);
+    check_lora_against_engine("gpt2-mini", 1, 128, q, {"c_attn"}, 0.05f);
+  }
+}
+
+// NF4's bytes per tensor as core/nf4 stores them, with and without double quantization,
+// for sizes with a partial block and a partial group of 256 blocks.
+TEST(PlanMemory, Nf4TensorBytes) {
+  for (int64_t n : {int64_t{1}, int64_t{64}, int64_t{65}, int64_t{64 * 256}, int64_t{64 * 256 * 3 + 100}}) {
+    const std::vector<float> w(static_cast<size_t>(n), 0.5f);
+    EXPECT_DOUBLE_EQ(nf4_tensor_bytes(n, true), static_cast<double>(nf4_quantize(w.data(), n, true).bytes())) << n;
+    EXPECT_DOUBLE_EQ(nf4_tensor_bytes(n, false), static_cast<double>(nf4_quantize(w.data(), n, false).bytes())) << n;
+  }
+  // llama-1B: the NF4 linears cost 4.127 bits per weight with double quantization, 4.5
+  // without; the bf16 embedding (tied) is the largest part of a QLoRA base.
+  const ModelConfig c = ModelConfig::preset("llama-1B");
+  const LoraBaseBytes b = lora_base_bytes(c);
+  EXPECT_LT(b.nf4, b.nf4_no_dq);
+  EXPECT_LT(b.nf4_no_dq, b.bf16);
+  EXPECT_LT(b.bf16, b.fp32);
+  const double emb16 = 2.0 * c.padded_vocab_size * c.d_model;
+  EXPECT_LT(b.nf4, 1.2e9);  // ~0.5 GB of embedding + ~0.6 GB of NF4 linears
+  EXPECT_GT(b.nf4, emb16);
+}
+
+// LoRA plans refuse what the engine refuses: 16-bit precision, tensor or pipeline
+// parallelism, a bad [lora] key (named).
+TEST(PlanMemory, LoraRefusals) {
+  const ModelConfig cfg = ModelConfig::preset("llama-tiny");
+  TrainSetup s;
+  s.micro_batch = 1;
+  s.seq_len = 16;
+  s.lora.r = 4;
+  s.precision = DType::bf16;
+  EXPECT_THROW(estimate_memory(cfg, s), ConfigError);
+  s.precision = DType::f32;
+  s.lora.quantize = "int3";
+  try {
+    estimate_memory(cfg, s);
+    ADD_FAILURE() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("lora.quantize"), std::string::npos) << e.what();
+  }
+}
+
+// The memory check uses the LoRA figures: a budget that a full finetune of llama-1B
+// overflows (16 bytes per parameter) holds its QLoRA run, and the refusal of a too
+// small one lists the frozen base.
+TEST(PlanMemory, MemoryCheckUsesLoraFigures) {
+  const ModelConfig cfg = ModelConfig::preset("llama-1B");
+  TrainSetup s;
+  s.micro_batch = 1;
+  s.seq_len = 256;
+  s.precision = DType::f32;
+  const MemoryBudget four_gb{4e9, "test"};
+  EXPECT_NE(memory_check_failure(cfg, s, 2, 1, four_gb), "");
+  s.lora.r = 16;
+  s.lora.quantize = "nf4";
+  EXPECT_EQ(memory_check_failure(cfg, s, 2, 1, four_gb), "");
+  s.lora.quantize = "none";  // a 5 GB fp32 base does not fit
+  EXPECT_NE(memory_check_failure(cfg, s, 2, 1, four_gb), "");
+}
+
+}  // namespace

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include <cmath>
+#include <cstring>
 
 #include "train/sft_test_util.h"
 #include "teddy/data/sft/chat_template.h"
@@ -201,4 +202,34 @@ TEST_F(SftLoraTest, BadLoraKeysNameTheField) {
   EXPECT_NE(msg({"lora.dropout=1.5"}).find("lora.dropout"), std::string::npos);
   EXPECT_NE(msg({"lora.alpha=\"x\""}).find("lora.alpha"), std::string::npos);
   EXPECT_EQ(msg({"lora.targets=c_attn, mlp.c_proj"}), "no error");
+}
+
+// The base read from the checkpoint straight into its storage (load_chat_model with a
+// [lora] config: Model::with_lora over read_checkpoint_range) is the model that loading
+// in fp32 and enable_lora give: the same base tensors bit for bit, the same base bytes,
+// the same adapters, for an fp32 and an NF4 base.
+TEST_F(SftLoraTest, BaseLoadsStraightIntoItsStorage) {
+  for (const char* q : {"none", "nf4"}) {
+    SCOPED_TRACE(q);
+    LoraConfig l;
+    l.r = 4;
+    l.quantize = q;
+    ChatModel direct = load_chat_model(base_, "", true, nullptr, &l, 5);
+    ASSERT_NE(direct.model->lora(), nullptr);
+    EXPECT_EQ(direct.added_specials, 0);
+    ChatModel loaded = load_chat_model(base_, "", true);
+    ASSERT_EQ(loaded.model->lora(), nullptr);
+    loaded.model->enable_lora(l, 5);
+    EXPECT_EQ(direct.model->base_bytes(), loaded.model->base_bytes());
+    ASSERT_EQ(direct.model->flat_size(), loaded.model->flat_size());
+    EXPECT_EQ(0, std::memcmp(direct.model->params(), loaded.model->params(), direct.model->flat_size() * sizeof(float)));
+    const ModelConfig& c = direct.model->config();
+    for (const ParamInfo& p : make_param_layout(c).params) {
+      if (c.tie_embeddings && p.name == "lm_head.weight") continue;
+      std::vector<float> a(p.numel), b(p.numel);
+      direct.model->base_weight(p.name, a.data());
+      loaded.model->base_weight(p.name, b.data());
+      EXPECT_EQ(a, b) << p.name;
+    }
+  }
 }

@@ -192,7 +192,7 @@ void add_bench_train(CLI::App& bench, Run& run) {
   cmd->add_option("--backend", a->opts.backend, "Kernel backend the step runs on: ref | cpu (default cpu)");
   cmd->add_option("--lora", a->opts.lora_r, "LoRA rank: train adapters on every linear over a frozen base (default 0: full)")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--quantize", a->opts.quantize, "With --lora: the base's linears in none | bf16 | nf4 (QLoRA)")
+  cmd->add_option("--quantize", a->opts.quantize, "With --lora: the frozen base, none (fp32) | bf16 | nf4 (QLoRA: NF4 linears, bf16 embedding and head)")
       ->check(CLI::IsMember({"none", "bf16", "nf4"}));
   cmd->add_flag("--json", a->json, "One JSON object per workload");
   cmd->footer("Standard workloads (fp32): W1 gpt2-124M B=4 T=64; W1b gpt2-124M B=4 T=256; W2 gpt2-d6 (6L/6H/384) B=8 T=256.\n"

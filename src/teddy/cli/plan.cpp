@@ -1,7 +1,9 @@
 // `teddy plan`: parameters, FLOPs, tokens, time and memory before a run, and the
 // Chinchilla table. The command-line face of plan/.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,8 +25,9 @@ using namespace teddy::plan;
 struct PlanArgs {
   std::string model, family;
   std::string layers, d_model, heads, kv_heads, d_ff, vocab, max_seq;
-  std::string tokens, seq, micro_batch = "1", precision = "bf16", zero = "0", dp = "1", tp = "1", pp = "1";
+  std::string tokens, seq, micro_batch = "1", precision, zero = "0", dp = "1", tp = "1", pp = "1";
   std::string device = "h100", device_mem, peak_tflops, mfu = "0.4", recompute = "none", lora_rank;
+  std::string lora_quantize, lora_targets, lora_dropout;
   std::string flops, params;  // chinchilla
   bool json = false;
 };
@@ -79,13 +82,36 @@ PlanInput build_input(const PlanArgs& a) {
     throw ConfigError("--seq: must be at most the model's max_seq_len " + std::to_string(in.cfg.max_seq_len) +
                       " (got " + a.seq + "); raise it with --max-seq");
   s.micro_batch = parse_int("--micro-batch", a.micro_batch, 1 << 20);
-  s.precision = dtype_from_name(a.precision);
+  const bool lora = !a.lora_rank.empty() && a.lora_rank != "0";
+  // LoRA trains in fp32 (the engine's only LoRA precision), so that is its default.
+  s.precision = dtype_from_name(a.precision.empty() ? (lora ? "fp32" : "bf16") : a.precision);
   s.zero_stage = parse_int("--zero", a.zero, 3, /*allow_zero=*/true);
   s.dp = parse_int("--dp", a.dp, 1 << 20);
   s.tp = parse_int("--tp", a.tp, 1024);
   s.pp = parse_int("--pp", a.pp, 1024);
   s.recompute = recompute_from_name(a.recompute);
   if (!a.lora_rank.empty()) in.lora.rank = parse_int("--lora-rank", a.lora_rank, 65536, /*allow_zero=*/true);
+  if (!lora && (!a.lora_quantize.empty() || !a.lora_targets.empty() || !a.lora_dropout.empty()))
+    throw ConfigError("--lora-quantize, --lora-targets, --lora-dropout: need --lora-rank R");
+  if (lora) {  // memory as the engine allocates it for this [lora] section
+    s.lora.r = in.lora.rank;
+    s.lora.alpha = 2.0f * static_cast<float>(s.lora.r);
+    if (!a.lora_quantize.empty()) s.lora.quantize = a.lora_quantize;
+    if (!a.lora_targets.empty()) {
+      std::string t = a.lora_targets;
+      for (size_t at = 0; at <= t.size();) {
+        const size_t comma = std::min(t.find(',', at), t.size());
+        if (comma > at) s.lora.targets.push_back(t.substr(at, comma - at));
+        at = comma + 1;
+      }
+    }
+    if (!a.lora_dropout.empty()) {
+      char* end = nullptr;
+      s.lora.dropout = std::strtof(a.lora_dropout.c_str(), &end);
+      if (end == a.lora_dropout.c_str() || *end)
+        throw ConfigError("--lora-dropout: must be a number in [0, 1) (got '" + a.lora_dropout + "')");
+    }
+  }
   in.tokens = a.tokens.empty() ? 0 : parse_count("--tokens", a.tokens, 1e18);
   in.device = device_preset(a.device);
   if (!a.peak_tflops.empty()) in.device.peak_flops = parse_count("--peak-tflops", a.peak_tflops, 1e8) * 1e12;
@@ -135,7 +161,7 @@ void register_plan(CLI::App& app, Run& run) {
   plan->add_option("--tokens", a->tokens, "Training tokens, e.g. 25B (default: Chinchilla-optimal)");
   plan->add_option("--seq", a->seq, "Training sequence length T (default: the model's max)");
   plan->add_option("--micro-batch", a->micro_batch, "Sequences per device per step (default 1)");
-  plan->add_option("--precision", a->precision, "fp32 | bf16 | fp16 (16-bit: mixed, fp32 master; default bf16)");
+  plan->add_option("--precision", a->precision, "fp32 | bf16 | fp16 (16-bit: mixed, fp32 master; default bf16, fp32 with --lora-rank)");
   plan->add_option("--zero", a->zero, "ZeRO stage 0..3 (default 0)");
   plan->add_option("--dp", a->dp, "Data-parallel ranks (default 1)");
   plan->add_option("--tp", a->tp, "Tensor-parallel degree (estimate; default 1)");
@@ -145,7 +171,11 @@ void register_plan(CLI::App& app, Run& run) {
   plan->add_option("--peak-tflops", a->peak_tflops, "Peak dense TFLOP/s per device (default: the device's)");
   plan->add_option("--mfu", a->mfu, "Model FLOPs utilisation in (0, 1] (default 0.4)");
   plan->add_option("--recompute", a->recompute, "none | attention | block (default none)");
-  plan->add_option("--lora-rank", a->lora_rank, "LoRA rank on every block linear (trainable count)");
+  plan->add_option("--lora-rank", a->lora_rank,
+                   "LoRA rank: trainable adapters over a frozen base (memory as the engine allocates it; precision fp32)");
+  plan->add_option("--lora-quantize", a->lora_quantize, "With --lora-rank: the frozen base's storage, none | bf16 | nf4 (QLoRA)");
+  plan->add_option("--lora-targets", a->lora_targets, "With --lora-rank: modules to adapt, comma-separated (default all)");
+  plan->add_option("--lora-dropout", a->lora_dropout, "With --lora-rank: adapter dropout (its scratch counts; default 0)");
   plan->add_flag("--json", a->json, "JSON output for scripts");
 
   // Subcommands read the options above too (given before or after their name).

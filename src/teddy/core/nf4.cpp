@@ -142,30 +142,33 @@ float Nf4Tensor::block_absmax(size_t b) const {
   return dynamic_map8()[absmax_q[b]] * absmax2[b / kNf4Block2] + offset;
 }
 
-Nf4Tensor nf4_quantize(const float* w, int64_t n, bool double_quant) {
-  if (n < 0) throw Error("nf4_quantize: negative size");
-  Nf4Tensor t;
-  t.numel = n;
-  t.double_quant = double_quant;
-  t.packed.assign(static_cast<size_t>((n + 1) / 2), 0);
-  const size_t nb = t.blocks();
-  std::vector<float> amax(nb);
-#pragma omp parallel for schedule(static)
-  for (size_t b = 0; b < nb; ++b) {
+namespace {
+
+// First level over blocks [b0, b1) of w (w[0] is element b0 * 64): codes into packed,
+// float absmax into amax[b].
+void quantize_blocks(const float* w, int64_t n, size_t b0, size_t b1, Nf4Tensor& t, std::vector<float>& amax) {
+  const int64_t base = static_cast<int64_t>(b0) * kNf4Block;
+#pragma omp parallel for schedule(static) if (b1 - b0 > 64)
+  for (size_t b = b0; b < b1; ++b) {
     const int64_t lo = static_cast<int64_t>(b) * kNf4Block, hi = std::min<int64_t>(n, lo + kNf4Block);
     float m = 0;
-    for (int64_t i = lo; i < hi; ++i) m = std::max(m, std::fabs(w[i]));
+    for (int64_t i = lo; i < hi; ++i) m = std::max(m, std::fabs(w[i - base]));
     amax[b] = m;
     const float inv = 1.0f / m;  // bitsandbytes multiplies by the reciprocal
     for (int64_t i = lo; i < hi; ++i) {
-      const uint8_t c = nf4_code(w[i] * inv);
+      const uint8_t c = nf4_code(w[i - base] * inv);
       uint8_t& byte = t.packed[static_cast<size_t>(i / 2)];
       byte |= (i % 2 == 0) ? static_cast<uint8_t>(c << 4) : c;  // blocks are even-sized: one writer per byte
     }
   }
-  if (!double_quant) {
+}
+
+// The second level (double quantization) over all of a tensor's absmax constants.
+void finish(Nf4Tensor& t, std::vector<float> amax) {
+  const size_t nb = t.blocks();
+  if (!t.double_quant) {
     t.absmax = std::move(amax);
-    return t;
+    return;
   }
   double sum = 0;
   for (float a : amax) sum += a;
@@ -180,6 +183,40 @@ Nf4Tensor nf4_quantize(const float* w, int64_t n, bool double_quant) {
     const float inv = 1.0f / m;
     for (size_t b = lo; b < hi; ++b) t.absmax_q[b] = dynamic8_code((amax[b] - t.offset) * inv);
   }
+}
+
+Nf4Tensor empty_tensor(int64_t n, bool double_quant) {
+  if (n < 0) throw Error("nf4_quantize: negative size");
+  Nf4Tensor t;
+  t.numel = n;
+  t.double_quant = double_quant;
+  t.packed.assign(static_cast<size_t>((n + 1) / 2), 0);
+  return t;
+}
+
+}  // namespace
+
+Nf4Tensor nf4_quantize(const float* w, int64_t n, bool double_quant) {
+  Nf4Tensor t = empty_tensor(n, double_quant);
+  std::vector<float> amax(t.blocks());
+  quantize_blocks(w, n, 0, t.blocks(), t, amax);
+  finish(t, std::move(amax));
+  return t;
+}
+
+Nf4Tensor nf4_quantize_chunked(int64_t n, bool double_quant, int64_t chunk,
+                               const std::function<void(int64_t, int64_t, float*)>& fill) {
+  if (chunk <= 0 || chunk % kNf4Block != 0) throw Error("nf4_quantize_chunked: chunk must be a positive multiple of 64");
+  Nf4Tensor t = empty_tensor(n, double_quant);
+  std::vector<float> amax(t.blocks());
+  std::vector<float> buf(static_cast<size_t>(std::min(chunk, n)));
+  for (int64_t lo = 0; lo < n; lo += chunk) {
+    const int64_t hi = std::min(n, lo + chunk);
+    fill(lo, hi, buf.data());
+    quantize_blocks(buf.data(), n, static_cast<size_t>(lo / kNf4Block),
+                    static_cast<size_t>((hi + kNf4Block - 1) / kNf4Block), t, amax);
+  }
+  finish(t, std::move(amax));
   return t;
 }
 

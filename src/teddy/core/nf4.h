@@ -16,6 +16,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace teddy {
@@ -49,6 +50,12 @@ struct Nf4Tensor {
 };
 
 Nf4Tensor nf4_quantize(const float* w, int64_t n, bool double_quant = true);
+// The same tensor built from pieces (so a base loads into NF4 without a full fp32 copy):
+// fill(begin, end, out) writes elements [begin, end) as floats; it is called in
+// ascending, contiguous ranges of at most `chunk` elements (chunk a multiple of 64,
+// so no block straddles two calls). Bit-identical to nf4_quantize of the whole.
+Nf4Tensor nf4_quantize_chunked(int64_t n, bool double_quant, int64_t chunk,
+                               const std::function<void(int64_t, int64_t, float*)>& fill);
 // out[i - begin] = w[i] for i in [begin, end): any range, so a GEMM can dequantize one
 // tile of rows at a time.
 void nf4_dequantize(const Nf4Tensor& t, int64_t begin, int64_t end, float* out);

@@ -26,4 +26,18 @@ inline void dequantize_rows(const QuantWeight& w, int C, int r0, int R, float* o
     convert_bf16_to_f32(out, w.bf16 + begin, static_cast<size_t>(end - begin));
 }
 
+// encoder_forward over a quantized token table: out(N, C) = wte[tokens] + wpe[pos]
+// (wpe nullptr: no positions), each row dequantized alone. The same floats as
+// encoder_forward over the dequantized table (one fp32 add per element).
+inline void encoder_forward_q(float* out, const int32_t* tokens, const int32_t* pos, const QuantWeight& wte,
+                              const float* wpe, int N, int C) {
+#pragma omp parallel for schedule(static) if (N > 16)
+  for (int i = 0; i < N; ++i) {
+    float* o = out + static_cast<size_t>(i) * C;
+    dequantize_rows(wte, C, tokens[i], 1, o);
+    if (wpe)
+      for (int c = 0; c < C; ++c) o[c] += wpe[static_cast<size_t>(pos[i]) * C + c];
+  }
+}
+
 }  // namespace teddy::kernels

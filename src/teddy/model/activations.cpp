@@ -19,11 +19,11 @@ size_t offset_or_absent(const ParamLayout& layout, const std::string& name) {
 
 ParamOffsets resolve_offsets(const ModelConfig& cfg, const ParamLayout& layout) {
   ParamOffsets o;
-  o.tok_emb = layout.find("tok_emb.weight").offset;
+  o.tok_emb = offset_or_absent(layout, "tok_emb.weight");  // absent: stored in 16 bits (QLoRA)
   o.pos_emb = offset_or_absent(layout, "pos_emb.weight");
   o.final_w = layout.find("final_norm.weight").offset;
   o.final_b = offset_or_absent(layout, "final_norm.bias");
-  o.lm_head = cfg.tie_embeddings ? o.tok_emb : layout.find("lm_head.weight").offset;
+  o.lm_head = cfg.tie_embeddings ? o.tok_emb : offset_or_absent(layout, "lm_head.weight");
   o.layers.resize(cfg.n_layer);
   for (int i = 0; i < cfg.n_layer; ++i) {
     const std::string p = "layers." + std::to_string(i) + ".";

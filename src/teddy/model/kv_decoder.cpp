@@ -106,7 +106,10 @@ const float* KvDecoder::feed(const int32_t* tokens, int n) {
   const int64_t NC = static_cast<int64_t>(n) * s.C;
   const int up_cols = s.gpt2 ? s.F : 2 * s.F;
   float* P = model_.base_params();
-  k.encoder_forward(x_, tokens, pos_, P + off_.tok_emb, at(P, off_.pos_emb), n, s.C);  // (n, C)
+  if (const kernels::QuantWeight* e = model_.base_embedding())
+    kernels::encoder_forward_q(x_, tokens, pos_, *e, at(P, off_.pos_emb), n, s.C);  // bf16 table (QLoRA)
+  else
+    k.encoder_forward(x_, tokens, pos_, P + off_.tok_emb, at(P, off_.pos_emb), n, s.C);  // (n, C)
   for (int l = 0; l < cfg.n_layer; ++l) {
     const LayerTensors w = resolve_layer(P, off_.layers[l]);
     float* kc = cache_.as<float>() + static_cast<size_t>(l) * 2 * cap_ * kvw;  // (cap, NKV*HS)
@@ -140,7 +143,10 @@ const float* KvDecoder::feed(const int32_t* tokens, int n) {
   const BlockShape s1 = block_shape(cfg, 1, 1, k);
   const float* last = x_ + static_cast<size_t>(n - 1) * s.C;
   norm_forward(s1, ln_, mean_, rstd_, last, at(P, off_.final_w), at(P, off_.final_b));
-  k.linear_forward(logits_, ln_, P + off_.lm_head, nullptr, 1, s.C, cfg.padded_vocab_size);
+  if (const kernels::QuantWeight* h = model_.base_head())
+    k.linear_forward_q(logits_, ln_, h, nullptr, 1, s.C, cfg.padded_vocab_size);
+  else
+    k.linear_forward(logits_, ln_, P + off_.lm_head, nullptr, 1, s.C, cfg.padded_vocab_size);
   return logits_;
 }
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <numeric>
 #include <string>
 
 #include "teddy/core/error.h"
@@ -26,64 +27,117 @@ struct LoraState {
   ParamLayout base_layout;
   std::vector<std::array<size_t, kLoraLinears>> a_off, b_off;  // per layer; kAbsent: not adapted
   uint64_t seed = 0, counter = 0;
+  uint64_t sample0 = 0;     // the first row's sample in the step's global batch
+  bool positional = false;  // set_lora_dropout_rows: sample0 advances, counter stays
   AlignedBuffer sink;  // 2*C floats: the frozen norms' weight gradients, never read
   std::vector<std::array<LoraRef, kLoraLinears>> refs;   // per layer, rebuilt per call
   // QLoRA (quantize nf4 / bf16): the blocks' four linear weights, out of `base`.
   std::vector<Nf4Tensor> nf4;
   std::vector<std::vector<uint16_t>> b16;
   std::vector<std::array<kernels::QuantWeight, kLoraLinears>> qw;  // per layer; empty: fp32 base
-  size_t quant_bytes = 0;
+  // QLoRA: the token embedding and an untied head in bf16 (emb_q, head_q; head_q ==
+  // emb_q when tied), out of `base`.
+  std::vector<uint16_t> emb16, head16;
+  kernels::QuantWeight emb_q, head_q;
+  bool vocab16 = false;
+  size_t quant_bytes = 0;  // the linears, embedding and head out of `base`
 };
 
 namespace {
 
 constexpr const char* kLinearNames[kLoraLinears] = {"attn.qkv", "attn.proj", "mlp.up", "mlp.down"};
 
-// Moves the blocks' linear weights of `st->base` into NF4 or bf16 storage and
-// compacts the fp32 base to what is left (embeddings, norms, biases, head).
-void quantize_base(LoraState* st, const ModelConfig& cfg) {
+// Which block linear p is (0..3), or -1.
+int linear_index(const ParamInfo& p) {
+  if (p.layer < 0) return -1;
+  for (int i = 0; i < kLoraLinears; ++i)
+    if (p.name == "layers." + std::to_string(p.layer) + "." + kLinearNames[i] + ".weight") return i;
+  return -1;
+}
+
+// The fp32 staging chunk a quantized tensor is read through: about 4 MiB, whole rows,
+// and a multiple of 64 floats (NF4's block) so no block straddles two chunks.
+int64_t chunk_rows(int64_t width) {
+  const int64_t unit = std::lcm<int64_t>(width, kNf4Block) / width;  // rows per 64-aligned step
+  return std::max<int64_t>(unit, (int64_t{1} << 20) / width / unit * unit);
+}
+
+// Builds the frozen base of `st` (st->cfg.quantize decides the storage) from `fill`,
+// tensor by tensor in the full layout's order. quantize none: everything fp32, in one
+// buffer with the full layout. bf16 / nf4 (QLoRA): the blocks' four linear weights in
+// that format (QuantWeight), the token embedding and an untied head in bf16 (they are
+// frozen and only read by a gather and the classifier GEMMs: 16 bits halve the
+// largest fp32 tensor of a small model), the rest (norms, biases, positions) fp32.
+void build_base(LoraState* st, const ModelConfig& cfg, const BaseFill& fill) {
+  const ParamLayout full = make_param_layout(cfg);
+  const bool quant = st->cfg.quantize != "none";
   const bool nf4 = st->cfg.quantize == "nf4";
   const int L = cfg.n_layer;
-  const float* old = st->base.as<float>();
+  auto vocab = [](const ParamInfo& p) { return p.name == "tok_emb.weight" || p.name == "lm_head.weight"; };
   ParamLayout compact;
-  std::vector<const ParamInfo*> kept;
   constexpr size_t kAlign = kAlignBytes / sizeof(float);
-  if (nf4) st->nf4.resize(static_cast<size_t>(L) * kLoraLinears);
-  else st->b16.resize(static_cast<size_t>(L) * kLoraLinears);
-  st->qw.assign(L, {});
-  for (const ParamInfo& p : st->base_layout.params) {
-    int which = -1;
-    if (p.layer >= 0)
-      for (int i = 0; i < kLoraLinears; ++i)
-        if (p.name == "layers." + std::to_string(p.layer) + "." + kLinearNames[i] + ".weight") which = i;
-    if (which < 0) {
-      ParamInfo q = p;
-      q.offset = align_up(compact.total, kAlign);
-      compact.total = q.offset + q.numel;
-      compact.params.push_back(q);
-      kept.push_back(&p);
-      continue;
-    }
-    const size_t slot = static_cast<size_t>(p.layer) * kLoraLinears + which;
-    kernels::QuantWeight& w = st->qw[p.layer][which];
-    if (nf4) {
-      st->nf4[slot] = nf4_quantize(old + p.offset, static_cast<int64_t>(p.numel), true);
-      w.kind = kernels::QuantWeight::Kind::nf4;
-      w.nf4 = &st->nf4[slot];
-      st->quant_bytes += st->nf4[slot].bytes();
-    } else {
-      st->b16[slot].resize(p.numel);
-      convert_f32_to_bf16(st->b16[slot].data(), old + p.offset, p.numel);
-      w.kind = kernels::QuantWeight::Kind::bf16;
-      w.bf16 = st->b16[slot].data();
-      st->quant_bytes += p.numel * 2;
-    }
+  for (const ParamInfo& p : full.params) {
+    if (quant && (linear_index(p) >= 0 || vocab(p))) continue;
+    ParamInfo q = p;
+    q.offset = align_up(compact.total, kAlign);
+    compact.total = q.offset + q.numel;
+    compact.params.push_back(q);
   }
   compact.total = align_up(compact.total, kAlign);
-  AlignedBuffer fresh(compact.total * sizeof(float));
-  for (size_t i = 0; i < kept.size(); ++i)
-    std::memcpy(fresh.as<float>() + compact.params[i].offset, old + kept[i]->offset, kept[i]->numel * sizeof(float));
-  st->base = std::move(fresh);
+  if (!quant) compact = full;
+  st->base = AlignedBuffer();
+  st->base.resize(compact.total * sizeof(float));
+  if (quant) {
+    if (nf4) st->nf4.resize(static_cast<size_t>(L) * kLoraLinears);
+    else st->b16.resize(static_cast<size_t>(L) * kLoraLinears);
+    st->qw.assign(L, {});
+  }
+  std::vector<float> stage;
+  // Rows of p through the staging chunk into 16 bits.
+  auto to_bf16 = [&](const ParamInfo& p, std::vector<uint16_t>& dst) {
+    const int64_t rows = p.shape[0], width = static_cast<int64_t>(p.numel) / rows, step = chunk_rows(width);
+    dst.resize(p.numel);
+    stage.resize(static_cast<size_t>(std::min(rows, step) * width));
+    for (int64_t r = 0; r < rows; r += step) {
+      const int64_t n = std::min(step, rows - r);
+      fill(p, r, n, stage.data());
+      convert_f32_to_bf16(dst.data() + r * width, stage.data(), static_cast<size_t>(n * width));
+    }
+    st->quant_bytes += p.numel * 2;
+  };
+  size_t k = 0;  // next compact tensor
+  for (const ParamInfo& p : full.params) {
+    const int which = quant ? linear_index(p) : -1;
+    if (which >= 0) {
+      const size_t slot = static_cast<size_t>(p.layer) * kLoraLinears + which;
+      kernels::QuantWeight& w = st->qw[p.layer][which];
+      if (nf4) {
+        const int64_t width = p.shape[1];
+        st->nf4[slot] = nf4_quantize_chunked(
+            static_cast<int64_t>(p.numel), true, chunk_rows(width) * width,
+            [&](int64_t lo, int64_t hi, float* out) { fill(p, lo / width, (hi - lo) / width, out); });
+        w.kind = kernels::QuantWeight::Kind::nf4;
+        w.nf4 = &st->nf4[slot];
+        st->quant_bytes += st->nf4[slot].bytes();
+      } else {
+        to_bf16(p, st->b16[slot]);
+        w.kind = kernels::QuantWeight::Kind::bf16;
+        w.bf16 = st->b16[slot].data();
+      }
+    } else if (quant && vocab(p)) {
+      std::vector<uint16_t>& dst = p.name == "tok_emb.weight" ? st->emb16 : st->head16;
+      to_bf16(p, dst);
+    } else {
+      const ParamInfo& q = compact.params[k++];
+      fill(p, 0, p.shape[0], st->base.as<float>() + q.offset);
+    }
+  }
+  stage = {};
+  if (quant) {
+    st->emb_q = {kernels::QuantWeight::Kind::bf16, nullptr, st->emb16.data()};
+    st->head_q = cfg.tie_embeddings ? st->emb_q : kernels::QuantWeight{kernels::QuantWeight::Kind::bf16, nullptr, st->head16.data()};
+    st->vocab16 = true;
+  }
   st->base_layout = std::move(compact);
 }
 
@@ -133,20 +187,57 @@ Model::Model(const ModelConfig& cfg, Context ctx) : cfg_(cfg), ctx_(ctx) {
 void Model::enable_lora(const LoraConfig& lora, uint64_t seed) {
   if (impl_->lora) throw Error("enable_lora: LoRA is already on");
   lora.validate(cfg_);
+  // The loaded weights are the source; they are freed once the base holds them.
+  AlignedBuffer old = std::move(params_);
+  const ParamLayout full = std::move(layout_);
+  grads_ = AlignedBuffer();  // the base has no gradient
+  const float* src = old.as<float>();
+  if (lora.quantize == "none") {  // the fp32 base is the loaded buffer itself: no copy
+    auto st = std::make_unique<LoraState>();
+    st->cfg = lora;
+    st->base = std::move(old);
+    st->base_layout = full;
+    attach_lora(std::move(st), seed);
+    return;
+  }
   auto st = std::make_unique<LoraState>();
   st->cfg = lora;
+  build_base(st.get(), cfg_, [&](const ParamInfo& p, int64_t row0, int64_t rows, float* out) {
+    const size_t width = p.numel / static_cast<size_t>(p.shape[0]);
+    std::memcpy(out, src + p.offset + static_cast<size_t>(row0) * width, static_cast<size_t>(rows) * width * sizeof(float));
+  });
+  old = AlignedBuffer();
+  attach_lora(std::move(st), seed);
+}
+
+Model::Model(const ModelConfig& cfg, Context ctx, Unallocated) : cfg_(cfg), ctx_(ctx) {
+  if (!ctx_.backend) throw Error("Model: the context has no backend");
+  cfg_.validate();
+  impl_ = std::make_unique<Impl>();
+}
+
+Model Model::with_lora(const ModelConfig& cfg, const LoraConfig& lora, uint64_t seed, const BaseFill& fill,
+                       Context ctx) {
+  Model m(cfg, ctx, Unallocated{});
+  lora.validate(m.cfg_);
+  auto st = std::make_unique<LoraState>();
+  st->cfg = lora;
+  build_base(st.get(), m.cfg_, fill);
+  m.attach_lora(std::move(st), seed);
+  return m;
+}
+
+// With the base in st: the adapters' layout, buffers and initialisation, and where
+// each block's adapters are.
+void Model::attach_lora(std::unique_ptr<LoraState> st, uint64_t seed) {
+  const LoraConfig& lora = st->cfg;
   st->sites = teddy::lora_sites(cfg_, lora);
   st->seed = seed;
-  st->base = std::move(params_);
-  st->base_layout = std::move(layout_);
-  grads_ = AlignedBuffer();  // the base has no gradient
-  if (lora.quantize != "none") {
-    quantize_base(st.get(), cfg_);
-    impl_->off = resolve_offsets(cfg_, st->base_layout);
-  }
+  impl_->off = resolve_offsets(cfg_, st->base_layout);
   layout_ = make_lora_layout(cfg_, lora);
   params_ = AlignedBuffer();
   params_.resize(layout_.total * sizeof(float), "parameters");
+  grads_ = AlignedBuffer();
   grads_.resize(layout_.total * sizeof(float), "gradients");
   lora_init(params(), layout_, seed);
   st->a_off.assign(cfg_.n_layer, {kAbsent, kAbsent, kAbsent, kAbsent});
@@ -190,9 +281,22 @@ size_t Model::base_bytes() const {
   return impl_->lora ? impl_->lora->base.bytes() + impl_->lora->quant_bytes : params_.bytes();
 }
 
+const kernels::QuantWeight* Model::base_embedding() const {
+  return impl_->lora && impl_->lora->vocab16 ? &impl_->lora->emb_q : nullptr;
+}
+const kernels::QuantWeight* Model::base_head() const {
+  return impl_->lora && impl_->lora->vocab16 ? &impl_->lora->head_q : nullptr;
+}
+
 void Model::base_weight(std::string_view name, float* out) const {
   const LoraState* st = impl_->lora.get();
   const ParamLayout& bl = base_layout();
+  if (st && st->vocab16 && (name == "tok_emb.weight" || name == "lm_head.weight")) {
+    const kernels::QuantWeight& q = name == "tok_emb.weight" ? st->emb_q : st->head_q;
+    if (name == "lm_head.weight" && cfg_.tie_embeddings) throw Error("base_weight: a tied model has no lm_head.weight");
+    kernels::dequantize_rows(q, cfg_.d_model, 0, cfg_.padded_vocab_size, out);
+    return;
+  }
   for (const ParamInfo& p : bl.params)
     if (p.name == name) {
       std::memcpy(out, base_params() + p.offset, p.numel * sizeof(float));
@@ -210,7 +314,16 @@ void Model::base_weight(std::string_view name, float* out) const {
   throw Error("base_weight: \"" + std::string(name) + "\" is not a base tensor");
 }
 void Model::set_lora_dropout_counter(uint64_t c) {
-  if (impl_->lora) impl_->lora->counter = c;
+  if (!impl_->lora) return;
+  impl_->lora->counter = c;
+  impl_->lora->sample0 = 0;
+  impl_->lora->positional = false;
+}
+void Model::set_lora_dropout_rows(uint64_t step, uint64_t first_sample) {
+  if (!impl_->lora) return;
+  impl_->lora->counter = step;
+  impl_->lora->sample0 = first_sample;
+  impl_->lora->positional = true;
 }
 const kernels::QuantWeight* Model::base_quant(int layer, LoraLinear i) const {
   const LoraState* st = impl_->lora.get();
@@ -451,6 +564,8 @@ BlockShape Model::shape_for(int B, int T) const {
     s.lora_xd = impl_->acts.lora_xd;
     s.lora_dxd = impl_->acts.lora_dxd;
     s.lora_du = impl_->acts.lora_du;
+    s.lora_sample0 = st->sample0;
+    s.lora_stride_t = cfg_.max_seq_len;
   }
   return s;
 }
@@ -497,7 +612,10 @@ void Model::run_trunk(const Batch& b) {
       for (int t = 0; t < b.T; ++t) a.pos[static_cast<size_t>(r) * b.T + t] = t;
   }
   timed(s.prof, "encoder_forward", 0, [&] {
-    s.k->encoder_forward(a.resid[0], b.tokens, a.pos, at(P, o.tok_emb), at(P, o.pos_emb), s.N, s.C);  // (N, C)
+    if (const kernels::QuantWeight* e = base_embedding())
+      kernels::encoder_forward_q(a.resid[0], b.tokens, a.pos, *e, at(P, o.pos_emb), s.N, s.C);  // bf16 table (QLoRA)
+    else
+      s.k->encoder_forward(a.resid[0], b.tokens, a.pos, at(P, o.tok_emb), at(P, o.pos_emb), s.N, s.C);  // (N, C)
   });
   const size_t NC = static_cast<size_t>(s.N) * s.C;
   // Mixed precision: the residual stream is rounded (and kept) in 16 bits after the
@@ -523,13 +641,19 @@ LossSum Model::forward(const Batch& b, float* logits_out) {
   const kernels::Backend& k = ctx_.ops();
   Activations& a = impl_->acts;
   const int N = b.B * b.T, C = cfg_.d_model, V = cfg_.vocab_size, Vp = cfg_.padded_vocab_size;
-  const float* W = rounded_head(shape_for(b.B, b.T), base_params() + impl_->off.lm_head, static_cast<size_t>(Vp) * C,
-                                impl_->wscratch.as<float>());  // (Vp, C)
+  const kernels::QuantWeight* Wq = base_head();  // QLoRA: the head in bf16
+  const float* W = Wq ? nullptr
+                      : rounded_head(shape_for(b.B, b.T), base_params() + impl_->off.lm_head,
+                                     static_cast<size_t>(Vp) * C, impl_->wscratch.as<float>());  // (Vp, C)
+  auto head = [&](float* out, const float* x, int R) {
+    if (Wq) k.linear_forward_q(out, x, Wq, nullptr, R, C, Vp);
+    else k.linear_forward(out, x, W, nullptr, R, C, Vp);
+  };
   Profiler* prof = impl_->prof;
   LossSum loss;
   if (logits_out) {
     timed(prof, "classifier_forward", linear_flops(N, C, Vp),
-          [&] { k.linear_forward(logits_out, a.lnf, W, nullptr, N, C, Vp); });  // (N, Vp)
+          [&] { head(logits_out, a.lnf, N); });  // (N, Vp)
     if (b.targets)
       timed(prof, "crossentropy", 0, [&] {
         loss.sum = k.crossentropy_forward_backward(a.losses, nullptr, logits_out, b.targets, N, V, Vp,
@@ -539,7 +663,7 @@ LossSum Model::forward(const Batch& b, float* logits_out) {
     for (int r0 = 0; r0 < N; r0 += a.cls_rows) {
       const int R = std::min(a.cls_rows, N - r0);
       timed(prof, "classifier_forward", linear_flops(R, C, Vp), [&] {
-        k.linear_forward(a.logits, a.lnf + static_cast<size_t>(r0) * C, W, nullptr, R, C, Vp);  // (R, Vp)
+        head(a.logits, a.lnf + static_cast<size_t>(r0) * C, R);  // (R, Vp)
       });
       timed(prof, "crossentropy", 0, [&] {
         loss.sum += k.crossentropy_forward_backward(a.losses + r0, nullptr, a.logits, b.targets + r0, R, V, Vp,
@@ -558,11 +682,16 @@ LossSum Model::forward_backward(const Batch& b, float dloss, kernels::Grad param
   impl_->training = true;
   struct TrainingOff {  // also on a throw
     Model::Impl* impl;
+    int B;
     ~TrainingOff() {
       impl->training = false;
-      if (impl->lora) ++impl->lora->counter;  // the next call draws new dropout masks
+      if (!impl->lora) return;
+      if (impl->lora->positional)
+        impl->lora->sample0 += static_cast<uint64_t>(B);  // the step's next rows
+      else
+        ++impl->lora->counter;  // the next call draws new dropout masks
     }
-  } training_off{impl_.get()};
+  } training_off{impl_.get(), b.B};
   run_trunk(b);
   const kernels::Backend& k = ctx_.ops();
   Activations& a = impl_->acts;
@@ -580,7 +709,8 @@ LossSum Model::forward_backward(const Batch& b, float dloss, kernels::Grad param
   float* P = base_params();
   float* G = grads();  // with LoRA: the adapters' only
   float* W16 = impl_->wscratch.as<float>();
-  const float* Wh = rounded_head(s, P + o.lm_head, static_cast<size_t>(Vp) * C, W16);  // (Vp, C)
+  const kernels::QuantWeight* Wq = base_head();  // QLoRA: the frozen head in bf16
+  const float* Wh = Wq ? nullptr : rounded_head(s, P + o.lm_head, static_cast<size_t>(Vp) * C, W16);  // (Vp, C)
   LossSum loss;
   // Classifier, chunk by chunk: logits, then dlogits in place, then straight into
   // dlnf and dW, so only one (R, Vp) chunk is ever alive.
@@ -589,13 +719,20 @@ LossSum Model::forward_backward(const Batch& b, float dloss, kernels::Grad param
     const int R = std::min(cls, N - r0);
     const float* x = a.lnf + static_cast<size_t>(r0) * C;
     timed(s.prof, "classifier_forward", linear_flops(R, C, Vp),
-          [&] { k.linear_forward(a.logits, x, Wh, nullptr, R, C, Vp); });  // (R, Vp)
+          [&] {
+            if (Wq) k.linear_forward_q(a.logits, x, Wq, nullptr, R, C, Vp);
+            else k.linear_forward(a.logits, x, Wh, nullptr, R, C, Vp);  // (R, Vp)
+          });
     timed(s.prof, "crossentropy", 0, [&] {
       loss.sum += k.crossentropy_forward_backward(a.losses + r0, a.logits, a.logits, b.targets + r0, R, V, Vp,
                                                    kIgnoreIndex, dloss);
     });
     timed(s.prof, "classifier_backward", 2 * linear_flops(R, C, Vp), [&] {
       // Chunks write disjoint rows of dlnf; in set mode the first chunk overwrites dW.
+      if (Wq) {  // frozen: dlnf only
+        k.linear_backward_q(a.dln + static_cast<size_t>(r0) * C, a.logits, Wq, R, C, Vp, kernels::Grad::set);
+        return;
+      }
       k.linear_backward(a.dln + static_cast<size_t>(r0) * C, st ? nullptr : G + o.lm_head, nullptr, a.logits, x, Wh, R, C, Vp,
                          kernels::Grad::set, set && r0 == 0 ? kernels::Grad::set : kernels::Grad::add);
     });

@@ -20,6 +20,7 @@
 namespace teddy {
 
 class Profiler;
+struct LoraState;
 namespace model_detail { struct BlockShape; }
 
 constexpr int32_t kIgnoreIndex = -100;  // PyTorch's default ignore_index
@@ -88,6 +89,12 @@ struct LossSum {
   double mean() const { return count ? sum / static_cast<double>(count) : 0.0; }
 };
 
+// A source of base weights read tensor by tensor (Model::with_lora): fill(p, row0, rows,
+// out) writes rows [row0, row0 + rows) of base tensor p (of the full layout,
+// make_param_layout; a row is numel / shape[0] floats) as fp32 into out. Called once
+// or more per tensor, in layout order, with ascending contiguous row ranges.
+using BaseFill = std::function<void(const ParamInfo& p, int64_t row0, int64_t rows, float* out)>;
+
 class Model {
  public:
   // Validates cfg, allocates params and grads (zeros). Every kernel of forward and
@@ -118,6 +125,14 @@ class Model {
   // changes. Throws ConfigError for a bad `lora` (naming lora.<key>), Error if LoRA is
   // already on.
   void enable_lora(const LoraConfig& lora, uint64_t seed);
+  // A LoRA model built straight from a source of base weights: each tensor goes to its
+  // storage (fp32, bf16 or NF4) a chunk of rows at a time (about 4 MiB of fp32), so no
+  // fp32 copy of the base (nor of one whole tensor that is stored quantized) ever
+  // exists. The same model as Model(cfg) + filling every tensor + enable_lora(lora, seed).
+  static Model with_lora(const ModelConfig& cfg, const LoraConfig& lora, uint64_t seed, const BaseFill& fill,
+                         Context ctx = {});
+  // init_weights(seed)'s values as a BaseFill (the same floats, drawn chunk by chunk).
+  static BaseFill init_source(const ModelConfig& cfg, uint64_t seed);
   const LoraConfig* lora() const;                 // nullptr without LoRA
   const std::vector<LoraSite>& lora_sites() const;  // the adapted linears (empty without LoRA)
   // The frozen base (without LoRA: the same as params() / layout()).
@@ -127,12 +142,23 @@ class Model {
   float* base_param(std::string_view name);  // fp32 tensors only (not a quantized linear)
   // Any base tensor as fp32 into out (numel floats): a quantized linear dequantized.
   void base_weight(std::string_view name, float* out) const;
-  // Bytes of the frozen base: the fp32 buffer plus the quantized linears (QLoRA).
+  // Bytes of the frozen base: the fp32 buffer plus the quantized linears, and with a
+  // quantized base (QLoRA) the token embedding and untied head kept in bf16.
   size_t base_bytes() const;
+  // QLoRA: the token embedding (== the head when tied) / the head in bf16, or nullptr.
+  const kernels::QuantWeight* base_embedding() const;
+  const kernels::QuantWeight* base_head() const;
   // Dropout masks of forward_backward derive from (seed, this counter, layer, linear);
   // the counter counts forward_backward calls. A trainer sets it (e.g. from the step)
   // so a resumed run draws the same masks.
   void set_lora_dropout_counter(uint64_t c);
+  // Masks by global position instead (what trainers use): the seed and `step` pick the
+  // step's masks, and each element draws by its place in the step's global batch:
+  // (sample, position, feature) with sample = first_sample + the row in this call.
+  // Each forward_backward then advances first_sample by its B (the next micro-batch's
+  // rows), so a step's rows draw the same masks however they are split over
+  // micro-batches and ranks: rank r of dp sets first_sample = r * grad_accum * B.
+  void set_lora_dropout_rows(uint64_t step, uint64_t first_sample);
   // QLoRA: block `layer`'s linear `i` stored quantized, or nullptr (fp32 base).
   const kernels::QuantWeight* base_quant(int layer, LoraLinear i) const;
   uint64_t lora_dropout_counter() const;
@@ -225,6 +251,9 @@ class Model {
   std::unique_ptr<Impl> impl_;
   LayerHooks hooks_;
 
+  struct Unallocated {};
+  Model(const ModelConfig& cfg, Context ctx, Unallocated);  // no parameter / gradient buffers yet
+  void attach_lora(std::unique_ptr<LoraState> st, uint64_t seed);  // st holds the base
   void run_trunk(const Batch& batch);  // embeddings, blocks, final norm
   model_detail::BlockShape shape_for(int B, int T) const;  // for the carved arena
 };

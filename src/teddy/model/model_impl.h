@@ -116,6 +116,12 @@ struct Activations {
   // with dropout) and du (N, max P*r).
   std::vector<std::array<float*, 4>> lora_u;
   float *lora_xd = nullptr, *lora_dxd = nullptr, *lora_du = nullptr;
+  // Dropout masks are indexed by global position: element (sample b, position t,
+  // feature c) of a linear's input draws index ((lora_sample0 + b) * lora_stride_t + t)
+  // * width + c, so a step's rows draw the same masks however they are split over
+  // micro-batches and ranks (lora_stride_t = max_seq_len).
+  uint64_t lora_sample0 = 0;
+  int lora_stride_t = 0;
 };
 // What LoRA adds to the arena: rank, parts per linear (0: not adapted), dropout.
 struct LoraArena {
@@ -152,6 +158,12 @@ struct BlockShape {
   int lora_r = 0;
   float lora_scale = 0, lora_dropout = 0;
   float *lora_xd = nullptr, *lora_dxd = nullptr, *lora_du = nullptr;
+  // Dropout masks are indexed by global position: element (sample b, position t,
+  // feature c) of a linear's input draws index ((lora_sample0 + b) * lora_stride_t + t)
+  // * width + c, so a step's rows draw the same masks however they are split over
+  // micro-batches and ranks (lora_stride_t = max_seq_len).
+  uint64_t lora_sample0 = 0;
+  int lora_stride_t = 0;
 };
 
 // Runs f() inside a ProfileScope (one branch when prof is nullptr).

@@ -92,6 +92,27 @@ const kernels::QuantWeight* quant_of(const LayerTensors& w, LoraLinear i) {
   return w.q ? &w.q[static_cast<int>(i)] : nullptr;
 }
 
+// The mask seed of sample row b's first element: dropout_hash(seed, i + k) equals
+// dropout_hash(seed + k * golden, i), so each sample's (T, width) slab is one op call
+// with its global index offset folded into the seed (BlockShape::lora_sample0).
+uint64_t sample_seed(const BlockShape& s, uint64_t seed, int b, int width) {
+  const uint64_t first = (s.lora_sample0 + static_cast<uint64_t>(b)) * static_cast<uint64_t>(s.lora_stride_t) *
+                         static_cast<uint64_t>(width);
+  return seed + first * 0x9E3779B97F4A7C15ull;
+}
+void drop_fwd(const BlockShape& s, float* out, const float* inp, int width, uint64_t seed) {
+  const size_t slab = static_cast<size_t>(s.T) * width;
+  for (int b = 0; b < s.B; ++b)
+    s.k->dropout_forward(out + b * slab, inp + b * slab, static_cast<int64_t>(slab), s.lora_dropout,
+                         sample_seed(s, seed, b, width));
+}
+void drop_bwd(const BlockShape& s, float* dinp, const float* dout, int width, uint64_t seed) {
+  const size_t slab = static_cast<size_t>(s.T) * width;
+  for (int b = 0; b < s.B; ++b)
+    s.k->dropout_backward(dinp + b * slab, dout + b * slab, static_cast<int64_t>(slab), s.lora_dropout,
+                          sample_seed(s, seed, b, width), kernels::Grad::add);
+}
+
 void linear_fwd(const BlockShape& s, float* out, const float* inp, const float* w, const float* b, int C, int OC,
                 const LoraRef* lr = nullptr, const kernels::QuantWeight* qw = nullptr) {
   {
@@ -105,7 +126,7 @@ void linear_fwd(const BlockShape& s, float* out, const float* inp, const float* 
   ProfileScope scope(s.prof, "lora_forward", linear_flops(s.N, C, lr->P * s.lora_r) + linear_flops(s.N, s.lora_r, OC));
   const float* x = inp;
   if (s.lora_dropout > 0) {  // the adapter sees drop(x); the base sees x
-    s.k->dropout_forward(s.lora_xd, inp, static_cast<int64_t>(s.N) * C, s.lora_dropout, lr->seed);
+    drop_fwd(s, s.lora_xd, inp, C, lr->seed);
     x = s.lora_xd;
   }
   s.k->lora_forward(out, lr->u, x, lr->A, lr->B, s.N, C, OC, s.lora_r, lr->P, lr->parts, s.lora_scale);
@@ -128,12 +149,11 @@ void linear_bwd(const BlockShape& s, float* dinp, float* dw, float* db, const fl
   }
   if (!lr) return;
   ProfileScope scope(s.prof, "lora_backward", 2 * linear_flops(s.N, C, lr->P * s.lora_r) + 2 * linear_flops(s.N, s.lora_r, OC));
-  const int64_t n = static_cast<int64_t>(s.N) * C;
   if (s.lora_dropout > 0) {
-    s.k->dropout_forward(s.lora_xd, inp, n, s.lora_dropout, lr->seed);
+    drop_fwd(s, s.lora_xd, inp, C, lr->seed);
     s.k->lora_backward(s.lora_dxd, lr->dA, lr->dB, s.lora_du, dout, s.lora_xd, lr->u, lr->A, lr->B, s.N, C, OC,
                        s.lora_r, lr->P, lr->parts, s.lora_scale, kernels::Grad::set, s.param_grads);
-    s.k->dropout_backward(dinp, s.lora_dxd, n, s.lora_dropout, lr->seed, kernels::Grad::add);
+    drop_bwd(s, dinp, s.lora_dxd, C, lr->seed);
   } else {
     s.k->lora_backward(dinp, lr->dA, lr->dB, s.lora_du, dout, inp, lr->u, lr->A, lr->B, s.N, C, OC, s.lora_r, lr->P,
                        lr->parts, s.lora_scale, kernels::Grad::add, s.param_grads);

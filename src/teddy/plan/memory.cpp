@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "teddy/core/error.h"
+#include "teddy/plan/lora.h"
 #include "teddy/plan/params.h"
 #include "teddy/plan/units.h"
 
@@ -83,6 +84,13 @@ void TrainSetup::validate(const ModelConfig& cfg) const {
                    std::to_string(cfg.n_kv_head) + ")", tp);
   if (pp < 1 || pp > cfg.n_layer)
     fail("pp", "must be in [1, n_layer = " + std::to_string(cfg.n_layer) + "]", pp);
+  if (lora.enabled()) {
+    lora.validate(cfg);  // names lora.<key>
+    if (precision != DType::f32)
+      throw ConfigError("precision: LoRA trains in fp32 (the engine refuses bf16 / fp16 with LoRA; got " +
+                        std::string(dtype_name(precision)) + ")");
+    if (tp > 1 || pp > 1) throw ConfigError("tp, pp: LoRA plans are for data parallelism only (tp = pp = 1)");
+  }
 }
 
 BytesPerParam bytes_per_param(DType precision) {
@@ -106,6 +114,11 @@ ModelStates zero_states(double psi, DType precision, int zero_stage, int dp) {
 
 ModelStates model_states(const ModelConfig& cfg, const TrainSetup& s) {
   s.validate(cfg);
+  if (s.lora.enabled()) {  // the adapters are what the engine shards; the base stays whole
+    ModelStates m = zero_states(static_cast<double>(lora_adapter_floats(cfg, s.lora)), s.precision, s.zero_stage, s.dp);
+    m.base = lora_base_bytes(cfg).of(s.lora.quantize);
+    return m;
+  }
   return zero_states(static_cast<double>(params_on_device(cfg, s.tp, s.pp)), s.precision, s.zero_stage, s.dp);
 }
 
@@ -168,6 +181,11 @@ ActivationBytes activation_bytes(const ModelConfig& cfg, const TrainSetup& s) {
   // FlashAttention workspace: per-thread tiles and packed copies, linear in T (sized by
   // the engine for the current thread count).
   a.scratch += aligned(static_cast<double>(Model::attention_workspace_bytes(cfg, s.micro_batch, s.seq_len)));
+  // LoRA: each adapted linear's u = x A^T kept per layer (with the layers), the
+  // adapters' gradient and dropout scratch.
+  if (s.lora.enabled()) {
+    a.lora = lora_activation_bytes(cfg, s.lora, static_cast<int64_t>(s.micro_batch) * s.seq_len);
+  }
 
   // Korthikanti et al. 2022, Table 2: bytes per layer at 16-bit activations.
   const double sbh = static_cast<double>(s.seq_len) * s.micro_batch * C;

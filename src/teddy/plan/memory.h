@@ -18,6 +18,7 @@
 
 #include "teddy/core/dtype.h"
 #include "teddy/model/config.h"
+#include "teddy/model/lora.h"
 #include "teddy/plan/flops.h"
 
 namespace teddy::plan {
@@ -31,6 +32,10 @@ struct TrainSetup {
   int tp = 1;               // tensor-parallel degree (Megatron-style estimate; teddy has none yet)
   int pp = 1;               // pipeline stages (1F1B estimate; teddy has none yet)
   Recompute recompute = Recompute::none;
+  // LoRA / QLoRA (lora.r > 0): the states are the adapters' (plan/lora.h) plus the
+  // frozen base (lora.quantize: fp32, bf16 or NF4), the arena gains the adapters'
+  // saved tensors. The engine trains LoRA in fp32 only: other precisions are refused.
+  LoraConfig lora;
   // Throws ConfigError naming the field for out-of-range values.
   void validate(const ModelConfig& cfg) const;
 };
@@ -42,9 +47,10 @@ struct BytesPerParam {
 BytesPerParam bytes_per_param(DType precision);
 
 struct ModelStates {
-  int64_t params_on_device = 0;  // parameters this device holds before ZeRO (TP/PP slice; floats incl. alignment)
+  int64_t params_on_device = 0;  // trainable parameters this device holds before ZeRO (TP/PP slice; floats incl. alignment)
   double params = 0, grads = 0, optimizer = 0;  // bytes per device after ZeRO
-  double total() const { return params + grads + optimizer; }
+  double base = 0;  // LoRA: the frozen base, whole on every device (no gradient, no optimizer state)
+  double total() const { return params + grads + optimizer + base; }
 };
 
 struct ActivationBytes {
@@ -52,7 +58,8 @@ struct ActivationBytes {
   double layers = 0;      // all blocks this device keeps (1F1B: every layer's worth on stage 0)
   double outside = 0;     // positions, embedding output, final norm, logits chunk, losses
   double scratch = 0;     // activation gradients reused by every block + recompute workspace
-  double total() const { return layers + outside + scratch; }
+  double lora = 0;        // LoRA: the adapters' saved u per layer, their gradient and dropout scratch
+  double total() const { return layers + outside + scratch + lora; }
   // Reference: Korthikanti et al. 2022 (no SP), bytes at 16-bit activations, x2 for fp32.
   double korthikanti_per_layer = 0;
   double korthikanti_layers = 0;

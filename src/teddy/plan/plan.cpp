@@ -1,6 +1,7 @@
 #include "teddy/plan/plan.h"
 
 #include "teddy/core/error.h"
+#include "teddy/plan/lora.h"
 #include "teddy/plan/units.h"
 
 namespace teddy::plan {
@@ -14,7 +15,13 @@ Plan make_plan(const PlanInput& in) {
   check_range("device memory", in.device_memory, 1e15, /*allow_zero=*/true);
   check_range("peak FLOP/s", in.device.peak_flops, 1e20, /*allow_zero=*/true);
 
-  p.params = count_params(in.cfg, in.lora);
+  LoraSpec spec = in.lora;
+  if (in.setup.lora.enabled()) spec.rank = in.setup.lora.r;
+  p.params = count_params(in.cfg, spec);
+  if (in.setup.lora.enabled()) {  // the targets' adapters, as the engine allocates them
+    p.params.lora = lora_adapter_params(in.cfg, in.setup.lora);
+    p.params.trainable = p.params.lora;
+  }
   p.flops = flops_per_token(in.cfg, in.setup.seq_len);
   p.recompute_flops_per_token = recompute_flops_per_token(in.cfg, in.setup.seq_len, in.setup.recompute);
   p.optimal = chinchilla_for_params(static_cast<double>(p.params.total));

@@ -1,5 +1,7 @@
 #include "teddy/plan/report.h"
 
+#include "teddy/plan/lora.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <string>
@@ -145,13 +147,24 @@ json memory_json(const Plan& p) {
             {"params_bytes", m.states.params},
             {"grads_bytes", m.states.grads},
             {"optimizer_bytes", m.states.optimizer},
+            {"base_bytes", m.states.base},
             {"model_states_bytes", m.states.total()},
             {"activations",
              {{"per_layer_bytes", a.per_layer}, {"layers_bytes", a.layers}, {"outside_bytes", a.outside},
-              {"scratch_bytes", a.scratch}, {"total_bytes", a.total()},
+              {"scratch_bytes", a.scratch}, {"lora_bytes", a.lora}, {"total_bytes", a.total()},
               {"korthikanti_per_layer_bytes", a.korthikanti_per_layer},
               {"korthikanti_layers_bytes", a.korthikanti_layers}}},
             {"total_bytes", m.total()}};
+  if (s.lora.enabled()) {
+    const LoraBaseBytes base = lora_base_bytes(p.input.cfg);
+    j["lora"] = {{"r", s.lora.r},
+                 {"quantize", s.lora.quantize},
+                 {"dropout", s.lora.dropout},
+                 {"trainable_params", p.params.lora},
+                 {"adapter_floats", m.states.params_on_device},
+                 {"base_bytes",
+                  {{"fp32", base.fp32}, {"bf16", base.bf16}, {"nf4", base.nf4}, {"nf4_no_double_quant", base.nf4_no_dq}}}};
+  }
   if (p.fit_checked) {
     j["device_memory_bytes"] = p.input.device_memory;
     j["fits"] = p.fits;
@@ -238,7 +251,17 @@ std::string memory_text(const Plan& p) {
   title += ", micro-batch " + std::to_string(s.micro_batch) + ", seq " + std::to_string(s.seq_len) +
            ", recompute " + std::string(recompute_name(s.recompute)) + ")";
   Block b(title);
-  b.row("parameters", format_bytes(m.states.params));
+  if (s.lora.enabled()) {
+    const LoraBaseBytes base = lora_base_bytes(p.input.cfg);
+    const std::string q = s.lora.quantize;
+    b.row("frozen base (" + std::string(q == "none" ? "fp32" : q) + ")", format_bytes(m.states.base),
+          "fp32 " + format_bytes(base.fp32) + ", bf16 " + format_bytes(base.bf16) + ", NF4 " + format_bytes(base.nf4) +
+              " (" + format_bytes(base.nf4_no_dq) + " without double quantization)");
+    b.row("LoRA adapters (rank " + std::to_string(s.lora.r) + ")", format_bytes(m.states.params),
+          format_count(static_cast<double>(p.params.lora)) + " trainable parameters");
+  } else {
+    b.row("parameters", format_bytes(m.states.params));
+  }
   b.row("gradients", format_bytes(m.states.grads));
   b.row(s.precision == DType::f32 ? "optimizer (Adam m, v)" : "optimizer (fp32 master, m, v)",
         format_bytes(m.states.optimizer));
@@ -247,6 +270,7 @@ std::string memory_text(const Plan& p) {
   b.row("activations, all blocks", format_bytes(a.layers), "Korthikanti: " + format_bytes(a.korthikanti_layers));
   b.row("activations, outside blocks", format_bytes(a.outside), "embeddings, final norm, one logits chunk");
   b.row("backward scratch", format_bytes(a.scratch));
+  if (s.lora.enabled()) b.row("LoRA activations", format_bytes(a.lora), "saved x A^T per layer, adapter scratch");
   b.row("total", format_bytes(m.total()));
   if (p.fit_checked) {
     const std::string dev = "device memory " + format_bytes(p.input.device_memory);

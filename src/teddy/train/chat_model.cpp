@@ -5,6 +5,7 @@
 #include "teddy/core/error.h"
 #include "teddy/checkpoint/checkpoint.h"
 #include "teddy/data/sft/jinja_chat.h"
+#include "teddy/checkpoint/shards.h"
 #include "teddy/train/grow_vocab.h"
 #include "teddy/train/lora_run.h"
 
@@ -91,7 +92,7 @@ ChatModel load_lora_run(const std::string& checkpoint) {
 }
 
 ChatModel load_chat_model(const std::string& checkpoint, const std::string& tokenizer, bool chat,
-                          const ChatTemplate* tmpl) {
+                          const ChatTemplate* tmpl, const LoraConfig* lora, uint64_t lora_seed) {
   // A tokenizer named by the caller must exist: checked before the checkpoint is read,
   // and said as what it is (not "no tokenizer next to the checkpoint").
   std::error_code ec;
@@ -112,13 +113,34 @@ ChatModel load_chat_model(const std::string& checkpoint, const std::string& toke
   if (cm.tok.vocab_size() > cm.base_vocab)
     throw Error(tok_path + ": tokenizer has " + std::to_string(cm.tok.vocab_size()) + " ids but the model only " +
                 std::to_string(cm.base_vocab));
-  Model base(info.model_config);
-  load_checkpoint(verified, base, nullptr);
   if (chat) {
     cm.tmpl = resolve_chat_template(tmpl, saved_template(run_dir), cm.tok, run_dir.string());
     cm.added_specials = add_template_specials(cm.tok, cm.tmpl);
     finish_chat_template(cm.tmpl, cm.tok);
   }
+  if (lora && lora->enabled() && cm.tok.vocab_size() <= cm.base_vocab) {
+    // The base straight from the checkpoint's files into its storage, a range at a time.
+    const ModelConfig& mc = info.model_config;
+    if (verified.manifest) {  // check_checkpoint_fits' layout check, without a model to allocate
+      const ParamLayout full = make_param_layout(mc);
+      const auto& man = *verified.manifest;
+      bool same = man.flat_size == full.total && man.layout.size() == full.params.size();
+      for (size_t i = 0; same && i < full.params.size(); ++i)
+        same = man.layout[i].name == full.params[i].name && man.layout[i].offset == full.params[i].offset &&
+               man.layout[i].shape == full.params[i].shape;
+      if (!same)
+        throw FormatError(info.dir + ": the checkpoint's tensor layout differs from its model config's");
+    }
+    cm.model = std::make_unique<Model>(Model::with_lora(
+        mc, *lora, lora_seed, [&verified](const ParamInfo& p, int64_t row0, int64_t rows, float* out) {
+          const uint64_t width = p.numel / static_cast<uint64_t>(p.shape[0]);
+          const uint64_t begin = p.offset + static_cast<uint64_t>(row0) * width;
+          read_checkpoint_range(verified, begin, begin + static_cast<uint64_t>(rows) * width, out, nullptr, nullptr);
+        }));
+    return cm;
+  }
+  Model base(info.model_config);
+  load_checkpoint(verified, base, nullptr);
   if (cm.tok.vocab_size() > cm.base_vocab)
     cm.model = std::make_unique<Model>(grow_vocab(base, cm.tok.vocab_size()));
   else

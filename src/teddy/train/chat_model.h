@@ -41,8 +41,12 @@ void finish_chat_template(ChatTemplate& t, const Tokenizer& tok);
 // more ids than the model before that.
 // A LoRA run's checkpoint (its run directory has lora.json, train/lora_run.h) loads as
 // the run's base with the adapters folded in (merge_lora).
+// With `lora` (a plain base, and no vocabulary to grow): the model comes back with LoRA
+// on (seed lora_seed), its base read from the checkpoint straight into its storage a
+// chunk at a time (Model::with_lora): a QLoRA base never exists in fp32 in memory.
 ChatModel load_chat_model(const std::string& checkpoint, const std::string& tokenizer, bool chat,
-                          const ChatTemplate* tmpl = nullptr);
+                          const ChatTemplate* tmpl = nullptr,
+                          const LoraConfig* lora = nullptr, uint64_t lora_seed = 0);
 
 // A LoRA run's checkpoint as the run trained it: the base (vocabulary grown as the run
 // did) with the adapters on and not folded in (for export as a PEFT adapter). The

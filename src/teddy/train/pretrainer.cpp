@@ -51,12 +51,18 @@ class Pretrainer::Task final : public TrainTask {
       setup.dp = dp;
       setup.zero_stage = dp > 1 ? cfg_.zero : 0;  // one process runs stage 0 (Trainer)
       setup.recompute = recompute_from_name(cfg_.recompute);
+      if (cfg_.lora_section) setup.lora = cfg_.lora;  // adapters' states + the frozen base (plan/lora.h)
       check_training_memory(cfg_.model, setup, threads_, local_ranks());
     }
-    model_ = std::make_unique<Model>(cfg_.model);  // default context: the cpu backend
-    model_->init_weights(cfg_.seed);
-    // LoRA over the seeded base (reproducible from the seed, so a resume rebuilds it).
-    if (cfg_.lora_section) model_->enable_lora(cfg_.lora, cfg_.seed + 1);
+    if (cfg_.lora_section) {
+      // LoRA over the seeded base (reproducible from the seed, so a resume rebuilds it),
+      // built straight into its storage: the same model as init_weights + enable_lora.
+      model_ = std::make_unique<Model>(
+          Model::with_lora(cfg_.model, cfg_.lora, cfg_.seed + 1, Model::init_source(cfg_.model, cfg_.seed)));
+    } else {
+      model_ = std::make_unique<Model>(cfg_.model);  // default context: the cpu backend
+      model_->init_weights(cfg_.seed);
+    }
     model_->set_recompute(recompute_from_name(cfg_.recompute));
     model_->set_precision(cfg_.precision_mode());
     model_->reserve_activations(cfg_.micro_batch, cfg_.seq_len);
@@ -73,8 +79,9 @@ class Pretrainer::Task final : public TrainTask {
 
   int64_t next_step(std::vector<Batch>& micro) override {
     const int B = cfg_.micro_batch, T = cfg_.seq_len;
-    // LoRA dropout masks from (step, rank, micro-batch): resume draws the same ones.
-    model_->set_lora_dropout_counter((static_cast<uint64_t>(step_++) * dp_ + rank_) * cfg_.grad_accum);
+    // LoRA dropout masks from (step, global row): resume and any rank split draw the same ones.
+    model_->set_lora_dropout_rows(static_cast<uint64_t>(step_++),
+                                  static_cast<uint64_t>(rank_) * cfg_.grad_accum * cfg_.micro_batch);
     micro.resize(static_cast<size_t>(cfg_.grad_accum));
     for (int a = 0; a < cfg_.grad_accum; ++a) {
       int32_t* tk = tokens_.data() + static_cast<size_t>(a) * B * T;

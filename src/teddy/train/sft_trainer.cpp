@@ -34,7 +34,11 @@ class SftTrainer::Task final : public TrainTask {
 
     // The base model, its tokenizer, and the template's specials (growing the vocabulary).
     {
-      ChatModel cm = load_chat_model(cfg.init, cfg.tokenizer, true, &cfg.chat_template);
+      // With LoRA the base goes straight from the checkpoint into its storage (fp32,
+      // bf16 or NF4) when no vocabulary has to grow; else it loads in fp32 and
+      // enable_lora below moves it.
+      ChatModel cm = load_chat_model(cfg.init, cfg.tokenizer, true, &cfg.chat_template,
+                                     cfg.lora_section ? &cfg.lora : nullptr, cfg.seed);
       report_.init_checkpoint = cm.checkpoint;
       report_.init_skipped = cm.skipped;
       report_.added_specials = cm.added_specials;
@@ -45,7 +49,7 @@ class SftTrainer::Task final : public TrainTask {
     }
     // LoRA: the loaded weights become the frozen base; the flat buffers the engine,
     // AdamW and the checkpoints see hold only the adapters from here on.
-    if (cfg.lora_section) model_->enable_lora(cfg.lora, cfg.seed);
+    if (cfg.lora_section && !model_->lora()) model_->enable_lora(cfg.lora, cfg.seed);
     report_.vocab = model_->config().vocab_size;
     if (cfg.seq_len > model_->config().max_seq_len)
       throw ConfigError("train.seq_len: must be <= the model's max_seq_len (" + std::to_string(cfg.seq_len) + " > " +
@@ -90,8 +94,12 @@ class SftTrainer::Task final : public TrainTask {
       setup.precision = p == Precision::bf16 ? DType::bf16 : p == Precision::fp16 ? DType::f16 : DType::f32;
       setup.dp = dp;
       setup.zero_stage = dp > 1 ? cfg.zero : 0;
-      check_training_memory(model_->config(), setup, threads_, local_ranks(),
-                            static_cast<double>(model_->param_bytes() + model_->grad_bytes()));
+      if (cfg.lora_section) setup.lora = cfg.lora;  // adapters' states + the frozen base (plan/lora.h)
+      // What the model holds already: its parameters and gradients (with LoRA the
+      // adapters') and the frozen base.
+      const double held = static_cast<double>(model_->param_bytes() + model_->grad_bytes()) +
+                          (cfg.lora_section ? static_cast<double>(model_->base_bytes()) : 0.0);
+      check_training_memory(model_->config(), setup, threads_, local_ranks(), held);
     }
     model_->set_precision(cfg.precision_mode());  // before the activations are sized: 16-bit saves less
     model_->reserve_activations(cfg.micro_batch, cfg.seq_len);
@@ -110,9 +118,9 @@ class SftTrainer::Task final : public TrainTask {
 
   int64_t next_step(std::vector<Batch>& micro) override {
     const int B = cfg_.micro_batch, A = cfg_.grad_accum;
-    // LoRA dropout masks: a function of (step, rank, micro-batch), so a resumed run
-    // draws what the uninterrupted one did and ranks draw different masks.
-    model_->set_lora_dropout_counter((static_cast<uint64_t>(step_++) * dp_ + rank_) * A);
+    // LoRA dropout masks: a function of (step, global row), so a resumed run draws what
+    // the uninterrupted one did and any split over ranks what one process draws.
+    model_->set_lora_dropout_rows(static_cast<uint64_t>(step_++), static_cast<uint64_t>(rank_) * A * B);
     micro.resize(static_cast<size_t>(A));
     int64_t positions = 0;  // the global batch's, every rank's micro-batches
     for (int q = 0; q < dp_; ++q) {
