@@ -11,6 +11,7 @@
 #include "teddy/kernels/backend.h"
 #include "teddy/kernels/dropout_mask.h"
 #include "teddy/model/model_impl.h"
+#include "teddy/model/rope_freqs.h"
 
 namespace teddy {
 
@@ -112,6 +113,7 @@ Model::Model(const ModelConfig& cfg, Context ctx) : cfg_(cfg), ctx_(ctx) {
   if (!ctx_.backend) throw Error("Model: the context has no backend");
   cfg_.validate();
   layout_ = make_param_layout(cfg_);
+  if (cfg_.family == Family::llama) rope_inv_freq_ = teddy::rope_inv_freq(cfg_);
   params_.resize(layout_.total * sizeof(float));
   grads_.resize(layout_.total * sizeof(float));
   impl_ = std::make_unique<Impl>();
@@ -440,7 +442,7 @@ const float* rounded_head(const BlockShape& s, const float* W, size_t n, float* 
 }  // namespace
 
 BlockShape Model::shape_for(int B, int T) const {
-  BlockShape s = block_shape(cfg_, B, T, ctx_.ops(), impl_->prof);
+  BlockShape s = block_shape(cfg_, B, T, ctx_.ops(), rope_inv_freq_.data(), impl_->prof);
   s.attn_scratch = impl_->acts.attn_scratch;
   s.attn_scratch_floats = impl_->acts.attn_scratch_floats;
   s.prec = precision_dtype(impl_->carved_prec);
