@@ -6,6 +6,7 @@
 // tensor types and names.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -146,6 +147,43 @@ TEST(GgufFile, Q8_0BlocksAsGgmlQuantizes) {
   EXPECT_EQ(dh, 0);
   for (int i = 0; i < 32; ++i) EXPECT_EQ(static_cast<int8_t>(q[36 + i]), 0);
   EXPECT_THROW(ggml_encode(GgmlType::q8_0, x.data(), 40), Error);
+}
+
+// Q4_0 as ggml's quantize_row_q4_0_ref: the scale from the element of largest magnitude
+// with its sign (d = m / -8), codes min(15, trunc(x / d + 8.5)), two per byte (element j
+// low nibble, j + 16 high); dequantized (code - 8) d is within |d| of x (within |d| / 2
+// but for the clamped code 15).
+TEST(GgufFile, Q4_0BlocksAsGgmlQuantizes) {
+  std::vector<float> x(96);
+  for (int i = 0; i < 32; ++i) x[i] = static_cast<float>(i - 10) * 0.1f;       // largest: +2.1
+  for (int i = 32; i < 64; ++i) x[i] = static_cast<float>(i - 32 - 20) * 0.05f;  // largest: -1.0
+  // Block 3 all zero: d = 0, every code 8.
+  const std::vector<std::byte> q = ggml_encode(GgmlType::q4_0, x.data(), x.size());
+  ASSERT_EQ(q.size(), 3u * 18);
+  EXPECT_EQ(ggml_type_bytes(GgmlType::q4_0, 64), 36u);
+  const float ms[3] = {2.1f, -1.0f, 0.0f};
+  for (int b = 0; b < 3; ++b) {
+    SCOPED_TRACE(b);
+    const std::byte* blk = q.data() + 18 * b;
+    f16_t dh;
+    std::memcpy(&dh, blk, 2);
+    const float m = *std::max_element(x.begin() + 32 * b, x.begin() + 32 * b + 32,
+                                      [](float u, float v) { return std::fabs(u) < std::fabs(v); });
+    EXPECT_FLOAT_EQ(m, ms[b]);
+    const float d = m / -8.0f;
+    EXPECT_EQ(dh, f32_to_f16(d));
+    for (int j = 0; j < 32; ++j) {
+      const float xv = x[32 * b + j];
+      // No x / d here lies within float rounding of a truncation step (k + 0.5), so any
+      // fused or unfused evaluation gives these codes.
+      const int want = d == 0.0f ? 8 : std::min(15, static_cast<int>(xv * (1.0f / d) + 8.5f));
+      const uint8_t byte = static_cast<uint8_t>(blk[2 + j % 16]);
+      const int got = j < 16 ? (byte & 15) : (byte >> 4);
+      EXPECT_EQ(got, want) << "j=" << j;
+      EXPECT_LE(std::fabs((got - 8) * f16_to_f32(dh) - xv), std::fabs(d) * 1.01f) << "j=" << j;
+    }
+  }
+  EXPECT_THROW(ggml_encode(GgmlType::q4_0, x.data(), 40), Error);
 }
 
 // HF rotate-half RoPE on one head: (x[j], x[j + d/2]) rotated by pos * theta^(-2j/d).

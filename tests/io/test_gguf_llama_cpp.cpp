@@ -4,7 +4,7 @@
 // GGUF export is loaded by the npm package node-llama-cpp (prebuilt llama.cpp; installed
 // into <build>/npm-llama by tests/io/setup_node_llama_cpp.sh, like the tiktoken peer):
 //   * greedy continuations (temperature 0) of several prompts equal teddy's generate()
-//     token for token for 40 tokens, with f32 and f16 weights (bf16 and q8_0: the
+//     token for token for 40 tokens, with f32 and f16 weights (bf16, q8_0 and q4_0: the
 //     agreement is printed, not required);
 //   * llama.cpp's tokenizer gives teddy's ids on mixed text and random strings;
 //   * @huggingface/gguf, an independent parser, reads the header: architecture,
@@ -199,7 +199,7 @@ TEST_P(GgufLlamaCpp, GreedyContinuationsAndTokenizerMatch) {
 
   std::cout << "  " << v.name << " greedy agreement with llama.cpp (tokens equal from the start, of " << kNew
             << ", per prompt):\n";
-  for (const char* type : {"f32", "f16", "bf16", "q8_0"}) {
+  for (const char* type : {"f32", "f16", "bf16", "q8_0", "q4_0"}) {
     SCOPED_TRACE(type);
     const std::string file = root + "/model-" + type + ".gguf";
     GgufExportOptions o;
@@ -215,7 +215,7 @@ TEST_P(GgufLlamaCpp, GreedyContinuationsAndTokenizerMatch) {
       const std::vector<int32_t> theirs = peer["generated"][i].get<std::vector<int32_t>>();
       const size_t same = common_prefix(ours[i], theirs);
       std::cout << " " << same;
-      if (std::string(type) == "f32" || std::string(type) == "f16") {  // bf16, q8_0: reported
+      if (std::string(type) == "f32" || std::string(type) == "f16") {  // bf16, q8_0, q4_0: reported
         EXPECT_EQ(ours[i].size(), static_cast<size_t>(kNew));
         EXPECT_EQ(ours[i], theirs) << "prompt " << i << ": first difference at token " << same;
       }
@@ -263,6 +263,7 @@ TEST_P(GgufLlamaCpp, GreedyContinuationsAndTokenizerMatch) {
       else if (std::string(type) == "f16") EXPECT_EQ(dtype, 1) << name;
       else if (std::string(type) == "bf16") EXPECT_EQ(dtype, 30) << name;
       else if (std::string(type) == "q8_0") EXPECT_EQ(dtype, shape[0] % 32 == 0 ? 8 : 1) << name;
+      else if (std::string(type) == "q4_0") EXPECT_EQ(dtype, shape[0] % 32 == 0 ? 2 : 1) << name;
     }
 
     if (peer.contains("tokenized") && !peer["tokenized"].empty()) {

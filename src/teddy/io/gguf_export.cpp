@@ -25,6 +25,7 @@ uint32_t file_type_code(GgufFileType t) {
     case GgufFileType::f32: return 0;   // ALL_F32
     case GgufFileType::f16: return 1;   // MOSTLY_F16
     case GgufFileType::q8_0: return 7;  // MOSTLY_Q8_0
+    case GgufFileType::q4_0: return 2;  // MOSTLY_Q4_0
     case GgufFileType::bf16: return 32; // MOSTLY_BF16
   }
   return 0;
@@ -115,7 +116,8 @@ GgufFileType gguf_file_type_from_name(const std::string& name) {
   if (name == "f16") return GgufFileType::f16;
   if (name == "bf16") return GgufFileType::bf16;
   if (name == "q8_0") return GgufFileType::q8_0;
-  throw ConfigError("--type: expected f32, f16, bf16 or q8_0 (got \"" + name + "\")");
+  if (name == "q4_0") return GgufFileType::q4_0;
+  throw ConfigError("--type: expected f32, f16, bf16, q8_0 or q4_0 (got \"" + name + "\")");
 }
 
 std::vector<float> rope_rows_to_ggml(const float* rows, int64_t n_heads, int64_t head_dim, int64_t cols) {
@@ -191,6 +193,7 @@ GgufExportReport write_gguf(const TeddyRun& run, const std::string& out_file, co
         case GgufFileType::f16: t = GgmlType::f16; break;
         case GgufFileType::bf16: t = GgmlType::bf16; break;
         case GgufFileType::q8_0: t = cols % kQ8Block == 0 ? GgmlType::q8_0 : GgmlType::f16; break;
+        case GgufFileType::q4_0: t = cols % kQ4Block == 0 ? GgmlType::q4_0 : GgmlType::f16; break;
       }
     }
     ++r.types[ggml_type_name(t)];
