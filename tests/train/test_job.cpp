@@ -22,6 +22,7 @@
 #include "teddy/core/error.h"
 #include "teddy/data/prepare.h"
 #include "teddy/io/hf_export.h"
+#include "teddy/io/hf_import.h"
 #include "teddy/train/job.h"
 #include "train/word_dataset.h"
 
@@ -180,6 +181,29 @@ TEST_F(JobTest, AnHfModelIsImportedOnceAndNoted) {
   run_sft_job(sft(hf, "run"), overwrite, b);
   ASSERT_EQ(b.notes.size(), 1u);
   EXPECT_EQ(b.notes[0], "model.init " + hf + ": reusing the import in " + (root_ / "run" / "hf_base").string());
+}
+
+// Continued pretraining of an imported run (run.dir = the import, --resume) keeps its
+// hf_extras.json: the export of the continued run writes the imported
+// generation_config again.
+TEST_F(JobTest, AnImportedRunsHfExtrasSurvivePretrainingContinuation) {
+  Recorder r0;
+  run_pretrain_job(pretrain("pre", 2), JobOptions{}, r0);
+  const fs::path hf = root_ / "hf";
+  export_hf((root_ / "pre").string(), hf.string(), {});
+  nlohmann::json gen = nlohmann::json::parse(test::read_file((hf / "generation_config.json").string()));
+  gen["temperature"] = 0.7;
+  std::ofstream((hf / "generation_config.json").string(), std::ios::trunc) << gen.dump(2);
+  import_hf(hf.string(), (root_ / "imported").string());
+  JobOptions resume;
+  resume.resume = Resume::require;
+  Recorder r;
+  run_pretrain_job(pretrain("imported", 4), resume, r);
+  EXPECT_EQ(r.steps(), 4);
+  const fs::path out = root_ / "out";
+  export_hf((root_ / "imported").string(), out.string(), {});
+  const auto got = nlohmann::json::parse(test::read_file((out / "generation_config.json").string()));
+  EXPECT_EQ(got.value("temperature", 0.0), 0.7) << got.dump();
 }
 
 // An imported model's extras (tokenizer_config keys, generation_config, config.json's
