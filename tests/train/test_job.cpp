@@ -185,10 +185,15 @@ TEST_F(JobTest, AnHfModelIsImportedOnceAndNoted) {
 
 // Continued pretraining of an imported run (run.dir = the import, --resume) keeps its
 // hf_extras.json: the export of the continued run writes the imported
-// generation_config again.
+// generation_config again. The model is a Qwen2 with Llama 3.1 RoPE scaling, which the
+// [model] keys describe (model.qkv_bias, model.rope_scaling, ...), so the TOML's model
+// equals the imported checkpoint's.
 TEST_F(JobTest, AnImportedRunsHfExtrasSurvivePretrainingContinuation) {
+  const std::vector<std::string> model = {"model.preset=\"llama-tiny\"", "model.qkv_bias=true",
+                                          "model.rope_scaling=\"llama3\"",
+                                          "model.rope_original_max_position_embeddings=64"};
   Recorder r0;
-  run_pretrain_job(pretrain("pre", 2), JobOptions{}, r0);
+  run_pretrain_job(pretrain("pre", 2, model), JobOptions{}, r0);
   const fs::path hf = root_ / "hf";
   export_hf((root_ / "pre").string(), hf.string(), {});
   nlohmann::json gen = nlohmann::json::parse(test::read_file((hf / "generation_config.json").string()));
@@ -198,8 +203,11 @@ TEST_F(JobTest, AnImportedRunsHfExtrasSurvivePretrainingContinuation) {
   JobOptions resume;
   resume.resume = Resume::require;
   Recorder r;
-  run_pretrain_job(pretrain("imported", 4), resume, r);
+  run_pretrain_job(pretrain("imported", 4, model), resume, r);
   EXPECT_EQ(r.steps(), 4);
+  const auto cfg = nlohmann::json::parse(test::read_file((hf / "config.json").string()));
+  EXPECT_EQ(cfg["model_type"], "qwen2");
+  EXPECT_EQ(cfg["rope_scaling"]["rope_type"], "llama3");
   const fs::path out = root_ / "out";
   export_hf((root_ / "imported").string(), out.string(), {});
   const auto got = nlohmann::json::parse(test::read_file((out / "generation_config.json").string()));
