@@ -5,6 +5,7 @@
 // compares directly with the machine's memory bandwidth.
 //   ./bench_kernels_pointwise [--benchmark_filter=gelu]
 // Threads: OMP_NUM_THREADS.
+#include "teddy/model/rope_freqs.h"
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -118,9 +119,10 @@ void bm_rope(benchmark::State& state) {
   float* dinp = filled(b_dinp, size_t(N) * C, 3);
   std::vector<int32_t> pos(N);
   for (int i = 0; i < N; ++i) pos[i] = i;  // one sequence of T = 1024
+  const std::vector<double> freq = teddy::rope_inv_freq(10000.0f, kHeadSize, teddy::RopeScaling{});
   for (auto _ : state) {
-    kc::rope_forward(x, x, pos.data(), N, C, kHeads, kHeadSize, 10000.0f);  // in place, as used on q/k
-    kc::rope_backward(dinp, dout, pos.data(), N, C, kHeads, kHeadSize, 10000.0f);
+    kc::rope_forward(x, x, pos.data(), N, C, kHeads, kHeadSize, freq.data());  // in place, as used on q/k
+    kc::rope_backward(dinp, dout, pos.data(), N, C, kHeads, kHeadSize, freq.data());
     benchmark::DoNotOptimize(dinp);
     benchmark::ClobberMemory();
   }

@@ -45,7 +45,22 @@ struct RunSpec {
   bool bias = true;
   int n_head = 4, n_kv_head = 4, d_model = 32, d_ff = 128, n_layer = 2, max_seq_len = 32;
   float norm_eps = 1e-5f, rope_theta = 10000.0f;
+  bool qkv_bias = false;      // Qwen2: biases on q/k/v only
+  RopeScaling rope_scaling;   // LLaMA: none, or llama3
 };
+
+// Llama 3.1's rope_scaling at a short original context, so that with the interop
+// tests' head_dim 8 and theta 5000 the four frequencies fall in all three bands
+// (wavelengths 6.3 | 52.8 | 444, 3737 against 32/4 = 8 and 32/0.5 = 64).
+inline RopeScaling small_llama3_scaling() {
+  RopeScaling s;
+  s.type = RopeScaling::Type::llama3;
+  s.factor = 4.0f;
+  s.low_freq_factor = 0.5f;
+  s.high_freq_factor = 4.0f;
+  s.original_max_position_embeddings = 32;
+  return s;
+}
 
 // The small LLaMA-style shape the interop tests share: GQA (4 query heads over 2 kv
 // heads) and d_ff 48, whose rows are not a multiple of q8_0's 32.
@@ -71,6 +86,8 @@ inline ModelConfig config_for(const RunSpec& s, int vocab) {
   c.max_seq_len = s.max_seq_len;
   c.norm_eps = s.norm_eps;
   c.rope_theta = s.rope_theta;
+  c.qkv_bias = s.qkv_bias;
+  c.rope_scaling = s.rope_scaling;
   c.vocab_size = vocab;
   c.padded_vocab_size = ModelConfig::pad_vocab(vocab);
   c.validate();

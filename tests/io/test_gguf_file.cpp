@@ -6,11 +6,14 @@
 // tensor types and names.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <numbers>
 
 #include "io/interop_test_util.h"
+#include "kernels/kernel_check.h"
 #include "teddy/core/dtype.h"
 #include "teddy/io/gguf_export.h"
 #include "teddy/io/gguf_file.h"
@@ -146,6 +149,43 @@ TEST(GgufFile, Q8_0BlocksAsGgmlQuantizes) {
   EXPECT_THROW(ggml_encode(GgmlType::q8_0, x.data(), 40), Error);
 }
 
+// Q4_0 as ggml's quantize_row_q4_0_ref: the scale from the element of largest magnitude
+// with its sign (d = m / -8), codes min(15, trunc(x / d + 8.5)), two per byte (element j
+// low nibble, j + 16 high); dequantized (code - 8) d is within |d| of x (within |d| / 2
+// but for the clamped code 15).
+TEST(GgufFile, Q4_0BlocksAsGgmlQuantizes) {
+  std::vector<float> x(96);
+  for (int i = 0; i < 32; ++i) x[i] = static_cast<float>(i - 10) * 0.1f;       // largest: +2.1
+  for (int i = 32; i < 64; ++i) x[i] = static_cast<float>(i - 32 - 20) * 0.05f;  // largest: -1.0
+  // Block 3 all zero: d = 0, every code 8.
+  const std::vector<std::byte> q = ggml_encode(GgmlType::q4_0, x.data(), x.size());
+  ASSERT_EQ(q.size(), 3u * 18);
+  EXPECT_EQ(ggml_type_bytes(GgmlType::q4_0, 64), 36u);
+  const float ms[3] = {2.1f, -1.0f, 0.0f};
+  for (int b = 0; b < 3; ++b) {
+    SCOPED_TRACE(b);
+    const std::byte* blk = q.data() + 18 * b;
+    f16_t dh;
+    std::memcpy(&dh, blk, 2);
+    const float m = *std::max_element(x.begin() + 32 * b, x.begin() + 32 * b + 32,
+                                      [](float u, float v) { return std::fabs(u) < std::fabs(v); });
+    EXPECT_FLOAT_EQ(m, ms[b]);
+    const float d = m / -8.0f;
+    EXPECT_EQ(dh, f32_to_f16(d));
+    for (int j = 0; j < 32; ++j) {
+      const float xv = x[32 * b + j];
+      // No x / d here lies within float rounding of a truncation step (k + 0.5), so any
+      // fused or unfused evaluation gives these codes.
+      const int want = d == 0.0f ? 8 : std::min(15, static_cast<int>(xv * (1.0f / d) + 8.5f));
+      const uint8_t byte = static_cast<uint8_t>(blk[2 + j % 16]);
+      const int got = j < 16 ? (byte & 15) : (byte >> 4);
+      EXPECT_EQ(got, want) << "j=" << j;
+      EXPECT_LE(std::fabs((got - 8) * f16_to_f32(dh) - xv), std::fabs(d) * 1.01f) << "j=" << j;
+    }
+  }
+  EXPECT_THROW(ggml_encode(GgmlType::q4_0, x.data(), 40), Error);
+}
+
 // HF rotate-half RoPE on one head: (x[j], x[j + d/2]) rotated by pos * theta^(-2j/d).
 std::vector<double> rope_half(const std::vector<double>& x, int pos, double theta) {
   const size_t d = x.size(), h = d / 2;
@@ -257,11 +297,95 @@ TEST(GgufFile, ChatTemplateAndSpecialTokens) {
   const Gguf g = Gguf::read(dir + "/m.gguf");
   EXPECT_EQ(g.kv.at("tokenizer.chat_template"), chat_template_jinja(t));
   EXPECT_EQ(g.kv.at("tokenizer.ggml.eos_token_id"), std::to_string(tok.eot_id()));
+  // The template's end of turn, so llama.cpp stops a chat at <|im_end|>.
+  EXPECT_EQ(g.kv.at("tokenizer.ggml.eot_token_id"), std::to_string(*tok.find_special("<|im_end|>")));
+  EXPECT_EQ(g.kv.count("tokenizer.ggml.eom_token_id"), 0u);
   EXPECT_EQ(g.kv.at("tokenizer.ggml.pre"), "gpt-2");
   EXPECT_EQ(g.kv.at("general.file_type"), "1");  // f16 by default, as the converter
   EXPECT_EQ(g.tensors.at("position_embd.weight").type, 0u);
   EXPECT_EQ(g.tensors.at("blk.0.attn_qkv.weight").type, 1u);
   EXPECT_EQ(g.tensors.at("blk.0.attn_qkv.bias").type, 0u);
+  fs::remove_all(dir);
+}
+
+// Llama 3's turn tokens without a chat template: <|eot_id|> is the end of turn, and
+// <|eom_id|> is written as eom.
+TEST(GgufFile, Llama3EndOfTurnTokens) {
+  const std::string dir = test::fresh_dir("gguf_eot");
+  const Tokenizer tok = test::trained_tokenizer(PretokenizerKind::llama3, 600,
+                                                {"<|begin_of_text|>", "<|end_of_text|>", "<|eom_id|>", "<|eot_id|>"});
+  Model m(test::config_for(test::llama_spec(), tok.vocab_size()));
+  test::randomize(m, 5);
+  test::write_run(dir + "/run", m, tok);
+  export_gguf(dir + "/run", dir + "/m.gguf", {});
+  const Gguf g = Gguf::read(dir + "/m.gguf");
+  EXPECT_EQ(g.kv.at("tokenizer.ggml.eot_token_id"), std::to_string(*tok.find_special("<|eot_id|>")));
+  EXPECT_EQ(g.kv.at("tokenizer.ggml.eom_token_id"), std::to_string(*tok.find_special("<|eom_id|>")));
+  fs::remove_all(dir);
+}
+
+// llama3 rope_scaling: rope_freqs.weight (F32, head_dim/2) holds the divisors
+// theta^(-2j/d) / inv_freq[j] llama.cpp applies, as the converter computes them. Qwen2:
+// architecture qwen2, q/k/v biases, and q/k rows left in HF's rotate-half order
+// (llama.cpp runs qwen2 with NeoX RoPE), unlike LLaMA's.
+TEST(GgufFile, Llama3RopeFreqsAndQwen2Layout) {
+  const std::string dir = test::fresh_dir("gguf_rope_qwen2");
+  const Tokenizer tok = test::trained_tokenizer(PretokenizerKind::llama3);
+  test::RunSpec scaled = test::llama_spec();
+  scaled.rope_theta = 5000.0f;
+  scaled.rope_scaling = test::small_llama3_scaling();
+  Model a(test::config_for(scaled, tok.vocab_size()));
+  test::randomize(a, 6);
+  test::write_run(dir + "/scaled", a, tok);
+  GgufExportOptions o;
+  o.type = GgufFileType::f32;
+  export_gguf(dir + "/scaled", dir + "/scaled.gguf", o);
+  const Gguf g = Gguf::read(dir + "/scaled.gguf");
+  EXPECT_EQ(g.kv.at("general.architecture"), "llama");
+  const Gguf::Info& fi = g.tensors.at("rope_freqs.weight");
+  ASSERT_EQ(fi.ne, (std::vector<uint64_t>{4}));
+  EXPECT_EQ(fi.type, 0u);
+  // The converter's rule evaluated here from the config alone: 1 (kept), factor
+  // (divided) and 1 / ((1 - s) / factor + s) between; bands per interop_test_util.h.
+  const RopeScaling& rs = scaled.rope_scaling;
+  for (int j = 0; j < 4; ++j) {
+    const double freq = std::pow(5000.0, -2.0 * j / 8), wavelen = 2 * std::numbers::pi / freq;
+    const double old_len = rs.original_max_position_embeddings;
+    double want;
+    if (wavelen < old_len / rs.high_freq_factor) want = 1;
+    else if (wavelen > old_len / rs.low_freq_factor) want = rs.factor;
+    else {
+      const double sm = (old_len / wavelen - rs.low_freq_factor) / (rs.high_freq_factor - rs.low_freq_factor);
+      want = 1 / ((1 - sm) / rs.factor + sm);
+    }
+    float got;
+    std::memcpy(&got, g.data("rope_freqs.weight") + 4 * j, 4);
+    EXPECT_NEAR(got, want, 4 * test::kEpsF32 * want) << "j=" << j;  // one float rounding of a double ratio
+  }
+  EXPECT_GT(a.config().rope_scaling.factor, 1.0f);
+
+  test::RunSpec q = test::llama_spec(true);
+  q.qkv_bias = true;
+  Model b(test::config_for(q, tok.vocab_size()));
+  test::randomize(b, 7);
+  test::write_run(dir + "/qwen2", b, tok);
+  export_gguf(dir + "/qwen2", dir + "/qwen2.gguf", o);
+  const Gguf h = Gguf::read(dir + "/qwen2.gguf");
+  EXPECT_EQ(h.kv.at("general.architecture"), "qwen2");
+  EXPECT_EQ(h.kv.at("qwen2.attention.head_count_kv"), "2");
+  EXPECT_EQ(h.tensors.count("rope_freqs.weight"), 0u);
+  EXPECT_EQ(h.tensors.count("blk.0.attn_output.bias"), 0u);
+  EXPECT_EQ(h.tensors.count("blk.0.ffn_up.bias"), 0u);
+  const ModelConfig& c = b.config();
+  const int64_t C = c.d_model, Q = c.n_head * c.head_dim(), KV = c.n_kv_head * c.head_dim();
+  const float* w = b.param("layers.1.attn.qkv.weight");
+  const float* bias = b.param("layers.1.attn.qkv.bias");
+  // Unpermuted: the GGUF rows are teddy's (= HF's) rows, weights and biases.
+  EXPECT_EQ(std::memcmp(h.data("blk.1.attn_q.weight"), w, Q * C * 4), 0);
+  EXPECT_EQ(std::memcmp(h.data("blk.1.attn_k.weight"), w + Q * C, KV * C * 4), 0);
+  EXPECT_EQ(std::memcmp(h.data("blk.1.attn_q.bias"), bias, Q * 4), 0);
+  EXPECT_EQ(std::memcmp(h.data("blk.1.attn_k.bias"), bias + Q, KV * 4), 0);
+  EXPECT_EQ(std::memcmp(h.data("blk.1.attn_v.bias"), bias + Q + KV, KV * 4), 0);
   fs::remove_all(dir);
 }
 

@@ -1,9 +1,10 @@
-// llama.cpp runs teddy's GGUF files. For a small model of each family trained here (it
+// llama.cpp runs teddy's GGUF files. For a small model of each family trained here (GPT-2,
+// LLaMA, LLaMA with Llama 3.1's rope_scaling at a short original context, Qwen2; it
 // memorises a few kilobytes of mixed text, so its greedy choices have margins), the
 // GGUF export is loaded by the npm package node-llama-cpp (prebuilt llama.cpp; installed
 // into <build>/npm-llama by tests/io/setup_node_llama_cpp.sh, like the tiktoken peer):
 //   * greedy continuations (temperature 0) of several prompts equal teddy's generate()
-//     token for token for 40 tokens, with f32 and f16 weights (bf16 and q8_0: the
+//     token for token for 40 tokens, with f32 and f16 weights (bf16, q8_0 and q4_0: the
 //     agreement is printed, not required);
 //   * llama.cpp's tokenizer gives teddy's ids on mixed text and random strings;
 //   * @huggingface/gguf, an independent parser, reads the header: architecture,
@@ -17,6 +18,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 
 #include "io/interop_test_util.h"
 #include "teddy/io/gguf_export.h"
@@ -55,9 +57,18 @@ struct Trained {
   std::vector<int32_t> stream;  // the corpus, tokenized
 };
 
+// Which model: a family, and for LLaMA the Qwen2 biases or llama3 RoPE scaling.
+struct Variant {
+  const char* name;
+  Family f;
+  bool qwen2 = false;
+  bool rope_llama3 = false;
+};
+
 // Memorises the corpus: AdamW on random windows of the token stream (no end-of-text
 // token in it, so greedy continuations never stop early).
-Trained train(Family f) {
+Trained train(const Variant& v) {
+  const Family f = v.f;
   Trained t;
   const std::string text = corpus();
   BpeTrainer bt({.vocab_size = 700,
@@ -75,6 +86,20 @@ Trained train(Family f) {
   s.tie = f == Family::gpt2;
   s.bias = f == Family::gpt2;
   s.max_seq_len = 128;
+  if (v.qwen2) {  // Qwen2ForCausalLM: q/k/v biases, tied head (as Qwen2.5-0.5B)
+    s.qkv_bias = true;
+    s.tie = true;
+  }
+  if (v.rope_llama3) {
+    // head_dim 16, theta 1e4: wavelengths 6.3 | 19.9, 62.8 | 199 ... 19869 against
+    // 64/4 = 16 and 64/1 = 64: one frequency kept, two interpolated, five divided by 8;
+    // the prompts and continuations run to position 52.
+    s.rope_scaling.type = RopeScaling::Type::llama3;
+    s.rope_scaling.factor = 8.0f;
+    s.rope_scaling.low_freq_factor = 1.0f;
+    s.rope_scaling.high_freq_factor = 4.0f;
+    s.rope_scaling.original_max_position_embeddings = 64;
+  }
   t.model = std::make_unique<Model>(test::config_for(s, t.tok.vocab_size()));
   Model& m = *t.model;
   m.init_weights(7);
@@ -102,7 +127,7 @@ Trained train(Family f) {
     opt.step(m.params(), m.grads(), lr);
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::cout << "  " << family_name(f) << ": trained " << steps << " steps in " << std::fixed << std::setprecision(1)
+  std::cout << "  " << v.name << ": trained " << steps << " steps in " << std::fixed << std::setprecision(1)
             << secs << " s, last loss " << std::setprecision(3) << loss << std::defaultfloat << " nats/token\n";
   return t;
 }
@@ -129,15 +154,16 @@ size_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& 
   return i;
 }
 
-class GgufLlamaCpp : public ::testing::TestWithParam<Family> {};
+class GgufLlamaCpp : public ::testing::TestWithParam<Variant> {};
 
 TEST_P(GgufLlamaCpp, GreedyContinuationsAndTokenizerMatch) {
   std::string error;
   const std::string npm = test::llama_npm_dir(error);
   ASSERT_FALSE(npm.empty()) << error;
-  const Family f = GetParam();
-  const std::string root = test::fresh_dir(std::string("gguf_llama_cpp_") + std::string(family_name(f)));
-  Trained t = train(f);
+  const Variant& v = GetParam();
+  const Family f = v.f;
+  const std::string root = test::fresh_dir(std::string("gguf_llama_cpp_") + v.name);
+  Trained t = train(v);
   const std::string run = root + "/run";
   test::write_run(run, *t.model, t.tok);
   Model& m = *t.model;
@@ -154,7 +180,7 @@ TEST_P(GgufLlamaCpp, GreedyContinuationsAndTokenizerMatch) {
   for (const auto& p : prompts) ours.push_back(generate(m, p, kNew, greedy));
   // How close each prompt's first greedy choice is (top-1 minus top-2 logit): a small
   // margin is where 8-bit weights can flip the choice.
-  std::cout << "  " << family_name(f) << " first-token margins (logits):";
+  std::cout << "  " << v.name << " first-token margins (logits):";
   for (const auto& p : prompts) {
     std::vector<float> lg(p.size() * cfg.padded_vocab_size);
     const Batch b{p.data(), nullptr, nullptr, nullptr, 1, static_cast<int>(p.size())};
@@ -171,9 +197,9 @@ TEST_P(GgufLlamaCpp, GreedyContinuationsAndTokenizerMatch) {
   std::mt19937 rng(9);
   for (int i = 0; i < 100; ++i) texts.push_back(test::random_text(rng, 1 + static_cast<int>(rng() % 80)));
 
-  std::cout << "  " << family_name(f) << " greedy agreement with llama.cpp (tokens equal from the start, of " << kNew
+  std::cout << "  " << v.name << " greedy agreement with llama.cpp (tokens equal from the start, of " << kNew
             << ", per prompt):\n";
-  for (const char* type : {"f32", "f16", "bf16", "q8_0"}) {
+  for (const char* type : {"f32", "f16", "bf16", "q8_0", "q4_0"}) {
     SCOPED_TRACE(type);
     const std::string file = root + "/model-" + type + ".gguf";
     GgufExportOptions o;
@@ -189,7 +215,7 @@ TEST_P(GgufLlamaCpp, GreedyContinuationsAndTokenizerMatch) {
       const std::vector<int32_t> theirs = peer["generated"][i].get<std::vector<int32_t>>();
       const size_t same = common_prefix(ours[i], theirs);
       std::cout << " " << same;
-      if (std::string(type) == "f32" || std::string(type) == "f16") {  // bf16, q8_0: reported
+      if (std::string(type) == "f32" || std::string(type) == "f16") {  // bf16, q8_0, q4_0: reported
         EXPECT_EQ(ours[i].size(), static_cast<size_t>(kNew));
         EXPECT_EQ(ours[i], theirs) << "prompt " << i << ": first difference at token " << same;
       }
@@ -198,7 +224,7 @@ TEST_P(GgufLlamaCpp, GreedyContinuationsAndTokenizerMatch) {
 
     // The header, through @huggingface/gguf.
     const json& md = peer["metadata"];
-    const std::string arch = f == Family::gpt2 ? "gpt2" : "llama";
+    const std::string arch = f == Family::gpt2 ? "gpt2" : v.qwen2 ? "qwen2" : "llama";
     EXPECT_EQ(md["version"], 3);
     EXPECT_EQ(md["general.architecture"], arch);
     EXPECT_EQ(md[arch + ".context_length"], cfg.max_seq_len);
@@ -207,9 +233,18 @@ TEST_P(GgufLlamaCpp, GreedyContinuationsAndTokenizerMatch) {
     EXPECT_EQ(md[arch + ".feed_forward_length"], cfg.d_ff);
     EXPECT_EQ(md[arch + ".attention.head_count"], cfg.n_head);
     if (f == Family::llama) {
-      EXPECT_EQ(md["llama.attention.head_count_kv"], cfg.n_kv_head);
-      EXPECT_EQ(md["llama.rope.dimension_count"], cfg.head_dim());
-      EXPECT_FLOAT_EQ(md["llama.rope.freq_base"].get<float>(), cfg.rope_theta);
+      EXPECT_EQ(md[arch + ".attention.head_count_kv"], cfg.n_kv_head);
+      EXPECT_EQ(md[arch + ".rope.dimension_count"], cfg.head_dim());
+      EXPECT_FLOAT_EQ(md[arch + ".rope.freq_base"].get<float>(), cfg.rope_theta);
+    }
+    // The converter's extra tensors: rope_freqs for llama3 scaling; Qwen2's q/k/v biases.
+    std::set<std::string> names;
+    for (const json& ti : peer["tensors"]) names.insert(ti["name"].get<std::string>());
+    EXPECT_EQ(names.count("rope_freqs.weight"), v.rope_llama3 ? 1u : 0u);
+    if (f == Family::llama) {
+      EXPECT_EQ(names.count("blk.0.attn_q.bias") + names.count("blk.1.attn_k.bias") + names.count("blk.1.attn_v.bias"),
+                v.qwen2 ? 3u : 0u);
+      EXPECT_EQ(names.count("blk.0.attn_output.bias") + names.count("blk.0.ffn_up.bias"), 0u);
     }
     EXPECT_EQ(md["tokenizer.ggml.model"], "gpt2");
     EXPECT_EQ(md["tokenizer.ggml.pre"], r.pre_tokenizer);
@@ -228,6 +263,7 @@ TEST_P(GgufLlamaCpp, GreedyContinuationsAndTokenizerMatch) {
       else if (std::string(type) == "f16") EXPECT_EQ(dtype, 1) << name;
       else if (std::string(type) == "bf16") EXPECT_EQ(dtype, 30) << name;
       else if (std::string(type) == "q8_0") EXPECT_EQ(dtype, shape[0] % 32 == 0 ? 8 : 1) << name;
+      else if (std::string(type) == "q4_0") EXPECT_EQ(dtype, shape[0] % 32 == 0 ? 2 : 1) << name;
     }
 
     if (peer.contains("tokenized") && !peer["tokenized"].empty()) {
@@ -246,14 +282,13 @@ TEST_P(GgufLlamaCpp, GreedyContinuationsAndTokenizerMatch) {
   if (!HasFailure()) fs::remove_all(root);
 }
 
-}  // namespace
+void PrintTo(const Variant& v, std::ostream* os) { *os << v.name; }  // test names and logs
 
-void PrintTo(Family f, std::ostream* os) { *os << family_name(f); }  // test names and logs
-
-namespace {
-
-INSTANTIATE_TEST_SUITE_P(Families, GgufLlamaCpp, ::testing::Values(Family::gpt2, Family::llama),
-                         [](const auto& info) { return std::string(family_name(info.param)); });
+INSTANTIATE_TEST_SUITE_P(Families, GgufLlamaCpp,
+                         ::testing::Values(Variant{"gpt2", Family::gpt2}, Variant{"llama", Family::llama},
+                                           Variant{"llama_rope_llama3", Family::llama, false, true},
+                                           Variant{"qwen2", Family::llama, true}),
+                         [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace
 }  // namespace teddy

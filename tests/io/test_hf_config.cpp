@@ -1,7 +1,7 @@
 // config.json <-> ModelConfig on the configs of real models (as published on the
 // Hugging Face hub): GPT-2 and Meta-Llama-3-8B are read with their exact shapes;
-// Llama-3.2-1B (rope_scaling "llama3") and Qwen2.5 (model_type "qwen2") are refused
-// naming the key; teddy's exported configs read back to the same ModelConfig.
+// Llama-3.2-1B (rope_scaling "llama3") and Qwen2.5 (model_type "qwen2", q/k/v biases)
+// are read with theirs; teddy's exported configs read back to the same ModelConfig.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -93,11 +93,59 @@ TEST(HfConfig, Llama3_8B) {
   EXPECT_FALSE(c.bias);
 }
 
-TEST(HfConfig, RefusedModels) {
-  const std::string l = refusal(kLlama32_1B);
-  EXPECT_NE(l.find("config.json: rope_scaling: type \"llama3\" is not supported"), std::string::npos) << l;
-  const std::string q = refusal(kQwen25);
-  EXPECT_NE(q.find("config.json: model_type: \"qwen2\" is not supported"), std::string::npos) << q;
+TEST(HfConfig, Llama32WithRopeScaling) {
+  HfConfigExtras ex;
+  const ModelConfig c = hf_config_to_model(json::parse(kLlama32_1B), "config.json", &ex);
+  EXPECT_EQ(ex.architecture, "LlamaForCausalLM");
+  ModelConfig want = ModelConfig::preset("llama-1B");  // Llama-3.2-1B's shape
+  want.max_seq_len = 131072;
+  want.rope_scaling.type = RopeScaling::Type::llama3;
+  want.rope_scaling.factor = 32.0f;
+  want.rope_scaling.low_freq_factor = 1.0f;
+  want.rope_scaling.high_freq_factor = 4.0f;
+  want.rope_scaling.original_max_position_embeddings = 8192;
+  EXPECT_EQ(model_config_difference(want, c), "");
+  EXPECT_TRUE(c.rope_scaling == want.rope_scaling);
+  // The same under transformers 5's rope_parameters (which carries rope_theta too).
+  json v5 = json::parse(kLlama32_1B);
+  v5["rope_parameters"] = v5["rope_scaling"];
+  v5["rope_parameters"]["rope_theta"] = v5["rope_theta"];
+  v5.erase("rope_scaling");
+  v5.erase("rope_theta");
+  const ModelConfig c5 = hf_config_to_model(v5, "config.json", nullptr);
+  EXPECT_EQ(model_config_difference(want, c5), "");
+  EXPECT_TRUE(c5.rope_scaling == want.rope_scaling);
+}
+
+TEST(HfConfig, Qwen25) {
+  HfConfigExtras ex;
+  const ModelConfig c = hf_config_to_model(json::parse(kQwen25), "config.json", &ex);
+  EXPECT_EQ(ex.architecture, "Qwen2ForCausalLM");
+  EXPECT_EQ(c.family, Family::llama);
+  EXPECT_TRUE(c.qkv_bias);
+  EXPECT_FALSE(c.bias);
+  EXPECT_TRUE(c.tie_embeddings);
+  EXPECT_EQ(c.d_model, 896);
+  EXPECT_EQ(c.d_ff, 4864);
+  EXPECT_EQ(c.n_layer, 24);
+  EXPECT_EQ(c.n_head, 14);
+  EXPECT_EQ(c.n_kv_head, 2);
+  EXPECT_EQ(c.max_seq_len, 32768);
+  EXPECT_EQ(c.vocab_size, 151936);
+  EXPECT_EQ(c.rope_theta, 1e6f);
+  EXPECT_EQ(c.norm_eps, 1e-6f);
+  EXPECT_EQ(c.rope_scaling.type, RopeScaling::Type::none);
+  // Export writes a Qwen2 config that reads back the same.
+  const json j = model_to_hf_config(c, ex, "bfloat16");
+  EXPECT_EQ(j["model_type"], "qwen2");
+  EXPECT_EQ(j["architectures"][0], "Qwen2ForCausalLM");
+  EXPECT_FALSE(j.contains("attention_bias"));
+  EXPECT_EQ(model_config_difference(c, hf_config_to_model(j, "config.json", nullptr)), "");
+  // Its sliding window only when switched on, which teddy refuses.
+  json sw = json::parse(kQwen25);
+  sw["use_sliding_window"] = true;
+  const std::string msg = refusal(sw.dump().c_str());
+  EXPECT_NE(msg.find("config.json: use_sliding_window"), std::string::npos) << msg;
 }
 
 TEST(HfConfig, ExportReadsBack) {
@@ -110,6 +158,14 @@ TEST(HfConfig, ExportReadsBack) {
     const ModelConfig back = hf_config_to_model(j, "config.json", nullptr);
     EXPECT_EQ(model_config_difference(c, back), "");
   }
+  ModelConfig s = ModelConfig::preset("llama-tiny");
+  s.rope_scaling.type = RopeScaling::Type::llama3;
+  s.rope_scaling.factor = 8.0f;
+  s.rope_scaling.original_max_position_embeddings = 16;
+  const json j = model_to_hf_config(s, HfConfigExtras{}, "float32");
+  EXPECT_EQ(j["rope_scaling"]["rope_type"], "llama3");
+  EXPECT_EQ(j["rope_scaling"]["original_max_position_embeddings"], 16);
+  EXPECT_TRUE(hf_config_to_model(j, "config.json", nullptr).rope_scaling == s.rope_scaling);
   // Floats are written as the shortest decimal that reads back as the same float.
   EXPECT_EQ(json(float_for_json(1e-5f)).dump(), "1e-05");
   EXPECT_EQ(json(float_for_json(1e-6f)).dump(), "1e-06");

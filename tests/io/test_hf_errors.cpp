@@ -165,14 +165,23 @@ TEST_F(HfErrors, UnsupportedArchitectures) {
     std::function<void(json&)> fn;
   };
   const std::vector<Edit> edits = {
-      {gpt2, "model_type", [](json& j) { j["model_type"] = "qwen2"; }},
+      {gpt2, "model_type", [](json& j) { j["model_type"] = "mistral"; }},
       {gpt2, "architectures", [](json& j) { j["architectures"] = {"GPT2ForSequenceClassification"}; }},
       {gpt2, "activation_function", [](json& j) { j["activation_function"] = "relu"; }},
       {gpt2, "scale_attn_by_inverse_layer_idx", [](json& j) { j["scale_attn_by_inverse_layer_idx"] = true; }},
       {gpt2, "quantization_config", [](json& j) { j["quantization_config"] = {{"quant_method", "gptq"}}; }},
-      {llama, "rope_scaling", [](json& j) {
-         j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 32.0}, {"low_freq_factor", 1.0},
-                              {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 8192}};
+      {llama, "rope_scaling", [](json& j) { j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}}; }},
+      {llama, "rope_scaling.original_max_position_embeddings", [](json& j) {
+         j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 32.0}, {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0}};
+       }},
+      {llama, "rope_scaling.high_freq_factor", [](json& j) {  // must exceed low_freq_factor
+         j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 32.0}, {"low_freq_factor", 4.0},
+                              {"high_freq_factor", 1.0}, {"original_max_position_embeddings", 8192}};
+       }},
+      {llama, "use_sliding_window", [](json& j) {  // Qwen2 with its sliding window on
+         j["model_type"] = "qwen2";
+         j["architectures"] = {"Qwen2ForCausalLM"};
+         j["use_sliding_window"] = true;
        }},
       {llama, "hidden_act", [](json& j) { j["hidden_act"] = "gelu"; }},
       {llama, "head_dim", [](json& j) { j["head_dim"] = 16; }},

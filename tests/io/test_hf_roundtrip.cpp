@@ -186,6 +186,18 @@ TEST(HfRoundTrip, LlamaBf16) { run_case({"llama_bf16", llama(false, false), Pret
 TEST(HfRoundTrip, LlamaTiedWithBiasF32) {
   run_case({"llama_tied_bias", llama(true, true), PretokenizerKind::gpt2, DType::f32, "chatml"});
 }
+// Llama 3.1's rope_scaling and Qwen2's q/k/v biases: config (model_config_difference
+// compares both) and parameters.
+TEST(HfRoundTrip, LlamaRopeScalingBf16) {
+  test::RunSpec s = llama(false, false);
+  s.rope_scaling = test::small_llama3_scaling();
+  run_case({"llama_rope_llama3", s, PretokenizerKind::llama3, DType::bf16, "llama3"});
+}
+TEST(HfRoundTrip, Qwen2F32) {
+  test::RunSpec s = llama(true, false);
+  s.qkv_bias = true;
+  run_case({"qwen2_f32", s, PretokenizerKind::llama3, DType::f32, "chatml"});
+}
 TEST(HfRoundTrip, ShardedLikeTransformers) {
   run_case({"gpt2_sharded", {}, PretokenizerKind::gpt2, DType::f32, "", 20000});
   run_case({"llama_sharded_bf16", llama(false, false), PretokenizerKind::llama3, DType::bf16, "", 12000});

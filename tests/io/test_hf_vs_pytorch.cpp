@@ -47,6 +47,21 @@ test::RunSpec llama(bool tie, bool bias) {
   return s;
 }
 
+// Llama 3.1's rope_scaling with a short original context, all three frequency bands
+// hit (interop_test_util.h), over positions 0..31.
+test::RunSpec llama_rope_scaled() {
+  test::RunSpec s = llama(false, false);
+  s.rope_scaling = test::small_llama3_scaling();
+  return s;
+}
+
+// Qwen2ForCausalLM: biases on q/k/v alone.
+test::RunSpec qwen2() {
+  test::RunSpec s = llama(true, false);
+  s.qkv_bias = true;
+  return s;
+}
+
 std::vector<double> doubles(const SafetensorsFile& f, const std::string& name) {
   const SafeTensor& t = f.get(name);
   std::vector<double> out(static_cast<size_t>(t.numel()));
@@ -68,6 +83,9 @@ TEST(HfVsPytorch, LogitsMatchAnIndependentReader) {
       {"llama_gqa_f32", llama(false, false), PretokenizerKind::llama3, DType::f32},
       {"llama_gqa_bf16_sharded", llama(false, false), PretokenizerKind::llama3, DType::bf16, 12000},
       {"llama_tied_bias_f32", llama(true, true), PretokenizerKind::gpt2, DType::f32},
+      {"llama_rope_llama3_f32", llama_rope_scaled(), PretokenizerKind::llama3, DType::f32},
+      {"llama_rope_llama3_bf16", llama_rope_scaled(), PretokenizerKind::llama3, DType::bf16},
+      {"qwen2_f32", qwen2(), PretokenizerKind::llama3, DType::f32},
   };
   const std::string root = test::fresh_dir("hf_vs_pytorch");
   std::string args;

@@ -10,6 +10,7 @@
 #include "teddy/core/error.h"
 #include "teddy/kernels/kernels.h"
 #include "teddy/kernels/ref/rope.h"
+#include "teddy/model/rope_freqs.h"
 
 namespace {
 
@@ -21,6 +22,13 @@ TEDDY_BACKEND_SUITE(RopeBackend);
 
 constexpr float kTheta = 10000.0f;
 
+// The unscaled table theta^(-2j/HS) for head size HS (kept alive for the test's calls).
+const double* freqs(int HS) {
+  static std::vector<std::vector<double>> tables(1025);
+  if (tables[HS].empty()) tables[HS] = teddy::rope_inv_freq(kTheta, HS, teddy::RopeScaling{});
+  return tables[HS].data();
+}
+
 TEST(Rope, ReferenceMatchesHfRotateHalf) {
   // HF: out = x * cat(cos, cos) + rotate_half(x) * cat(sin, sin), computed with torch
   // 1.13 in float64 for HS = 4, theta = 1e4, positions 3 and 100.
@@ -30,7 +38,7 @@ TEST(Rope, ReferenceMatchesHfRotateHalf) {
                                     1.9778205651302472, -0.32993455966616564};
   const std::vector<int32_t> pos = {3, 100};
   std::vector<double> out(8);
-  kr::rope_forward_t<double>(out.data(), x.data(), pos.data(), 2, 4, 1, 4, kTheta);
+  kr::rope_forward_t<double>(out.data(), x.data(), pos.data(), 2, 4, 1, 4, freqs(4));
   // Both double, the angles pos * theta^(-2j/HS) computed two ways (pow against torch's
   // 1 / theta ** x): a few eps64 relative in the angle, pos = 100 times that absolute in
   // cos and sin, times |x| <= 4: 16 eps64 * 100 * 4 = 1.4e-12 covers it.
@@ -45,11 +53,11 @@ TEST(Rope, ReferenceBackwardMatchesFiniteDifferences) {
   const auto w = randn<double>(N * stride, 2);
   std::vector<double> out(N * stride);
   auto loss = [&] {
-    kr::rope_forward_t<double>(out.data(), x.data(), pos.data(), N, stride, n_heads, HS, kTheta);
+    kr::rope_forward_t<double>(out.data(), x.data(), pos.data(), N, stride, n_heads, HS, freqs(HS));
     return dot_loss(out, w);
   };
   std::vector<double> dx(N * stride);
-  kr::rope_backward_t<double>(dx.data(), w.data(), pos.data(), N, stride, n_heads, HS, kTheta);
+  kr::rope_backward_t<double>(dx.data(), w.data(), pos.data(), N, stride, n_heads, HS, freqs(HS));
   EXPECT_TRUE(fd_check(loss, x, dx, "dinp"));
 }
 
@@ -63,11 +71,11 @@ TEST_P(RopeBackend, MatchesReference) {
         pos[0] = N > 1 ? 131071 : 0;  // long-context position: angles up to ~1.3e5 rad
         const auto x = randn(N * stride, 201), dout = randn(N * stride, 202), dinp0 = randn(N * stride, 203);
         std::vector<float> out_r(x), dinp_r(dinp0);  // gaps keep their values
-        kr::rope_forward(out_r.data(), x.data(), pos.data(), N, stride, n_heads, HS, kTheta);
-        kr::rope_backward(dinp_r.data(), dout.data(), pos.data(), N, stride, n_heads, HS, kTheta);
+        kr::rope_forward(out_r.data(), x.data(), pos.data(), N, stride, n_heads, HS, freqs(HS));
+        kr::rope_backward(dinp_r.data(), dout.data(), pos.data(), N, stride, n_heads, HS, freqs(HS));
         Misaligned out_c(x), dinp_c(dinp0), xm(x), doutm(dout);
-        kb->rope_forward(out_c.p(), xm.p(), pos.data(), N, stride, n_heads, HS, kTheta);
-        kb->rope_backward(dinp_c.p(), doutm.p(), pos.data(), N, stride, n_heads, HS, kTheta);
+        kb->rope_forward(out_c.p(), xm.p(), pos.data(), N, stride, n_heads, HS, freqs(HS));
+        kb->rope_backward(dinp_c.p(), doutm.p(), pos.data(), N, stride, n_heads, HS, freqs(HS));
         // Each output is x0 cos -/+ x1 sin (plus the prior gradient): a few roundings
         // relative to the magnitudes of its terms.
         const double rtol = rtol_for(kEpsF32, 2);
@@ -92,8 +100,8 @@ TEST_P(RopeBackend, InPlaceEqualsOutOfPlace) {
   const auto pos = randint(N, 0, 2048, 210);
   const auto x = randn(N * stride, 211);
   std::vector<float> out(x), inplace(x);
-  kb->rope_forward(out.data(), x.data(), pos.data(), N, stride, n_heads, HS, kTheta);
-  kb->rope_forward(inplace.data(), inplace.data(), pos.data(), N, stride, n_heads, HS, kTheta);
+  kb->rope_forward(out.data(), x.data(), pos.data(), N, stride, n_heads, HS, freqs(HS));
+  kb->rope_forward(inplace.data(), inplace.data(), pos.data(), N, stride, n_heads, HS, freqs(HS));
   EXPECT_EQ(inplace, out);
 }
 
@@ -103,8 +111,8 @@ TEST_P(RopeBackend, BackwardInvertsForward) {
   const auto pos = randint(N, 0, 100000, 220);
   const auto x = randn(N * stride, 221);
   std::vector<float> y(N * stride), back(N * stride);
-  kb->rope_forward(y.data(), x.data(), pos.data(), N, stride, n_heads, HS, kTheta);
-  kb->rope_backward(back.data(), y.data(), pos.data(), N, stride, n_heads, HS, kTheta);
+  kb->rope_forward(y.data(), x.data(), pos.data(), N, stride, n_heads, HS, freqs(HS));
+  kb->rope_backward(back.data(), y.data(), pos.data(), N, stride, n_heads, HS, freqs(HS));
   EXPECT_TRUE(all_close(back, x, 0, 8 * kEpsF32 * 4));      // |x| < ~4: absolute tolerance
   EXPECT_GT(rel_error(y.data(), x.data(), x.size()), 0.1);  // and it did rotate
 }
@@ -114,17 +122,17 @@ TEST_P(RopeBackend, BackwardAccumulates) {
   const auto pos = randint(N, 0, 512, 230);
   const auto dout = randn(N * stride, 231);
   std::vector<float> once(N * stride), twice(N * stride);
-  kb->rope_backward(once.data(), dout.data(), pos.data(), N, stride, n_heads, HS, kTheta);
-  kb->rope_backward(twice.data(), dout.data(), pos.data(), N, stride, n_heads, HS, kTheta);
-  kb->rope_backward(twice.data(), dout.data(), pos.data(), N, stride, n_heads, HS, kTheta);
+  kb->rope_backward(once.data(), dout.data(), pos.data(), N, stride, n_heads, HS, freqs(HS));
+  kb->rope_backward(twice.data(), dout.data(), pos.data(), N, stride, n_heads, HS, freqs(HS));
+  kb->rope_backward(twice.data(), dout.data(), pos.data(), N, stride, n_heads, HS, freqs(HS));
   for (size_t i = 0; i < once.size(); ++i) ASSERT_NEAR(twice[i], 2 * once[i], 4 * kEpsF32 * std::fabs(once[i])) << i;
 }
 
 TEST_P(RopeBackend, OddHeadSizeThrows) {
   std::vector<float> x(6);
   const std::vector<int32_t> pos = {1};
-  EXPECT_THROW(kb->rope_forward(x.data(), x.data(), pos.data(), 1, 6, 2, 3, kTheta), teddy::Error);
-  EXPECT_THROW(kr::rope_forward(x.data(), x.data(), pos.data(), 1, 6, 2, 3, kTheta), teddy::Error);
+  EXPECT_THROW(kb->rope_forward(x.data(), x.data(), pos.data(), 1, 6, 2, 3, freqs(4)), teddy::Error);
+  EXPECT_THROW(kr::rope_forward(x.data(), x.data(), pos.data(), 1, 6, 2, 3, freqs(4)), teddy::Error);
 }
 
 }  // namespace

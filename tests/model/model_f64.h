@@ -31,6 +31,7 @@
 #include "teddy/kernels/ref/rope.h"
 #include "teddy/kernels/ref/swiglu.h"
 #include "teddy/model/model.h"
+#include "teddy/model/rope_freqs.h"
 
 namespace teddy::test {
 
@@ -147,9 +148,10 @@ F64Pass twin_pass(const Model& m, const float* params, const Batch& b, bool want
                             QKV);
     a.qkv = a.qkv_pre;
     if (!gpt2) {  // rotate q and k heads (v passes)
-      r::rope_forward_t<S>(a.qkv.data(), a.qkv_pre.data(), pos.data(), N, QKV, NH, HS, c.rope_theta);
+      const std::vector<double> freq = rope_inv_freq(c);  // scaled as the model's (rope_scaling)
+      r::rope_forward_t<S>(a.qkv.data(), a.qkv_pre.data(), pos.data(), N, QKV, NH, HS, freq.data());
       r::rope_forward_t<S>(a.qkv.data() + NH * HS, a.qkv_pre.data() + NH * HS, pos.data(), N, QKV, NKV, HS,
-                           c.rope_theta);
+                           freq.data());
     }
     a.att = zeros(NC), a.lse = zeros(static_cast<size_t>(B) * NH * T);
     r::attention_forward_t<S>(a.att.data(), a.lse.data(), a.qkv.data(), b.seg, B, T, NH, NKV, HS);
@@ -211,8 +213,9 @@ F64Pass twin_pass(const Model& m, const float* params, const Batch& b, bool want
       for (int i = 0; i < N; ++i)
         for (int j = (NH + NKV) * HS; j < QKV; ++j)
           dr[static_cast<size_t>(i) * QKV + j] = dqkv[static_cast<size_t>(i) * QKV + j];
-      r::rope_backward_t<S>(dr.data(), dqkv.data(), pos.data(), N, QKV, NH, HS, c.rope_theta);
-      r::rope_backward_t<S>(dr.data() + NH * HS, dqkv.data() + NH * HS, pos.data(), N, QKV, NKV, HS, c.rope_theta);
+      const std::vector<double> freq = rope_inv_freq(c);
+      r::rope_backward_t<S>(dr.data(), dqkv.data(), pos.data(), N, QKV, NH, HS, freq.data());
+      r::rope_backward_t<S>(dr.data() + NH * HS, dqkv.data() + NH * HS, pos.data(), N, QKV, NKV, HS, freq.data());
       dqkv = dr;
     }
     Vec d1 = zeros(NC);

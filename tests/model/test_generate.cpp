@@ -28,7 +28,13 @@ std::vector<ModelConfig> all_configs() {
   gqa.n_kv_head = 2;
   gqa.tie_embeddings = true;
   gqa.bias = true;
-  return {tiny("gpt2-tiny"), tiny("llama-tiny"), gqa};
+  // Qwen2's q/k/v biases with Llama 3.1's RoPE scaling (head_dim 16: frequencies in all
+  // three bands against 64/4 and 64/1), so the cache path reads the same table.
+  ModelConfig qwen = tiny("llama-tiny");
+  qwen.qkv_bias = true;
+  qwen.rope_scaling.type = RopeScaling::Type::llama3;
+  qwen.rope_scaling.original_max_position_embeddings = 64;
+  return {tiny("gpt2-tiny"), tiny("llama-tiny"), gqa, qwen};
 }
 std::string label(const ModelConfig& c) {
   return std::string(family_name(c.family)) + " NH=" + std::to_string(c.n_head) + " NKV=" + std::to_string(c.n_kv_head);

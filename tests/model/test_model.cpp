@@ -33,7 +33,22 @@ ModelConfig llama_tied_bias() {
   c.bias = true;
   return c;
 }
-std::vector<ModelConfig> all_configs() { return {tiny("gpt2-tiny"), tiny("llama-tiny"), llama_tied_bias()}; }
+// Qwen2's shape (q/k/v biases alone) with Llama 3.1's RoPE scaling at a short original
+// context: head_dim 16, theta 1e4 gives wavelengths 6.3, 19.9, 62.8, ... against
+// 64/4 = 16 and 64/1 = 64, so one frequency is kept, two interpolated, five divided.
+ModelConfig llama_qkv_bias_rope_scaled() {
+  ModelConfig c = tiny("llama-tiny");
+  c.qkv_bias = true;
+  c.rope_scaling.type = RopeScaling::Type::llama3;
+  c.rope_scaling.factor = 8.0f;
+  c.rope_scaling.low_freq_factor = 1.0f;
+  c.rope_scaling.high_freq_factor = 4.0f;
+  c.rope_scaling.original_max_position_embeddings = 64;
+  return c;
+}
+std::vector<ModelConfig> all_configs() {
+  return {tiny("gpt2-tiny"), tiny("llama-tiny"), llama_tied_bias(), llama_qkv_bias_rope_scaled()};
+}
 
 std::string label(const ModelConfig& c) { return test::config_label(c); }
 

@@ -54,6 +54,7 @@ inline ModelConfig tiny_family(Family f) {
 // "gpt2 tied bias NH=4 NKV=2": what a test's SCOPED_TRACE needs to tell configs apart.
 inline std::string config_label(const ModelConfig& c) {
   return std::string(family_name(c.family)) + (c.tie_embeddings ? " tied" : " untied") + (c.bias ? " bias" : "") +
+         (c.qkv_bias ? " qkv_bias" : "") + (c.rope_scaling.type == RopeScaling::Type::llama3 ? " rope-llama3" : "") +
          " NH=" + std::to_string(c.n_head) + " NKV=" + std::to_string(c.n_kv_head);
 }
 

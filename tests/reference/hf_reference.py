@@ -2,6 +2,7 @@
 """Independent PyTorch reader of Hugging Face model directories, for the interop test.
 
 Usage: hf_reference.py MODEL_DIR TOKENS OUTPUT.safetensors [MODEL_DIR TOKENS OUTPUT ...]
+       hf_reference.py --inv-freq CONFIG_JSON   (prints rope inv_freq in float64, one a line)
   TOKENS: comma-separated token ids (one sequence).
 Writes logits (T, vocab_size) computed in float32 ("logits") and in float64
 ("f64.logits") from the same stored weights (bf16 / f16 values widened exactly).
@@ -9,7 +10,7 @@ Writes logits (T, vocab_size) computed in float32 ("logits") and in float64
 Written from the Hugging Face conventions as transformers documents them, not from
 teddy's code; transformers itself is not needed (nor available here):
   * config.json picks the architecture (model_type "gpt2" -> GPT2LMHeadModel, "llama" ->
-    LlamaForCausalLM) and the sizes; model.safetensors, or model.safetensors.index.json
+    LlamaForCausalLM, "qwen2" -> Qwen2ForCausalLM) and the sizes; model.safetensors, or model.safetensors.index.json
     whose weight_map names the shard of every tensor.
   * GPT2LMHeadModel: transformer.wte / wpe embeddings; per block ln_1, attn.c_attn and
     attn.c_proj, ln_2, mlp.c_fc and mlp.c_proj, all Conv1D layers storing the weight as
@@ -26,6 +27,14 @@ teddy's code; transformers itself is not needed (nor available here):
     heads j*n_rep .. j*n_rep + n_rep - 1); post_attention_layernorm; MLP
     down_proj(silu(gate_proj(x)) * up_proj(x)) (biases when mlp_bias); model.norm; the head
     lm_head.weight, or embed_tokens when tie_word_embeddings.
+    rope_scaling {"rope_type": "llama3", factor, low_freq_factor, high_freq_factor,
+    original_max_position_embeddings} rescales inv_freq as transformers'
+    _compute_llama3_parameters: wavelen = 2 pi / inv_freq; wavelengths above
+    original_max / low_freq_factor divide by factor, those below original_max /
+    high_freq_factor stay, between them (1 - s) inv_freq / factor + s inv_freq with
+    s = (original_max / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor).
+  * Qwen2ForCausalLM: LlamaForCausalLM's computation with biases on q_proj, k_proj and
+    v_proj (always) and none on o_proj or the MLP.
 The safetensors format is parsed by hand (the `safetensors` package is not required);
 the output is written by gpt_reference.py's writer.
 """
@@ -125,16 +134,33 @@ def rotate_half(x):
     return torch.cat((-x2, x1), dim=-1)
 
 
+def rope_inv_freq(cfg, hd, dtype):
+    """LlamaRotaryEmbedding's inv_freq in `dtype`, with llama3 scaling when configured."""
+    theta = cfg.get("rope_theta", 10000.0)
+    inv_freq = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.int64).to(dtype) / hd))
+    rs = cfg.get("rope_scaling")
+    if rs is None or rs.get("rope_type", rs.get("type")) == "default":
+        return inv_freq
+    assert rs.get("rope_type", rs.get("type")) == "llama3", rs
+    factor, lo, hi = rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"]
+    old_len = rs["original_max_position_embeddings"]
+    low_freq_wavelen, high_freq_wavelen = old_len / lo, old_len / hi
+    wavelen = 2 * math.pi / inv_freq
+    scaled = torch.where(wavelen > low_freq_wavelen, inv_freq / factor, inv_freq)
+    smooth = (old_len / wavelen - lo) / (hi - lo)
+    smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+    medium = ~(wavelen < high_freq_wavelen) * ~(wavelen > low_freq_wavelen)
+    return torch.where(medium, smoothed, scaled)
+
+
 def llama_logits(cfg, W, ids, dtype):
     C, nh = cfg["hidden_size"], cfg["num_attention_heads"]
     nkv = cfg.get("num_key_value_heads", nh)
     hd = cfg.get("head_dim", C // nh)
     eps = cfg.get("rms_norm_eps", 1e-6)
-    theta = cfg.get("rope_theta", 10000.0)
-    assert cfg.get("rope_scaling") is None
     T = len(ids)
     # As LlamaRotaryEmbedding: inv_freq, the angles and their cos / sin in the run's dtype.
-    inv_freq = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.int64).to(dtype) / hd))
+    inv_freq = rope_inv_freq(cfg, hd, dtype)
     freqs = torch.outer(torch.arange(T, dtype=dtype), inv_freq)
     emb = torch.cat((freqs, freqs), dim=-1)
     cos, sin = emb.cos(), emb.sin()  # (T, hd)
@@ -169,7 +195,11 @@ def run(model_dir, tokens, out_path):
         cfg = json.load(f)
     stored = read_weights(model_dir)
     ids = torch.tensor([int(t) for t in tokens.split(",")], dtype=torch.long)
-    fn = {"gpt2": gpt2_logits, "llama": llama_logits}[cfg["model_type"]]
+    fn = {"gpt2": gpt2_logits, "llama": llama_logits, "qwen2": llama_logits}[cfg["model_type"]]
+    if cfg["model_type"] == "qwen2":  # q/k/v biases present, nothing else
+        L = cfg["num_hidden_layers"]
+        want = {f"model.layers.{i}.self_attn.{p}_proj.bias" for i in range(L) for p in "qkv"}
+        assert {n for n in stored if n.endswith(".bias")} == want
     out = {}
     for dtype, prefix in ((torch.float32, ""), (torch.float64, "f64.")):
         W = {n: torch.from_numpy(a).to(dtype) for n, a in stored.items()}
@@ -182,6 +212,11 @@ def run(model_dir, tokens, out_path):
 
 def main():
     args = sys.argv[1:]
+    if len(args) == 2 and args[0] == "--inv-freq":
+        cfg = json.loads(args[1])
+        for v in rope_inv_freq(cfg, cfg["head_dim"], torch.float64).tolist():
+            print(repr(v))
+        return
     if not args or len(args) % 3:
         sys.exit(__doc__)
     torch.set_num_threads(1)

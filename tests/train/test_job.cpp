@@ -9,16 +9,20 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
+#include <nlohmann/json.hpp>
 #include <fstream>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "tokenizer/tokenizer_test_util.h"
 #include "train/sft_test_util.h"
 #include "teddy/checkpoint/checkpoint.h"
 #include "teddy/core/error.h"
 #include "teddy/data/prepare.h"
 #include "teddy/io/hf_export.h"
+#include "teddy/io/hf_import.h"
 #include "teddy/train/job.h"
 #include "train/word_dataset.h"
 
@@ -177,4 +181,77 @@ TEST_F(JobTest, AnHfModelIsImportedOnceAndNoted) {
   run_sft_job(sft(hf, "run"), overwrite, b);
   ASSERT_EQ(b.notes.size(), 1u);
   EXPECT_EQ(b.notes[0], "model.init " + hf + ": reusing the import in " + (root_ / "run" / "hf_base").string());
+}
+
+// Continued pretraining of an imported run (run.dir = the import, --resume) keeps its
+// hf_extras.json: the export of the continued run writes the imported
+// generation_config again. The model is a Qwen2 with Llama 3.1 RoPE scaling, which the
+// [model] keys describe (model.qkv_bias, model.rope_scaling, ...), so the TOML's model
+// equals the imported checkpoint's.
+TEST_F(JobTest, AnImportedRunsHfExtrasSurvivePretrainingContinuation) {
+  const std::vector<std::string> model = {"model.preset=\"llama-tiny\"", "model.qkv_bias=true",
+                                          "model.rope_scaling=\"llama3\"",
+                                          "model.rope_original_max_position_embeddings=64"};
+  Recorder r0;
+  run_pretrain_job(pretrain("pre", 2, model), JobOptions{}, r0);
+  const fs::path hf = root_ / "hf";
+  export_hf((root_ / "pre").string(), hf.string(), {});
+  nlohmann::json gen = nlohmann::json::parse(test::read_file((hf / "generation_config.json").string()));
+  gen["temperature"] = 0.7;
+  std::ofstream((hf / "generation_config.json").string(), std::ios::trunc) << gen.dump(2);
+  import_hf(hf.string(), (root_ / "imported").string());
+  JobOptions resume;
+  resume.resume = Resume::require;
+  Recorder r;
+  run_pretrain_job(pretrain("imported", 4, model), resume, r);
+  EXPECT_EQ(r.steps(), 4);
+  const auto cfg = nlohmann::json::parse(test::read_file((hf / "config.json").string()));
+  EXPECT_EQ(cfg["model_type"], "qwen2");
+  EXPECT_EQ(cfg["rope_scaling"]["rope_type"], "llama3");
+  const fs::path out = root_ / "out";
+  export_hf((root_ / "imported").string(), out.string(), {});
+  const auto got = nlohmann::json::parse(test::read_file((out / "generation_config.json").string()));
+  EXPECT_EQ(got.value("temperature", 0.0), 0.7) << got.dump();
+}
+
+// An imported model's extras (tokenizer_config keys, generation_config, config.json's
+// token ids) survive finetuning: `export hf` of the SFT run writes them again, with the
+// run's own chat template (the imported Jinja is not one teddy trained with) and its
+// end-of-turn token added to generation_config's eos ids.
+TEST_F(JobTest, AnImportedModelsHfExtrasSurviveFinetuning) {
+  const std::string base = test::make_sft_base(root_);
+  const fs::path hf = root_ / "hf";
+  export_hf(base, hf.string(), {});
+  auto edit = [&](const char* file, const std::function<void(nlohmann::json&)>& f) {
+    nlohmann::json j = nlohmann::json::parse(test::read_file((hf / file).string()));
+    f(j);
+    std::ofstream((hf / file).string(), std::ios::trunc) << j.dump(2);
+  };
+  edit("generation_config.json", [](nlohmann::json& j) {
+    j["temperature"] = 0.6;
+    j["top_p"] = 0.9;
+  });
+  edit("tokenizer_config.json", [](nlohmann::json& j) {
+    j["model_max_length"] = 12345;
+    j["chat_template"] = "{{ messages[0]['content'] }}";  // not a template teddy renders
+  });
+  Recorder r;
+  run_sft_job(sft("hf:" + hf.string(), "run"), JobOptions{}, r);
+  ASSERT_TRUE(fs::exists(root_ / "run" / "hf_extras.json"));
+  const fs::path out = root_ / "out";
+  export_hf((root_ / "run").string(), out.string(), {});
+  const auto gen = nlohmann::json::parse(test::read_file((out / "generation_config.json").string()));
+  EXPECT_EQ(gen.value("temperature", 0.0), 0.6) << gen.dump();
+  EXPECT_EQ(gen.value("top_p", 0.0), 0.9) << gen.dump();
+  const auto tc = nlohmann::json::parse(test::read_file((out / "tokenizer_config.json").string()));
+  EXPECT_EQ(tc.value("model_max_length", 0), 12345) << tc.dump();
+  // The run trained with chatml: that is the template published, and <|im_end|> stops generation.
+  EXPECT_NE(tc.value("chat_template", std::string()).find("<|im_start|>"), std::string::npos) << tc.dump();
+  const auto vocab = nlohmann::json::parse(test::read_file((out / "tokenizer.json").string()))["added_tokens"];
+  int im_end = -1;
+  for (const auto& t : vocab)
+    if (t["content"] == "<|im_end|>") im_end = t["id"];
+  ASSERT_GE(im_end, 0);
+  const nlohmann::json eos = gen["eos_token_id"];
+  EXPECT_TRUE(eos.is_array() && std::find(eos.begin(), eos.end(), nlohmann::json(im_end)) != eos.end()) << eos;
 }

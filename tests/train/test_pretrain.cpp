@@ -437,6 +437,24 @@ TEST(PretrainConfig, ErrorsNameTheKey) {
   PretrainConfig d = PretrainConfig::parse(c.to_toml(), "resolved.toml");
   d.finalize(257);
   EXPECT_EQ(d.to_toml(), c.to_toml());
+  // The switches of imported models (Qwen2's q/k/v biases, Llama 3.1's RoPE scaling, a
+  // tied head) round-trip too, and model.family does not reset what the file sets.
+  PretrainConfig q = PretrainConfig::parse(
+      "[model]\npreset = \"llama-tiny\"\nfamily = \"llama\"\ntie_embeddings = true\nqkv_bias = true\n"
+      "rope_scaling = \"llama3\"\nrope_factor = 32.0\nrope_original_max_position_embeddings = 64\n"
+      "[train]\nseq_len = 32\n",
+      "run.toml");
+  EXPECT_TRUE(q.model.tie_embeddings);
+  EXPECT_TRUE(q.model.qkv_bias);
+  EXPECT_EQ(q.model.rope_scaling.type, RopeScaling::Type::llama3);
+  EXPECT_EQ(q.model.rope_scaling.factor, 32.0f);
+  EXPECT_EQ(q.model.rope_scaling.original_max_position_embeddings, 64);
+  q.finalize(257);
+  PretrainConfig q2 = PretrainConfig::parse(q.to_toml(), "resolved.toml");
+  q2.finalize(257);
+  EXPECT_EQ(q2.to_toml(), q.to_toml());
+  EXPECT_TRUE(q2.model.rope_scaling == q.model.rope_scaling);
+  EXPECT_NE(msg("", {"model.rope_scaling=\"yarn\""}).find("model.rope_scaling"), std::string::npos);
 }
 
 // Memory accounting: what the run reports is what it holds, and recomputation

@@ -67,8 +67,9 @@ std::string model_config_difference(const ModelConfig& a, const ModelConfig& b) 
   if (a.family != b.family) return "family (checkpoint " + std::string(family_name(b.family)) + ", run " + std::string(family_name(a.family)) + ")";
   TEDDY_CMP(vocab_size) TEDDY_CMP(padded_vocab_size) TEDDY_CMP(max_seq_len) TEDDY_CMP(n_layer)
   TEDDY_CMP(n_head) TEDDY_CMP(n_kv_head) TEDDY_CMP(d_model) TEDDY_CMP(d_ff) TEDDY_CMP(norm_eps)
-  TEDDY_CMP(rope_theta) TEDDY_CMP(tie_embeddings) TEDDY_CMP(bias)
+  TEDDY_CMP(rope_theta) TEDDY_CMP(tie_embeddings) TEDDY_CMP(bias) TEDDY_CMP(qkv_bias)
 #undef TEDDY_CMP
+  if (!(a.rope_scaling == b.rope_scaling)) return "rope_scaling (checkpoint and run differ)";
   return "";
 }
 

@@ -57,18 +57,18 @@ void register_export(CLI::App& app, Run& run) {
     std::string checkpoint, out, tokenizer, type = "f16", name;
   };
   auto g = std::make_shared<GgufOpts>();
-  CLI::App* gguf = exp->add_subcommand("gguf", "A GGUF v3 file for llama.cpp and ollama (gpt2 and llama architectures)");
+  CLI::App* gguf = exp->add_subcommand("gguf", "A GGUF v3 file for llama.cpp and ollama (gpt2, llama and qwen2 architectures)");
   gguf->footer(
       "Tensor names, LLaMA's q/k permutation, hyperparameter and tokenizer.ggml.* keys follow llama.cpp's\n"
       "convert_hf_to_gguf.py; the chat template goes to tokenizer.chat_template. Norms, biases and GPT-2's position\n"
-      "embedding stay F32; q8_0 falls back to F16 for rows that are not a multiple of 32. Written to a temporary\n"
+      "embedding stay F32; q8_0 and q4_0 fall back to F16 for rows that are not a multiple of 32. Written to a temporary\n"
       "file and renamed into place. See docs/INTEROP.md.");
   gguf->add_option("--checkpoint", g->checkpoint, "Checkpoint directory, or a run directory (its newest intact checkpoint)")
       ->required();
   gguf->add_option("--out,-o", g->out, "GGUF file to write (replaced atomically)")->required();
   gguf->add_option("--tokenizer", g->tokenizer, "Tokenizer file (default: tokenizer.json of the checkpoint's run directory)");
-  gguf->add_option("--type", g->type, "Weight type: f32, f16 (default, as the converter), bf16 or q8_0")
-      ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0"}));
+  gguf->add_option("--type", g->type, "Weight type: f32, f16 (default, as the converter), bf16, q8_0 or q4_0")
+      ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0", "q4_0"}));
   gguf->add_option("--name", g->name, "general.name (default: the run directory's name)");
   gguf->callback([g, &run] {
     run = [g] {

@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "teddy/core/error.h"
+#include "teddy/model/rope_freqs.h"
 #include "teddy/tokenizer/tokenizer_file.h"
 
 namespace fs = std::filesystem;
@@ -24,6 +25,7 @@ uint32_t file_type_code(GgufFileType t) {
     case GgufFileType::f32: return 0;   // ALL_F32
     case GgufFileType::f16: return 1;   // MOSTLY_F16
     case GgufFileType::q8_0: return 7;  // MOSTLY_Q8_0
+    case GgufFileType::q4_0: return 2;  // MOSTLY_Q4_0
     case GgufFileType::bf16: return 32; // MOSTLY_BF16
   }
   return 0;
@@ -85,6 +87,16 @@ void add_tokenizer(GgufWriter& w, const TeddyRun& run, GgufExportReport& r) {
   if (const auto unk = token_id(run, "unk_token", nullptr, std::nullopt)) w.add_u32("tokenizer.ggml.unknown_token_id", *unk);
   if (const auto pad = token_id(run, "pad_token", ce.pad_token_id, std::nullopt))
     w.add_u32("tokenizer.ggml.padding_token_id", *pad);
+  // End of a chat turn, which llama.cpp adds to its end-of-generation set (so a chat
+  // stops at <|eot_id|> / <|im_end|>, not only at eos): the run's chat template's
+  // end_of_turn, else the token Llama 3, ChatML / Qwen2, Phi-3 or Gemma end a turn with.
+  std::optional<uint32_t> end_of_turn;
+  if (run.chat) end_of_turn = tok.find_special(run.chat->end_of_turn);
+  for (const char* t : {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>"})
+    if (!end_of_turn) end_of_turn = tok.find_special(t);
+  if (end_of_turn) w.add_u32("tokenizer.ggml.eot_token_id", *end_of_turn);
+  // Llama 3.1's end of a tool-call message.
+  if (const auto eom = tok.find_special("<|eom_id|>")) w.add_u32("tokenizer.ggml.eom_token_id", *eom);
   // teddy's encoder adds no BOS/EOS; say so, or llama.cpp's llama-bpe default adds a BOS.
   const json& tc = run.extras.tokenizer_config;
   w.add_bool("tokenizer.ggml.add_bos_token", tc.value("add_bos_token", false));
@@ -104,7 +116,8 @@ GgufFileType gguf_file_type_from_name(const std::string& name) {
   if (name == "f16") return GgufFileType::f16;
   if (name == "bf16") return GgufFileType::bf16;
   if (name == "q8_0") return GgufFileType::q8_0;
-  throw ConfigError("--type: expected f32, f16, bf16 or q8_0 (got \"" + name + "\")");
+  if (name == "q4_0") return GgufFileType::q4_0;
+  throw ConfigError("--type: expected f32, f16, bf16, q8_0 or q4_0 (got \"" + name + "\")");
 }
 
 std::vector<float> rope_rows_to_ggml(const float* rows, int64_t n_heads, int64_t head_dim, int64_t cols) {
@@ -123,7 +136,14 @@ GgufExportReport write_gguf(const TeddyRun& run, const std::string& out_file, co
   const Model& m = *run.model;
   const ModelConfig& c = m.config();
   const bool gpt2 = c.family == Family::gpt2;
-  const std::string arch = gpt2 ? "gpt2" : "llama";
+  // Qwen2 (q/k/v biases alone) is llama.cpp's "qwen2": the LLaMA tensors plus the q/k/v
+  // biases, with NeoX (rotate-half) RoPE, so its q/k rows are not permuted.
+  const bool qwen2 = c.qkv_bias;
+  const std::string arch = gpt2 ? "gpt2" : qwen2 ? "qwen2" : "llama";
+  // llama.cpp's qwen2 graph reads no rope_freqs tensor.
+  if (qwen2 && c.rope_scaling.type != RopeScaling::Type::none)
+    throw FormatError(run.checkpoint + ": a Qwen2 model with llama3 rope_scaling has no GGUF form (llama.cpp's qwen2 has no frequency factors)");
+  const int64_t rope_perm = qwen2 ? 0 : 1;  // 0: keep HF's rotate-half rows
   GgufExportReport r;
   r.out_file = out_file;
   r.checkpoint = run.checkpoint;
@@ -173,6 +193,7 @@ GgufExportReport write_gguf(const TeddyRun& run, const std::string& out_file, co
         case GgufFileType::f16: t = GgmlType::f16; break;
         case GgufFileType::bf16: t = GgmlType::bf16; break;
         case GgufFileType::q8_0: t = cols % kQ8Block == 0 ? GgmlType::q8_0 : GgmlType::f16; break;
+        case GgufFileType::q4_0: t = cols % kQ4Block == 0 ? GgmlType::q4_0 : GgmlType::f16; break;
       }
     }
     ++r.types[ggml_type_name(t)];
@@ -185,6 +206,18 @@ GgufExportReport write_gguf(const TeddyRun& run, const std::string& out_file, co
     });
   };
   add("token_embd.weight", "tok_emb.weight", 0, V, C);
+  if (c.rope_scaling.type == RopeScaling::Type::llama3) {
+    // As the converter (LlamaModel.generate_extra_tensors): the per-frequency divisors
+    // llama.cpp applies (angle = pos * theta^(-2j/d) / rope_freqs[j]), F32, HS/2 of them.
+    // From the model's own tables, so they divide out exactly what teddy's RoPE scales.
+    const std::vector<double> base = rope_inv_freq(c.rope_theta, c.head_dim(), RopeScaling{});
+    const std::vector<double>& scaled = m.rope_inv_freq();
+    std::vector<float> factors(base.size());
+    for (size_t j = 0; j < base.size(); ++j) factors[j] = static_cast<float>(base[j] / scaled[j]);
+    ++r.types[ggml_type_name(GgmlType::f32)];
+    w.add_tensor("rope_freqs.weight", {static_cast<uint64_t>(factors.size())}, GgmlType::f32,
+                 [factors] { return ggml_encode(GgmlType::f32, factors.data(), factors.size()); });
+  }
   if (gpt2) add("position_embd.weight", "pos_emb.weight", 0, c.max_seq_len, C);
   for (int i = 0; i < c.n_layer; ++i) {
     const std::string b = "blk." + std::to_string(i) + ".", l = "layers." + std::to_string(i) + ".";
@@ -194,12 +227,12 @@ GgufExportReport write_gguf(const TeddyRun& run, const std::string& out_file, co
       add(b + "attn_qkv.weight", l + "attn.qkv.weight", 0, c.qkv_dim(), C);
       add(b + "attn_qkv.bias", l + "attn.qkv.bias", 0, c.qkv_dim(), 1);
     } else {
-      add(b + "attn_q.weight", l + "attn.qkv.weight", 0, Q, C, c.n_head);
-      add(b + "attn_k.weight", l + "attn.qkv.weight", Q, KV, C, c.n_kv_head);
+      add(b + "attn_q.weight", l + "attn.qkv.weight", 0, Q, C, rope_perm * c.n_head);
+      add(b + "attn_k.weight", l + "attn.qkv.weight", Q, KV, C, rope_perm * c.n_kv_head);
       add(b + "attn_v.weight", l + "attn.qkv.weight", Q + KV, KV, C);
-      if (c.bias) {
-        add(b + "attn_q.bias", l + "attn.qkv.bias", 0, Q, 1, c.n_head);
-        add(b + "attn_k.bias", l + "attn.qkv.bias", Q, KV, 1, c.n_kv_head);
+      if (c.has_qkv_bias()) {
+        add(b + "attn_q.bias", l + "attn.qkv.bias", 0, Q, 1, rope_perm * c.n_head);
+        add(b + "attn_k.bias", l + "attn.qkv.bias", Q, KV, 1, rope_perm * c.n_kv_head);
         add(b + "attn_v.bias", l + "attn.qkv.bias", Q + KV, KV, 1);
       }
     }

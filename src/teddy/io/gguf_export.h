@@ -1,12 +1,12 @@
 #pragma once
-// `teddy export gguf --checkpoint RUN --out FILE.gguf [--type f32|f16|bf16|q8_0]`: a teddy
+// `teddy export gguf --checkpoint RUN --out FILE.gguf [--type f32|f16|bf16|q8_0|q4_0]`: a teddy
 // checkpoint as a GGUF v3 file that llama.cpp (and what embeds it: ollama,
 // node-llama-cpp) runs, following llama.cpp's convert_hf_to_gguf.py:
 //   architecture "gpt2" or "llama" and its hyperparameter keys, tensor names
 //   (token_embd, position_embd, blk.N.attn_qkv | attn_q/k/v, attn_output, ffn_up/gate/down,
 //   attn_norm, ffn_norm, output_norm, output), LLaMA's q/k rows permuted from HF's
 //   rotate-half order to ggml's interleaved pairs, 1-D tensors and GPT-2's position
-//   embedding kept F32, q8_0 falling back to F16 for rows not a multiple of 32;
+//   embedding kept F32, q8_0 / q4_0 falling back to F16 for rows not a multiple of 32;
 //   the tokenizer as tokenizer.ggml.model "gpt2" (byte-level BPE: tokens in GPT-2's byte
 //   alphabet, token types, merges, bos/eos ids, add_bos/add_eos, pre-tokenizer "gpt-2" or
 //   "llama-bpe") and tokenizer.chat_template.
@@ -20,8 +20,9 @@
 
 namespace teddy {
 
-enum class GgufFileType { f32, f16, bf16, q8_0 };
-GgufFileType gguf_file_type_from_name(const std::string& name);  // "f32" | "f16" | "bf16" | "q8_0"; throws ConfigError
+enum class GgufFileType { f32, f16, bf16, q8_0, q4_0 };
+// "f32" | "f16" | "bf16" | "q8_0" | "q4_0"; throws ConfigError
+GgufFileType gguf_file_type_from_name(const std::string& name);
 
 struct GgufExportOptions {
   std::string tokenizer;                // "" : the run's tokenizer.json

@@ -34,6 +34,7 @@ size_t ggml_type_bytes(GgmlType t, size_t n) {
     case GgmlType::f16:
     case GgmlType::bf16: return 2 * n;
     case GgmlType::q8_0: return n / kQ8Block * (2 + kQ8Block);
+    case GgmlType::q4_0: return n / kQ4Block * (2 + kQ4Block / 2);
   }
   return 0;
 }
@@ -44,6 +45,7 @@ const char* ggml_type_name(GgmlType t) {
     case GgmlType::f16: return "F16";
     case GgmlType::bf16: return "BF16";
     case GgmlType::q8_0: return "Q8_0";
+    case GgmlType::q4_0: return "Q4_0";
   }
   return "?";
 }
@@ -68,6 +70,31 @@ std::vector<std::byte> ggml_encode(GgmlType t, const float* x, size_t n) {
         for (int j = 0; j < kQ8Block; ++j) {
           const int8_t q = static_cast<int8_t>(std::roundf(xb[j] * id));
           std::memcpy(o + 2 + j, &q, 1);
+        }
+      }
+      break;
+    }
+    case GgmlType::q4_0: {
+      if (n % kQ4Block != 0) throw Error("q4_0: " + std::to_string(n) + " elements is not a multiple of 32");
+      std::byte* o = out.data();
+      for (size_t b = 0; b < n / kQ4Block; ++b, o += 2 + kQ4Block / 2) {
+        const float* xb = x + b * kQ4Block;
+        float amax = 0.0f, max = 0.0f;  // the largest magnitude, and that element with its sign
+        for (int j = 0; j < kQ4Block; ++j)
+          if (amax < std::fabs(xb[j])) {
+            amax = std::fabs(xb[j]);
+            max = xb[j];
+          }
+        const float d = max / -8.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        const f16_t dh = f32_to_f16(d);
+        std::memcpy(o, &dh, 2);
+        for (int j = 0; j < kQ4Block / 2; ++j) {
+          // ggml's (int8_t) cast truncates toward zero; x * id + 8.5 lies in [0.5, 16.5].
+          const uint8_t lo = static_cast<uint8_t>(std::min<int8_t>(15, static_cast<int8_t>(xb[j] * id + 8.5f)));
+          const uint8_t hi =
+              static_cast<uint8_t>(std::min<int8_t>(15, static_cast<int8_t>(xb[j + kQ4Block / 2] * id + 8.5f)));
+          o[2 + j] = static_cast<std::byte>(lo | (hi << 4));
         }
       }
       break;
@@ -107,8 +134,8 @@ void GgufWriter::add_tensor(const std::string& name, std::vector<uint64_t> ne, G
                             std::function<std::vector<std::byte>()> bytes) {
   uint64_t n = 1;
   for (uint64_t d : ne) n *= d;
-  if (type == GgmlType::q8_0 && (ne.empty() || ne[0] % kQ8Block != 0))
-    throw Error("gguf: " + name + ": q8_0 needs rows of a multiple of 32 elements");
+  if ((type == GgmlType::q8_0 || type == GgmlType::q4_0) && (ne.empty() || ne[0] % kQ8Block != 0))
+    throw Error("gguf: " + name + ": " + ggml_type_name(type) + " needs rows of a multiple of 32 elements");
   tensors_.push_back({name, std::move(ne), type, std::move(bytes), ggml_type_bytes(type, n)});
 }
 

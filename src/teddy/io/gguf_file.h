@@ -20,10 +20,12 @@ enum class GgufValueType : uint32_t {
   u8 = 0, i8 = 1, u16 = 2, i16 = 3, u32 = 4, i32 = 5, f32 = 6, boolean = 7, string = 8, array = 9,
   u64 = 10, i64 = 11, f64 = 12
 };
-enum class GgmlType : uint32_t { f32 = 0, f16 = 1, q8_0 = 8, bf16 = 30 };
+enum class GgmlType : uint32_t { f32 = 0, f16 = 1, q4_0 = 2, q8_0 = 8, bf16 = 30 };
 
 inline constexpr uint64_t kGgufAlignment = 32;
 inline constexpr int kQ8Block = 32;  // Q8_0: 32 weights per block: f16 scale + 32 int8
+// Q4_0: also blocks of 32 (QK4_0 = QK8_0): f16 scale + 16 bytes of 4-bit codes.
+inline constexpr int kQ4Block = 32;
 
 // Bytes of `n` elements of `t` (n a multiple of kQ8Block for q8_0).
 size_t ggml_type_bytes(GgmlType t, size_t n);
@@ -31,7 +33,10 @@ const char* ggml_type_name(GgmlType t);
 
 // f32 -> the row-major bytes of type t (f16 / bf16 round to nearest even; q8_0 as
 // ggml's quantize_row_q8_0_ref: per block of 32, d = max|x| / 127, q = roundf(x / d)
-// (half away from zero), d stored as f16). q8_0 needs n % 32 == 0.
+// (half away from zero), d stored as f16; q4_0 as quantize_row_q4_0_ref: per block of
+// 32, m = the element of largest magnitude (its sign kept), d = m / -8, code =
+// min(15, (int8)(x / d + 8.5)), byte j = code[j] | code[j + 16] << 4, d as f16).
+// q8_0 and q4_0 need n % 32 == 0.
 std::vector<std::byte> ggml_encode(GgmlType t, const float* x, size_t n);
 
 class GgufWriter {

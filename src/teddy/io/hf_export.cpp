@@ -50,7 +50,7 @@ HfExportReport write_hf_dir(const TeddyRun& run, const std::string& out_dir, con
   r.out_dir = out_dir;
   r.checkpoint = run.checkpoint;
   r.skipped = run.skipped;
-  r.architecture = hf_architecture(cfg.family);
+  r.architecture = hf_architecture(cfg);
   StagedDir out(out_dir);
 
   // Shards, as huggingface_hub's split_state_dict_into_shards_factory makes them.

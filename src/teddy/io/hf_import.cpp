@@ -85,7 +85,7 @@ Tokenizer read_tokenizer(const std::string& path, std::vector<std::string>& note
 // Returns each spec's tensor name as stored.
 std::vector<std::string> check_weights(const HfWeights& w, const ModelConfig& c, const std::vector<HfTensorSpec>& specs,
                                        std::vector<std::string>& notes) {
-  const std::string arch = hf_architecture(c.family);
+  const std::string arch = hf_architecture(c);
   // GPT-2 checkpoints saved from GPT2Model name tensors without "transformer.".
   std::vector<std::string> names(specs.size());
   std::set<std::string> used;

@@ -65,6 +65,7 @@ json token_id_field(const ConfigReader& r, const std::string& key) {
 }
 
 void check_architectures(const ConfigReader& r, const std::string& want) {
+  const std::string trunk_name = want.substr(0, want.find("For")) + "Model";  // LlamaModel, Qwen2Model
   if (!r.j.contains("architectures") || r.j["architectures"].is_null()) return;
   const json& a = r.j["architectures"];
   if (!a.is_array() || a.size() != 1 || !a[0].is_string())
@@ -72,9 +73,10 @@ void check_architectures(const ConfigReader& r, const std::string& want) {
   const std::string got = a[0].get<std::string>();
   // GPT2Model / LlamaModel checkpoints hold the same trunk; the head is the tied embedding
   // or an lm_head.weight tensor, which the tensor check below requires.
-  const bool trunk = (want == "GPT2LMHeadModel" && got == "GPT2Model") || (want == "LlamaForCausalLM" && got == "LlamaModel");
+  const bool trunk = (want == "GPT2LMHeadModel" && got == "GPT2Model") || (want != "GPT2LMHeadModel" && got == trunk_name);
   if (got != want && !trunk)
-    r.fail("architectures", "\"" + got + "\" is not supported (teddy reads GPT2LMHeadModel and LlamaForCausalLM)");
+    r.fail("architectures",
+           "\"" + got + "\" is not supported (teddy reads GPT2LMHeadModel, LlamaForCausalLM and Qwen2ForCausalLM)");
 }
 
 ModelConfig gpt2_config(const ConfigReader& r) {
@@ -99,8 +101,44 @@ ModelConfig gpt2_config(const ConfigReader& r) {
   return c;
 }
 
-ModelConfig llama_config(const ConfigReader& r) {
-  check_architectures(r, "LlamaForCausalLM");
+// RoPE scaling from rope_scaling (transformers < 5) or rope_parameters (>= 5, which
+// also carries rope_theta): null / "default", or Llama 3.1's "llama3" with its four keys.
+RopeScaling rope_scaling_of(const ConfigReader& r, const std::string& key, double* theta) {
+  RopeScaling out;
+  if (!r.has(key)) return out;
+  const json& s = r.j[key];
+  if (!s.is_object()) r.fail(key, "expected an object or null (got " + s.dump() + ")");
+  // rope_type is the current spelling; old configs say "type".
+  const json& t = s.contains("rope_type") ? s["rope_type"] : s.contains("type") ? s["type"] : json("default");
+  if (!t.is_string()) r.fail(key + ".rope_type", "expected a string (got " + t.dump() + ")");
+  const std::string type = t.get<std::string>();
+  if (s.contains("rope_theta")) {
+    if (!s["rope_theta"].is_number()) r.fail(key + ".rope_theta", "expected a number (got " + s["rope_theta"].dump() + ")");
+    *theta = s["rope_theta"].get<double>();
+  }
+  if (type == "default") return out;
+  if (type != "llama3")
+    r.fail(key, "rope_type \"" + type + "\" is not supported (only null, \"default\" and \"llama3\")");
+  auto number = [&](const char* k) {
+    if (!s.contains(k) || !s[k].is_number()) r.fail(key + "." + k, "expected a number (llama3 scaling needs it)");
+    return s[k].get<double>();
+  };
+  out.type = RopeScaling::Type::llama3;
+  out.factor = r.to_float(key + ".factor", number("factor"));
+  out.low_freq_factor = r.to_float(key + ".low_freq_factor", number("low_freq_factor"));
+  out.high_freq_factor = r.to_float(key + ".high_freq_factor", number("high_freq_factor"));
+  const double orig = number("original_max_position_embeddings");
+  if (orig != std::floor(orig) || orig <= 0 || orig > INT_MAX)
+    r.fail(key + ".original_max_position_embeddings", "expected a positive integer (got " + json(orig).dump() + ")");
+  out.original_max_position_embeddings = static_cast<int>(orig);
+  for (const char* k : {"attention_factor", "beta_fast", "beta_slow", "short_factor", "long_factor", "mscale"})
+    if (s.contains(k) && !s[k].is_null()) r.fail(key + "." + k, "not a llama3 key: teddy does not read it");
+  return out;
+}
+
+// LLaMA, and Qwen2 (the same trunk with biases on q/k/v only).
+ModelConfig llama_config(const ConfigReader& r, bool qwen2) {
+  check_architectures(r, qwen2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM");
   ModelConfig c = ModelConfig::for_family(Family::llama);
   c.d_model = r.positive_int("hidden_size");
   c.d_ff = r.positive_int("intermediate_size");
@@ -119,28 +157,28 @@ ModelConfig llama_config(const ConfigReader& r) {
   if (act != "silu") r.fail("hidden_act", "\"" + act + "\" is not supported (teddy's SwiGLU uses silu)");
   c.norm_eps = r.to_float("rms_norm_eps", r.number_or("rms_norm_eps", 1e-6));
   double theta = r.number_or("rope_theta", 10000.0);
-  if (r.has("rope_scaling")) {
-    const json& s = r.j["rope_scaling"];
-    const std::string type = s.is_object() ? s.value("rope_type", s.value("type", std::string("?"))) : s.dump();
-    if (type != "default")
-      r.fail("rope_scaling", "type \"" + type + "\" is not supported (teddy's RoPE has no scaling; only null or \"default\")");
-  }
+  c.rope_scaling = rope_scaling_of(r, "rope_scaling", &theta);
   if (r.has("rope_parameters")) {  // transformers >= 5 spells it this way
-    const json& p = r.j["rope_parameters"];
-    const std::string type = p.is_object() ? p.value("rope_type", std::string("default")) : p.dump();
-    if (type != "default") r.fail("rope_parameters", "rope_type \"" + type + "\" is not supported (only \"default\")");
-    if (p.contains("rope_theta")) {
-      if (!p["rope_theta"].is_number()) r.fail("rope_parameters.rope_theta", "expected a number");
-      theta = p["rope_theta"].get<double>();
-    }
+    if (c.rope_scaling.type != RopeScaling::Type::none)
+      r.fail("rope_parameters", "given together with a non-default rope_scaling: say it once");
+    c.rope_scaling = rope_scaling_of(r, "rope_parameters", &theta);
   }
   c.rope_theta = r.to_float("rope_theta", theta);
-  const bool attention_bias = r.bool_or("attention_bias", false), mlp_bias = r.bool_or("mlp_bias", false);
-  if (attention_bias != mlp_bias)
-    r.fail(attention_bias ? "attention_bias" : "mlp_bias",
-           "teddy's layout has biases on every linear or on none: attention_bias and mlp_bias must be equal");
-  c.bias = attention_bias;
-  if (r.has("sliding_window")) r.fail("sliding_window", "sliding-window attention is not supported (only null)");
+  if (qwen2) {
+    // Qwen2Attention: q/k/v biases always, none on o_proj or the MLP (no config key).
+    c.bias = false;
+    c.qkv_bias = true;
+    // Qwen2 configs carry a sliding_window size that only applies with use_sliding_window.
+    if (r.bool_or("use_sliding_window", false))
+      r.fail("use_sliding_window", "sliding-window attention is not supported (only false)");
+  } else {
+    const bool attention_bias = r.bool_or("attention_bias", false), mlp_bias = r.bool_or("mlp_bias", false);
+    if (attention_bias != mlp_bias)
+      r.fail(attention_bias ? "attention_bias" : "mlp_bias",
+             "teddy's layout has biases on every linear or on none: attention_bias and mlp_bias must be equal");
+    c.bias = attention_bias;
+    if (r.has("sliding_window")) r.fail("sliding_window", "sliding-window attention is not supported (only null)");
+  }
   c.tie_embeddings = r.bool_or("tie_word_embeddings", false);
   return c;
 }
@@ -154,6 +192,10 @@ bool is_hf_token_ids(const json& v) {
 
 std::string hf_architecture(Family f) { return f == Family::gpt2 ? "GPT2LMHeadModel" : "LlamaForCausalLM"; }
 
+std::string hf_architecture(const ModelConfig& cfg) {
+  return cfg.qkv_bias ? "Qwen2ForCausalLM" : hf_architecture(cfg.family);
+}
+
 ModelConfig hf_config_to_model(const json& config, const std::string& path, HfConfigExtras* extras) {
   if (!config.is_object()) throw FormatError(path + ": expected a JSON object");
   const ConfigReader r{config, path};
@@ -163,7 +205,10 @@ ModelConfig hf_config_to_model(const json& config, const std::string& path, HfCo
     if (r.has("architectures") && config["architectures"].is_array() && !config["architectures"].empty() &&
         config["architectures"][0].is_string()) {
       const std::string a = config["architectures"][0].get<std::string>();
-      model_type = a.rfind("GPT2", 0) == 0 ? "gpt2" : a.rfind("Llama", 0) == 0 ? "llama" : a;
+      model_type = a.rfind("GPT2", 0) == 0    ? "gpt2"
+                   : a.rfind("Llama", 0) == 0 ? "llama"
+                   : a.rfind("Qwen2", 0) == 0 ? "qwen2"
+                                              : a;
     } else {
       r.fail("model_type", "missing (and no architectures to go by)");
     }
@@ -172,10 +217,10 @@ ModelConfig hf_config_to_model(const json& config, const std::string& path, HfCo
   ModelConfig c;
   if (model_type == "gpt2") {
     c = gpt2_config(r);
-  } else if (model_type == "llama") {
-    c = llama_config(r);
+  } else if (model_type == "llama" || model_type == "qwen2") {
+    c = llama_config(r, model_type == "qwen2");
   } else {
-    r.fail("model_type", "\"" + model_type + "\" is not supported (teddy reads gpt2 and llama)");
+    r.fail("model_type", "\"" + model_type + "\" is not supported (teddy reads gpt2, llama and qwen2)");
   }
   c.padded_vocab_size = ModelConfig::pad_vocab(c.vocab_size);
   try {
@@ -184,7 +229,7 @@ ModelConfig hf_config_to_model(const json& config, const std::string& path, HfCo
     throw FormatError(path + ": " + e.what());
   }
   if (extras) {
-    extras->architecture = hf_architecture(c.family);
+    extras->architecture = hf_architecture(c);
     extras->bos_token_id = token_id_field(r, "bos_token_id");
     extras->eos_token_id = token_id_field(r, "eos_token_id");
     extras->pad_token_id = token_id_field(r, "pad_token_id");
@@ -201,7 +246,7 @@ double float_for_json(float v) {
 
 json model_to_hf_config(const ModelConfig& cfg, const HfConfigExtras& extras, const std::string& torch_dtype) {
   json j;  // std::map: keys sorted, as transformers' to_json_string(sort_keys=True)
-  j["architectures"] = json::array({hf_architecture(cfg.family)});
+  j["architectures"] = json::array({hf_architecture(cfg)});
   j["bos_token_id"] = extras.bos_token_id;
   j["eos_token_id"] = extras.eos_token_id;
   if (!extras.pad_token_id.is_null()) j["pad_token_id"] = extras.pad_token_id;
@@ -227,9 +272,17 @@ json model_to_hf_config(const ModelConfig& cfg, const HfConfigExtras& extras, co
     j["scale_attn_by_inverse_layer_idx"] = false;
     j["reorder_and_upcast_attn"] = false;
   } else {
-    j["model_type"] = "llama";
-    j["attention_bias"] = cfg.bias;
-    j["mlp_bias"] = cfg.bias;
+    if (cfg.qkv_bias) {  // Qwen2Config: the q/k/v biases are implied, no bias keys
+      j["model_type"] = "qwen2";
+      j["use_sliding_window"] = false;
+      j["sliding_window"] = nullptr;
+      j["max_window_layers"] = cfg.n_layer;
+    } else {
+      j["model_type"] = "llama";
+      j["attention_bias"] = cfg.bias;
+      j["mlp_bias"] = cfg.bias;
+      j["pretraining_tp"] = 1;
+    }
     j["attention_dropout"] = 0.0;
     j["head_dim"] = cfg.head_dim();
     j["hidden_act"] = "silu";
@@ -239,9 +292,17 @@ json model_to_hf_config(const ModelConfig& cfg, const HfConfigExtras& extras, co
     j["num_attention_heads"] = cfg.n_head;
     j["num_hidden_layers"] = cfg.n_layer;
     j["num_key_value_heads"] = cfg.n_kv_head;
-    j["pretraining_tp"] = 1;
     j["rms_norm_eps"] = float_for_json(cfg.norm_eps);
-    j["rope_scaling"] = nullptr;
+    if (cfg.rope_scaling.type == RopeScaling::Type::llama3) {
+      const RopeScaling& s = cfg.rope_scaling;
+      j["rope_scaling"] = {{"factor", float_for_json(s.factor)},
+                           {"high_freq_factor", float_for_json(s.high_freq_factor)},
+                           {"low_freq_factor", float_for_json(s.low_freq_factor)},
+                           {"original_max_position_embeddings", s.original_max_position_embeddings},
+                           {"rope_type", "llama3"}};
+    } else {
+      j["rope_scaling"] = nullptr;
+    }
     j["rope_theta"] = float_for_json(cfg.rope_theta);
   }
   return j;
@@ -294,7 +355,7 @@ std::vector<HfTensorSpec> hf_tensor_specs(const ModelConfig& cfg) {
       const char* names[3] = {"q_proj", "k_proj", "v_proj"};
       for (int k = 0; k < 3; ++k) {
         add(h + "self_attn." + names[k] + ".weight", qkv + "weight", begin[k], rows[k], C, false);
-        if (cfg.bias) add(h + "self_attn." + names[k] + ".bias", qkv + "bias", begin[k], rows[k], 1, false);
+        if (cfg.has_qkv_bias()) add(h + "self_attn." + names[k] + ".bias", qkv + "bias", begin[k], rows[k], 1, false);
       }
       add(h + "self_attn.o_proj.weight", l + "attn.proj.weight", 0, C, Q, false);
       if (cfg.bias) add(h + "self_attn.o_proj.bias", l + "attn.proj.bias", 0, C, 1, false);

@@ -2,7 +2,8 @@
 // Hugging Face model conventions for teddy's two families: config.json <-> ModelConfig,
 // and where each HF tensor lives in teddy's parameter layout.
 //
-//   GPT2LMHeadModel (model_type "gpt2")            LlamaForCausalLM (model_type "llama")
+//   GPT2LMHeadModel (model_type "gpt2")            LlamaForCausalLM (model_type "llama"); Qwen2ForCausalLM
+//                                                  ("qwen2") is the same with q/k/v biases (ModelConfig::qkv_bias)
 //   transformer.wte.weight      [V, C]             model.embed_tokens.weight            [V, C]
 //   transformer.wpe.weight      [T, C]             model.layers.i.self_attn.{q,k,v}_proj [NH*HS | NKV*HS, C]
 //   transformer.h.i.ln_1.{weight,bias}             model.layers.i.self_attn.o_proj       [C, NH*HS]
@@ -60,7 +61,8 @@ bool is_hf_token_ids(const nlohmann::json& v);
 // Reads config.json (already parsed; `path` names it in errors). Refuses, naming the
 // key, every setting teddy cannot represent: another architecture or model_type, an
 // activation other than GPT-2's tanh GELU / LLaMA's SiLU, head_dim != hidden / heads,
-// rope_scaling, attention_bias != mlp_bias, sliding windows, cross-attention, ...
+// rope_scaling other than llama3, attention_bias != mlp_bias, sliding windows,
+// cross-attention, ...
 // Returns a validated config with padded_vocab_size = pad_vocab(vocab_size).
 ModelConfig hf_config_to_model(const nlohmann::json& config, const std::string& path, HfConfigExtras* extras);
 
@@ -69,8 +71,10 @@ ModelConfig hf_config_to_model(const nlohmann::json& config, const std::string& 
 nlohmann::json model_to_hf_config(const ModelConfig& cfg, const HfConfigExtras& extras,
                                           const std::string& torch_dtype);
 
-// The HF architecture name teddy writes for a family.
+// The HF architecture name teddy writes for a family, and for a config (Qwen2ForCausalLM
+// when it has q/k/v biases alone).
 std::string hf_architecture(Family f);
+std::string hf_architecture(const ModelConfig& cfg);
 
 // A float as the shortest decimal that reads back as the same float, as a double
 // (so config.json says 1e-05, not 9.999999747378752e-06).

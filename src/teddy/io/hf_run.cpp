@@ -1,8 +1,11 @@
 #include "teddy/io/hf_run.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <optional>
 
 #include "teddy/core/error.h"
+#include "teddy/io/atomic_file.h"
 #include "teddy/tokenizer/tokenizer_file.h"
 #include "teddy/checkpoint/checkpoint.h"
 
@@ -42,6 +45,30 @@ TeddyRun read_teddy_run(const std::string& checkpoint, const std::string& tokeni
   const fs::path chat = fs::path(r.run_dir) / "chat_template.json";
   if (fs::exists(chat)) r.chat = ChatTemplate::load(chat.string());
   return r;
+}
+
+bool carry_hf_extras(const std::string& init_checkpoint, const std::string& run_dir, const Tokenizer& tok,
+                     const ChatTemplate& tmpl) {
+  // The checkpoint's run directory, as read_teddy_run finds it.
+  const fs::path src = fs::path(init_checkpoint).parent_path().parent_path() / kHfExtrasFile;
+  if (!fs::exists(src)) return false;
+  HfExtras e = HfExtras::from_json(read_text_file(src.string()), src.string());
+  // The template the run was trained on, unless the imported Jinja already renders it
+  // (kept verbatim then; a base model without one gets the run's).
+  const std::string imported = e.chat_template();
+  const std::optional<ChatTemplate> same = imported.empty() ? std::nullopt : builtin_template_for_jinja(imported);
+  if (!same || chat_template_jinja(*same) != chat_template_jinja(tmpl))
+    e.tokenizer_config["chat_template"] = chat_template_jinja(tmpl);
+  if (const auto end = tok.find_special(tmpl.end_of_turn); end && e.generation_config.is_object()) {
+    nlohmann::json& eos = e.generation_config["eos_token_id"];
+    nlohmann::json ids = eos.is_array() ? eos : eos.is_null() ? nlohmann::json::array() : nlohmann::json::array({eos});
+    if (std::find(ids.begin(), ids.end(), nlohmann::json(*end)) == ids.end()) {
+      ids.push_back(*end);
+      eos = ids.size() == 1 ? ids[0] : ids;
+    }
+  }
+  write_file_atomic((fs::path(run_dir) / kHfExtrasFile).string(), e.to_json());
+  return true;
 }
 
 }  // namespace teddy

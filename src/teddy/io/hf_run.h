@@ -34,4 +34,16 @@ struct TeddyRun {
 // Throws Error if the tokenizer has more ids than the model's vocabulary.
 TeddyRun read_teddy_run(const std::string& checkpoint, const std::string& tokenizer);
 
+// Finetuning an imported model (`teddy sft`, model.init a run with hf_extras.json, or
+// hf:DIR) writes a new run directory: this carries the init run's hf_extras.json into
+// `run_dir`, so `export hf` / `export gguf` of the finetuned run write the imported
+// model's tokenizer_config keys, generation_config and config.json token ids again.
+// What finetuning changed is reflected: the imported Jinja chat_template is kept only
+// when it renders the template the run trained with (else that template's own Jinja
+// replaces it), and the template's end-of-turn token joins
+// generation_config's eos_token_id when it is not there. Written atomically. Returns
+// false (and writes nothing) when the init run has no hf_extras.json.
+bool carry_hf_extras(const std::string& init_checkpoint, const std::string& run_dir, const Tokenizer& tok,
+                     const ChatTemplate& tmpl);
+
 }  // namespace teddy

@@ -123,7 +123,20 @@ void ModelConfig::validate() const {
            std::to_string(n_kv_head));
     // LayerNorm always carries a bias in our kernels; a bias-free GPT-2 is not supported.
     if (!bias) fail("bias", "gpt2 requires bias = true", "false");
+    if (qkv_bias) fail("qkv_bias", "llama only (gpt2's linears all have biases)", "true");
+    if (rope_scaling.type != RopeScaling::Type::none) fail("rope_scaling", "llama only (gpt2 has no RoPE)", "llama3");
   } else {
+    if (qkv_bias && bias) fail("qkv_bias", "must be false when bias = true (every linear already has a bias)", "true");
+    if (rope_scaling.type == RopeScaling::Type::llama3) {
+      const RopeScaling& r = rope_scaling;
+      if (!(r.factor >= 1.0f) || !std::isfinite(r.factor)) fail("rope_scaling.factor", "must be finite and >= 1", num(r.factor));
+      if (!(r.low_freq_factor > 0.0f) || !std::isfinite(r.low_freq_factor))
+        fail("rope_scaling.low_freq_factor", "must be finite and > 0", num(r.low_freq_factor));
+      if (!(r.high_freq_factor > r.low_freq_factor) || !std::isfinite(r.high_freq_factor))
+        fail("rope_scaling.high_freq_factor", "must be finite and > low_freq_factor (" + num(r.low_freq_factor) + ")",
+             num(r.high_freq_factor));
+      check_range("rope_scaling.original_max_position_embeddings", r.original_max_position_embeddings, kMaxSeqLen);
+    }
     if (head_dim() % 2 != 0)
       fail("d_model", "llama RoPE requires an even head_dim = d_model / n_head", std::to_string(head_dim()));
     if (!(rope_theta > 1.0f) || !std::isfinite(rope_theta))

@@ -11,6 +11,21 @@ enum class Family { gpt2, llama };
 std::string_view family_name(Family f);
 Family family_from_name(std::string_view name);  // throws ConfigError
 
+// RoPE frequency scaling (LLaMA only). llama3: Llama 3.1/3.2's rule (transformers'
+// `_compute_llama3_parameters`): frequencies whose wavelength exceeds
+// original_max_position_embeddings / low_freq_factor are divided by `factor`, those
+// shorter than original_max_position_embeddings / high_freq_factor are kept, and the
+// band between is interpolated smoothly (model/rope_freqs.h computes the table).
+struct RopeScaling {
+  enum class Type { none, llama3 };
+  Type type = Type::none;
+  float factor = 8.0f;
+  float low_freq_factor = 1.0f;
+  float high_freq_factor = 4.0f;
+  int original_max_position_embeddings = 8192;
+  bool operator==(const RopeScaling&) const = default;
+};
+
 struct ModelConfig {
   Family family = Family::gpt2;
   int vocab_size = 50257;         // real vocabulary (tokens the tokenizer emits)
@@ -23,9 +38,14 @@ struct ModelConfig {
   int d_ff = 3072;                // MLP hidden width (GPT-2: 4*d_model; LLaMA: SwiGLU hidden)
   float norm_eps = 1e-5f;
   float rope_theta = 10000.0f;    // LLaMA only
+  RopeScaling rope_scaling;       // LLaMA only; none by default
   // Family-derived switches, set by for_family(); explicit so tests can see them.
   bool tie_embeddings = true;     // GPT-2 true, LLaMA false
   bool bias = true;               // GPT-2 true, LLaMA false
+  // A bias on attn.qkv alone (Qwen2: q/k/v biases, none on o_proj or the MLP). LLaMA
+  // only; redundant (and refused) with bias = true.
+  bool qkv_bias = false;
+  bool has_qkv_bias() const { return bias || qkv_bias; }
 
   int head_dim() const { return d_model / n_head; }
   int qkv_dim() const { return (n_head + 2 * n_kv_head) * head_dim(); }

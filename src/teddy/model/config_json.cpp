@@ -21,6 +21,16 @@ std::string model_config_to_json(const ModelConfig& c) {
   j["rope_theta"] = c.rope_theta;
   j["tie_embeddings"] = c.tie_embeddings;
   j["bias"] = c.bias;
+  // Written only when set, so the configs of models without them read as before.
+  if (c.qkv_bias) j["qkv_bias"] = true;
+  if (c.rope_scaling.type == RopeScaling::Type::llama3) {
+    const RopeScaling& r = c.rope_scaling;
+    j["rope_scaling"] = {{"type", "llama3"},
+                         {"factor", r.factor},
+                         {"low_freq_factor", r.low_freq_factor},
+                         {"high_freq_factor", r.high_freq_factor},
+                         {"original_max_position_embeddings", r.original_max_position_embeddings}};
+  }
   return j.dump(2);
 }
 
@@ -50,6 +60,17 @@ ModelConfig model_config_from_json(const std::string& text, const std::string& w
     c.rope_theta = need("rope_theta").get<float>();
     c.tie_embeddings = need("tie_embeddings").get<bool>();
     c.bias = need("bias").get<bool>();
+    c.qkv_bias = j.value("qkv_bias", false);  // absent in checkpoints written before it existed
+    if (j.contains("rope_scaling") && !j.at("rope_scaling").is_null()) {
+      const nlohmann::json& r = j.at("rope_scaling");
+      const std::string type = r.at("type").get<std::string>();
+      if (type != "llama3") throw FormatError(where + ": model config rope_scaling.type: expected \"llama3\" (got \"" + type + "\")");
+      c.rope_scaling.type = RopeScaling::Type::llama3;
+      c.rope_scaling.factor = r.at("factor").get<float>();
+      c.rope_scaling.low_freq_factor = r.at("low_freq_factor").get<float>();
+      c.rope_scaling.high_freq_factor = r.at("high_freq_factor").get<float>();
+      c.rope_scaling.original_max_position_embeddings = r.at("original_max_position_embeddings").get<int>();
+    }
   } catch (const nlohmann::json::exception& e) {
     throw FormatError(where + ": model config field has the wrong type: " + e.what());
   } catch (const ConfigError& e) {

@@ -100,7 +100,7 @@ const float* KvDecoder::feed(const int32_t* tokens, int n) {
   }
   const ThreadScope threads(model_.context());
   const kernels::Backend& k = model_.context().ops();
-  const BlockShape s = block_shape(cfg, 1, n, k);
+  const BlockShape s = block_shape(cfg, 1, n, k, model_.rope_inv_freq().data());
   const size_t kvw = static_cast<size_t>(s.NKV) * s.HS;   // one cached row
   const size_t qk = static_cast<size_t>(s.NH) * s.HS;     // k offset in a qkv row
   const int64_t NC = static_cast<int64_t>(n) * s.C;
@@ -117,8 +117,8 @@ const float* KvDecoder::feed(const int32_t* tokens, int n) {
     norm_forward(s, ln_, mean_, rstd_, x_, w.norm1_w, w.norm1_b);
     linear(qkv_, ln_, w.qkv_w, w.qkv_b, n, s.C, s.QKV, l, LoraLinear::qkv);  // (n, QKV)
     if (!s.gpt2) {
-      k.rope_forward(qkv_, qkv_, pos_, n, s.QKV, s.NH, s.HS, s.theta);
-      k.rope_forward(qkv_ + qk, qkv_ + qk, pos_, n, s.QKV, s.NKV, s.HS, s.theta);
+      k.rope_forward(qkv_, qkv_, pos_, n, s.QKV, s.NH, s.HS, s.inv_freq);
+      k.rope_forward(qkv_ + qk, qkv_ + qk, pos_, n, s.QKV, s.NKV, s.HS, s.inv_freq);
     }
     for (int i = 0; i < n; ++i) {
       const float* row = qkv_ + static_cast<size_t>(i) * s.QKV;
@@ -140,7 +140,7 @@ const float* KvDecoder::feed(const int32_t* tokens, int n) {
   }
   len_ += n;
   // Only the last row's logits are needed.
-  const BlockShape s1 = block_shape(cfg, 1, 1, k);
+  const BlockShape s1 = block_shape(cfg, 1, 1, k, model_.rope_inv_freq().data());
   const float* last = x_ + static_cast<size_t>(n - 1) * s.C;
   norm_forward(s1, ln_, mean_, rstd_, last, at(P, off_.final_w), at(P, off_.final_b));
   if (const kernels::QuantWeight* h = model_.base_head())

@@ -12,6 +12,7 @@
 #include "teddy/kernels/backend.h"
 #include "teddy/kernels/dropout_mask.h"
 #include "teddy/model/model_impl.h"
+#include "teddy/model/rope_freqs.h"
 
 namespace teddy {
 
@@ -166,6 +167,7 @@ Model::Model(const ModelConfig& cfg, Context ctx) : cfg_(cfg), ctx_(ctx) {
   if (!ctx_.backend) throw Error("Model: the context has no backend");
   cfg_.validate();
   layout_ = make_param_layout(cfg_);
+  if (cfg_.family == Family::llama) rope_inv_freq_ = teddy::rope_inv_freq(cfg_);
   params_.resize(layout_.total * sizeof(float), "parameters");
   grads_.resize(layout_.total * sizeof(float), "gradients");
   impl_ = std::make_unique<Impl>();
@@ -213,6 +215,7 @@ void Model::enable_lora(const LoraConfig& lora, uint64_t seed) {
 Model::Model(const ModelConfig& cfg, Context ctx, Unallocated) : cfg_(cfg), ctx_(ctx) {
   if (!ctx_.backend) throw Error("Model: the context has no backend");
   cfg_.validate();
+  if (cfg_.family == Family::llama) rope_inv_freq_ = teddy::rope_inv_freq(cfg_);
   impl_ = std::make_unique<Impl>();
 }
 
@@ -553,7 +556,7 @@ const float* rounded_head(const BlockShape& s, const float* W, size_t n, float* 
 }  // namespace
 
 BlockShape Model::shape_for(int B, int T) const {
-  BlockShape s = block_shape(cfg_, B, T, ctx_.ops(), impl_->prof);
+  BlockShape s = block_shape(cfg_, B, T, ctx_.ops(), rope_inv_freq_.data(), impl_->prof);
   s.attn_scratch = impl_->acts.attn_scratch;
   s.attn_scratch_floats = impl_->acts.attn_scratch_floats;
   s.prec = precision_dtype(impl_->carved_prec);

@@ -105,6 +105,9 @@ class Model {
   Model& operator=(Model&&) noexcept;
 
   const ModelConfig& config() const { return cfg_; }
+  // RoPE's inverse frequencies (head_dim/2, model/rope_freqs.h) every rotation of this
+  // model reads; empty for GPT-2.
+  const std::vector<double>& rope_inv_freq() const { return rope_inv_freq_; }
   // The backend and threads this model runs on; AdamW, clipping and the distributed
   // engine take the model's so a run's kernels all go to one place.
   const Context& context() const { return ctx_; }
@@ -247,6 +250,7 @@ class Model {
   ModelConfig cfg_;
   Context ctx_;
   ParamLayout layout_;
+  std::vector<double> rope_inv_freq_;
   AlignedBuffer params_, grads_;
   std::unique_ptr<Impl> impl_;
   LayerHooks hooks_;

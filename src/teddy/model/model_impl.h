@@ -147,7 +147,8 @@ struct BlockShape {
   const kernels::Backend* k = nullptr;  // the model's Context::backend
   int B, T, N, C, NH, NKV, HS, QKV, F;
   bool gpt2;
-  float eps, theta;
+  float eps;
+  const double* inv_freq = nullptr;  // LLaMA: RoPE's (HS/2) inverse frequencies (Model::rope_inv_freq)
   Profiler* prof = nullptr;
   float* attn_scratch = nullptr;  // Activations::attn_scratch (nullptr: kernels allocate)
   size_t attn_scratch_floats = 0;
@@ -174,7 +175,9 @@ void timed(Profiler* prof, const char* name, double flops, F&& f) {
 }
 // FLOPs of linear_forward (2*N*C*OC); linear_backward does twice that with dinp.
 inline double linear_flops(int N, int C, int OC) { return 2.0 * N * C * OC; }
-BlockShape block_shape(const ModelConfig& cfg, int B, int T, const kernels::Backend& k, Profiler* prof = nullptr);
+// inv_freq: the model's RoPE table (Model::rope_inv_freq; required for LLaMA).
+BlockShape block_shape(const ModelConfig& cfg, int B, int T, const kernels::Backend& k, const double* inv_freq,
+                       Profiler* prof = nullptr);
 
 // x_out = block(x_in), saving into `a`. `act` is the (N, F) shared activation scratch.
 void block_forward(const BlockShape& s, const LayerTensors& w, const LayerActs& a, float* act,

@@ -7,7 +7,8 @@
 //   pos_emb.weight                 (max_seq_len, C)          GPT-2 only
 //   for each block i = 0 .. n_layer-1, contiguous:
 //     layers.i.norm1.weight        (C)  (+b)
-//     layers.i.attn.qkv.weight     ((NH + 2*NKV)*HS, C)  rows [q heads | k heads | v heads] (+b)
+//     layers.i.attn.qkv.weight     ((NH + 2*NKV)*HS, C)  rows [q heads | k heads | v heads] (+b; also
+//                                  when cfg.qkv_bias: Qwen2's q/k/v biases)
 //     layers.i.attn.proj.weight    (C, NH*HS)  (+b)
 //     layers.i.norm2.weight        (C)  (+b)
 //     layers.i.mlp.up.weight       GPT-2 (F, C); LLaMA (2F, C) rows [gate; up]  (+b)
@@ -69,9 +70,9 @@ ParamLayout make_param_layout(const ModelConfig& cfg) {
   LayoutBuilder b;
   b.add("tok_emb.weight", {Vp, C}, true, -1);
   if (gpt2) b.add("pos_emb.weight", {cfg.max_seq_len, C}, true, -1);
-  auto linear = [&](const std::string& name, int64_t out, int64_t in, int layer) {
+  auto linear = [&](const std::string& name, int64_t out, int64_t in, int layer, bool bias) {
     b.add(name + ".weight", {out, in}, true, layer);
-    if (cfg.bias) b.add(name + ".bias", {out}, false, layer);
+    if (bias) b.add(name + ".bias", {out}, false, layer);
   };
   auto norm = [&](const std::string& name, int layer) {
     b.add(name + ".weight", {C}, false, layer);
@@ -80,11 +81,11 @@ ParamLayout make_param_layout(const ModelConfig& cfg) {
   for (int i = 0; i < cfg.n_layer; ++i) {
     const std::string p = "layers." + std::to_string(i) + ".";
     norm(p + "norm1", i);
-    linear(p + "attn.qkv", cfg.qkv_dim(), C, i);
-    linear(p + "attn.proj", C, static_cast<int64_t>(cfg.n_head) * cfg.head_dim(), i);
+    linear(p + "attn.qkv", cfg.qkv_dim(), C, i, cfg.has_qkv_bias());
+    linear(p + "attn.proj", C, static_cast<int64_t>(cfg.n_head) * cfg.head_dim(), i, cfg.bias);
     norm(p + "norm2", i);
-    linear(p + "mlp.up", up_rows, C, i);
-    linear(p + "mlp.down", C, F, i);
+    linear(p + "mlp.up", up_rows, C, i, cfg.bias);
+    linear(p + "mlp.down", C, F, i, cfg.bias);
   }
   norm("final_norm", -1);
   if (!cfg.tie_embeddings) b.add("lm_head.weight", {Vp, C}, true, -1);

@@ -3,6 +3,7 @@
 //   out = h + down(act(up(norm2(h))))      act: GELU (GPT-2) or SwiGLU (LLaMA)
 #include <cstring>
 
+#include "teddy/core/error.h"
 #include "teddy/model/model_impl.h"
 
 namespace teddy::model_detail {
@@ -17,7 +18,8 @@ void zero_floats(float* p, size_t n) {
   }
 }
 
-BlockShape block_shape(const ModelConfig& cfg, int B, int T, const kernels::Backend& k, Profiler* prof) {
+BlockShape block_shape(const ModelConfig& cfg, int B, int T, const kernels::Backend& k, const double* inv_freq,
+                       Profiler* prof) {
   BlockShape s;
   s.k = &k;
   s.prof = prof;
@@ -32,7 +34,8 @@ BlockShape block_shape(const ModelConfig& cfg, int B, int T, const kernels::Back
   s.F = cfg.d_ff;
   s.gpt2 = cfg.family == Family::gpt2;
   s.eps = cfg.norm_eps;
-  s.theta = cfg.rope_theta;
+  TEDDY_CHECK(s.gpt2 || inv_freq, "block_shape: a llama model needs its RoPE frequency table");
+  s.inv_freq = inv_freq;
   return s;
 }
 
@@ -180,9 +183,9 @@ void mlp_act_forward(const BlockShape& s, float* act, const float* up) {
 // Rotates the q and k heads of every qkv row in place.
 void rope_qk_forward(const BlockShape& s, float* qkv, const int32_t* pos) {
   ProfileScope scope(s.prof, "rope_forward");
-  s.k->rope_forward(qkv, qkv, pos, s.N, s.QKV, s.NH, s.HS, s.theta);
+  s.k->rope_forward(qkv, qkv, pos, s.N, s.QKV, s.NH, s.HS, s.inv_freq);
   float* kp = qkv + static_cast<size_t>(s.NH) * s.HS;
-  s.k->rope_forward(kp, kp, pos, s.N, s.QKV, s.NKV, s.HS, s.theta);
+  s.k->rope_forward(kp, kp, pos, s.N, s.QKV, s.NKV, s.HS, s.inv_freq);
 }
 
 }  // namespace
@@ -272,8 +275,8 @@ void block_backward(const BlockShape& s, const LayerTensors& w, const LayerTenso
       std::memset(dr + i * s.QKV, 0, qk * sizeof(float));
       std::memcpy(dr + i * s.QKV + qk, acts.dqkv + i * s.QKV + qk, v * sizeof(float));
     }
-    s.k->rope_backward(dr, acts.dqkv, pos, s.N, s.QKV, s.NH, s.HS, s.theta);
-    s.k->rope_backward(dr + kq, acts.dqkv + kq, pos, s.N, s.QKV, s.NKV, s.HS, s.theta);
+    s.k->rope_backward(dr, acts.dqkv, pos, s.N, s.QKV, s.NH, s.HS, s.inv_freq);
+    s.k->rope_backward(dr + kq, acts.dqkv + kq, pos, s.N, s.QKV, s.NKV, s.HS, s.inv_freq);
     dqkv = dr;
   }
   linear_bwd(s, acts.dln, g.qkv_w, g.qkv_b, dqkv, a.ln1, w.qkv_w, s.C, s.QKV, lora_of(w, LoraLinear::qkv), quant_of(w, LoraLinear::qkv));

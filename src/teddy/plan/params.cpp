@@ -29,7 +29,7 @@ std::vector<TensorCount> param_tensors(const ModelConfig& cfg, bool real_vocab) 
     add(p + "norm1.weight", C, TensorRole::block, l, false);
     if (norm_bias) add(p + "norm1.bias", C, TensorRole::block, l, false);
     add(p + "attn.qkv.weight", QKV * C, TensorRole::block, l, true);
-    if (cfg.bias) add(p + "attn.qkv.bias", QKV, TensorRole::block, l, false);
+    if (cfg.has_qkv_bias()) add(p + "attn.qkv.bias", QKV, TensorRole::block, l, false);
     add(p + "attn.proj.weight", C * C, TensorRole::block, l, true);
     if (cfg.bias) add(p + "attn.proj.bias", C, TensorRole::block, l, false);
     add(p + "norm2.weight", C, TensorRole::block, l, false);

@@ -10,6 +10,7 @@
 #include "teddy/core/error.h"
 #include "teddy/distributed/world.h"
 #include "teddy/io/hf_import.h"
+#include "teddy/io/hf_run.h"
 #include "teddy/io/run_lock.h"
 
 namespace fs = std::filesystem;
@@ -127,7 +128,12 @@ TrainResult run_sft_job(SftConfig cfg, const JobOptions& opts, JobObserver& obse
         observer.on_note("model.init hf:" + hf_dir + ": " + (reused ? "reusing the import in " : "imported into ") +
                          cfg.init);
     }
+    const std::string run_dir = cfg.run_dir;
     SftTrainer trainer(std::move(cfg), opts.resume, world.comm());
+    // An imported model's tokenizer_config, generation_config and token ids follow it
+    // into the finetuned run, so its export publishes them again.
+    if (world.rank() == 0)
+      carry_hf_extras(trainer.data_report().init_checkpoint, run_dir, trainer.tokenizer(), trainer.chat_template());
     if (opts.peak_probe) trainer.set_peak_probe(opts.peak_probe);
     if (opts.task_evaluator) trainer.trainer().set_task_evaluator(opts.task_evaluator);
     result = trainer.run(job_events(world, observer), opts.stop_after);

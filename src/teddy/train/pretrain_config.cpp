@@ -38,6 +38,24 @@ const toml_config::KeyTable<PretrainConfig>& keys() {
       {"model.max_seq_len", field<int>([](PretrainConfig& c) -> int& { return c.model.max_seq_len; }, "an integer")},
       {"model.norm_eps", field<float>([](PretrainConfig& c) -> float& { return c.model.norm_eps; }, "a number")},
       {"model.rope_theta", field<float>([](PretrainConfig& c) -> float& { return c.model.rope_theta; }, "a number")},
+      // The switches a model imported from Hugging Face may carry (set after family,
+      // which resets tie_embeddings and bias), so `pretrain --resume` can continue it.
+      {"model.tie_embeddings", field<bool>([](PretrainConfig& c) -> bool& { return c.model.tie_embeddings; }, "true or false")},
+      {"model.bias", field<bool>([](PretrainConfig& c) -> bool& { return c.model.bias; }, "true or false")},
+      {"model.qkv_bias", field<bool>([](PretrainConfig& c) -> bool& { return c.model.qkv_bias; }, "true or false")},
+      {"model.rope_scaling", [](PretrainConfig& c, const toml::node& n, const std::string& w) {
+         const std::string t = get_as<std::string>(n, w, "\"none\" or \"llama3\"");
+         if (t != "none" && t != "llama3") throw ConfigError(w + ": expected \"none\" or \"llama3\" (got \"" + t + "\")");
+         c.model.rope_scaling.type = t == "llama3" ? RopeScaling::Type::llama3 : RopeScaling::Type::none;
+       }},
+      {"model.rope_factor", field<float>([](PretrainConfig& c) -> float& { return c.model.rope_scaling.factor; }, "a number")},
+      {"model.rope_low_freq_factor",
+       field<float>([](PretrainConfig& c) -> float& { return c.model.rope_scaling.low_freq_factor; }, "a number")},
+      {"model.rope_high_freq_factor",
+       field<float>([](PretrainConfig& c) -> float& { return c.model.rope_scaling.high_freq_factor; }, "a number")},
+      {"model.rope_original_max_position_embeddings",
+       field<int>([](PretrainConfig& c) -> int& { return c.model.rope_scaling.original_max_position_embeddings; },
+                  "an integer")},
       {"data.dataset", field<std::string>([](PretrainConfig& c) -> std::string& { return c.dataset; }, "a directory path")},
       {"data.mix", field<std::string>([](PretrainConfig& c) -> std::string& { return c.mix; }, "a string like \"prose=0.6,code=0.4\"")},
       {"train.micro_batch", field<int>([](PretrainConfig& c) -> int& { return c.micro_batch; }, "an integer")},
@@ -82,8 +100,11 @@ PretrainConfig PretrainConfig::parse(const std::string& text, const std::string&
   if (auto p = tbl["model"]["preset"])
     c.model_preset = get_as<std::string>(*p.node(), toml_config::key_origin(source, "model.preset", overrides), "a preset name");
   c.model = ModelConfig::preset(c.model_preset);
+  // The family next: it resets tie_embeddings and bias, which model.* keys may then set
+  // (TOML tables iterate in key order, so "bias" would come before "family").
+  if (auto f = tbl["model"]["family"]) keys().at("model.family")(c, *f.node(), toml_config::key_origin(source, "model.family", overrides));
 
-  toml_config::apply_keys(c, tbl, source, keys(), {"model.preset"}, overrides);
+  toml_config::apply_keys(c, tbl, source, keys(), {"model.preset", "model.family"}, overrides);
   return c;
 }
 
@@ -136,7 +157,19 @@ std::string PretrainConfig::to_toml() const {
                                 {"d_ff", model.d_ff},
                                 {"max_seq_len", model.max_seq_len},
                                 {"norm_eps", static_cast<double>(model.norm_eps)},
-                                {"rope_theta", static_cast<double>(model.rope_theta)}});
+                                {"rope_theta", static_cast<double>(model.rope_theta)},
+                                {"tie_embeddings", model.tie_embeddings},
+                                {"bias", model.bias}});
+  if (model.qkv_bias) t["model"].as_table()->insert("qkv_bias", true);
+  if (model.rope_scaling.type == RopeScaling::Type::llama3) {
+    const RopeScaling& r = model.rope_scaling;
+    toml::table& m = *t["model"].as_table();
+    m.insert("rope_scaling", "llama3");
+    m.insert("rope_factor", static_cast<double>(r.factor));
+    m.insert("rope_low_freq_factor", static_cast<double>(r.low_freq_factor));
+    m.insert("rope_high_freq_factor", static_cast<double>(r.high_freq_factor));
+    m.insert("rope_original_max_position_embeddings", r.original_max_position_embeddings);
+  }
   t.insert("data", toml::table{{"dataset", dataset}, {"mix", mix}});
   t.insert("train", toml::table{{"micro_batch", micro_batch},
                                 {"seq_len", seq_len},

@@ -1,6 +1,5 @@
-// Rotary position embedding (HF rotate_half convention), fast path. Nothing is
-// cached across calls: the HS/2 inverse frequencies are computed per call (double),
-// and each row's cos/sin table (HS/2 pairs, shared by its n_heads heads) is computed
+// Rotary position embedding (HF rotate_half convention), fast path. The HS/2 inverse
+// frequencies come from the caller (the model's table, double); each row's cos/sin table (HS/2 pairs, shared by its n_heads heads) is computed
 // per row in double with a vectorized sincos, so angles stay exact at long positions.
 #include <cmath>
 #include <cstdint>
@@ -21,13 +20,11 @@ constexpr int kMaxHalf = 512;              // HS <= 1024: per-row tables live on
 // (j, j + HS/2) pair is read fully before it is written, and pairs are disjoint.
 template <bool Accumulate>
 void rope_rotate(float* dst, const float* src, const int32_t* pos, int N, int row_stride, int n_heads,
-                 int HS, float theta, float sign) {
+                 int HS, const double* inv_freq, float sign) {
   TEDDY_CHECK(HS % 2 == 0 && HS > 0 && HS / 2 <= kMaxHalf,
               "rope: head size must be even and at most " + std::to_string(2 * kMaxHalf) +
                   " (got " + std::to_string(HS) + ")");
   const int half = HS / 2;
-  double inv_freq[kMaxHalf];  // theta^(-2j/HS), as in the reference
-  for (int j = 0; j < half; ++j) inv_freq[j] = std::pow(static_cast<double>(theta), -2.0 * j / HS);
 
 #pragma omp parallel for schedule(static) if (static_cast<int64_t>(N) * n_heads * HS >= kParallelMin)
   for (int i = 0; i < N; ++i) {
@@ -64,13 +61,13 @@ void rope_rotate(float* dst, const float* src, const int32_t* pos, int N, int ro
 }  // namespace
 
 void rope_forward(float* out, const float* inp, const int32_t* pos, int N, int row_stride, int n_heads,
-                  int HS, float theta) {
-  rope_rotate<false>(out, inp, pos, N, row_stride, n_heads, HS, theta, 1.0f);
+                  int HS, const double* inv_freq) {
+  rope_rotate<false>(out, inp, pos, N, row_stride, n_heads, HS, inv_freq, 1.0f);
 }
 
 void rope_backward(float* dinp, const float* dout, const int32_t* pos, int N, int row_stride, int n_heads,
-                   int HS, float theta) {
-  rope_rotate<true>(dinp, dout, pos, N, row_stride, n_heads, HS, theta, -1.0f);
+                   int HS, const double* inv_freq) {
+  rope_rotate<true>(dinp, dout, pos, N, row_stride, n_heads, HS, inv_freq, -1.0f);
 }
 
 }  // namespace teddy::kernels::cpu
