@@ -49,7 +49,7 @@ class Pretrainer::Task final : public TrainTask {
       setup.recompute = recompute_from_name(cfg_.recompute);
       check_training_memory(cfg_.model, setup, threads_, local_ranks());
     }
-    model_ = std::make_unique<Model>(cfg_.model);  // default context: the cpu backend
+    model_ = std::make_unique<Model>(cfg_.model, Context{.backend = &cfg_.gemm_backend()});  // [train] gemm, precision
     model_->init_weights(cfg_.seed);
     // LoRA over the seeded base (reproducible from the seed, so a resume rebuilds it).
     if (cfg_.lora_section) model_->enable_lora(cfg_.lora, cfg_.seed + 1);
@@ -133,7 +133,8 @@ class Pretrainer::Task final : public TrainTask {
                             std::to_string(cfg_.loss_scale_growth_interval) + " clean steps"
                       : std::string())
          << "\n";
-    os << "# threads " << r.threads << ", sgemm ceiling "
+    os << "# threads " << r.threads << ", GEMMs " << kernels::gemm_description(model_->context().ops())
+       << " (train.gemm " << cfg_.gemm << "), MFU peak "
        << (r.peak_gflops > 0
                ? std::to_string(std::lround(r.peak_gflops)) + " GFLOP/s" + (r.peak_given ? " (given)" : " (measured)")
                : std::string("not measured (MFU reports 0)"))
