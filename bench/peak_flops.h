@@ -6,12 +6,16 @@
 //
 // Method: every thread runs a loop of independent vector multiply-adds on registers
 // only (16 accumulators: enough to cover the FMA latency of 4 cycles on two ports),
-// long enough (~0.2 s) for the clock to settle; the rate is all threads' FLOPs over the
-// wall time of the parallel region, best of 3 repeats.
+// long enough (~0.1-0.2 s) for the clock to settle; the rate is the sum over threads of
+// each thread's FLOPs over its own CPU time (so other processes on a shared machine do
+// not lower the silicon's figure; on a quiet machine it equals FLOPs over wall time),
+// best of 3 repeats.
 //  - fp32: vfmadd231ps, on the widest ISA this CPU has, chosen at run time: AVX-512
 //    (16 lanes, 32 FLOP per instruction) or AVX2 + FMA (8 lanes, 16 FLOP).
 //  - bf16: vdpbf16ps (AVX512_BF16: 32 bf16 pairs into 16 fp32 lanes, 64 FLOP per
-//    instruction), only where the CPU has it. AMX (Sapphire Rapids and later) is not
+//    instruction), only where the CPU has it; measured 213 GFLOP/s vs 429 for the FMA
+//    loop on a 2-core Sapphire Rapids (so its bf16 GEMMs go through AMX), 790 vs 424 on
+//    a 2-core Zen 5 (issue 14). AMX (Sapphire Rapids and later) is not
 //    probed: its tiles go faster still, so bf16 MFU against this figure can pass 100%
 //    where oneDNN runs AMX kernels (the report says which ISA oneDNN used).
 // Measured once per process per thread count and cached (the first call costs
@@ -30,8 +34,9 @@ struct PeakFlops {
 
 // threads <= 0: omp_get_max_threads().
 const PeakFlops& measure_peak_flops(int threads);
-// The peak a run's GEMMs can reach: bf16's when its products take bf16 inputs and the
-// CPU has vdpbf16ps, else fp32's.
+// The peak a run's GEMMs can reach: for bf16 products the larger of the vdpbf16ps and
+// the FMA loop's (on Sapphire Rapids vdpbf16ps measures half the FMA rate; on Zen 5
+// 1.9x), else the FMA loop's.
 double peak_gflops_for(const PeakFlops& p, bool bf16_products);
 
 }  // namespace teddy

@@ -153,7 +153,7 @@ void print_train_result(const TrainBenchResult& r, bool json) {
               r.peak_fp32_gflops, r.peak_fp32_isa.c_str(),
               r.peak_bf16_gflops > 0 ? (std::to_string(static_cast<int>(r.peak_bf16_gflops + 0.5)) + " GFLOP/s (vdpbf16ps loop)").c_str()
                                      : "not native",
-              r.peak_gflops == r.peak_bf16_gflops && r.peak_bf16_gflops > 0 ? "bf16's (bf16 products)" : "fp32's");
+              r.peak_gflops == r.peak_bf16_gflops && r.peak_bf16_gflops > 0 ? "bf16's (bf16 products)" : "fp32's (FMA loop)");
   std::printf("      memory: params %s, grads %s, AdamW %s, activations %s, of which saved by the layers %s "
               "(recompute %s, precision %s, backend %s)\n",
               plan::format_bytes(static_cast<double>(r.param_bytes)).c_str(),

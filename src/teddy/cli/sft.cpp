@@ -128,8 +128,8 @@ void register_sft(CLI::App& app, Run& run) {
       jo.resume = resume;
       jo.overwrite = o->overwrite;
       jo.stop_after = o->stop_after;
-      // MFU against the physical peak measured at start (bench/peak_flops.h): the bf16
-      // dot-product loop's when the run's GEMMs take bf16 inputs, else the FMA loop's.
+      // MFU against the physical peak measured at start (bench/peak_flops.h): for bf16
+      // products the larger of the bf16 dot-product and FMA loops', else the FMA loop's.
       jo.peak_probe = [bf16 = cfg.gemm_backend().gemm_inputs == DType::bf16](int threads) {
         return peak_gflops_for(measure_peak_flops(threads), bf16);
       };

@@ -54,7 +54,7 @@ struct CommonConfig {
   bool overlap = true;     // start gradient bucket collectives non-blocking during the backward
   // [run]
   std::string run_dir = "runs/train";
-  double peak_gflops = 0;  // MFU denominator; 0: measure the sgemm ceiling at start
+  double peak_gflops = 0;  // MFU denominator; 0: the physical peak measured at start (bench/peak_flops.h)
   // [log]
   bool tensorboard = true;  // rank 0 writes <run.dir>/tensorboard/events.out.tfevents.*
   // Signals that end the run at the next step boundary with a checkpoint
