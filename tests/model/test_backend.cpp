@@ -7,6 +7,8 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstring>
+#include <string>
 #include <vector>
 
 #include "kernels/kernel_check.h"
@@ -102,6 +104,38 @@ TEST(ModelBackend, RefCpuAndOnednnAgreeOnLossAndGradients) {
                           name + " backend loss");
       test::expect_grads_within(*m, m->grads(), pl.grads.data(), tw.grads.data(), name + " backend");
     }
+  }
+}
+
+}  // namespace
+
+namespace {
+
+// Under bf16 on onednn-bf16 the model does not round the matmul weights itself (the
+// GEMMs round their inputs to bf16, and rounding a rounded value changes nothing). The
+// same GEMMs on a table that does not declare its rounding (gemm_inputs = f32, so the
+// model rounds the weights first) give the same loss and gradients, bit for bit.
+TEST(ModelBackend, Bf16GemmsSkipTheWeightRoundingExactly) {
+  const kernels::Backend* bf16 = nullptr;
+  for (const kernels::Backend* b : kernels::available_backends())
+    if (std::string(b->name) == "onednn-bf16") bf16 = b;
+  if (!bf16) GTEST_SKIP() << "no native bf16 on this CPU (onednn-bf16 absent)";
+  kernels::Backend undeclared = *bf16;
+  undeclared.gemm_inputs = DType::f32;
+  for (Family f : {Family::gpt2, Family::llama}) {
+    const ModelConfig cfg = tiny_family(f);
+    SCOPED_TRACE(config_label(cfg));
+    const int B = 2, T = 16;
+    const TokenData d = random_token_data(cfg, B, T, 5);
+    Model a(cfg, Context{.backend = bf16}), b(cfg, Context{.backend = &undeclared});
+    fill_random_params(a, 6);
+    std::copy(a.params(), a.params() + a.flat_size(), b.params());
+    a.set_precision(Precision::bf16);
+    b.set_precision(Precision::bf16);
+    const LossSum la = a.forward_backward(d.batch(B, T), 1.0f / (B * T), kernels::Grad::set);
+    const LossSum lb = b.forward_backward(d.batch(B, T), 1.0f / (B * T), kernels::Grad::set);
+    EXPECT_EQ(la.sum, lb.sum);
+    EXPECT_EQ(0, std::memcmp(a.grads(), b.grads(), a.flat_size() * sizeof(float)));
   }
 }
 
