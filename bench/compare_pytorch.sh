@@ -8,7 +8,8 @@
 # Each side at its best setting: PyTorch with OMP_WAIT_POLICY=PASSIVE (its OpenMP team
 # and its BLAS threads otherwise spin against each other on small VMs: 33.5 s vs 9 s
 # per W1b step measured on 2 cores), teddy with the GEMM library of --gemm (default
-# auto, the training default: oneDNN on AVX-512 CPUs, OpenBLAS on AVX2-only ones).
+# auto, the training default: fp32 on oneDNN where it has AVX-512 and OpenBLAS only AVX2
+# kernels, else OpenBLAS; docs/TRAINING_OPTIMIZATIONS.md "GEMM library").
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 teddy="$here/../build/teddy"

@@ -10,6 +10,7 @@
 
 #include "teddy/core/error.h"
 #include "teddy/kernels/backend.h"
+#include "teddy/kernels/blas_info.h"
 #include "teddy/kernels/context.h"
 #include "teddy/kernels/kernels.h"
 #include "teddy/kernels/onednn/matmul.h"
@@ -63,7 +64,8 @@ TEST(Backend, Bf16TableNeedsNativeBf16) {
 }
 
 // openblas -> cpu; onednn -> onednn, or onednn-bf16 for bf16 where native (fp16 and
-// fp32 stay on fp32 products); auto -> onednn exactly where oneDNN's ISA has AVX-512.
+// fp32 stay on fp32 products); auto -> onednn-bf16 for bf16 where native, else onednn
+// exactly where oneDNN's ISA has AVX-512 and OpenBLAS's kernels do not.
 TEST(Backend, GemmChoiceFollowsItsRule) {
   using teddy::DType;
   for (DType p : {DType::f32, DType::bf16, DType::f16}) {
@@ -72,7 +74,9 @@ TEST(Backend, GemmChoiceFollowsItsRule) {
     EXPECT_EQ(&k::gemm_backend(k::Gemm::onednn, p), &want);
     const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
     const auto avx512 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
-    EXPECT_EQ(&k::gemm_backend(k::Gemm::automatic, p), (isa & avx512) == avx512 ? &want : &k::cpu::table());
+    const bool dnn = (p == DType::bf16 && k::onednn::native_bf16()) ||
+                     ((isa & avx512) == avx512 && !k::blas_has_avx512_kernels());
+    EXPECT_EQ(&k::gemm_backend(k::Gemm::automatic, p), dnn ? &want : &k::cpu::table());
   }
   for (const char* n : {"openblas", "onednn", "auto"}) EXPECT_EQ(k::gemm_name(k::gemm_from_name(n, "f")), n);
   try {

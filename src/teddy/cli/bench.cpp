@@ -223,7 +223,7 @@ void add_bench_train(CLI::App& bench, Run& run) {
               "FLOPs per token = 6*N + 12*L*C*T (N parameters, L layers, C width, T sequence). MFU: per timed step,\n"
               "achieved GFLOP/s over the sgemm ceiling sampled right before and right after that step (mean of the\n"
               "two); the median over steps is reported. MFU-peak: GFLOP/s over the physical peak measured at start\n"
-              "(FMA loop on the widest ISA; the vdpbf16ps loop when the GEMMs take bf16 inputs; AMX not probed).");
+              "(FMA loop on the widest ISA; for bf16 products the larger of it and the vdpbf16ps loop; AMX not probed).");
   cmd->callback([a, &run] {
     run = [a] {
       if (!a->model.empty()) a->opts.workloads = {{"custom", a->model, a->batch, a->seq}};

@@ -57,11 +57,16 @@ std::string_view gemm_name(Gemm g) {
 
 const Backend& gemm_backend(Gemm g, DType precision) {
   if (g == Gemm::automatic) {
-    // The measured rule (docs/TRAINING_OPTIMIZATIONS.md, "GEMM library"): oneDNN's
-    // AVX-512 kernels beat OpenBLAS on every shape measured; on AVX2 they do not.
+    // The measured rule (docs/TRAINING_OPTIMIZATIONS.md, "GEMM library"): bf16 products
+    // (only oneDNN has them) where native; otherwise oneDNN only where it has AVX-512
+    // and OpenBLAS does not (OpenBLAS's AVX-512 kernels and oneDNN's are at par or
+    // OpenBLAS ahead; OpenBLAS's AVX2 kernels trail oneDNN's AVX-512 ones by 1.6-1.8x
+    // and lead its AVX2 ones).
     const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
     const auto avx512 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
-    g = (isa & avx512) == avx512 ? Gemm::onednn : Gemm::openblas;
+    const bool dnn512 = (isa & avx512) == avx512;
+    g = (precision == DType::bf16 && onednn::native_bf16()) || (dnn512 && !blas_has_avx512_kernels()) ? Gemm::onednn
+                                                                                                      : Gemm::openblas;
   }
   if (g == Gemm::openblas) return cpu::table();
   if (precision == DType::bf16 && onednn::native_bf16()) return onednn::bf16_table();

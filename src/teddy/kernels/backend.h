@@ -54,8 +54,9 @@ const Backend& backend(std::string_view name);
 const Backend& default_backend();
 
 // The GEMM library of a training run (`[train] gemm`, `--gemm`): openblas, onednn, or
-// auto (the measured rule of docs/TRAINING_OPTIMIZATIONS.md, "GEMM library": onednn where
-// oneDNN's effective ISA is AVX-512 or better, openblas on AVX2-only CPUs).
+// auto (the measured rule of docs/TRAINING_OPTIMIZATIONS.md, "GEMM library": onednn for
+// bf16 products where the CPU has them natively, and for fp32 where oneDNN has AVX-512
+// but OpenBLAS runs AVX2 kernels; openblas otherwise, AVX2-only CPUs included).
 enum class Gemm { openblas, onednn, automatic };
 // "openblas" | "onednn" | "auto"; anything else: ConfigError naming `field`.
 Gemm gemm_from_name(std::string_view name, std::string_view field);

@@ -3,6 +3,7 @@
 
 #include <omp.h>
 
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <oneapi/dnnl/dnnl.hpp>
