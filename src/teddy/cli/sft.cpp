@@ -46,8 +46,9 @@ void register_sft(CLI::App& app, Run& run) {
   sub->add_flag("--overwrite", o->overwrite, "Start a fresh run in a run.dir that holds checkpoints (deletes them)")->excludes("--resume");
   sub->add_flag("--skip-bad", o->skip_bad, "Count and skip bad JSONL lines instead of stopping at the first");
   sub->add_option("--gemm", o->gemm,
-                  "GEMM library of the linears: openblas | onednn | auto (train.gemm; default auto: onednn on AVX-512 CPUs, "
-                  "bf16 products under precision bf16 where the CPU has AVX512_BF16/AMX)")
+                  "GEMM library of the linears: openblas | onednn | auto (train.gemm; default auto: bf16 products on "
+                  "oneDNN under precision bf16 where the CPU has AVX512_BF16/AMX; fp32 on oneDNN where OpenBLAS lacks "
+                  "AVX-512 kernels for an AVX-512 CPU; else OpenBLAS)")
       ->check(CLI::IsMember({"openblas", "onednn", "auto"}));
   sub->add_flag("--no-memory-check", o->no_memory_check,
                 "Start even when the planned memory exceeds what this process may use (run.memory_check = false)");

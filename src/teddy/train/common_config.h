@@ -27,10 +27,11 @@ struct CommonConfig {
   // gradients and AdamW state; 16-bit matmul weights and saved activations). fp16
   // adds a dynamic loss scale, kept by the step engine on every rank.
   std::string precision = "fp32";  // fp32 | bf16 | fp16
-  // [train] gemm: the library of the linear GEMMs: openblas, onednn, or auto (onednn
-  // where oneDNN's ISA is AVX-512 or better, openblas on AVX2-only CPUs: measured,
-  // docs/TRAINING_OPTIMIZATIONS.md). With precision bf16 and a CPU with AVX512_BF16 or
-  // AMX, onednn computes the products from bf16 inputs (kernels::gemm_backend).
+  // [train] gemm: the library of the linear GEMMs: openblas, onednn, or auto (measured,
+  // docs/TRAINING_OPTIMIZATIONS.md: bf16 products on oneDNN where native; fp32 on
+  // oneDNN only where it has AVX-512 and OpenBLAS runs AVX2 kernels; else openblas).
+  // With precision bf16 and a CPU with AVX512_BF16 or AMX, onednn computes the products
+  // from bf16 inputs (kernels::gemm_backend).
   std::string gemm = "auto";  // openblas | onednn | auto
   float loss_scale = 65536.0f;     // fp16: initial dynamic loss scale (a power of two)
   int64_t loss_scale_growth_interval = 1000;  // fp16: clean steps before the scale doubles
