@@ -2,7 +2,10 @@
 // tokens): linear forward/backward (FLOP/s), the fused cross-entropy over the
 // padded vocab, adamw_update and sum_squares over all 124M parameters (bytes/s),
 // and the measured sgemm ceiling those FLOP/s are judged against.
+// The linears run per GEMM library (arg lib: 0 cpu = OpenBLAS, 1 onednn fp32,
+// 2 onednn-bf16 = bf16 inputs, fp32 accumulation; skipped where the CPU lacks native bf16).
 //   ./bench_kernels_gemm [--benchmark_filter=linear]
+// ONEDNN_MAX_CPU_ISA=AVX2 (or AVX512_CORE, ...) caps oneDNN's ISA for a comparison.
 // Threads: OMP_NUM_THREADS (OpenBLAS follows OpenMP's setting).
 #include <benchmark/benchmark.h>
 #include <omp.h>
@@ -13,6 +16,7 @@
 
 #include "teddy/core/buffer.h"
 #include "bench/sgemm_ceiling.h"
+#include "teddy/kernels/backend.h"
 #include "teddy/kernels/kernels.h"
 
 namespace {
@@ -41,11 +45,26 @@ benchmark::Counter flop_rate(double flops_per_iter) {
                             benchmark::Counter::kIs1000);
 }
 
-// Args: C (in features), OC (out features). The lm head (OC = 50304) has no bias.
+// Args: C (in features), OC (out features), lib (the backend: kLibs). The lm head
+// (OC = 50304) has no bias.
+constexpr const char* kLibs[] = {"cpu", "onednn", "onednn-bf16"};
 void linear_shapes(benchmark::internal::Benchmark* b) {
-  b->ArgNames({"C", "OC"});
-  for (auto [c, oc] : {std::pair{768, 2304}, {768, 3072}, {3072, 768}, {768, kVocabPadded}}) b->Args({c, oc});
+  b->ArgNames({"C", "OC", "lib"});
+  for (int lib = 0; lib < 3; ++lib)
+    for (auto [c, oc] : {std::pair{768, 2304}, {768, 3072}, {3072, 768}, {768, kVocabPadded}}) b->Args({c, oc, lib});
   b->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+
+// The table of arg `lib`, or nullptr (the run is skipped) where it is not available here.
+const teddy::kernels::Backend* lib_table(benchmark::State& state) {
+  const char* name = kLibs[state.range(2)];
+  for (const auto* b : teddy::kernels::available_backends())
+    if (std::string(b->name) == name) {
+      state.SetLabel(teddy::kernels::gemm_description(*b));
+      return b;
+    }
+  state.SkipWithError((std::string(name) + " not available on this CPU").c_str());
+  return nullptr;
 }
 
 void BM_linear_forward(benchmark::State& state) {
@@ -54,8 +73,10 @@ void BM_linear_forward(benchmark::State& state) {
   const float* inp = filled(inp_b, static_cast<size_t>(N) * C, 1, 1.0f);
   const float* w = filled(w_b, static_cast<size_t>(OC) * C, 2);
   const float* bias = OC == kVocabPadded ? nullptr : filled(bias_b, OC, 3);
+  const teddy::kernels::Backend* kb = lib_table(state);
+  if (!kb) return;
   for (auto _ : state) {
-    kc::linear_forward(out_b.as<float>(), inp, w, bias, N, C, OC);
+    kb->linear_forward(out_b.as<float>(), inp, w, bias, N, C, OC);
     benchmark::DoNotOptimize(out_b.data());
   }
   state.counters["FLOP/s"] = flop_rate(2.0 * N * C * OC);
@@ -71,8 +92,10 @@ void BM_linear_backward(benchmark::State& state) {
   const float* w = filled(w_b, static_cast<size_t>(OC) * C, 2);
   const float* dout = filled(dout_b, static_cast<size_t>(N) * OC, 4, 1e-3f);
   float* dbias = OC == kVocabPadded ? nullptr : db_b.as<float>();
+  const teddy::kernels::Backend* kb = lib_table(state);
+  if (!kb) return;
   for (auto _ : state) {
-    kc::linear_backward(dinp_b.as<float>(), dw_b.as<float>(), dbias, dout, inp, w, N, C, OC,
+    kb->linear_backward(dinp_b.as<float>(), dw_b.as<float>(), dbias, dout, inp, w, N, C, OC,
                         teddy::kernels::Grad::add, teddy::kernels::Grad::add);
     benchmark::DoNotOptimize(dw_b.data());
   }

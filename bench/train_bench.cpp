@@ -12,7 +12,9 @@
 #include "teddy/core/error.h"
 #include "teddy/core/memory_usage.h"
 #include "teddy/core/profiler.h"
+#include "bench/peak_flops.h"
 #include "bench/sgemm_ceiling.h"
+#include "teddy/core/cpu_info.h"
 #include "teddy/kernels/backend.h"
 #include "teddy/model/model.h"
 #include "teddy/train/optim/adamw.h"
@@ -49,10 +51,27 @@ TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o
   TrainBenchResult r;
   r.workload = w;
   r.threads = o.threads;
-  r.backend = o.backend;
+  const Precision precision = precision_from_name(o.precision, "bench train: --precision");
+  const kernels::Backend& kb =
+      o.gemm.empty() ? kernels::backend(o.backend)
+                     : kernels::gemm_backend(kernels::gemm_from_name(o.gemm, "bench train: --gemm"), precision_dtype(precision));
+  r.backend = kb.name;
+  r.gemm_library = kernels::gemm_description(kb);
+  {
+    const CpuInfo ci = cpu_info();
+    r.cpu_model = ci.model;
+    for (const auto& f : ci.isa) r.cpu_isa += (r.cpu_isa.empty() ? "" : " ") + f;
+  }
+  // The physical peak, before any allocation (cached per process: the first workload pays).
+  const PeakFlops& peak = measure_peak_flops(o.threads);
+  r.peak_fp32_gflops = peak.fp32_gflops;
+  r.peak_bf16_gflops = peak.bf16_gflops;
+  r.peak_fp32_isa = peak.fp32_isa;
+  r.peak_bf16_isa = peak.bf16_isa;
+  r.peak_gflops = peak_gflops_for(peak, kb.gemm_inputs == DType::bf16);
   reset_peak_rss();
 
-  const Context ctx{.backend = &kernels::backend(o.backend)};
+  const Context ctx{.backend = &kb};
   // With LoRA the base is built straight into its storage (fp32, bf16 or NF4) from the
   // seeded initialisation, a chunk of rows at a time, as a quantized checkpoint would
   // load: no fp32 copy of the base is ever held, and the peak counts everything.
@@ -75,7 +94,6 @@ TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o
   r.quantize = o.lora_r > 0 ? o.quantize : "none";
   AdamW opt(model.layout(), AdamWConfig{}, model.context());
   model.set_recompute(recompute_from_name(o.recompute));
-  const Precision precision = precision_from_name(o.precision, "bench train: --precision");
   model.set_precision(precision);
   LossScaler scaler;  // used in fp16 only
   model.reserve_activations(w.batch, w.seq);
@@ -171,6 +189,7 @@ TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o
   r.ms_max = times.back() * 1e3;
   r.tokens_per_s = static_cast<double>(n) / med;
   r.gflops_per_s = r.tokens_per_s * r.flops_per_token / 1e9;
+  r.mfu_peak = r.peak_gflops > 0 ? r.gflops_per_s / r.peak_gflops : 0.0;
   r.param_bytes = model.param_bytes();
   r.grad_bytes = model.grad_bytes();
   r.optimizer_bytes = 2 * opt.size() * sizeof(float);
@@ -217,7 +236,10 @@ std::vector<TrainBenchResult> run_train_bench(const TrainBenchOptions& opts) {
   if (opts.steps < 1 || opts.warmup < 0) throw ConfigError("bench train: --steps must be >= 1 and --warmup >= 0");
   recompute_from_name(opts.recompute);  // a bad mode fails before the sgemm measurement
   precision_from_name(opts.precision, "bench train: --precision");
-  kernels::backend(opts.backend);  // an unknown backend fails here too
+  if (opts.gemm.empty())
+    kernels::backend(opts.backend);  // an unknown backend fails here too
+  else
+    kernels::gemm_from_name(opts.gemm, "bench train: --gemm");
   const int saved = omp_get_max_threads();
   omp_set_num_threads(opts.threads);
   std::vector<TrainBenchResult> out;

@@ -1,7 +1,8 @@
 #pragma once
 // `teddy bench train`: times full training steps (forward, backward, AdamW with
 // clipping) after warm-up, in the spirit of llama-bench, and reports the median
-// step against the sgemm ceiling measured in the same run.
+// step against the sgemm ceiling measured in the same run (mfu) and against the
+// machine's physical peak measured at start (mfu_peak, bench/peak_flops.h).
 #include <map>
 #include <string>
 #include <vector>
@@ -27,6 +28,9 @@ struct TrainBenchOptions {
   std::string recompute = "none";  // activation recomputation: none | attention | block
   std::string precision = "fp32";  // fp32 | bf16 | fp16 (fp16 steps run the dynamic loss scaler)
   std::string backend = "cpu";     // the kernel backend the model and optimizer run on (kernels::backend)
+  // When set, the GEMM library instead of `backend`: openblas | onednn | auto, with the
+  // precision picking onednn-bf16 where bf16 is native (kernels::gemm_backend).
+  std::string gemm;
   int lora_r = 0;                  // > 0: LoRA adapters of this rank on every linear (alpha = 2r), the base frozen
   std::string quantize = "none";   // with LoRA: the base's linears in none (fp32) | bf16 | nf4
 };
@@ -35,6 +39,14 @@ struct TrainBenchResult {
   TrainBenchWorkload workload;
   int threads = 0;
   std::string backend;  // the kernel backend the step ran on
+  std::string gemm_library;  // kernels::gemm_description: the library, its ISA, fp32 or bf16 inputs
+  std::string cpu_model;     // /proc/cpuinfo model name
+  std::string cpu_isa;       // the vector ISA flags present (core/cpu_info.h)
+  // The physical peak measured in the same process (bench/peak_flops.h): fp32 FMA loop
+  // and vdpbf16ps loop; peak_gflops is the one for this run's products (bf16 where
+  // the backend's GEMMs take bf16 inputs), mfu_peak = gflops_per_s / peak_gflops.
+  double peak_fp32_gflops = 0, peak_bf16_gflops = 0, peak_gflops = 0, mfu_peak = 0;
+  std::string peak_fp32_isa, peak_bf16_isa;
   size_t params = 0;           // the model's parameters (the base's, with LoRA)
   size_t trainable_params = 0; // what AdamW updates (the adapters, with LoRA)
   size_t base_bytes = 0;       // the frozen base's storage (LoRA) or the parameters' bytes

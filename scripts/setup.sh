@@ -2,7 +2,7 @@
 # Installs teddy's build and test dependencies from Debian 12's archive (idempotent).
 set -euo pipefail
 PKGS=(build-essential cmake ninja-build pkg-config git ca-certificates
-      libopenblas-openmp-dev libcli11-dev nlohmann-json3-dev libtomlplusplus-dev
+      libopenblas-openmp-dev libdnnl-dev libcli11-dev nlohmann-json3-dev libtomlplusplus-dev
       libxxhash-dev libpcre2-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev
       openmpi-bin libopenmpi-dev python3 python3-torch python3-numpy
       python3-protobuf python3-crcmod python3-jinja2)

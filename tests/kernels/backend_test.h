@@ -28,7 +28,10 @@ class BackendTest : public ::testing::TestWithParam<const kernels::Backend*> {
 };
 
 inline std::string backend_test_name(const ::testing::TestParamInfo<const kernels::Backend*>& info) {
-  return info.param->name;
+  std::string n = info.param->name;  // gtest names take [A-Za-z0-9_]: onednn-bf16 -> onednn_bf16
+  for (char& c : n)
+    if (c == '-') c = '_';
+  return n;
 }
 
 }  // namespace teddy::test

@@ -1,6 +1,8 @@
-// The backend registry and the table: ref and cpu are available in that order, names
-// look up, an unknown name lists the available ones, every table entry is filled, and
-// a table entry is the backend namespace's function itself (no wrapper in between).
+// The backend registry and the table: ref, cpu and onednn are available in that order
+// (onednn-bf16 after them exactly where bf16 is native), names look up, an unknown name
+// lists the available ones, every table entry is filled, and a table entry is the
+// backend namespace's function itself (no wrapper in between); the GEMM choice maps to
+// the backends by its documented rule.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -8,18 +10,27 @@
 
 #include "teddy/core/error.h"
 #include "teddy/kernels/backend.h"
+#include "teddy/kernels/blas_info.h"
 #include "teddy/kernels/context.h"
 #include "teddy/kernels/kernels.h"
+#include "teddy/kernels/onednn/matmul.h"
+#include "teddy/kernels/onednn/onednn.h"
+
+#include <oneapi/dnnl/dnnl.hpp>
 
 namespace {
 
 namespace k = teddy::kernels;
 
-TEST(Backend, RefAndCpuAreAvailableInOrder) {
+TEST(Backend, RefCpuAndOnednnAreAvailableInOrder) {
   const auto all = k::available_backends();
-  ASSERT_GE(all.size(), 2u);
+  ASSERT_EQ(all.size(), k::onednn::native_bf16() ? 4u : 3u);
   EXPECT_STREQ(all[0]->name, "ref");
   EXPECT_STREQ(all[1]->name, "cpu");
+  EXPECT_STREQ(all[2]->name, "onednn");
+  if (all.size() == 4) {
+    EXPECT_STREQ(all[3]->name, "onednn-bf16");
+  }
   for (const k::Backend* b : all) {
     SCOPED_TRACE(b->name);
     EXPECT_EQ(&k::backend(b->name), b);
@@ -34,8 +45,47 @@ TEST(Backend, UnknownNameListsTheAvailableOnes) {
     FAIL() << "no throw";
   } catch (const teddy::ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("cuda-but-not-built"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("available: ref, cpu"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("available: ref, cpu, onednn"), std::string::npos) << e.what();
   }
+}
+
+// Where bf16 is not native the bf16 table is refused with the reason, not "unknown".
+TEST(Backend, Bf16TableNeedsNativeBf16) {
+  if (k::onednn::native_bf16()) {
+    EXPECT_EQ(k::backend("onednn-bf16").gemm_inputs, teddy::DType::bf16);
+    return;
+  }
+  try {
+    k::backend("onednn-bf16");
+    FAIL() << "no throw";
+  } catch (const teddy::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("AVX512_BF16 or AMX"), std::string::npos) << e.what();
+  }
+}
+
+// openblas -> cpu; onednn -> onednn, or onednn-bf16 for bf16 where native (fp16 and
+// fp32 stay on fp32 products); auto -> onednn-bf16 for bf16 where native, else onednn
+// exactly where oneDNN's ISA has AVX-512 and OpenBLAS's kernels do not.
+TEST(Backend, GemmChoiceFollowsItsRule) {
+  using teddy::DType;
+  for (DType p : {DType::f32, DType::bf16, DType::f16}) {
+    EXPECT_EQ(&k::gemm_backend(k::Gemm::openblas, p), &k::cpu::table());
+    const k::Backend& want = p == DType::bf16 && k::onednn::native_bf16() ? k::onednn::bf16_table() : k::onednn::table();
+    EXPECT_EQ(&k::gemm_backend(k::Gemm::onednn, p), &want);
+    const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+    const auto avx512 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
+    const bool dnn = (p == DType::bf16 && k::onednn::native_bf16()) ||
+                     ((isa & avx512) == avx512 && !k::blas_has_avx512_kernels());
+    EXPECT_EQ(&k::gemm_backend(k::Gemm::automatic, p), dnn ? &want : &k::cpu::table());
+  }
+  for (const char* n : {"openblas", "onednn", "auto"}) EXPECT_EQ(k::gemm_name(k::gemm_from_name(n, "f")), n);
+  try {
+    k::gemm_from_name("mkl", "train.gemm");
+    FAIL() << "no throw";
+  } catch (const teddy::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("train.gemm: unknown GEMM library 'mkl'"), std::string::npos) << e.what();
+  }
+  EXPECT_NE(k::gemm_description(k::onednn::table()).find("oneDNN"), std::string::npos);
 }
 
 TEST(Backend, TablesHoldTheNamespacesFunctions) {
@@ -45,6 +95,20 @@ TEST(Backend, TablesHoldTheNamespacesFunctions) {
   EXPECT_EQ(ref.OP, &k::ref::OP) << #OP; \
   EXPECT_EQ(cpu.OP, &k::cpu::OP) << #OP;
 #include "teddy/kernels/ops.inc"
+}
+
+// The onednn tables are cpu's but for the two linear entries.
+TEST(Backend, OnednnTablesAreCpusButTheLinears) {
+  const k::Backend& cpu = k::backend("cpu");
+  const k::Backend* tables[] = {&k::onednn::table(), &k::onednn::bf16_table()};
+  for (const k::Backend* t : tables) {
+    SCOPED_TRACE(t->name);
+    EXPECT_EQ(t->linear_forward, t == tables[0] ? &k::onednn::linear_forward : &k::onednn::linear_forward_bf16);
+    EXPECT_EQ(t->linear_backward, t == tables[0] ? &k::onednn::linear_backward : &k::onednn::linear_backward_bf16);
+#define TEDDY_OP(R, OP, ARGS) \
+  if (std::string(#OP).rfind("linear_", 0) != 0 || std::string(#OP).ends_with("_q")) EXPECT_EQ(t->OP, cpu.OP) << #OP;
+#include "teddy/kernels/ops.inc"
+  }
 }
 
 TEST(Context, DefaultsToCpuAndTheCallersThreads) {

@@ -1,6 +1,7 @@
-// Linear trio: double reference vs finite differences, each backend (cpu: sgemm) vs
-// the float reference over odd sizes with and without bias and with nullptr gradients,
-// += accumulation, forward overwrite, dbias determinism across thread counts.
+// Linear trio: double reference vs finite differences, each backend (cpu: sgemm;
+// onednn: oneDNN matmuls, fp32 and, where native, bf16 inputs) vs the float reference
+// over odd sizes with and without bias and with nullptr gradients, += accumulation,
+// forward overwrite, dbias determinism across thread counts.
 #include <cmath>
 #include <limits>
 #include <tuple>
@@ -17,8 +18,37 @@ using namespace teddy::test;
 namespace kr = teddy::kernels::ref;
 using teddy::kernels::Grad;
 
-class LinearBackend : public BackendTest {};
+class LinearBackend : public BackendTest {
+ protected:
+  // got vs the float reference `want` of a product summed over K terms (plus, for +=,
+  // what the buffer held). fp32 backends: close_scaled at rtol_for(fp32, K). A backend
+  // whose GEMMs round their inputs to bf16 (gemm_inputs) adds the rounding's worst case
+  // elementwise: each input is off by at most u = 2^-8 relative (round to nearest,
+  // 8-bit significand), so each product a*b by (2u + u^2)|a||b|, and the sum by
+  // (2u + u^2) * mag, mag = sum_k |a_k||b_k| (the product of the absolute values,
+  // computed by the reference); the fp32 accumulation term stays as for fp32.
+  ::testing::AssertionResult product_close(const std::vector<float>& got, const std::vector<float>& want,
+                                           const std::vector<float>& mag, int K) const {
+    const double rtol = rtol_for(kEpsF32, K);
+    if (kb->gemm_inputs == teddy::DType::f32) return close_scaled(got, want, rtol);
+    const double u = kEpsBF16 / 2, floor = rtol * std::max(max_abs(want), 1e-30);
+    for (size_t i = 0; i < got.size(); ++i) {
+      const double bound = (2 * u + u * u) * mag[i] + rtol * std::fabs(want[i]) + floor;
+      const double err = std::fabs(static_cast<double>(got[i]) - want[i]);
+      if (!(err <= bound))
+        return ::testing::AssertionFailure() << "element " << i << ": got " << got[i] << ", want " << want[i]
+                                             << ", bound " << bound << " (bf16 inputs, K=" << K << ")";
+    }
+    return ::testing::AssertionSuccess();
+  }
+};
 TEDDY_BACKEND_SUITE(LinearBackend);
+
+std::vector<float> abs_of(const std::vector<float>& v) {
+  std::vector<float> a(v.size());
+  for (size_t i = 0; i < v.size(); ++i) a[i] = std::fabs(v[i]);
+  return a;
+}
 
 TEST(Linear, ReferenceBackwardMatchesFiniteDifferences) {
   for (auto [N, C, OC] : {std::tuple{3, 5, 4}, std::tuple{1, 1, 1}, std::tuple{4, 7, 9}}) {
@@ -58,7 +88,13 @@ TEST_P(LinearBackend, MatchesReference) {
           kr::linear_forward(out_r.data(), x.data(), weight.data(), with_bias ? bias.data() : nullptr, N, C, OC);
           Misaligned out_c(std::vector<float>(N * OC)), xm(x), wm(weight), bm(bias);
           kb->linear_forward(out_c.p(), xm.p(), wm.p(), with_bias ? bm.p() : nullptr, N, C, OC);
-          EXPECT_TRUE(close_scaled(out_c.vec(), out_r, rtol_for(kEpsF32, C)));
+          // The magnitudes sum_k |a_k||b_k| of the three products (bf16 bounds).
+          const auto ax = abs_of(x), aw = abs_of(weight), ad = abs_of(dout);
+          std::vector<float> out_m(N * OC), dinp_m(N * C), dweight_m(OC * C);
+          kr::linear_forward(out_m.data(), ax.data(), aw.data(), nullptr, N, C, OC);
+          kr::linear_backward(dinp_m.data(), dweight_m.data(), nullptr, ad.data(), ax.data(), aw.data(), N, C, OC,
+                              Grad::set, Grad::set);
+          EXPECT_TRUE(product_close(out_c.vec(), out_r, out_m, C));
 
           // Backward onto non-zero gradients (+=); no bias also means no dbias.
           std::vector<float> dinp_r = dinp0, dweight_r = dweight0, dbias_r = dbias0;
@@ -67,9 +103,9 @@ TEST_P(LinearBackend, MatchesReference) {
           Misaligned dinp_c(dinp0), dweight_c(dweight0), dbias_c(dbias0), doutm(dout);
           kb->linear_backward(dinp_c.p(), dweight_c.p(), with_bias ? dbias_c.p() : nullptr, doutm.p(), xm.p(),
                               wm.p(), N, C, OC, Grad::add, Grad::add);
-          EXPECT_TRUE(close_scaled(dinp_c.vec(), dinp_r, rtol_for(kEpsF32, OC)));
-          EXPECT_TRUE(close_scaled(dweight_c.vec(), dweight_r, rtol_for(kEpsF32, N)));
-          EXPECT_TRUE(close_scaled(dbias_c.vec(), dbias_r, rtol_for(kEpsF32, N)));
+          EXPECT_TRUE(product_close(dinp_c.vec(), dinp_r, dinp_m, OC));
+          EXPECT_TRUE(product_close(dweight_c.vec(), dweight_r, dweight_m, N));
+          EXPECT_TRUE(close_scaled(dbias_c.vec(), dbias_r, rtol_for(kEpsF32, N)));  // fp32 column sums
           if (!with_bias) {
             EXPECT_EQ(dbias_c.vec(), dbias0);
           }
@@ -78,7 +114,7 @@ TEST_P(LinearBackend, MatchesReference) {
           Misaligned dweight_c2(dweight0), dbias_c2(dbias0);
           kb->linear_backward(nullptr, dweight_c2.p(), dbias_c2.p(), doutm.p(), xm.p(), wm.p(), N, C, OC, Grad::add,
                               Grad::add);
-          EXPECT_TRUE(close_scaled(dweight_c2.vec(), dweight_r, rtol_for(kEpsF32, N)));
+          EXPECT_TRUE(product_close(dweight_c2.vec(), dweight_r, dweight_m, N));
           if (with_bias) {
             EXPECT_TRUE(close_scaled(dbias_c2.vec(), dbias_r, rtol_for(kEpsF32, N)));
           }
@@ -150,7 +186,9 @@ TEST_P(LinearBackend, ForwardOverwritesOutput) {
     std::vector<float> want(N * OC), got(N * OC, std::numeric_limits<float>::quiet_NaN());
     kr::linear_forward(want.data(), x.data(), weight.data(), b, N, C, OC);
     kb->linear_forward(got.data(), x.data(), weight.data(), b, N, C, OC);
-    EXPECT_TRUE(close_scaled(got, want, rtol_for(kEpsF32, C)));
+    std::vector<float> mag(N * OC);
+    kr::linear_forward(mag.data(), abs_of(x).data(), abs_of(weight).data(), nullptr, N, C, OC);
+    EXPECT_TRUE(product_close(got, want, mag, C));
   }
 }
 
@@ -183,6 +221,40 @@ TEST_P(LinearBackend, DbiasIsDeterministicAcrossThreadCounts) {
     want.insert(want.end(), want_add.begin(), want_add.end());
     for (const auto& r : results) EXPECT_EQ(r, want);
   }
+}
+
+}  // namespace
+
+namespace {
+
+// A backend with bf16 GEMM inputs computes exactly the reference's products of the
+// bf16-rounded inputs (so only fp32 accumulation error remains: the fp32 bound), and
+// those differ from the unrounded products by more than that bound (so the bf16
+// bounds above are not met by an fp32 product by accident, and the rounding happens).
+TEST_P(LinearBackend, GemmInputsAreRoundedAsDeclared) {
+  const int N = 33, C = 130, OC = 65;
+  const auto x = randn(N * C, 80), weight = randn(OC * C, 81), dout = randn(N * OC, 82);
+  auto rounded = [&](const std::vector<float>& v) {
+    std::vector<float> r(v);
+    if (kb->gemm_inputs != teddy::DType::f32) teddy::round_through(kb->gemm_inputs, r.data(), nullptr, r.size());
+    return r;
+  };
+  const auto xr = rounded(x), wr = rounded(weight), dr = rounded(dout);
+  std::vector<float> out(N * OC), dinp(N * C), dweight(OC * C);
+  kb->linear_forward(out.data(), x.data(), weight.data(), nullptr, N, C, OC);
+  kb->linear_backward(dinp.data(), dweight.data(), nullptr, dout.data(), x.data(), weight.data(), N, C, OC,
+                      Grad::set, Grad::set);
+  std::vector<float> out_r(N * OC), dinp_r(N * C), dweight_r(OC * C);
+  kr::linear_forward(out_r.data(), xr.data(), wr.data(), nullptr, N, C, OC);
+  kr::linear_backward(dinp_r.data(), dweight_r.data(), nullptr, dr.data(), xr.data(), wr.data(), N, C, OC, Grad::set,
+                      Grad::set);
+  EXPECT_TRUE(close_scaled(out, out_r, rtol_for(kEpsF32, C)));
+  EXPECT_TRUE(close_scaled(dinp, dinp_r, rtol_for(kEpsF32, OC)));
+  EXPECT_TRUE(close_scaled(dweight, dweight_r, rtol_for(kEpsF32, N)));
+  if (kb->gemm_inputs == teddy::DType::f32) return;
+  std::vector<float> out_f(N * OC);
+  kr::linear_forward(out_f.data(), x.data(), weight.data(), nullptr, N, C, OC);
+  EXPECT_FALSE(close_scaled(out, out_f, rtol_for(kEpsF32, C))) << "bf16 products indistinguishable from fp32";
 }
 
 }  // namespace

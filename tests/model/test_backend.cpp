@@ -2,11 +2,13 @@
 // build one: a copy of the cpu table whose linear_forward / attention_forward count
 // their calls shows every call of forward and of the KV decoder going through the
 // table. And on the ref backend (plain loops, double accumulation) a whole
-// forward + backward agrees with the cpu backend's.
+// forward + backward agrees with the cpu (OpenBLAS) and onednn (oneDNN fp32) backends'.
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <cmath>
+#include <cstring>
+#include <string>
 #include <vector>
 
 #include "kernels/kernel_check.h"
@@ -67,7 +69,7 @@ TEST(ModelBackend, EveryKernelCallGoesThroughTheContextsTable) {
   EXPECT_EQ(attention_calls, 0);
 }
 
-// fp32 forward + backward on ref vs cpu, same weights and batch, each against the
+// fp32 forward + backward on ref vs cpu vs onednn, same weights and batch, each against the
 // float64 twin (model/model_f64.h) under the rule: within twice a plain fp32
 // implementation's distance (the twin storing and multiplying in float) + eps, the
 // gradients per matrix with the vectors pooled, and the loss within 2 max |logits
@@ -75,20 +77,22 @@ TEST(ModelBackend, EveryKernelCallGoesThroughTheContextsTable) {
 // The backends differ in summation order and accumulation width (ref sums in double
 // and rounds each op's result once, so it sits well inside the bound); a wrong op is
 // off by O(1).
-TEST(ModelBackend, RefAndCpuAgreeOnLossAndGradients) {
+TEST(ModelBackend, RefCpuAndOnednnAgreeOnLossAndGradients) {
   for (Family f : {Family::gpt2, Family::llama}) {
     const ModelConfig cfg = tiny_family(f);
     SCOPED_TRACE(config_label(cfg));
     const int B = 2, T = 16, N = B * T;
     const TokenData d = random_token_data(cfg, B, T, 3);
-    Model cpu(cfg), ref(cfg, Context{.backend = &kernels::backend("ref")});
+    Model cpu(cfg), ref(cfg, Context{.backend = &kernels::backend("ref")}),
+        dnn(cfg, Context{.backend = &kernels::backend("onednn")});
     fill_random_params(cpu, 4);
     std::copy(cpu.params(), cpu.params() + cpu.flat_size(), ref.params());
+    std::copy(cpu.params(), cpu.params() + cpu.flat_size(), dnn.params());
     const float dloss = 1.0f / (B * T);
     const test::F64Pass tw = test::f64_pass(cpu, d.batch(B, T), true, true, dloss);
     const test::F64Pass pl = test::f32_plain_pass(cpu, d.batch(B, T), false, true, dloss);
-    for (Model* m : {&cpu, &ref}) {
-      const std::string name = m == &cpu ? "cpu" : "ref";
+    for (Model* m : {&cpu, &ref, &dnn}) {
+      const std::string name = m->context().ops().name;
       SCOPED_TRACE(name);
       std::vector<float> z(static_cast<size_t>(N) * cfg.padded_vocab_size);
       m->forward(d.batch(B, T), z.data());
@@ -100,6 +104,38 @@ TEST(ModelBackend, RefAndCpuAgreeOnLossAndGradients) {
                           name + " backend loss");
       test::expect_grads_within(*m, m->grads(), pl.grads.data(), tw.grads.data(), name + " backend");
     }
+  }
+}
+
+}  // namespace
+
+namespace {
+
+// Under bf16 on onednn-bf16 the model does not round the matmul weights itself (the
+// GEMMs round their inputs to bf16, and rounding a rounded value changes nothing). The
+// same GEMMs on a table that does not declare its rounding (gemm_inputs = f32, so the
+// model rounds the weights first) give the same loss and gradients, bit for bit.
+TEST(ModelBackend, Bf16GemmsSkipTheWeightRoundingExactly) {
+  const kernels::Backend* bf16 = nullptr;
+  for (const kernels::Backend* b : kernels::available_backends())
+    if (std::string(b->name) == "onednn-bf16") bf16 = b;
+  if (!bf16) GTEST_SKIP() << "no native bf16 on this CPU (onednn-bf16 absent)";
+  kernels::Backend undeclared = *bf16;
+  undeclared.gemm_inputs = DType::f32;
+  for (Family f : {Family::gpt2, Family::llama}) {
+    const ModelConfig cfg = tiny_family(f);
+    SCOPED_TRACE(config_label(cfg));
+    const int B = 2, T = 16;
+    const TokenData d = random_token_data(cfg, B, T, 5);
+    Model a(cfg, Context{.backend = bf16}), b(cfg, Context{.backend = &undeclared});
+    fill_random_params(a, 6);
+    std::copy(a.params(), a.params() + a.flat_size(), b.params());
+    a.set_precision(Precision::bf16);
+    b.set_precision(Precision::bf16);
+    const LossSum la = a.forward_backward(d.batch(B, T), 1.0f / (B * T), kernels::Grad::set);
+    const LossSum lb = b.forward_backward(d.batch(B, T), 1.0f / (B * T), kernels::Grad::set);
+    EXPECT_EQ(la.sum, lb.sum);
+    EXPECT_EQ(0, std::memcmp(a.grads(), b.grads(), a.flat_size() * sizeof(float)));
   }
 }
 

@@ -425,6 +425,7 @@ TEST(PretrainConfig, ErrorsNameTheKey) {
   EXPECT_NE(msg("", {"nodot=1"}).find("section.key"), std::string::npos);
   EXPECT_NE(msg("[train]\nprecision = \"fp8\"\n").find("train.precision"), std::string::npos);
   EXPECT_NE(msg("", {"train.precision=half"}).find("train.precision"), std::string::npos);
+  EXPECT_NE(msg("", {"train.gemm=mkl"}).find("train.gemm: unknown GEMM library 'mkl'"), std::string::npos);
   EXPECT_NE(msg("", {"train.loss_scale=3.0"}).find("train.loss_scale"), std::string::npos);
   EXPECT_NE(msg("", {"train.loss_scale_growth_interval=0"}).find("train.loss_scale_growth_interval"), std::string::npos);
   // Overrides are typed by TOML syntax and win over the file.
@@ -594,6 +595,33 @@ TEST_F(PretrainTest, MixedPrecisionTrainsAndResumesBitExact) {
     EXPECT_EQ(skipped, sc.at("skipped").get<int64_t>());
     EXPECT_LT(full.back(), full.front() - 0.5) << "fp16 training still learns after the skipped steps";
   }
+}
+
+// The GEMM library changes only the products' summation order: the same 20 steps on
+// OpenBLAS and on oneDNN (fp32) track each other, and each resumes bit for bit (the
+// run's determinism holds per library). Bound, not derived: a 20-step trajectory, as
+// the bf16 test above; 1e-3 is 5x the largest step-loss difference seen between
+// OpenBLAS kernel families and thread counts (2e-4, docs/TESTING.md), and a wrong
+// product moves the loss by O(1).
+TEST_F(PretrainTest, OpenblasAndOnednnTrainAlike) {
+  std::vector<std::vector<double>> losses;
+  for (const std::string gemm : {"openblas", "onednn"}) {
+    PretrainConfig c = tiny_config(dataset_, (root_ / ("gemm_" + gemm)).string());
+    c.gemm = gemm;
+    Pretrainer p(c, Resume::no);
+    std::string start;
+    p.run([&](const PretrainEvent& e) {
+      if (e.kind == PretrainEvent::Kind::start) start = e.text;
+    });
+    EXPECT_NE(start.find("(train.gemm " + gemm + ")"), std::string::npos) << start;
+    EXPECT_NE(start.find(gemm == "onednn" ? "oneDNN" : "OpenBLAS"), std::string::npos) << start;
+    losses.push_back(p.step_losses());
+  }
+  ASSERT_EQ(losses[0].size(), losses[1].size());
+  double max_diff = 0;
+  for (size_t i = 0; i < losses[0].size(); ++i) max_diff = std::max(max_diff, std::abs(losses[0][i] - losses[1][i]));
+  std::printf("  openblas vs onednn: largest step-loss difference over %zu steps %.2e\n", losses[0].size(), max_diff);
+  EXPECT_LT(max_diff, 1e-3);
 }
 
 // A bad value is reported first: before the dataset is read (it does not exist

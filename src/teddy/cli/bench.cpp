@@ -94,6 +94,9 @@ void print_train_result(const TrainBenchResult& r, bool json) {
     j["seq"] = r.workload.seq;
     j["threads"] = r.threads;
     j["backend"] = r.backend;
+    j["gemm_library"] = r.gemm_library;
+    j["cpu"] = r.cpu_model;
+    j["cpu_isa"] = r.cpu_isa;
     j["params"] = r.params;
     j["trainable_params"] = r.trainable_params;
     j["base_bytes"] = r.base_bytes;
@@ -107,6 +110,12 @@ void print_train_result(const TrainBenchResult& r, bool json) {
     j["tokens_per_s"] = r.tokens_per_s;
     j["gflops_per_s"] = r.gflops_per_s;
     j["mfu"] = r.mfu;
+    j["peak_gflops"] = r.peak_gflops;
+    j["mfu_peak"] = r.mfu_peak;
+    j["peak_fp32_gflops"] = r.peak_fp32_gflops;
+    j["peak_fp32_isa"] = r.peak_fp32_isa;
+    j["peak_bf16_gflops"] = r.peak_bf16_gflops;
+    j["peak_bf16_isa"] = r.peak_bf16_isa;
     j["sgemm_gflops"] = r.sgemm_gflops;
     j["sgemm_gflops_before"] = r.sgemm_before;
     j["sgemm_gflops_after"] = r.sgemm_after;
@@ -134,9 +143,17 @@ void print_train_result(const TrainBenchResult& r, bool json) {
     std::fflush(stdout);
     return;
   }
-  std::printf("%-5s %-10s %3d %5d %3d %10.1f %10.0f %9.1f %6.1f%% %9.1f %12s\n", r.workload.name.c_str(),
+  std::printf("%-5s %-10s %3d %5d %3d %10.1f %10.0f %9.1f %6.1f%% %9.1f %6.1f%% %9.1f %12s\n", r.workload.name.c_str(),
               r.workload.model.c_str(), r.workload.batch, r.workload.seq, r.threads, r.ms_per_step, r.tokens_per_s,
-              r.gflops_per_s, 100 * r.mfu, r.sgemm_gflops, plan::format_bytes(static_cast<double>(r.peak_rss_bytes)).c_str());
+              r.gflops_per_s, 100 * r.mfu, r.sgemm_gflops, 100 * r.mfu_peak, r.peak_gflops,
+              plan::format_bytes(static_cast<double>(r.peak_rss_bytes)).c_str());
+  std::printf("      CPU %s (%s); GEMMs: %s (backend %s)\n", r.cpu_model.c_str(), r.cpu_isa.c_str(),
+              r.gemm_library.c_str(), r.backend.c_str());
+  std::printf("      physical peak (measured at start): fp32 %.1f GFLOP/s (%s FMA loop), bf16 %s; MFU-peak against %s\n",
+              r.peak_fp32_gflops, r.peak_fp32_isa.c_str(),
+              r.peak_bf16_gflops > 0 ? (std::to_string(static_cast<int>(r.peak_bf16_gflops + 0.5)) + " GFLOP/s (vdpbf16ps loop)").c_str()
+                                     : "not native",
+              r.peak_gflops == r.peak_bf16_gflops && r.peak_bf16_gflops > 0 ? "bf16's (bf16 products)" : "fp32's (FMA loop)");
   std::printf("      memory: params %s, grads %s, AdamW %s, activations %s, of which saved by the layers %s "
               "(recompute %s, precision %s, backend %s)\n",
               plan::format_bytes(static_cast<double>(r.param_bytes)).c_str(),
@@ -176,7 +193,8 @@ void add_bench_train(CLI::App& bench, Run& run) {
   };
   auto a = std::make_shared<Args>();
   CLI::App* cmd = bench.add_subcommand(
-      "train", "Time full training steps (forward, backward, AdamW): ms/step, tokens/s, GFLOP/s, MFU vs the measured sgemm ceiling");
+      "train", "Time full training steps (forward, backward, AdamW): ms/step, tokens/s, GFLOP/s, MFU vs the measured sgemm "
+              "ceiling and vs the measured physical peak");
   cmd->add_option("--model", a->model, "Preset to time (default: the standard workloads W1, W1b, W2)");
   cmd->add_option("--workload", a->workload, "Only this standard workload (W1, W1b or W2)")
       ->check(CLI::IsMember({"W1", "W1b", "W2"}))
@@ -189,7 +207,13 @@ void add_bench_train(CLI::App& bench, Run& run) {
   cmd->add_flag("!--no-profile", a->opts.profile, "Skip the per-kernel breakdown step");
   cmd->add_option("--recompute", a->opts.recompute, "Activation recomputation: none | attention | block (default none)");
   cmd->add_option("--precision", a->opts.precision, "Training precision: fp32 | bf16 | fp16 (default fp32)");
-  cmd->add_option("--backend", a->opts.backend, "Kernel backend the step runs on: ref | cpu (default cpu)");
+  cmd->add_option("--backend", a->opts.backend,
+                  "Kernel backend the step runs on: ref | cpu | onednn | onednn-bf16 (default cpu)");
+  cmd->add_option("--gemm", a->opts.gemm,
+                  "GEMM library instead of --backend: openblas | onednn | auto (as [train] gemm: with --precision bf16, "
+                  "onednn computes bf16 products where the CPU has AVX512_BF16/AMX)")
+      ->check(CLI::IsMember({"openblas", "onednn", "auto"}))
+      ->excludes("--backend");
   cmd->add_option("--lora", a->opts.lora_r, "LoRA rank: train adapters on every linear over a frozen base (default 0: full)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--quantize", a->opts.quantize, "With --lora: the frozen base, none (fp32) | bf16 | nf4 (QLoRA: NF4 linears, bf16 embedding and head)")
@@ -198,7 +222,8 @@ void add_bench_train(CLI::App& bench, Run& run) {
   cmd->footer("Standard workloads (fp32): W1 gpt2-124M B=4 T=64; W1b gpt2-124M B=4 T=256; W2 gpt2-d6 (6L/6H/384) B=8 T=256.\n"
               "FLOPs per token = 6*N + 12*L*C*T (N parameters, L layers, C width, T sequence). MFU: per timed step,\n"
               "achieved GFLOP/s over the sgemm ceiling sampled right before and right after that step (mean of the\n"
-              "two); the median over steps is reported.");
+              "two); the median over steps is reported. MFU-peak: GFLOP/s over the physical peak measured at start\n"
+              "(FMA loop on the widest ISA; for bf16 products the larger of it and the vdpbf16ps loop; AMX not probed).");
   cmd->callback([a, &run] {
     run = [a] {
       if (!a->model.empty()) a->opts.workloads = {{"custom", a->model, a->batch, a->seq}};
@@ -207,8 +232,8 @@ void add_bench_train(CLI::App& bench, Run& run) {
       if (!a->json) {
         std::printf("FLOPs per token = 6*N + 12*L*C*T; MFU: median over timed steps of the step's GFLOP/s over the "
                     "sgemm ceiling sampled just before and just after it (their mean)\n");
-        std::printf("%-5s %-10s %3s %5s %3s %10s %10s %9s %7s %9s %12s\n", "name", "model", "B", "T", "thr", "ms/step",
-                    "tokens/s", "GFLOP/s", "MFU", "sgemm", "peak RSS");
+        std::printf("%-5s %-10s %3s %5s %3s %10s %10s %9s %7s %9s %7s %9s %12s\n", "name", "model", "B", "T", "thr",
+                    "ms/step", "tokens/s", "GFLOP/s", "MFU", "sgemm", "MFUpeak", "peak", "peak RSS");
       }
       for (const auto& r : run_train_bench(a->opts)) print_train_result(r, a->json);
       return 0;

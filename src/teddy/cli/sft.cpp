@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "bench/sgemm_ceiling.h"
+#include "bench/peak_flops.h"
 #include "teddy/cli/commands.h"
 #include "teddy/cli/job.h"
 #include "teddy/cli/progress.h"
@@ -26,6 +26,7 @@ void register_sft(CLI::App& app, Run& run) {
     std::string resume;  // "" (no --resume), "auto" or "require"
     bool skip_bad = false, overwrite = false;
     bool no_memory_check = false;
+    std::string gemm;
     int64_t stop_after = 0;
     ProgressOptions progress;
     // eval
@@ -45,6 +46,11 @@ void register_sft(CLI::App& app, Run& run) {
                 "(so a requeued job can always pass it). --resume=require fails instead");
   sub->add_flag("--overwrite", o->overwrite, "Start a fresh run in a run.dir that holds checkpoints (deletes them)")->excludes("--resume");
   sub->add_flag("--skip-bad", o->skip_bad, "Count and skip bad JSONL lines instead of stopping at the first");
+  sub->add_option("--gemm", o->gemm,
+                  "GEMM library of the linears: openblas | onednn | auto (train.gemm; default auto: bf16 products on "
+                  "oneDNN under precision bf16 where the CPU has AVX512_BF16/AMX; fp32 on oneDNN where OpenBLAS lacks "
+                  "AVX-512 kernels for an AVX-512 CPU; else OpenBLAS)")
+      ->check(CLI::IsMember({"openblas", "onednn", "auto"}));
   sub->add_flag("--no-memory-check", o->no_memory_check,
                 "Start even when the planned memory exceeds what this process may use (run.memory_check = false)");
   sub->add_option("--stop-after", o->stop_after, "Stop (with a checkpoint) after this many steps, as if interrupted");
@@ -54,7 +60,7 @@ void register_sft(CLI::App& app, Run& run) {
       "  [template] name (chatml, llama3, custom, model: the model's own Jinja chat_template, jinja:PATH) bos header_prefix\n"
       "    header_suffix end_of_turn separator specials (a Jinja template: end_of_turn and specials only)\n"
       "  [train] micro_batch seq_len grad_accum steps epochs batching truncation seed threads\n"
-      "    precision (fp32|bf16|fp16) loss_scale loss_scale_growth_interval (fp16)\n"
+      "    precision (fp32|bf16|fp16) loss_scale loss_scale_growth_interval (fp16) gemm (openblas|onednn|auto)\n"
       "  [optim] lr min_lr_ratio warmup_steps weight_decay beta1 beta2 eps grad_clip\n"
       "  [eval] interval batches task_interval, [eval.<task>] (mmlu arc_challenge gsm8k gsm8k_cot humaneval perplexity)\n"
       "    data shots limit fewshot batch_size max_tokens samples_per_task temperature top_p seed timeout memory_mb\n"
@@ -123,6 +129,7 @@ void register_sft(CLI::App& app, Run& run) {
       std::vector<std::string> ovs = o->overrides;
       if (o->skip_bad) ovs.push_back("data.skip_bad=true");
       if (o->no_memory_check) ovs.push_back("run.memory_check=false");
+      if (!o->gemm.empty()) ovs.push_back("train.gemm=" + o->gemm);
       SftConfig cfg = SftConfig::load(o->config, ovs);
       if (!o->model.empty()) cfg.init = o->model;
       JobOptions jo;
@@ -130,7 +137,11 @@ void register_sft(CLI::App& app, Run& run) {
       jo.overwrite = o->overwrite;
       jo.stop_after = o->stop_after;
       if (!cfg.eval_tasks.empty()) jo.task_evaluator = make_task_evaluator(cfg.eval_tasks, cfg.run_dir);
-      jo.peak_probe = [](int threads) { return measure_sgemm_gflops(threads, 0.5); };
+      // MFU against the physical peak measured at start (bench/peak_flops.h): for bf16
+      // products the larger of the bf16 dot-product and FMA loops', else the FMA loop's.
+      jo.peak_probe = [bf16 = cfg.gemm_backend().gemm_inputs == DType::bf16](int threads) {
+        return peak_gflops_for(measure_peak_flops(threads), bf16);
+      };
       // Validates, builds the world (every rank of an mpirun / srun job: data parallel,
       // [dist]), imports an hf:DIR model once, builds the engine and trains.
       TrainJobView view(o->progress, "positions", false);

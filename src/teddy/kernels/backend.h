@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "teddy/core/dtype.h"
@@ -34,17 +35,38 @@ struct Workspace {
 struct Backend {
   const char* name;     // "ref", "cpu": what kernels::backend() looks up
   const char* summary;  // one line for listings
+  // What linear_forward / linear_backward round their matrix inputs to before the
+  // products (which accumulate in fp32): f32 (not rounded) everywhere but onednn-bf16.
+  // Its tolerances derive from this dtype's epsilon instead of fp32's.
+  DType gemm_inputs;
 #define TEDDY_OP(R, OP, ARGS) R(*OP) ARGS;
 #include "teddy/kernels/ops.inc"
 };
 
-// Every backend compiled into this build, in a fixed order: ref (plain loops, double
-// accumulation: the source of truth) first, then cpu (OpenMP + OpenBLAS). Each further
-// backend (a oneDNN ISA path, CUDA) appends itself here when it lands.
+// Every backend usable in this process, in a fixed order: ref (plain loops, double
+// accumulation: the source of truth), cpu (OpenMP + OpenBLAS), onednn (cpu with the
+// linear GEMMs on oneDNN), then onednn-bf16 where the CPU computes bf16 natively
+// (AVX512_BF16 or AMX, as capped by ONEDNN_MAX_CPU_ISA; absent elsewhere).
 std::span<const Backend* const> available_backends();
 // The backend called `name`; throws ConfigError naming the available ones.
 const Backend& backend(std::string_view name);
 // The one a Context uses unless told otherwise: cpu.
 const Backend& default_backend();
+
+// The GEMM library of a training run (`[train] gemm`, `--gemm`): openblas, onednn, or
+// auto (the measured rule of docs/TRAINING_OPTIMIZATIONS.md, "GEMM library": onednn for
+// bf16 products where the CPU has them natively, and for fp32 where oneDNN has AVX-512
+// but OpenBLAS runs AVX2 kernels; openblas otherwise, AVX2-only CPUs included).
+enum class Gemm { openblas, onednn, automatic };
+// "openblas" | "onednn" | "auto"; anything else: ConfigError naming `field`.
+Gemm gemm_from_name(std::string_view name, std::string_view field);
+std::string_view gemm_name(Gemm g);
+// The backend a run with that GEMM choice and precision trains on: cpu (OpenBLAS),
+// onednn (fp32 products) or, for bf16 on a CPU with native bf16, onednn-bf16 (bf16
+// products, the bf16 speed-up; elsewhere bf16 stays a storage format on fp32 products).
+const Backend& gemm_backend(Gemm g, DType precision);
+// The GEMM library and ISA behind a backend, for reports: "OpenBLAS 0.3.21 ... ;
+// kernels SkylakeX" or "oneDNN 2.6.3, ISA avx512_core_amx, bf16 inputs".
+std::string gemm_description(const Backend& b);
 
 }  // namespace teddy::kernels

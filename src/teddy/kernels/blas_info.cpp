@@ -2,6 +2,8 @@
 
 #include <cblas.h>
 
+#include <cctype>
+
 namespace teddy::kernels {
 
 std::string blas_description() {
@@ -9,6 +11,12 @@ std::string blas_description() {
   s += "; kernels ";
   s += openblas_get_corename();
   return s;
+}
+
+bool blas_has_avx512_kernels() {
+  std::string core = openblas_get_corename();
+  for (char& c : core) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return core == "skylakex" || core == "cooperlake" || core == "sapphirerapids";
 }
 
 }  // namespace teddy::kernels

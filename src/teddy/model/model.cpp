@@ -527,10 +527,15 @@ int64_t count_targets(const int32_t* targets, int64_t n) {
 
 namespace {
 
+// Whether the backend's linear GEMMs round their inputs to the model's precision
+// themselves (onednn-bf16 under bf16): then rounding the weights first is a pass that
+// changes nothing (rounding a rounded value is the identity), and is skipped.
+bool gemm_rounds_weights(const BlockShape& s) { return s.prec != DType::f32 && s.k->gemm_inputs == s.prec; }
+
 // Mixed precision: block l's tensors with the four matmul weights replaced by their
 // rounding into `scratch` (norm weights and biases stay fp32: they enter fp32 adds).
 LayerTensors rounded_layer(const BlockShape& s, LayerTensors w, float* scratch) {
-  if (s.prec == DType::f32) return w;
+  if (s.prec == DType::f32 || gemm_rounds_weights(s)) return w;
   ProfileScope scope(s.prof, "round_weights");
   const size_t C = s.C, F = s.F, up = s.gpt2 ? F : 2 * F;
   auto put = [&](float*& t, size_t n) {
@@ -547,7 +552,7 @@ LayerTensors rounded_layer(const BlockShape& s, LayerTensors w, float* scratch) 
 
 // The classifier weight the head GEMMs read: W itself, or its rounding into `scratch`.
 const float* rounded_head(const BlockShape& s, const float* W, size_t n, float* scratch) {
-  if (s.prec == DType::f32) return W;
+  if (s.prec == DType::f32 || gemm_rounds_weights(s)) return W;
   ProfileScope scope(s.prof, "round_weights");
   s.k->round_copy(s.prec, scratch, W, n);
   return scratch;

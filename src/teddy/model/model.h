@@ -111,6 +111,11 @@ class Model {
   // The backend and threads this model runs on; AdamW, clipping and the distributed
   // engine take the model's so a run's kernels all go to one place.
   const Context& context() const { return ctx_; }
+  // Moves the model's kernels to another backend (a run's [train] gemm choice, made
+  // after a model was loaded). Call it before reserve_activations and before an
+  // optimizer copies the context: the arena's attention workspace is planned with the
+  // backend's query (the onednn tables share cpu's attention, so theirs is the same).
+  void set_backend(const kernels::Backend& b) { ctx_.backend = &b; }
   const ParamLayout& layout() const { return layout_; }
   float* params() { return params_.as<float>(); }
   const float* params() const { return params_.as<float>(); }

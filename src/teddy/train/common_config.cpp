@@ -17,6 +17,7 @@ void check(bool ok, const char* key, const std::string& rule) {
 
 void validate_common(const CommonConfig& c, const CommonRules& rules) {
   c.precision_mode();
+  c.gemm_backend();
   try {
     c.loss_scaler_config().validate();
   } catch (const ConfigError& e) {
@@ -96,6 +97,7 @@ void insert_common_toml(toml::table& t, const CommonConfig& c) {
   if (!t.contains("train")) t.insert("train", toml::table{});
   toml::table& train = *t["train"].as_table();
   train.insert_or_assign("precision", c.precision);
+  train.insert_or_assign("gemm", c.gemm);
   train.insert_or_assign("loss_scale", static_cast<double>(c.loss_scale));
   train.insert_or_assign("loss_scale_growth_interval", c.loss_scale_growth_interval);
   t.insert("optim", toml::table{{"lr", static_cast<double>(c.lr)},
@@ -143,6 +145,10 @@ AdamWConfig CommonConfig::adamw() const {
 }
 
 Precision CommonConfig::precision_mode() const { return precision_from_name(precision, "train.precision"); }
+
+const kernels::Backend& CommonConfig::gemm_backend() const {
+  return kernels::gemm_backend(kernels::gemm_from_name(gemm, "train.gemm"), precision_dtype(precision_mode()));
+}
 
 LossScalerConfig CommonConfig::loss_scaler_config() const {
   LossScalerConfig ls;

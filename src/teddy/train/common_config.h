@@ -28,6 +28,12 @@ struct CommonConfig {
   // gradients and AdamW state; 16-bit matmul weights and saved activations). fp16
   // adds a dynamic loss scale, kept by the step engine on every rank.
   std::string precision = "fp32";  // fp32 | bf16 | fp16
+  // [train] gemm: the library of the linear GEMMs: openblas, onednn, or auto (measured,
+  // docs/TRAINING_OPTIMIZATIONS.md: bf16 products on oneDNN where native; fp32 on
+  // oneDNN only where it has AVX-512 and OpenBLAS runs AVX2 kernels; else openblas).
+  // With precision bf16 and a CPU with AVX512_BF16 or AMX, onednn computes the products
+  // from bf16 inputs (kernels::gemm_backend).
+  std::string gemm = "auto";  // openblas | onednn | auto
   float loss_scale = 65536.0f;     // fp16: initial dynamic loss scale (a power of two)
   int64_t loss_scale_growth_interval = 1000;  // fp16: clean steps before the scale doubles
   // [optim]
@@ -55,7 +61,7 @@ struct CommonConfig {
   bool overlap = true;     // start gradient bucket collectives non-blocking during the backward
   // [run]
   std::string run_dir = "runs/train";
-  double peak_gflops = 0;  // MFU denominator; 0: measure the sgemm ceiling at start
+  double peak_gflops = 0;  // MFU denominator; 0: the physical peak measured at start (bench/peak_flops.h)
   // [log]
   bool tensorboard = true;  // rank 0 writes <run.dir>/tensorboard/events.out.tfevents.*
   // Signals that end the run at the next step boundary with a checkpoint
@@ -72,6 +78,8 @@ struct CommonConfig {
 
   AdamWConfig adamw() const;  // validated
   Precision precision_mode() const;  // from precision (ConfigError "train.precision: ...")
+  // The kernel backend a run trains on: gemm and precision (ConfigError "train.gemm: ...").
+  const kernels::Backend& gemm_backend() const;
   LossScalerConfig loss_scaler_config() const;  // from loss_scale, loss_scale_growth_interval
   LrSchedule lr_schedule(int64_t total_steps) const;  // validated
   // The layout of a job of `world_size` ranks ([dist] dp, 0: all of them; zero),
@@ -128,6 +136,7 @@ void add_common_keys(toml_config::KeyTable<Config>& k) {
 #define TEDDY_COMMON(key, T, member, want) \
   k[key] = field<T, Config>([](Config& c) -> T& { return c.member; }, want)
   TEDDY_COMMON("train.precision", std::string, precision, "\"fp32\", \"bf16\" or \"fp16\"");
+  TEDDY_COMMON("train.gemm", std::string, gemm, "\"openblas\", \"onednn\" or \"auto\"");
   TEDDY_COMMON("train.loss_scale", float, loss_scale, "a number");
   TEDDY_COMMON("train.loss_scale_growth_interval", int64_t, loss_scale_growth_interval, "an integer");
   TEDDY_COMMON("optim.lr", float, lr, "a number");

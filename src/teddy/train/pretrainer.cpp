@@ -58,9 +58,10 @@ class Pretrainer::Task final : public TrainTask {
       // LoRA over the seeded base (reproducible from the seed, so a resume rebuilds it),
       // built straight into its storage: the same model as init_weights + enable_lora.
       model_ = std::make_unique<Model>(
-          Model::with_lora(cfg_.model, cfg_.lora, cfg_.seed + 1, Model::init_source(cfg_.model, cfg_.seed)));
+          Model::with_lora(cfg_.model, cfg_.lora, cfg_.seed + 1, Model::init_source(cfg_.model, cfg_.seed),
+                          Context{.backend = &cfg_.gemm_backend()}));  // [train] gemm, precision
     } else {
-      model_ = std::make_unique<Model>(cfg_.model);  // default context: the cpu backend
+      model_ = std::make_unique<Model>(cfg_.model, Context{.backend = &cfg_.gemm_backend()});  // [train] gemm, precision
       model_->init_weights(cfg_.seed);
     }
     model_->set_recompute(recompute_from_name(cfg_.recompute));
@@ -142,7 +143,8 @@ class Pretrainer::Task final : public TrainTask {
                             std::to_string(cfg_.loss_scale_growth_interval) + " clean steps"
                       : std::string())
          << "\n";
-    os << "# threads " << r.threads << ", sgemm ceiling "
+    os << "# threads " << r.threads << ", GEMMs " << kernels::gemm_description(model_->context().ops())
+       << " (train.gemm " << cfg_.gemm << "), MFU peak "
        << (r.peak_gflops > 0
                ? std::to_string(std::lround(r.peak_gflops)) + " GFLOP/s" + (r.peak_given ? " (given)" : " (measured)")
                : std::string("not measured (MFU reports 0)"))

@@ -45,8 +45,8 @@ class Pretrainer {
   // once that many steps are completed, as if interrupted there.
   TrainResult run(const std::function<void(const PretrainEvent&)>& on_event, int64_t stop_after = 0);
   // The MFU denominator when the config gives no run.peak_gflops: probe(threads), in
-  // GFLOP/s, called once at the start of run() (the CLI passes the sgemm ceiling of
-  // bench/sgemm_ceiling.h; train/ does not measure). With neither, MFU reports 0.
+  // GFLOP/s, called once at the start of run() (the CLI passes the physical peak of
+  // bench/peak_flops.h: fp32's, or bf16's for bf16 products; train/ does not measure). With neither, MFU reports 0.
   void set_peak_probe(std::function<double(int threads)> probe);
 
   const PretrainConfig& config() const;

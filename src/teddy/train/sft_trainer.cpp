@@ -101,6 +101,7 @@ class SftTrainer::Task final : public TrainTask {
                           (cfg.lora_section ? static_cast<double>(model_->base_bytes()) : 0.0);
       check_training_memory(model_->config(), setup, threads_, local_ranks(), held);
     }
+    model_->set_backend(cfg.gemm_backend());      // [train] gemm and precision pick the GEMMs
     model_->set_precision(cfg.precision_mode());  // before the activations are sized: 16-bit saves less
     model_->reserve_activations(cfg.micro_batch, cfg.seq_len);
     micro_.resize(static_cast<size_t>(cfg.grad_accum));
@@ -214,7 +215,8 @@ class SftTrainer::Task final : public TrainTask {
     os << "# memory: params " << human_bytes(static_cast<double>(model_->param_bytes())) << ", AdamW state "
        << human_bytes(static_cast<double>(rep.optimizer_bytes)) << ", activations "
        << human_bytes(static_cast<double>(model_->activation_bytes())) << " (precision " << cfg_.precision
-       << "); threads " << rep.threads << "\n";
+       << "); threads " << rep.threads << "; GEMMs " << kernels::gemm_description(model_->context().ops())
+       << " (train.gemm " << cfg_.gemm << ")\n";
     if (rep.scaler)
       os << "# fp16: dynamic loss scale from " << rep.scaler->scale() << ", x2 after "
          << cfg_.loss_scale_growth_interval << " clean steps\n";

@@ -54,8 +54,8 @@ class SftTrainer {
   // steps, as if interrupted. A fresh run evaluates once before the first step.
   TrainResult run(const std::function<void(const SftEvent&)>& on_event, int64_t stop_after = 0);
   // The MFU denominator when the config gives no run.peak_gflops: probe(threads), in
-  // GFLOP/s, called once at the start of run() (the CLI passes the sgemm ceiling of
-  // bench/sgemm_ceiling.h; train/ does not measure). With neither, MFU reports 0.
+  // GFLOP/s, called once at the start of run() (the CLI passes the physical peak of
+  // bench/peak_flops.h: fp32's, or bf16's for bf16 products; train/ does not measure). With neither, MFU reports 0.
   void set_peak_probe(std::function<double(int threads)> probe);
 
   const SftConfig& config() const;

@@ -182,8 +182,8 @@ class Trainer {
   // returns with result.stop_signal set.
   TrainResult run(const std::function<void(const TrainEvent&)>& on_event, int64_t stop_after = 0);
   // The MFU denominator when run.peak_gflops is 0: probe(threads), in GFLOP/s,
-  // called once at the start of run() (the CLI passes the sgemm ceiling of
-  // bench/sgemm_ceiling.h; train/ does not measure). With neither, MFU reports 0.
+  // called once at the start of run() (the CLI passes the physical peak of
+  // bench/peak_flops.h: fp32's, or bf16's for bf16 products; train/ does not measure). With neither, MFU reports 0.
   void set_peak_probe(std::function<double(int threads)> probe);
   // Runs the config's [eval.<task>] tasks (every rank sets one; only rank 0's is
   // called). A run with tasks and no evaluator is refused at the start of run().

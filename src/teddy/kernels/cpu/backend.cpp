@@ -7,6 +7,7 @@ namespace {
 constexpr Backend kTable = {
     "cpu",
     "OpenMP + OpenBLAS (sgemm), FlashAttention with planned workspace",
+    DType::f32,
 #define TEDDY_OP(R, OP, ARGS) &cpu::OP,
 #include "teddy/kernels/ops.inc"
 };

@@ -8,6 +8,7 @@ namespace {
 constexpr Backend kTable = {
     "ref",
     "plain loops with double accumulation, one thread (the source of truth; slow)",
+    DType::f32,
 #define TEDDY_OP(R, OP, ARGS) &ref::OP,
 #include "teddy/kernels/ops.inc"
 };

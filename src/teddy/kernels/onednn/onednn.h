@@ -1,0 +1,20 @@
+#pragma once
+// kernels::onednn: the cpu backend with its linear products on oneDNN matmul
+// primitives (onednn/linear.cpp), in fp32 (table "onednn") or with bf16 inputs and fp32
+// accumulation (table "onednn-bf16", only where the CPU computes bf16 natively). Every
+// other op is cpu's: they read the same host memory.
+#include "teddy/kernels/kernels.h"
+
+namespace teddy::kernels::onednn {
+
+void linear_forward(float* out, const float* inp, const float* weight, const float* bias, int N, int C, int OC);
+void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const float* weight, int N, int C, int OC, Grad dinp_mode, Grad param_mode);
+void linear_forward_bf16(float* out, const float* inp, const float* weight, const float* bias, int N, int C, int OC);
+void linear_backward_bf16(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                          const float* weight, int N, int C, int OC, Grad dinp_mode, Grad param_mode);
+
+const Backend& table();       // "onednn"
+const Backend& bf16_table();  // "onednn-bf16"
+
+}  // namespace teddy::kernels::onednn
