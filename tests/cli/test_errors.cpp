@@ -10,31 +10,19 @@
 #include <fstream>
 #include <string>
 
+#include "cli/run_teddy.h"
+
 namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int rc = -1;
-  std::string out;  // stdout and stderr
-};
+using Result = teddy::test::CliResult;
 
 // `timeout` so a command that goes on instead of failing (`-c DIR` once read the
 // directory as an empty config and started training on the defaults) fails the test
 // instead of stalling the suite; 124 is timeout's exit code.
 Result run_teddy(const std::string& args) {
-  const std::string bin = std::string(TEDDY_BINARY_DIR) + "/teddy";
-  EXPECT_TRUE(fs::exists(bin)) << bin << " missing: build the `teddy` target first";
-  const std::string cmd = "OMP_NUM_THREADS=1 timeout 60 " + bin + " " + args + " 2>&1";
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return teddy::test::run_teddy(args, teddy::test::Stderr::merge, "OMP_NUM_THREADS=1 timeout 60 ");
 }
 
 class CliErrors : public ::testing::Test {

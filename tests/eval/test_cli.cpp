@@ -13,6 +13,7 @@
 #include <random>
 #include <nlohmann/json.hpp>
 
+#include "cli/run_teddy.h"
 #include "eval/eval_fixtures.h"
 #include "teddy/eval/datasets.h"
 #include "teddy/eval/metrics.h"
@@ -28,24 +29,10 @@ using nlohmann::json;
 using test::scratch_dir;
 using test::write_text;
 
-struct Result {
-  int rc = -1;
-  std::string out;
-};
+using Result = teddy::test::CliResult;
 
 Result run_teddy(const std::string& args, bool merge_stderr = false) {
-  const std::string bin = std::string(TEDDY_BINARY_DIR) + "/teddy";
-  EXPECT_TRUE(fs::exists(bin)) << bin << " missing: build the `teddy` target first";
-  const std::string cmd = bin + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return teddy::test::run_teddy(args, merge_stderr ? teddy::test::Stderr::merge : teddy::test::Stderr::drop);
 }
 
 json run_json(const std::string& args) {

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "cli/run_teddy.h"
 #include "eval/eval_fixtures.h"
 #include "eval/eval_record_match.h"
 #include "teddy/checkpoint/checkpoint.h"
@@ -30,23 +31,9 @@ using nlohmann::json;
 using test::scratch_dir;
 using test::write_text;
 
-struct Result {
-  int rc = -1;
-  std::string out;
-};
+using Result = teddy::test::CliResult;
 
-Result run_teddy(const std::string& args) {
-  const std::string bin = std::string(TEDDY_BINARY_DIR) + "/teddy";
-  Result r;
-  FILE* p = popen((bin + " " + args + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+Result run_teddy(const std::string& args) { return teddy::test::run_teddy(args); }
 
 std::string config_error(const std::string& text, const std::vector<std::string>& ov = {}) {
   try {

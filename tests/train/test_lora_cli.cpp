@@ -12,6 +12,7 @@
 #include <fstream>
 #include <string>
 
+#include "cli/run_teddy.h"
 #include "train/sft_test_util.h"
 #include "teddy/checkpoint/checkpoint.h"
 #include "teddy/model/model.h"
@@ -21,24 +22,9 @@ using namespace teddy;
 
 namespace {
 
-struct Result {
-  int rc = -1;
-  std::string out;
-};
+using Result = teddy::test::CliResult;
 
-Result run_teddy(const std::string& args) {
-  const std::string bin = std::string(TEDDY_BINARY_DIR) + "/teddy";
-  EXPECT_TRUE(fs::exists(bin)) << bin << " missing: build the `teddy` target first";
-  Result r;
-  FILE* p = popen((bin + " " + args + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+Result run_teddy(const std::string& args) { return teddy::test::run_teddy(args); }
 
 std::vector<float> merged_params(const std::string& run) {
   const VerifiedCheckpoint c = resolve_verified_checkpoint(run);
