@@ -63,6 +63,25 @@ bool process_alive(int64_t pid) {
   return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;  // EPERM: alive, someone else's
 }
 
+// Removes a committed checkpoint so that a kill at any moment leaves either the whole
+// checkpoint or none of it: the directory is first renamed to a temporary name (one
+// rename, atomic), which list_checkpoints never returns and the stale-temporary sweep
+// removes if this process dies before remove_all ends. remove_all alone, killed midway,
+// left a manifest whose shard was gone (a damaged checkpoint that resume must skip).
+void remove_checkpoint_whole(const fs::path& dir) {
+  std::error_code ec;
+  const fs::path doomed = dir.parent_path() / (dir.filename().string() + ".old.tmp-" + std::to_string(::getpid()) +
+                                               "@" + this_host());
+  fs::remove_all(doomed, ec);
+  fs::rename(dir, doomed, ec);
+  if (ec) {
+    fs::remove_all(dir, ec);
+    return;
+  }
+  fsync_path(dir.parent_path().string(), true);
+  fs::remove_all(doomed, ec);
+}
+
 }  // namespace
 
 std::string step_dir_name(int64_t step) {
@@ -149,13 +168,13 @@ std::string commit_checkpoint_dir(const std::string& run_dir, const std::string&
   const fs::path final_dir = checkpoint_dir(run_dir, step);
   // Replace an older checkpoint of the same step (a rerun) only after the new one is complete.
   std::error_code ec;
-  if (fs::exists(final_dir)) fs::remove_all(final_dir, ec);
+  if (fs::exists(final_dir)) remove_checkpoint_whole(final_dir);
   fs::rename(temp_dir, final_dir, ec);
   if (ec) throw Error(final_dir.string() + ": cannot rename checkpoint into place: " + ec.message());
   fsync_path(root.string(), true);
   if (keep_last > 0) {
     const std::vector<std::string> all = list_checkpoints(run_dir);
-    for (size_t i = static_cast<size_t>(keep_last); i < all.size(); ++i) fs::remove_all(all[i], ec);
+    for (size_t i = static_cast<size_t>(keep_last); i < all.size(); ++i) remove_checkpoint_whole(all[i]);
   }
   return final_dir.string();
 }
