@@ -18,8 +18,8 @@ echo "== BLAS library: $(ldd ./teddy | grep -oE '/[^ ]*(openblas|blas)[^ ]*' | x
 OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} ctest --output-on-failure --timeout 900 "$@"
 cd ..
 # Then the sanitizer pass (docs/TESTING.md "Sanitizers"): an ASan + UBSan build of teddy
-# and the non-MPI tests in build-asan. Opt-in (TEDDY_SANITIZE=1) until a CI run has timed it.
-if [ "${TEDDY_SANITIZE:-0}" != 0 ]; then
+# and the non-MPI tests in build-asan. TEDDY_SANITIZE=0 skips it.
+if [ "${TEDDY_SANITIZE:-1}" != 0 ]; then
   echo "== sanitizers: ASan + UBSan build and tests (scripts/test_sanitize.sh)"
   t0=$(date +%s)
   scripts/test_sanitize.sh
