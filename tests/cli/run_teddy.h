@@ -18,11 +18,10 @@ struct CliResult {
 
 enum class Stderr { merge, drop };
 
-// prefix goes before the binary, e.g. "OMP_NUM_THREADS=1 timeout 60 ".
-inline CliResult run_teddy(const std::string& args, Stderr err = Stderr::merge, const std::string& prefix = "") {
-  const std::string bin = std::string(TEDDY_BINARY_DIR) + "/teddy";
-  EXPECT_TRUE(std::filesystem::exists(bin)) << bin << " missing: build the `teddy` target first";
-  const std::string cmd = prefix + bin + " " + args + (err == Stderr::merge ? " 2>&1" : " 2>/dev/null");
+inline std::string teddy_binary() { return std::string(TEDDY_BINARY_DIR) + "/teddy"; }
+
+// A shell command line, run as written (add the redirections you want).
+inline CliResult run_shell(const std::string& cmd) {
   CliResult r;
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return r;
@@ -32,6 +31,13 @@ inline CliResult run_teddy(const std::string& args, Stderr err = Stderr::merge, 
   const int status = pclose(p);
   r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+// prefix goes before the binary, e.g. "OMP_NUM_THREADS=1 timeout 60 ".
+inline CliResult run_teddy(const std::string& args, Stderr err = Stderr::merge, const std::string& prefix = "") {
+  const std::string bin = teddy_binary();
+  EXPECT_TRUE(std::filesystem::exists(bin)) << bin << " missing: build the `teddy` target first";
+  return run_shell(prefix + bin + " " + args + (err == Stderr::merge ? " 2>&1" : " 2>/dev/null"));
 }
 
 }  // namespace teddy::test

@@ -116,18 +116,10 @@ TEST_F(CliErrors, InspectAndPretrainRefuseASwappedTokenizer) {
 // refuses at once, saying why and what to raise. 100 MB is below what any machine
 // needs for the libraries and one buffer (one thread); 1 GB is plenty for one.
 TEST_F(CliErrors, ATightAddressSpaceLimitIsRefusedNotHung) {
-  const std::string bin = std::string(TEDDY_BINARY_DIR) + "/teddy";
+  const std::string bin = teddy::test::teddy_binary();
   auto run_limited = [&](int kb) {
-    Result r;
-    const std::string cmd = "OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 timeout 20 sh -c 'ulimit -v " + std::to_string(kb) +
-                            "; exec " + bin + " --version' 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-    const int status = pclose(p);
-    r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return r;
+    return teddy::test::run_shell("OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 timeout 20 sh -c 'ulimit -v " +
+                                  std::to_string(kb) + "; exec " + bin + " --version' 2>&1");
   };
   const Result tight = run_limited(100000);
   EXPECT_NE(tight.rc, 124) << "hung under ulimit -v 100000";

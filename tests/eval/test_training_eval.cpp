@@ -33,7 +33,7 @@ using test::write_text;
 
 using Result = teddy::test::CliResult;
 
-Result run_teddy(const std::string& args) { return teddy::test::run_teddy(args); }
+using teddy::test::run_teddy;
 
 std::string config_error(const std::string& text, const std::vector<std::string>& ov = {}) {
   try {

@@ -24,7 +24,7 @@ namespace {
 
 using Result = teddy::test::CliResult;
 
-Result run_teddy(const std::string& args) { return teddy::test::run_teddy(args); }
+using teddy::test::run_teddy;
 
 std::vector<float> merged_params(const std::string& run) {
   const VerifiedCheckpoint c = resolve_verified_checkpoint(run);
