@@ -10,7 +10,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "cli/run_teddy.h"
 #include "train/sft_test_util.h"
@@ -80,6 +83,54 @@ TEST(LoraCli, SftGenerateExportMerge) {
   EXPECT_EQ(ans_a, answer);
   EXPECT_EQ(ans_c, answer);
   EXPECT_NE(r.out.substr(pb + 12, pc - pb - 12), answer) << "the base alone should not have learnt the task";
+  // --prompts: the requests, adapters mixed in one batch, answer as --prompt with each
+  // adapter in turn, one JSON line each in input order (a line's max_tokens and a
+  // request without an adapter included).
+  const std::string ans_b = r.out.substr(pb + 12, pc - pb - 12);
+  {
+    std::ofstream(root / "req.jsonl") << R"({"prompt": "greet anna0", "adapter": "a"})" << "\n"
+                                      << R"({"prompt": "greet anna0", "adapter": "b", "task": "x"})" << "\n\n"
+                                      << R"({"prompt": "greet anna0"})" << "\n"
+                                      << R"({"prompt": "greet anna0", "adapter": "c", "max_tokens": 1})" << "\n"
+                                      << R"({"prompt": "greet anna0", "adapter": "a"})" << "\n";
+  }
+  const std::string many = " --chat --temperature 0 --max-tokens 4 --adapter a=" + (root / "peft").string() +
+                           " --adapter b=none --adapter c=" + (root / "peft").string() + " --batch 2 --prompts ";
+  r = run_teddy("generate --checkpoint " + base + many + (root / "req.jsonl").string(), test::Stderr::drop);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  {
+    auto reply = [](const std::string& shown) {  // "user: ...\nassistant: REPLY\n" -> REPLY
+      const size_t at = shown.find("assistant: ");
+      return at == std::string::npos ? shown : shown.substr(at + 11, shown.size() - at - 12);
+    };
+    std::istringstream lines(r.out);
+    std::vector<nlohmann::json> got;
+    for (std::string l; std::getline(lines, l);) got.push_back(nlohmann::json::parse(l));
+    ASSERT_EQ(got.size(), 5u) << r.out;
+    const char* names[] = {"a", "b", "none", "c", "a"};
+    for (size_t i = 0; i < 5; ++i) {
+      EXPECT_EQ(got[i]["prompt"], "greet anna0");
+      EXPECT_EQ(got[i]["adapter"], names[i]);
+    }
+    EXPECT_EQ(got[0]["completion"], reply(ans_a));
+    EXPECT_EQ(got[4]["completion"], reply(ans_a));
+    EXPECT_EQ(got[1]["completion"], reply(ans_b));
+    EXPECT_EQ(got[2]["completion"], reply(ans_b));
+    EXPECT_EQ(got[3]["completion"], reply(ans_a).substr(0, 1)) << "max_tokens 1: the reply's first byte";
+  }
+  std::ofstream(root / "bad1.jsonl") << R"({"prompt": "x"})" << "\n" << R"({"prompt": "x", "adapter": "zz"})" << "\n";
+  r = run_teddy("generate --checkpoint " + base + many + (root / "bad1.jsonl").string());
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.out.find("bad1.jsonl:2: unknown adapter 'zz' (given with --adapter: none, a, b, c)"), std::string::npos)
+      << r.out;
+  std::ofstream(root / "bad2.jsonl") << R"({"prompt": "x"})" << "\n" << R"({"prompt": "x",)" << "\n";
+  r = run_teddy("generate --checkpoint " + base + many + (root / "bad2.jsonl").string());
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.out.find("bad2.jsonl:2: invalid JSON"), std::string::npos) << r.out;
+  std::ofstream(root / "bad3.jsonl") << R"({"prompt": 3})" << "\n";
+  r = run_teddy("generate --checkpoint " + base + many + (root / "bad3.jsonl").string());
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.out.find("bad3.jsonl:1: \"prompt\": expected a string"), std::string::npos) << r.out;
   r = run_teddy("generate --checkpoint " + base + prompt + " --adapter broken");
   EXPECT_NE(r.rc, 0);
   EXPECT_NE(r.out.find("--adapter: expected NAME=DIR"), std::string::npos) << r.out;

@@ -1,8 +1,12 @@
-// `teddy generate`: stream a continuation from a checkpoint with the KV cache.
+// `teddy generate`: stream a continuation from a checkpoint with the KV cache; or
+// answer a JSONL file of prompts in batches, each with its own adapter (--prompts).
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -12,6 +16,7 @@
 #include "teddy/io/hf_import.h"
 #include "teddy/io/hf_peft.h"
 #include "teddy/model/generate.h"
+#include "teddy/model/generate_batch.h"
 #include "teddy/model/model.h"
 #include "teddy/train/chat_model.h"
 #include "teddy/checkpoint/checkpoint.h"
@@ -20,10 +25,61 @@ namespace fs = std::filesystem;
 
 namespace teddy::cli {
 
+namespace {
+
+// One line of --prompts: {"prompt": "...", "adapter": NAME | "none", "max_tokens": N,
+// "system": "..."} (all but prompt optional; system only with --chat; other keys, e.g.
+// a task label, are ignored).
+struct PromptLine {
+  std::string prompt, adapter, system;
+  int max_tokens = 0;  // 0: --max-tokens
+};
+
+std::vector<PromptLine> read_prompt_lines(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("--prompts: cannot open " + path);
+  std::vector<PromptLine> lines;
+  std::string text;
+  for (int no = 1; std::getline(in, text); ++no) {
+    if (!text.empty() && text.back() == '\r') text.pop_back();
+    if (text.find_first_not_of(" \t") == std::string::npos) continue;  // blank line
+    const std::string at = path + ":" + std::to_string(no) + ": ";
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(text);
+    } catch (const nlohmann::json::exception& e) {
+      throw FormatError(at + "invalid JSON: " + e.what());
+    }
+    if (!j.is_object()) throw FormatError(at + "expected a JSON object {\"prompt\": ..., \"adapter\": ...}");
+    PromptLine p;
+    const auto pr = j.find("prompt");
+    if (pr == j.end() || !pr->is_string()) throw FormatError(at + "\"prompt\": expected a string");
+    p.prompt = pr->get<std::string>();
+    if (const auto a = j.find("adapter"); a != j.end() && !a->is_null()) {
+      if (!a->is_string()) throw FormatError(at + "\"adapter\": expected a string (an --adapter NAME or \"none\")");
+      p.adapter = a->get<std::string>();
+    }
+    if (const auto y = j.find("system"); y != j.end() && !y->is_null()) {
+      if (!y->is_string()) throw FormatError(at + "\"system\": expected a string");
+      p.system = y->get<std::string>();
+    }
+    if (const auto m = j.find("max_tokens"); m != j.end() && !m->is_null()) {
+      if (!m->is_number_integer() || m->get<long long>() < 1 || m->get<long long>() > 1000000000)
+        throw FormatError(at + "\"max_tokens\": expected a positive integer");
+      p.max_tokens = static_cast<int>(m->get<long long>());
+    }
+    lines.push_back(std::move(p));
+  }
+  if (in.bad()) throw Error("--prompts: cannot read " + path);
+  return lines;
+}
+
+}  // namespace
+
 void register_generate(CLI::App& app, Run& run) {
   struct Opts {
-    std::string checkpoint, model, tokenizer, prompt, template_name;
-    int max_tokens = 200;
+    std::string checkpoint, model, tokenizer, prompt, prompts, template_name;
+    int max_tokens = 200, batch = 8;
     float temperature = 0.8f, top_p = 1.0f;
     int top_k = 40;
     uint64_t seed = 1234;
@@ -40,7 +96,17 @@ void register_generate(CLI::App& app, Run& run) {
   ck->excludes(md);
   md->excludes(ck);
   sub->add_option("--tokenizer", o->tokenizer, "Tokenizer file (default: tokenizer.json of the checkpoint's run directory)");
-  sub->add_option("--prompt,-p", o->prompt, "Prompt text")->required();
+  CLI::Option* one = sub->add_option("--prompt,-p", o->prompt, "Prompt text");
+  CLI::Option* many = sub->add_option(
+      "--prompts", o->prompts,
+      "FILE.jsonl: one request a line, {\"prompt\": \"...\", \"adapter\": NAME or \"none\", \"max_tokens\": N} "
+      "(adapter default none, max_tokens default --max-tokens; optional \"system\": a system turn, with --chat; "
+      "other keys ignored); answered in batches of --batch "
+      "sequences, each with its own adapter on the one loaded base; prints one JSON line a request, in input order: "
+      "{\"prompt\", \"adapter\", \"completion\"}");
+  one->excludes(many);
+  many->excludes(one);
+  sub->add_option("--batch", o->batch, "With --prompts: sequences decoded together")->check(CLI::PositiveNumber);
   sub->add_option("--max-tokens,-n", o->max_tokens, "Tokens to generate")->check(CLI::PositiveNumber);
   sub->add_option("--temperature,-t", o->temperature, "Sampling temperature (0: greedy)")->check(CLI::NonNegativeNumber);
   sub->add_option("--top-k", o->top_k, "Sample among the k most likely tokens (0: off)")->check(CLI::NonNegativeNumber);
@@ -49,7 +115,8 @@ void register_generate(CLI::App& app, Run& run) {
   sub->add_flag("!--no-stop", o->stop_at_eot, "Do not stop at <|endoftext|>");
   sub->add_option("--adapter", o->adapters,
                   "NAME=DIR: a PEFT LoRA adapter (teddy lora export writes them); repeat for several: the prompt is "
-                  "answered by the base with each in turn (and NAME=none: without), the base loaded once");
+                  "answered by the base with each in turn (and NAME=none: without), the base loaded once; with "
+                  "--prompts, each line names the adapter it uses");
   sub->add_flag("--chat", o->chat, "Send the prompt as a user turn in the chat template (the run's chat_template.json, else chatml) and stop at the end of the reply");
   sub->add_option("--template", o->template_name,
                   "With --chat: chatml, llama3, model (the model's own Jinja chat_template) or jinja:PATH (a Jinja file); "
@@ -57,6 +124,9 @@ void register_generate(CLI::App& app, Run& run) {
   sub->callback([o, &run] {
     run = [o] {
       if (o->checkpoint.empty() && o->model.empty()) throw ConfigError("generate: give --checkpoint or --model");
+      if (o->prompt.empty() && o->prompts.empty()) throw ConfigError("generate: give --prompt or --prompts");
+      // Read the requests before loading the model: a bad file fails fast.
+      const std::vector<PromptLine> lines = o->prompts.empty() ? std::vector<PromptLine>{} : read_prompt_lines(o->prompts);
       const std::string source = o->checkpoint.empty() ? o->model : o->checkpoint;
       const std::string hf_dir = hf_model_dir(source);
       if (!hf_dir.empty() && !o->tokenizer.empty())
@@ -70,15 +140,19 @@ void register_generate(CLI::App& app, Run& run) {
         std::fprintf(stderr, "# skipped damaged checkpoint %s\n", sk.c_str());
       Model& model = *cm.model;
       const Tokenizer& tok = cm.tok;
-      std::vector<int32_t> prompt;
-      if (o->chat) {
-        const ChatTurn user{ChatRole::user, o->prompt};
-        prompt = render_generation_prompt(tok, cm.tmpl, std::span<const ChatTurn>(&user, 1));
-      } else {
-        const std::vector<uint32_t> ids = tok.encode(o->prompt);
-        prompt.assign(ids.begin(), ids.end());
-      }
-      if (prompt.empty()) throw Error("--prompt: the prompt encodes to no tokens");
+      auto encode = [&](const std::string& text, const std::string& system = {}) {
+        std::vector<int32_t> ids;
+        if (o->chat) {
+          std::vector<ChatTurn> turns;
+          if (!system.empty()) turns.push_back({ChatRole::system, system});
+          turns.push_back({ChatRole::user, text});
+          ids = render_generation_prompt(tok, cm.tmpl, std::span<const ChatTurn>(turns));
+        } else {
+          const std::vector<uint32_t> u = tok.encode(text);
+          ids.assign(u.begin(), u.end());
+        }
+        return ids;
+      };
       // Adapters: the first turns LoRA on (its layout), the others are read into their
       // own buffers; switching writes a buffer into the model's adapter parameters.
       std::vector<std::pair<std::string, std::vector<float>>> sets;
@@ -107,6 +181,56 @@ void register_generate(CLI::App& app, Run& run) {
       so.seed = o->seed;
       const uint32_t eot = o->chat ? static_cast<uint32_t>(end_of_turn_id(tok, cm.tmpl)) : tok.eot_id();
       if (o->stop_at_eot) so.stop_tokens.push_back(static_cast<int32_t>(eot));
+      if (!o->prompts.empty()) {
+        // Each line's adapter by name: an index into the adapter buffers, -1 for none.
+        std::map<std::string, int> index{{"none", -1}};
+        std::vector<const float*> buffers;
+        std::string names = "none";
+        for (const auto& [name, values] : sets) {
+          if (name == "none" && !values.empty())
+            throw ConfigError("--adapter: the name 'none' is kept for the base alone");
+          index[name] = values.empty() ? -1 : static_cast<int>(buffers.size());
+          if (!values.empty()) buffers.push_back(values.data());
+          if (name != "none") names += ", " + name;
+        }
+        std::vector<GenerationRequest> reqs(lines.size());
+        for (size_t i = 0; i < lines.size(); ++i) {
+          const std::string at = o->prompts + ":" + std::to_string(i + 1);
+          const std::string& a = lines[i].adapter.empty() ? std::string("none") : lines[i].adapter;
+          const auto it = index.find(a);
+          if (it == index.end())
+            throw ConfigError(at + ": unknown adapter '" + a + "' (given with --adapter: " + names + ")");
+          reqs[i].adapter = it->second;
+          reqs[i].max_new_tokens = lines[i].max_tokens > 0 ? lines[i].max_tokens : o->max_tokens;
+          if (!lines[i].system.empty() && !o->chat) throw ConfigError(at + ": \"system\" needs --chat");
+          reqs[i].prompt = encode(lines[i].prompt, lines[i].system);
+          if (reqs[i].prompt.empty()) throw Error(at + ": the prompt encodes to no tokens");
+        }
+        // JSON lines in input order, each printed once it and those before it are done.
+        std::vector<std::vector<int32_t>> done(reqs.size());
+        std::vector<bool> ready(reqs.size(), false);
+        size_t printed = 0;
+        auto flush = [&] {
+          for (; printed < reqs.size() && ready[printed]; ++printed) {
+            std::vector<uint32_t> ids;
+            for (int32_t t : done[printed])
+              if (!(o->stop_at_eot && static_cast<uint32_t>(t) == eot)) ids.push_back(static_cast<uint32_t>(t));
+            const std::string& a = lines[printed].adapter.empty() ? std::string("none") : lines[printed].adapter;
+            const nlohmann::json j = {{"prompt", lines[printed].prompt}, {"adapter", a}, {"completion", tok.decode(ids)}};
+            const std::string s = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+            std::fwrite(s.data(), 1, s.size(), stdout);
+          }
+          std::fflush(stdout);
+        };
+        generate_batch(model, reqs, buffers, o->batch, so, [&](size_t i, std::span<const int32_t> t) {
+          done[i].assign(t.begin(), t.end());
+          ready[i] = true;
+          flush();
+        });
+        return 0;
+      }
+      const std::vector<int32_t> prompt = encode(o->prompt);
+      if (prompt.empty()) throw Error("--prompt: the prompt encodes to no tokens");
       auto answer = [&] {
         if (o->chat) std::printf("user: %s\nassistant: ", o->prompt.c_str());
         else std::fwrite(o->prompt.data(), 1, o->prompt.size(), stdout);

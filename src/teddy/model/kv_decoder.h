@@ -1,16 +1,15 @@
 #pragma once
 // Incremental inference with a KV cache: feed tokens (a whole prompt, then one at a
 // time); each call appends keys (after RoPE) and values per layer and returns the
-// logits of the last token fed. Batch size 1. A model with LoRA adapters decodes them
-// unmerged (over a fp32 or quantized base): swapping adapters is writing other values
-// into model.params(), the base is never reloaded.
-#include <array>
+// logits of the last token fed. Batch size 1: one sequence of a BatchDecoder
+// (model/batch_decoder.h, several sequences each with its own adapter). A model with
+// LoRA adapters decodes them unmerged (over a fp32 or quantized base), reading them
+// from model.params(): swapping adapters is writing other values there, the base is
+// never reloaded.
 #include <cstdint>
-#include <vector>
 
-#include "teddy/core/buffer.h"
+#include "teddy/model/batch_decoder.h"
 #include "teddy/model/model.h"
-#include "teddy/model/model_impl.h"
 
 namespace teddy {
 
@@ -22,32 +21,13 @@ class KvDecoder {
 
   // Runs tokens[0..n) at positions length() .. length()+n-1. Returns the
   // (padded_vocab_size) logits of the last one; valid until the next call.
-  const float* feed(const int32_t* tokens, int n);
-  int length() const { return len_; }
-  int capacity() const { return cap_; }
-  size_t cache_bytes() const { return cache_.bytes(); }
+  const float* feed(const int32_t* tokens, int n) { return dec_.feed(0, tokens, n); }
+  int length() const { return dec_.length(0); }
+  int capacity() const { return dec_.capacity(); }
+  size_t cache_bytes() const { return dec_.cache_bytes(); }
 
  private:
-  Model& model_;
-  model_detail::ParamOffsets off_;
-  int cap_, max_rows_, len_ = 0, n_threads_;
-  AlignedBuffer cache_;    // per layer: K (cap, NKV*HS) then V (cap, NKV*HS)
-  Arena scratch_;
-  // Scratch views (max_rows rows).
-  int32_t* pos_ = nullptr;
-  float *x_, *ln_, *mean_, *rstd_, *qkv_, *att_, *tmp_, *up_, *act_, *logits_, *scores_;
-  void carve(Arena& a);
-  // LoRA: per layer and linear, the adapter's offsets in params() (A absent: none).
-  struct Adapter {
-    size_t a = 0, b = 0;
-    const int* parts = nullptr;
-    int P = 0;
-  };
-  std::vector<std::array<Adapter, kLoraLinears>> adapters_;
-  std::vector<std::vector<int>> part_cols_;
-  float* lora_u_ = nullptr;  // (max_rows, 3r)
-  void linear(float* out, const float* in, const float* w, const float* b, int n, int C, int OC, int layer,
-              LoraLinear which);
+  BatchDecoder dec_;
 };
 
 }  // namespace teddy
