@@ -33,7 +33,7 @@ namespace {
 
 // A LoRA model (fp32 or NF4 base) with two random adapters (B != 0) in their own
 // buffers, the merged model of each and of none (the base alone, dequantized).
-struct Setup {
+struct TwoAdapters {
   Model m;
   std::vector<std::vector<float>> sets;  // a, b
   std::vector<Model> merged;             // a, b, none
@@ -48,7 +48,7 @@ struct Setup {
   std::vector<const float*> buffers() const { return {sets[0].data(), sets[1].data()}; }
 };
 
-Setup make_setup(Family f, const char* quant) {
+TwoAdapters make_setup(Family f, const char* quant) {
   ModelConfig c = tiny_family(f);
   c.max_seq_len = 32;  // room for prompts of 1..9 tokens plus a dozen steps
   c.validate();
@@ -56,7 +56,7 @@ Setup make_setup(Family f, const char* quant) {
   l.r = 4;
   l.alpha = 8;
   l.quantize = quant;
-  Setup s{Model(c), {}, {}};
+  TwoAdapters s{Model(c), {}, {}};
   fill_random_params(s.m, 51);
   s.m.enable_lora(l, 3);
   for (uint64_t seed : {61, 71}) {
@@ -94,7 +94,7 @@ TEST(MultiLora, MixedBatchRowsComputeTheirOwnAdaptersModel) {
   for (const char* quant : kQuants)
     for (Family f : kFamilies) {
       SCOPED_TRACE(std::string(quant) + " " + std::string(family_name(f)));
-      Setup s = make_setup(f, quant);
+      TwoAdapters s = make_setup(f, quant);
       const ModelConfig& c = s.m.config();
       const size_t Vp = c.padded_vocab_size;
       // Six sequences, adapters interleaved, prompts of 3..9 tokens and one of 1.
@@ -153,7 +153,7 @@ TEST(MultiLora, MixedBatchGreedyEqualsEachPromptAlone) {
   for (const char* quant : kQuants)
     for (Family f : kFamilies) {
       SCOPED_TRACE(std::string(quant) + " " + std::string(family_name(f)));
-      Setup s = make_setup(f, quant);
+      TwoAdapters s = make_setup(f, quant);
       const ModelConfig& c = s.m.config();
       // Eight requests over three slots (continuous batching), adapters interleaved,
       // prompts of 2..8 tokens, budgets of 5..14 tokens.
@@ -198,7 +198,7 @@ TEST(MultiLora, MixedBatchGreedyEqualsEachPromptAlone) {
 }
 
 TEST(MultiLora, BadUseIsRefused) {
-  Setup s = make_setup(Family::llama, "none");
+  TwoAdapters s = make_setup(Family::llama, "none");
   const ModelConfig& c = s.m.config();
   BatchDecoder dec(s.m, 2, 8, 4, s.buffers());
   EXPECT_THROW(dec.start(0, 2), Error);   // adapter index out of range
