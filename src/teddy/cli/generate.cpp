@@ -106,7 +106,9 @@ void register_generate(CLI::App& app, Run& run) {
       "{\"prompt\", \"adapter\", \"completion\"}");
   one->excludes(many);
   many->excludes(one);
-  sub->add_option("--batch", o->batch, "With --prompts: sequences decoded together")->check(CLI::PositiveNumber);
+  sub->add_option("--batch", o->batch, "With --prompts: sequences decoded together (default 8)")
+      ->check(CLI::PositiveNumber)
+      ->needs(many);
   sub->add_option("--max-tokens,-n", o->max_tokens, "Tokens to generate")->check(CLI::PositiveNumber);
   sub->add_option("--temperature,-t", o->temperature, "Sampling temperature (0: greedy)")->check(CLI::NonNegativeNumber);
   sub->add_option("--top-k", o->top_k, "Sample among the k most likely tokens (0: off)")->check(CLI::NonNegativeNumber);
