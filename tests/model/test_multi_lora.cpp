@@ -222,6 +222,7 @@ TEST(MultiLora, BadUseIsRefused) {
   EXPECT_THROW(generate_batch(s.m, reqs, s.buffers(), 2, greedy), Error);  // empty prompt
   reqs[1] = {{1, 2}, 0, 3};
   EXPECT_THROW(generate_batch(s.m, reqs, s.buffers(), 0, greedy), ConfigError);  // batch 0
+  EXPECT_TRUE(generate_batch(s.m, std::vector<GenerationRequest>{}, s.buffers(), 4, greedy).empty());
 }
 
 }  // namespace

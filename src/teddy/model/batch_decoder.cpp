@@ -76,7 +76,8 @@ void BatchDecoder::carve(Arena& a) {
   tmp_ = a.take<float>(R * C);
   up_ = a.take<float>(R * up);
   act_ = a.take<float>(R * F);
-  logits_ = a.take<float>(R * cfg.padded_vocab_size);
+  // Logits: one row per sequence at most (a step), not per prompt token (a prefill needs one).
+  logits_ = a.take<float>(static_cast<size_t>(n_seq_) * cfg.padded_vocab_size);
   scores_ = a.take<float>(static_cast<size_t>(n_threads_) * cap_);
 }
 
@@ -128,8 +129,9 @@ const float* BatchDecoder::feed(int seq, const int32_t* tokens, int n) {
 }
 
 const float* BatchDecoder::step(const int* seqs, const int32_t* tokens, int m) {
-  if (m <= 0 || m > max_rows_)
-    throw Error("kv cache: step takes 1.." + std::to_string(max_rows_) + " sequences (got " + std::to_string(m) + ")");
+  if (m <= 0 || m > std::min(max_rows_, n_seq_))
+    throw Error("kv cache: step takes 1.." + std::to_string(std::min(max_rows_, n_seq_)) + " sequences (got " +
+                std::to_string(m) + ")");
   segs_.clear();
   for (int i = 0; i < m; ++i) {
     check_seq(seqs[i], "step");

@@ -41,7 +41,8 @@ std::vector<std::vector<int32_t>> generate_batch(
     }
   }
   std::vector<std::vector<int32_t>> out(requests.size());
-  const int slots = static_cast<int>(std::min<size_t>(batch, std::max<size_t>(requests.size(), 1)));
+  if (requests.empty()) return out;
+  const int slots = static_cast<int>(std::min<size_t>(batch, requests.size()));
   BatchDecoder dec(model, slots, capacity, std::max(longest, slots),
                    std::vector<const float*>(adapters.begin(), adapters.end()));
   const size_t Vp = cfg.padded_vocab_size;
