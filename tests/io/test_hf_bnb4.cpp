@@ -218,6 +218,15 @@ TEST_P(HfBnb4, ReadsTheReferenceWritesItsBytes) {
     EXPECT_EQ(mine_t.at(n).shape, t.shape);
     EXPECT_TRUE(mine_t.at(n).bytes == t.bytes);
   }
+  size_t stored = 0;  // what the export reports equals the bytes of the tensors it wrote
+  for (const auto& [n, t] : mine_t) stored += t.bytes.size();
+  EXPECT_EQ(export_hf(x.run, x.root + "/again", [&] {
+              HfExportOptions o;
+              o.quantize_nf4 = true;
+              o.double_quant = dq;
+              return o;
+            }()).tensor_bytes,
+            stored);
   auto config = [](const std::string& d) { return json::parse(std::ifstream(d + "/config.json")); };
   EXPECT_EQ(config(x.mine)["quantization_config"], config(x.ref)["quantization_config"]);
 
@@ -242,6 +251,17 @@ TEST_P(HfBnb4, ReadsTheReferenceWritesItsBytes) {
   const std::vector<const Nf4Tensor*> back = parts_of(from_mine);
   ASSERT_EQ(back.size(), got.size());
   for (size_t i = 0; i < back.size(); ++i) expect_same_nf4(*back[i], *got[i]);
+  // Sharded (a module's tensors in the index's weight_map, each in its shard): the same.
+  HfExportOptions sh;
+  sh.quantize_nf4 = true;
+  sh.double_quant = dq;
+  sh.max_shard_bytes = 4000;
+  const HfExportReport rep = export_hf(x.run, x.root + "/sharded", sh);
+  EXPECT_GT(rep.shards, 3);
+  Model from_shards = read_hf_bnb4_lora(x.root + "/sharded", nf4_lora(), 5);
+  const std::vector<const Nf4Tensor*> sharded = parts_of(from_shards);
+  ASSERT_EQ(sharded.size(), got.size());
+  for (size_t i = 0; i < sharded.size(); ++i) expect_same_nf4(*sharded[i], *got[i]);
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, HfBnb4,

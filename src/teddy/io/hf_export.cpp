@@ -73,7 +73,9 @@ HfExportReport write_hf_dir(const TeddyRun& run, const std::string& out_dir, con
       // Conv1D's weight transposed to that too.
       const float* p = m.params() + m.layout().find(s.teddy_name).offset + static_cast<size_t>(s.row_begin * s.cols);
       it.q = nf4_quantize(p, s.rows * s.cols, opts.double_quant);
-      it.bytes = it.q->bytes();
+      // Every tensor the module writes: codes and constants, the two maps, the quant_state.
+      it.bytes = it.q->bytes() - (opts.double_quant ? 4 : 0) + 16 * 4 + (opts.double_quant ? 256 * 4 : 0) +
+                 bnb4_quant_state_json(*it.q, {s.rows, s.cols}, torch_dtype(opts.dtype)).size();
     }
     items.push_back(std::move(it));
   }
