@@ -19,7 +19,8 @@ void register_export(CLI::App& app, Run& run) {
   exp->require_subcommand(1);
 
   struct HfOpts {
-    std::string checkpoint, out, tokenizer, dtype = "f32", max_shard = "5GB";
+    std::string checkpoint, out, tokenizer, dtype = "f32", max_shard = "5GB", quantize = "none";
+    bool no_double_quant = false;
   };
   auto h = std::make_shared<HfOpts>();
   CLI::App* hf = exp->add_subcommand("hf", "A Hugging Face model directory (GPT2LMHeadModel / LlamaForCausalLM)");
@@ -27,7 +28,10 @@ void register_export(CLI::App& app, Run& run) {
       "Writes config.json, generation_config.json, model.safetensors (sharded with model.safetensors.index.json above\n"
       "--max-shard-size, as transformers does), tokenizer.json and tokenizer_config.json (special tokens, the chat\n"
       "template as Jinja). A model imported with `teddy import hf` gets its own tokenizer_config and generation_config\n"
-      "back. The directory is assembled under a temporary name and renamed into place whole. See docs/INTEROP.md.");
+      "back. The directory is assembled under a temporary name and renamed into place whole. See docs/INTEROP.md.\n"
+      "--quantize nf4 writes every block linear as transformers + bitsandbytes save a load_in_4bit model (one NF4\n"
+      "tensor set per q/k/v/o, gate/up/down module, config.json's quantization_config; embeddings, norms and lm_head\n"
+      "in --dtype): a QLoRA base that transformers loads and `teddy sft --model hf:DIR` trains on as stored (docs/LORA.md).");
   hf->add_option("--checkpoint", h->checkpoint, "Checkpoint directory, or a run directory (its newest intact checkpoint)")
       ->required();
   hf->add_option("--out,-o", h->out, "Directory to create (must not exist, or be empty)")->required();
@@ -35,9 +39,14 @@ void register_export(CLI::App& app, Run& run) {
   hf->add_option("--dtype", h->dtype, "Tensor dtype: f32, bf16 or f16 (16-bit: round to nearest even)")
       ->check(CLI::IsMember({"f32", "bf16", "f16"}));
   hf->add_option("--max-shard-size", h->max_shard, "Largest safetensors shard (5GB, 500MB, 2GiB, bytes)");
+  hf->add_option("--quantize", h->quantize, "none, or nf4: the block linears in bitsandbytes' 4-bit NF4 serialization")
+      ->check(CLI::IsMember({"none", "nf4"}));
+  hf->add_flag("--no-double-quant", h->no_double_quant, "With --quantize nf4: float absmax per block (bnb_4bit_use_double_quant false)");
   hf->callback([h, &run] {
     run = [h] {
       HfExportOptions opts;
+      opts.quantize_nf4 = h->quantize == "nf4";
+      opts.double_quant = !h->no_double_quant;
       opts.tokenizer = h->tokenizer;
       opts.dtype = dtype_from_name(h->dtype);
       opts.max_shard_bytes = static_cast<uint64_t>(plan::parse_bytes("--max-shard-size", h->max_shard, 1e18));
@@ -45,7 +54,7 @@ void register_export(CLI::App& app, Run& run) {
       for (const std::string& sk : r.skipped) std::printf("# skipped damaged checkpoint %s\n", sk.c_str());
       std::printf("exported %s as %s: %zu tensors, %s in %d safetensors file%s (%s)\n", r.checkpoint.c_str(),
                   r.architecture.c_str(), r.tensors, human_bytes(static_cast<double>(r.tensor_bytes)).c_str(), r.shards,
-                  r.shards == 1 ? "" : "s", h->dtype.c_str());
+                  r.shards == 1 ? "" : "s", (h->dtype + (opts.quantize_nf4 ? ", block linears NF4" : "")).c_str());
       std::printf("wrote %s:", r.out_dir.c_str());
       for (const std::string& f : r.files) std::printf(" %s", f.c_str());
       std::printf("\n");

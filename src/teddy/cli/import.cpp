@@ -19,7 +19,8 @@ void register_import(CLI::App& app, Run& run) {
   auto o = std::make_shared<Opts>();
   CLI::App* hf = imp->add_subcommand("hf", "A Hugging Face model directory (GPT2LMHeadModel, LlamaForCausalLM)");
   hf->footer(
-      "Reads config.json, model.safetensors or a sharded model.safetensors.index.json (F32, F16 or BF16),\n"
+      "Reads config.json, model.safetensors or a sharded model.safetensors.index.json (F32, F16 or BF16; a\n"
+      "bitsandbytes 4-bit NF4 model's linears dequantized),\n"
       "tokenizer.json (byte-level BPE), tokenizer_config.json (special tokens, chat_template kept as text) and\n"
       "generation_config.json. Writes RUN_DIR/checkpoints/step_00000000 (fp32 weights, fresh AdamW state), which\n"
       "generate, sft and pretrain --resume read, RUN_DIR/tokenizer.json and RUN_DIR/hf_extras.json (what export hf\n"

@@ -9,6 +9,7 @@
 #include "teddy/cli/commands.h"
 #include "teddy/core/cpu_info.h"
 #include "teddy/core/error.h"
+#include "teddy/io/hf_import.h"
 #include "teddy/kernels/blas_info.h"
 
 namespace {
@@ -51,6 +52,8 @@ int main(int argc, char** argv) {
            "\nopenmp: " + std::to_string(omp_get_max_threads()) + " threads";
   });
   teddy::cli::Run run;
+  // A QLoRA base imported from a bitsandbytes 4-bit directory is read from its NF4 codes.
+  teddy::install_hf_bnb4_base_loader();
   // one line per subcommand (see commands.h)
   teddy::cli::register_data(app, run);
   teddy::cli::register_plan(app, run);

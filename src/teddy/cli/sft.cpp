@@ -40,7 +40,8 @@ void register_sft(CLI::App& app, Run& run) {
   sub->add_option("overrides", o->overrides, "Overrides as section.key=value, e.g. train.steps=100 optim.lr=3e-4");
   sub->add_option("--model", o->model,
                   "The model to finetune (overrides model.init): a checkpoint or run directory, or hf:DIR, a Hugging "
-                  "Face model directory imported into RUN_DIR/hf_base first (reused when already there)");
+                  "Face model directory imported into RUN_DIR/hf_base first (reused when already there); a bitsandbytes 4-bit "
+                  "DIR with [lora] quantize = \"nf4\" trains on its NF4 codes as stored (docs/LORA.md)");
   sub->add_flag("--resume{auto}", o->resume,
                 "Continue from the newest intact checkpoint in run.dir; with none there yet, start from scratch "
                 "(so a requeued job can always pass it). --resume=require fails instead");

@@ -139,7 +139,8 @@ size_t Nf4Tensor::bytes() const {
 
 float Nf4Tensor::block_absmax(size_t b) const {
   if (!double_quant) return absmax[b];
-  return dynamic_map8()[absmax_q[b]] * absmax2[b / kNf4Block2] + offset;
+  const float level = absmax_q[b] ? dynamic_map8()[absmax_q[b]] : map_level0;
+  return level * absmax2[b / kNf4Block2] + offset;
 }
 
 namespace {

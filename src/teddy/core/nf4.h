@@ -42,6 +42,10 @@ struct Nf4Tensor {
   std::vector<uint8_t> absmax_q;   // per block of 64, when double_quant
   std::vector<float> absmax2;      // per 256 blocks, when double_quant
   float offset = 0;                // mean of the absmax constants, when double_quant
+  // The dynamic map's level 0 the absmax codes decode with: -1 (bitsandbytes' CPU
+  // quantizer sets it, and teddy quantizes so), or a file's own (create_dynamic_map's
+  // -0.99375 when a CUDA bitsandbytes wrote it: io/hf_bnb4.h keeps it).
+  float map_level0 = -1.0f;
   size_t blocks() const { return static_cast<size_t>((numel + kNf4Block - 1) / kNf4Block); }
   size_t bytes() const;            // storage: packed + constants
   double bits_per_weight() const { return numel ? 8.0 * static_cast<double>(bytes()) / static_cast<double>(numel) : 0; }

@@ -1,11 +1,14 @@
 #include "teddy/io/hf_export.h"
 
 #include <cstdio>
+#include <cstring>
+#include <optional>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "teddy/core/error.h"
 #include "teddy/io/atomic_file.h"
+#include "teddy/io/hf_bnb4.h"
 #include "teddy/io/hf_model.h"
 #include "teddy/io/hf_staging.h"
 #include "teddy/io/safetensors.h"
@@ -53,13 +56,35 @@ HfExportReport write_hf_dir(const TeddyRun& run, const std::string& out_dir, con
   r.architecture = hf_architecture(cfg);
   StagedDir out(out_dir);
 
-  // Shards, as huggingface_hub's split_state_dict_into_shards_factory makes them.
+  // What each HF tensor becomes: itself in opts.dtype, or with --quantize nf4 a block
+  // linear's bitsandbytes tensors (hf_bnb4.h), one Nf4Tensor per HF module.
   const std::vector<HfTensorSpec> specs = hf_tensor_specs(cfg);
+  struct Item {
+    size_t spec;
+    std::optional<Nf4Tensor> q;
+    uint64_t bytes = 0;
+  };
+  std::vector<Item> items;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const HfTensorSpec& s = specs[i];
+    Item it{i, std::nullopt, static_cast<uint64_t>(s.rows * s.cols) * dtype_size(opts.dtype)};
+    if (opts.quantize_nf4 && bnb4_block_linear(s)) {
+      // Rows in teddy's (= nn.Linear's) [out, in] order: transformers quantizes a
+      // Conv1D's weight transposed to that too.
+      const float* p = m.params() + m.layout().find(s.teddy_name).offset + static_cast<size_t>(s.row_begin * s.cols);
+      it.q = nf4_quantize(p, s.rows * s.cols, opts.double_quant);
+      // Every tensor the module writes: codes and constants, the two maps, the quant_state.
+      it.bytes = it.q->bytes() - (opts.double_quant ? 4 : 0) + 16 * 4 + (opts.double_quant ? 256 * 4 : 0) +
+                 bnb4_quant_state_json(*it.q, {s.rows, s.cols}, torch_dtype(opts.dtype)).size();
+    }
+    items.push_back(std::move(it));
+  }
+  // Shards, as huggingface_hub's split_state_dict_into_shards_factory makes them.
   std::vector<std::vector<size_t>> shards;
   std::vector<size_t> current;
   uint64_t current_bytes = 0;
-  for (size_t i = 0; i < specs.size(); ++i) {
-    const uint64_t bytes = static_cast<uint64_t>(specs[i].rows * specs[i].cols) * dtype_size(opts.dtype);
+  for (size_t i = 0; i < items.size(); ++i) {
+    const uint64_t bytes = items[i].bytes;
     r.tensor_bytes += bytes;
     if (bytes > opts.max_shard_bytes) {
       shards.push_back({i});
@@ -75,7 +100,7 @@ HfExportReport write_hf_dir(const TeddyRun& run, const std::string& out_dir, con
   }
   if (!current.empty()) shards.push_back(std::move(current));
   r.shards = static_cast<int>(shards.size());
-  r.tensors = specs.size();
+  r.tensors = 0;
 
   json weight_map = json::object();
   for (size_t k = 0; k < shards.size(); ++k) {
@@ -85,10 +110,18 @@ HfExportReport write_hf_dir(const TeddyRun& run, const std::string& out_dir, con
     SafetensorsWriter w;
     w.set_metadata("format", "pt");
     for (size_t i : shards[k]) {
-      const HfTensorSpec& s = specs[i];
+      const HfTensorSpec& s = specs[items[i].spec];
+      if (items[i].q) {
+        const std::string module = s.hf_name.substr(0, s.hf_name.size() - std::strlen(".weight"));
+        add_bnb4_linear(w, module, *items[i].q, {s.rows, s.cols}, torch_dtype(opts.dtype));
+        for (const std::string& n : bnb4_tensor_names(module, opts.double_quant)) weight_map[n] = name;
+        r.tensors += bnb4_tensor_names(module, opts.double_quant).size();
+        continue;
+      }
       const std::vector<std::byte> bytes = gather(m, s, opts.dtype);
       w.add_copy(s.hf_name, st_dtype(opts.dtype), s.hf_shape, bytes.data(), bytes.size());
       weight_map[s.hf_name] = name;
+      ++r.tensors;
     }
     w.write(out.path(name));
     r.files.push_back(name);
@@ -99,7 +132,9 @@ HfExportReport write_hf_dir(const TeddyRun& run, const std::string& out_dir, con
     r.files.push_back("model.safetensors.index.json");
   }
 
-  write_json(out.path("config.json"), model_to_hf_config(cfg, run.config_extras(), torch_dtype(opts.dtype)));
+  json config = model_to_hf_config(cfg, run.config_extras(), torch_dtype(opts.dtype));
+  if (opts.quantize_nf4) config["quantization_config"] = bnb4_quantization_config({opts.double_quant, "float32"});
+  write_json(out.path("config.json"), config);
   r.files.push_back("config.json");
   const json gen = make_generation_config(run.tokenizer, run.extras, run.chat ? &*run.chat : nullptr);
   if (!gen.is_null()) {

@@ -1,5 +1,6 @@
 #include "teddy/io/hf_import.h"
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <set>
@@ -10,6 +11,7 @@
 #include "teddy/tokenizer/tokenizer_file.h"
 #include "teddy/io/hf_staging.h"
 #include "teddy/io/hf_weights.h"
+#include "teddy/io/hf_bnb4.h"
 #include "teddy/checkpoint/checkpoint.h"
 #include "teddy/train/grow_vocab.h"
 
@@ -80,11 +82,14 @@ Tokenizer read_tokenizer(const std::string& path, std::vector<std::string>& note
   }
 }
 
+bool bnb4_linear(const HfTensorSpec& s) { return bnb4_block_linear(s); }
+std::string bnb4_module(const std::string& weight_name) { return weight_name.substr(0, weight_name.size() - 7); }
+
 // Checks every tensor's presence, shape and dtype against `c` (before any model is
 // allocated, so a config.json that promises a huge model over small files costs nothing).
 // Returns each spec's tensor name as stored.
 std::vector<std::string> check_weights(const HfWeights& w, const ModelConfig& c, const std::vector<HfTensorSpec>& specs,
-                                       std::vector<std::string>& notes) {
+                                       std::vector<std::string>& notes, const Bnb4Config* bnb) {
   const std::string arch = hf_architecture(c);
   // GPT-2 checkpoints saved from GPT2Model name tensors without "transformer.".
   std::vector<std::string> names(specs.size());
@@ -97,6 +102,23 @@ std::vector<std::string> check_weights(const HfWeights& w, const ModelConfig& c,
       if (w.find(bare) && w.find(name))
         throw FormatError(w.file_of(bare) + ": both " + name + " and " + bare + " are present");
       if (w.find(bare)) name = bare;
+    }
+    if (bnb && bnb4_linear(s)) {
+      // A bitsandbytes module: its tensors present (read_bnb4_linear checks the rest when it reads them).
+      const std::string module = name.substr(0, name.size() - std::strlen(".weight"));
+      for (const std::string& n : bnb4_tensor_names(module, bnb->double_quant)) {
+        if (!w.find(n)) {
+          if (n == name + ".quant_state.bitsandbytes__nf4" && w.find(name + ".quant_state.bitsandbytes__fp4"))
+            throw FormatError(w.file_of(name + ".quant_state.bitsandbytes__fp4") + ": " + name +
+                              ".quant_state.bitsandbytes__fp4: quant_type fp4 is not supported (teddy reads nf4)");
+          throw FormatError(w.listing() + ": tensor " + n + " is missing (config.json's quantization_config says " +
+                            s.hf_name + " is a bitsandbytes 4-bit" + (bnb->double_quant ? " double-quantized" : "") +
+                            " linear)");
+        }
+        used.insert(n);
+      }
+      names[i] = name;
+      continue;
     }
     const SafeTensor* t = w.find(name);
     if (!t)
@@ -122,15 +144,21 @@ std::vector<std::string> check_weights(const HfWeights& w, const ModelConfig& c,
   return names;
 }
 
-// Copies the checked tensors into `m` (fp32).
+// Copies the checked tensors into `m` (fp32; bitsandbytes modules dequantized).
 void copy_weights(const HfWeights& w, const std::vector<HfTensorSpec>& specs, const std::vector<std::string>& names,
-                  Model& m, HfModel& out) {
+                  Model& m, HfModel& out, const Bnb4Config* bnb) {
   const ModelConfig& c = m.config();
   const SafeTensor* tied_head = c.tie_embeddings ? w.find("lm_head.weight") : nullptr;
   std::vector<float> buf;
   for (size_t i = 0; i < specs.size(); ++i) {
     const HfTensorSpec& s = specs[i];
     const size_t n = static_cast<size_t>(s.rows * s.cols);
+    if (bnb && bnb4_linear(s)) {  // stored [out, in] like teddy's rows, whatever the family
+      const Nf4Tensor q = read_bnb4_linear(w, bnb4_module(names[i]), {s.rows, s.cols}, bnb->double_quant);
+      nf4_dequantize(q, 0, q.numel, m.param(s.teddy_name) + static_cast<size_t>(s.row_begin * s.cols));
+      ++out.dtypes["NF4"];
+      continue;
+    }
     buf.resize(n);
     w.copy_f32(names[i], buf.data(), n);
     ++out.dtypes[w.find(names[i])->dtype];
@@ -193,13 +221,102 @@ HfModel read_hf_model(const std::string& dir) {
   for (const char* f : {"special_tokens_map.json", "vocab.json", "merges.txt", "tokenizer.model"})
     if (fs::exists(root / f)) out.notes.push_back((root / f).string() + ": not read (tokenizer.json and tokenizer_config.json say it all)");
 
+  const std::optional<Bnb4Config> bnb = read_bnb4_config(config, config_path);
+  if (bnb) out.notes.push_back(config_path + ": bitsandbytes 4-bit NF4 base: dequantized to fp32");
   const HfWeights weights = HfWeights::open(dir);
   const std::vector<HfTensorSpec> specs = hf_tensor_specs(cfg);
-  const std::vector<std::string> names = check_weights(weights, cfg, specs, out.notes);
+  const std::vector<std::string> names = check_weights(weights, cfg, specs, out.notes, bnb ? &*bnb : nullptr);
   out.model = std::make_unique<Model>(cfg);
   std::memset(out.model->params(), 0, out.model->flat_size() * sizeof(float));
-  copy_weights(weights, specs, names, *out.model, out);
+  copy_weights(weights, specs, names, *out.model, out, bnb ? &*bnb : nullptr);
   return out;
+}
+
+namespace {
+
+// Elements [begin, begin + n) of a checked (F32 / F16 / BF16) tensor as floats.
+void widen(const SafeTensor& t, size_t begin, size_t n, float* out) {
+  const std::byte* b = t.bytes.data();
+  if (t.dtype == "F32") std::memcpy(out, b + begin * 4, n * 4);
+  else if (t.dtype == "BF16") convert_bf16_to_f32(out, reinterpret_cast<const bf16_t*>(b) + begin, n);
+  else convert_f16_to_f32(out, reinterpret_cast<const f16_t*>(b) + begin, n);
+}
+
+}  // namespace
+
+bool is_hf_bnb4_dir(const std::string& dir) {
+  const fs::path config = fs::path(dir) / "config.json";
+  if (!fs::exists(config)) return false;
+  const json j = read_json(config.string());
+  return j.is_object() && read_bnb4_config(j, config.string()).has_value();
+}
+
+Model read_hf_bnb4_lora(const std::string& dir, const LoraConfig& lora, uint64_t seed, Context ctx) {
+  const std::string config_path = (fs::path(dir) / "config.json").string();
+  if (!fs::exists(config_path)) throw FormatError(config_path + ": missing (a Hugging Face model directory has one)");
+  const json config = read_json(config_path);
+  const ModelConfig cfg = hf_config_to_model(config, config_path, nullptr);
+  const std::optional<Bnb4Config> bnb = read_bnb4_config(config, config_path);
+  if (!bnb) throw Error(config_path + ": has no bitsandbytes quantization_config");
+  const HfWeights w = HfWeights::open(dir);
+  const std::vector<HfTensorSpec> specs = hf_tensor_specs(cfg);
+  std::vector<std::string> notes;
+  const std::vector<std::string> names = check_weights(w, cfg, specs, notes, &*bnb);
+  // The last tensor read whole (a transposed plain tensor, or a module dequantized for a
+  // bf16 / fp32 base): one tensor at a time, never the model.
+  size_t cached = specs.size();
+  std::vector<float> whole;
+  const BaseFill fill = [&](const ParamInfo& p, int64_t row0, int64_t rows, float* out) {
+    const int64_t width = static_cast<int64_t>(p.numel) / p.shape[0];
+    std::fill(out, out + rows * width, 0.0f);  // padding rows (vocabulary) stay zero
+    for (size_t i = 0; i < specs.size(); ++i) {
+      const HfTensorSpec& s = specs[i];
+      if (s.teddy_name != p.name) continue;
+      const int64_t lo = std::max(row0, s.row_begin), hi = std::min(row0 + rows, s.row_begin + s.rows);
+      if (lo >= hi) continue;
+      float* dst = out + (lo - row0) * width;
+      const size_t first = static_cast<size_t>((lo - s.row_begin) * s.cols), n = static_cast<size_t>((hi - lo) * s.cols);
+      if (!bnb4_linear(s) && !s.transpose) {
+        widen(*w.find(names[i]), first, n, dst);
+        continue;
+      }
+      if (cached != i) {
+        whole.assign(static_cast<size_t>(s.rows * s.cols), 0.0f);
+        if (bnb4_linear(s)) {
+          const Nf4Tensor q = read_bnb4_linear(w, bnb4_module(names[i]), {s.rows, s.cols}, bnb->double_quant);
+          nf4_dequantize(q, 0, q.numel, whole.data());
+        } else {  // HF [cols, rows] -> teddy rows
+          std::vector<float> t(whole.size());
+          widen(*w.find(names[i]), 0, t.size(), t.data());
+          for (int64_t r = 0; r < s.rows; ++r)
+            for (int64_t k = 0; k < s.cols; ++k) whole[static_cast<size_t>(r * s.cols + k)] = t[static_cast<size_t>(k * s.rows + r)];
+        }
+        cached = i;
+      }
+      std::copy(whole.begin() + static_cast<std::ptrdiff_t>(first), whole.begin() + static_cast<std::ptrdiff_t>(first + n), dst);
+    }
+  };
+  // Each HF module's codes and constants as stored: no fp32 on the way.
+  const Nf4Source nf4 = [&](const ParamInfo& p, const LoraPart& part) -> std::optional<Nf4Tensor> {
+    for (size_t i = 0; i < specs.size(); ++i) {
+      const HfTensorSpec& s = specs[i];
+      if (s.teddy_name == p.name && s.row_begin == part.off && s.rows == part.rows && bnb4_linear(s))
+        return read_bnb4_linear(w, bnb4_module(names[i]), {s.rows, s.cols}, bnb->double_quant);
+    }
+    throw Error("read_hf_bnb4_lora: no Hugging Face module holds rows " + std::to_string(part.off) + ".." +
+                std::to_string(part.off + part.rows) + " of " + p.name);
+  };
+  return Model::with_lora(cfg, lora, seed, fill, nf4, ctx);
+}
+
+void install_hf_bnb4_base_loader() {
+  set_imported_base_loader([](const std::string& run_dir, const LoraConfig& lora, uint64_t seed) -> std::unique_ptr<Model> {
+    const fs::path extras = fs::path(run_dir) / kHfExtrasFile;
+    if (lora.quantize != "nf4" || !fs::exists(extras)) return nullptr;
+    const HfExtras e = HfExtras::from_json(read_text_file(extras.string()), extras.string());
+    if (e.source.empty() || !is_hf_bnb4_dir(e.source)) return nullptr;
+    return std::make_unique<Model>(read_hf_bnb4_lora(e.source, lora, seed));
+  });
 }
 
 HfImportReport import_hf(const std::string& dir, const std::string& run_dir) {

@@ -50,6 +50,23 @@ HfImportReport import_hf(const std::string& dir, const std::string& run_dir);
 // `--model hf:DIR`. Strips the "hf:" prefix: "" when `spec` has none.
 std::string hf_model_dir(const std::string& spec);
 
+// A bitsandbytes 4-bit Hugging Face directory (config.json's quantization_config:
+// load_in_4bit, nf4; io/hf_bnb4.h) as a LoRA model: with lora.quantize nf4 every module's
+// packed codes and constants go straight into the base's NF4 storage (Model::with_lora's
+// Nf4Source: bit for bit the file's), the plain tensors (embeddings, norms, biases,
+// head) a chunk at a time; no fp32 copy of the model ever exists. With quantize none /
+// bf16 the modules are dequantized one at a time. Throws FormatError as read_hf_model
+// (a module's tensors checked by read_bnb4_linear), Error if DIR is not bitsandbytes 4-bit.
+Model read_hf_bnb4_lora(const std::string& dir, const LoraConfig& lora, uint64_t seed, Context ctx = {});
+// Does DIR/config.json have a bitsandbytes 4-bit quantization_config (FormatError for a
+// quantization teddy does not read)?
+bool is_hf_bnb4_dir(const std::string& dir);
+// Installs load_chat_model's imported-base loader (train/chat_model.h): a QLoRA base
+// (lora.quantize nf4) of a run imported from a bitsandbytes 4-bit directory is read
+// from that directory's NF4 codes (read_hf_bnb4_lora), not re-quantized from the
+// import's dequantized fp32 checkpoint. The CLI and the sft job install it.
+void install_hf_bnb4_base_loader();
+
 // For generate: a Hugging Face directory read in memory, as load_chat_model reads a run
 // (the tokenizer's missing template specials added and the vocabulary grown for chat).
 // The template is resolve_chat_template(tmpl, the model's own: model_chat_template).

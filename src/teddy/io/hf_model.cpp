@@ -1,4 +1,5 @@
 #include "teddy/io/hf_model.h"
+#include "teddy/io/hf_bnb4.h"
 
 #include <algorithm>
 #include <charconv>
@@ -213,7 +214,7 @@ ModelConfig hf_config_to_model(const json& config, const std::string& path, HfCo
       r.fail("model_type", "missing (and no architectures to go by)");
     }
   }
-  if (r.has("quantization_config")) r.fail("quantization_config", "quantized checkpoints are not supported");
+  read_bnb4_config(config, path);  // only bitsandbytes 4-bit NF4 is read (hf_bnb4.h); anything else is refused by key
   ModelConfig c;
   if (model_type == "gpt2") {
     c = gpt2_config(r);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <numeric>
+#include <optional>
 #include <string>
 
 #include "teddy/core/error.h"
@@ -33,7 +34,7 @@ struct LoraState {
   AlignedBuffer sink;  // 2*C floats: the frozen norms' weight gradients, never read
   std::vector<std::array<LoraRef, kLoraLinears>> refs;   // per layer, rebuilt per call
   // QLoRA (quantize nf4 / bf16): the blocks' four linear weights, out of `base`.
-  std::vector<Nf4Tensor> nf4;
+  std::vector<std::vector<kernels::Nf4Part>> nf4;  // per layer * 4 + linear: one part per HF module
   std::vector<std::vector<uint16_t>> b16;
   std::vector<std::array<kernels::QuantWeight, kLoraLinears>> qw;  // per layer; empty: fp32 base
   // QLoRA: the token embedding and an untied head in bf16 (emb_q, head_q; head_q ==
@@ -69,11 +70,12 @@ int64_t chunk_rows(int64_t width) {
 // that format (QuantWeight), the token embedding and an untied head in bf16 (they are
 // frozen and only read by a gather and the classifier GEMMs: 16 bits halve the
 // largest fp32 tensor of a small model), the rest (norms, biases, positions) fp32.
-void build_base(LoraState* st, const ModelConfig& cfg, const BaseFill& fill) {
+void build_base(LoraState* st, const ModelConfig& cfg, const BaseFill& fill, const Nf4Source& nf4_source = {}) {
   const ParamLayout full = make_param_layout(cfg);
   const bool quant = st->cfg.quantize != "none";
   const bool nf4 = st->cfg.quantize == "nf4";
   const int L = cfg.n_layer;
+  const std::vector<LoraSite> modules = lora_all_sites(cfg);  // each linear's HF modules (row ranges)
   auto vocab = [](const ParamInfo& p) { return p.name == "tok_emb.weight" || p.name == "lm_head.weight"; };
   ParamLayout compact;
   constexpr size_t kAlign = kAlignBytes / sizeof(float);
@@ -113,13 +115,26 @@ void build_base(LoraState* st, const ModelConfig& cfg, const BaseFill& fill) {
       const size_t slot = static_cast<size_t>(p.layer) * kLoraLinears + which;
       kernels::QuantWeight& w = st->qw[p.layer][which];
       if (nf4) {
+        // One NF4 tensor per HF module (q, k, v; gate, up), as bitsandbytes quantizes them.
         const int64_t width = p.shape[1];
-        st->nf4[slot] = nf4_quantize_chunked(
-            static_cast<int64_t>(p.numel), true, chunk_rows(width) * width,
-            [&](int64_t lo, int64_t hi, float* out) { fill(p, lo / width, (hi - lo) / width, out); });
+        std::vector<kernels::Nf4Part>& parts = st->nf4[slot];
+        for (const LoraPart& m : modules[static_cast<size_t>(which)].parts) {
+          std::optional<Nf4Tensor> given = nf4_source ? nf4_source(p, m) : std::nullopt;
+          if (given && given->numel != static_cast<int64_t>(m.rows) * width)
+            throw Error("with_lora: the NF4 tensor given for " + p.name + " (" + m.hf_module + ") has " +
+                        std::to_string(given->numel) + " weights, expected " + std::to_string(int64_t{m.rows} * width));
+          kernels::Nf4Part part{m.off, m.rows, {}};
+          part.q = given ? std::move(*given)
+                         : nf4_quantize_chunked(static_cast<int64_t>(m.rows) * width, true, chunk_rows(width) * width,
+                                                [&](int64_t lo, int64_t hi, float* out) {
+                                                  fill(p, m.off + lo / width, (hi - lo) / width, out);
+                                                });
+          st->quant_bytes += part.q.bytes();
+          parts.push_back(std::move(part));
+        }
         w.kind = kernels::QuantWeight::Kind::nf4;
-        w.nf4 = &st->nf4[slot];
-        st->quant_bytes += st->nf4[slot].bytes();
+        w.nf4 = parts.data();
+        w.nf4_parts = static_cast<int>(parts.size());
       } else {
         to_bf16(p, st->b16[slot]);
         w.kind = kernels::QuantWeight::Kind::bf16;
@@ -135,8 +150,8 @@ void build_base(LoraState* st, const ModelConfig& cfg, const BaseFill& fill) {
   }
   stage = {};
   if (quant) {
-    st->emb_q = {kernels::QuantWeight::Kind::bf16, nullptr, st->emb16.data()};
-    st->head_q = cfg.tie_embeddings ? st->emb_q : kernels::QuantWeight{kernels::QuantWeight::Kind::bf16, nullptr, st->head16.data()};
+    st->emb_q = {kernels::QuantWeight::Kind::bf16, nullptr, 0, st->emb16.data()};
+    st->head_q = cfg.tie_embeddings ? st->emb_q : kernels::QuantWeight{kernels::QuantWeight::Kind::bf16, nullptr, 0, st->head16.data()};
     st->vocab16 = true;
   }
   st->base_layout = std::move(compact);
@@ -221,11 +236,16 @@ Model::Model(const ModelConfig& cfg, Context ctx, Unallocated) : cfg_(cfg), ctx_
 
 Model Model::with_lora(const ModelConfig& cfg, const LoraConfig& lora, uint64_t seed, const BaseFill& fill,
                        Context ctx) {
+  return with_lora(cfg, lora, seed, fill, Nf4Source{}, ctx);
+}
+
+Model Model::with_lora(const ModelConfig& cfg, const LoraConfig& lora, uint64_t seed, const BaseFill& fill,
+                       const Nf4Source& nf4, Context ctx) {
   Model m(cfg, ctx, Unallocated{});
   lora.validate(m.cfg_);
   auto st = std::make_unique<LoraState>();
   st->cfg = lora;
-  build_base(st.get(), m.cfg_, fill);
+  build_base(st.get(), m.cfg_, fill, nf4);
   m.attach_lora(std::move(st), seed);
   return m;
 }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -13,6 +14,7 @@
 
 #include "teddy/core/buffer.h"
 #include "teddy/core/dtype.h"
+#include "teddy/core/nf4.h"
 #include "teddy/kernels/context.h"
 #include "teddy/model/config.h"
 #include "teddy/model/lora.h"
@@ -94,6 +96,11 @@ struct LossSum {
 // make_param_layout; a row is numel / shape[0] floats) as fp32 into out. Called once
 // or more per tensor, in layout order, with ascending contiguous row ranges.
 using BaseFill = std::function<void(const ParamInfo& p, int64_t row0, int64_t rows, float* out)>;
+// For an NF4 base (Model::with_lora, lora.quantize nf4): the NF4 tensor of one HF module
+// (`part`: its rows of block linear p, e.g. q_proj's rows of attn.qkv) as already
+// quantized elsewhere (a bitsandbytes file, io/hf_bnb4.h), taken as is; or nullopt, and that
+// part is quantized from the BaseFill. Called once per module, in layout order.
+using Nf4Source = std::function<std::optional<Nf4Tensor>(const ParamInfo& p, const LoraPart& part)>;
 
 class Model {
  public:
@@ -137,8 +144,12 @@ class Model {
   // storage (fp32, bf16 or NF4) a chunk of rows at a time (about 4 MiB of fp32), so no
   // fp32 copy of the base (nor of one whole tensor that is stored quantized) ever
   // exists. The same model as Model(cfg) + filling every tensor + enable_lora(lora, seed).
+  // An NF4 base quantizes each HF module's rows alone (one NF4 tensor per q / k / v,
+  // gate / up: what bitsandbytes stores), or takes them from `nf4` (a bitsandbytes base).
   static Model with_lora(const ModelConfig& cfg, const LoraConfig& lora, uint64_t seed, const BaseFill& fill,
                          Context ctx = {});
+  static Model with_lora(const ModelConfig& cfg, const LoraConfig& lora, uint64_t seed, const BaseFill& fill,
+                         const Nf4Source& nf4, Context ctx = {});
   // init_weights(seed)'s values as a BaseFill (the same floats, drawn chunk by chunk).
   static BaseFill init_source(const ModelConfig& cfg, uint64_t seed);
   const LoraConfig* lora() const;                 // nullptr without LoRA

@@ -21,6 +21,19 @@ bool ends_with(const std::string& s, std::string_view suffix) {
 bool block_linear(const TensorCount& t) { return t.role == TensorRole::block && t.matrix && ends_with(t.name, ".weight"); }
 bool vocab_matrix(const TensorCount& t) { return t.role == TensorRole::token_embedding || t.role == TensorRole::lm_head; }
 
+// The Hugging Face modules (nn.Linear, quantized one by one as bitsandbytes does) a
+// block linear's weight is made of, as element counts: LLaMA's fused attn.qkv is
+// q_proj, k_proj, v_proj and mlp.up is gate_proj, up_proj; every other linear (and all
+// of GPT-2's) is one module.
+std::vector<int64_t> hf_modules(const ModelConfig& cfg, const TensorCount& t) {
+  if (cfg.family != Family::llama) return {t.numel};
+  const int64_t C = cfg.d_model, hs = cfg.head_dim();
+  if (ends_with(t.name, "qkv.weight"))
+    return {cfg.n_head * hs * C, cfg.n_kv_head * hs * C, cfg.n_kv_head * hs * C};
+  if (ends_with(t.name, "up.weight")) return {t.numel / 2, t.numel / 2};
+  return {t.numel};
+}
+
 }  // namespace
 
 double LoraBaseBytes::of(std::string_view quantize) const {
@@ -44,8 +57,10 @@ LoraBaseBytes lora_base_bytes(const ModelConfig& cfg) {
     b.fp32 += 4.0 * static_cast<double>(align_floats(t.numel));
     if (block_linear(t)) {
       linear_bf16 += 2.0 * static_cast<double>(t.numel);
-      linear_nf4 += nf4_tensor_bytes(t.numel, true);
-      linear_nf4_no_dq += nf4_tensor_bytes(t.numel, false);
+      for (int64_t n : hf_modules(cfg, t)) {
+        linear_nf4 += nf4_tensor_bytes(n, true);
+        linear_nf4_no_dq += nf4_tensor_bytes(n, false);
+      }
     } else if (vocab_matrix(t)) {
       vocab_bf16 += 2.0 * static_cast<double>(t.numel);
     } else {

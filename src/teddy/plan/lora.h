@@ -9,7 +9,9 @@
 //     bf16 / nf4 store the blocks' four linear weights in that format, the token
 //     embedding and an untied head in bf16, and the rest (norms, biases, positions)
 //     fp32, each tensor 64-byte aligned in one buffer;
-//   - NF4 per tensor of n weights: n/2 packed bytes, then per block of 64 one byte
+//   - NF4 per Hugging Face module (q_proj, k_proj, v_proj, gate_proj, up_proj are
+//     separate tensors inside teddy's fused attn.qkv / mlp.up, as bitsandbytes stores
+//     them), per tensor of n weights: n/2 packed bytes, then per block of 64 one byte
 //     (double quantization: 8-bit absmax codes, a float per 256 blocks, a float offset)
 //     or a float (without);
 //   - the activation arena's extra tensors: per layer and adapted linear the saved

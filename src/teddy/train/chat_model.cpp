@@ -57,8 +57,11 @@ ChatModel load_lora_run(const VerifiedCheckpoint& verified, const fs::path& run_
                         const std::string& tokenizer, bool chat, const ChatTemplate* tmpl, bool merge = true) {
   const std::optional<ChatTemplate> saved = saved_template(run_dir);
   const ChatTemplate run_tmpl = saved ? *saved : ChatTemplate{};
-  ChatModel base = load_chat_model(li.base, li.tokenizer, saved.has_value(), &run_tmpl);
-  base.model->enable_lora(li.lora, 0);
+  // The base as the run built it: with its LoRA config (straight into storage, or from
+  // the directory an imported base came from), or in fp32 and then enable_lora when the
+  // vocabulary had to grow; either way the same base, bit for bit.
+  ChatModel base = load_chat_model(li.base, li.tokenizer, saved.has_value(), &run_tmpl, &li.lora, 0);
+  if (!base.model->lora()) base.model->enable_lora(li.lora, 0);
   load_checkpoint(verified, *base.model, nullptr);  // the adapters (layout checked against the manifest)
   ChatModel cm;
   cm.model = merge ? std::make_unique<Model>(merge_lora(*base.model)) : std::move(base.model);
@@ -91,6 +94,15 @@ ChatModel load_lora_run(const std::string& checkpoint) {
   return load_lora_run(verified, run_dir, *li, "", fs::exists(run_dir / "chat_template.json"), nullptr, false);
 }
 
+namespace {
+ImportedBaseLoader& imported_base_loader() {
+  static ImportedBaseLoader f;
+  return f;
+}
+}  // namespace
+
+void set_imported_base_loader(ImportedBaseLoader loader) { imported_base_loader() = std::move(loader); }
+
 ChatModel load_chat_model(const std::string& checkpoint, const std::string& tokenizer, bool chat,
                           const ChatTemplate* tmpl, const LoraConfig* lora, uint64_t lora_seed) {
   // A tokenizer named by the caller must exist: checked before the checkpoint is read,
@@ -119,8 +131,17 @@ ChatModel load_chat_model(const std::string& checkpoint, const std::string& toke
     finish_chat_template(cm.tmpl, cm.tok);
   }
   if (lora && lora->enabled() && cm.tok.vocab_size() <= cm.base_vocab) {
-    // The base straight from the checkpoint's files into its storage, a range at a time.
     const ModelConfig& mc = info.model_config;
+    if (const ImportedBaseLoader& load = imported_base_loader())
+      if (std::unique_ptr<Model> m = load(run_dir.string(), *lora, lora_seed)) {
+        const ParamLayout a = make_param_layout(m->config()), b = make_param_layout(mc);
+        bool same = a.total == b.total && a.params.size() == b.params.size();
+        for (size_t i = 0; same && i < a.params.size(); ++i) same = a.params[i].name == b.params[i].name && a.params[i].shape == b.params[i].shape;
+        if (!same) throw Error(info.dir + ": the model its run was imported from no longer has the checkpoint's shape");
+        cm.model = std::move(m);
+        return cm;
+      }
+    // The base straight from the checkpoint's files into its storage, a range at a time.
     if (verified.manifest) {  // check_checkpoint_fits' layout check, without a model to allocate
       const ParamLayout full = make_param_layout(mc);
       const auto& man = *verified.manifest;

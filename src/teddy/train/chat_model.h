@@ -3,6 +3,7 @@
 // chat template, with the template's special tokens added and the vocabulary grown
 // to match when the checkpoint predates them (a pretrained model about to be
 // finetuned, or evaluated with the template before finetuning).
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -44,6 +45,16 @@ void finish_chat_template(ChatTemplate& t, const Tokenizer& tok);
 // With `lora` (a plain base, and no vocabulary to grow): the model comes back with LoRA
 // on (seed lora_seed), its base read from the checkpoint straight into its storage a
 // chunk at a time (Model::with_lora): a QLoRA base never exists in fp32 in memory.
+// With `lora`, a run imported from elsewhere may have its base read from there instead
+// of from its checkpoint: `loader(run_dir, lora, seed)` returns the LoRA model, or
+// nullptr to read the checkpoint. The interop layer installs one
+// (install_hf_bnb4_base_loader, io/hf_import.h): an import of a bitsandbytes 4-bit
+// directory trains on that file's NF4 codes, not on a re-quantization of their
+// dequantized fp32 copy. The model's config must equal the checkpoint's (Error).
+using ImportedBaseLoader =
+    std::function<std::unique_ptr<Model>(const std::string& run_dir, const LoraConfig& lora, uint64_t seed)>;
+void set_imported_base_loader(ImportedBaseLoader loader);
+
 ChatModel load_chat_model(const std::string& checkpoint, const std::string& tokenizer, bool chat,
                           const ChatTemplate* tmpl = nullptr,
                           const LoraConfig* lora = nullptr, uint64_t lora_seed = 0);

@@ -116,6 +116,7 @@ TrainResult run_sft_job(SftConfig cfg, const JobOptions& opts, JobObserver& obse
   run_in_world(cfg.timeout_s, observer, [&](dist::World& world) {
     const auto lock = lock_run_dir(world, cfg.run_dir);
     start_fresh_or_refuse(world, cfg.run_dir, opts);
+    install_hf_bnb4_base_loader();  // a bitsandbytes 4-bit hf:DIR base trains on the file's NF4 codes
     if (const std::string hf_dir = hf_model_dir(cfg.init); !hf_dir.empty()) {
       // Rank 0 imports the Hugging Face model into run.dir (or reuses an earlier
       // import of it); the other ranks wait for it and then reuse it.
