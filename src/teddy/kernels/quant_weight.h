@@ -1,7 +1,10 @@
 #pragma once
 // A frozen linear weight (OC, C) stored quantized (QLoRA's base): NF4 with double
 // quantization (core/nf4.h) or bf16. The linear_*_q ops read it a tile of rows at a
-// time, so no full fp32 copy of the weight ever exists.
+// time, so no full fp32 copy of the weight ever exists: dequantized to fp32 for sgemm
+// (cpu), or to bf16 for oneDNN's bf16 GEMM (onednn-bf16), where a bf16 weight is read
+// as stored.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -24,6 +27,18 @@ inline void dequantize_rows(const QuantWeight& w, int C, int r0, int R, float* o
     nf4_dequantize(*w.nf4, begin, end, out);
   else
     convert_bf16_to_f32(out, w.bf16 + begin, static_cast<size_t>(end - begin));
+}
+
+// The same rows as bf16 bit patterns (R, C), for GEMMs that take bf16 inputs: NF4 is
+// dequantized straight to bf16 (each value the rounding of dequantize_rows' float); a
+// bf16 weight needs no conversion, so its GEMMs read w.bf16 itself and never call this
+// (here it is a copy, for completeness).
+inline void dequantize_rows_bf16(const QuantWeight& w, int C, int r0, int R, uint16_t* out) {
+  const int64_t begin = static_cast<int64_t>(r0) * C, end = begin + static_cast<int64_t>(R) * C;
+  if (w.kind == QuantWeight::Kind::nf4)
+    nf4_dequantize_bf16(*w.nf4, begin, end, out);
+  else
+    std::copy(w.bf16 + begin, w.bf16 + end, out);
 }
 
 // encoder_forward over a quantized token table: out(N, C) = wte[tokens] + wpe[pos]
