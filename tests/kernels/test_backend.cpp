@@ -110,7 +110,9 @@ TEST(Backend, OnednnTablesAreCpusButTheLinears) {
     EXPECT_EQ(t->linear_forward_q, bf16 ? &k::onednn::linear_forward_q_bf16 : cpu.linear_forward_q);
     EXPECT_EQ(t->linear_backward_q, bf16 ? &k::onednn::linear_backward_q_bf16 : cpu.linear_backward_q);
 #define TEDDY_OP(R, OP, ARGS) \
-  if (std::string(#OP).rfind("linear_", 0) != 0) EXPECT_EQ(t->OP, cpu.OP) << #OP;
+  if (std::string(#OP).rfind("linear_", 0) != 0) {                  \
+    EXPECT_EQ(t->OP, cpu.OP) << #OP;                                 \
+  }
 #include "teddy/kernels/ops.inc"
   }
 }
