@@ -52,8 +52,13 @@ TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o
   r.workload = w;
   r.threads = o.threads;
   const Precision precision = precision_from_name(o.precision, "bench train: --precision");
+  if (o.lora_compute != "auto" && (o.lora_r <= 0 || o.gemm.empty()))
+    throw ConfigError("bench train: --lora-compute needs --lora R and --gemm (with --backend the products are the backend's)");
   const kernels::Backend& kb =
       o.gemm.empty() ? kernels::backend(o.backend)
+      : o.lora_r > 0 ? kernels::lora_gemm_backend(kernels::gemm_from_name(o.gemm, "bench train: --gemm"),
+                                                  precision_dtype(precision), o.lora_compute, o.quantize != "none",
+                                                  "bench train: --lora-compute")
                      : kernels::gemm_backend(kernels::gemm_from_name(o.gemm, "bench train: --gemm"), precision_dtype(precision));
   r.backend = kb.name;
   r.gemm_library = kernels::gemm_description(kb);
@@ -92,6 +97,7 @@ TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o
   Model model = build();
   r.lora_r = o.lora_r;
   r.quantize = o.lora_r > 0 ? o.quantize : "none";
+  r.base_products = kb.gemm_inputs == DType::bf16 ? "bf16" : "fp32";
   AdamW opt(model.layout(), AdamWConfig{}, model.context());
   model.set_recompute(recompute_from_name(o.recompute));
   model.set_precision(precision);

@@ -33,6 +33,9 @@ struct TrainBenchOptions {
   std::string gemm;
   int lora_r = 0;                  // > 0: LoRA adapters of this rank on every linear (alpha = 2r), the base frozen
   std::string quantize = "none";   // with LoRA: the base's linears in none (fp32) | bf16 | nf4
+  // With LoRA and `gemm`: the base's products, auto | fp32 | bf16 (lora.compute,
+  // kernels::lora_gemm_backend). With `backend` they are that backend's (auto only).
+  std::string lora_compute = "auto";
 };
 
 struct TrainBenchResult {
@@ -52,6 +55,7 @@ struct TrainBenchResult {
   size_t base_bytes = 0;       // the frozen base's storage (LoRA) or the parameters' bytes
   int lora_r = 0;
   std::string quantize = "none";
+  std::string base_products = "fp32";  // LoRA: what the frozen base's GEMMs take, fp32 | bf16 (the backend's gemm_inputs)
   double flops_per_token = 0;  // 6*N + 12*L*C*T (LoRA: 4*N_base + 6*N_adapters + 12*L*C*T, no base weight gradient)
   double ms_per_step = 0;      // median
   double ms_min = 0, ms_max = 0;

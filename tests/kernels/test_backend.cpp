@@ -97,18 +97,58 @@ TEST(Backend, TablesHoldTheNamespacesFunctions) {
 #include "teddy/kernels/ops.inc"
 }
 
-// The onednn tables are cpu's but for the two linear entries.
+// The onednn tables are cpu's but for the linear entries: the two fp32-weight linears in
+// both, and in onednn-bf16 also the two over a quantized base (bf16 products there).
 TEST(Backend, OnednnTablesAreCpusButTheLinears) {
   const k::Backend& cpu = k::backend("cpu");
   const k::Backend* tables[] = {&k::onednn::table(), &k::onednn::bf16_table()};
   for (const k::Backend* t : tables) {
     SCOPED_TRACE(t->name);
-    EXPECT_EQ(t->linear_forward, t == tables[0] ? &k::onednn::linear_forward : &k::onednn::linear_forward_bf16);
-    EXPECT_EQ(t->linear_backward, t == tables[0] ? &k::onednn::linear_backward : &k::onednn::linear_backward_bf16);
+    const bool bf16 = t == tables[1];
+    EXPECT_EQ(t->linear_forward, bf16 ? &k::onednn::linear_forward_bf16 : &k::onednn::linear_forward);
+    EXPECT_EQ(t->linear_backward, bf16 ? &k::onednn::linear_backward_bf16 : &k::onednn::linear_backward);
+    EXPECT_EQ(t->linear_forward_q, bf16 ? &k::onednn::linear_forward_q_bf16 : cpu.linear_forward_q);
+    EXPECT_EQ(t->linear_backward_q, bf16 ? &k::onednn::linear_backward_q_bf16 : cpu.linear_backward_q);
 #define TEDDY_OP(R, OP, ARGS) \
-  if (std::string(#OP).rfind("linear_", 0) != 0 || std::string(#OP).ends_with("_q")) EXPECT_EQ(t->OP, cpu.OP) << #OP;
+  if (std::string(#OP).rfind("linear_", 0) != 0) {                  \
+    EXPECT_EQ(t->OP, cpu.OP) << #OP;                                 \
+  }
 #include "teddy/kernels/ops.inc"
   }
+}
+
+// lora.compute: bf16 -> onednn-bf16 (or a ConfigError naming the field without native
+// bf16 or with openblas); fp32 -> the plain rule; auto -> bf16 exactly for a quantized
+// base where native and the library is not openblas.
+TEST(Backend, LoraBaseProductsFollowLoraCompute) {
+  using teddy::DType;
+  const bool native = k::onednn::native_bf16();
+  auto error_of = [](auto f) -> std::string {
+    try {
+      f();
+    } catch (const teddy::ConfigError& e) {
+      return e.what();
+    }
+    return "no throw";
+  };
+  for (k::Gemm g : {k::Gemm::openblas, k::Gemm::onednn, k::Gemm::automatic})
+    for (bool quantized : {false, true}) {
+      SCOPED_TRACE(std::string(k::gemm_name(g)) + (quantized ? " quantized" : " fp32 base"));
+      const k::Backend& plain = k::gemm_backend(g, DType::f32);
+      EXPECT_EQ(&k::lora_gemm_backend(g, DType::f32, "fp32", quantized, "lora.compute"), &plain);
+      const bool want_auto = quantized && native && g != k::Gemm::openblas;
+      EXPECT_EQ(&k::lora_gemm_backend(g, DType::f32, "auto", quantized, "lora.compute"),
+                want_auto ? &k::onednn::bf16_table() : &plain);
+      if (native && g != k::Gemm::openblas) {
+        EXPECT_EQ(&k::lora_gemm_backend(g, DType::f32, "bf16", quantized, "lora.compute"), &k::onednn::bf16_table());
+      } else {
+        const std::string e = error_of([&] { k::lora_gemm_backend(g, DType::f32, "bf16", quantized, "lora.compute"); });
+        EXPECT_EQ(e.rfind("lora.compute: bf16 products", 0), 0u) << e;
+      }
+    }
+  EXPECT_NE(error_of([] { k::lora_gemm_backend(k::Gemm::onednn, DType::f32, "fp8", true, "lora.compute"); })
+                .find("lora.compute: unknown 'fp8' (known: auto, fp32, bf16)"),
+            std::string::npos);
 }
 
 TEST(Context, DefaultsToCpuAndTheCallersThreads) {

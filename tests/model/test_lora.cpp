@@ -15,6 +15,7 @@
 #include "model/model_f64.h"
 #include "model/tiny_models.h"
 #include "teddy/core/error.h"
+#include "teddy/kernels/backend.h"
 #include "teddy/kernels/quant_weight.h"
 #include "teddy/model/kv_decoder.h"
 #include "teddy/model/lora.h"
@@ -262,6 +263,48 @@ TEST(Lora, QuantizedBaseEqualsTheDequantizedOne) {
         EXPECT_LE(rel_error(q.grads() + p.offset, r.grads() + p.offset, p.numel), 1e-4) << p.name;
       // Storage: the quantized linears plus the fp32 rest, well under the fp32 base.
       EXPECT_LT(q.base_bytes(), fp32_bytes);
+    }
+}
+
+// bf16 products over the quantized base (onednn-bf16, lora.compute = bf16): the adapter
+// gradients stay near the fp32 products' (cpu). Bound, per tensor (relative 2-norm):
+// each base product rounds both operands (error <= (2u + u^2)|a||b| per term, u = 2^-8);
+// the terms' errors have random signs, so a product's output is off by about 2u / sqrt(3)
+// of its own size (RMS of a uniform error times the RMS of the terms, which for
+// random-sign sums is the size of the sum), and an adapter's gradient passes through at
+// most 2 (4 L + 1) base products (forward and backward through every block linear and
+// the head): 2u per product, summed without cancellation.
+TEST(Lora, Bf16BaseProductsKeepTheAdapterGradients) {
+  const kernels::Backend* bf16 = nullptr;
+  for (const kernels::Backend* b : kernels::available_backends())
+    if (b->gemm_inputs == DType::bf16) bf16 = b;
+  if (!bf16) GTEST_SKIP() << "no native bf16 products on this CPU";
+  for (const char* quant : {"nf4", "bf16"})
+    for (Family f : {Family::gpt2, Family::llama}) {
+      SCOPED_TRACE(std::string(quant) + " " + std::string(family_name(f)));
+      const ModelConfig c = tiny_family(f);
+      LoraConfig l = lora_cfg(4);
+      l.quantize = quant;
+      Model m(c);
+      fill_random_params(m, 31);
+      m.enable_lora(l, 2);
+      fill_random_params(m, 41);  // B != 0
+      const TokenData d = random_token_data(c, 2, 9, 8, 4);
+      const Batch b = d.batch(2, 9);
+      m.set_backend(kernels::backend("cpu"));
+      m.forward_backward(b, 0.1f, kernels::Grad::set);
+      const std::vector<float> g32(m.grads(), m.grads() + m.flat_size());
+      m.set_backend(*bf16);
+      m.forward_backward(b, 0.1f, kernels::Grad::set);
+      const double u = kEpsBF16 / 2, bound = 2 * (4 * c.n_layer + 1) * 2 * u;
+      double largest = 0;
+      for (const ParamInfo& p : m.layout().params) {
+        const double e = rel_error(m.grads() + p.offset, g32.data() + p.offset, p.numel);
+        largest = std::max(largest, e);
+        expect_within(e, bound, std::string("bf16 base products: ") + p.name);
+      }
+      // Not fp32 in disguise: the gradients did change.
+      EXPECT_GT(largest, 16 * kEpsF32);
     }
 }
 

@@ -23,6 +23,7 @@
 #include "teddy/checkpoint/checkpoint.h"
 #include "teddy/core/error.h"
 #include "teddy/eval/sft_exact_match.h"
+#include "teddy/kernels/backend.h"
 #include "teddy/train/chat_model.h"
 #include "teddy/train/lora_run.h"
 #include "teddy/train/sft_trainer.h"
@@ -169,6 +170,9 @@ TEST_F(SftLoraTest, QloraOverAnNf4BaseLearns) {
     SftTrainer a(lora_config(base_, data, run, {"lora.quantize=nf4"}), Resume::no);
     ASSERT_NE(a.model().lora(), nullptr);
     EXPECT_EQ(a.model().lora()->quantize, "nf4");
+    // lora.compute auto: the base's products in bf16 where this CPU has them natively.
+    const bool native = kernels::gemm_backend(kernels::Gemm::onednn, DType::bf16).gemm_inputs == DType::bf16;
+    EXPECT_EQ(a.model().context().ops().gemm_inputs, native ? DType::bf16 : DType::f32);
     a.run({});
     losses = a.step_losses();
   }
@@ -199,6 +203,9 @@ TEST_F(SftLoraTest, BadLoraKeysNameTheField) {
   EXPECT_NE(msg({"lora.r=-2"}).find("lora.r"), std::string::npos);
   EXPECT_NE(msg({"lora.targets=q_proj"}).find("lora.targets: unknown target 'q_proj'"), std::string::npos);
   EXPECT_NE(msg({"lora.quantize=fp8"}).find("lora.quantize"), std::string::npos);
+  EXPECT_NE(msg({"lora.compute=fp8"}).find("lora.compute: unknown 'fp8'"), std::string::npos);
+  EXPECT_NE(msg({"lora.quantize=nf4", "train.gemm=openblas", "lora.compute=bf16"}).find("lora.compute: bf16 products"),
+            std::string::npos);
   EXPECT_NE(msg({"lora.dropout=1.5"}).find("lora.dropout"), std::string::npos);
   EXPECT_NE(msg({"lora.alpha=\"x\""}).find("lora.alpha"), std::string::npos);
   EXPECT_EQ(msg({"lora.targets=c_attn, mlp.c_proj"}), "no error");

@@ -102,6 +102,7 @@ void print_train_result(const TrainBenchResult& r, bool json) {
     j["base_bytes"] = r.base_bytes;
     j["lora_r"] = r.lora_r;
     j["quantize"] = r.quantize;
+    j["base_products"] = r.base_products;
     j["flops_per_token"] = r.flops_per_token;
     j["ms_per_step"] = r.ms_per_step;
     j["ms_min"] = r.ms_min;
@@ -149,6 +150,9 @@ void print_train_result(const TrainBenchResult& r, bool json) {
               plan::format_bytes(static_cast<double>(r.peak_rss_bytes)).c_str());
   std::printf("      CPU %s (%s); GEMMs: %s (backend %s)\n", r.cpu_model.c_str(), r.cpu_isa.c_str(),
               r.gemm_library.c_str(), r.backend.c_str());
+  if (r.lora_r > 0)
+    std::printf("      LoRA r %d over a %s base: the base's products in %s, the adapters' in fp32\n", r.lora_r,
+                r.quantize == "none" ? "fp32" : r.quantize.c_str(), r.base_products.c_str());
   std::printf("      physical peak (measured at start): fp32 %.1f GFLOP/s (%s FMA loop), bf16 %s; MFU-peak against %s\n",
               r.peak_fp32_gflops, r.peak_fp32_isa.c_str(),
               r.peak_bf16_gflops > 0 ? (std::to_string(static_cast<int>(r.peak_bf16_gflops + 0.5)) + " GFLOP/s (vdpbf16ps loop)").c_str()
@@ -218,6 +222,10 @@ void add_bench_train(CLI::App& bench, Run& run) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--quantize", a->opts.quantize, "With --lora: the frozen base, none (fp32) | bf16 | nf4 (QLoRA: NF4 linears, bf16 embedding and head)")
       ->check(CLI::IsMember({"none", "bf16", "nf4"}));
+  cmd->add_option("--lora-compute", a->opts.lora_compute,
+                  "With --lora and --gemm: the frozen base's products, auto | fp32 | bf16 (as lora.compute: auto is bf16 "
+                  "for a bf16/NF4 base where the CPU has native bf16 and the library is oneDNN)")
+      ->check(CLI::IsMember({"auto", "fp32", "bf16"}));
   cmd->add_flag("--json", a->json, "One JSON object per workload");
   cmd->footer("Standard workloads (fp32): W1 gpt2-124M B=4 T=64; W1b gpt2-124M B=4 T=256; W2 gpt2-d6 (6L/6H/384) B=8 T=256.\n"
               "FLOPs per token = 6*N + 12*L*C*T (N parameters, L layers, C width, T sequence). MFU: per timed step,\n"

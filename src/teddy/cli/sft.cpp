@@ -68,7 +68,7 @@ void register_sft(CLI::App& app, Run& run) {
       "    text_field: benchmark tasks scored every task_interval steps and at the end (docs/EVAL.md)\n"
       "  [checkpoint] interval keep   [run] dir peak_gflops save_on\n"
       "  [dist] zero (0-3) dp (0: all ranks) timeout_s overlap (used under mpirun / srun: data parallel over all ranks, see docs/DISTRIBUTED.md)\n"
-      "  [lora] r alpha dropout targets rslora quantize (any key trains LoRA adapters over a frozen base, docs/LORA.md)\n"
+      "  [lora] r alpha dropout targets rslora quantize compute (any key trains LoRA adapters over a frozen base, docs/LORA.md)\n"
       "Stop signals: SIGTERM, SIGINT, SIGUSR1 ([run] save_on) end the run after the current step with a checkpoint\n"
       "  of it and exit code 75 (continue with --resume); a second one ends the process at once. docs/CLUSTER.md");
 

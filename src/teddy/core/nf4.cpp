@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "teddy/core/dtype.h"
 #include "teddy/core/error.h"
 
 namespace teddy {
@@ -232,6 +233,24 @@ void nf4_dequantize(const Nf4Tensor& t, int64_t begin, int64_t end, float* out) 
     for (int64_t i = lo; i < hi; ++i) {
       const uint8_t byte = t.packed[static_cast<size_t>(i / 2)];
       out[i - begin] = lv[(i % 2 == 0) ? byte >> 4 : byte & 0x0F] * a;
+    }
+  }
+}
+
+void nf4_dequantize_bf16(const Nf4Tensor& t, int64_t begin, int64_t end, uint16_t* out) {
+  if (begin < 0 || end > t.numel || begin > end) throw Error("nf4_dequantize_bf16: range outside the tensor");
+  const auto& lv = nf4_levels();
+  const int64_t b0 = begin / kNf4Block, b1 = (end + kNf4Block - 1) / kNf4Block;
+#pragma omp parallel for schedule(static) if (end - begin > 65536)
+  for (int64_t b = b0; b < b1; ++b) {
+    // A block has one absmax, so its 16 possible values are rounded once, not per weight.
+    const float a = t.block_absmax(static_cast<size_t>(b));
+    uint16_t v[16];
+    for (int c = 0; c < 16; ++c) v[c] = f32_to_bf16(lv[c] * a);
+    const int64_t lo = std::max(begin, b * kNf4Block), hi = std::min(end, (b + 1) * kNf4Block);
+    for (int64_t i = lo; i < hi; ++i) {
+      const uint8_t byte = t.packed[static_cast<size_t>(i / 2)];
+      out[i - begin] = v[(i % 2 == 0) ? byte >> 4 : byte & 0x0F];
     }
   }
 }

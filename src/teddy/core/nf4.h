@@ -63,5 +63,9 @@ Nf4Tensor nf4_quantize_chunked(int64_t n, bool double_quant, int64_t chunk,
 // out[i - begin] = w[i] for i in [begin, end): any range, so a GEMM can dequantize one
 // tile of rows at a time.
 void nf4_dequantize(const Nf4Tensor& t, int64_t begin, int64_t end, float* out);
+// The same range straight to bf16 bit patterns: out[i - begin] = bf16(w[i]), rounded to
+// nearest even from the fp32 value nf4_dequantize gives (core/dtype.h's f32_to_bf16), so
+// it equals nf4_dequantize then convert_f32_to_bf16, without the fp32 pass.
+void nf4_dequantize_bf16(const Nf4Tensor& t, int64_t begin, int64_t end, uint16_t* out);
 
 }  // namespace teddy

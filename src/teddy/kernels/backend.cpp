@@ -73,6 +73,25 @@ const Backend& gemm_backend(Gemm g, DType precision) {
   return onednn::table();
 }
 
+const Backend& lora_gemm_backend(Gemm g, DType precision, std::string_view compute, bool quantized_base,
+                                 std::string_view field) {
+  const std::string f(field);
+  bool bf16 = false;
+  if (compute == "bf16") {
+    if (!onednn::native_bf16())
+      throw ConfigError(f + ": bf16 products need a CPU with native bf16 (AVX512_BF16 or AMX); oneDNN here: " +
+                        onednn::describe() + " (use \"fp32\" or \"auto\")");
+    if (g == Gemm::openblas)
+      throw ConfigError(f + ": bf16 products run on oneDNN, and train.gemm is \"openblas\" (use gemm \"onednn\" or \"auto\")");
+    bf16 = true;
+  } else if (compute == "auto") {
+    bf16 = quantized_base && g != Gemm::openblas && onednn::native_bf16();
+  } else if (compute != "fp32") {
+    throw ConfigError(f + ": unknown '" + std::string(compute) + "' (known: auto, fp32, bf16)");
+  }
+  return bf16 ? onednn::bf16_table() : gemm_backend(g, precision);
+}
+
 std::string gemm_description(const Backend& b) {
   if (b.linear_forward == cpu::table().linear_forward) return blas_description();
   if (b.linear_forward == ref::table().linear_forward) return "plain loops (ref)";

@@ -65,6 +65,15 @@ std::string_view gemm_name(Gemm g);
 // onednn (fp32 products) or, for bf16 on a CPU with native bf16, onednn-bf16 (bf16
 // products, the bf16 speed-up; elsewhere bf16 stays a storage format on fp32 products).
 const Backend& gemm_backend(Gemm g, DType precision);
+// The backend of a LoRA run, whose frozen base's products follow `compute`
+// (lora.compute): "bf16" gives onednn-bf16 (bf16 x bf16 -> fp32 products over the base,
+// NF4 dequantized straight to bf16, a bf16 base read as stored; the adapters stay fp32),
+// a ConfigError naming `field` where that cannot run (no native bf16, or gemm openblas);
+// "fp32" gives gemm_backend(g, precision); "auto" is bf16 for a quantized base
+// (`quantized_base`: bf16 or NF4 storage, whose own error dwarfs bf16 rounding) where
+// native and g is not openblas, fp32 otherwise. Another value: ConfigError naming field.
+const Backend& lora_gemm_backend(Gemm g, DType precision, std::string_view compute, bool quantized_base,
+                                 std::string_view field);
 // The GEMM library and ISA behind a backend, for reports: "OpenBLAS 0.3.21 ... ;
 // kernels SkylakeX" or "oneDNN 2.6.3, ISA avx512_core_amx, bf16 inputs".
 std::string gemm_description(const Backend& b);

@@ -1,7 +1,9 @@
 #pragma once
 // A frozen linear weight (OC, C) stored quantized (QLoRA's base): NF4 with double
 // quantization (core/nf4.h) or bf16. The linear_*_q ops read it a tile of rows at a
-// time, so no full fp32 copy of the weight ever exists.
+// time, so no full fp32 copy of the weight ever exists: dequantized to fp32 for sgemm
+// (cpu), or to bf16 for oneDNN's bf16 GEMM (onednn-bf16), where a bf16 weight is read
+// as stored.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -42,6 +44,25 @@ inline void dequantize_rows(const QuantWeight& w, int C, int r0, int R, float* o
     }
   } else {
     convert_bf16_to_f32(out, w.bf16 + begin, static_cast<size_t>(end - begin));
+  }
+}
+
+// The same rows as bf16 bit patterns (R, C), for GEMMs that take bf16 inputs: NF4 is
+// dequantized straight to bf16 (each value the rounding of dequantize_rows' float); a
+// bf16 weight needs no conversion, so its GEMMs read w.bf16 itself and never call this
+// (here it is a copy, for completeness).
+inline void dequantize_rows_bf16(const QuantWeight& w, int C, int r0, int R, uint16_t* out) {
+  const int64_t begin = static_cast<int64_t>(r0) * C, end = begin + static_cast<int64_t>(R) * C;
+  if (w.kind == QuantWeight::Kind::nf4) {
+    for (int i = 0; i < w.nf4_parts; ++i) {  // the parts the rows cross, as dequantize_rows
+      const Nf4Part& p = w.nf4[i];
+      const int lo = std::max(r0, p.row0), hi = std::min(r0 + R, p.row0 + p.rows);
+      if (lo >= hi) continue;
+      nf4_dequantize_bf16(p.q, static_cast<int64_t>(lo - p.row0) * C, static_cast<int64_t>(hi - p.row0) * C,
+                          out + static_cast<int64_t>(lo - r0) * C);
+    }
+  } else {
+    std::copy(w.bf16 + begin, w.bf16 + end, out);
   }
 }
 

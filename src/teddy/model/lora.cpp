@@ -25,6 +25,8 @@ void LoraConfig::validate_values() const {
     throw ConfigError(s + ".dropout: must be in [0, 1) (got " + std::to_string(dropout) + ")");
   if (quantize != "none" && quantize != "bf16" && quantize != "nf4")
     throw ConfigError(s + ".quantize: unknown '" + quantize + "' (known: none, bf16, nf4)");
+  if (compute != "auto" && compute != "fp32" && compute != "bf16")
+    throw ConfigError(s + ".compute: unknown '" + compute + "' (known: auto, fp32, bf16)");
 }
 
 void LoraConfig::validate(const ModelConfig& cfg) const {

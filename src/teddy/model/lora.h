@@ -29,11 +29,15 @@ struct LoraConfig {
   std::vector<std::string> targets;  // empty or {"all"}: every linear of every block
   bool rslora = false;
   std::string quantize = "none";     // frozen base storage: none (fp32) | bf16 | nf4
+  // The frozen base's products (bitsandbytes' bnb_4bit_compute_dtype): auto (bf16 for a
+  // bf16 / NF4 base where the CPU has native bf16 and train.gemm is not openblas, fp32
+  // otherwise) | fp32 | bf16 (kernels::lora_gemm_backend; docs/LORA.md).
+  std::string compute = "auto";
 
   bool enabled() const { return r > 0; }
   float scale() const;
   // Throws ConfigError naming lora.<key> and the rule: r >= 1, alpha > 0 and finite,
-  // 0 <= dropout < 1, quantize known (validate_values); and for a model, r no wider than
+  // 0 <= dropout < 1, quantize and compute known (validate_values); and for a model, r no wider than
   // its narrowest linear and every target known for its family (validate).
   void validate_values() const;
   void validate(const ModelConfig& cfg) const;

@@ -129,7 +129,8 @@ void insert_common_toml(toml::table& t, const CommonConfig& c) {
                                  {"dropout", static_cast<double>(c.lora.dropout)},
                                  {"targets", targets},
                                  {"rslora", c.lora.rslora},
-                                 {"quantize", c.lora.quantize}});
+                                 {"quantize", c.lora.quantize},
+                                 {"compute", c.lora.compute}});
   }
 }
 
@@ -147,7 +148,11 @@ AdamWConfig CommonConfig::adamw() const {
 Precision CommonConfig::precision_mode() const { return precision_from_name(precision, "train.precision"); }
 
 const kernels::Backend& CommonConfig::gemm_backend() const {
-  return kernels::gemm_backend(kernels::gemm_from_name(gemm, "train.gemm"), precision_dtype(precision_mode()));
+  const kernels::Gemm g = kernels::gemm_from_name(gemm, "train.gemm");
+  const DType p = precision_dtype(precision_mode());
+  if (lora_section && lora.enabled())
+    return kernels::lora_gemm_backend(g, p, lora.compute, lora.quantize != "none", "lora.compute");
+  return kernels::gemm_backend(g, p);
 }
 
 LossScalerConfig CommonConfig::loss_scaler_config() const {

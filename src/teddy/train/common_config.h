@@ -70,7 +70,7 @@ struct CommonConfig {
   std::vector<int> save_on_signals() const;  // validated names -> signal numbers
   // Refuse a run whose planned memory exceeds what the process may use (train/memory_check.h).
   bool memory_check = true;
-  // [lora] (docs/LORA.md): r, alpha, dropout, targets, rslora, quantize. Any key of the
+  // [lora] (docs/LORA.md): r, alpha, dropout, targets, rslora, quantize, compute. Any key of the
   // section turns LoRA on (and then r must be >= 1); the targets are checked against
   // the model when it is built.
   LoraConfig lora;
@@ -78,7 +78,8 @@ struct CommonConfig {
 
   AdamWConfig adamw() const;  // validated
   Precision precision_mode() const;  // from precision (ConfigError "train.precision: ...")
-  // The kernel backend a run trains on: gemm and precision (ConfigError "train.gemm: ...").
+  // The kernel backend a run trains on: gemm and precision (ConfigError "train.gemm: ..."),
+  // and under LoRA lora.compute and lora.quantize (kernels::lora_gemm_backend).
   const kernels::Backend& gemm_backend() const;
   LossScalerConfig loss_scaler_config() const;  // from loss_scale, loss_scale_growth_interval
   LrSchedule lr_schedule(int64_t total_steps) const;  // validated
@@ -123,6 +124,7 @@ void add_lora_keys(toml_config::KeyTable<Config>& k) {
   k["lora.dropout"] = num(&LoraConfig::dropout, "a number in [0, 1)");
   k["lora.rslora"] = num(&LoraConfig::rslora, "true or false");
   k["lora.quantize"] = num(&LoraConfig::quantize, "\"none\", \"bf16\" or \"nf4\"");
+  k["lora.compute"] = num(&LoraConfig::compute, "\"auto\", \"fp32\" or \"bf16\"");
   k["lora.targets"] = [](Config& c, const toml::node& n, const std::string& where) {
     c.lora_section = true;
     c.lora.targets = lora_targets_from_toml(n, where);

@@ -149,6 +149,10 @@ class Pretrainer::Task final : public TrainTask {
                ? std::to_string(std::lround(r.peak_gflops)) + " GFLOP/s" + (r.peak_given ? " (given)" : " (measured)")
                : std::string("not measured (MFU reports 0)"))
        << ", FLOPs/token 6N+12LCT = " << r.flops_per_token << "\n";
+    if (const LoraConfig* l = model_->lora())  // lora.compute: what the frozen base's GEMMs take
+      os << "# LoRA r " << l->r << " over a " << (l->quantize == "none" ? "fp32" : l->quantize)
+         << " base: its products in " << (model_->context().ops().gemm_inputs == DType::bf16 ? "bf16" : "fp32")
+         << " (lora.compute " << l->compute << "), the adapters' in fp32\n";
     os << r.engine_report;
     os << r.notes;
     if (r.start_step > 0) os << "# resumed from step " << r.start_step << "\n";

@@ -217,6 +217,10 @@ class SftTrainer::Task final : public TrainTask {
        << human_bytes(static_cast<double>(model_->activation_bytes())) << " (precision " << cfg_.precision
        << "); threads " << rep.threads << "; GEMMs " << kernels::gemm_description(model_->context().ops())
        << " (train.gemm " << cfg_.gemm << ")\n";
+    if (const LoraConfig* l = model_->lora())  // lora.compute: what the frozen base's GEMMs take
+      os << "# LoRA r " << l->r << " over a " << (l->quantize == "none" ? "fp32" : l->quantize)
+         << " base: its products in " << (model_->context().ops().gemm_inputs == DType::bf16 ? "bf16" : "fp32")
+         << " (lora.compute " << l->compute << "), the adapters' in fp32\n";
     if (rep.scaler)
       os << "# fp16: dynamic loss scale from " << rep.scaler->scale() << ", x2 after "
          << cfg_.loss_scale_growth_interval << " clean steps\n";

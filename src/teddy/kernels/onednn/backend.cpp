@@ -20,10 +20,12 @@ const Backend& bf16_table() {
   static const Backend t = [] {
     Backend b = cpu::table();
     b.name = "onednn-bf16";
-    b.summary = "cpu with the linear GEMMs on oneDNN bf16 x bf16 -> fp32 matmuls (inputs rounded to bf16)";
+    b.summary = "cpu with the linear GEMMs (quantized bases included) on oneDNN bf16 x bf16 -> fp32 matmuls (inputs rounded to bf16)";
     b.gemm_inputs = DType::bf16;
     b.linear_forward = &onednn::linear_forward_bf16;
     b.linear_backward = &onednn::linear_backward_bf16;
+    b.linear_forward_q = &onednn::linear_forward_q_bf16;
+    b.linear_backward_q = &onednn::linear_backward_q_bf16;
     return b;
   }();
   return t;

@@ -24,10 +24,10 @@ using dt = dnnl::memory::data_type;
 // What a primitive depends on. threads: oneDNN's OpenMP runtime fixes its work split
 // for the team size at creation, so a ThreadScope that changes the count gets its own.
 struct Key {
-  int64_t M, N, K, a_sm, a_sk, b_sk, b_sn;
+  int64_t M, N, K, a_sm, a_sk, b_sk, b_sn, ldc;
   bool bias, accumulate, bf16;
   int threads;
-  auto tie() const { return std::tie(M, N, K, a_sm, a_sk, b_sk, b_sn, bias, accumulate, bf16, threads); }
+  auto tie() const { return std::tie(M, N, K, a_sm, a_sk, b_sk, b_sn, ldc, bias, accumulate, bf16, threads); }
   bool operator<(const Key& o) const { return tie() < o.tie(); }
 };
 
@@ -71,7 +71,7 @@ Entry make_entry(ThreadState& s, const Key& k) {
   const dt in = k.bf16 ? dt::bf16 : dt::f32;
   const dnnl::memory::desc a_md({k.M, k.K}, in, dnnl::memory::dims{k.a_sm, k.a_sk});
   const dnnl::memory::desc b_md({k.K, k.N}, in, dnnl::memory::dims{k.b_sk, k.b_sn});
-  const dnnl::memory::desc c_md({k.M, k.N}, dt::f32, dnnl::memory::dims{k.N, 1});
+  const dnnl::memory::desc c_md({k.M, k.N}, dt::f32, dnnl::memory::dims{k.ldc, 1});
   const dnnl::memory::desc bias_md({1, k.N}, dt::f32, dnnl::memory::dims{k.N, 1});
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
@@ -109,8 +109,8 @@ Entry make_entry(ThreadState& s, const Key& k) {
 
 void matmul(const MatmulArgs& m) {
   ThreadState& s = state();
-  const Key k{m.M, m.N, m.K, m.a_sm, m.a_sk, m.b_sk, m.b_sn, m.bias != nullptr, m.accumulate, m.bf16,
-              omp_get_max_threads()};
+  const Key k{m.M,        m.N,          m.K,    m.a_sm, m.a_sk, m.b_sk, m.b_sn, m.ldc ? m.ldc : m.N, m.bias != nullptr,
+              m.accumulate, m.bf16, omp_get_max_threads()};
   auto it = s.cache.find(k);
   if (it == s.cache.end()) it = s.cache.emplace(k, make_entry(s, k)).first;
   Entry& e = it->second;
@@ -118,12 +118,20 @@ void matmul(const MatmulArgs& m) {
   const size_t a_n = static_cast<size_t>((m.M - 1) * m.a_sm + (m.K - 1) * m.a_sk + 1);
   const size_t b_n = static_cast<size_t>((m.K - 1) * m.b_sk + (m.N - 1) * m.b_sn + 1);
   if (m.bf16) {
-    auto* a16 = static_cast<bf16_t*>(s.a16.get(a_n * sizeof(bf16_t)));
-    auto* b16 = static_cast<bf16_t*>(s.b16.get(b_n * sizeof(bf16_t)));
-    convert_f32_to_bf16(a16, m.a, a_n);
-    convert_f32_to_bf16(b16, m.b, b_n);
-    e.a.set_data_handle(a16);
-    e.b.set_data_handle(b16);
+    const bf16_t* a16 = m.a16;
+    const bf16_t* b16 = m.b16;
+    if (!a16) {
+      auto* r = static_cast<bf16_t*>(s.a16.get(a_n * sizeof(bf16_t)));
+      convert_f32_to_bf16(r, m.a, a_n);
+      a16 = r;
+    }
+    if (!b16) {
+      auto* r = static_cast<bf16_t*>(s.b16.get(b_n * sizeof(bf16_t)));
+      convert_f32_to_bf16(r, m.b, b_n);
+      b16 = r;
+    }
+    e.a.set_data_handle(const_cast<bf16_t*>(a16));
+    e.b.set_data_handle(const_cast<bf16_t*>(b16));
   } else {
     e.a.set_data_handle(const_cast<float*>(m.a));
     e.b.set_data_handle(const_cast<float*>(m.b));

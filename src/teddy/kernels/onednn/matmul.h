@@ -1,6 +1,6 @@
 #pragma once
 // One oneDNN matmul C(M,N) (+)= A(M,K) B(K,N) [+ bias(N)], row-major C with leading
-// dimension N, A and B read through strides (a transpose is a stride swap, never a copy).
+// dimension N (or ldc: a column block of a wider C), A and B read through strides (a transpose is a stride swap, never a copy).
 // The primitive for a shape is created once, on its first call, and cached per calling
 // thread with the memory objects it executes on (only the data pointers change per
 // call); its scratchpad is ours (scratchpad_mode::user: one growing buffer per thread),
@@ -21,10 +21,16 @@ struct MatmulArgs {
   int64_t a_sm = 0, a_sk = 0;
   const float* b = nullptr;  // B(k,n) at b[k*b_sk + n*b_sn]
   int64_t b_sk = 0, b_sn = 0;
-  float* c = nullptr;           // C(m,n) at c[m*N + n]
+  float* c = nullptr;           // C(m,n) at c[m*ldc + n]
   const float* bias = nullptr;  // (N) or nullptr
   bool accumulate = false;      // C += A B (oneDNN's sum post-op) instead of C = A B
   bool bf16 = false;            // round A and B to bf16, accumulate in fp32
+  int64_t ldc = 0;              // C's row stride; 0: N (contiguous)
+  // bf16 only: operands already in bf16 (bit patterns, same strides as a / b), used as
+  // they are instead of rounding a / b (which may then be nullptr): the quantized
+  // linears round their activations once per call and dequantize W straight to bf16.
+  const uint16_t* a16 = nullptr;
+  const uint16_t* b16 = nullptr;
 };
 
 void matmul(const MatmulArgs& m);

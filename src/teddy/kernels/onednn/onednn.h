@@ -14,6 +14,12 @@ void linear_forward_bf16(float* out, const float* inp, const float* weight, cons
 void linear_backward_bf16(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                           const float* weight, int N, int C, int OC, Grad dinp_mode, Grad param_mode);
 
+// The quantized linears with bf16 products (onednn/linear_q.cpp; onednn-bf16's entries).
+void linear_forward_q_bf16(float* out, const float* inp, const QuantWeight* w, const float* bias, int N, int C,
+                           int OC);
+void linear_backward_q_bf16(float* dinp, const float* dout, const QuantWeight* w, int N, int C, int OC,
+                            Grad dinp_mode);
+
 const Backend& table();       // "onednn"
 const Backend& bf16_table();  // "onednn-bf16"
 
