@@ -59,7 +59,7 @@ struct ThreadState {
   dnnl::engine eng{dnnl::engine::kind::cpu, 0};
   dnnl::stream strm{eng};
   std::map<Key, Entry> cache;
-  Growing scratch, a16, b16;
+  Growing scratch, a16, b16, shared16;
 };
 
 ThreadState& state() {
@@ -118,12 +118,20 @@ void matmul(const MatmulArgs& m) {
   const size_t a_n = static_cast<size_t>((m.M - 1) * m.a_sm + (m.K - 1) * m.a_sk + 1);
   const size_t b_n = static_cast<size_t>((m.K - 1) * m.b_sk + (m.N - 1) * m.b_sn + 1);
   if (m.bf16) {
-    auto* a16 = static_cast<bf16_t*>(s.a16.get(a_n * sizeof(bf16_t)));
-    auto* b16 = static_cast<bf16_t*>(s.b16.get(b_n * sizeof(bf16_t)));
-    convert_f32_to_bf16(a16, m.a, a_n);
-    convert_f32_to_bf16(b16, m.b, b_n);
-    e.a.set_data_handle(a16);
-    e.b.set_data_handle(b16);
+    const bf16_t* a16 = m.a16;
+    const bf16_t* b16 = m.b16;
+    if (!a16) {
+      auto* t = static_cast<bf16_t*>(s.a16.get(a_n * sizeof(bf16_t)));
+      convert_f32_to_bf16(t, m.a, a_n);
+      a16 = t;
+    }
+    if (!b16) {
+      auto* t = static_cast<bf16_t*>(s.b16.get(b_n * sizeof(bf16_t)));
+      convert_f32_to_bf16(t, m.b, b_n);
+      b16 = t;
+    }
+    e.a.set_data_handle(const_cast<bf16_t*>(a16));
+    e.b.set_data_handle(const_cast<bf16_t*>(b16));
   } else {
     e.a.set_data_handle(const_cast<float*>(m.a));
     e.b.set_data_handle(const_cast<float*>(m.b));
@@ -134,6 +142,12 @@ void matmul(const MatmulArgs& m) {
   if (e.scratch_bytes) e.scratch.set_data_handle(s.scratch.get(e.scratch_bytes));
   e.prim.execute(s.strm, e.args);
   s.strm.wait();
+}
+
+const uint16_t* round_shared(const float* x, size_t n) {
+  auto* t = static_cast<bf16_t*>(state().shared16.get(n * sizeof(bf16_t)));
+  convert_f32_to_bf16(t, x, n);
+  return t;
 }
 
 bool native_bf16() {

@@ -9,7 +9,8 @@
 // bf16: A and B are given as fp32 and rounded to bf16 (round to nearest even, as
 // core/dtype.h) into per-thread buffers right before the product, which accumulates
 // in fp32 (bf16 x bf16 -> f32: AVX512_BF16 vdpbf16ps or AMX tiles, chosen by oneDNN).
-// `a_elems` / `b_elems` are how many floats A and B span in memory (what is rounded).
+// An operand the caller already holds in bf16 (a weight copy, a saved activation) is
+// passed as bits (MatmulArgs::a16 / b16) and not rounded again.
 #include <cstddef>
 #include <cstdint>
 
@@ -25,9 +26,18 @@ struct MatmulArgs {
   const float* bias = nullptr;  // (N) or nullptr
   bool accumulate = false;      // C += A B (oneDNN's sum post-op) instead of C = A B
   bool bf16 = false;            // round A and B to bf16, accumulate in fp32
+  // bf16 only: A or B given as bf16 bits (same strides), used as they are instead of
+  // rounding a / b (which are then not read).
+  const uint16_t* a16 = nullptr;
+  const uint16_t* b16 = nullptr;
 };
 
 void matmul(const MatmulArgs& m);
+
+// x (n floats) rounded to bf16 into the calling thread's own buffer, valid until the
+// thread's next call: an operand two products share (a backward's dout) is rounded
+// once. Distinct from matmul's internal buffers.
+const uint16_t* round_shared(const float* x, size_t n);
 
 // Whether this CPU (as capped by ONEDNN_MAX_CPU_ISA / DNNL_MAX_CPU_ISA) computes bf16
 // products natively: oneDNN's effective ISA is AVX512_CORE_BF16 or AMX. Elsewhere
