@@ -167,7 +167,10 @@ void print_train_result(const TrainBenchResult& r, bool json) {
               plan::format_bytes(static_cast<double>(r.saved_activation_bytes)).c_str(), r.recompute.c_str(),
               r.precision.c_str(), r.backend.c_str());
   if (r.weight_scratch_bytes)
-    std::printf("      %s: rounded-weight scratch %s (fp32 master weights kept)%s\n", r.precision.c_str(),
+    std::printf("      %s: %s %s (fp32 master weights kept)%s\n", r.precision.c_str(),
+                r.backend == "onednn-bf16" && r.precision == "bf16"
+                    ? "bf16 copy of the matmul weights (rewritten each forward, read by the GEMMs as is)"
+                    : "rounded-weight scratch",
                 plan::format_bytes(static_cast<double>(r.weight_scratch_bytes)).c_str(),
                 r.precision == "fp16" ? (", " + std::to_string(r.skipped_steps) + " steps skipped by the loss scaler").c_str() : "");
   std::printf("      sgemm ceiling %.1f GFLOP/s (15 training shapes): median of %d samples, one before each timed "

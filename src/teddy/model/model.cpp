@@ -175,6 +175,10 @@ struct Model::Impl {
   // Mixed precision: the weights one matrix product stage reads, rounded from the fp32
   // master weights on every use (one block's four matmul weights, or the classifier).
   AlignedBuffer wscratch;
+  // bf16 GEMMs instead (BlockShape::gemm16): the bf16 copy of every matmul weight,
+  // block by block (weight16_layer), then the classifier (weight16_head); rewritten
+  // from the masters by every forward (Model::set_precision).
+  AlignedBuffer w16;
   Profiler* prof = nullptr;
 };
 
@@ -422,6 +426,19 @@ size_t block_matmul_floats(const ModelConfig& c) {
   return round16(C * c.qkv_dim()) + round16(C * C) + round16(C * up) + round16(F * C);
 }
 
+// The bf16 weight copy: each tensor starts on a 32-element (64-byte) boundary.
+size_t round32(size_t n) { return (n + 31) / 32 * 32; }
+size_t block16_elems(const ModelConfig& c) {
+  const size_t C = c.d_model, F = c.d_ff, up = c.family == Family::gpt2 ? F : 2 * F;
+  return round32(C * c.qkv_dim()) + round32(C * C) + round32(C * up) + round32(F * C);
+}
+size_t head16_elems(const ModelConfig& c) { return round32(static_cast<size_t>(c.padded_vocab_size) * c.d_model); }
+
+// Whether a run at precision p on backend b keeps the bf16 weight copy (gemm16).
+bool uses_weight16(Precision p, const kernels::Backend& b) {
+  return p == Precision::bf16 && b.gemm_inputs == DType::bf16;
+}
+
 }  // namespace
 
 size_t Model::weight_scratch_bytes_for(const ModelConfig& cfg, Precision p) {
@@ -430,7 +447,12 @@ size_t Model::weight_scratch_bytes_for(const ModelConfig& cfg, Precision p) {
   return std::max(block_matmul_floats(cfg), head) * sizeof(float);
 }
 
-size_t Model::weight_scratch_bytes() const { return impl_->wscratch.bytes(); }
+size_t Model::weight_scratch_bytes_for(const ModelConfig& cfg, Precision p, const kernels::Backend& b) {
+  if (!uses_weight16(p, b)) return weight_scratch_bytes_for(cfg, p);
+  return (static_cast<size_t>(cfg.n_layer) * block16_elems(cfg) + head16_elems(cfg)) * sizeof(bf16_t);
+}
+
+size_t Model::weight_scratch_bytes() const { return impl_->wscratch.bytes() + impl_->w16.bytes(); }
 
 void Model::zero_grad() {
   const ThreadScope threads(ctx_);
@@ -482,11 +504,15 @@ void Model::reserve_activations(int B, int T) {
     la.dropout = st->cfg.dropout > 0;
     for (const LoraSite& site : st->sites) la.parts[static_cast<int>(site.linear)] = static_cast<int>(site.parts.size());
   }
-  const size_t wbytes = weight_scratch_bytes_for(cfg_, prec);
-  if (impl_->wscratch.bytes() != wbytes) {
-    impl_->wscratch = AlignedBuffer();
-    if (wbytes) impl_->wscratch.resize(wbytes, "the 16-bit weight scratch");
-  }
+  // One of the two (bf16 GEMMs: the bf16 copy; fp32 GEMMs: the fp32 rounding scratch),
+  // the old freed before the new is made. The backend may have changed (set_backend).
+  const bool w16 = uses_weight16(prec, ctx_.ops()) && !impl_->lora;
+  const size_t wbytes = w16 ? 0 : weight_scratch_bytes_for(cfg_, prec);
+  const size_t w16bytes = w16 ? weight_scratch_bytes_for(cfg_, prec, ctx_.ops()) : 0;
+  if (impl_->wscratch.bytes() != wbytes) impl_->wscratch = AlignedBuffer();
+  if (impl_->w16.bytes() != w16bytes) impl_->w16 = AlignedBuffer();
+  if (wbytes && !impl_->wscratch.bytes()) impl_->wscratch.resize(wbytes, "the 16-bit weight scratch");
+  if (w16bytes && !impl_->w16.bytes()) impl_->w16.resize(w16bytes, "the bf16 copy of the matmul weights");
   if (impl_->arena.allocated() && rows <= impl_->acts.rows && impl_->carved_for == mode &&
       impl_->carved_prec == prec)
     return;
@@ -578,6 +604,41 @@ const float* rounded_head(const BlockShape& s, const float* W, size_t n, float* 
   return scratch;
 }
 
+// bf16 GEMMs: where block l's bf16 weights are in the copy, in LayerTensors order.
+uint16_t* weight16_layer(const ModelConfig& cfg, uint16_t* copy, int l) {
+  return copy + static_cast<size_t>(l) * block16_elems(cfg);
+}
+uint16_t* weight16_head(const ModelConfig& cfg, uint16_t* copy) {
+  return copy + static_cast<size_t>(cfg.n_layer) * block16_elems(cfg);
+}
+
+// bf16 GEMMs: block l's tensors with the bf16 copies of its four matmul weights
+// attached (at dst), rewritten from the fp32 masters first when `refresh` (forward,
+// right after the before_forward hook: after a ZeRO-3 gather). Backward reads what the
+// same call's forward wrote (the masters do not change in between).
+LayerTensors with_weight16(const BlockShape& s, LayerTensors w, uint16_t* dst, bool refresh) {
+  if (!s.gemm16) return w;
+  ProfileScope scope(refresh ? s.prof : nullptr, "refresh_weights16");
+  const size_t C = s.C, F = s.F, up = s.gpt2 ? F : 2 * F;
+  auto put = [&](const uint16_t*& t16, const float* t, size_t n) {
+    if (refresh) convert_f32_to_bf16(dst, t, n);
+    t16 = dst;
+    dst += round32(n);
+  };
+  put(w.qkv_w16, w.qkv_w, C * s.QKV);
+  put(w.proj_w16, w.proj_w, C * C);
+  put(w.up_w16, w.up_w, C * up);
+  put(w.down_w16, w.down_w, F * C);
+  return w;
+}
+
+// bf16 GEMMs: the classifier weight (Vp, C) rewritten into its bf16 copy.
+const uint16_t* refresh_head16(const BlockShape& s, const float* W, size_t n, uint16_t* dst) {
+  ProfileScope scope(s.prof, "refresh_weights16");
+  convert_f32_to_bf16(dst, W, n);
+  return dst;
+}
+
 }  // namespace
 
 BlockShape Model::shape_for(int B, int T) const {
@@ -585,6 +646,7 @@ BlockShape Model::shape_for(int B, int T) const {
   s.attn_scratch = impl_->acts.attn_scratch;
   s.attn_scratch_floats = impl_->acts.attn_scratch_floats;
   s.prec = precision_dtype(impl_->carved_prec);
+  s.gemm16 = impl_->w16.bytes() > 0 && uses_weight16(impl_->carved_prec, ctx_.ops()) && !impl_->lora;
   if (const LoraState* st = impl_->lora.get()) {
     s.lora_r = st->cfg.r;
     s.lora_scale = st->cfg.scale();
@@ -652,6 +714,7 @@ void Model::run_trunk(const Batch& b) {
   for (int l = 0; l < cfg_.n_layer; ++l) {
     if (hooks_.before_forward) hooks_.before_forward(l);
     LayerTensors w = rounded_layer(s, resolve_layer(P, o.layers[l]), W16);  // after the hook: ZeRO-3 gathers first
+    w = with_weight16(s, w, weight16_layer(cfg_, impl_->w16.as<uint16_t>(), l), true);
     w.lora = lora_refs(impl_->lora.get(), l, params(), grads(), a, impl_->training);
     if (impl_->lora && !impl_->lora->qw.empty()) w.q = impl_->lora->qw[l].data();
     block_forward(s, w, a.layers[l], a.act, a.resid[l], a.resid[l + 1], a.pos, b.seg);
@@ -670,11 +733,16 @@ LossSum Model::forward(const Batch& b, float* logits_out) {
   Activations& a = impl_->acts;
   const int N = b.B * b.T, C = cfg_.d_model, V = cfg_.vocab_size, Vp = cfg_.padded_vocab_size;
   const kernels::QuantWeight* Wq = base_head();  // QLoRA: the head in bf16
+  const BlockShape s = shape_for(b.B, b.T);
   const float* W = Wq ? nullptr
-                      : rounded_head(shape_for(b.B, b.T), base_params() + impl_->off.lm_head,
-                                     static_cast<size_t>(Vp) * C, impl_->wscratch.as<float>());  // (Vp, C)
+                      : rounded_head(s, base_params() + impl_->off.lm_head, static_cast<size_t>(Vp) * C,
+                                     impl_->wscratch.as<float>());  // (Vp, C)
+  const uint16_t* H16 = s.gemm16 ? refresh_head16(s, W, static_cast<size_t>(Vp) * C,
+                                                  weight16_head(cfg_, impl_->w16.as<uint16_t>()))
+                                 : nullptr;
   auto head = [&](float* out, const float* x, int R) {
     if (Wq) k.linear_forward_q(out, x, Wq, nullptr, R, C, Vp);
+    else if (H16) k.linear16_forward(out, x, nullptr, H16, nullptr, R, C, Vp);
     else k.linear_forward(out, x, W, nullptr, R, C, Vp);
   };
   Profiler* prof = impl_->prof;
@@ -739,6 +807,9 @@ LossSum Model::forward_backward(const Batch& b, float dloss, kernels::Grad param
   float* W16 = impl_->wscratch.as<float>();
   const kernels::QuantWeight* Wq = base_head();  // QLoRA: the frozen head in bf16
   const float* Wh = Wq ? nullptr : rounded_head(s, P + o.lm_head, static_cast<size_t>(Vp) * C, W16);  // (Vp, C)
+  const uint16_t* Wh16 = s.gemm16 ? refresh_head16(s, Wh, static_cast<size_t>(Vp) * C,
+                                                   weight16_head(cfg_, impl_->w16.as<uint16_t>()))
+                                  : nullptr;
   LossSum loss;
   // Classifier, chunk by chunk: logits, then dlogits in place, then straight into
   // dlnf and dW, so only one (R, Vp) chunk is ever alive.
@@ -749,6 +820,7 @@ LossSum Model::forward_backward(const Batch& b, float dloss, kernels::Grad param
     timed(s.prof, "classifier_forward", linear_flops(R, C, Vp),
           [&] {
             if (Wq) k.linear_forward_q(a.logits, x, Wq, nullptr, R, C, Vp);
+            else if (Wh16) k.linear16_forward(a.logits, x, nullptr, Wh16, nullptr, R, C, Vp);
             else k.linear_forward(a.logits, x, Wh, nullptr, R, C, Vp);  // (R, Vp)
           });
     timed(s.prof, "crossentropy", 0, [&] {
@@ -761,8 +833,13 @@ LossSum Model::forward_backward(const Batch& b, float dloss, kernels::Grad param
         k.linear_backward_q(a.dln + static_cast<size_t>(r0) * C, a.logits, Wq, R, C, Vp, kernels::Grad::set);
         return;
       }
-      k.linear_backward(a.dln + static_cast<size_t>(r0) * C, st ? nullptr : G + o.lm_head, nullptr, a.logits, x, Wh, R, C, Vp,
-                         kernels::Grad::set, set && r0 == 0 ? kernels::Grad::set : kernels::Grad::add);
+      const kernels::Grad pm = set && r0 == 0 ? kernels::Grad::set : kernels::Grad::add;
+      if (Wh16)  // dlogits rounded once for both products
+        k.linear16_backward(a.dln + static_cast<size_t>(r0) * C, G + o.lm_head, nullptr, a.logits, x, nullptr, Wh16, R,
+                            C, Vp, kernels::Grad::set, pm);
+      else
+        k.linear_backward(a.dln + static_cast<size_t>(r0) * C, st ? nullptr : G + o.lm_head, nullptr, a.logits, x, Wh,
+                          R, C, Vp, kernels::Grad::set, pm);
     });
   }
   loss.count = count_targets(b.targets, N);
@@ -779,6 +856,7 @@ LossSum Model::forward_backward(const Batch& b, float dloss, kernels::Grad param
   for (int l = cfg_.n_layer - 1; l >= 0; --l) {
     if (hooks_.before_backward) hooks_.before_backward(l);
     LayerTensors w = rounded_layer(s, resolve_layer(P, o.layers[l]), W16);  // after the hook: ZeRO-3 gathers first
+    w = with_weight16(s, w, weight16_layer(cfg_, impl_->w16.as<uint16_t>(), l), false);  // the forward's copy
     w.lora = lora_refs(st, l, params(), G, a, true);
     if (st && !st->qw.empty()) w.q = st->qw[l].data();
     const LayerTensors g = st ? frozen_layer_grads(sink, C, s.gpt2) : resolve_layer(G, o.layers[l]);

@@ -221,15 +221,23 @@ class Model {
   void set_recompute(Recompute r);
   Recompute recompute() const;
   // Training precision (default fp32). Like set_recompute, a new mode re-carves the
-  // arena at the next call. The parameters stay fp32: each forward / backward rounds
-  // the weights a block's matrix products read into a one-block scratch (so a weight
-  // update, a checkpoint load or a ZeRO-3 gather can never leave a stale 16-bit copy).
+  // arena at the next call. The parameters stay fp32. On fp32 GEMMs (cpu, onednn) each
+  // forward / backward rounds the weights a block's matrix products read into a
+  // one-block fp32 scratch. On bf16 GEMMs (a backend whose gemm_inputs is bf16:
+  // onednn-bf16 under bf16) the model keeps a bf16 copy of every matmul weight (the
+  // blocks' four linears and the classifier), rewritten from the masters at the start
+  // of every forward / forward_backward (block l's right after its before_forward hook,
+  // where ZeRO-3 gathers it), so a weight update, a checkpoint load or a gather can
+  // never leave it stale; the products then read it (and the saved 16-bit activations)
+  // as they are, with no rounding per GEMM.
   void set_precision(Precision p);
   Precision precision() const;
-  // Bytes of that rounded-weight scratch (0 in fp32): the larger of one block's matmul
-  // weights and the classifier weight, fp32 (sgemm reads fp32).
+  // Bytes of those 16-bit weights (0 in fp32): fp32 GEMMs, the larger of one block's
+  // matmul weights and the classifier weight in fp32; bf16 GEMMs, the bf16 copy of all
+  // matmul weights (2 bytes per element).
   size_t weight_scratch_bytes() const;
   static size_t weight_scratch_bytes_for(const ModelConfig& cfg, Precision p);
+  static size_t weight_scratch_bytes_for(const ModelConfig& cfg, Precision p, const kernels::Backend& b);
   // Sizes the activation arena for B*T rows now (it otherwise grows on the first call
   // with more rows than before; it never shrinks).
   void reserve_activations(int B, int T);

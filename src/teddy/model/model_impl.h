@@ -54,6 +54,9 @@ struct LayerTensors {
   // QLoRA: the four linear weights (LoraLinear order) stored quantized; the fp32
   // pointers of those are then nullptr.
   const kernels::QuantWeight* q = nullptr;
+  // bf16 GEMMs (BlockShape::gemm16): the four linear weights' bf16 copies (Model's
+  // refreshed weight copy); nullptr otherwise.
+  const uint16_t *qkv_w16 = nullptr, *proj_w16 = nullptr, *up_w16 = nullptr, *down_w16 = nullptr;
 };
 LayerTensors resolve_layer(float* base, const LayerOffsets& o);
 // A frozen base's gradient "tensors": no linear gradients (nullptr: the GEMMs skip
@@ -154,6 +157,11 @@ struct BlockShape {
   size_t attn_scratch_floats = 0;
   DType prec = DType::f32;  // f32: no rounding; bf16/f16: saved tensors and GEMM inputs rounded
   kernels::Grad param_grads = kernels::Grad::add;  // set: the linears overwrite their parameter gradients
+  // bf16 GEMMs (prec bf16 on a table whose gemm_inputs is bf16, no LoRA): the linears
+  // go through linear16_* with the weights' bf16 copies (LayerTensors::*_w16) and the
+  // saved 16-bit inputs as they are; ln1 and ln2 are then not widened in backward
+  // (only GEMMs read them).
+  bool gemm16 = false;
   // LoRA (LayerTensors::lora): rank, scale, dropout probability (0 outside training)
   // and the scratch of Activations.
   int lora_r = 0;

@@ -51,14 +51,15 @@ void block_widen(const BlockShape& s, const Activations& acts, int l) {
   const LayerActs& a = acts.layers[l];
   const size_t N = static_cast<size_t>(s.N), up_cols = s.gpt2 ? s.F : 2 * s.F;
   s.k->widen_to_f32(s.prec, acts.resid[l], acts.resid16[l], N * s.C);
+  // bf16 GEMMs read ln1 and ln2 as the 16-bit copies (only GEMMs read them).
   if (a.ln1_16) {  // the attention half was kept (recompute none)
-    s.k->widen_to_f32(s.prec, a.ln1, a.ln1_16, N * s.C);
+    if (!s.gemm16) s.k->widen_to_f32(s.prec, a.ln1, a.ln1_16, N * s.C);
     s.k->widen_to_f32(s.prec, a.qkv, a.qkv_16, N * s.QKV);
     s.k->widen_to_f32(s.prec, a.att, a.att_16, N * s.C);
   }
   if (a.h_16) {  // the MLP half was kept (recompute none or attention)
     s.k->widen_to_f32(s.prec, a.h, a.h_16, N * s.C);
-    s.k->widen_to_f32(s.prec, a.ln2, a.ln2_16, N * s.C);
+    if (!s.gemm16) s.k->widen_to_f32(s.prec, a.ln2, a.ln2_16, N * s.C);
     s.k->widen_to_f32(s.prec, a.up, a.up_16, N * up_cols);
   }
 }
@@ -116,14 +117,28 @@ void drop_bwd(const BlockShape& s, float* dinp, const float* dout, int width, ui
                           sample_seed(s, seed, b, width), kernels::Grad::add);
 }
 
-void linear_fwd(const BlockShape& s, float* out, const float* inp, const float* w, const float* b, int C, int OC,
+// A linear's operands: its input (fp32, and its saved 16-bit copy or nullptr) and its
+// weight (fp32, and the bf16 copy under bf16 GEMMs or nullptr). With w16 the products
+// are linear16's: the 16-bit input when there is one (then `inp` may be stale: ln1 and
+// ln2 are not widened), else the fp32 input rounded by the op.
+struct LinearIn {
+  const float* inp;
+  const uint16_t* inp16;
+  const float* w;
+  const uint16_t* w16;
+};
+
+void linear_fwd(const BlockShape& s, float* out, LinearIn in, const float* b, int C, int OC,
                 const LoraRef* lr = nullptr, const kernels::QuantWeight* qw = nullptr) {
+  const float* inp = in.inp;
   {
     ProfileScope scope(s.prof, qw ? "linear_forward_q" : "linear_forward", linear_flops(s.N, C, OC));
     if (qw)
       s.k->linear_forward_q(out, inp, qw, b, s.N, C, OC);
+    else if (in.w16)
+      s.k->linear16_forward(out, in.inp16 ? nullptr : inp, in.inp16, in.w16, b, s.N, C, OC);
     else
-      s.k->linear_forward(out, inp, w, b, s.N, C, OC);
+      s.k->linear_forward(out, inp, in.w, b, s.N, C, OC);
   }
   if (!lr) return;
   ProfileScope scope(s.prof, "lora_forward", linear_flops(s.N, C, lr->P * s.lora_r) + linear_flops(s.N, s.lora_r, OC));
@@ -141,12 +156,17 @@ void linear_fwd(const BlockShape& s, float* out, const float* inp, const float* 
 // its input gradient is added onto the base's; with dropout the dropped input is
 // regenerated from the mask seed (nothing was stored) and the input gradient goes
 // back through the same mask.
-void linear_bwd(const BlockShape& s, float* dinp, float* dw, float* db, const float* dout, const float* inp,
-                const float* w, int C, int OC, const LoraRef* lr = nullptr, const kernels::QuantWeight* qw = nullptr) {
+void linear_bwd(const BlockShape& s, float* dinp, float* dw, float* db, const float* dout, LinearIn in, int C,
+                int OC, const LoraRef* lr = nullptr, const kernels::QuantWeight* qw = nullptr) {
+  const float* inp = in.inp;
+  const float* w = in.w;
   {
     ProfileScope scope(s.prof, qw ? "linear_backward_q" : "linear_backward", (dw ? 2 : 1) * linear_flops(s.N, C, OC));
     if (qw)  // a quantized base is frozen: no dw, db
       s.k->linear_backward_q(dinp, dout, qw, s.N, C, OC, kernels::Grad::set);
+    else if (in.w16)
+      s.k->linear16_backward(dinp, dw, db, dout, in.inp16 ? nullptr : inp, in.inp16, in.w16, s.N, C, OC,
+                             kernels::Grad::set, s.param_grads);
     else
       s.k->linear_backward(dinp, dw, db, dout, inp, w, s.N, C, OC, kernels::Grad::set, s.param_grads);
   }
@@ -203,7 +223,7 @@ void attention_half_forward(const BlockShape& s, const LayerTensors& w, const La
   const size_t N = static_cast<size_t>(s.N);
   norm_forward(s, a.ln1, a.mean1, a.rstd1, x_in, w.norm1_w, w.norm1_b);  // (N, C)
   keep16(s, "round_16", a.ln1, a.ln1_16, N * s.C);
-  linear_fwd(s, a.qkv, a.ln1, w.qkv_w, w.qkv_b, s.C, s.QKV, lora_of(w, LoraLinear::qkv), quant_of(w, LoraLinear::qkv));              // (N, QKV)
+  linear_fwd(s, a.qkv, {a.ln1, a.ln1_16, w.qkv_w, w.qkv_w16}, w.qkv_b, s.C, s.QKV, lora_of(w, LoraLinear::qkv), quant_of(w, LoraLinear::qkv));              // (N, QKV)
   if (!s.gpt2) rope_qk_forward(s, a.qkv, pos);
   keep16(s, "round_16", a.qkv, a.qkv_16, N * s.QKV);
   timed(s.prof, "attention_forward", 0, [&] {
@@ -215,12 +235,12 @@ void attention_half_forward(const BlockShape& s, const LayerTensors& w, const La
 void mlp_inputs_forward(const BlockShape& s, const LayerTensors& w, const LayerActs& a, const float* x_in) {
   const size_t N = static_cast<size_t>(s.N);
   const int up_cols = s.gpt2 ? s.F : 2 * s.F;
-  linear_fwd(s, a.h, a.att, w.proj_w, w.proj_b, s.C, s.C, lora_of(w, LoraLinear::proj), quant_of(w, LoraLinear::proj));  // (N, C)
+  linear_fwd(s, a.h, {a.att, a.att_16, w.proj_w, w.proj_w16}, w.proj_b, s.C, s.C, lora_of(w, LoraLinear::proj), quant_of(w, LoraLinear::proj));  // (N, C)
   residual_timed(s, a.h, x_in);                              // h = x + attn
   keep16(s, "round_16", a.h, a.h_16, N * s.C);
   norm_forward(s, a.ln2, a.mean2, a.rstd2, a.h, w.norm2_w, w.norm2_b);  // (N, C)
   keep16(s, "round_16", a.ln2, a.ln2_16, N * s.C);
-  linear_fwd(s, a.up, a.ln2, w.up_w, w.up_b, s.C, up_cols, lora_of(w, LoraLinear::up), quant_of(w, LoraLinear::up));             // (N, F|2F)
+  linear_fwd(s, a.up, {a.ln2, a.ln2_16, w.up_w, w.up_w16}, w.up_b, s.C, up_cols, lora_of(w, LoraLinear::up), quant_of(w, LoraLinear::up));             // (N, F|2F)
   keep16(s, "round_16", a.up, a.up_16, N * up_cols);
 }
 
@@ -238,7 +258,7 @@ void block_forward(const BlockShape& s, const LayerTensors& w, const LayerActs& 
   attention_half_forward(s, w, a, x_in, pos, seg);
   mlp_inputs_forward(s, w, a, x_in);
   mlp_act_forward(s, act, a.up);                                          // (N, F)
-  linear_fwd(s, x_out, act, w.down_w, w.down_b, s.F, s.C, lora_of(w, LoraLinear::down), quant_of(w, LoraLinear::down));              // (N, C)
+  linear_fwd(s, x_out, {act, nullptr, w.down_w, w.down_w16}, w.down_b, s.F, s.C, lora_of(w, LoraLinear::down), quant_of(w, LoraLinear::down));              // (N, C)
   residual_timed(s, x_out, a.h);                                          // out = h + mlp
 }
 
@@ -249,17 +269,17 @@ void block_backward(const BlockShape& s, const LayerTensors& w, const LayerTenso
   float* dx = acts.dx;  // (N, C): dL/d(out) on entry; the residual passes it through unchanged
   // MLP half. The activation was not kept: recompute it from the saved pre-activation.
   mlp_act_forward(s, acts.act, a.up);
-  linear_bwd(s, acts.dact, g.down_w, g.down_b, dx, acts.act, w.down_w, s.F, s.C, lora_of(w, LoraLinear::down), quant_of(w, LoraLinear::down));
+  linear_bwd(s, acts.dact, g.down_w, g.down_b, dx, {acts.act, nullptr, w.down_w, w.down_w16}, s.F, s.C, lora_of(w, LoraLinear::down), quant_of(w, LoraLinear::down));
   timed(s.prof, s.gpt2 ? "gelu_backward" : "swiglu_backward", 0, [&] {
     if (s.gpt2)
       s.k->gelu_backward(acts.dup, acts.dact, a.up, static_cast<int64_t>(N) * s.F, kernels::Grad::set);
     else
       s.k->swiglu_backward(acts.dup, acts.dact, a.up, s.N, s.F, kernels::Grad::set);
   });
-  linear_bwd(s, acts.dln, g.up_w, g.up_b, acts.dup, a.ln2, w.up_w, s.C, up_cols, lora_of(w, LoraLinear::up), quant_of(w, LoraLinear::up));
+  linear_bwd(s, acts.dln, g.up_w, g.up_b, acts.dup, {a.ln2, a.ln2_16, w.up_w, w.up_w16}, s.C, up_cols, lora_of(w, LoraLinear::up), quant_of(w, LoraLinear::up));
   norm_backward(s, dx, g.norm2_w, g.norm2_b, acts.dln, a.h, w.norm2_w, a.mean2, a.rstd2);  // dx = dL/dh
   // Attention half.
-  linear_bwd(s, acts.datt, g.proj_w, g.proj_b, dx, a.att, w.proj_w, s.C, s.C, lora_of(w, LoraLinear::proj), quant_of(w, LoraLinear::proj));
+  linear_bwd(s, acts.datt, g.proj_w, g.proj_b, dx, {a.att, a.att_16, w.proj_w, w.proj_w16}, s.C, s.C, lora_of(w, LoraLinear::proj), quant_of(w, LoraLinear::proj));
   timed(s.prof, "attention_backward", 0, [&] {
     attention_bwd(s, acts.dqkv, acts.datt, a.qkv, a.att, a.lse, seg, kernels::Grad::set);
   });
@@ -279,7 +299,7 @@ void block_backward(const BlockShape& s, const LayerTensors& w, const LayerTenso
     s.k->rope_backward(dr + kq, acts.dqkv + kq, pos, s.N, s.QKV, s.NKV, s.HS, s.inv_freq);
     dqkv = dr;
   }
-  linear_bwd(s, acts.dln, g.qkv_w, g.qkv_b, dqkv, a.ln1, w.qkv_w, s.C, s.QKV, lora_of(w, LoraLinear::qkv), quant_of(w, LoraLinear::qkv));
+  linear_bwd(s, acts.dln, g.qkv_w, g.qkv_b, dqkv, {a.ln1, a.ln1_16, w.qkv_w, w.qkv_w16}, s.C, s.QKV, lora_of(w, LoraLinear::qkv), quant_of(w, LoraLinear::qkv));
   norm_backward(s, dx, g.norm1_w, g.norm1_b, acts.dln, x_in, w.norm1_w, a.mean1, a.rstd1);  // dx = dL/dx_in
 }
 

@@ -138,7 +138,10 @@ class Pretrainer::Task final : public TrainTask {
          << cfg_.precision << "; saved by the layers " << human_bytes(model_->saved_activation_bytes()) << ")\n";
     if (model_->weight_scratch_bytes())
       os << "# " << cfg_.precision << ": fp32 master weights, grads and AdamW state; saved activations in 16 bits; "
-         << "matmul weights rounded per use into a " << human_bytes(model_->weight_scratch_bytes()) << " scratch"
+         << (model_->context().ops().gemm_inputs == DType::bf16 && cfg_.precision == "bf16"
+                 ? "matmul weights as a bf16 copy (" + human_bytes(model_->weight_scratch_bytes()) +
+                       ") rewritten from the masters each forward, fed to the bf16 GEMMs with the saved activations"
+                 : "matmul weights rounded per use into a " + human_bytes(model_->weight_scratch_bytes()) + " scratch")
          << (r.scaler ? "; dynamic loss scale from " + std::to_string(r.scaler->scale()) + ", x2 after " +
                             std::to_string(cfg_.loss_scale_growth_interval) + " clean steps"
                       : std::string())

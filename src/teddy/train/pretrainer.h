@@ -25,7 +25,7 @@ using PretrainEvent = TrainEvent;
 struct PretrainMemory {
   size_t params = 0, grads = 0, optimizer = 0, activations = 0;
   size_t saved_activations = 0;  // of activations: what the layers keep for backward
-  size_t weight_scratch = 0;  // bf16/fp16: the rounded matmul weights (one block or the head), fp32
+  size_t weight_scratch = 0;  // bf16/fp16: the 16-bit matmul weights (Model::weight_scratch_bytes)
 };
 
 class Pretrainer {

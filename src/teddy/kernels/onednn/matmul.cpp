@@ -59,7 +59,7 @@ struct ThreadState {
   dnnl::engine eng{dnnl::engine::kind::cpu, 0};
   dnnl::stream strm{eng};
   std::map<Key, Entry> cache;
-  Growing scratch, a16, b16;
+  Growing scratch, a16, b16, shared16;
 };
 
 ThreadState& state() {
@@ -142,6 +142,12 @@ void matmul(const MatmulArgs& m) {
   if (e.scratch_bytes) e.scratch.set_data_handle(s.scratch.get(e.scratch_bytes));
   e.prim.execute(s.strm, e.args);
   s.strm.wait();
+}
+
+const uint16_t* round_shared(const float* x, size_t n) {
+  auto* t = static_cast<bf16_t*>(state().shared16.get(n * sizeof(bf16_t)));
+  convert_f32_to_bf16(t, x, n);
+  return t;
 }
 
 bool native_bf16() {

@@ -9,7 +9,8 @@
 // bf16: A and B are given as fp32 and rounded to bf16 (round to nearest even, as
 // core/dtype.h) into per-thread buffers right before the product, which accumulates
 // in fp32 (bf16 x bf16 -> f32: AVX512_BF16 vdpbf16ps or AMX tiles, chosen by oneDNN).
-// `a_elems` / `b_elems` are how many floats A and B span in memory (what is rounded).
+// An operand the caller already holds in bf16 (a weight copy, a saved activation) is
+// passed as bits (MatmulArgs::a16 / b16) and not rounded again.
 #include <cstddef>
 #include <cstdint>
 
@@ -27,13 +28,19 @@ struct MatmulArgs {
   bool bf16 = false;            // round A and B to bf16, accumulate in fp32
   int64_t ldc = 0;              // C's row stride; 0: N (contiguous)
   // bf16 only: operands already in bf16 (bit patterns, same strides as a / b), used as
-  // they are instead of rounding a / b (which may then be nullptr): the quantized
-  // linears round their activations once per call and dequantize W straight to bf16.
+  // they are instead of rounding a / b (which are then not read and may be nullptr): the
+  // quantized linears round their activations once per call and dequantize W straight to
+  // bf16; the linear16 ops pass the bf16 weight copy and saved 16-bit activations.
   const uint16_t* a16 = nullptr;
   const uint16_t* b16 = nullptr;
 };
 
 void matmul(const MatmulArgs& m);
+
+// x (n floats) rounded to bf16 into the calling thread's own buffer, valid until the
+// thread's next call: an operand two products share (a backward's dout) is rounded
+// once. Distinct from matmul's internal buffers.
+const uint16_t* round_shared(const float* x, size_t n);
 
 // Whether this CPU (as capped by ONEDNN_MAX_CPU_ISA / DNNL_MAX_CPU_ISA) computes bf16
 // products natively: oneDNN's effective ISA is AVX512_CORE_BF16 or AMX. Elsewhere
