@@ -41,8 +41,14 @@ std::string kernels_line() {
   for (std::string_view v : teddy::kernels::compiled_cpu_variants())
     compiled += (compiled.empty() ? "" : " ") + std::string(v);
   const char* cap = std::getenv("TEDDY_CPU_ISA");
-  return std::string(teddy::kernels::cpu_variant().isa) + " (compiled: " + compiled +
-         (cap && *cap ? std::string("; TEDDY_CPU_ISA=") + cap : std::string()) + ")";
+  std::string chosen;
+  try {
+    chosen = std::string(teddy::kernels::cpu_variant().isa);
+  } catch (const teddy::Error& e) {  // a bad TEDDY_CPU_ISA: --version still answers
+    chosen = std::string("none (") + e.what() + ")";
+  }
+  return chosen + " (compiled: " + compiled + (cap && *cap ? std::string("; TEDDY_CPU_ISA=") + cap : std::string()) +
+         ")";
 }
 
 }  // namespace

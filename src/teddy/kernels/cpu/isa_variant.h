@@ -22,7 +22,6 @@
 #error "isa_variant.h is for the generated kernel variant sources (CMakeLists.txt defines TEDDY_VARIANT_NS)"
 #endif
 
-#pragma GCC push_options
 #pragma GCC target("no-avx512f,no-avx512bw,no-avx512dq,no-avx512vl,no-avx512cd")
 #include <cblas.h>
 #include <immintrin.h>
@@ -43,10 +42,18 @@
 #include "teddy/core/buffer.h"
 #include "teddy/core/dtype.h"
 #include "teddy/core/error.h"
+#include "teddy/kernels/backend.h"
 #include "teddy/kernels/dropout_mask.h"
-#include "teddy/kernels/kernels.h"
+#include "teddy/kernels/quant_weight.h"
 #include "teddy/kernels/ref/attention.h"
 #include "teddy/kernels/ref/crossentropy.h"
-#pragma GCC pop_options
+// Back to the command line's x86-64-v4 (CMakeLists.txt). Not push/pop_options: after
+// pop_options GCC 12 no longer inlined vec_math.h's helpers into the `omp simd` loops
+// of this file (gelu_forward called sigmoid_approx per element: 15x slower).
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512cd,prefer-vector-width=512")
+// The op declarations under the same target as their definitions below: a function
+// declared under one target and defined under another is, to GCC, two versions of it
+// (function multiversioning), and the plain symbol is never defined.
+#include "teddy/kernels/kernels.h"
 
 #define cpu TEDDY_VARIANT_NS
