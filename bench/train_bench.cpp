@@ -15,6 +15,7 @@
 #include "bench/peak_flops.h"
 #include "bench/sgemm_ceiling.h"
 #include "teddy/core/cpu_info.h"
+#include "teddy/kernels/cpu_variant.h"
 #include "teddy/kernels/backend.h"
 #include "teddy/model/model.h"
 #include "teddy/train/optim/adamw.h"
@@ -62,6 +63,9 @@ TrainBenchResult run_one(const TrainBenchWorkload& w, const TrainBenchOptions& o
                      : kernels::gemm_backend(kernels::gemm_from_name(o.gemm, "bench train: --gemm"), precision_dtype(precision));
   r.backend = kb.name;
   r.gemm_library = kernels::gemm_description(kb);
+  // Every backend but ref runs the cpu backend's hand-written kernels (onednn's tables
+  // are cpu's with the linears replaced).
+  r.kernels = kb.name == std::string_view("ref") ? "ref" : std::string(kernels::cpu_variant().isa);
   {
     const CpuInfo ci = cpu_info();
     r.cpu_model = ci.model;

@@ -43,6 +43,7 @@ struct TrainBenchResult {
   int threads = 0;
   std::string backend;  // the kernel backend the step ran on
   std::string gemm_library;  // kernels::gemm_description: the library, its ISA, fp32 or bf16 inputs
+  std::string kernels;       // the hand-written kernels' variant (kernels/cpu_variant.h): avx2 | avx512 | native; ref
   std::string cpu_model;     // /proc/cpuinfo model name
   std::string cpu_isa;       // the vector ISA flags present (core/cpu_info.h)
   // The physical peak measured in the same process (bench/peak_flops.h): fp32 FMA loop

@@ -12,6 +12,7 @@
 #include "teddy/kernels/backend.h"
 #include "teddy/kernels/blas_info.h"
 #include "teddy/kernels/context.h"
+#include "teddy/kernels/cpu_variant.h"
 #include "teddy/kernels/kernels.h"
 #include "teddy/kernels/onednn/matmul.h"
 #include "teddy/kernels/onednn/onednn.h"
@@ -88,9 +89,12 @@ TEST(Backend, GemmChoiceFollowsItsRule) {
   EXPECT_NE(k::gemm_description(k::onednn::table()).find("oneDNN"), std::string::npos);
 }
 
+// cpu is the kernel variant this CPU runs (kernels/cpu_variant.h); the baseline variant,
+// always first, is namespace cpu's functions (the avx512 one, cpu_avx512's).
 TEST(Backend, TablesHoldTheNamespacesFunctions) {
   const k::Backend& ref = k::backend("ref");
-  const k::Backend& cpu = k::backend("cpu");
+  EXPECT_EQ(&k::backend("cpu"), k::cpu_variant().table);
+  const k::Backend& cpu = *k::cpu_variants()[0].table;
 #define TEDDY_OP(R, OP, ARGS)       \
   EXPECT_EQ(ref.OP, &k::ref::OP) << #OP; \
   EXPECT_EQ(cpu.OP, &k::cpu::OP) << #OP;

@@ -95,6 +95,7 @@ void print_train_result(const TrainBenchResult& r, bool json) {
     j["threads"] = r.threads;
     j["backend"] = r.backend;
     j["gemm_library"] = r.gemm_library;
+    j["kernels"] = r.kernels;
     j["cpu"] = r.cpu_model;
     j["cpu_isa"] = r.cpu_isa;
     j["params"] = r.params;
@@ -148,8 +149,8 @@ void print_train_result(const TrainBenchResult& r, bool json) {
               r.workload.model.c_str(), r.workload.batch, r.workload.seq, r.threads, r.ms_per_step, r.tokens_per_s,
               r.gflops_per_s, 100 * r.mfu, r.sgemm_gflops, 100 * r.mfu_peak, r.peak_gflops,
               plan::format_bytes(static_cast<double>(r.peak_rss_bytes)).c_str());
-  std::printf("      CPU %s (%s); GEMMs: %s (backend %s)\n", r.cpu_model.c_str(), r.cpu_isa.c_str(),
-              r.gemm_library.c_str(), r.backend.c_str());
+  std::printf("      CPU %s (%s); GEMMs: %s (backend %s); kernels %s\n", r.cpu_model.c_str(), r.cpu_isa.c_str(),
+              r.gemm_library.c_str(), r.backend.c_str(), r.kernels.c_str());
   if (r.lora_r > 0)
     std::printf("      LoRA r %d over a %s base: the base's products in %s, the adapters' in fp32\n", r.lora_r,
                 r.quantize == "none" ? "fp32" : r.quantize.c_str(), r.base_products.c_str());

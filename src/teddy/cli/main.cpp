@@ -11,6 +11,7 @@
 #include "teddy/core/error.h"
 #include "teddy/io/hf_import.h"
 #include "teddy/kernels/blas_info.h"
+#include "teddy/kernels/cpu_variant.h"
 
 namespace {
 
@@ -34,6 +35,23 @@ std::string unknown_subcommand(CLI::App& app, int argc, char** argv) {
   return "";
 }
 
+// "avx512 (compiled: avx2 avx512; TEDDY_CPU_ISA=avx2 caps it)": the hand-written
+// kernels' variant this CPU runs (kernels/cpu_variant.h).
+std::string kernels_line() {
+  std::string compiled;
+  for (std::string_view v : teddy::kernels::compiled_cpu_variants())
+    compiled += (compiled.empty() ? "" : " ") + std::string(v);
+  const char* cap = std::getenv("TEDDY_CPU_ISA");
+  std::string chosen;
+  try {
+    chosen = std::string(teddy::kernels::cpu_variant().isa);
+  } catch (const teddy::Error& e) {  // a bad TEDDY_CPU_ISA: --version still answers
+    chosen = std::string("none (") + e.what() + ")";
+  }
+  return chosen + " (compiled: " + compiled + (cap && *cap ? std::string("; TEDDY_CPU_ISA=") + cap : std::string()) +
+         ")";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -49,7 +67,7 @@ int main(int argc, char** argv) {
     return "teddy 0.1.0\ncpu: " + cpu.model + " (" + std::to_string(cpu.logical_cpus) + " logical CPUs; " +
            (isa.empty() ? std::string("no AVX2") : isa) + ")\nblas: " + teddy::kernels::blas_description() +
            (coretype ? std::string(" (OPENBLAS_CORETYPE=") + coretype + ")" : std::string()) +
-           "\nopenmp: " + std::to_string(omp_get_max_threads()) + " threads";
+           "\nkernels: " + kernels_line() + "\nopenmp: " + std::to_string(omp_get_max_threads()) + " threads";
   });
   teddy::cli::Run run;
   // A QLoRA base imported from a bitsandbytes 4-bit directory is read from its NF4 codes.

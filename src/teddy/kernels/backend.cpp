@@ -7,6 +7,7 @@
 
 #include "teddy/core/error.h"
 #include "teddy/kernels/blas_info.h"
+#include "teddy/kernels/cpu_variant.h"
 #include "teddy/kernels/kernels.h"
 #include "teddy/kernels/onednn/matmul.h"
 #include "teddy/kernels/onednn/onednn.h"
@@ -93,7 +94,8 @@ const Backend& lora_gemm_backend(Gemm g, DType precision, std::string_view compu
 }
 
 std::string gemm_description(const Backend& b) {
-  if (b.linear_forward == cpu::table().linear_forward) return blas_description();
+  for (const CpuVariant& v : cpu_variants())  // any ISA variant: the same OpenBLAS calls
+    if (b.linear_forward == v.table->linear_forward) return blas_description();
   if (b.linear_forward == ref::table().linear_forward) return "plain loops (ref)";
   return std::string(onednn::describe()) + (b.gemm_inputs == DType::bf16 ? ", bf16 inputs" : ", fp32");
 }

@@ -5,11 +5,11 @@
 // builds in ISO mode (-std=c++20), where GCC does not contract a*b+c.
 #include <cstdint>
 #include <cstring>
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__FMA__)
 #include <immintrin.h>
 #endif
 
-// 64-byte vectors passed by value: without AVX-512 (TEDDY_NATIVE=OFF) GCC notes the
+// 64-byte vectors passed by value: without AVX-512 (the avx2 variant) GCC notes the
 // ABI differs from an AVX-512 build. These helpers are inline and internal, so it
 // does not matter.
 #pragma GCC diagnostic push
@@ -28,6 +28,12 @@ inline void store(float* p, v16 v) { std::memcpy(p, &v, sizeof v); }
 inline v16 fma(v16 a, v16 b, v16 c) {
 #if defined(__AVX512F__)
   return (v16)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+#elif defined(__FMA__)  // two 8-float halves, fused as above: both variants round alike
+  __m256 a2[2], b2[2], c2[2];
+  std::memcpy(a2, &a, sizeof a), std::memcpy(b2, &b, sizeof b), std::memcpy(c2, &c, sizeof c);
+  for (int h = 0; h < 2; ++h) c2[h] = _mm256_fmadd_ps(a2[h], b2[h], c2[h]);
+  std::memcpy(&c, c2, sizeof c);
+  return c;
 #else
   return a * b + c;
 #endif

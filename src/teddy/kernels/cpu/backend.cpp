@@ -1,4 +1,5 @@
-// The cpu backend's table: kernels::cpu's ops in ops.inc order.
+// The cpu backend's table: kernels::cpu's ops in ops.inc order (compiled once per kernel
+// variant, cpu/isa_variant.h; kernels/cpu_variant.cpp picks one).
 #include "teddy/kernels/kernels.h"
 
 namespace teddy::kernels::cpu {
@@ -13,6 +14,6 @@ constexpr Backend kTable = {
 };
 }  // namespace
 
-const Backend& table() { return kTable; }
+const Backend& variant_table() { return kTable; }
 
 }  // namespace teddy::kernels::cpu
