@@ -113,8 +113,11 @@ TEST(Backend, OnednnTablesAreCpusButTheLinears) {
     EXPECT_EQ(t->linear_backward, bf16 ? &k::onednn::linear_backward_bf16 : &k::onednn::linear_backward);
     EXPECT_EQ(t->linear_forward_q, bf16 ? &k::onednn::linear_forward_q_bf16 : cpu.linear_forward_q);
     EXPECT_EQ(t->linear_backward_q, bf16 ? &k::onednn::linear_backward_q_bf16 : cpu.linear_backward_q);
+    // linear16: oneDNN's bf16 matmuls on bf16 operands, or (fp32 table) its fp32 ones on them widened.
+    EXPECT_EQ(t->linear16_forward, bf16 ? &k::onednn::linear16_forward : &k::onednn::linear16_forward_f32);
+    EXPECT_EQ(t->linear16_backward, bf16 ? &k::onednn::linear16_backward : &k::onednn::linear16_backward_f32);
 #define TEDDY_OP(R, OP, ARGS) \
-  if (std::string(#OP).rfind("linear_", 0) != 0) {                  \
+  if (std::string(#OP).rfind("linear", 0) != 0) {                   \
     EXPECT_EQ(t->OP, cpu.OP) << #OP;                                 \
   }
 #include "teddy/kernels/ops.inc"
