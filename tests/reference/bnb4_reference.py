@@ -23,38 +23,20 @@ bitsandbytes itself is not installable here; its quantizer is nf4_reference.py's
 """
 import json
 import os
-import struct
 import sys
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gpt_reference import read_safetensors  # noqa: E402
-from nf4_reference import NF4, create_dynamic_map, quantize  # noqa: E402
+from nf4_reference import NF4, create_dynamic_map, quantize, write  # noqa: E402
 
 LLAMA_MODULES = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                  "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
 GPT2_MODULES = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")  # Conv1D: stored [in, out]
 
 
-def write_st(path, tensors, meta=None):
-    """safetensors, by hand, with U8 as well."""
-    st = {np.dtype("float32"): "F32", np.dtype("uint8"): "U8", np.dtype("float16"): "F16"}
-    header = {"__metadata__": meta} if meta else {}
-    blobs, off = [], 0
-    for k in sorted(tensors):
-        a = np.ascontiguousarray(tensors[k])
-        raw = a.tobytes()
-        header[k] = {"dtype": st[a.dtype], "shape": list(a.shape), "data_offsets": [off, off + len(raw)]}
-        off += len(raw)
-        blobs.append(raw)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
+write_st = write  # nf4_reference.write: safetensors by hand, with U8 and F16
 
 
 def linear_modules(config, names):

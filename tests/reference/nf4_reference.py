@@ -98,11 +98,12 @@ def quantize(w, dq, map8):
     return out
 
 
-def write(path, tensors):
+def write(path, tensors, meta=None):
+    """A safetensors file, by hand (F32, F16 and U8 tensors; optional __metadata__)."""
     import json
     import struct
-    dt = {np.dtype("float32"): "F32", np.dtype("uint8"): "U8"}
-    header, blobs, off = {}, [], 0
+    dt = {np.dtype("float32"): "F32", np.dtype("uint8"): "U8", np.dtype("float16"): "F16"}
+    header, blobs, off = ({"__metadata__": meta} if meta else {}), [], 0
     for k in sorted(tensors):
         a = np.ascontiguousarray(tensors[k])
         raw = a.tobytes()
