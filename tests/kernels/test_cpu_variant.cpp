@@ -276,7 +276,9 @@ TEST(CpuVariant, Avx512InstructionsOnlyInTheDispatchedVariant) {
     }
   }
   EXPECT_TRUE(stray.empty()) << "AVX-512 instructions outside the dispatched variant:" << stray;
-  EXPECT_GT(in_variant, 1000) << "the avx512 variant should be AVX-512 code";
+  // How many depends on the optimization level (873 at -O1 in the sanitizer build, more at
+  // -O3); none at all means the variant lost its -march=x86-64-v4.
+  EXPECT_GT(in_variant, 0) << "the avx512 variant should be AVX-512 code";
   std::printf("EVEX instructions: %d in namespace cpu_avx512, %zu functions in all\n", in_variant, evex.size());
 }
 
