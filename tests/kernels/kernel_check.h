@@ -120,6 +120,35 @@ inline ::testing::AssertionResult close_scaled(const std::vector<float>& got, co
   return all_close(got, want, rtol, rtol * std::max(max_abs(want), 1e-30));
 }
 
+// |v| elementwise: the operands whose product the reference computes as `mag` below.
+inline std::vector<float> abs_of(const std::vector<float>& v) {
+  std::vector<float> a(v.size());
+  for (size_t i = 0; i < v.size(); ++i) a[i] = std::fabs(v[i]);
+  return a;
+}
+
+// got vs the float reference `want` of a product summed over K terms (plus, for +=,
+// what the buffer held). GEMMs on fp32 inputs: close_scaled at rtol_for(fp32, K). GEMMs
+// that round their inputs to bf16 (bf16_inputs) add the rounding's worst case
+// elementwise: each input is off by at most u = 2^-8 relative (round to nearest, 8-bit
+// significand), so each product a*b by (2u + u^2)|a||b|, and the sum by
+// (2u + u^2) * mag, mag = sum_k |a_k||b_k| (the product of the absolute values,
+// computed by the reference); the fp32 accumulation term stays as for fp32.
+inline ::testing::AssertionResult product_close(bool bf16_inputs, const std::vector<float>& got,
+                                                const std::vector<float>& want, const std::vector<float>& mag, int K) {
+  const double rtol = rtol_for(kEpsF32, K);
+  if (!bf16_inputs) return close_scaled(got, want, rtol);
+  const double u = kEpsBF16 / 2, floor = rtol * std::max(max_abs(want), 1e-30);
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double bound = (2 * u + u * u) * mag[i] + rtol * std::fabs(want[i]) + floor;
+    const double err = std::fabs(static_cast<double>(got[i]) - want[i]);
+    if (!(err <= bound))
+      return ::testing::AssertionFailure() << "element " << i << ": got " << got[i] << ", want " << want[i]
+                                           << ", bound " << bound << " (bf16 inputs, K=" << K << ")";
+  }
+  return ::testing::AssertionSuccess();
+}
+
 // Backward += check: each gradient in `twice` (backward run twice onto zeros) is
 // 2x the same gradient in `once` (run once), within close_scaled(rtol).
 // Callers pass rtol = 4 eps: a kernel that adds its finished per-element result to the

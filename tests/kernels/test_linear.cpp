@@ -20,35 +20,13 @@ using teddy::kernels::Grad;
 
 class LinearBackend : public BackendTest {
  protected:
-  // got vs the float reference `want` of a product summed over K terms (plus, for +=,
-  // what the buffer held). fp32 backends: close_scaled at rtol_for(fp32, K). A backend
-  // whose GEMMs round their inputs to bf16 (gemm_inputs) adds the rounding's worst case
-  // elementwise: each input is off by at most u = 2^-8 relative (round to nearest,
-  // 8-bit significand), so each product a*b by (2u + u^2)|a||b|, and the sum by
-  // (2u + u^2) * mag, mag = sum_k |a_k||b_k| (the product of the absolute values,
-  // computed by the reference); the fp32 accumulation term stays as for fp32.
+  // kernel_check.h's product_close, with the bf16 term where this backend's GEMMs round to bf16.
   ::testing::AssertionResult product_close(const std::vector<float>& got, const std::vector<float>& want,
                                            const std::vector<float>& mag, int K) const {
-    const double rtol = rtol_for(kEpsF32, K);
-    if (kb->gemm_inputs == teddy::DType::f32) return close_scaled(got, want, rtol);
-    const double u = kEpsBF16 / 2, floor = rtol * std::max(max_abs(want), 1e-30);
-    for (size_t i = 0; i < got.size(); ++i) {
-      const double bound = (2 * u + u * u) * mag[i] + rtol * std::fabs(want[i]) + floor;
-      const double err = std::fabs(static_cast<double>(got[i]) - want[i]);
-      if (!(err <= bound))
-        return ::testing::AssertionFailure() << "element " << i << ": got " << got[i] << ", want " << want[i]
-                                             << ", bound " << bound << " (bf16 inputs, K=" << K << ")";
-    }
-    return ::testing::AssertionSuccess();
+    return teddy::test::product_close(kb->gemm_inputs != teddy::DType::f32, got, want, mag, K);
   }
 };
 TEDDY_BACKEND_SUITE(LinearBackend);
-
-std::vector<float> abs_of(const std::vector<float>& v) {
-  std::vector<float> a(v.size());
-  for (size_t i = 0; i < v.size(); ++i) a[i] = std::fabs(v[i]);
-  return a;
-}
 
 TEST(Linear, ReferenceBackwardMatchesFiniteDifferences) {
   for (auto [N, C, OC] : {std::tuple{3, 5, 4}, std::tuple{1, 1, 1}, std::tuple{4, 7, 9}}) {

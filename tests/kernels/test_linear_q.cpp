@@ -50,31 +50,12 @@ struct QW {
   }
 };
 
-std::vector<float> abs_of(const std::vector<float>& v) {
-  std::vector<float> a(v.size());
-  for (size_t i = 0; i < v.size(); ++i) a[i] = std::fabs(v[i]);
-  return a;
-}
-
 class LinearQBackend : public BackendTest {
  protected:
-  // got vs the float reference `want` of a product over K terms (test_linear.cpp's
-  // product_close): fp32 backends close_scaled at rtol_for(fp32, K); bf16 inputs add
-  // (2u + u^2) * mag elementwise, u = 2^-8 (each operand within u relative of its
-  // rounding), mag = sum_k |a_k||b_k| from the reference on absolute values.
+  // kernel_check.h's product_close, with the bf16 term where this backend's GEMMs round to bf16.
   ::testing::AssertionResult product_close(const std::vector<float>& got, const std::vector<float>& want,
                                            const std::vector<float>& mag, int K) const {
-    const double rtol = rtol_for(kEpsF32, K);
-    if (kb->gemm_inputs == DType::f32) return close_scaled(got, want, rtol);
-    const double u = kEpsBF16 / 2, floor = rtol * std::max(max_abs(want), 1e-30);
-    for (size_t i = 0; i < got.size(); ++i) {
-      const double bound = (2 * u + u * u) * mag[i] + rtol * std::fabs(want[i]) + floor;
-      const double err = std::fabs(static_cast<double>(got[i]) - want[i]);
-      if (!(err <= bound))
-        return ::testing::AssertionFailure() << "element " << i << ": got " << got[i] << ", want " << want[i]
-                                             << ", bound " << bound << " (bf16 inputs, K=" << K << ")";
-    }
-    return ::testing::AssertionSuccess();
+    return teddy::test::product_close(kb->gemm_inputs != teddy::DType::f32, got, want, mag, K);
   }
 };
 TEDDY_BACKEND_SUITE(LinearQBackend);

@@ -12,17 +12,22 @@
 
 namespace teddy {
 
+int generation_budget(const ModelConfig& cfg, std::span<const int32_t> prompt, int max_new_tokens,
+                      const std::string& who) {
+  if (prompt.empty()) throw Error(who + "the prompt must hold at least one token");
+  if (max_new_tokens < 0) throw Error(who + "max_new_tokens must be >= 0");
+  if (prompt.size() > static_cast<size_t>(cfg.max_seq_len))
+    throw Error(who + "prompt of " + std::to_string(prompt.size()) + " tokens exceeds max_seq_len=" +
+                std::to_string(cfg.max_seq_len));
+  return std::min(max_new_tokens, cfg.max_seq_len - static_cast<int>(prompt.size()));
+}
+
 std::vector<int32_t> generate(Model& model, std::span<const int32_t> prompt, int max_new_tokens,
                               const SamplingOptions& opts, const std::function<bool(int32_t)>& on_token,
                               bool use_kv_cache) {
   const ModelConfig& cfg = model.config();
-  if (prompt.empty()) throw Error("generate: the prompt must hold at least one token");
-  if (max_new_tokens < 0) throw Error("generate: max_new_tokens must be >= 0");
-  if (prompt.size() > static_cast<size_t>(cfg.max_seq_len))
-    throw Error("generate: prompt of " + std::to_string(prompt.size()) + " tokens exceeds max_seq_len=" +
-                std::to_string(cfg.max_seq_len));
   const int P = static_cast<int>(prompt.size());
-  const int budget = std::min(max_new_tokens, cfg.max_seq_len - P);
+  const int budget = generation_budget(cfg, prompt, max_new_tokens, "generate: ");
   Sampler sampler(opts, cfg.vocab_size);
   std::vector<int32_t> out;
   if (budget <= 0) return out;

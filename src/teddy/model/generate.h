@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "teddy/model/model.h"
@@ -26,6 +27,12 @@ struct SamplingOptions {
 // prompt longer than max_seq_len or ids outside the vocabulary; ConfigError on bad
 // sampling options. Greedy picks the lowest id among equal maxima; padded vocabulary
 // ids are never produced.
+// The tokens a prompt may still generate: min(max_new_tokens, max_seq_len - prompt
+// length). Throws Error, messages prefixed by `who`, on an empty prompt, a prompt longer
+// than max_seq_len or a negative max_new_tokens (generate and generate_batch share it).
+int generation_budget(const ModelConfig& cfg, std::span<const int32_t> prompt, int max_new_tokens,
+                      const std::string& who);
+
 std::vector<int32_t> generate(Model& model, std::span<const int32_t> prompt, int max_new_tokens,
                               const SamplingOptions& opts,
                               const std::function<bool(int32_t)>& on_token = {},

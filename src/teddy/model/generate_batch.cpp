@@ -24,17 +24,12 @@ std::vector<std::vector<int32_t>> generate_batch(
     const GenerationRequest& r = requests[i];
     const std::string who = "generate: request " + std::to_string(i) + ": ";
     const int P = static_cast<int>(r.prompt.size());
-    if (P == 0) throw Error(who + "the prompt must hold at least one token");
-    if (r.prompt.size() > static_cast<size_t>(cfg.max_seq_len))
-      throw Error(who + "prompt of " + std::to_string(P) + " tokens exceeds max_seq_len=" +
-                  std::to_string(cfg.max_seq_len));
-    if (r.max_new_tokens < 0) throw Error(who + "max_new_tokens must be >= 0");
+    budget[i] = generation_budget(cfg, r.prompt, r.max_new_tokens, who);
     if (r.adapter < -1 || r.adapter >= n_adapters)
       throw Error(who + "adapter " + std::to_string(r.adapter) + " outside [-1, " + std::to_string(n_adapters) + ")");
     for (int32_t t : r.prompt)
       if (t < 0 || t >= cfg.vocab_size)
         throw Error(who + "token " + std::to_string(t) + " outside [0, " + std::to_string(cfg.vocab_size) + ")");
-    budget[i] = std::min(r.max_new_tokens, cfg.max_seq_len - P);
     if (budget[i] > 0) {
       capacity = std::max(capacity, P + budget[i] - 1);  // positions ever fed
       longest = std::max(longest, P);
