@@ -118,10 +118,11 @@ TEST(LoraCli, SftGenerateExportMerge) {
     EXPECT_EQ(got[2]["completion"], reply(ans_b));
     EXPECT_EQ(got[3]["completion"], reply(ans_a).substr(0, 1)) << "max_tokens 1: the reply's first byte";
   }
-  std::ofstream(root / "bad1.jsonl") << R"({"prompt": "x"})" << "\n" << R"({"prompt": "x", "adapter": "zz"})" << "\n";
+  // A blank line is skipped but counted: the error names the file's line 3.
+  std::ofstream(root / "bad1.jsonl") << R"({"prompt": "x"})" << "\n\n" << R"({"prompt": "x", "adapter": "zz"})" << "\n";
   r = run_teddy("generate --checkpoint " + base + many + (root / "bad1.jsonl").string());
   EXPECT_NE(r.rc, 0);
-  EXPECT_NE(r.out.find("bad1.jsonl:2: unknown adapter 'zz' (given with --adapter: none, a, b, c)"), std::string::npos)
+  EXPECT_NE(r.out.find("bad1.jsonl:3: unknown adapter 'zz' (given with --adapter: none, a, b, c)"), std::string::npos)
       << r.out;
   std::ofstream(root / "bad2.jsonl") << R"({"prompt": "x"})" << "\n" << R"({"prompt": "x",)" << "\n";
   r = run_teddy("generate --checkpoint " + base + many + (root / "bad2.jsonl").string());

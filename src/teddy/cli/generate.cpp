@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -16,6 +15,7 @@
 #include "teddy/io/hf_import.h"
 #include "teddy/io/hf_peft.h"
 #include "teddy/model/generate.h"
+#include "teddy/eval/jsonl.h"
 #include "teddy/model/generate_batch.h"
 #include "teddy/model/model.h"
 #include "teddy/train/chat_model.h"
@@ -33,44 +33,35 @@ namespace {
 struct PromptLine {
   std::string prompt, adapter, system;
   int max_tokens = 0;  // 0: --max-tokens
+  size_t line = 0;     // 1-based line in the file (blank lines skipped)
 };
 
+// The rows through eval/jsonl.h's reader (blank lines skipped, "FILE:LINE: invalid
+// JSON" / "expected a JSON object"), each field checked here.
 std::vector<PromptLine> read_prompt_lines(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("--prompts: cannot open " + path);
   std::vector<PromptLine> lines;
-  std::string text;
-  for (int no = 1; std::getline(in, text); ++no) {
-    if (!text.empty() && text.back() == '\r') text.pop_back();
-    if (text.find_first_not_of(" \t") == std::string::npos) continue;  // blank line
-    const std::string at = path + ":" + std::to_string(no) + ": ";
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::exception& e) {
-      throw FormatError(at + "invalid JSON: " + e.what());
-    }
-    if (!j.is_object()) throw FormatError(at + "expected a JSON object {\"prompt\": ..., \"adapter\": ...}");
+  for (const JsonlRow& r : read_jsonl(path)) {
+    const nlohmann::json& j = r.value;
     PromptLine p;
+    p.line = r.line;
     const auto pr = j.find("prompt");
-    if (pr == j.end() || !pr->is_string()) throw FormatError(at + "\"prompt\": expected a string");
+    if (pr == j.end() || !pr->is_string()) row_error(path, r.line, "\"prompt\": expected a string");
     p.prompt = pr->get<std::string>();
     if (const auto a = j.find("adapter"); a != j.end() && !a->is_null()) {
-      if (!a->is_string()) throw FormatError(at + "\"adapter\": expected a string (an --adapter NAME or \"none\")");
+      if (!a->is_string()) row_error(path, r.line, "\"adapter\": expected a string (an --adapter NAME or \"none\")");
       p.adapter = a->get<std::string>();
     }
     if (const auto y = j.find("system"); y != j.end() && !y->is_null()) {
-      if (!y->is_string()) throw FormatError(at + "\"system\": expected a string");
+      if (!y->is_string()) row_error(path, r.line, "\"system\": expected a string");
       p.system = y->get<std::string>();
     }
     if (const auto m = j.find("max_tokens"); m != j.end() && !m->is_null()) {
       if (!m->is_number_integer() || m->get<long long>() < 1 || m->get<long long>() > 1000000000)
-        throw FormatError(at + "\"max_tokens\": expected a positive integer");
+        row_error(path, r.line, "\"max_tokens\": expected a positive integer");
       p.max_tokens = static_cast<int>(m->get<long long>());
     }
     lines.push_back(std::move(p));
   }
-  if (in.bad()) throw Error("--prompts: cannot read " + path);
   return lines;
 }
 
@@ -197,7 +188,7 @@ void register_generate(CLI::App& app, Run& run) {
         }
         std::vector<GenerationRequest> reqs(lines.size());
         for (size_t i = 0; i < lines.size(); ++i) {
-          const std::string at = o->prompts + ":" + std::to_string(i + 1);
+          const std::string at = o->prompts + ":" + std::to_string(lines[i].line);
           const std::string& a = lines[i].adapter.empty() ? std::string("none") : lines[i].adapter;
           const auto it = index.find(a);
           if (it == index.end())
