@@ -82,8 +82,10 @@ Tokenizer read_tokenizer(const std::string& path, std::vector<std::string>& note
   }
 }
 
-bool bnb4_linear(const HfTensorSpec& s) { return bnb4_block_linear(s); }
-std::string bnb4_module(const std::string& weight_name) { return weight_name.substr(0, weight_name.size() - 7); }
+// "model.layers.0.self_attn.q_proj.weight" -> its module "model.layers.0.self_attn.q_proj".
+std::string bnb4_module(const std::string& weight_name) {
+  return weight_name.substr(0, weight_name.size() - std::strlen(".weight"));
+}
 
 // Checks every tensor's presence, shape and dtype against `c` (before any model is
 // allocated, so a config.json that promises a huge model over small files costs nothing).
@@ -103,9 +105,9 @@ std::vector<std::string> check_weights(const HfWeights& w, const ModelConfig& c,
         throw FormatError(w.file_of(bare) + ": both " + name + " and " + bare + " are present");
       if (w.find(bare)) name = bare;
     }
-    if (bnb && bnb4_linear(s)) {
+    if (bnb && bnb4_block_linear(s)) {
       // A bitsandbytes module: its tensors present (read_bnb4_linear checks the rest when it reads them).
-      const std::string module = name.substr(0, name.size() - std::strlen(".weight"));
+      const std::string module = bnb4_module(name);
       for (const std::string& n : bnb4_tensor_names(module, bnb->double_quant)) {
         if (!w.find(n)) {
           if (n == name + ".quant_state.bitsandbytes__nf4" && w.find(name + ".quant_state.bitsandbytes__fp4"))
@@ -153,7 +155,7 @@ void copy_weights(const HfWeights& w, const std::vector<HfTensorSpec>& specs, co
   for (size_t i = 0; i < specs.size(); ++i) {
     const HfTensorSpec& s = specs[i];
     const size_t n = static_cast<size_t>(s.rows * s.cols);
-    if (bnb && bnb4_linear(s)) {  // stored [out, in] like teddy's rows, whatever the family
+    if (bnb && bnb4_block_linear(s)) {  // stored [out, in] like teddy's rows, whatever the family
       const Nf4Tensor q = read_bnb4_linear(w, bnb4_module(names[i]), {s.rows, s.cols}, bnb->double_quant);
       nf4_dequantize(q, 0, q.numel, m.param(s.teddy_name) + static_cast<size_t>(s.row_begin * s.cols));
       ++out.dtypes["NF4"];
@@ -276,13 +278,13 @@ Model read_hf_bnb4_lora(const std::string& dir, const LoraConfig& lora, uint64_t
       if (lo >= hi) continue;
       float* dst = out + (lo - row0) * width;
       const size_t first = static_cast<size_t>((lo - s.row_begin) * s.cols), n = static_cast<size_t>((hi - lo) * s.cols);
-      if (!bnb4_linear(s) && !s.transpose) {
+      if (!bnb4_block_linear(s) && !s.transpose) {
         widen(*w.find(names[i]), first, n, dst);
         continue;
       }
       if (cached != i) {
         whole.assign(static_cast<size_t>(s.rows * s.cols), 0.0f);
-        if (bnb4_linear(s)) {
+        if (bnb4_block_linear(s)) {
           const Nf4Tensor q = read_bnb4_linear(w, bnb4_module(names[i]), {s.rows, s.cols}, bnb->double_quant);
           nf4_dequantize(q, 0, q.numel, whole.data());
         } else {  // HF [cols, rows] -> teddy rows
@@ -300,7 +302,7 @@ Model read_hf_bnb4_lora(const std::string& dir, const LoraConfig& lora, uint64_t
   const Nf4Source nf4 = [&](const ParamInfo& p, const LoraPart& part) -> std::optional<Nf4Tensor> {
     for (size_t i = 0; i < specs.size(); ++i) {
       const HfTensorSpec& s = specs[i];
-      if (s.teddy_name == p.name && s.row_begin == part.off && s.rows == part.rows && bnb4_linear(s))
+      if (s.teddy_name == p.name && s.row_begin == part.off && s.rows == part.rows && bnb4_block_linear(s))
         return read_bnb4_linear(w, bnb4_module(names[i]), {s.rows, s.cols}, bnb->double_quant);
     }
     throw Error("read_hf_bnb4_lora: no Hugging Face module holds rows " + std::to_string(part.off) + ".." +
